@@ -1,0 +1,155 @@
+/**
+ * Helpers every matmul variant shares: stable ids for buffers (bind-group cache keys),
+ * immutable per-call parameter uniforms, byte windows of large buffers that respect binding
+ * alignment, and pipeline creation inside an error scope.
+ *
+ * @module
+ */
+
+const ids = new WeakMap<GPUBuffer, number>();
+let nextId = 1;
+
+/**
+ * A stable small integer naming a buffer object, for cache keys.
+ *
+ * @example
+ * ```ts
+ * // bufferId(a) === bufferId(a), bufferId(a) !== bufferId(b)
+ * ```
+ */
+export function bufferId(b: GPUBuffer): number {
+  let id = ids.get(b);
+  if (id === undefined) {
+    id = nextId++;
+    ids.set(b, id);
+  }
+  return id;
+}
+
+/**
+ * Immutable uniform buffers of `u32` parameters, one per distinct parameter tuple. A call's
+ * parameters are never rewritten, so any number of encodes can share one submission.
+ *
+ * @example
+ * ```ts
+ * // const u = new ParamCache(device, "matmul"); u.get([m, n, k]) -> GPUBuffer (32 bytes+)
+ * ```
+ */
+export class ParamCache {
+  #map = new Map<string, GPUBuffer>();
+  /** Makes an empty cache on `device`; `label` names the buffers. */
+  constructor(private device: GPUDevice, private label: string) {}
+  /** The uniform buffer holding `values` (u32), padded to 16-byte multiples. */
+  get(values: readonly number[]): GPUBuffer {
+    const key = values.join(",");
+    let buf = this.#map.get(key);
+    if (!buf) {
+      const size = Math.max(16, Math.ceil((values.length * 4) / 16) * 16);
+      buf = this.device.createBuffer({
+        label: `${this.label} params ${key}`,
+        size,
+        usage: GPUBufferUsage.UNIFORM,
+        mappedAtCreation: true,
+      });
+      new Uint32Array(buf.getMappedRange()).set(values);
+      buf.unmap();
+      this.#map.set(key, buf);
+    }
+    return buf;
+  }
+  /** Destroys every cached buffer (only when no submitted work still uses them). */
+  destroy(): void {
+    for (const b of this.#map.values()) b.destroy();
+    this.#map.clear();
+  }
+}
+
+/** A binding window of a buffer: byte `offset`/`size` to bind, and the f32 element offset
+ * inside the window where the data starts. */
+export interface Window {
+  /** Byte offset to bind (multiple of `align`). */
+  readonly offset: number;
+  /** Byte size to bind (multiple of 4). */
+  readonly size: number;
+  /** Index of the first wanted f32 element inside the bound window. */
+  readonly elem: number;
+}
+
+/**
+ * The aligned window covering `bytes` bytes starting at byte `start` of a buffer.
+ *
+ * @example
+ * ```ts
+ * window(260, 8, 256); // {offset: 256, size: 12, elem: 1}
+ * ```
+ */
+export function window(start: number, bytes: number, align: number): Window {
+  const offset = start - (start % align);
+  return { offset, size: Math.ceil((start - offset + bytes) / 4) * 4, elem: (start - offset) / 4 };
+}
+
+/** A small LRU-free cache of bind groups that empties itself when it grows too large. */
+export class BindGroupCache {
+  #map = new Map<string, GPUBindGroup>();
+  /** Makes a cache that holds at most `max` bind groups. */
+  constructor(private max = 4096) {}
+  /** The cached bind group for `key`, making it with `make` when absent. */
+  get(key: string, make: () => GPUBindGroup): GPUBindGroup {
+    let g = this.#map.get(key);
+    if (!g) {
+      if (this.#map.size >= this.max) this.#map.clear();
+      g = make();
+      this.#map.set(key, g);
+    }
+    return g;
+  }
+  /** Drops every cached bind group. */
+  clear(): void {
+    this.#map.clear();
+  }
+}
+
+/**
+ * Compiles a compute pipeline inside validation and internal error scopes. WebGPU reports
+ * errors asynchronously: the returned `check` promise rejects with an error naming `kernel`
+ * (and carrying the compiler's message) when the WGSL failed to compile or link; it never
+ * rejects unobserved (callers await it through `ready()` or see it in `failure()`).
+ *
+ * @example
+ * ```ts
+ * // const { pipeline, check } = compilePipeline(device, "matmul v1", code);
+ * // await check;
+ * ```
+ */
+export function compilePipeline(
+  device: GPUDevice,
+  kernel: string,
+  code: string,
+  entryPoint = "main",
+): { pipeline: GPUComputePipeline; check: Promise<void>; failure: () => Error | null } {
+  device.pushErrorScope("internal");
+  device.pushErrorScope("validation");
+  const module = device.createShaderModule({ label: kernel, code });
+  const pipeline = device.createComputePipeline({
+    label: kernel,
+    layout: "auto",
+    compute: { module, entryPoint },
+  });
+  const validation = device.popErrorScope();
+  const internal = device.popErrorScope();
+  let failed: Error | null = null;
+  const check = Promise.all([validation, internal]).then(async ([v, i]) => {
+    const err = v ?? i;
+    if (!err) return;
+    let detail = err.message;
+    try {
+      const info = await module.getCompilationInfo();
+      const msgs = info.messages.map((m) => `${m.type} ${m.lineNum}:${m.linePos} ${m.message}`);
+      if (msgs.length) detail += `\n${msgs.join("\n")}`;
+    } catch { /* compilation info is optional */ }
+    failed = new Error(`WGSL kernel "${kernel}" failed to compile: ${detail}`);
+    throw failed;
+  });
+  check.catch(() => {}); // observed through ready()/failure()
+  return { pipeline, check, failure: () => failed };
+}

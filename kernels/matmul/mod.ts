@@ -1,0 +1,255 @@
+/**
+ * Matrix products for OPT's linear layers on WebGPU: `Y[M, N] = X[M, K] · W[N, K]^T + b[N]`,
+ * optionally followed by ReLU and a residual add, with `W` resident on the device.
+ *
+ * Several variants implement the same contract (see `kernels/matmul/README.md` for their
+ * measured speeds); `variant: "auto"` picks one per adapter.
+ *
+ * Buffer rules for {@linkcode LinearArgs}: `x`, `y` and `residual` are f32 storage buffers;
+ * `x` must not be the same buffer as `y` or `residual` (WebGPU forbids binding one buffer
+ * both read-only and writable in a dispatch); `residual` is either a different buffer from
+ * `y`, or exactly `y` at `yOffset` (then `y += relu?(x W^T + b)`).
+ *
+ * @example
+ * ```ts
+ * import { createMatmulKernels } from "./mod.ts";
+ * const adapter = await navigator.gpu.requestAdapter();
+ * const device = await adapter!.requestDevice();
+ * const mm = createMatmulKernels(device, { adapterInfo: adapter!.info });
+ * await mm.ready();
+ * const w = { name: "w", dtype: "F32" as const, shape: [2, 3],
+ *   bytes: () => new Uint8Array(new Float32Array([1, 2, 3, 4, 5, 6]).buffer) };
+ * const lin = mm.uploadLinear(w);
+ * const x = device.createBuffer({ size: 12, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+ * const y = device.createBuffer({ size: 8, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+ * device.queue.writeBuffer(x, 0, new Float32Array([1, 1, 1]));
+ * const enc = device.createCommandEncoder();
+ * mm.encode(enc, { x, y, m: 1, linear: lin }); // y = [6, 15]
+ * device.queue.submit([enc.finish()]);
+ * ```
+ * @module
+ */
+import type { Tensor } from "../../model/types.ts";
+import { hostLinear } from "./host.ts";
+import type { ResolvedArgs, Variant, VariantContext, VariantLinear } from "./types.ts";
+import { StorageVariant } from "./storage.ts";
+import naiveCode from "./v1_storage_naive.wgsl" with { type: "text" };
+
+/** Weights `W[N, K]` (+ bias `b[N]`) resident on the device in the variant's layout. */
+export interface DeviceLinear {
+  /** Output width `N` (rows of `W`). */
+  readonly n: number;
+  /** Input width `K` (columns of `W`). */
+  readonly k: number;
+  /** Name of the variant whose layout holds the weights. */
+  readonly variant: string;
+  /** Device memory held, in bytes. */
+  readonly bytes: number;
+  /** Frees the device memory (after the last submission using it); later encodes throw. */
+  destroy(): void;
+}
+
+/** Arguments of one product `Y = act(X W^T + b) (+ R)`. */
+export interface LinearArgs {
+  /** f32 storage buffer holding `X[M, K]` row-major. */
+  x: GPUBuffer;
+  /** Byte offset of `X` in `x` (a multiple of 256 is recommended; 4 is required). */
+  xOffset?: number;
+  /** f32 storage buffer receiving `Y[M, N]` row-major; must not be `x`. */
+  y: GPUBuffer;
+  /** Byte offset of `Y` in `y` (multiple of 4). */
+  yOffset?: number;
+  /** Rows `M` (decode: the batch; prefill: batch x columns). */
+  m: number;
+  /** The weights, from {@linkcode MatmulKernels.uploadLinear} of the same kernels object. */
+  linear: DeviceLinear;
+  /** `Y = relu(X W^T + b)` (applied before any residual). */
+  relu?: boolean;
+  /** `R[M, N]` added after the activation: a buffer other than `x`, or `y` itself at `yOffset`. */
+  residual?: GPUBuffer;
+  /** Byte offset of `R` (multiple of 4). */
+  residualOffset?: number;
+}
+
+/** A set of compiled matmul kernels on one device. */
+export interface MatmulKernels {
+  /** The variant new weights are uploaded for (e.g. `v3_texture_uniform`). */
+  readonly variant: string;
+  /**
+   * Uploads `weight [N, K]` (+ `bias [N]`): F16 stays f16 (packed pairs or an f16 texture),
+   * F32 stays f32, BF16 is converted to f32 exactly. Too-large weights are split by rows.
+   */
+  uploadLinear(weight: Tensor, bias?: Tensor, label?: string): DeviceLinear;
+  /**
+   * Records the product into `encoder` (one or more passes). Any number of encodes may share
+   * one submission: per-call parameters live in immutable cached uniforms.
+   */
+  encode(encoder: GPUCommandEncoder, args: LinearArgs): void;
+  /** Resolves once every pipeline compiled; rejects with an error naming a failed kernel. */
+  ready(): Promise<void>;
+}
+
+/** Options of {@linkcode createMatmulKernels}. */
+export interface MatmulOptions {
+  /** `"auto"` (default) or a name from {@linkcode MATMUL_VARIANTS}. */
+  variant?: "auto" | string;
+  /** The adapter's info, used by `"auto"` (software adapters get the texture variant). */
+  adapterInfo?: GPUAdapterInfo;
+  /** Largest storage binding to use, bytes (default: the device limit); for testing splits. */
+  maxBindingBytes?: number;
+  /** Largest texture side to use, texels (default: the device limit); for testing splits. */
+  maxTextureDim?: number;
+}
+
+/** Names of the available variants. */
+export const MATMUL_VARIANTS: readonly string[] = ["v1_storage_naive"];
+
+/**
+ * The variant `"auto"` picks: the texture/uniform one on software adapters (llvmpipe,
+ * SwiftShader, fallback adapters), the storage-buffer one elsewhere.
+ *
+ * @example
+ * ```ts
+ * autoVariant(undefined); // the storage variant
+ * ```
+ */
+export function autoVariant(info: GPUAdapterInfo | undefined): string {
+  void info;
+  return "v1_storage_naive";
+}
+
+function makeVariant(name: string, ctx: VariantContext): Variant {
+  switch (name) {
+    case "v1_storage_naive":
+      return new StorageVariant(ctx, {
+        name,
+        code: naiveCode,
+        kAlign: 2,
+        colsPerGroup: 64,
+        rowsPerGroup: 1,
+        colAlign: 1,
+      });
+    default:
+      throw new Error(
+        `unknown matmul variant "${name}" (known: auto, ${MATMUL_VARIANTS.join(", ")})`,
+      );
+  }
+}
+
+function checkOffset(name: string, off: number | undefined): number {
+  const o = off ?? 0;
+  if (!Number.isInteger(o) || o < 0 || o % 4 !== 0) {
+    throw new Error(`matmul: ${name} must be a non-negative multiple of 4, got ${off}`);
+  }
+  return o;
+}
+
+/**
+ * Creates the matmul kernels for `device`.
+ *
+ * @example
+ * ```ts
+ * // const mm = createMatmulKernels(device, { variant: "auto", adapterInfo: adapter.info });
+ * // const lin = mm.uploadLinear(weights.layers[0].fc1.weight, weights.layers[0].fc1.bias);
+ * // mm.encode(encoder, { x, y, m: 8, linear: lin, relu: true });
+ * ```
+ */
+export function createMatmulKernels(device: GPUDevice, options: MatmulOptions = {}): MatmulKernels {
+  const ctx: VariantContext = {
+    device,
+    maxBindingBytes: Math.min(
+      Number(device.limits.maxStorageBufferBindingSize),
+      options.maxBindingBytes ?? Infinity,
+    ),
+    maxTextureDim: Math.min(
+      Number(device.limits.maxTextureDimension2D),
+      options.maxTextureDim ?? Infinity,
+    ),
+  };
+  const requested = options.variant ?? "auto";
+  const name = requested === "auto" ? autoVariant(options.adapterInfo) : requested;
+  const variants = new Map<string, Variant>();
+  const variantFor = (n: string): Variant => {
+    let v = variants.get(n);
+    if (!v) {
+      v = makeVariant(n, ctx);
+      variants.set(n, v);
+    }
+    return v;
+  };
+  const main = variantFor(name);
+  const owner = new WeakMap<VariantLinear, Variant>();
+  let count = 0;
+
+  return {
+    variant: name,
+    uploadLinear(weight: Tensor, bias?: Tensor, label?: string): DeviceLinear {
+      const host = hostLinear(weight, bias, label ?? weight.name ?? `linear${count}`);
+      count++;
+      const lin = main.upload(host);
+      owner.set(lin, main);
+      return lin;
+    },
+    encode(encoder: GPUCommandEncoder, args: LinearArgs): void {
+      const lin = args.linear as VariantLinear;
+      const v = owner.get(lin);
+      if (!v) throw new Error("matmul: linear was not uploaded by this kernels object");
+      const label = (lin as { label?: string }).label ?? "linear";
+      if ((lin as { destroyed?: boolean }).destroyed) {
+        throw new Error(`matmul: linear ${label} was destroyed`);
+      }
+      const m = args.m;
+      if (!Number.isInteger(m) || m < 1) {
+        throw new Error(`matmul ${label}: m must be a positive integer, got ${m}`);
+      }
+      const xOffset = checkOffset("xOffset", args.xOffset);
+      const yOffset = checkOffset("yOffset", args.yOffset);
+      const residualOffset = checkOffset("residualOffset", args.residualOffset);
+      const need = (buf: GPUBuffer, off: number, bytes: number, what: string) => {
+        if (off + bytes > buf.size) {
+          throw new Error(
+            `matmul ${label}: ${what} needs ${bytes} bytes at offset ${off}, buffer ${
+              buf.label || "(unlabelled)"
+            } has ${buf.size}`,
+          );
+        }
+      };
+      need(args.x, xOffset, m * lin.k * 4, `x [${m}, ${lin.k}]`);
+      need(args.y, yOffset, m * lin.n * 4, `y [${m}, ${lin.n}]`);
+      if (args.x === args.y) throw new Error(`matmul ${label}: x and y must be different buffers`);
+      let residual: GPUBuffer | null = null;
+      let accumulate = false;
+      if (args.residual) {
+        if (args.residual === args.x) {
+          throw new Error(`matmul ${label}: residual must not be the x buffer`);
+        }
+        if (args.residual === args.y) {
+          if (residualOffset !== yOffset) {
+            throw new Error(
+              `matmul ${label}: a residual in the y buffer must sit at yOffset (${yOffset}), got ${residualOffset}`,
+            );
+          }
+          accumulate = true;
+        } else {
+          need(args.residual, residualOffset, m * lin.n * 4, `residual [${m}, ${lin.n}]`);
+          residual = args.residual;
+        }
+      }
+      const resolved: ResolvedArgs = {
+        x: args.x,
+        xOffset,
+        y: args.y,
+        yOffset,
+        m,
+        relu: !!args.relu,
+        residual,
+        residualOffset,
+        accumulate,
+      };
+      v.encode(encoder, lin, resolved);
+    },
+    async ready(): Promise<void> {
+      await Promise.all([...variants.values()].map((v) => v.ready()));
+    },
+  };
+}

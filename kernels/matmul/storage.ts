@@ -1,0 +1,229 @@
+/**
+ * Storage-buffer matmul variants: weights `W[N, K]` in storage buffers (f32, or f16 pairs
+ * packed in `u32`), split by rows of `W` (output columns) so that every part fits one
+ * binding; `X`, `Y` and the residual are bound as aligned windows of the caller's buffers.
+ * The kernel itself (naive or tiled) is a WGSL file plus a weight-reader snippet.
+ *
+ * @module
+ */
+import { type HostLinear, splitColumns } from "./host.ts";
+import { BindGroupCache, bufferId, compilePipeline, ParamCache, window } from "./common.ts";
+import type { ResolvedArgs, Variant, VariantContext, VariantLinear } from "./types.ts";
+import wF32 from "./w_storage_f32.wgsl" with { type: "text" };
+import wF16 from "./w_storage_f16.wgsl" with { type: "text" };
+
+/** How a storage kernel is shaped. */
+export interface StorageKernelSpec {
+  /** Variant name. */
+  readonly name: string;
+  /** The kernel WGSL (uses `w_at` or `w_quad` from the weight snippet, `p` params). */
+  readonly code: string;
+  /** Weight rows are zero-padded to a multiple of this many elements of K. */
+  readonly kAlign: number;
+  /** Output columns covered by one workgroup (dispatch x). */
+  readonly colsPerGroup: number;
+  /** Output rows covered by one workgroup (dispatch y). */
+  readonly rowsPerGroup: number;
+  /** Output columns per part are a multiple of this (the last part may be shorter). */
+  readonly colAlign: number;
+}
+
+interface StoragePart {
+  readonly n0: number;
+  readonly n: number;
+  readonly w: GPUBuffer;
+  readonly b: GPUBuffer;
+}
+
+class StorageLinear implements VariantLinear {
+  destroyed = false;
+  readonly groups = new BindGroupCache();
+  constructor(
+    readonly variant: string,
+    readonly n: number,
+    readonly k: number,
+    readonly f16: boolean,
+    readonly kw: number,
+    readonly parts: StoragePart[],
+    readonly bytes: number,
+    readonly label: string,
+  ) {}
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const p of this.parts) {
+      p.w.destroy();
+      p.b.destroy();
+    }
+    this.groups.clear();
+  }
+}
+
+const RELU = 1, RESIDUAL = 2, ACCUMULATE = 4;
+
+/** A storage-buffer variant built from a {@linkcode StorageKernelSpec}. */
+export class StorageVariant implements Variant {
+  readonly name: string;
+  #ctx: VariantContext;
+  #spec: StorageKernelSpec;
+  #pipes: Record<"f16" | "f32", ReturnType<typeof compilePipeline>>;
+  #params: ParamCache;
+  #dummy: GPUBuffer;
+
+  /** Compiles the f16 and f32 pipelines of `spec`. */
+  constructor(ctx: VariantContext, spec: StorageKernelSpec) {
+    this.#ctx = ctx;
+    this.#spec = spec;
+    this.name = spec.name;
+    this.#pipes = {
+      f32: compilePipeline(ctx.device, `${spec.name} (f32 weights)`, wF32 + "\n" + spec.code),
+      f16: compilePipeline(ctx.device, `${spec.name} (f16 weights)`, wF16 + "\n" + spec.code),
+    };
+    this.#params = new ParamCache(ctx.device, spec.name);
+    this.#dummy = ctx.device.createBuffer({
+      label: `${spec.name} no residual`,
+      size: 16,
+      usage: GPUBufferUsage.STORAGE,
+    });
+  }
+
+  async ready(): Promise<void> {
+    await Promise.all([this.#pipes.f32.check, this.#pipes.f16.check]);
+  }
+
+  upload(host: HostLinear): VariantLinear {
+    const { n, k, label } = host;
+    const dev = this.#ctx.device;
+    const kp = Math.ceil(k / this.#spec.kAlign) * this.#spec.kAlign;
+    const f16 = host.f16 !== null;
+    const kw = f16 ? Math.ceil(kp / 2) : kp; // 32-bit words per weight row
+    const maxCols = Math.floor(this.#ctx.maxBindingBytes / (kw * 4));
+    if (maxCols < 1) {
+      throw new Error(`linear ${label}: one weight row (${kw * 4} bytes) exceeds a binding`);
+    }
+    const parts: StoragePart[] = [];
+    let bytes = 0;
+    for (const part of splitColumns(n, maxCols, this.#spec.colAlign)) {
+      const words = new Uint32Array(part.n * kw);
+      if (f16) {
+        const halves = new Uint16Array(words.buffer);
+        for (let j = 0; j < part.n; j++) {
+          const src = host.f16!.subarray((part.n0 + j) * k, (part.n0 + j + 1) * k);
+          halves.set(src, j * kw * 2);
+        }
+      } else {
+        const floats = new Float32Array(words.buffer);
+        for (let j = 0; j < part.n; j++) {
+          floats.set(host.f32!.subarray((part.n0 + j) * k, (part.n0 + j + 1) * k), j * kw);
+        }
+      }
+      const w = dev.createBuffer({
+        label: `${label} W[${part.n0}:${part.n0 + part.n}] (${this.name})`,
+        size: words.byteLength,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+      });
+      dev.queue.writeBuffer(w, 0, words);
+      const bias = host.bias
+        ? host.bias.subarray(part.n0, part.n0 + part.n)
+        : new Float32Array(part.n);
+      const b = dev.createBuffer({
+        label: `${label} b[${part.n0}:${part.n0 + part.n}] (${this.name})`,
+        size: Math.max(16, Math.ceil(part.n / 4) * 16),
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+      });
+      dev.queue.writeBuffer(b, 0, bias);
+      bytes += w.size + b.size;
+      parts.push({ n0: part.n0, n: part.n, w, b });
+    }
+    return new StorageLinear(this.name, n, k, f16, kw, parts, bytes, label);
+  }
+
+  encode(encoder: GPUCommandEncoder, linear: VariantLinear, a: ResolvedArgs): void {
+    const lin = linear as StorageLinear;
+    const { n, k } = lin;
+    const spec = this.#spec;
+    const dev = this.#ctx.device;
+    const pipe = this.#pipes[lin.f16 ? "f16" : "f32"];
+    const err = pipe.failure();
+    if (err) throw err;
+    const limit = this.#ctx.maxBindingBytes - 256;
+    const rowsMax = Math.min(
+      65535 * spec.rowsPerGroup,
+      Math.floor(limit / (k * 4)),
+      Math.floor(limit / (n * 4)),
+    );
+    if (rowsMax < 1) throw new Error(`linear ${lin.label}: one row of X or Y exceeds a binding`);
+    const align = dev.limits.minStorageBufferOffsetAlignment;
+    const flags = (a.relu ? RELU : 0) | (a.residual ? RESIDUAL : 0) |
+      (a.accumulate ? ACCUMULATE : 0);
+    const pass = encoder.beginComputePass({ label: `${lin.label} (${this.name})` });
+    pass.setPipeline(pipe.pipeline);
+    const layout = pipe.pipeline.getBindGroupLayout(0);
+    for (let r0 = 0; r0 < a.m; r0 += rowsMax) {
+      const rows = Math.min(rowsMax, a.m - r0);
+      const xw = window(a.xOffset + r0 * k * 4, rows * k * 4, align);
+      const yw = window(a.yOffset + r0 * n * 4, rows * n * 4, align);
+      const rw = a.residual
+        ? window(a.residualOffset + r0 * n * 4, rows * n * 4, align)
+        : { offset: 0, size: 16, elem: 0 };
+      const res = a.residual ?? this.#dummy;
+      for (let pi = 0; pi < lin.parts.length; pi++) {
+        const part = lin.parts[pi];
+        const key = [
+          bufferId(a.x),
+          xw.offset,
+          xw.size,
+          bufferId(a.y),
+          yw.offset,
+          yw.size,
+          bufferId(res),
+          rw.offset,
+          rw.size,
+          rows,
+          flags,
+          xw.elem,
+          yw.elem,
+          rw.elem,
+          pi,
+        ].join(":");
+        const group = lin.groups.get(key, () =>
+          dev.createBindGroup({
+            label: `${lin.label} part ${pi} (${this.name})`,
+            layout,
+            entries: [
+              {
+                binding: 0,
+                resource: {
+                  buffer: this.#params.get([
+                    rows,
+                    part.n,
+                    k,
+                    n,
+                    part.n0,
+                    flags,
+                    lin.kw,
+                    xw.elem,
+                    yw.elem,
+                    rw.elem,
+                    0,
+                    0,
+                  ]),
+                },
+              },
+              { binding: 1, resource: { buffer: a.x, offset: xw.offset, size: xw.size } },
+              { binding: 2, resource: { buffer: part.b } },
+              { binding: 3, resource: { buffer: a.y, offset: yw.offset, size: yw.size } },
+              { binding: 4, resource: { buffer: res, offset: rw.offset, size: rw.size } },
+              { binding: 5, resource: { buffer: part.w } },
+            ],
+          }));
+        pass.setBindGroup(0, group);
+        pass.dispatchWorkgroups(
+          Math.ceil(part.n / spec.colsPerGroup),
+          Math.ceil(rows / spec.rowsPerGroup),
+        );
+      }
+    }
+    pass.end();
+  }
+}
