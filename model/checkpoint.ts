@@ -1,0 +1,602 @@
+/**
+ * Loading a Hugging Face OPT checkpoint folder into {@linkcode OptWeights}: `config.json`
+ * plus `model.safetensors` or sharded `model-0000k-of-0000n.safetensors` files listed in
+ * `model.safetensors.index.json`. Names are normalised (`model.decoder.*` and `decoder.*`
+ * both become `decoder.*`), a missing `lm_head.weight` is tied to the token embedding,
+ * and every tensor the config implies must be present with the shape it implies. Only
+ * headers are read here; tensor bytes are read when a backend asks for them.
+ *
+ * @example
+ * ```ts
+ * import { describeModel, loadWeights } from "./checkpoint.ts";
+ * const w = await loadWeights("../shared/models/tiny-opt-e2e");
+ * console.log(describeModel(w).summary);
+ * ```
+ *
+ * @module
+ */
+import { readOptConfig } from "./config.ts";
+import { CheckpointError } from "./errors.ts";
+import { type FileTensor, memoryTensor, openSafetensors, renameTensor } from "./safetensors.ts";
+import { DTYPE_SIZES, shapeSize } from "./safetensors.ts";
+import type {
+  DType,
+  LayerNormWeights,
+  LinearWeights,
+  OptConfig,
+  OptLayerWeights,
+  OptWeights,
+  Tensor,
+} from "./types.ts";
+
+/** Name of the single-file weights. */
+export const SAFE_WEIGHTS_NAME = "model.safetensors";
+/** Name of the shard index of sharded weights. */
+export const SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json";
+
+/** {@linkcode OptWeights} plus where they came from and what was odd about them. */
+export interface LoadedWeights extends OptWeights {
+  /** The checkpoint folder. */
+  dir: string;
+  /** The safetensors files read, in order. */
+  files: string[];
+  /** Whether the weights were sharded (read through the index). */
+  sharded: boolean;
+  /** Non-fatal findings, e.g. tensors in the files that OPT does not use. */
+  warnings: string[];
+}
+
+/** One tensor an OPT configuration implies, by normalised name. */
+export interface OptTensorSpec {
+  /** Normalised name, e.g. `decoder.layers.0.fc1.weight` or `lm_head.weight`. */
+  name: string;
+  /** Expected shape. */
+  shape: number[];
+  /** What the shape follows from, for error messages. */
+  why: string;
+}
+
+function join(dir: string, file: string): string {
+  return dir.endsWith("/") ? dir + file : `${dir}/${file}`;
+}
+
+/**
+ * Lists every tensor an OPT configuration implies, with normalised names and shapes, in
+ * the order Hugging Face's `OPTForCausalLM` declares them. `lm_head.weight` is listed only
+ * when `withLmHead` is true (an untied head, or a tied one stored explicitly).
+ *
+ * @example
+ * ```ts
+ * import { optTensorSpecs } from "./checkpoint.ts";
+ * import { OPT_SHAPES } from "./config.ts";
+ * console.log(optTensorSpecs(OPT_SHAPES["opt-350m"]).length); // 2 + 2 + 24 * 16 = 388
+ * ```
+ */
+export function optTensorSpecs(config: OptConfig, withLmHead = false): OptTensorSpec[] {
+  const c = config;
+  const d = c.hiddenSize, f = c.ffnDim, e = c.wordEmbedProjDim;
+  const specs: OptTensorSpec[] = [];
+  const add = (name: string, shape: number[], why: string) => specs.push({ name, shape, why });
+  add("decoder.embed_tokens.weight", [c.vocabSize, e], "[vocab_size, word_embed_proj_dim]");
+  add(
+    "decoder.embed_positions.weight",
+    [c.maxPositionEmbeddings + 2, d],
+    "[max_position_embeddings + 2, hidden_size]",
+  );
+  if (e !== d) {
+    add("decoder.project_out.weight", [e, d], "[word_embed_proj_dim, hidden_size]");
+    add("decoder.project_in.weight", [d, e], "[hidden_size, word_embed_proj_dim]");
+  }
+  if (hasFinalLayerNorm(c) && c.layerNormElementwiseAffine) {
+    add("decoder.final_layer_norm.weight", [d], "[hidden_size]");
+    add("decoder.final_layer_norm.bias", [d], "[hidden_size]");
+  }
+  for (let i = 0; i < c.numHiddenLayers; i++) {
+    const p = `decoder.layers.${i}`;
+    for (const proj of ["k_proj", "v_proj", "q_proj", "out_proj"]) {
+      add(`${p}.self_attn.${proj}.weight`, [d, d], "[hidden_size, hidden_size]");
+      if (c.enableBias) add(`${p}.self_attn.${proj}.bias`, [d], "[hidden_size]");
+    }
+    if (c.layerNormElementwiseAffine) {
+      add(`${p}.self_attn_layer_norm.weight`, [d], "[hidden_size]");
+      add(`${p}.self_attn_layer_norm.bias`, [d], "[hidden_size]");
+    }
+    add(`${p}.fc1.weight`, [f, d], "[ffn_dim, hidden_size]");
+    if (c.enableBias) add(`${p}.fc1.bias`, [f], "[ffn_dim]");
+    add(`${p}.fc2.weight`, [d, f], "[hidden_size, ffn_dim]");
+    if (c.enableBias) add(`${p}.fc2.bias`, [d], "[hidden_size]");
+    if (c.layerNormElementwiseAffine) {
+      add(`${p}.final_layer_norm.weight`, [d], "[hidden_size]");
+      add(`${p}.final_layer_norm.bias`, [d], "[hidden_size]");
+    }
+  }
+  if (withLmHead) add("lm_head.weight", [c.vocabSize, e], "[vocab_size, word_embed_proj_dim]");
+  return specs;
+}
+
+/**
+ * Whether the decoder has a final LayerNorm: as in Hugging Face, iff
+ * `do_layer_norm_before && !_remove_final_layer_norm`.
+ *
+ * @example
+ * ```ts
+ * import { hasFinalLayerNorm } from "./checkpoint.ts";
+ * import { OPT_SHAPES } from "./config.ts";
+ * console.log(hasFinalLayerNorm(OPT_SHAPES["opt-350m"])); // false
+ * ```
+ */
+export function hasFinalLayerNorm(config: OptConfig): boolean {
+  return config.doLayerNormBefore && !config.removeFinalLayerNorm;
+}
+
+/**
+ * Maps a stored weight name to its normalised form: `model.decoder.X` and `decoder.X`
+ * become `decoder.X`, `lm_head.weight` stays; anything else gives `undefined`. Attention
+ * projections stored as `layers.N.q_proj.*` (without Hugging Face's `self_attn.` segment,
+ * as in `../shared/models/tiny-opt-e2e`) are mapped to `layers.N.self_attn.q_proj.*`.
+ *
+ * @example
+ * ```ts
+ * import { normalizeWeightName } from "./checkpoint.ts";
+ * console.log(normalizeWeightName("model.decoder.layers.0.fc1.weight"));
+ * // "decoder.layers.0.fc1.weight"
+ * ```
+ */
+export function normalizeWeightName(stored: string): string | undefined {
+  if (stored === "lm_head.weight" || stored === "model.lm_head.weight") return "lm_head.weight";
+  let name: string;
+  if (stored.startsWith("model.decoder.")) name = stored.slice("model.".length);
+  else if (stored.startsWith("decoder.")) name = stored;
+  else return undefined;
+  return name.replace(BARE_ATTENTION, "decoder.layers.$1.self_attn.$2");
+}
+
+/** Attention projections stored without HF's `self_attn.` segment (a non-standard layout). */
+const BARE_ATTENTION = /^decoder\.layers\.(\d+)\.((?:q|k|v|out)_proj\.(?:weight|bias))$/;
+
+function isPlainName(name: string): boolean {
+  return name.length > 0 && !name.includes("/") && !name.includes("\\") && name !== "." &&
+    name !== "..";
+}
+
+/** Reads the shard index and returns shard file names and the tensor -> shard map. */
+function readIndex(indexPath: string): { shards: string[]; weightMap: Map<string, string> } {
+  let json: unknown;
+  try {
+    json = JSON.parse(Deno.readTextFileSync(indexPath));
+  } catch (e) {
+    throw new CheckpointError(
+      e instanceof SyntaxError
+        ? `${indexPath} is not valid JSON: ${e.message}`
+        : `cannot read ${indexPath}: ${(e as Error).message}`,
+      { file: indexPath, kind: e instanceof SyntaxError ? "index" : "io", cause: e },
+    );
+  }
+  const wm = (json as { weight_map?: unknown } | null)?.weight_map;
+  if (typeof wm !== "object" || wm === null || Array.isArray(wm)) {
+    throw new CheckpointError(`${indexPath}: missing or invalid "weight_map" object`, {
+      file: indexPath,
+      kind: "index",
+      field: "weight_map",
+    });
+  }
+  const weightMap = new Map<string, string>();
+  const shards: string[] = [];
+  for (const [tensor, shard] of Object.entries(wm)) {
+    if (typeof shard !== "string" || !isPlainName(shard)) {
+      throw new CheckpointError(
+        `${indexPath}: weight_map entry for tensor ${tensor} must be a file name in the same ` +
+          `folder, got ${JSON.stringify(shard)}`,
+        { file: indexPath, kind: "index", tensor, field: "weight_map" },
+      );
+    }
+    weightMap.set(tensor, shard);
+    if (!shards.includes(shard)) shards.push(shard);
+  }
+  if (shards.length === 0) {
+    throw new CheckpointError(`${indexPath}: "weight_map" names no tensors`, {
+      file: indexPath,
+      kind: "index",
+      field: "weight_map",
+    });
+  }
+  return { shards, weightMap };
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Opens the weight files of a folder; returns all stored tensors by stored name. */
+function openWeights(dir: string): {
+  files: string[];
+  sharded: boolean;
+  tensors: Map<string, FileTensor>;
+  where: string;
+} {
+  const single = join(dir, SAFE_WEIGHTS_NAME);
+  const indexPath = join(dir, SAFE_WEIGHTS_INDEX_NAME);
+  if (exists(single)) {
+    const f = openSafetensors(single);
+    return { files: [single], sharded: false, tensors: new Map(f.tensors), where: single };
+  }
+  if (exists(indexPath)) {
+    const { shards, weightMap } = readIndex(indexPath);
+    const tensors = new Map<string, FileTensor>();
+    const files: string[] = [];
+    for (const shard of shards) {
+      const path = join(dir, shard);
+      if (!exists(path)) {
+        const example = [...weightMap].find(([, s]) => s === shard)![0];
+        throw new CheckpointError(
+          `shard ${shard} named in ${indexPath} (e.g. for tensor ${example}) is missing: ` +
+            `${path} does not exist`,
+          { file: path, kind: "index", tensor: example },
+        );
+      }
+      const f = openSafetensors(path);
+      files.push(path);
+      for (const [name, t] of f.tensors) {
+        const other = tensors.get(name);
+        if (other) {
+          throw new CheckpointError(
+            `tensor ${name} is stored twice, in ${other.file} and in ${path}`,
+            { file: path, kind: "index", tensor: name },
+          );
+        }
+        tensors.set(name, t);
+      }
+    }
+    for (const [name, shard] of weightMap) {
+      const t = tensors.get(name);
+      if (!t || t.file !== join(dir, shard)) {
+        throw new CheckpointError(
+          `${indexPath} says tensor ${name} is in ${shard}, but ${
+            t ? `it is in ${t.file}` : "no shard holds it"
+          }`,
+          { file: indexPath, kind: "index", tensor: name },
+        );
+      }
+    }
+    return { files, sharded: true, tensors, where: `the shards of ${indexPath}` };
+  }
+  let names: string[] = [];
+  try {
+    names = [...Deno.readDirSync(dir)].map((e) => e.name);
+  } catch { /* reported below */ }
+  if (names.some((n) => /^pytorch_model.*\.bin(\.index\.json)?$/.test(n))) {
+    throw new CheckpointError(
+      `${dir} has only PyTorch .bin weights (pytorch_model*.bin), which are not supported: ` +
+        `convert them to ${SAFE_WEIGHTS_NAME} (e.g. with transformers' save_pretrained)`,
+      { file: join(dir, "pytorch_model.bin"), kind: "unsupported" },
+    );
+  }
+  const shardsWithoutIndex = names.filter((n) => n.endsWith(".safetensors"));
+  throw new CheckpointError(
+    shardsWithoutIndex.length > 0
+      ? `${dir} has ${shardsWithoutIndex.join(", ")} but neither ${SAFE_WEIGHTS_NAME} nor ` +
+        `${SAFE_WEIGHTS_INDEX_NAME}`
+      : `no weights in ${dir}: expected ${SAFE_WEIGHTS_NAME} or ${SAFE_WEIGHTS_INDEX_NAME}`,
+    { file: single, kind: "not-found" },
+  );
+}
+
+/** Tensors synthesised for LayerNorms without parameters; they hold no parameters. */
+const synthetic = new WeakSet<Tensor>();
+
+function constantTensor(name: string, n: number, value: number): Tensor {
+  const t = memoryTensor(name, "F32", [n], new Uint8Array(new Float32Array(n).fill(value).buffer));
+  synthetic.add(t);
+  return t;
+}
+
+/**
+ * Loads the weights of a Hugging Face OPT folder (headers only; bytes are read lazily).
+ * Synchronous; see {@linkcode loadWeights} for the async form.
+ *
+ * @param dir The checkpoint folder (holding `config.json`).
+ * @returns The weights, names normalised and shapes checked, plus warnings.
+ * @throws {CheckpointError} naming the file, tensor or field at fault.
+ *
+ * @example
+ * ```ts
+ * import { loadWeightsSync } from "./checkpoint.ts";
+ * const w = loadWeightsSync("../shared/models/tiny-opt-e2e");
+ * console.log(w.layers.length, w.lmHead === w.embedTokens); // 12 true
+ * ```
+ */
+export function loadWeightsSync(dir: string): LoadedWeights {
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.statSync(dir);
+  } catch (e) {
+    throw new CheckpointError(`model directory ${dir} does not exist`, {
+      file: dir,
+      kind: "not-found",
+      cause: e,
+    });
+  }
+  if (!st.isDirectory) {
+    throw new CheckpointError(`${dir} is not a directory (expected a Hugging Face model folder)`, {
+      file: dir,
+      kind: "not-found",
+    });
+  }
+  const configPath = join(dir, "config.json");
+  const config = readOptConfig(configPath);
+  const { files, sharded, tensors, where } = openWeights(dir);
+
+  // Normalise names; remember which stored name each normalised one came from.
+  const byName = new Map<string, FileTensor>();
+  const warnings: string[] = [];
+  const ignored: string[] = [];
+  let bareAttention = 0;
+  for (const [stored, t] of tensors) {
+    const norm = normalizeWeightName(stored);
+    if (norm === undefined) {
+      ignored.push(stored);
+      continue;
+    }
+    const prev = byName.get(norm);
+    if (prev) {
+      throw new CheckpointError(
+        `tensor ${norm} appears twice: as ${prev.storedName} (${prev.file}) and as ${stored} ` +
+          `(${t.file})`,
+        { file: t.file, kind: "format", tensor: stored },
+      );
+    }
+    byName.set(norm, t);
+    if (norm.includes(".self_attn.") && !stored.includes(".self_attn.")) bareAttention++;
+  }
+  if (bareAttention > 0) {
+    warnings.push(
+      `${bareAttention} attention tensor(s) are stored as decoder.layers.N.q_proj.* without ` +
+        `Hugging Face's "self_attn." segment; read as decoder.layers.N.self_attn.q_proj.* ` +
+        `(transformers itself would not load them)`,
+    );
+  }
+  const used = new Set<string>();
+  const need = (name: string, shape: number[], why: string): Tensor => {
+    const t = byName.get(name);
+    if (!t) {
+      const hint = name.startsWith("decoder.layers.")
+        ? ` (config.json says num_hidden_layers = ${config.numHiddenLayers})`
+        : "";
+      throw new CheckpointError(
+        `missing tensor ${name} (looked for model.${name} and ${name} in ${where})${hint}`,
+        { file: files[0], kind: "missing-tensor", tensor: name },
+      );
+    }
+    if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) {
+      throw new CheckpointError(
+        `tensor ${t.storedName} in ${t.file} has shape [${t.shape.join(", ")}], expected ` +
+          `[${shape.join(", ")}] = ${why} from ${configPath}`,
+        { file: t.file, kind: "shape", tensor: t.storedName },
+      );
+    }
+    used.add(name);
+    return renameTensor(t, name);
+  };
+  const c = config;
+  const d = c.hiddenSize, f = c.ffnDim, e = c.wordEmbedProjDim;
+  const linear = (p: string, out: number, inp: number, why: string): LinearWeights => {
+    const lw: LinearWeights = {
+      weight: need(`${p}.weight`, [out, inp], `[${why}]`),
+    };
+    if (c.enableBias) lw.bias = need(`${p}.bias`, [out], `[${why.split(",")[0]}]`);
+    return lw;
+  };
+  const layerNorm = (p: string): LayerNormWeights =>
+    c.layerNormElementwiseAffine
+      ? {
+        weight: need(`${p}.weight`, [d], "[hidden_size]"),
+        bias: need(`${p}.bias`, [d], "[hidden_size]"),
+      }
+      : { weight: constantTensor(`${p}.weight`, d, 1), bias: constantTensor(`${p}.bias`, d, 0) };
+
+  const embedTokens = need(
+    "decoder.embed_tokens.weight",
+    [c.vocabSize, e],
+    "[vocab_size, word_embed_proj_dim]",
+  );
+  const embedPositions = need(
+    "decoder.embed_positions.weight",
+    [c.maxPositionEmbeddings + 2, d],
+    "[max_position_embeddings + 2, hidden_size]",
+  );
+  const weights: LoadedWeights = {
+    config,
+    embedTokens,
+    embedPositions,
+    lmHead: embedTokens,
+    layers: [],
+    dir,
+    files,
+    sharded,
+    warnings,
+  };
+  if (e !== d) {
+    weights.projectIn = need(
+      "decoder.project_in.weight",
+      [d, e],
+      "[hidden_size, word_embed_proj_dim]",
+    );
+    weights.projectOut = need(
+      "decoder.project_out.weight",
+      [e, d],
+      "[word_embed_proj_dim, hidden_size]",
+    );
+  }
+  if (hasFinalLayerNorm(c)) weights.finalLayerNorm = layerNorm("decoder.final_layer_norm");
+  for (let i = 0; i < c.numHiddenLayers; i++) {
+    const p = `decoder.layers.${i}`;
+    const layer: OptLayerWeights = {
+      selfAttnLayerNorm: layerNorm(`${p}.self_attn_layer_norm`),
+      qProj: linear(`${p}.self_attn.q_proj`, d, d, "hidden_size, hidden_size"),
+      kProj: linear(`${p}.self_attn.k_proj`, d, d, "hidden_size, hidden_size"),
+      vProj: linear(`${p}.self_attn.v_proj`, d, d, "hidden_size, hidden_size"),
+      outProj: linear(`${p}.self_attn.out_proj`, d, d, "hidden_size, hidden_size"),
+      finalLayerNorm: layerNorm(`${p}.final_layer_norm`),
+      fc1: linear(`${p}.fc1`, f, d, "ffn_dim, hidden_size"),
+      fc2: linear(`${p}.fc2`, d, f, "hidden_size, ffn_dim"),
+    };
+    weights.layers.push(layer);
+  }
+  if (byName.has("lm_head.weight")) {
+    if (c.tieWordEmbeddings) {
+      used.add("lm_head.weight");
+      warnings.push(
+        "lm_head.weight is ignored because tie_word_embeddings is true (as in Hugging Face, " +
+          "the LM head is the token embedding)",
+      );
+    } else {
+      weights.lmHead = need(
+        "lm_head.weight",
+        [c.vocabSize, e],
+        "[vocab_size, word_embed_proj_dim]",
+      );
+    }
+  } else if (!c.tieWordEmbeddings) {
+    throw new CheckpointError(
+      `missing tensor lm_head.weight in ${where}: config.json sets tie_word_embeddings to ` +
+        `false, so the LM head cannot be tied to the token embedding`,
+      { file: files[0], kind: "missing-tensor", tensor: "lm_head.weight" },
+    );
+  }
+  const unused = [...byName.keys()].filter((n) => !used.has(n)).map((n) =>
+    byName.get(n)!.storedName
+  );
+  ignored.push(...unused);
+  if (ignored.length > 0) {
+    const shown = ignored.slice(0, 5).join(", ");
+    warnings.push(
+      `ignored ${ignored.length} tensor(s) an OPT with this config does not use: ${shown}` +
+        (ignored.length > 5 ? ", ..." : ""),
+    );
+  }
+  return weights;
+}
+
+/**
+ * Loads the weights of a Hugging Face OPT folder (headers only; bytes are read lazily).
+ *
+ * @param dir The checkpoint folder (holding `config.json`).
+ * @returns The weights, names normalised and shapes checked, plus warnings.
+ * @throws {CheckpointError} (as a rejection) naming the file, tensor or field at fault.
+ *
+ * @example
+ * ```ts
+ * import { loadWeights } from "./checkpoint.ts";
+ * const w = await loadWeights("../shared/models/tiny-opt-e2e");
+ * console.log(w.config.hiddenSize); // 128
+ * ```
+ */
+export function loadWeights(dir: string): Promise<LoadedWeights> {
+  try {
+    return Promise.resolve(loadWeightsSync(dir));
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * Every distinct tensor of a model (the tied LM head once; synthesised parameter-free
+ * LayerNorm tensors excluded).
+ *
+ * @example
+ * ```ts
+ * import { allTensors, loadWeightsSync } from "./checkpoint.ts";
+ * const w = loadWeightsSync("../shared/models/tiny-opt-e2e");
+ * console.log(allTensors(w).length); // 196
+ * ```
+ */
+export function allTensors(weights: OptWeights): Tensor[] {
+  const out = new Set<Tensor>();
+  const add = (t: Tensor | undefined) => {
+    if (t && !synthetic.has(t)) out.add(t);
+  };
+  const addLinear = (l: LinearWeights) => {
+    add(l.weight);
+    add(l.bias);
+  };
+  const addLn = (l: LayerNormWeights | undefined) => {
+    add(l?.weight);
+    add(l?.bias);
+  };
+  add(weights.embedTokens);
+  add(weights.embedPositions);
+  add(weights.projectIn);
+  add(weights.projectOut);
+  addLn(weights.finalLayerNorm);
+  for (const l of weights.layers) {
+    addLn(l.selfAttnLayerNorm);
+    addLinear(l.qProj);
+    addLinear(l.kProj);
+    addLinear(l.vProj);
+    addLinear(l.outProj);
+    addLn(l.finalLayerNorm);
+    addLinear(l.fc1);
+    addLinear(l.fc2);
+  }
+  // A separate head only counts when it is a different tensor than the embedding.
+  if (weights.lmHead !== weights.embedTokens) add(weights.lmHead);
+  return [...out];
+}
+
+/** Size figures of a model, from {@linkcode describeModel}. */
+export interface ModelDescription {
+  /** Distinct parameters (tied head counted once). */
+  parameters: number;
+  /** Bytes of those parameters as stored. */
+  bytes: number;
+  /** Number of distinct tensors. */
+  tensors: number;
+  /** Parameters per stored dtype. */
+  dtypes: Partial<Record<DType, number>>;
+  /** Whether the LM head is the token embedding. */
+  tiedLmHead: boolean;
+  /** One line for humans, e.g. `OPT 12 layers, d 128, ... 8.85 M parameters (F16, 17.69 MB)`. */
+  summary: string;
+}
+
+/**
+ * Counts a model's parameters and stored bytes.
+ *
+ * @example
+ * ```ts
+ * import { describeModel, loadWeightsSync } from "./checkpoint.ts";
+ * const info = describeModel(loadWeightsSync("../shared/models/tiny-opt-e2e"));
+ * console.log(info.parameters, info.bytes);
+ * ```
+ */
+export function describeModel(weights: OptWeights): ModelDescription {
+  const dtypes: Partial<Record<DType, number>> = {};
+  let parameters = 0, bytes = 0;
+  const tensors = allTensors(weights);
+  for (const t of tensors) {
+    const n = shapeSize(t.shape);
+    parameters += n;
+    bytes += n * DTYPE_SIZES[t.dtype];
+    dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + n;
+  }
+  const c = weights.config;
+  const tiedLmHead = weights.lmHead === weights.embedTokens;
+  const scaled = (n: number, unit: string) =>
+    n >= 1e9
+      ? `${(n / 1e9).toFixed(2)} G${unit}`
+      : n >= 1e6
+      ? `${(n / 1e6).toFixed(2)} M${unit}`
+      : `${n} ${unit}`;
+  const summary = `OPT ${c.numHiddenLayers} layers, d ${c.hiddenSize}, ffn ${c.ffnDim}, ` +
+    `${c.numAttentionHeads} heads, vocab ${c.vocabSize}` +
+    (c.wordEmbedProjDim !== c.hiddenSize ? `, embed ${c.wordEmbedProjDim}` : "") +
+    `, ${c.doLayerNormBefore ? "pre" : "post"}-LN, ${tiedLmHead ? "tied" : "separate"} LM head: ` +
+    `${scaled(parameters, "").trim()} parameters (${Object.keys(dtypes).join("+")}, ` +
+    `${scaled(bytes, "B")})`;
+  return { parameters, bytes, tensors: tensors.length, dtypes, tiedLmHead, summary };
+}
