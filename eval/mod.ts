@@ -1,0 +1,55 @@
+/**
+ * Quality metrics and evaluation data (SPEC.md section 8).
+ *
+ * - {@linkcode corpusBleu}: corpus BLEU with sacreBLEU's defaults (13a, exp smoothing,
+ *   case-sensitive, several references per segment), 0 to 100.
+ * - {@linkcode corpusRougeL}: ROUGE-L F as Google's `rouge-score` computes it by default,
+ *   best over references, mean over segments, 0 to 1.
+ * - {@linkcode loadE2eCsv}: the E2E `mr,ref` CSV grouped into multi-reference items;
+ *   {@linkcode loadPrompts} and {@linkcode applyTemplate} for prompts.
+ * - {@linkcode scoreFiles}: the `score` command (hypothesis file against reference files).
+ *
+ * @example
+ * ```ts
+ * import { applyTemplate, E2E_DEVSET_URL, E2E_TEMPLATE, loadE2eCsv, scoreCorpus } from "./mod.ts";
+ * const items = (await loadE2eCsv(E2E_DEVSET_URL)).slice(0, 10);
+ * const prompts = items.map((it) => applyTemplate(E2E_TEMPLATE, it));
+ * const hyps = items.map((it) => it.refs[0]); // stand-in for generated text
+ * const { bleu, rougeL } = scoreCorpus(hyps, items.map((it) => it.refs));
+ * console.log(prompts.length, bleu.score, rougeL.fmeasure);
+ * ```
+ * @module
+ */
+export {
+  type BleuOptions,
+  type BleuScore,
+  computeBleu,
+  corpusBleu,
+  MAX_NGRAM_ORDER,
+  sentenceBleu,
+  tokenize13a,
+} from "./bleu.ts";
+export {
+  corpusRougeL,
+  type CorpusRougeScore,
+  lcsLength,
+  rougeL,
+  rougeLMulti,
+  type RougeScore,
+  rougeTokenize,
+} from "./rouge.ts";
+export {
+  applyTemplate,
+  type CsvRecord,
+  DataError,
+  E2E_DEVSET_URL,
+  E2E_TEMPLATE,
+  type E2eItem,
+  loadE2eCsv,
+  loadPrompts,
+  parseCsv,
+  parseE2eCsv,
+  readText,
+  splitLines,
+} from "./data.ts";
+export { type CorpusScores, scoreCorpus, scoreFiles } from "./score.ts";
