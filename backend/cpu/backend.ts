@@ -1,0 +1,356 @@
+/**
+ * The CPU reference backend: OPT's forward pass in plain TypeScript with a KV cache,
+ * left-padded batches, OPT position ids and per-column active-layer sets (a skipped layer
+ * is the identity). Slow and simple on purpose: it is the oracle for every other backend.
+ *
+ * Shapes in comments: B rows, n columns in a call, d = hiddenSize, f = ffnDim,
+ * dp = wordEmbedProjDim, V = vocabSize, H heads.
+ *
+ * @module
+ */
+import type { LayerNormWeights, LinearWeights, OptConfig, OptWeights } from "../../model/types.ts";
+import { tensorToFloat32 } from "../../model/safetensors.ts";
+import type {
+  Backend,
+  ColumnLayerSets,
+  DecodeOutput,
+  DecodeRequest,
+  ForwardOutput,
+  ForwardRequest,
+} from "../types.ts";
+import { checkColumns, type PaddedBatch, padLeft } from "../batch.ts";
+import { selectToken, validateSampling } from "../sampling.ts";
+import { addInPlace, attendOne, gatherRows, layerNorm, linear, relu, topK } from "./ops.ts";
+
+interface Lin {
+  w: Float32Array; // [out, in]
+  b?: Float32Array; // [out]
+  out: number;
+  in: number;
+}
+interface Ln {
+  w: Float32Array;
+  b: Float32Array;
+}
+interface Layer {
+  ln1: Ln;
+  q: Lin;
+  k: Lin;
+  v: Lin;
+  o: Lin;
+  ln2: Ln;
+  fc1: Lin;
+  fc2: Lin;
+}
+
+function lin(t: LinearWeights): Lin {
+  const [out, inp] = t.weight.shape;
+  return {
+    w: tensorToFloat32(t.weight),
+    b: t.bias ? tensorToFloat32(t.bias) : undefined,
+    out,
+    in: inp,
+  };
+}
+function ln(t: LayerNormWeights): Ln {
+  return { w: tensorToFloat32(t.weight), b: tensorToFloat32(t.bias) };
+}
+function apply(l: Lin, x: Float32Array, m: number): Float32Array {
+  return linear(x, l.w, l.b, m, l.in, l.out);
+}
+
+/** One layer's KV cache: slot = column; `ran[c]` says whether column `c` ran the layer. */
+interface LayerCache {
+  k: Float32Array; // [B, cap, d]
+  v: Float32Array; // [B, cap, d]
+  cap: number;
+  ran: Uint8Array; // [cap]
+}
+
+/** The state of one batch: its padding and its per-layer caches. */
+interface Session {
+  batch: PaddedBatch; // covers all columns the session may run
+  caches: LayerCache[];
+}
+
+/**
+ * The CPU reference implementation of {@linkcode Backend}.
+ *
+ * @example
+ * ```ts
+ * import { loadWeights } from "../../model/mod.ts";
+ * const cpu = createCpuBackend(await loadWeights("../shared/models/tiny-opt-e2e"));
+ * const out = await cpu.decode({ prompts: [[2, 100]], maxNewTokens: 4, sets: Array(5).fill([...Array(12).keys()]), padTokenId: 1 });
+ * ```
+ */
+export class CpuBackend implements Backend {
+  /** Always `"cpu"`. */
+  readonly name = "cpu";
+  /** The model configuration. */
+  readonly config: OptConfig;
+  #embed: Float32Array; // [V, dp]
+  #pos: Float32Array; // [maxPos + 2, d]
+  #projectIn?: Lin; // dp -> d
+  #projectOut?: Lin; // d -> dp
+  #finalLn?: Ln;
+  #head: Float32Array; // [V, dp]
+  #layers: Layer[];
+
+  /** Converts all weights to f32 (exact for f16 and bf16). */
+  constructor(weights: OptWeights) {
+    this.config = weights.config;
+    this.#embed = tensorToFloat32(weights.embedTokens);
+    this.#head = weights.lmHead === weights.embedTokens
+      ? this.#embed
+      : tensorToFloat32(weights.lmHead);
+    this.#pos = tensorToFloat32(weights.embedPositions);
+    if (weights.projectIn) this.#projectIn = lin({ weight: weights.projectIn });
+    if (weights.projectOut) this.#projectOut = lin({ weight: weights.projectOut });
+    if (weights.finalLayerNorm) this.#finalLn = ln(weights.finalLayerNorm);
+    this.#layers = weights.layers.map((l) => ({
+      ln1: ln(l.selfAttnLayerNorm),
+      q: lin(l.qProj),
+      k: lin(l.kProj),
+      v: lin(l.vProj),
+      o: lin(l.outProj),
+      ln2: ln(l.finalLayerNorm),
+      fc1: lin(l.fc1),
+      fc2: lin(l.fc2),
+    }));
+  }
+
+  /** Prefill + token loop with a KV cache sized by the plan. */
+  decode(req: DecodeRequest): Promise<DecodeOutput> {
+    return Promise.resolve(this.#decode(req));
+  }
+
+  /** Uncached forward: every column's logits under per-column layer sets. */
+  forward(req: ForwardRequest): Promise<ForwardOutput> {
+    const batch = padLeft(req.rows, req.padTokenId);
+    const T = batch.length;
+    checkColumns(req.sets, T, this.config.numHiddenLayers, this.config.maxPositionEmbeddings);
+    const session = this.#session(batch, req.sets, T);
+    const cols = Array.from({ length: T }, (_, c) => c);
+    const logits = this.#run(session, 0, T, batch.tokens, req.sets, cols);
+    const V = this.config.vocabSize;
+    for (let b = 0; b < batch.batch; b++) {
+      for (let c = 0; c < T; c++) {
+        if (!batch.mask[b * T + c]) logits.fill(0, (b * T + c) * V, (b * T + c + 1) * V);
+      }
+    }
+    return Promise.resolve({ length: T, logits });
+  }
+
+  /** Nothing to free on the CPU. */
+  dispose(): void {}
+
+  #decode(req: DecodeRequest): DecodeOutput {
+    const cfg = this.config;
+    const sampling = req.sampling ?? {};
+    validateSampling(sampling);
+    const B = req.prompts.length;
+    const P = Math.max(...req.prompts.map((p) => p.length));
+    const N = req.maxNewTokens;
+    if (!Number.isInteger(N) || N < 1) throw new RangeError(`maxNewTokens must be >= 1, got ${N}`);
+    const columns = P + N - 1; // columns run: 0 .. P+N-2
+    checkColumns(req.sets, columns, cfg.numHiddenLayers, cfg.maxPositionEmbeddings);
+    // One padded batch covers every column the loop may run: appending placeholder
+    // generated tokens keeps each row's left padding and continues its positions.
+    const full = padLeft(
+      req.prompts.map((p) => [...p, ...new Array<number>(columns - P).fill(req.padTokenId)]),
+      req.padTokenId,
+      columns,
+    );
+    const prefillIds = new Int32Array(B * P); // [B, P]
+    for (let b = 0; b < B; b++) {
+      prefillIds.set(full.tokens.subarray(b * columns, b * columns + P), b * P);
+    }
+    const session = this.#session(full, req.sets, columns);
+    const V = cfg.vocabSize;
+    const tokens: number[][] = req.prompts.map(() => []);
+    const finish: ("eos" | "length")[] = req.prompts.map(() => "length");
+    const done = new Array<boolean>(B).fill(false);
+    const topk: [number, number][][][] | undefined = req.logitsTopK
+      ? req.prompts.map(() => [])
+      : undefined;
+    const allLogits: Float32Array[][] | undefined = req.recordLogits
+      ? req.prompts.map(() => [])
+      : undefined;
+
+    const t0 = performance.now();
+    let logits = this.#run(session, 0, P, prefillIds, req.sets, [P - 1]);
+    const t1 = performance.now();
+    let steps = 0;
+    for (let i = 0; i < N; i++) {
+      const next = new Int32Array(B);
+      for (let b = 0; b < B; b++) {
+        if (done[b]) {
+          next[b] = req.eosTokenId ?? req.padTokenId;
+          continue;
+        }
+        const row = logits.subarray(b * V, (b + 1) * V);
+        if (topk) topk[b].push(topK(row, req.logitsTopK!));
+        if (allLogits) allLogits[b].push(row.slice());
+        const id = selectToken(row, sampling, b, i);
+        tokens[b].push(id);
+        next[b] = id;
+        if (req.eosTokenId !== undefined && id === req.eosTokenId) {
+          done[b] = true;
+          finish[b] = "eos";
+        }
+      }
+      if (i === N - 1 || done.every(Boolean)) break;
+      const c = P + i;
+      logits = this.#run(session, c, c + 1, next, req.sets, [c]);
+      steps++;
+    }
+    const t2 = performance.now();
+    return {
+      tokens,
+      finish,
+      topk,
+      logits: allLogits,
+      promptLength: P,
+      steps,
+      timing: { prefillMs: t1 - t0, decodeMs: t2 - t1, readbacks: 0 },
+    };
+  }
+
+  #session(batch: PaddedBatch, sets: ColumnLayerSets, columns: number): Session {
+    const L = this.config.numHiddenLayers;
+    const d = this.config.hiddenSize;
+    const caches: LayerCache[] = [];
+    for (let l = 0; l < L; l++) {
+      let cap = 0;
+      for (let c = 0; c < columns; c++) if (sets[c].includes(l)) cap = c + 1;
+      caches.push({
+        k: new Float32Array(batch.batch * cap * d),
+        v: new Float32Array(batch.batch * cap * d),
+        cap,
+        ran: new Uint8Array(cap),
+      });
+    }
+    return { batch, caches };
+  }
+
+  /**
+   * Runs columns `c0 .. c1-1` of every row (`ids[B, c1-c0]`), updating the caches, and
+   * returns the logits `[B, wanted.length, V]` of the `wanted` columns.
+   */
+  #run(
+    s: Session,
+    c0: number,
+    c1: number,
+    ids: Int32Array,
+    sets: ColumnLayerSets,
+    wanted: number[],
+  ): Float32Array {
+    const cfg = this.config;
+    const { batch, caches } = s;
+    const B = batch.batch, T = batch.length, n = c1 - c0;
+    const d = cfg.hiddenSize, dp = cfg.wordEmbedProjDim, H = cfg.numAttentionHeads;
+    const scale = (d / H) ** -0.5;
+    // Embedding: x[B*n, d] = project_in(embed_tokens[ids]) + embed_positions[pos + 2]
+    let x: Float32Array = gatherRows(this.#embed, dp, ids); // [B*n, dp]
+    if (this.#projectIn) x = apply(this.#projectIn, x, B * n);
+    for (let b = 0; b < B; b++) {
+      for (let j = 0; j < n; j++) {
+        const p = batch.positions[b * T + c0 + j] + 2;
+        addInPlace(
+          x.subarray((b * n + j) * d, (b * n + j + 1) * d),
+          this.#pos.subarray(p * d, p * d + d),
+        );
+      }
+    }
+    for (let l = 0; l < this.#layers.length; l++) {
+      const cols: number[] = []; // columns of this call that run layer l
+      for (let c = c0; c < c1; c++) if (sets[c].includes(l)) cols.push(c);
+      if (cols.length === 0) continue; // skipped layer: identity
+      const W = this.#layers[l];
+      const cache = caches[l];
+      const m = B * cols.length;
+      const h = new Float32Array(m * d); // [B, cols, d] residual stream of the active columns
+      for (let b = 0; b < B; b++) {
+        cols.forEach((c, i) =>
+          h.set(
+            x.subarray((b * n + c - c0) * d, (b * n + c - c0 + 1) * d),
+            (b * cols.length + i) * d,
+          )
+        );
+      }
+      const pre = cfg.doLayerNormBefore;
+      // Attention block
+      const a = pre ? layerNorm(h, W.ln1.w, W.ln1.b, m, d) : h;
+      const q = apply(W.q, a, m);
+      for (let i = 0; i < q.length; i++) q[i] *= scale;
+      const k = apply(W.k, a, m);
+      const v = apply(W.v, a, m);
+      for (let b = 0; b < B; b++) {
+        cols.forEach((c, i) => {
+          const src = (b * cols.length + i) * d, dst = (b * cache.cap + c) * d;
+          cache.k.set(k.subarray(src, src + d), dst);
+          cache.v.set(v.subarray(src, src + d), dst);
+          cache.ran[c] = 1;
+        });
+      }
+      const att = new Float32Array(m * d);
+      for (let b = 0; b < B; b++) {
+        const keys = cache.k.subarray(b * cache.cap * d, (b + 1) * cache.cap * d);
+        const vals = cache.v.subarray(b * cache.cap * d, (b + 1) * cache.cap * d);
+        cols.forEach((c, i) => {
+          const r = b * cols.length + i;
+          attendOne(
+            q.subarray(r * d, r * d + d),
+            keys,
+            vals,
+            c + 1,
+            d,
+            H,
+            (t) => cache.ran[t] === 1 && batch.mask[b * T + t] === 1,
+            att.subarray(r * d, r * d + d),
+          );
+        });
+      }
+      const o = apply(W.o, att, m);
+      addInPlace(o, h); // o = h + attn
+      const r1 = pre ? o : layerNorm(o, W.ln1.w, W.ln1.b, m, d);
+      // MLP block
+      const a2 = pre ? layerNorm(r1, W.ln2.w, W.ln2.b, m, d) : r1;
+      const f = apply(W.fc2, relu(apply(W.fc1, a2, m)), m);
+      addInPlace(f, r1);
+      const out = pre ? f : layerNorm(f, W.ln2.w, W.ln2.b, m, d);
+      for (let b = 0; b < B; b++) {
+        cols.forEach((c, i) =>
+          x.set(
+            out.subarray((b * cols.length + i) * d, (b * cols.length + i + 1) * d),
+            (b * n + c - c0) * d,
+          )
+        );
+      }
+    }
+    // Head: final LN, project_out, LM head, for the wanted columns only.
+    const w = wanted.length;
+    let hsel: Float32Array = new Float32Array(B * w * d);
+    for (let b = 0; b < B; b++) {
+      wanted.forEach((c, i) =>
+        hsel.set(x.subarray((b * n + c - c0) * d, (b * n + c - c0 + 1) * d), (b * w + i) * d)
+      );
+    }
+    if (this.#finalLn) hsel = layerNorm(hsel, this.#finalLn.w, this.#finalLn.b, B * w, d);
+    if (this.#projectOut) hsel = apply(this.#projectOut, hsel, B * w);
+    return linear(hsel, this.#head, undefined, B * w, dp, cfg.vocabSize);
+  }
+}
+
+/**
+ * Makes the CPU reference backend for loaded weights.
+ *
+ * @example
+ * ```ts
+ * import { loadWeights } from "../../model/mod.ts";
+ * const backend = createCpuBackend(await loadWeights("../shared/models/tiny-opt-e2e"));
+ * ```
+ */
+export function createCpuBackend(weights: OptWeights): CpuBackend {
+  return new CpuBackend(weights);
+}

@@ -1,0 +1,58 @@
+/**
+ * Backends run an OPT model with per-column active-layer sets: the CPU reference
+ * ({@linkcode createCpuBackend}) and WebGPU. {@linkcode createBackend} picks one by name,
+ * `"auto"` meaning WebGPU when an adapter exists, else the CPU with a note.
+ *
+ * @example
+ * ```ts
+ * import { createBackend } from "./mod.ts";
+ * import { loadWeights } from "../model/mod.ts";
+ * const backend = await createBackend(await loadWeights("../shared/models/tiny-opt-e2e"), { backend: "cpu" });
+ * ```
+ * @module
+ */
+import type { OptWeights } from "../model/types.ts";
+import type { Backend } from "./types.ts";
+import { createCpuBackend } from "./cpu/backend.ts";
+
+export type * from "./types.ts";
+export { CpuBackend, createCpuBackend } from "./cpu/backend.ts";
+export * from "./cpu/ops.ts";
+export { hash32, selectToken, stepUniform, validateSampling } from "./sampling.ts";
+export { checkColumns, type PaddedBatch, padLeft } from "./batch.ts";
+
+/** Which backend to run: `"auto"` picks WebGPU when an adapter exists. */
+export type BackendName = "auto" | "cpu" | "webgpu";
+
+/** Options of {@linkcode createBackend}. */
+export interface CreateBackendOptions {
+  /** Default `"auto"`. */
+  backend?: BackendName;
+  /** Called with a one-line note (e.g. why `auto` fell back to the CPU). */
+  onNote?: (note: string) => void;
+}
+
+/**
+ * Loads weights onto the named backend.
+ *
+ * @example
+ * ```ts
+ * const backend = await createBackend(weights, { backend: "auto", onNote: console.error });
+ * ```
+ */
+export async function createBackend(
+  weights: OptWeights,
+  options: CreateBackendOptions = {},
+): Promise<Backend> {
+  const name = options.backend ?? "auto";
+  if (name === "cpu") return createCpuBackend(weights);
+  if (name !== "webgpu" && name !== "auto") {
+    throw new RangeError(`unknown backend "${name}": use auto, cpu or webgpu`);
+  }
+  const webgpu = await import("./webgpu/mod.ts");
+  if (name === "auto" && !(await webgpu.gpuAvailable())) {
+    options.onNote?.("no WebGPU adapter found: using the CPU backend");
+    return createCpuBackend(weights);
+  }
+  return await webgpu.createWebGpuBackend(weights);
+}
