@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { Backend, DecodeOutput, SamplingOptions } from "../backend/types.ts";
+import type { DecodeOutput, SamplingOptions } from "../backend/types.ts";
 import {
   dimsFromConfig,
   kvBytes as planKvBytes,

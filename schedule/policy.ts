@@ -307,10 +307,8 @@ export interface LinearOptions {
  * `linear(max, min, warmup, H)`: budget
  * `clamp(round(max - (max - min) * min(j / (H - 1), 1)), min, max)`, `H = 1` gives `min`.
  *
- * Rounding is `Math.round` (halves go up) applied to the exact rational value, computed in
- * integers: the literal floating-point expression misrounds some exact halves (e.g.
- * `max=20, min=1, H=39, j=21` is exactly 9.5, which must give 10, but evaluates to
- * 9.4999… in doubles).
+ * The expression is evaluated literally with `Math.round` on doubles (SPEC §4): e.g.
+ * `max=20, min=1, H=39, j=21` is 9.5 on paper but 9.4999… in doubles, so the budget is 9.
  *
  * @example
  * ```ts
@@ -583,22 +581,14 @@ function scheduled(s: Schedule): Policy {
   };
 }
 
-/** Exact `clamp(round(max - (max - min) * min(j / (H - 1), 1)), min, max)` in integers. */
+/**
+ * `clamp(round(max - (max - min) * min(j / (H - 1), 1)), min, max)` evaluated literally in
+ * JavaScript doubles, as SPEC §4 states it, so any other implementation of the formula
+ * agrees bit for bit (including the rare exact halves that doubles round down).
+ */
 function linearBudget(max: number, min: number, j: number, H: number): number {
   if (H === 1) return min;
-  const span = H - 1;
-  const t = Math.min(j, span);
-  // value * span = max * span - (max - min) * t >= 0; round(v) = floor((2 v span + span) / 2span)
-  const num = 2 * (max * span - (max - min) * t) + span;
-  return clamp(floorDiv(num, 2 * span), min, max);
-}
-
-/** `floor(a / b)` for non-negative integers `a`, positive `b`, exact. */
-function floorDiv(a: number, b: number): number {
-  let q = Math.floor(a / b);
-  while (q * b > a) q--;
-  while ((q + 1) * b <= a) q++;
-  return q;
+  return clamp(Math.round(max - (max - min) * Math.min(j / (H - 1), 1)), min, max);
 }
 
 function clamp(x: number, lo: number, hi: number): number {
