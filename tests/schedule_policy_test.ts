@@ -1,8 +1,8 @@
 /**
  * Property tests of the built-in policies (SPEC §3-4): over thousands of random parameter
  * sets, every plan nests, and every budget and layer set equals the SPEC formula recomputed
- * here independently (exact rational rounding for `linear`, including Math.round ties and
- * `H = 1`), in both prompt modes; `earlyExit` runs exactly `{0..n-1}`, `full` all layers.
+ * here independently (the literal `Math.round` expression for `linear`, including `H = 1`),
+ * in both prompt modes; `earlyExit` runs exactly `{0..n-1}`, `full` all layers.
  */
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import {
