@@ -1,0 +1,108 @@
+/**
+ * WGSL of the attention kernel (a template over the longest key range it accepts, which
+ * sizes a workgroup array).
+ *
+ * @module
+ */
+
+/** Largest head size the kernel accepts. */
+export const MAX_HEAD_DIM = 256;
+
+/**
+ * Causal multi-head attention of query rows over a column-major KV cache, used both for
+ * prefill (a block of columns from `colStart = 0`) and decode (one column).
+ *
+ * Bindings: 0 params; 1 `q: array<f32>` `[m, d]` (unscaled `q_proj` output); 2 `k` and
+ * 3 `v: array<f32>` `[slots, B, d]` (slot = column); 4 `pad: array<u32>` `[B]`;
+ * 5 `out: array<f32>` `[m, d]`.
+ *
+ * Query row `r` is column `c = colStart + r / B` of batch row `b = r % B`; it attends keys
+ * `t` with `pad[b] <= t <= c` (causal and padding mask; skipped layers need no mask: by the
+ * nesting invariant every column `t <= c` ran this layer). `q` is scaled by `scale`
+ * (`headDim ** -0.5`) before the dot products, softmax is max-subtracted, probabilities are
+ * normalised before weighting `v`, as in the CPU reference; no allowed key gives 0.
+ *
+ * Workgroup `(64)`: one workgroup per (head, query row): dispatch `(heads, m)`. Scores of
+ * up to `maxKeys` keys live in workgroup memory; invocations stride over keys, then over
+ * the head's output dimensions.
+ */
+export function attentionWgsl(maxKeys: number): string {
+  return /* wgsl */ `
+// attention: out[r, h] = softmax(q[r, h] * scale . k[pad..c, h]) v[pad..c, h]; see attention_wgsl.ts
+struct Params {
+  m: u32,
+  d: u32,
+  headDim: u32,
+  batch: u32,
+  colStart: u32,
+  scale: f32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(4) var<storage, read> pad: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+const MAX_KEYS = ${maxKeys}u;
+var<workgroup> scores: array<f32, ${maxKeys}>;
+var<workgroup> qs: array<f32, ${MAX_HEAD_DIM}>;
+var<workgroup> red: array<f32, 64>;
+
+fn reduce(lid: u32, x: f32, is_max: bool) -> f32 {
+  red[lid] = x;
+  workgroupBarrier();
+  for (var s = 32u; s > 0u; s = s >> 1u) {
+    if (lid < s) {
+      if (is_max) { red[lid] = max(red[lid], red[lid + s]); }
+      else { red[lid] = red[lid] + red[lid + s]; }
+    }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let h = wg.x;
+  let r = wg.y;
+  let lid = l.x;
+  let b = r % p.batch;
+  let c = p.colStart + r / p.batch;
+  let start = pad[b];
+  let ho = h * p.headDim;
+  let qo = r * p.d + ho;
+  for (var i = lid; i < p.headDim; i += 64u) { qs[i] = q[qo + i] * p.scale; }
+  workgroupBarrier();
+  // keys start..c (none when the query itself is padding)
+  let n = select(0u, min(c + 1u - start, MAX_KEYS), c >= start);
+  var mx = -3.4028235e38;
+  for (var j = lid; j < n; j += 64u) {
+    let ko = ((start + j) * p.batch + b) * p.d + ho;
+    var s = 0.0;
+    for (var i = 0u; i < p.headDim; i++) { s += qs[i] * k[ko + i]; }
+    scores[j] = s;
+    mx = max(mx, s);
+  }
+  mx = reduce(lid, mx, true);
+  var sum = 0.0;
+  for (var j = lid; j < n; j += 64u) {
+    let e = exp(scores[j] - mx);
+    scores[j] = e;
+    sum += e;
+  }
+  sum = reduce(lid, sum, false);
+  for (var j = lid; j < n; j += 64u) { scores[j] = scores[j] / sum; }
+  workgroupBarrier();
+  for (var i = lid; i < p.headDim; i += 64u) {
+    var acc = 0.0;
+    for (var j = 0u; j < n; j++) {
+      acc += scores[j] * v[((start + j) * p.batch + b) * p.d + ho + i];
+    }
+    out[qo + i] = acc;
+  }
+}
+`;
+}

@@ -1,0 +1,98 @@
+import { assertEquals, assertLess } from "@std/assert";
+import { positionIds } from "../backend/cpu/ops.ts";
+import { AllocationGroup } from "../kernels/device.ts";
+import { createEmbedding } from "../kernels/embedding.ts";
+import { uploadTable } from "../kernels/tables.ts";
+import { bytesToFloat32, float32ToBytes } from "../model/safetensors.ts";
+import type { DType } from "../model/types.ts";
+import {
+  GPU_TEST,
+  maxAbsDiff,
+  poisoned,
+  randomF32,
+  readF32,
+  recorder,
+  rng,
+  testGpu,
+  upload,
+} from "./webgpu_helpers.ts";
+
+const V = 37, E = 45, POS = 30, B = 3, COLS = 9;
+const PADS = [0, 2, 5];
+
+Deno.test({
+  name: "embedding kernel: token + position rows with left padding, every dtype, split tables",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    if (!gpu) return;
+    const r = rng(5);
+    // id grid [column, B]; padding columns hold the pad id 1
+    const ids = new Uint32Array(COLS * B);
+    for (let c = 0; c < COLS; c++) {
+      for (let b = 0; b < B; b++) ids[c * B + b] = c < PADS[b] ? 1 : Math.floor(r() * V);
+    }
+    const pos = new Int32Array(COLS * B); // [column, B] OPT positions
+    for (let b = 0; b < B; b++) {
+      const p = positionIds(Array.from({ length: COLS }, (_, c) => (c < PADS[b] ? 0 : 1)));
+      for (let c = 0; c < COLS; c++) pos[c * B + b] = p[c];
+    }
+    for (const dtype of ["F16", "BF16", "F32"] as DType[]) {
+      for (const maxBindingBytes of [undefined, 12 * E * 4]) {
+        const tokBytes = float32ToBytes(randomF32(V * E, 1), dtype);
+        const posBytes = float32ToBytes(randomF32(POS * E, 2), dtype);
+        const tok = bytesToFloat32(tokBytes, dtype); // exact values the GPU holds
+        const posT = bytesToFloat32(posBytes, dtype);
+        const group = new AllocationGroup(gpu);
+        const opts = { maxBindingBytes };
+        const tt = uploadTable(
+          gpu,
+          group,
+          { label: "tok", rows: V, cols: E, dtype, bytes: tokBytes },
+          opts,
+        );
+        const pt = uploadTable(
+          gpu,
+          group,
+          { label: "pos", rows: POS, cols: E, dtype, bytes: posBytes },
+          opts,
+        );
+        await group.check();
+        const emb = await createEmbedding(gpu, tt, pt);
+        const idsBuf = upload(gpu, ids);
+        const padBuf = upload(gpu, new Uint32Array(PADS));
+        for (const mode of ["sum", "token", "position"] as const) {
+          for (const [colStart, columns] of [[0, COLS], [7, 1], [3, 4]]) {
+            const m = columns * B;
+            const out = poisoned(gpu, m * E);
+            const rec = recorder(gpu);
+            rec.begin();
+            emb.encode(rec, { ids: idsBuf, pad: padBuf, out, batch: B, colStart, columns, mode });
+            gpu.device.queue.submit([rec.finish()]);
+            const got = await readF32(gpu, out);
+            const want = new Float32Array(m * E);
+            for (let row = 0; row < m; row++) {
+              const g = colStart * B + row;
+              for (let i = 0; i < E; i++) {
+                const t = mode === "position" ? 0 : tok[ids[g] * E + i];
+                const p = mode === "token" ? 0 : posT[(pos[g] + 2) * E + i];
+                want[row * E + i] = Math.fround(t + p);
+              }
+            }
+            const err = maxAbsDiff(got, want);
+            if (colStart === 0 && mode === "sum") {
+              console.log(
+                `embedding ${dtype} chunks=${tt.chunks.length}/${pt.chunks.length} ${mode} ` +
+                  `cols ${colStart}..${colStart + columns - 1}: max |diff| ${err}`,
+              );
+            }
+            assertEquals(err, 0, `${dtype} ${mode} colStart ${colStart}`);
+          }
+        }
+        if (maxBindingBytes) assertLess(1, tt.chunks.length);
+        tt.destroy();
+        pt.destroy();
+      }
+    }
+  },
+});

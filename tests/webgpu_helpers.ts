@@ -1,0 +1,152 @@
+/**
+ * Helpers shared by the `tests/kernels_*_test.ts` and `tests/webgpu_*_test.ts` files: the
+ * device (failing in CI, skipping loudly elsewhere when no adapter exists), buffers with
+ * poisoned contents, readback, seeded random data and error measures.
+ *
+ * @module
+ */
+import { type GpuContext, requestGpu } from "../kernels/device.ts";
+import { ParamArena } from "../kernels/params.ts";
+import { Recorder } from "../kernels/encode.ts";
+
+if (!Deno.env.get("XDG_RUNTIME_DIR")) {
+  // lavapipe warns without it; a private folder silences the warning
+  try {
+    const dir = `${Deno.makeTempDirSync({ prefix: "xdg-" })}`;
+    Deno.chmodSync(dir, 0o700);
+    Deno.env.set("XDG_RUNTIME_DIR", dir);
+  } catch { /* no permission: the warning is harmless */ }
+}
+
+let shared: Promise<GpuContext | null> | undefined;
+
+/**
+ * The shared test device, or `null` (with a loud warning) when no adapter exists. With the
+ * `CI` environment variable set, a missing adapter is an error instead.
+ */
+export function testGpu(): Promise<GpuContext | null> {
+  shared ??= (async () => {
+    const adapter = navigator.gpu ? await navigator.gpu.requestAdapter() : null;
+    if (!adapter) {
+      const msg = "no WebGPU adapter (install libvulkan1 mesa-vulkan-drivers for lavapipe)";
+      if (Deno.env.get("CI")) throw new Error(`${msg}; CI is set, so WebGPU tests fail`);
+      console.warn(`\n!!! SKIPPING WebGPU TEST: ${msg} !!!\n`);
+      return null;
+    }
+    return await requestGpu();
+  })();
+  return shared;
+}
+
+/** Test options for GPU tests: the device outlives a test, so op/resource sanitizers are off. */
+export const GPU_TEST = { sanitizeOps: false, sanitizeResources: false } as const;
+
+/** A recorder with its own parameter arena. */
+export function recorder(gpu: GpuContext): Recorder {
+  return new Recorder(gpu, new ParamArena(gpu, 64));
+}
+
+/** A storage buffer holding `data` (f32, u32 or raw bytes). */
+export function upload(gpu: GpuContext, data: Float32Array | Uint32Array | Uint8Array): GPUBuffer {
+  const size = Math.max(4, Math.ceil(data.byteLength / 4) * 4);
+  const buf = gpu.device.createBuffer({
+    size,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+  });
+  if (data.byteLength % 4 === 0) {
+    gpu.device.queue.writeBuffer(buf, 0, data as Uint8Array<ArrayBuffer>);
+  } else {
+    const padded = new Uint8Array(size);
+    padded.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    gpu.device.queue.writeBuffer(buf, 0, padded);
+  }
+  return buf;
+}
+
+/** An f32 storage buffer of `n` elements filled with NaN (unwritten elements then fail). */
+export function poisoned(gpu: GpuContext, n: number): GPUBuffer {
+  return upload(gpu, new Float32Array(n).fill(NaN));
+}
+
+/** Reads a buffer back (one round trip). */
+export async function readBytes(gpu: GpuContext, buf: GPUBuffer, size = buf.size): Promise<
+  ArrayBuffer
+> {
+  const staging = gpu.device.createBuffer({
+    size,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  const enc = gpu.device.createCommandEncoder();
+  enc.copyBufferToBuffer(buf, 0, staging, 0, size);
+  gpu.device.queue.submit([enc.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const out = staging.getMappedRange().slice(0);
+  staging.unmap();
+  staging.destroy();
+  return out;
+}
+
+/** Reads an f32 buffer back. */
+export async function readF32(gpu: GpuContext, buf: GPUBuffer, n?: number): Promise<Float32Array> {
+  return new Float32Array(await readBytes(gpu, buf, n === undefined ? buf.size : n * 4));
+}
+
+/** Reads a u32 buffer back. */
+export async function readU32(gpu: GpuContext, buf: GPUBuffer, n?: number): Promise<Uint32Array> {
+  return new Uint32Array(await readBytes(gpu, buf, n === undefined ? buf.size : n * 4));
+}
+
+/** A seeded generator of uniforms in [0, 1) (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `n` seeded values in `[-scale, scale)`. */
+export function randomF32(n: number, seed: number, scale = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (2 * r() - 1) * scale;
+  return out;
+}
+
+/** Relative L2 error `|a - b| / |b|`; NaN anywhere gives Infinity. */
+export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i]) || !Number.isFinite(b[i])) return Infinity;
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+/** Largest absolute difference; NaN anywhere gives Infinity. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!Number.isFinite(d)) return Infinity;
+    m = Math.max(m, d);
+  }
+  return m;
+}
+
+/** Path of a file in `../shared`, failing with a clear message when it is absent. */
+export function sharedPath(rel: string): string {
+  const url = new URL(`../../shared/${rel}`, import.meta.url);
+  const path = decodeURIComponent(url.pathname);
+  try {
+    Deno.statSync(path);
+  } catch {
+    throw new Error(`missing shared file ${path} (tests read ../shared beside the repository)`);
+  }
+  return path;
+}
