@@ -1,0 +1,167 @@
+/**
+ * `skipdecode generate`: generate from prompts under an exit policy and print the results
+ * (as JSON with `--json`).
+ *
+ * @module
+ */
+import { type Command, intOption, numberOption, UsageError } from "./command.ts";
+import { generate, loadModel } from "../decode/mod.ts";
+import type { BackendName } from "../backend/mod.ts";
+import { loadPrompts } from "../eval/data.ts";
+import { TINY_MODEL_DIR } from "./paths.ts";
+
+/** The `generate` command. */
+export const generateCommand: Command = {
+  name: "generate",
+  summary: "generate continuations of prompts under an exit policy",
+  options: {
+    model: {
+      type: "string",
+      value: "DIR|ORG/NAME",
+      description: "checkpoint folder or hub id",
+      default: TINY_MODEL_DIR,
+    },
+    prompt: {
+      type: "string",
+      multiple: true,
+      value: "TEXT",
+      description: "a prompt (\\n is a newline)",
+    },
+    "prompt-file": {
+      type: "string",
+      value: "FILE",
+      description: "prompts, one per line, or a JSON array in a .json file",
+    },
+    "max-new-tokens": {
+      type: "string",
+      value: "N",
+      description: "tokens to generate per prompt",
+      default: "32",
+    },
+    policy: {
+      type: "string",
+      value: "SPEC",
+      description: "exit policy, e.g. linear:max=12,min=4,warmup=1,horizon=32",
+      default: "full",
+    },
+    "prompt-mode": {
+      type: "string",
+      value: "full|decay",
+      description: "how prompt columns are treated (overrides the policy)",
+    },
+    backend: {
+      type: "string",
+      value: "auto|cpu|webgpu",
+      description: "where to run",
+      default: "auto",
+    },
+    "batch-size": {
+      type: "string",
+      value: "B",
+      description: "rows per column-wise batch",
+      default: "8",
+    },
+    "logits-topk": {
+      type: "string",
+      value: "K",
+      description: "record the K largest logits of every step",
+    },
+    temperature: {
+      type: "string",
+      value: "T",
+      description: "sampling temperature (0: greedy)",
+      default: "0",
+    },
+    "top-k": { type: "string", value: "K", description: "sample among the K most likely tokens" },
+    "top-p": { type: "string", value: "P", description: "nucleus sampling threshold" },
+    seed: { type: "string", value: "S", description: "sampling seed", default: "0" },
+    "chunk-size": {
+      type: "string",
+      value: "N",
+      description: "decode steps per GPU readback",
+      default: "16",
+    },
+    "no-eos": { type: "boolean", description: "do not stop at EOS" },
+    offline: { type: "boolean", description: "never use the network (also HF_HUB_OFFLINE=1)" },
+    json: { type: "boolean", description: "print JSON" },
+  },
+  async run(v) {
+    const prompts: string[] = ((v.prompt as string[] | undefined) ?? []).map((p) =>
+      p.replaceAll("\\n", "\n")
+    );
+    if (typeof v["prompt-file"] === "string") prompts.push(...await loadPrompts(v["prompt-file"]));
+    if (prompts.length === 0) throw new UsageError("give at least one --prompt or a --prompt-file");
+    const backend = v.backend as BackendName;
+    if (!["auto", "cpu", "webgpu"].includes(backend)) {
+      throw new UsageError(`--backend must be auto, cpu or webgpu, got "${backend}"`);
+    }
+    const promptMode = v["prompt-mode"] as "full" | "decay" | undefined;
+    if (promptMode && promptMode !== "full" && promptMode !== "decay") {
+      throw new UsageError(`--prompt-mode must be full or decay, got "${promptMode}"`);
+    }
+    const model = await loadModel(v.model as string, {
+      backend,
+      offline: v.offline ? true : undefined,
+    });
+    try {
+      const out = await generate(model, prompts, {
+        policy: v.policy as string,
+        promptMode,
+        maxNewTokens: intOption(v, "max-new-tokens", 1),
+        batchSize: intOption(v, "batch-size", 1),
+        logitsTopK: intOption(v, "logits-topk", 1),
+        chunkSize: intOption(v, "chunk-size", 1),
+        stopAtEos: !v["no-eos"],
+        sampling: {
+          temperature: numberOption(v, "temperature"),
+          topK: intOption(v, "top-k", 0),
+          topP: numberOption(v, "top-p"),
+          seed: intOption(v, "seed", 0),
+        },
+      });
+      const report = {
+        results: out.results.map((r) => ({
+          prompt: r.prompt,
+          ids: r.ids,
+          text: r.text,
+          finish: r.finish,
+          layers: r.layers,
+          ...(r.topk ? { topk: r.topk } : {}),
+        })),
+        policy: out.policy,
+        backend: out.backend,
+        layerSpeedup: out.layerSpeedup,
+        flopSpeedup: out.flopSpeedup,
+        kvBytes: out.kvBytes,
+        kvBytesFull: out.kvBytesFull,
+        timing: out.timing,
+      };
+      if (v.json) {
+        console.log(JSON.stringify(report));
+      } else {
+        for (const r of out.results) {
+          console.log(
+            `--- ${JSON.stringify(r.prompt)}\n${r.text}\n[${r.finish}; layers ${
+              r.layers.join(",")
+            }]`,
+          );
+        }
+        console.log(
+          `policy ${out.policy} on ${out.backend}: layer speedup ${
+            out.layerSpeedup.toFixed(3)
+          }x, ` +
+            `FLOP speedup ${
+              out.flopSpeedup.toFixed(3)
+            }x, KV cache ${out.kvBytes} of ${out.kvBytesFull} bytes, ` +
+            `${out.timing.generatedTokens} tokens in ${out.timing.totalMs.toFixed(0)} ms ` +
+            `(${
+              out.timing.tokensPerSecond.toFixed(1)
+            } tokens/s, ${out.timing.readbacks} readbacks)`,
+        );
+      }
+      return 0;
+    } finally {
+      model.dispose();
+    }
+  },
+};

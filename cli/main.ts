@@ -1,0 +1,59 @@
+/**
+ * The `skipdecode` command line: `deno task skipdecode <command> [options]`, each command
+ * with `--help`. Errors print one clear line (set `SKIPDECODE_DEBUG=1` for the stack).
+ *
+ * @example
+ * ```sh
+ * deno task skipdecode generate --prompt "name[Alimentum], area[city centre]\n" --policy linear:max=12,min=4,warmup=1,horizon=32
+ * ```
+ * @module
+ */
+import { type Command, runCommand, UsageError } from "./command.ts";
+import { generateCommand } from "./generate.ts";
+import { tokenizeCommand } from "./tokenize.ts";
+import { planCommand } from "./plan.ts";
+import { scoreCommand } from "./score.ts";
+
+/** Every command, by name. */
+export const COMMANDS: Command[] = [generateCommand, tokenizeCommand, planCommand, scoreCommand];
+
+function usage(): string {
+  const lines = [
+    "usage: skipdecode <command> [options]   (each command has --help)",
+    "",
+    "Commands:",
+  ];
+  for (const c of COMMANDS) lines.push(`  ${c.name.padEnd(10)} ${c.summary}`);
+  return lines.join("\n");
+}
+
+/**
+ * Runs the command line and returns the exit code: 0 on success, 2 for usage errors and
+ * bad input (the message names what is wrong), 1 for anything unexpected.
+ *
+ * @example
+ * ```ts
+ * const code = await main(["plan", "--policy", "linear:max=12,min=4,warmup=1"]);
+ * ```
+ */
+export async function main(args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const cmd = COMMANDS.find((c) => c.name === name);
+  try {
+    if (!cmd) throw new UsageError(`unknown command "${name}"\n\n${usage()}`);
+    return await runCommand(cmd, rest);
+  } catch (e) {
+    const err = e as Error;
+    const expected = err instanceof UsageError || err instanceof RangeError ||
+      /Error$/.test(err?.name ?? "") && err.name !== "Error" && err.name !== "TypeError";
+    console.error(`error: ${err?.message ?? String(e)}`);
+    if (Deno.env.get("SKIPDECODE_DEBUG")) console.error(err?.stack);
+    return expected ? 2 : 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
