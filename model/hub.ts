@@ -1,0 +1,583 @@
+/**
+ * Finding a model by folder or Hugging Face hub id. A folder is used as is; an id
+ * `ORG/NAME` is looked up in the Hugging Face cache (`$HF_HUB_CACHE`, `$HF_HOME/hub` or
+ * `~/.cache/huggingface/hub`, layout `models--ORG--NAME/{refs,snapshots}`) and, when not
+ * there and not offline, downloaded from `{endpoint}/{ORG}/{NAME}/resolve/{REV}/{FILE}` into
+ * that same layout (plain files in `snapshots/<commit>/`, which `huggingface_hub` reads too).
+ * Only safetensors weights are fetched; a repository with only `pytorch_model.bin` is
+ * reported as unsupported.
+ *
+ * @example
+ * ```ts
+ * import { resolveModel } from "./hub.ts";
+ * const { dir, source } = await resolveModel("facebook/opt-125m", { connectTimeoutMs: 5000 });
+ * console.log(dir, source); // ".../snapshots/<commit>" "download" (then "cache")
+ * ```
+ *
+ * @module
+ */
+import {
+  type LoadedWeights,
+  loadWeights,
+  SAFE_WEIGHTS_INDEX_NAME,
+  SAFE_WEIGHTS_NAME,
+} from "./checkpoint.ts";
+import { CheckpointError } from "./errors.ts";
+
+/** Options of {@linkcode resolveModel}. */
+export interface ResolveModelOptions {
+  /** Branch, tag or commit (default `"main"`). */
+  revision?: string;
+  /** Hub endpoint (default `$HF_ENDPOINT` or `https://huggingface.co`). */
+  endpoint?: string;
+  /** Hub cache folder (default from the environment, see {@linkcode hubCacheDir}). */
+  cacheDir?: string;
+  /** Never touch the network (default: `$HF_HUB_OFFLINE` is `1`/`true`/`yes`/`on`). */
+  offline?: boolean;
+  /** Give up when a server has not answered a request within this time (default 10000). */
+  connectTimeoutMs?: number;
+  /** Give up when a download receives nothing for this long (default 60000). */
+  readTimeoutMs?: number;
+  /**
+   * Progress of downloads: `true` (default) draws on stderr (throttled), `false` is silent,
+   * a function receives every update instead.
+   */
+  progress?: boolean | ((p: DownloadProgress) => void);
+}
+
+/** One progress update of a file download. */
+export interface DownloadProgress {
+  /** File name in the repository. */
+  file: string;
+  /** Bytes received so far. */
+  received: number;
+  /** Expected bytes, when the server said. */
+  total?: number;
+  /** True on the last update of a file. */
+  done: boolean;
+}
+
+/** Where {@linkcode resolveModel} found the model. */
+export interface ResolvedModel {
+  /** The folder to load from (a local folder or a cache snapshot). */
+  dir: string;
+  /** `local`: a folder given; `cache`: found cached; `download`: fetched now (at least partly). */
+  source: "local" | "cache" | "download";
+  /** The hub id, when one was resolved. */
+  repoId?: string;
+  /** The revision asked for. */
+  revision?: string;
+  /** The commit of the snapshot, when known. */
+  commit?: string;
+  /** Files fetched by this call. */
+  downloaded: string[];
+}
+
+/** Tokenizer and generation files fetched when the repository has them. */
+export const OPTIONAL_MODEL_FILES: readonly string[] = Object.freeze([
+  "tokenizer.json",
+  "vocab.json",
+  "merges.txt",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "generation_config.json",
+]);
+
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name) || undefined;
+  } catch {
+    return undefined; // no --allow-env: behave as if unset
+  }
+}
+
+/**
+ * The Hugging Face hub cache folder: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
+ * `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub` (as `huggingface_hub`).
+ *
+ * @example
+ * ```ts
+ * import { hubCacheDir } from "./hub.ts";
+ * console.log(hubCacheDir()); // e.g. "/home/me/.cache/huggingface/hub"
+ * ```
+ */
+export function hubCacheDir(): string {
+  const hub = env("HF_HUB_CACHE");
+  if (hub) return hub;
+  const home = env("HF_HOME");
+  if (home) return `${home}/hub`;
+  const xdg = env("XDG_CACHE_HOME");
+  if (xdg) return `${xdg}/huggingface/hub`;
+  return `${env("HOME") ?? env("USERPROFILE") ?? "."}/.cache/huggingface/hub`;
+}
+
+/**
+ * Whether offline mode is on in the environment (`HF_HUB_OFFLINE` = 1, true, yes or on).
+ *
+ * @example
+ * ```ts
+ * import { offlineFromEnv } from "./hub.ts";
+ * console.log(offlineFromEnv());
+ * ```
+ */
+export function offlineFromEnv(): boolean {
+  return ["1", "true", "yes", "on"].includes((env("HF_HUB_OFFLINE") ?? "").toLowerCase());
+}
+
+const REPO_PART = /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?$/;
+
+/**
+ * Checks a hub id (`ORG/NAME` or a legacy `NAME`) and returns its cache folder name
+ * (`models--ORG--NAME`), or `undefined` when the string is not a valid id.
+ *
+ * @example
+ * ```ts
+ * import { repoFolderName } from "./hub.ts";
+ * console.log(repoFolderName("facebook/opt-125m")); // "models--facebook--opt-125m"
+ * ```
+ */
+export function repoFolderName(repoId: string): string | undefined {
+  const parts = repoId.split("/");
+  if (
+    parts.length > 2 ||
+    parts.some((p) => !REPO_PART.test(p) || p.includes("--") || p.includes(".."))
+  ) {
+    return undefined;
+  }
+  return `models--${parts.join("--")}`;
+}
+
+function isCommitHash(rev: string): boolean {
+  return /^[0-9a-f]{40}$/.test(rev);
+}
+
+function validRevision(rev: string): boolean {
+  return rev.length > 0 && /^[A-Za-z0-9._\/-]+$/.test(rev) && !rev.startsWith("/") &&
+    !rev.split("/").some((s) => s === "" || s === "." || s === "..");
+}
+
+function statOrUndefined(path: string): Deno.FileInfo | undefined {
+  try {
+    return Deno.statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function isFile(path: string): boolean {
+  return statOrUndefined(path)?.isFile ?? false;
+}
+
+/** Shard names of an index file, or `undefined` if unreadable or invalid. */
+function shardsOf(indexPath: string): string[] | undefined {
+  try {
+    const wm = JSON.parse(Deno.readTextFileSync(indexPath))?.weight_map;
+    if (typeof wm !== "object" || wm === null) return undefined;
+    const names = [...new Set(Object.values(wm as Record<string, unknown>))];
+    if (names.length === 0) return undefined;
+    if (!names.every((n) => typeof n === "string" && /^[A-Za-z0-9._-]+$/.test(n) && n !== "..")) {
+      return undefined;
+    }
+    return names as string[];
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a snapshot folder lacks to be loadable (empty: complete). */
+function missingFiles(snap: string): string[] {
+  const missing: string[] = [];
+  if (!isFile(`${snap}/config.json`)) missing.push("config.json");
+  if (isFile(`${snap}/${SAFE_WEIGHTS_NAME}`)) return missing;
+  const index = `${snap}/${SAFE_WEIGHTS_INDEX_NAME}`;
+  if (!isFile(index)) {
+    missing.push(`${SAFE_WEIGHTS_NAME} (or ${SAFE_WEIGHTS_INDEX_NAME})`);
+    return missing;
+  }
+  const shards = shardsOf(index);
+  if (!shards) missing.push(`a valid ${SAFE_WEIGHTS_INDEX_NAME}`);
+  else missing.push(...shards.filter((s) => !isFile(`${snap}/${s}`)));
+  return missing;
+}
+
+/**
+ * Resolves a model folder or hub id to a local folder holding `config.json` and
+ * safetensors weights (tokenizer files are fetched too when the repository has them).
+ *
+ * @param idOrDir An existing folder, or a hub id such as `facebook/opt-125m`.
+ * @param options Revision, endpoint, cache folder, offline mode, timeouts, progress.
+ * @returns The folder and where it came from.
+ * @throws {CheckpointError} `not-found` (no such folder, repository, revision or weights),
+ *   `offline` (not cached and offline; names the folder looked in), `network` (timeout,
+ *   refused connection, HTTP error, short download), `unsupported` (only `.bin` weights).
+ *
+ * @example
+ * ```ts
+ * import { resolveModel } from "./hub.ts";
+ * import { loadWeights } from "./checkpoint.ts";
+ * const { dir } = await resolveModel("../shared/models/tiny-opt-e2e");
+ * const weights = await loadWeights(dir);
+ * ```
+ */
+export async function resolveModel(
+  idOrDir: string,
+  options: ResolveModelOptions = {},
+): Promise<ResolvedModel> {
+  const st = statOrUndefined(idOrDir);
+  if (st?.isDirectory) return { dir: idOrDir, source: "local", downloaded: [] };
+  if (st) {
+    throw new CheckpointError(`${idOrDir} is a file; expected a model folder or a hub id`, {
+      file: idOrDir,
+      kind: "not-found",
+    });
+  }
+  const folder = repoFolderName(idOrDir);
+  const looksLikePath = /^(\.{1,2}\/|\/|~)/.test(idOrDir) || idOrDir.split("/").length > 2;
+  if (folder === undefined || looksLikePath) {
+    throw new CheckpointError(
+      `model folder ${idOrDir} does not exist` +
+        (looksLikePath ? "" : ` (and it is not a hub id like facebook/opt-125m)`),
+      { file: idOrDir, kind: "not-found" },
+    );
+  }
+  const revision = options.revision ?? "main";
+  if (!validRevision(revision)) {
+    throw new CheckpointError(`invalid revision ${JSON.stringify(revision)} for ${idOrDir}`, {
+      file: idOrDir,
+      kind: "not-found",
+      field: "revision",
+    });
+  }
+  const cache = options.cacheDir ?? hubCacheDir();
+  const repoDir = `${cache}/${folder}`;
+  const refPath = `${repoDir}/refs/${revision}`;
+  let commit: string | undefined;
+  if (isCommitHash(revision)) commit = revision;
+  else {
+    try {
+      const ref = Deno.readTextFileSync(refPath).trim();
+      if (isCommitHash(ref) || validRevision(ref)) commit = ref;
+    } catch { /* not cached */ }
+  }
+  const cachedSnap = commit !== undefined ? `${repoDir}/snapshots/${commit}` : undefined;
+  const cachedMissing = cachedSnap ? missingFiles(cachedSnap) : ["everything"];
+  if (cachedSnap && cachedMissing.length === 0) {
+    return { dir: cachedSnap, source: "cache", repoId: idOrDir, revision, commit, downloaded: [] };
+  }
+  if (options.offline ?? offlineFromEnv()) {
+    const where = cachedSnap
+      ? `${cachedSnap} lacks ${cachedMissing.join(", ")}`
+      : `no ${refPath} (revision ${revision} was never downloaded)`;
+    throw new CheckpointError(
+      `model ${idOrDir} (revision ${revision}) is not in the Hugging Face cache and offline ` +
+        `mode is on (HF_HUB_OFFLINE or the offline option), so nothing was downloaded; ` +
+        `looked in ${repoDir}: ${where}`,
+      { file: repoDir, kind: "offline" },
+    );
+  }
+  return await download(idOrDir, revision, repoDir, options);
+}
+
+interface Fetched {
+  res: Response;
+  commit?: string;
+  url: string;
+  controller: AbortController;
+}
+
+/** Settings of one download session. */
+interface Session {
+  repoId: string;
+  endpoint: string;
+  connectTimeoutMs: number;
+  readTimeoutMs: number;
+  progress: (p: DownloadProgress) => void;
+  finish: () => void;
+}
+
+function netError(s: Session, file: string, url: string, what: string, cause?: unknown): never {
+  throw new CheckpointError(
+    `cannot download ${file} of ${s.repoId} from ${url}: ${what}`,
+    { file: url, kind: "network", cause },
+  );
+}
+
+/** GET (or HEAD) with a connect timeout, following redirects by hand to see X-Repo-Commit. */
+async function request(
+  s: Session,
+  file: string,
+  rev: string,
+  method: "GET" | "HEAD" = "GET",
+): Promise<Fetched> {
+  let url = `${s.endpoint}/${s.repoId}/resolve/${encodeURIComponent(rev)}/${file}`;
+  const first = url;
+  let commit: string | undefined;
+  for (let hop = 0; hop < 10; hop++) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), s.connectTimeoutMs);
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        redirect: "manual",
+        signal: controller.signal,
+        headers: { "accept-encoding": "identity", "user-agent": "skipdecode/0.1" },
+      });
+    } catch (e) {
+      netError(
+        s,
+        file,
+        url,
+        controller.signal.aborted
+          ? `no answer within ${s.connectTimeoutMs} ms (connectTimeoutMs)`
+          : `${(e as Error).message}`,
+        e,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    commit ??= res.headers.get("x-repo-commit") ?? undefined;
+    if (res.status >= 300 && res.status < 400 && res.headers.has("location")) {
+      await res.body?.cancel();
+      url = new URL(res.headers.get("location")!, url).href;
+      continue;
+    }
+    return { res, commit, url, controller };
+  }
+  netError(s, file, first, "more than 10 redirects");
+}
+
+/** Streams a 200 response into `dest` via `dest.incomplete`; returns bytes written. */
+async function saveBody(s: Session, file: string, got: Fetched, dest: string): Promise<number> {
+  const { res, url, controller } = got;
+  const length = res.headers.get("content-length");
+  const encoded = (res.headers.get("content-encoding") ?? "identity") !== "identity";
+  const total = length !== null && !encoded ? Number(length) : undefined;
+  const tmp = `${dest}.incomplete`;
+  const out = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  let received = 0;
+  let stalled = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      stalled = true;
+      controller.abort();
+    }, s.readTimeoutMs);
+  };
+  try {
+    if (!res.body) throw new Error("empty response body");
+    const reader = res.body.getReader();
+    arm();
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      arm();
+      let off = 0;
+      while (off < value.byteLength) off += await out.write(value.subarray(off));
+      received += value.byteLength;
+      s.progress({ file, received, total, done: false });
+    }
+    clearTimeout(timer);
+    if (total !== undefined && Number.isFinite(total) && received !== total) {
+      throw new Error(`the download was cut short: got ${received} of ${total} bytes`);
+    }
+  } catch (e) {
+    clearTimeout(timer);
+    out.close();
+    await Deno.remove(tmp).catch(() => {});
+    netError(
+      s,
+      file,
+      url,
+      stalled
+        ? `nothing received for ${s.readTimeoutMs} ms (readTimeoutMs) after ${received} bytes`
+        : (e as Error).message,
+      e,
+    );
+  }
+  out.close();
+  await Deno.rename(tmp, dest);
+  s.progress({ file, received, total, done: true });
+  return received;
+}
+
+function stderrProgress(): { update: (p: DownloadProgress) => void; finish: () => void } {
+  const tty = (() => {
+    try {
+      return Deno.stderr.isTerminal();
+    } catch {
+      return false;
+    }
+  })();
+  const enc = new TextEncoder();
+  const write = (text: string) => {
+    try {
+      Deno.stderr.writeSync(enc.encode(text));
+    } catch { /* stderr closed */ }
+  };
+  const mb = (n: number) =>
+    n >= 1e9
+      ? `${(n / 1e9).toFixed(2)} GB`
+      : n >= 1e6
+      ? `${(n / 1e6).toFixed(1)} MB`
+      : `${(n / 1e3).toFixed(1)} kB`;
+  let last = 0;
+  let started = 0;
+  let current: string | undefined;
+  return {
+    update(p) {
+      const now = performance.now();
+      if (p.file !== current) {
+        current = p.file;
+        started = now;
+        last = 0;
+      }
+      const every = tty ? 200 : 10_000;
+      if (!p.done && now - last < every) return;
+      last = now;
+      const pct = p.total ? ` (${Math.floor((100 * p.received) / p.total)}%)` : "";
+      const rate = now > started ? `, ${mb((p.received / (now - started)) * 1000)}/s` : "";
+      const line = `downloading ${p.file}: ${mb(p.received)}` +
+        (p.total !== undefined ? ` / ${mb(p.total)}` : "") + pct + rate;
+      if (tty) write(`\r\x1b[K${line}${p.done ? "\n" : ""}`);
+      else write(`${line}${p.done ? " done" : ""}\n`);
+      if (p.done) current = undefined;
+    },
+    finish() {
+      if (tty && current !== undefined) write("\n");
+    },
+  };
+}
+
+async function download(
+  repoId: string,
+  revision: string,
+  repoDir: string,
+  options: ResolveModelOptions,
+): Promise<ResolvedModel> {
+  const endpoint = (options.endpoint ?? env("HF_ENDPOINT") ?? "https://huggingface.co")
+    .replace(/\/+$/, "");
+  const drawn = options.progress === false
+    ? undefined
+    : typeof options.progress === "function"
+    ? { update: options.progress, finish: () => {} }
+    : stderrProgress();
+  const s: Session = {
+    repoId,
+    endpoint,
+    connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+    readTimeoutMs: options.readTimeoutMs ?? 60_000,
+    progress: drawn?.update ?? (() => {}),
+    finish: drawn?.finish ?? (() => {}),
+  };
+  const downloaded: string[] = [];
+  try {
+    // config.json first: it tells whether the repository exists and which commit it is at.
+    const cfg = await request(s, "config.json", revision);
+    if (cfg.res.status !== 200) {
+      await cfg.res.body?.cancel();
+      const st = cfg.res.status;
+      const why = st === 404
+        ? `repository ${repoId} or its revision ${revision} does not exist at ${endpoint}, ` +
+          `or it has no config.json (HTTP 404)`
+        : st === 401 || st === 403
+        ? `access denied (HTTP ${st}): ${repoId} may not exist, or be private or gated`
+        : `HTTP ${st} ${cfg.res.statusText}`;
+      throw new CheckpointError(
+        `cannot download config.json of ${repoId} from ${cfg.url}: ${why}`,
+        {
+          file: cfg.url,
+          kind: st === 404 || st === 401 || st === 403 ? "not-found" : "network",
+        },
+      );
+    }
+    const commit = cfg.commit ?? (isCommitHash(revision) ? revision : undefined);
+    const snapName = commit ?? revision.replaceAll("/", "--");
+    const snap = `${repoDir}/snapshots/${snapName}`;
+    Deno.mkdirSync(snap, { recursive: true });
+    const rev = commit ?? revision;
+    if (isFile(`${snap}/config.json`)) await cfg.res.body?.cancel();
+    else {
+      await saveBody(s, "config.json", cfg, `${snap}/config.json`);
+      downloaded.push("config.json");
+    }
+
+    /** Fetches a file unless cached; returns false on 404. */
+    const fetchFile = async (file: string, required: boolean): Promise<boolean> => {
+      if (isFile(`${snap}/${file}`)) return true;
+      const got = await request(s, file, rev);
+      if (got.res.status === 404 && !required) {
+        await got.res.body?.cancel();
+        return false;
+      }
+      if (got.res.status !== 200) {
+        await got.res.body?.cancel();
+        throw new CheckpointError(
+          `cannot download ${file} of ${repoId} from ${got.url}: HTTP ${got.res.status}` +
+            (got.res.status === 404 ? " (the file is missing from the repository)" : ""),
+          { file: got.url, kind: got.res.status === 404 ? "not-found" : "network" },
+        );
+      }
+      await saveBody(s, file, got, `${snap}/${file}`);
+      downloaded.push(file);
+      return true;
+    };
+
+    for (const file of OPTIONAL_MODEL_FILES) await fetchFile(file, false);
+    if (!(await fetchFile(SAFE_WEIGHTS_NAME, false))) {
+      if (!(await fetchFile(SAFE_WEIGHTS_INDEX_NAME, false))) {
+        const bin = await request(s, "pytorch_model.bin", rev, "HEAD");
+        await bin.res.body?.cancel();
+        if (bin.res.status === 200) {
+          throw new CheckpointError(
+            `${repoId} (revision ${revision}) has only pytorch_model.bin; PyTorch .bin weights ` +
+              `are not supported, only ${SAFE_WEIGHTS_NAME} (convert with save_pretrained)`,
+            { file: bin.url, kind: "unsupported" },
+          );
+        }
+        throw new CheckpointError(
+          `${repoId} (revision ${revision}) has neither ${SAFE_WEIGHTS_NAME} nor ` +
+            `${SAFE_WEIGHTS_INDEX_NAME} at ${endpoint}`,
+          { file: `${endpoint}/${repoId}`, kind: "not-found" },
+        );
+      }
+      const index = `${snap}/${SAFE_WEIGHTS_INDEX_NAME}`;
+      const shards = shardsOf(index);
+      if (!shards) {
+        throw new CheckpointError(
+          `${index} has no valid "weight_map" of plain shard file names`,
+          { file: index, kind: "index", field: "weight_map" },
+        );
+      }
+      for (const shard of shards) await fetchFile(shard, true);
+    }
+    if (!isCommitHash(revision)) {
+      // refs/<revision> names the snapshot: the commit, or the revision itself if unknown.
+      const ref = `${repoDir}/refs/${revision}`;
+      Deno.mkdirSync(ref.slice(0, ref.lastIndexOf("/")), { recursive: true });
+      Deno.writeTextFileSync(ref, snapName);
+    }
+    return { dir: snap, source: "download", repoId, revision, commit, downloaded };
+  } finally {
+    s.finish();
+  }
+}
+
+/**
+ * Resolves a folder or hub id (see {@linkcode resolveModel}) and loads its weights.
+ *
+ * @example
+ * ```ts
+ * import { loadModel } from "./hub.ts";
+ * const { weights, resolved } = await loadModel("../shared/models/tiny-opt-e2e");
+ * console.log(resolved.source, weights.layers.length); // "local" 12
+ * ```
+ */
+export async function loadModel(
+  idOrDir: string,
+  options: ResolveModelOptions = {},
+): Promise<{ resolved: ResolvedModel; weights: LoadedWeights }> {
+  const resolved = await resolveModel(idOrDir, options);
+  return { resolved, weights: await loadWeights(resolved.dir) };
+}

@@ -1,0 +1,91 @@
+/**
+ * Reading and writing Hugging Face OPT checkpoints exactly.
+ *
+ * - {@linkcode resolveModel} / {@linkcode loadModel}: a folder or hub id (`facebook/opt-125m`)
+ *   to a local folder, via the Hugging Face cache, downloading safetensors when needed.
+ * - {@linkcode loadWeights}: a folder (`config.json` + `model.safetensors` or shards) to
+ *   {@linkcode OptWeights}, names normalised, shapes checked, bytes read lazily.
+ * - {@linkcode parseOptConfig}, {@linkcode optConfigToJson}, {@linkcode OPT_SHAPES}: configs.
+ * - {@linkcode openSafetensors}, {@linkcode writeSafetensors}, {@linkcode tensorToFloat32}:
+ *   the file format and exact f16/bf16/f32 conversions.
+ * - {@linkcode writeRandomCheckpoint}: deterministic random checkpoints for tests.
+ *
+ * Every failure is a {@linkcode CheckpointError} naming the file, tensor or field at fault.
+ *
+ * @example
+ * ```ts
+ * import { describeModel, loadModel, tensorToFloat32 } from "./mod.ts";
+ * const { weights } = await loadModel("../shared/models/tiny-opt-e2e");
+ * console.log(describeModel(weights).summary);
+ * const fc1 = tensorToFloat32(weights.layers[0].fc1.weight); // [ffn, d] row-major
+ * ```
+ *
+ * @module
+ */
+export type {
+  DType,
+  LayerNormWeights,
+  LinearWeights,
+  OptConfig,
+  OptLayerWeights,
+  OptWeights,
+  Tensor,
+} from "./types.ts";
+export { CheckpointError } from "./errors.ts";
+export type { CheckpointErrorDetails, CheckpointErrorKind } from "./errors.ts";
+export { OPT_SHAPES, optConfigToJson, parseOptConfig, readOptConfig } from "./config.ts";
+export type { OptShapeName } from "./config.ts";
+export {
+  bf16BitsToFloat32,
+  bytesToFloat32,
+  DTYPE_SIZES,
+  f16BitsToFloat32,
+  float32ToBf16Bits,
+  float32ToBytes,
+  float32ToF16Bits,
+  isDType,
+  MAX_HEADER_BYTES,
+  memoryTensor,
+  openSafetensors,
+  parseSafetensorsHeader,
+  renameTensor,
+  shapeSize,
+  tensorToFloat32,
+  writeSafetensors,
+} from "./safetensors.ts";
+export type {
+  FileTensor,
+  SafetensorsEntry,
+  SafetensorsFile,
+  SafetensorsHeader,
+  SafetensorsWriteEntry,
+} from "./safetensors.ts";
+export {
+  allTensors,
+  describeModel,
+  hasFinalLayerNorm,
+  loadWeights,
+  loadWeightsSync,
+  normalizeWeightName,
+  optTensorSpecs,
+  SAFE_WEIGHTS_INDEX_NAME,
+  SAFE_WEIGHTS_NAME,
+} from "./checkpoint.ts";
+export type { LoadedWeights, ModelDescription, OptTensorSpec } from "./checkpoint.ts";
+export {
+  hubCacheDir,
+  loadModel,
+  offlineFromEnv,
+  OPTIONAL_MODEL_FILES,
+  repoFolderName,
+  resolveModel,
+} from "./hub.ts";
+export type { DownloadProgress, ResolvedModel, ResolveModelOptions } from "./hub.ts";
+export {
+  fixtureConfig,
+  fixtureTensors,
+  fixtureValues,
+  TINY_OPT_SHAPE,
+  writeRandomCheckpoint,
+} from "./fixture.ts";
+export type { RandomCheckpoint, RandomCheckpointOptions } from "./fixture.ts";
