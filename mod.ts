@@ -1,0 +1,99 @@
+/**
+ * skipdecode: SkipDecode (Del Corro et al., arXiv 2307.02628) for OPT models on Deno's
+ * WebGPU, with a plain TypeScript CPU reference backend.
+ *
+ * Data flows one way: checkpoint ({@linkcode loadWeights}) -> backend
+ * ({@linkcode createBackend}) -> engine ({@linkcode generate} under a {@linkcode Policy}'s
+ * {@linkcode plan}) -> results -> metrics ({@linkcode corpusBleu}, {@linkcode corpusRougeL})
+ * and charts ({@linkcode frontierChart}, {@linkcode toHtml}).
+ *
+ * @example Generate under a linear exit policy
+ * ```ts
+ * import { generate, loadModel } from "./mod.ts";
+ * const model = await loadModel("../shared/models/tiny-opt-e2e", { backend: "auto" });
+ * const out = await generate(model, ["name[Alimentum], area[city centre]\n"], {
+ *   policy: "linear:max=12,min=4,warmup=1,horizon=32",
+ * });
+ * console.log(out.results[0].text, out.layerSpeedup.toFixed(2));
+ * model.dispose();
+ * ```
+ *
+ * @example Write your own policy
+ * ```ts
+ * import { customPolicy, plan, skipDecodeSet } from "./mod.ts";
+ * const step = customPolicy({
+ *   name: "step8",
+ *   layerSet: ({ column, promptLength, layers }) =>
+ *     skipDecodeSet(layers, column - promptLength < 8 ? layers : 6, 1),
+ * });
+ * console.log(plan(step, { layers: 12, promptLength: 4, maxNewTokens: 16 }).layerSpeedup);
+ * ```
+ * @module
+ */
+export type {
+  DType,
+  LayerNormWeights,
+  LinearWeights,
+  OptConfig,
+  OptLayerWeights,
+  OptWeights,
+  Tensor,
+} from "./model/types.ts";
+export {
+  CheckpointError,
+  describeModel,
+  loadModel as loadCheckpoint,
+  loadWeights,
+  openSafetensors,
+  OPT_SHAPES,
+  parseOptConfig,
+  resolveModel,
+  tensorToFloat32,
+  writeRandomCheckpoint,
+  writeSafetensors,
+} from "./model/mod.ts";
+export type {
+  CheckpointErrorDetails,
+  CheckpointErrorKind,
+  DownloadProgress,
+  FileTensor,
+  LoadedWeights,
+  ModelDescription,
+  OptShapeName,
+  RandomCheckpoint,
+  RandomCheckpointOptions,
+  ResolvedModel,
+  ResolveModelOptions,
+  SafetensorsEntry,
+  SafetensorsFile,
+  SafetensorsHeader,
+  SafetensorsWriteEntry,
+} from "./model/mod.ts";
+export { loadTokenizer, OptTokenizer, TokenizerError } from "./tokenizer/mod.ts";
+export type {
+  DecodeOptions,
+  EncodeOptions,
+  LoadTokenizerOptions,
+  TokenizerConfigJson,
+  TokenizerJson,
+  TokenStreamDecoder,
+} from "./tokenizer/mod.ts";
+export {
+  type Backend,
+  type BackendName,
+  type ColumnLayerSets,
+  CpuBackend,
+  createBackend,
+  type CreateBackendOptions,
+  createCpuBackend,
+  type DecodeOutput,
+  type DecodeRequest,
+  type DecodeTiming,
+  type ForwardOutput,
+  type ForwardRequest,
+  type SamplingOptions,
+} from "./backend/mod.ts";
+export * from "./schedule/mod.ts";
+export * from "./decode/mod.ts";
+export * from "./eval/mod.ts";
+export * from "./plots/mod.ts";
