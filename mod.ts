@@ -71,6 +71,7 @@ export type {
 } from "./model/mod.ts";
 export { loadTokenizer, OptTokenizer, TokenizerError } from "./tokenizer/mod.ts";
 export type {
+  AddedTokenJson,
   DecodeOptions,
   EncodeOptions,
   LoadTokenizerOptions,
