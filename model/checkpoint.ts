@@ -218,12 +218,20 @@ function openWeights(dir: string): {
   sharded: boolean;
   tensors: Map<string, FileTensor>;
   where: string;
+  /** The file a missing tensor is blamed on: the single file or the index. */
+  blame: string;
 } {
   const single = join(dir, SAFE_WEIGHTS_NAME);
   const indexPath = join(dir, SAFE_WEIGHTS_INDEX_NAME);
   if (exists(single)) {
     const f = openSafetensors(single);
-    return { files: [single], sharded: false, tensors: new Map(f.tensors), where: single };
+    return {
+      files: [single],
+      sharded: false,
+      tensors: new Map(f.tensors),
+      where: single,
+      blame: single,
+    };
   }
   if (exists(indexPath)) {
     const { shards, weightMap } = readIndex(indexPath);
@@ -263,7 +271,7 @@ function openWeights(dir: string): {
         );
       }
     }
-    return { files, sharded: true, tensors, where: `the shards of ${indexPath}` };
+    return { files, sharded: true, tensors, where: `the shards of ${indexPath}`, blame: indexPath };
   }
   let names: string[] = [];
   try {
@@ -329,7 +337,7 @@ export function loadWeightsSync(dir: string): LoadedWeights {
   }
   const configPath = join(dir, "config.json");
   const config = readOptConfig(configPath);
-  const { files, sharded, tensors, where } = openWeights(dir);
+  const { files, sharded, tensors, where, blame } = openWeights(dir);
 
   // Normalise names; remember which stored name each normalised one came from.
   const byName = new Map<string, FileTensor>();
@@ -369,7 +377,7 @@ export function loadWeightsSync(dir: string): LoadedWeights {
         : "";
       throw new CheckpointError(
         `missing tensor ${name} (looked for model.${name} and ${name} in ${where})${hint}`,
-        { file: files[0], kind: "missing-tensor", tensor: name },
+        { file: blame, kind: "missing-tensor", tensor: name },
       );
     }
     if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) {
@@ -465,7 +473,7 @@ export function loadWeightsSync(dir: string): LoadedWeights {
     throw new CheckpointError(
       `missing tensor lm_head.weight in ${where}: config.json sets tie_word_embeddings to ` +
         `false, so the LM head cannot be tied to the token embedding`,
-      { file: files[0], kind: "missing-tensor", tensor: "lm_head.weight" },
+      { file: blame, kind: "missing-tensor", tensor: "lm_head.weight" },
     );
   }
   const unused = [...byName.keys()].filter((n) => !used.has(n)).map((n) =>

@@ -339,3 +339,43 @@ Deno.test("hub: local folders pass through; bad ids and paths are named", async 
   );
   assertStringIncludes(e.message, "o/m");
 });
+
+Deno.test("hub: a stalled download times out (readTimeoutMs) and leaves no file", async () => {
+  await withTempDir(async (tmp) => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    const serving = (async () => {
+      try {
+        for await (const conn of listener) {
+          await conn.read(new Uint8Array(4096));
+          const head =
+            `HTTP/1.1 200 OK\r\ncontent-length: 1000\r\nx-repo-commit: ${COMMIT}\r\n\r\n`;
+          await conn.write(new TextEncoder().encode(head + '{"vocab_size"'));
+          held.push(conn); // and never send the rest
+        }
+      } catch { /* closed */ }
+    })();
+    try {
+      const t0 = performance.now();
+      await assertCheckpointError(
+        () =>
+          resolveModel("o/m", {
+            endpoint: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+            cacheDir: `${tmp}/cache`,
+            offline: false,
+            progress: false,
+            readTimeoutMs: 300,
+          }),
+        "network",
+        "nothing received for 300 ms (readTimeoutMs) after 13 bytes",
+      );
+      assertLess(performance.now() - t0, 3000);
+      const snap = `${tmp}/cache/models--o--m/snapshots/${COMMIT}`;
+      assertEquals([...Deno.readDirSync(snap)].map((e) => e.name), []);
+    } finally {
+      listener.close();
+      for (const c of held) c.close();
+      await serving;
+    }
+  });
+});
