@@ -1,0 +1,97 @@
+/**
+ * `deno task bench`: the kernel benchmark (matrix products, `bench/matmul_bench.ts`) and the
+ * end-to-end decode benchmark (`bench/decode_bench.ts`), printed as tables and written as
+ * JSON and Markdown under `out/bench/`. `--quick` runs in under a minute.
+ *
+ * @module
+ */
+import { parseArgs } from "@std/cli";
+import {
+  decodeBenchMarkdown,
+  ensureOpt125mFixture,
+  runDecodeBench,
+} from "../bench/decode_bench.ts";
+import type { BackendName } from "../backend/mod.ts";
+import { exists, TINY_MODEL_DIR } from "./paths.ts";
+
+const HELP = `deno task bench [--quick] [--backend cpu|webgpu|both] [--skip-kernels] [--out DIR]
+  --quick         tiny checkpoint only, batches 1 and 8, 16 tokens: under a minute
+  --backend       which backends to run (default both; webgpu needs an adapter)
+  --skip-kernels  only the end-to-end decode benchmark
+  --out DIR       where to write decode.json / decode.md (default out/bench)`;
+
+/**
+ * Runs the benchmarks; returns the exit code.
+ *
+ * @example
+ * ```ts
+ * await benchMain(["--quick"]);
+ * ```
+ */
+export async function benchMain(args: string[]): Promise<number> {
+  const { values } = parseArgs(args, {
+    quick: { type: "boolean" },
+    backend: { type: "string" },
+    "skip-kernels": { type: "boolean" },
+    out: { type: "string" },
+    help: { type: "boolean" },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const quick = !!values.quick;
+  const out = (values.out as string | undefined) ?? "out/bench";
+  const which = (values.backend as string | undefined) ?? "both";
+  const adapter = await navigator.gpu?.requestAdapter();
+  const backends: BackendName[] = which === "both" ? ["cpu", "webgpu"] : [which as BackendName];
+  if (!backends.every((b) => b === "cpu" || b === "webgpu")) {
+    console.error(`error: --backend must be cpu, webgpu or both, got "${which}"`);
+    return 2;
+  }
+  if (!adapter && backends.includes("webgpu")) {
+    console.warn(
+      "WARNING: no WebGPU adapter: the WebGPU rows are skipped (install libvulkan1 mesa-vulkan-drivers)",
+    );
+    backends.splice(backends.indexOf("webgpu"), 1);
+  }
+  if (adapter) console.log(`adapter: ${adapter.info.description || adapter.info.vendor}`);
+  Deno.mkdirSync(out, { recursive: true });
+
+  if (!values["skip-kernels"] && adapter) {
+    const { matmulBenchMain } = await import("../bench/matmul_bench.ts");
+    await matmulBenchMain(
+      quick ? ["--quick", "--json", `${out}/matmul.json`] : ["--json", `${out}/matmul.json`],
+    );
+  }
+
+  if (!exists(TINY_MODEL_DIR)) {
+    console.error(
+      `error: ${TINY_MODEL_DIR} is missing (the shared tiny checkpoint beside the repository)`,
+    );
+    return 2;
+  }
+  const models = [{ label: "tiny-opt-e2e", dir: TINY_MODEL_DIR }];
+  if (!quick) models.push({ label: "opt-125m-shaped", dir: ensureOpt125mFixture(".cache/bench") });
+  console.log(
+    "\nEnd-to-end decode (greedy, EOS ignored; measured speedup = wall time of full / policy, same run)",
+  );
+  console.log(decodeBenchMarkdown([]));
+  const rows = await runDecodeBench({
+    models,
+    backends,
+    batches: quick ? [1, 8] : [1, 8, 32],
+    targets: [2, 3, 4],
+    promptLength: 16,
+    maxNewTokens: quick ? 16 : 32,
+    repeats: quick ? 1 : 3,
+    maxGflop: { cpu: quick ? 20 : 120 },
+    log: (line) => console.log(line),
+  });
+  await Deno.writeTextFile(`${out}/decode.json`, JSON.stringify(rows, null, 2));
+  await Deno.writeTextFile(`${out}/decode.md`, decodeBenchMarkdown(rows) + "\n");
+  console.log(`\nwrote ${out}/decode.json and ${out}/decode.md`);
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await benchMain(Deno.args));
