@@ -97,3 +97,34 @@ export function checkColumns(
     }
   }
 }
+
+/**
+ * Throws a clear error when a token id is not an integer in `0 .. vocabSize - 1` (an id
+ * outside the embedding table would otherwise read as a silent zero embedding).
+ *
+ * @param rows token ids per row
+ * @param vocabSize rows of the embedding table
+ * @param what what a row is called in the message (`"prompt"`, `"row"`)
+ * @example
+ * ```ts
+ * checkTokenIds([[2, 100]], 50272, "prompt"); // ok
+ * // checkTokenIds([[2, 50272]], 50272, "prompt") throws:
+ * // "prompt 0, token 1: id 50272 is not an integer in 0..50271 (vocab_size 50272)"
+ * ```
+ */
+export function checkTokenIds(
+  rows: readonly (readonly number[])[],
+  vocabSize: number,
+  what: string,
+): void {
+  rows.forEach((row, b) => {
+    row.forEach((id, t) => {
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+        throw new RangeError(
+          `${what} ${b}, token ${t}: id ${id} is not an integer in 0..${vocabSize - 1} ` +
+            `(vocab_size ${vocabSize})`,
+        );
+      }
+    });
+  });
+}

@@ -19,7 +19,7 @@ export type * from "./types.ts";
 export { CpuBackend, createCpuBackend } from "./cpu/backend.ts";
 export * from "./cpu/ops.ts";
 export { hash32, selectToken, stepUniform, validateSampling } from "./sampling.ts";
-export { checkColumns, type PaddedBatch, padLeft } from "./batch.ts";
+export { checkColumns, checkTokenIds, type PaddedBatch, padLeft } from "./batch.ts";
 
 /** Which backend to run: `"auto"` picks WebGPU when an adapter exists. */
 export type BackendName = "auto" | "cpu" | "webgpu";

@@ -18,7 +18,7 @@ import type {
   ForwardOutput,
   ForwardRequest,
 } from "../types.ts";
-import { checkColumns, type PaddedBatch, padLeft } from "../batch.ts";
+import { checkColumns, checkTokenIds, type PaddedBatch, padLeft } from "../batch.ts";
 import { selectToken, validateSampling } from "../sampling.ts";
 import { addInPlace, attendOne, gatherRows, layerNorm, linear, relu, topK } from "./ops.ts";
 
@@ -126,6 +126,7 @@ export class CpuBackend implements Backend {
 
   /** Uncached forward: every column's logits under per-column layer sets. */
   forward(req: ForwardRequest): Promise<ForwardOutput> {
+    checkTokenIds(req.rows, this.config.vocabSize, "row");
     const batch = padLeft(req.rows, req.padTokenId);
     const T = batch.length;
     checkColumns(req.sets, T, this.config.numHiddenLayers, this.config.maxPositionEmbeddings);
@@ -148,6 +149,7 @@ export class CpuBackend implements Backend {
     const cfg = this.config;
     const sampling = req.sampling ?? {};
     validateSampling(sampling);
+    checkTokenIds(req.prompts, cfg.vocabSize, "prompt");
     const B = req.prompts.length;
     const P = Math.max(...req.prompts.map((p) => p.length));
     const N = req.maxNewTokens;
