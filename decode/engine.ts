@@ -113,14 +113,21 @@ export interface GenerateOutput {
 export function resolvePolicy(policy: Policy | string = "full", promptMode?: PromptMode): Policy {
   const p = typeof policy === "string" ? parsePolicy(policy) : policy;
   if (!promptMode || promptMode === p.promptMode) return p;
+  // earlyexit wraps another policy and keeps its prompt mode: override the wrapped one.
+  const withMode = (json: Record<string, unknown>): Record<string, unknown> => {
+    if (json.kind === "earlyexit") {
+      return { ...json, inner: withMode(json.inner as Record<string, unknown>) };
+    }
+    if (json.kind === "custom") {
+      throw new RangeError(
+        `cannot change the prompt mode of custom policy "${json.name}": set it in the policy`,
+      );
+    }
+    return json.kind === "full" ? json : { ...json, promptMode };
+  };
   const json = p.toJSON() as unknown as Record<string, unknown>;
   if (json.kind === "full") return p; // full runs every layer in either mode
-  if (json.kind === "custom") {
-    throw new RangeError(
-      `cannot change the prompt mode of custom policy "${p.name}": set it in the policy`,
-    );
-  }
-  return policyFromJson({ ...json, promptMode });
+  return policyFromJson(withMode(json));
 }
 
 /**
