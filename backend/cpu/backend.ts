@@ -150,10 +150,17 @@ export class CpuBackend implements Backend {
     const sampling = req.sampling ?? {};
     validateSampling(sampling);
     checkTokenIds(req.prompts, cfg.vocabSize, "prompt");
+    if (req.prompts.length === 0) throw new RangeError("batch has no rows");
+    req.prompts.forEach((p, b) => {
+      // Checked here: the padded batch below appends generated columns to every row.
+      if (p.length === 0) {
+        throw new RangeError(`prompt ${b} is empty: every row needs at least one token (BOS)`);
+      }
+    });
     const B = req.prompts.length;
     const P = Math.max(...req.prompts.map((p) => p.length));
     const N = req.maxNewTokens;
-    if (!Number.isInteger(N) || N < 1) throw new RangeError(`maxNewTokens must be >= 1, got ${N}`);
+    if (!Number.isInteger(N) || N < 1) throw new RangeError(`maxNewTokens must be an integer >= 1, got ${N}`);
     const columns = P + N - 1; // columns run: 0 .. P+N-2
     checkColumns(req.sets, columns, cfg.numHiddenLayers, cfg.maxPositionEmbeddings);
     // One padded batch covers every column the loop may run: appending placeholder
