@@ -160,7 +160,9 @@ export class CpuBackend implements Backend {
     const B = req.prompts.length;
     const P = Math.max(...req.prompts.map((p) => p.length));
     const N = req.maxNewTokens;
-    if (!Number.isInteger(N) || N < 1) throw new RangeError(`maxNewTokens must be an integer >= 1, got ${N}`);
+    if (!Number.isInteger(N) || N < 1) {
+      throw new RangeError(`maxNewTokens must be an integer >= 1, got ${N}`);
+    }
     const columns = P + N - 1; // columns run: 0 .. P+N-2
     checkColumns(req.sets, columns, cfg.numHiddenLayers, cfg.maxPositionEmbeddings);
     // One padded batch covers every column the loop may run: appending placeholder
