@@ -59,6 +59,11 @@ export class TimestampProfiler {
     });
   }
 
+  /** Timed passes one submission may hold. */
+  get capacity(): number {
+    return this.#capacity;
+  }
+
   /** Timed passes recorded since the last {@linkcode resolveInto}. */
   get pending(): number {
     return this.#families.length;

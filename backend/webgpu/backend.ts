@@ -1,0 +1,615 @@
+/**
+ * The WebGPU backend: OPT on hand-written WGSL kernels with f16 weights kept f16, a KV cache
+ * per layer sized by the plan, and a decode loop that does not wait on the CPU between
+ * tokens. The prompt columns are prefilled layer by layer (layer `l` on the prefix of
+ * columns that run it); then each chosen token stays on the GPU (the selection kernel
+ * writes it into the id grid the next step's embedding reads), a chunk of steps is encoded
+ * per submission with per-dispatch parameters in a uniform arena, and tokens, EOS flags
+ * (and logits, when asked) are read back once per chunk. Up to two submissions are in
+ * flight, so the GPU keeps working while the previous chunk is read.
+ *
+ * @example
+ * ```ts
+ * import { createWebGpuBackend } from "./backend.ts";
+ * import { loadWeights } from "../../model/mod.ts";
+ * const gpu = await createWebGpuBackend(await loadWeights("../shared/models/tiny-opt-e2e"));
+ * const out = await gpu.decode({
+ *   prompts: [[2, 100, 101]], maxNewTokens: 8, padTokenId: 1, eosTokenId: 2,
+ *   sets: Array.from({ length: 10 }, () => [...Array(12).keys()]),
+ * });
+ * console.log(out.tokens[0], out.timing);
+ * gpu.dispose();
+ * ```
+ *
+ * @module
+ */
+import {
+  AllocationGroup,
+  assertAlive,
+  type GpuContext,
+  GpuError,
+  requestGpu,
+} from "../../kernels/device.ts";
+import { Recorder } from "../../kernels/encode.ts";
+import { createMatmulKernels, type MatmulKernels } from "../../kernels/matmul/mod.ts";
+import { ParamArena } from "../../kernels/params.ts";
+import { type FamilyTime, TimestampProfiler } from "../../kernels/profiler.ts";
+import type { OptConfig, OptWeights } from "../../model/types.ts";
+import { checkNesting } from "../../schedule/plan.ts";
+import { checkColumns } from "../batch.ts";
+import { topK } from "../cpu/ops.ts";
+import { validateSampling } from "../sampling.ts";
+import type {
+  Backend,
+  ColumnLayerSets,
+  DecodeOutput,
+  DecodeRequest,
+  ForwardOutput,
+  ForwardRequest,
+} from "../types.ts";
+import {
+  allocateWorkspace,
+  createGraph,
+  type Graph,
+  type Workspace,
+  type WorkspaceShape,
+} from "./graph.ts";
+import { type DeviceModel, uploadModel } from "./weights.ts";
+
+/** Options of {@linkcode createWebGpuBackend}. */
+export interface WebGpuBackendOptions {
+  /** A device to use (shared, not destroyed by `dispose`); default: a new one. */
+  gpu?: GpuContext;
+  /** Matmul variant (`"auto"` by default; see `kernels/matmul`). */
+  matmulVariant?: string;
+  /**
+   * Largest bytes per storage binding for weights (embedding tables and matmul weights);
+   * default the device limit. Smaller values force the split paths (tests).
+   */
+  maxBindingBytes?: number;
+  /** Measure GPU time per kernel family with timestamp queries (one pass per dispatch). */
+  profile?: boolean;
+  /** Steps per submission when a request gives no `chunkSize` (default 16). */
+  chunkSize?: number;
+  /** Submissions in flight during decode, 1 or 2 (default 2). */
+  pipelineDepth?: number;
+}
+
+/** A decode's output with WebGPU-specific details. */
+export interface WebGpuDecodeOutput extends DecodeOutput {
+  /** Generated columns executed on the GPU (whole chunks, so at least `steps`). */
+  columnsRun: number;
+  /** Decode submissions (chunks) after the prefill. */
+  chunks: number;
+  /** GPU milliseconds per kernel family, when the backend was created with `profile`. */
+  profile?: Record<string, FamilyTime>;
+}
+
+/** A submitted piece of work whose results are read back with one `mapAsync`. */
+interface InFlight {
+  staging: GPUBuffer;
+  /** Token indices `first .. first + count - 1` are in the staging buffer. */
+  first: number;
+  count: number;
+  doneOffset: number;
+  logitsOffset: number;
+  stampsOffset: number;
+  families: string[];
+  mapped: Promise<void>;
+  validation: Promise<GPUError | null>;
+}
+
+function sortedSet(sets: ColumnLayerSets, c: number): number[] {
+  return [...sets[c]].sort((a, b) => a - b);
+}
+
+/** The WebGPU implementation of {@linkcode Backend}. */
+export class WebGpuBackend implements Backend {
+  /** Always `"webgpu"`. */
+  readonly name = "webgpu";
+  /** The model configuration. */
+  readonly config: OptConfig;
+  /** The device. */
+  readonly gpu: GpuContext;
+  /** The matmul kernels (their variant is `matmul.variant`). */
+  readonly matmul: MatmulKernels;
+  /** The weights on the device. */
+  readonly model: DeviceModel;
+  #graph: Graph;
+  #arena: ParamArena;
+  #ownsDevice: boolean;
+  #options: WebGpuBackendOptions;
+  #disposed = false;
+
+  /** Use {@linkcode createWebGpuBackend}. */
+  constructor(
+    gpu: GpuContext,
+    mm: MatmulKernels,
+    model: DeviceModel,
+    graph: Graph,
+    ownsDevice: boolean,
+    options: WebGpuBackendOptions,
+  ) {
+    this.gpu = gpu;
+    this.matmul = mm;
+    this.model = model;
+    this.config = model.config;
+    this.#graph = graph;
+    this.#arena = new ParamArena(gpu, 1024);
+    this.#ownsDevice = ownsDevice;
+    this.#options = options;
+  }
+
+  #check(operation: string): void {
+    if (this.#disposed) throw new GpuError(`${operation}: the backend was disposed`, "device");
+    assertAlive(this.gpu, operation);
+  }
+
+  /** Validates token ids and the plan; returns left paddings. */
+  #validate(
+    rows: readonly (readonly number[])[],
+    what: string,
+    padTokenId: number,
+    sets: ColumnLayerSets,
+    columns: number,
+  ): number[] {
+    const V = this.config.vocabSize;
+    if (rows.length === 0) throw new RangeError(`${what}: no rows`);
+    const T = Math.max(...rows.map((r) => r.length));
+    rows.forEach((r, b) => {
+      if (r.length === 0) throw new RangeError(`${what} row ${b} is empty (needs at least BOS)`);
+      r.forEach((id, i) => {
+        if (!Number.isInteger(id) || id < 0 || id >= V) {
+          throw new RangeError(`${what} row ${b} token ${i} is ${id}, not an id in 0..${V - 1}`);
+        }
+      });
+    });
+    if (!Number.isInteger(padTokenId) || padTokenId < 0 || padTokenId >= V) {
+      throw new RangeError(`padTokenId ${padTokenId} is not an id in 0..${V - 1}`);
+    }
+    checkColumns(sets, columns, this.config.numHiddenLayers, this.config.maxPositionEmbeddings);
+    checkNesting(sets.slice(0, columns));
+    if (columns > this.#graph.maxColumns) {
+      throw new GpuError(
+        `${columns} columns exceed the ${this.#graph.maxColumns} the attention kernel holds ` +
+          `on "${this.gpu.info.description}"`,
+        "too-large",
+      );
+    }
+    return rows.map((r) => T - r.length);
+  }
+
+  /** Slots of each layer's KV cache: the columns `< columns` that run it (a prefix). */
+  #slots(sets: ColumnLayerSets, columns: number): number[] {
+    const slots = new Array<number>(this.config.numHiddenLayers).fill(0);
+    for (let c = 0; c < columns; c++) for (const l of sets[c]) slots[l]++;
+    return slots;
+  }
+
+  /** Uploads the id grid's first `P` columns and the paddings. */
+  #writeInputs(
+    ws: Workspace,
+    rows: readonly (readonly number[])[],
+    pads: number[],
+    P: number,
+    pad: number,
+  ): void {
+    const B = rows.length;
+    const grid = new Uint32Array(P * B);
+    for (let b = 0; b < B; b++) {
+      for (let c = 0; c < P; c++) grid[c * B + b] = c < pads[b] ? pad : rows[b][c - pads[b]];
+    }
+    const q = this.gpu.device.queue;
+    q.writeBuffer(ws.ids, 0, grid);
+    q.writeBuffer(ws.pad, 0, new Uint32Array(pads));
+    q.writeBuffer(ws.done, 0, new Uint32Array(B));
+  }
+
+  /** Allocates a workspace, reporting the buffer that does not fit. */
+  async #allocate(shape: WorkspaceShape): Promise<{ ws: Workspace; destroy(): void }> {
+    const group = new AllocationGroup(this.gpu);
+    let handle: { ws: Workspace; destroy(): void } | undefined;
+    try {
+      handle = allocateWorkspace(this.gpu, this.model, group, shape);
+      await group.check();
+      return handle;
+    } catch (e) {
+      handle?.destroy();
+      await group.check().catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Records the prompt (or whole-sequence) columns: each layer on its prefix. */
+  #encodePrefix(rec: Recorder, ws: Workspace, sets: ColumnLayerSets, P: number): void {
+    const B = ws.batch;
+    this.#graph.embed(rec, ws, 0, P);
+    for (let l = 0; l < this.config.numHiddenLayers; l++) {
+      let q = 0;
+      while (q < P && sets[q].includes(l)) q++;
+      if (q > 0) this.#graph.layer(rec, ws, l, q * B, 0);
+    }
+  }
+
+  /** Prefill + token loop; see the module documentation. */
+  async decode(req: DecodeRequest): Promise<WebGpuDecodeOutput> {
+    this.#check("decode");
+    const cfg = this.config;
+    const sampling = req.sampling ?? {};
+    validateSampling(sampling);
+    const N = req.maxNewTokens;
+    if (!Number.isInteger(N) || N < 1) throw new RangeError(`maxNewTokens must be >= 1, got ${N}`);
+    const B = req.prompts.length;
+    const P = Math.max(...req.prompts.map((p) => p.length));
+    const columns = P + N - 1;
+    const pads = this.#validate(req.prompts, "prompt", req.padTokenId, req.sets, columns);
+    const V = cfg.vocabSize;
+    const eos = req.eosTokenId;
+    if (eos !== undefined && (!Number.isInteger(eos) || eos < 0 || eos >= V)) {
+      throw new RangeError(`eosTokenId ${eos} is not an id in 0..${V - 1}`);
+    }
+    const kTop = req.logitsTopK ?? 0;
+    if (!Number.isInteger(kTop) || kTop < 0 || kTop > V) {
+      throw new RangeError(`logitsTopK must be an integer in 0..${V}, got ${req.logitsTopK}`);
+    }
+    const chunk = req.chunkSize ?? this.#options.chunkSize ?? 16;
+    if (!Number.isInteger(chunk) || chunk < 1) {
+      throw new RangeError(`chunkSize must be a positive integer, got ${chunk}`);
+    }
+    const record = kTop > 0 || !!req.recordLogits;
+    const greedy = !((sampling.temperature ?? 0) > 0);
+    const depth = Math.max(1, Math.min(2, this.#options.pipelineDepth ?? 2));
+    const L = cfg.numHiddenLayers;
+
+    const t0 = performance.now();
+    const { ws, destroy } = await this.#allocate({
+      batch: B,
+      rows: P * B,
+      columns: P + N,
+      headRows: B,
+      slots: this.#slots(req.sets, columns),
+      sampling: !greedy,
+    });
+    const stagings = new Set<GPUBuffer>();
+    let profiler: TimestampProfiler | undefined;
+    try {
+      this.#writeInputs(ws, req.prompts, pads, P, req.padTokenId);
+      this.#arena.reserve(this.#graph.slicesPerStep * Math.max(chunk, 1) + 8);
+      if (this.#options.profile) {
+        profiler = new TimestampProfiler(
+          this.gpu,
+          (chunk + 1) * (this.#graph.slicesPerStep + 6 * L + 4),
+        );
+      }
+      const rec = new Recorder(this.gpu, this.#arena, profiler);
+
+      // Host-side results.
+      const tokens: number[][] = req.prompts.map(() => []);
+      const finish: ("eos" | "length")[] = req.prompts.map(() => "length");
+      const finished = new Array<boolean>(B).fill(false);
+      const topk = kTop ? req.prompts.map(() => [] as [number, number][][]) : undefined;
+      const logits = req.recordLogits ? req.prompts.map(() => [] as Float32Array[]) : undefined;
+
+      const device = this.gpu.device;
+      const stampCapacity = profiler ? profiler.capacity * 16 : 0;
+      /**
+       * Encodes and submits the work producing tokens `first .. first + count - 1`; `body`
+       * records it, writing logits of slot `s` via `copyLogits(s)`. One staging buffer gets
+       * the tokens, EOS flags, logits and timestamps.
+       */
+      const submit = (
+        first: number,
+        count: number,
+        body: (copyLogits: (slot: number) => void) => void,
+      ): InFlight => {
+        const doneOffset = count * B * 4;
+        const logitsOffset = doneOffset + B * 4;
+        const stampsOffset = Math.ceil((logitsOffset + (record ? count * B * V * 4 : 0)) / 8) * 8;
+        const staging = device.createBuffer({
+          label: `readback of tokens ${first}..${first + count - 1}`,
+          size: stampsOffset + stampCapacity + 8,
+          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        });
+        stagings.add(staging);
+        device.pushErrorScope("validation");
+        const enc = rec.begin(`decode tokens ${first}..${first + count - 1}`);
+        body((slot) => {
+          if (!record) return;
+          rec.foreign("readback", (e) =>
+            e.copyBufferToBuffer(
+              ws.logits,
+              0,
+              staging,
+              logitsOffset + slot * B * V * 4,
+              B * V * 4,
+            ));
+        });
+        rec.endPass();
+        enc.copyBufferToBuffer(ws.ids, (P + first) * B * 4, staging, 0, count * B * 4);
+        enc.copyBufferToBuffer(ws.done, 0, staging, doneOffset, B * 4);
+        let families: string[] = [];
+        if (profiler) {
+          profiler.resolveInto(enc, staging, stampsOffset);
+          families = profiler.takeFamilies();
+        }
+        device.queue.submit([rec.finish()]);
+        const validation = device.popErrorScope();
+        const mapped = staging.mapAsync(GPUMapMode.READ);
+        mapped.catch(() => {}); // abandoned chunks are destroyed unmapped
+        return {
+          staging,
+          first,
+          count,
+          doneOffset,
+          logitsOffset,
+          stampsOffset,
+          families,
+          mapped,
+          validation,
+        };
+      };
+
+      /** Final LN, LM head, logits copy and selection of the token produced at column `c`. */
+      const head = (c: number, inRow: number, slot: number, copy: (s: number) => void) => {
+        const g = this.#graph;
+        g.logits(rec, ws, g.finalNorm(rec, ws, inRow, B), B);
+        copy(slot);
+        g.select(rec, ws, (c + 1) * B, c - P + 1, sampling, eos);
+      };
+
+      /** Reads one submission back and appends its tokens to the rows still running. */
+      const receive = async (f: InFlight): Promise<void> => {
+        let mapError: unknown;
+        try {
+          await f.mapped;
+        } catch (e) {
+          mapError = e;
+        }
+        const err = await f.validation;
+        assertAlive(this.gpu, "decode");
+        if (err) throw new GpuError(`decode: GPU validation error: ${err.message}`, "validation");
+        if (mapError) {
+          throw new GpuError(`decode: readback failed: ${(mapError as Error).message}`, "device", {
+            cause: mapError,
+          });
+        }
+        const data = f.staging.getMappedRange();
+        const ids = new Uint32Array(data, 0, f.count * B);
+        const flags = new Uint32Array(data, f.doneOffset, B);
+        const logitsAll = record
+          ? new Float32Array(data, f.logitsOffset, f.count * B * V)
+          : undefined;
+        for (let s = 0; s < f.count; s++) {
+          const i = f.first + s; // token index
+          if (i >= N) break;
+          for (let b = 0; b < B; b++) {
+            if (finished[b]) continue;
+            const id = ids[s * B + b];
+            tokens[b].push(id);
+            if (logitsAll) {
+              const row = logitsAll.subarray((s * B + b) * V, (s * B + b + 1) * V);
+              if (topk) topk[b].push(topK(row, kTop));
+              if (logits) logits[b].push(row.slice());
+            }
+            if (eos !== undefined && id === eos) {
+              finished[b] = true;
+              finish[b] = "eos";
+            }
+          }
+        }
+        for (let b = 0; b < B; b++) {
+          if ((flags[b] === 1) !== finished[b]) {
+            throw new GpuError(
+              `decode: row ${b}: GPU EOS flag ${flags[b]} disagrees with its tokens`,
+              "validation",
+            );
+          }
+        }
+        if (profiler && f.families.length) {
+          const stamps = new BigUint64Array(
+            data.slice(f.stampsOffset, f.stampsOffset + f.families.length * 16),
+          );
+          profiler.accumulate(f.families, stamps);
+        }
+        f.staging.unmap();
+        stagings.delete(f.staging);
+        f.staging.destroy();
+      };
+
+      // Prefill: every prompt column, then token 0 from the last prompt column.
+      const queue: InFlight[] = [];
+      queue.push(submit(0, 1, (copy) => {
+        this.#encodePrefix(rec, ws, req.sets, P);
+        head(P - 1, (P - 1) * B, 0, copy);
+      }));
+      let next = 1; // next token index to produce (decode step j = next - 1 at column P + j)
+      let chunks = 0;
+      let prefillMs = 0;
+      let tPrefill = t0;
+      let stop = false;
+      let received = 0;
+      while (queue.length > 0) {
+        while (!stop && queue.length < depth && next < N) {
+          const first = next, count = Math.min(chunk, N - next);
+          queue.push(submit(first, count, (copy) => {
+            for (let s = 0; s < count; s++) {
+              const c = P + first + s - 1; // column consuming token first + s - 1
+              this.#graph.embed(rec, ws, c, 1);
+              for (const l of sortedSet(req.sets, c)) this.#graph.layer(rec, ws, l, B, c);
+              head(c, 0, s, copy);
+            }
+          }));
+          next += count;
+          chunks++;
+        }
+        await receive(queue.shift()!);
+        if (received++ === 0) {
+          tPrefill = performance.now();
+          prefillMs = tPrefill - t0;
+        }
+        if (finished.every(Boolean) || tokens.every((t) => t.length >= N)) {
+          stop = true;
+          break; // later submissions (if any) are abandoned
+        }
+      }
+      const t2 = performance.now();
+      const produced = Math.max(...tokens.map((t) => t.length));
+      return {
+        tokens,
+        finish,
+        topk,
+        logits,
+        promptLength: P,
+        steps: produced - 1,
+        timing: { prefillMs, decodeMs: t2 - tPrefill, readbacks: received },
+        columnsRun: Math.min(next, N) - 1,
+        chunks,
+        profile: profiler?.totals(),
+      };
+    } finally {
+      for (const s of stagings) s.destroy();
+      profiler?.destroy();
+      destroy();
+    }
+  }
+
+  /** Uncached forward over whole sequences; every column's logits (padding columns 0). */
+  async forward(req: ForwardRequest): Promise<ForwardOutput> {
+    this.#check("forward");
+    const cfg = this.config;
+    const V = cfg.vocabSize;
+    const B = req.rows.length;
+    const T = Math.max(0, ...req.rows.map((r) => r.length));
+    const pads = this.#validate(req.rows, "forward", req.padTokenId, req.sets, T);
+    const M = T * B;
+    // LM-head blocks of rows whose logits fit one binding (and 64 MiB of scratch)
+    const block = Math.max(
+      1,
+      Math.min(
+        M,
+        Math.floor(Math.min(this.gpu.limits.maxStorageBufferBindingSize, 1 << 26) / (V * 4)),
+      ),
+    );
+    const { ws, destroy } = await this.#allocate({
+      batch: B,
+      rows: M,
+      columns: T,
+      headRows: block,
+      slots: this.#slots(req.sets, T),
+      sampling: false,
+    });
+    const out = new Float32Array(M * V);
+    const device = this.gpu.device;
+    const maxStaging = Math.max(block * V * 4, Math.min(this.gpu.limits.maxBufferSize, 1 << 28));
+    const rec = new Recorder(this.gpu, this.#arena);
+    this.#arena.reserve(this.#graph.slicesPerStep + 8);
+    try {
+      this.#writeInputs(ws, req.rows, pads, T, req.padTokenId);
+      let src: { buf: GPUBuffer; row: number } | undefined;
+      let r0 = 0;
+      while (r0 < M) {
+        // one submission: (the layers, the first time) then LM-head blocks into one staging
+        const rows = Math.min(
+          M - r0,
+          Math.max(block, Math.floor(maxStaging / (V * 4 * block)) * block),
+        );
+        const staging = device.createBuffer({
+          label: `forward logits rows ${r0}..${r0 + rows - 1}`,
+          size: rows * V * 4,
+          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        });
+        try {
+          device.pushErrorScope("validation");
+          rec.begin("forward");
+          if (!src) {
+            this.#encodePrefix(rec, ws, req.sets, T);
+            src = this.#graph.finalNorm(rec, ws, 0, M);
+          }
+          for (let b0 = 0; b0 < rows; b0 += block) {
+            const n = Math.min(block, rows - b0);
+            this.#graph.logits(rec, ws, { buf: src.buf, row: src.row + r0 + b0 }, n);
+            rec.foreign(
+              "readback",
+              (e) => e.copyBufferToBuffer(ws.logits, 0, staging, b0 * V * 4, n * V * 4),
+            );
+          }
+          device.queue.submit([rec.finish()]);
+          const validation = device.popErrorScope();
+          const mapped = staging.mapAsync(GPUMapMode.READ);
+          const [err] = await Promise.all([validation, mapped.catch((e) => e)]);
+          assertAlive(this.gpu, "forward");
+          if (err) {
+            throw new GpuError(`forward: GPU validation error: ${err.message}`, "validation");
+          }
+          const data = new Float32Array(staging.getMappedRange());
+          // GPU row r = c * B + b  ->  output [b, c, :]
+          for (let r = r0; r < r0 + rows; r++) {
+            const c = Math.floor(r / B), b = r % B;
+            if (c < pads[b]) continue; // padding columns stay 0
+            out.set(data.subarray((r - r0) * V, (r - r0 + 1) * V), (b * T + c) * V);
+          }
+          staging.unmap();
+        } finally {
+          staging.destroy();
+        }
+        r0 += rows;
+      }
+      return { length: T, logits: out };
+    } finally {
+      destroy();
+    }
+  }
+
+  /** Frees the weights (and the device, when the backend created it). */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.model.destroy();
+    this.#arena.destroy();
+    if (this.#ownsDevice) this.gpu.device.destroy();
+  }
+}
+
+/**
+ * Loads an OPT model onto a WebGPU device (a new one unless `options.gpu` is given) and
+ * returns the backend.
+ *
+ * @throws {GpuError} when no adapter exists, a tensor does not fit the device, or a kernel
+ *   fails to compile (each naming what is at fault).
+ *
+ * @example
+ * ```ts
+ * import { createWebGpuBackend } from "./backend.ts";
+ * import { loadWeights } from "../../model/mod.ts";
+ * const backend = await createWebGpuBackend(await loadWeights("../shared/models/tiny-opt-e2e"));
+ * console.log(backend.name, backend.matmul.variant);
+ * backend.dispose();
+ * ```
+ */
+export async function createWebGpuBackend(
+  weights: OptWeights,
+  options: WebGpuBackendOptions = {},
+): Promise<WebGpuBackend> {
+  const owns = !options.gpu;
+  const gpu = options.gpu ?? (await requestGpu());
+  try {
+    const mm = createMatmulKernels(gpu.device, {
+      variant: options.matmulVariant ?? "auto",
+      adapterInfo: gpu.info,
+      maxBindingBytes: options.maxBindingBytes,
+    });
+    const model = await uploadModel(gpu, mm, weights, {
+      maxBindingBytes: options.maxBindingBytes,
+    });
+    try {
+      const graph = await createGraph(gpu, mm, model);
+      return new WebGpuBackend(gpu, mm, model, graph, owns, options);
+    } catch (e) {
+      model.destroy();
+      throw e;
+    }
+  } catch (e) {
+    if (owns) gpu.device.destroy();
+    throw e;
+  }
+}

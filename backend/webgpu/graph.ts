@@ -1,0 +1,299 @@
+/**
+ * The OPT forward pass as a sequence of GPU commands: embedding, decoder layers (pre-LN or
+ * post-LN), final LayerNorm, `project_out`, LM head and token selection, recorded into a
+ * {@linkcode Recorder} over the buffers of a {@linkcode Workspace}.
+ *
+ * Activations are laid out column-major over the batch: row `c * B + b` is column `c` of
+ * batch row `b`. By the nesting invariant the columns that run layer `l` are a prefix, so
+ * a layer over columns `0 .. Q-1` is one product over rows `0 .. Q*B - 1`, and layer `l`'s
+ * KV cache `[slots, B, d]` is written by the `k`/`v` products directly at `colStart * B`.
+ *
+ * @example
+ * ```ts
+ * // const graph = await createGraph(gpu, mm, model);
+ * // graph.embed(rec, ws, 0, P); for (const l of ...) graph.layer(rec, ws, l, Q * B, 0);
+ * ```
+ *
+ * @module
+ */
+import { type AttentionKernel, createAttention } from "../../kernels/attention.ts";
+import { createEmbedding, type EmbeddingKernel } from "../../kernels/embedding.ts";
+import { type GpuContext, GpuError } from "../../kernels/device.ts";
+import type { Recorder } from "../../kernels/encode.ts";
+import { createLayerNorm, type LayerNormKernel } from "../../kernels/layernorm.ts";
+import type { DeviceLinear, LinearArgs, MatmulKernels } from "../../kernels/matmul/mod.ts";
+import { createSelect, type SelectKernel } from "../../kernels/select.ts";
+import type { SamplingOptions } from "../types.ts";
+import type { DeviceModel } from "./weights.ts";
+
+/** Buffers of one decode or forward call. */
+export interface Workspace {
+  /** Rows of the batch `B`. */
+  batch: number;
+  /** Rows the activation buffers hold (largest `columns * B` of one call). */
+  rows: number;
+  /** u32 id grid `[columns, B]`. */
+  ids: GPUBuffer;
+  /** u32 left padding `[B]`. */
+  pad: GPUBuffer;
+  /** u32 EOS flags `[B]`. */
+  done: GPUBuffer;
+  /** f32 residual stream `[rows, d]`. */
+  h: GPUBuffer;
+  /** f32 normalised stream `[rows, d]`. */
+  hn: GPUBuffer;
+  /** f32 queries `[rows, d]`. */
+  q: GPUBuffer;
+  /** f32 attention output `[rows, d]`. */
+  att: GPUBuffer;
+  /** f32 MLP hidden `[rows, f]`. */
+  f: GPUBuffer;
+  /** f32 token rows before `project_in` `[rows, dp]`. */
+  tok?: GPUBuffer;
+  /** f32 position rows `[rows, d]` (with `project_in`). */
+  posb?: GPUBuffer;
+  /** f32 `project_out` output `[headRows, dp]`. */
+  proj?: GPUBuffer;
+  /** f32 logits `[headRows, V]`. */
+  logits: GPUBuffer;
+  /** f32 sampling scratch `[B, V]` (a small buffer when greedy). */
+  probs: GPUBuffer;
+  /** f32 KV caches `[slots_l, B, d]` per layer. */
+  k: GPUBuffer[];
+  /** See {@linkcode k}. */
+  v: GPUBuffer[];
+}
+
+/** Where the input of the LM head lives: a buffer and its first row. */
+export interface RowSource {
+  /** The buffer. */
+  buf: GPUBuffer;
+  /** First row. */
+  row: number;
+}
+
+/** The compiled kernels of one model, with the encode steps of its forward pass. */
+export interface Graph {
+  /** The model. */
+  model: DeviceModel;
+  /** Largest column count the attention kernel accepts. */
+  maxColumns: number;
+  /** Arena slices one column block uses at most (embedding + layers + head + select). */
+  slicesPerStep: number;
+  /** Embeds columns `colStart .. colStart + columns - 1` into `ws.h` rows `0 ..`. */
+  embed(rec: Recorder, ws: Workspace, colStart: number, columns: number): void;
+  /** Runs layer `l` on rows `0 .. m-1` (columns from `colStart`), in place on `ws.h`. */
+  layer(rec: Recorder, ws: Workspace, l: number, m: number, colStart: number): void;
+  /** Final LayerNorm of `m` rows of `ws.h` from `inRow` (into `ws.hn`), if the model has one. */
+  finalNorm(rec: Recorder, ws: Workspace, inRow: number, m: number): RowSource;
+  /** `project_out` (if any) and the LM head of `m` rows of `src` into `ws.logits`. */
+  logits(rec: Recorder, ws: Workspace, src: RowSource, m: number): void;
+  /** Chooses each row's next token from `ws.logits` into `ws.ids[outIndex + b]`. */
+  select(
+    rec: Recorder,
+    ws: Workspace,
+    outIndex: number,
+    step: number,
+    sampling: SamplingOptions | undefined,
+    eos: number | undefined,
+  ): void;
+}
+
+/**
+ * Compiles the kernels a model needs (attention for up to `maxPositionEmbeddings` columns,
+ * capped by workgroup memory) and returns its graph.
+ *
+ * @example
+ * ```ts
+ * // const graph = await createGraph(gpu, mm, model);
+ * ```
+ */
+export async function createGraph(
+  gpu: GpuContext,
+  mm: MatmulKernels,
+  model: DeviceModel,
+): Promise<Graph> {
+  const cfg = model.config;
+  const d = cfg.hiddenSize, dp = cfg.wordEmbedProjDim, V = cfg.vocabSize;
+  const pre = cfg.doLayerNormBefore;
+  // Largest score array that fits workgroup memory next to the head and reduction arrays.
+  const fit = Math.floor(gpu.limits.maxComputeWorkgroupStorageSize / 4) - 256 - 64;
+  const maxColumns = Math.min(cfg.maxPositionEmbeddings, Math.floor(fit / 64) * 64);
+  const [emb, ln, att, sel]: [EmbeddingKernel, LayerNormKernel, AttentionKernel, SelectKernel] =
+    await Promise.all([
+      createEmbedding(gpu, model.tokens, model.positions),
+      createLayerNorm(gpu),
+      createAttention(gpu, maxColumns),
+      createSelect(gpu),
+    ]);
+  await mm.ready();
+
+  const matmul = (rec: Recorder, family: string, args: LinearArgs) =>
+    rec.foreign(family, (enc) => mm.encode(enc, args));
+  const lin = (
+    rec: Recorder,
+    linear: DeviceLinear,
+    x: GPUBuffer,
+    y: GPUBuffer,
+    m: number,
+    extra: Partial<LinearArgs> = {},
+  ) => matmul(rec, "matmul", { x, y, m, linear, ...extra });
+
+  return {
+    model,
+    maxColumns,
+    slicesPerStep: 2 + 3 * cfg.numHiddenLayers + 2,
+
+    embed(rec, ws, colStart, columns) {
+      const base = { ids: ws.ids, pad: ws.pad, batch: ws.batch, colStart, columns };
+      const m = columns * ws.batch;
+      if (model.projectIn) {
+        emb.encode(rec, { ...base, out: ws.tok!, mode: "token" });
+        emb.encode(rec, { ...base, out: ws.posb!, mode: "position" });
+        matmul(rec, "embedding", {
+          x: ws.tok!,
+          y: ws.h,
+          m,
+          linear: model.projectIn,
+          residual: ws.posb!,
+        });
+      } else {
+        emb.encode(rec, { ...base, out: ws.h, mode: "sum" });
+      }
+    },
+
+    layer(rec, ws, l, m, colStart) {
+      const W = model.layers[l];
+      const kvOffset = colStart * ws.batch * d * 4;
+      if (pre) ln.encode(rec, { x: ws.h, w: W.ln1.w, b: W.ln1.b, out: ws.hn, m, d });
+      const src = pre ? ws.hn : ws.h;
+      lin(rec, W.q, src, ws.q, m);
+      lin(rec, W.k, src, ws.k[l], m, { yOffset: kvOffset });
+      lin(rec, W.v, src, ws.v[l], m, { yOffset: kvOffset });
+      att.encode(rec, {
+        q: ws.q,
+        k: ws.k[l],
+        v: ws.v[l],
+        pad: ws.pad,
+        out: ws.att,
+        m,
+        d,
+        heads: cfg.numAttentionHeads,
+        batch: ws.batch,
+        colStart,
+      });
+      lin(rec, W.o, ws.att, ws.h, m, { residual: ws.h }); // h += attn
+      if (pre) {
+        ln.encode(rec, { x: ws.h, w: W.ln2.w, b: W.ln2.b, out: ws.hn, m, d });
+        lin(rec, W.fc1, ws.hn, ws.f, m, { relu: true });
+        lin(rec, W.fc2, ws.f, ws.h, m, { residual: ws.h }); // h += mlp
+      } else {
+        ln.encode(rec, { x: ws.h, w: W.ln1.w, b: W.ln1.b, out: ws.hn, m, d });
+        lin(rec, W.fc1, ws.hn, ws.f, m, { relu: true });
+        lin(rec, W.fc2, ws.f, ws.hn, m, { residual: ws.hn }); // hn += mlp
+        ln.encode(rec, { x: ws.hn, w: W.ln2.w, b: W.ln2.b, out: ws.h, m, d });
+      }
+    },
+
+    finalNorm(rec, ws, inRow, m) {
+      if (!model.finalLn) return { buf: ws.h, row: inRow };
+      const { w, b } = model.finalLn;
+      ln.encode(rec, { x: ws.h, w, b, out: ws.hn, m, d, inRow, outRow: 0 });
+      return { buf: ws.hn, row: 0 };
+    },
+
+    logits(rec, ws, src, m) {
+      let x = src.buf, xOffset = src.row * d * 4;
+      if (model.projectOut) {
+        matmul(rec, "lm head", { x, xOffset, y: ws.proj!, m, linear: model.projectOut });
+        x = ws.proj!;
+        xOffset = 0;
+      }
+      matmul(rec, "lm head", { x, xOffset, y: ws.logits, m, linear: model.lmHead });
+      void dp;
+    },
+
+    select(rec, ws, outIndex, step, sampling, eos) {
+      sel.encode(rec, {
+        logits: ws.logits,
+        ids: ws.ids,
+        done: ws.done,
+        probs: ws.probs,
+        batch: ws.batch,
+        vocab: V,
+        outIndex,
+        step,
+        sampling,
+        eos,
+      });
+    },
+  };
+}
+
+/** Sizes of a workspace. */
+export interface WorkspaceShape {
+  /** Rows of the batch. */
+  batch: number;
+  /** Largest `columns * B` run at once. */
+  rows: number;
+  /** Columns of the id grid. */
+  columns: number;
+  /** Rows of one LM-head block (`B` for decode). */
+  headRows: number;
+  /** KV slots per layer (0: the layer never runs). */
+  slots: number[];
+  /** Whether the sampler needs its scratch buffer. */
+  sampling: boolean;
+}
+
+/**
+ * Allocates a workspace; returns it with a function freeing it.
+ *
+ * @throws {GpuError} naming the buffer that exceeds the device limits.
+ *
+ * @example
+ * ```ts
+ * // const ws = allocateWorkspace(gpu, model.config, group, shape);
+ * ```
+ */
+export function allocateWorkspace(
+  gpu: GpuContext,
+  model: DeviceModel,
+  group: { buffer(r: { label: string; size: number; bindWhole?: boolean }): GPUBuffer },
+  shape: WorkspaceShape,
+): { ws: Workspace; destroy(): void } {
+  const cfg = model.config;
+  const d = cfg.hiddenSize, dp = cfg.wordEmbedProjDim, V = cfg.vocabSize, f = cfg.ffnDim;
+  const { batch: B, rows, headRows } = shape;
+  const all: GPUBuffer[] = [];
+  const buf = (label: string, elements: number): GPUBuffer => {
+    const b = group.buffer({ label, size: Math.max(1, elements) * 4, bindWhole: true });
+    all.push(b);
+    return b;
+  };
+  if (shape.columns * B > gpu.limits.maxStorageBufferBindingSize / 4) {
+    throw new GpuError(`id grid of ${shape.columns} columns x ${B} rows is too large`, "too-large");
+  }
+  const ws: Workspace = {
+    batch: B,
+    rows,
+    ids: buf("id grid [columns, B]", shape.columns * B),
+    pad: buf("padding [B]", B),
+    done: buf("EOS flags [B]", B),
+    h: buf(`hidden state [${rows}, ${d}]`, rows * d),
+    hn: buf(`normalised hidden state [${rows}, ${d}]`, rows * d),
+    q: buf(`queries [${rows}, ${d}]`, rows * d),
+    att: buf(`attention output [${rows}, ${d}]`, rows * d),
+    f: buf(`MLP hidden [${rows}, ${f}]`, rows * f),
+    tok: model.projectIn ? buf(`token rows [${rows}, ${dp}]`, rows * dp) : undefined,
+    posb: model.projectIn ? buf(`position rows [${rows}, ${d}]`, rows * d) : undefined,
+    proj: model.projectOut
+      ? buf(`project_out rows [${headRows}, ${dp}]`, headRows * dp)
+      : undefined,
+    logits: buf(`logits [${headRows}, ${V}]`, headRows * V),
+    probs: buf(`sampling scratch [${B}, ${V}]`, shape.sampling ? B * V : 1),
+    k: shape.slots.map((s, l) => buf(`layer ${l} key cache [${s}, ${B}, ${d}]`, s * B * d)),
+    v: shape.slots.map((s, l) => buf(`layer ${l} value cache [${s}, ${B}, ${d}]`, s * B * d)),
+  };
+  return { ws, destroy: () => all.forEach((b) => b.destroy()) };
+}

@@ -1,0 +1,34 @@
+/**
+ * The WebGPU backend and its device helpers: {@linkcode createWebGpuBackend} loads an OPT
+ * model onto a WebGPU device; {@linkcode requestGpu} and {@linkcode gpuAvailable} set up
+ * and probe the device; {@linkcode GpuError} is the error every failure here throws.
+ *
+ * @example
+ * ```ts
+ * import { createWebGpuBackend, gpuAvailable } from "./mod.ts";
+ * import { loadWeights } from "../../model/mod.ts";
+ * if (await gpuAvailable()) {
+ *   const backend = await createWebGpuBackend(await loadWeights("../shared/models/tiny-opt-e2e"));
+ *   backend.dispose();
+ * }
+ * ```
+ *
+ * @module
+ */
+export {
+  createWebGpuBackend,
+  WebGpuBackend,
+  type WebGpuBackendOptions,
+  type WebGpuDecodeOutput,
+} from "./backend.ts";
+export {
+  assertAlive,
+  gpuAvailable,
+  type GpuContext,
+  GpuError,
+  type GpuErrorKind,
+  type GpuLimits,
+  requestGpu,
+  type RequestGpuOptions,
+} from "../../kernels/device.ts";
+export type { FamilyTime } from "../../kernels/profiler.ts";
