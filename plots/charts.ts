@@ -1,0 +1,457 @@
+/**
+ * The toolkit's charts as plain Plotly figures: layer budget per position, the
+ * quality/speedup frontier, the per-position NLL gap to the full model, the oracle-depth
+ * distribution, and training loss curves. Generated positions are the SPEC's generated
+ * index `j` (0 = first generated token).
+ *
+ * @example
+ * ```ts
+ * import { budgetChart } from "./charts.ts";
+ * const fig = budgetChart([{ name: "linear", budgets: [12, 10, 8, 6, 4] }], { layers: 12 });
+ * console.log(fig.data.length); // 1
+ * ```
+ * @module
+ */
+import { baseLayout, checkFinite, type Figure, type Trace } from "./figure.ts";
+
+/** Options shared by the charts. */
+export interface ChartOptions {
+  /** Chart title (each chart has a default). */
+  title?: string;
+}
+
+/** One policy's budget per generated position. */
+export interface BudgetSeries {
+  /** Policy name, e.g. `"linear:max=12,min=4"`. */
+  name: string;
+  /** Active layers for generated index j = 0, 1, ... (integers in 1..layers). */
+  budgets: number[];
+}
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+function horizontalLine(y: number, dash: string, color = "#888"): Record<string, unknown> {
+  return {
+    type: "line",
+    xref: "paper",
+    x0: 0,
+    x1: 1,
+    yref: "y",
+    y0: y,
+    y1: y,
+    line: { dash, color, width: 1 },
+  };
+}
+
+/**
+ * Layer budget per generated position, one step line per policy, with the full depth
+ * `layers` as a dashed line.
+ *
+ * @param series one entry per policy
+ * @param opts `layers` (the model's L) and an optional title
+ * @returns the figure (x: generated index j, y: active layers)
+ * @throws RangeError naming the series and index of a budget outside 1..layers
+ * @example
+ * ```ts
+ * import { budgetChart } from "./charts.ts";
+ * const fig = budgetChart(
+ *   [{ name: "full", budgets: [12, 12, 12] }, { name: "constant(6)", budgets: [6, 6, 6] }],
+ *   { layers: 12 },
+ * );
+ * ```
+ */
+export function budgetChart(
+  series: readonly BudgetSeries[],
+  opts: ChartOptions & { layers: number },
+): Figure {
+  const L = opts.layers;
+  if (!Number.isInteger(L) || L < 1) {
+    throw new RangeError(`budgetChart: layers must be a positive integer, got ${L}`);
+  }
+  const data: Trace[] = series.map((s) => {
+    const what = `budgetChart: series "${s.name}" budgets`;
+    checkFinite(s.budgets, what);
+    s.budgets.forEach((b, j) => {
+      if (b < 1 || b > L) throw new RangeError(`${what}[${j}] is ${b}, outside 1..${L}`);
+    });
+    return {
+      type: "scatter",
+      mode: "lines",
+      name: s.name,
+      x: range(s.budgets.length),
+      y: [...s.budgets],
+      line: { shape: "hv", width: 2 },
+      hovertemplate: `${s.name}<br>j=%{x}<br>%{y} layers<extra></extra>`,
+    };
+  });
+  const layout = baseLayout(
+    opts.title ?? "Layer budget per generated position",
+    "generated token index j",
+    "active layers",
+  );
+  return {
+    data,
+    layout: {
+      ...layout,
+      yaxis: {
+        ...(layout.yaxis as object),
+        range: [0, L + 0.5],
+        dtick: L > 24 ? 4 : L > 12 ? 2 : 1,
+      },
+      shapes: [horizontalLine(L, "dash")],
+      annotations: [{
+        xref: "paper",
+        x: 1,
+        xanchor: "right",
+        y: L,
+        yanchor: "bottom",
+        text: `full model (${L} layers)`,
+        showarrow: false,
+        font: { size: 11, color: "#666" },
+      }],
+    },
+  };
+}
+
+/** One policy's place on the quality/speedup plane. */
+export interface FrontierPoint {
+  /** Policy name (the marker's label). */
+  name: string;
+  /** Speedup over the full model (1 for the full model itself). */
+  speedup: number;
+  /** Quality figure, e.g. BLEU 0-100 or ROUGE-L 0-1. */
+  quality: number;
+  /** What `quality` is, e.g. `"BLEU"`; every point must use the same metric. */
+  metric: string;
+}
+
+/**
+ * The points no other point beats on both speedup and quality (Pareto-optimal), sorted
+ * by speedup. A point is dominated when another is at least as good on both axes and
+ * strictly better on one; equal points are all kept.
+ *
+ * @param points candidate points
+ * @param higherIsBetter whether larger quality is better (BLEU, ROUGE) or worse (NLL)
+ * @returns the Pareto-optimal points, by increasing speedup
+ * @example
+ * ```ts
+ * import { paretoFront } from "./charts.ts";
+ * const front = paretoFront([
+ *   { name: "full", speedup: 1, quality: 30, metric: "BLEU" },
+ *   { name: "a", speedup: 2, quality: 25, metric: "BLEU" },
+ *   { name: "b", speedup: 1.5, quality: 20, metric: "BLEU" }, // beaten by "a"
+ * ]);
+ * console.log(front.map((p) => p.name)); // ["full", "a"]
+ * ```
+ */
+export function paretoFront(
+  points: readonly FrontierPoint[],
+  higherIsBetter = true,
+): FrontierPoint[] {
+  const q = (p: FrontierPoint) => (higherIsBetter ? p.quality : -p.quality);
+  const front = points.filter((p) =>
+    !points.some((o) =>
+      o.speedup >= p.speedup && q(o) >= q(p) && (o.speedup > p.speedup || q(o) > q(p))
+    )
+  );
+  return front.sort((a, b) => a.speedup - b.speedup || q(b) - q(a));
+}
+
+/**
+ * Quality against speedup: one labelled marker per policy, the full model (speedup 1)
+ * drawn as a star, and a line through the Pareto-optimal points.
+ *
+ * @param points one per policy, all with the same `metric`
+ * @param opts title, `higherIsBetter` (default true), `speedupLabel` (x-axis title)
+ * @returns the figure: trace 0 the policies, trace 1 the frontier
+ * @throws RangeError for a non-finite figure or mixed metrics, naming the point
+ * @example
+ * ```ts
+ * import { frontierChart } from "./charts.ts";
+ * const fig = frontierChart([
+ *   { name: "full", speedup: 1, quality: 31.2, metric: "BLEU" },
+ *   { name: "linear", speedup: 2.1, quality: 29.8, metric: "BLEU" },
+ * ]);
+ * ```
+ */
+export function frontierChart(
+  points: readonly FrontierPoint[],
+  opts: ChartOptions & { higherIsBetter?: boolean; speedupLabel?: string } = {},
+): Figure {
+  const metric = points[0]?.metric ?? "quality";
+  points.forEach((p, i) => {
+    const what = `frontierChart: point ${i} ("${p.name}")`;
+    if (!Number.isFinite(p.speedup) || p.speedup <= 0) {
+      throw new RangeError(`${what} has speedup ${p.speedup}, expected a positive number`);
+    }
+    if (!Number.isFinite(p.quality)) throw new RangeError(`${what} has quality ${p.quality}`);
+    if (p.metric !== metric) {
+      throw new RangeError(`${what} uses metric "${p.metric}" but point 0 uses "${metric}"`);
+    }
+  });
+  const front = paretoFront(points, opts.higherIsBetter ?? true);
+  const isFull = (p: FrontierPoint) => p.speedup === 1;
+  const data: Trace[] = [
+    {
+      type: "scatter",
+      mode: "markers+text",
+      name: "policies",
+      x: points.map((p) => p.speedup),
+      y: points.map((p) => p.quality),
+      text: points.map((p) => p.name),
+      textposition: "top center",
+      marker: {
+        size: points.map((p) => (isFull(p) ? 16 : 11)),
+        symbol: points.map((p) => (isFull(p) ? "star" : "circle")),
+        color: points.map((p) => (front.includes(p) ? "#1f77b4" : "#aaaaaa")),
+        line: { width: 1, color: "#333" },
+      },
+      hovertemplate: `%{text}<br>speedup %{x:.2f}x<br>${metric} %{y:.4g}<extra></extra>`,
+    },
+    {
+      type: "scatter",
+      mode: "lines",
+      name: "Pareto frontier",
+      x: front.map((p) => p.speedup),
+      y: front.map((p) => p.quality),
+      text: front.map((p) => p.name),
+      line: { shape: "linear", dash: "dot", color: "#1f77b4", width: 2 },
+      hoverinfo: "skip",
+    },
+  ];
+  const layout = baseLayout(
+    opts.title ?? `${metric} against speedup`,
+    opts.speedupLabel ?? "speedup over the full model",
+    metric,
+  );
+  // Explicit ranges with room for the labels above the markers (autorange ignores text).
+  const pad = (lo: number, hi: number, below: number, above: number): number[] => {
+    const span = hi - lo || Math.abs(hi) * 0.2 || 1;
+    return [lo - below * span, hi + above * span];
+  };
+  const xs = points.map((p) => p.speedup).concat([1]);
+  const ys = points.map((p) => p.quality);
+  return {
+    data,
+    layout: {
+      ...layout,
+      xaxis: {
+        ...(layout.xaxis as object),
+        ticksuffix: "x",
+        range: pad(Math.min(...xs), Math.max(...xs), 0.08, 0.12),
+      },
+      yaxis: {
+        ...(layout.yaxis as object),
+        ...(ys.length > 0 ? { range: pad(Math.min(...ys), Math.max(...ys), 0.1, 0.18) } : {}),
+      },
+      shapes: [{
+        type: "line",
+        xref: "x",
+        x0: 1,
+        x1: 1,
+        yref: "paper",
+        y0: 0,
+        y1: 1,
+        line: { dash: "dot", color: "#bbb", width: 1 },
+      }],
+    },
+  };
+}
+
+/** One policy's per-position NLL gap to the full model. */
+export interface GapSeries {
+  /** Policy name. */
+  name: string;
+  /** NLL(policy) - NLL(full) in nats, for generated index j = 0, 1, ... */
+  gap: number[];
+}
+
+/**
+ * Per-position NLL gap to the full model (teacher-forced), one line per policy, with the
+ * zero line dashed.
+ *
+ * @param series one entry per policy
+ * @param opts optional title
+ * @returns the figure (x: generated index j, y: NLL gap in nats)
+ * @example
+ * ```ts
+ * import { nllGapChart } from "./charts.ts";
+ * const fig = nllGapChart([{ name: "linear", gap: [0.01, 0.05, 0.2] }]);
+ * ```
+ */
+export function nllGapChart(series: readonly GapSeries[], opts: ChartOptions = {}): Figure {
+  const data: Trace[] = series.map((s) => {
+    checkFinite(s.gap, `nllGapChart: series "${s.name}" gap`);
+    return {
+      type: "scatter",
+      mode: s.gap.length > 60 ? "lines" : "lines+markers",
+      name: s.name,
+      x: range(s.gap.length),
+      y: [...s.gap],
+      marker: { size: 5 },
+      hovertemplate: `${s.name}<br>j=%{x}<br>gap %{y:.4f} nats<extra></extra>`,
+    };
+  });
+  const layout = baseLayout(
+    opts.title ?? "NLL gap to the full model per position",
+    "generated token index j",
+    "NLL(policy) - NLL(full) (nats)",
+  );
+  return { data, layout: { ...layout, shapes: [horizontalLine(0, "dash")] } };
+}
+
+/**
+ * Oracle depth (the smallest budget whose greedy token equals the full model's) by
+ * generated position: a box per position plus the mean line (`kind: "box"`, default), or
+ * a heatmap of the share of samples at each depth (`kind: "heatmap"`).
+ *
+ * @param depths per generated index j, the oracle depths observed there (one per
+ *   sequence); an empty list leaves a gap
+ * @param opts `layers` (L), optional `kind` and title
+ * @returns the figure (x: generated index j, y: oracle depth in layers)
+ * @throws RangeError naming the position of a depth outside 1..layers
+ * @example
+ * ```ts
+ * import { oracleDepthChart } from "./charts.ts";
+ * const fig = oracleDepthChart([[12, 10, 11], [8, 9], [4, 6, 5]], { layers: 12 });
+ * ```
+ */
+export function oracleDepthChart(
+  depths: readonly (readonly number[])[],
+  opts: ChartOptions & { layers: number; kind?: "box" | "heatmap" },
+): Figure {
+  const L = opts.layers;
+  if (!Number.isInteger(L) || L < 1) {
+    throw new RangeError(`oracleDepthChart: layers must be a positive integer, got ${L}`);
+  }
+  depths.forEach((ds, j) => {
+    checkFinite(ds as number[], `oracleDepthChart: depths at position ${j}`);
+    ds.forEach((d) => {
+      if (d < 1 || d > L) {
+        throw new RangeError(`oracleDepthChart: depth ${d} at position ${j} is outside 1..${L}`);
+      }
+    });
+  });
+  const layout = baseLayout(
+    opts.title ?? "Oracle depth by generated position",
+    "generated token index j",
+    "oracle depth (layers)",
+  );
+  if ((opts.kind ?? "box") === "heatmap") {
+    // z: [L rows (depth 1..L)][positions]: share of the samples at j with that depth.
+    const z = range(L).map((d) =>
+      depths.map((
+        ds,
+      ) => (ds.length === 0 ? null : ds.filter((x) => x === d + 1).length / ds.length))
+    );
+    return {
+      data: [{
+        type: "heatmap",
+        name: "share of samples",
+        x: range(depths.length),
+        y: range(L).map((d) => d + 1),
+        z,
+        // White (no samples at that depth) to dark blue (all of them).
+        colorscale: [[0, "#f7fbff"], [0.5, "#6baed6"], [1, "#08306b"]],
+        zmin: 0,
+        zmax: 1,
+        colorbar: { title: { text: "share" } },
+        hovertemplate: "j=%{x}<br>depth %{y}<br>share %{z:.2f}<extra></extra>",
+      }],
+      layout: { ...layout, yaxis: { ...(layout.yaxis as object), dtick: L > 24 ? 4 : 1 } },
+    };
+  }
+  const xs: number[] = [];
+  const ys: number[] = [];
+  depths.forEach((ds, j) => {
+    for (const d of ds) {
+      xs.push(j);
+      ys.push(d);
+    }
+  });
+  const meanX: number[] = [];
+  const meanY: number[] = [];
+  depths.forEach((ds, j) => {
+    if (ds.length > 0) {
+      meanX.push(j);
+      meanY.push(ds.reduce((s, d) => s + d, 0) / ds.length);
+    }
+  });
+  return {
+    data: [
+      {
+        type: "box",
+        name: "oracle depth",
+        x: xs,
+        y: ys,
+        boxpoints: false,
+        marker: { color: "#1f77b4" },
+        line: { width: 1 },
+      },
+      {
+        type: "scatter",
+        mode: "lines",
+        name: "mean",
+        x: meanX,
+        y: meanY,
+        line: { color: "#d62728", width: 2 },
+      },
+    ],
+    layout: {
+      ...layout,
+      yaxis: { ...(layout.yaxis as object), range: [0, L + 0.5] },
+      shapes: [horizontalLine(L, "dash")],
+    },
+  };
+}
+
+/** One training curve. */
+export interface LossSeries {
+  /** Curve name, e.g. `"train"` or `"eval (constant(6))"`. */
+  name: string;
+  /** One value per step; `null` or a non-finite value leaves a gap. */
+  values: (number | null)[];
+}
+
+/**
+ * Training loss against step, several curves on one axis.
+ *
+ * @param steps the step of each value (shared by every series)
+ * @param series curves whose `values` align with `steps`
+ * @param opts title, `logY` for a logarithmic loss axis, `yTitle` (default "loss")
+ * @returns the figure (x: step, y: loss)
+ * @throws RangeError naming a series whose length differs from `steps`
+ * @example
+ * ```ts
+ * import { lossCurveChart } from "./charts.ts";
+ * const fig = lossCurveChart([0, 100, 200], [{ name: "train", values: [5.1, 3.2, 2.7] }]);
+ * ```
+ */
+export function lossCurveChart(
+  steps: readonly number[],
+  series: readonly LossSeries[],
+  opts: ChartOptions & { logY?: boolean; yTitle?: string } = {},
+): Figure {
+  checkFinite(steps as number[], "lossCurveChart: steps");
+  const data: Trace[] = series.map((s) => {
+    if (s.values.length !== steps.length) {
+      throw new RangeError(
+        `lossCurveChart: series "${s.name}" has ${s.values.length} values for ${steps.length} steps`,
+      );
+    }
+    return {
+      type: "scatter",
+      mode: steps.length > 60 ? "lines" : "lines+markers",
+      name: s.name,
+      x: [...steps],
+      y: s.values.map((v) => (typeof v === "number" && Number.isFinite(v) ? v : null)),
+      connectgaps: false,
+      hovertemplate: `${s.name}<br>step %{x}<br>%{y:.4f}<extra></extra>`,
+    };
+  });
+  const layout = baseLayout(opts.title ?? "Training loss", "step", opts.yTitle ?? "loss");
+  return {
+    data,
+    layout: opts.logY ? { ...layout, yaxis: { ...(layout.yaxis as object), type: "log" } } : layout,
+  };
+}

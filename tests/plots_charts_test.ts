@@ -1,0 +1,176 @@
+// Tests of plots/charts.ts and plots/figure.ts: figure structure (traces, axis titles,
+// point counts), the Pareto front, and errors that name the bad input.
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
+import {
+  budgetChart,
+  frontierChart,
+  type FrontierPoint,
+  lossCurveChart,
+  nllGapChart,
+  oracleDepthChart,
+  paretoFront,
+} from "../plots/charts.ts";
+import { type Figure, summarizeFigure } from "../plots/figure.ts";
+
+// deno-lint-ignore no-explicit-any
+type Any = any;
+const axisTitle = (fig: Figure, axis: "xaxis" | "yaxis"): string =>
+  (fig.layout[axis] as Any).title.text;
+
+Deno.test("budgetChart: one step line per policy, full depth marked", () => {
+  const fig = budgetChart([
+    { name: "full", budgets: [12, 12, 12, 12] },
+    { name: "linear", budgets: [12, 9, 6, 4] },
+  ], { layers: 12 });
+  assertEquals(fig.data.length, 2);
+  assertEquals(fig.data.map((t) => t.name), ["full", "linear"]);
+  assertEquals(fig.data[1].x, [0, 1, 2, 3]);
+  assertEquals(fig.data[1].y, [12, 9, 6, 4]);
+  assertEquals((fig.data[1].line as Any).shape, "hv"); // step line
+  assertEquals(axisTitle(fig, "xaxis"), "generated token index j");
+  assertEquals(axisTitle(fig, "yaxis"), "active layers");
+  assertEquals((fig.layout.yaxis as Any).range, [0, 12.5]);
+  assertEquals((fig.layout.shapes as Any)[0].y0, 12);
+  // Serialises to plain JSON and back unchanged.
+  assertEquals(JSON.parse(JSON.stringify(fig)), fig);
+});
+
+Deno.test("budgetChart: bad budgets and layers are named", () => {
+  assertThrows(
+    () => budgetChart([{ name: "bad", budgets: [12, 13] }], { layers: 12 }),
+    RangeError,
+    'series "bad" budgets[1] is 13, outside 1..12',
+  );
+  assertThrows(
+    () => budgetChart([{ name: "nan", budgets: [NaN] }], { layers: 12 }),
+    RangeError,
+    'series "nan" budgets[0] is NaN',
+  );
+  assertThrows(() => budgetChart([], { layers: 0 }), RangeError, "layers");
+});
+
+const PTS: FrontierPoint[] = [
+  { name: "full", speedup: 1, quality: 31, metric: "BLEU" },
+  { name: "const8", speedup: 1.5, quality: 27, metric: "BLEU" }, // beaten by linear
+  { name: "linear", speedup: 1.9, quality: 29, metric: "BLEU" },
+  { name: "power", speedup: 2.4, quality: 26.5, metric: "BLEU" },
+  { name: "early", speedup: 1.9, quality: 21, metric: "BLEU" }, // beaten by linear
+  { name: "const4", speedup: 3, quality: 18, metric: "BLEU" },
+];
+
+Deno.test("paretoFront: keeps exactly the undominated points, by speedup", () => {
+  assertEquals(paretoFront(PTS).map((p) => p.name), ["full", "linear", "power", "const4"]);
+  // Lower-is-better metrics (e.g. NLL) flip the quality axis: with NLL values the
+  // cheapest-and-lowest points win.
+  const nll: FrontierPoint[] = [
+    { name: "full", speedup: 1, quality: 1.2, metric: "NLL" },
+    { name: "a", speedup: 2, quality: 1.5, metric: "NLL" },
+    { name: "b", speedup: 2, quality: 1.4, metric: "NLL" }, // beats a
+    { name: "c", speedup: 1.5, quality: 1.6, metric: "NLL" }, // beaten by b
+  ];
+  assertEquals(paretoFront(nll, false).map((p) => p.name), ["full", "b"]);
+  // Duplicates are both kept (neither strictly beats the other).
+  const dup = [PTS[0], { ...PTS[0], name: "full2" }];
+  assertEquals(paretoFront(dup).length, 2);
+  assertEquals(paretoFront([]), []);
+});
+
+Deno.test("frontierChart: labelled points, full model star, frontier line", () => {
+  const fig = frontierChart(PTS);
+  assertEquals(fig.data.length, 2);
+  const [pts, front] = fig.data as Any[];
+  assertEquals(pts.x.length, 6);
+  assertEquals(pts.text, PTS.map((p) => p.name));
+  assertEquals(pts.mode, "markers+text");
+  assertEquals(pts.marker.symbol[0], "star"); // speedup 1 = the full model
+  assertEquals(pts.marker.symbol.filter((s: string) => s === "star").length, 1);
+  assertEquals(front.x, [1, 1.9, 2.4, 3]);
+  assertEquals(front.y, [31, 29, 26.5, 18]);
+  assertEquals(axisTitle(fig, "yaxis"), "BLEU");
+  assertStringIncludes(axisTitle(fig, "xaxis"), "speedup");
+  // The y range leaves room above the highest label: it includes every point.
+  const [lo, hi] = (fig.layout.yaxis as Any).range;
+  assert(lo < 18 && hi > 31, `range ${lo}..${hi}`);
+  assertThrows(
+    () => frontierChart([PTS[0], { ...PTS[1], metric: "ROUGE-L" }]),
+    RangeError,
+    'point 1 ("const8") uses metric "ROUGE-L"',
+  );
+  assertThrows(
+    () => frontierChart([{ ...PTS[0], speedup: 0 }]),
+    RangeError,
+    "expected a positive number",
+  );
+});
+
+Deno.test("nllGapChart: one line per policy over positions, zero line", () => {
+  const fig = nllGapChart([
+    { name: "linear", gap: [0, 0.1, 0.3] },
+    { name: "const", gap: [0.2, 0.2, 0.2, 0.2, 0.2] },
+  ]);
+  assertEquals(fig.data.length, 2);
+  assertEquals(fig.data[0].x, [0, 1, 2]);
+  assertEquals((fig.data[1].y as number[]).length, 5);
+  assertStringIncludes(axisTitle(fig, "yaxis"), "NLL");
+  assertEquals((fig.layout.shapes as Any)[0].y0, 0);
+  assertThrows(
+    () => nllGapChart([{ name: "x", gap: [0, Infinity] }]),
+    RangeError,
+    'series "x" gap[1] is Infinity',
+  );
+});
+
+Deno.test("oracleDepthChart: box per position with mean, or heatmap of shares", () => {
+  const depths = [[12, 10, 11], [], [4, 6, 5, 5]];
+  const box = oracleDepthChart(depths, { layers: 12 });
+  assertEquals(box.data.map((t) => t.type), ["box", "scatter"]);
+  assertEquals(box.data[0].x, [0, 0, 0, 2, 2, 2, 2]); // position 1 has no samples
+  assertEquals(box.data[0].y, [12, 10, 11, 4, 6, 5, 5]);
+  assertEquals(box.data[1].x, [0, 2]);
+  assertEquals(box.data[1].y, [11, 5]); // means
+  assertEquals(axisTitle(box, "yaxis"), "oracle depth (layers)");
+
+  const heat = oracleDepthChart(depths, { layers: 12, kind: "heatmap" });
+  assertEquals(heat.data.length, 1);
+  const z = heat.data[0].z as (number | null)[][];
+  assertEquals(z.length, 12); // one row per depth 1..12
+  assertEquals(z[0].length, 3); // one column per position
+  assertEquals(z[4][2], 0.5); // depth 5 is 2 of the 4 samples at position 2
+  assertEquals(z[11][0], 1 / 3); // depth 12 is 1 of 3 at position 0
+  assertEquals(z[0][1], null); // no samples at position 1
+  for (const j of [0, 2]) {
+    const col = z.reduce((s, row) => s + (row[j] ?? 0), 0);
+    assert(Math.abs(col - 1) < 1e-12, `shares at ${j} sum to ${col}`);
+  }
+  assertThrows(
+    () => oracleDepthChart([[3], [13]], { layers: 12 }),
+    RangeError,
+    "depth 13 at position 1",
+  );
+});
+
+Deno.test("lossCurveChart: several series against shared steps, gaps as null", () => {
+  const fig = lossCurveChart([0, 10, 20], [
+    { name: "train", values: [5, 4, 3] },
+    { name: "eval", values: [null, 4.5, NaN] },
+  ], { logY: true });
+  assertEquals(fig.data.length, 2);
+  assertEquals(fig.data[1].y, [null, 4.5, null]);
+  assertEquals(fig.data[0].x, [0, 10, 20]);
+  assertEquals(axisTitle(fig, "xaxis"), "step");
+  assertEquals((fig.layout.yaxis as Any).type, "log");
+  assertThrows(
+    () => lossCurveChart([0, 1], [{ name: "train", values: [1] }]),
+    RangeError,
+    'series "train" has 1 values for 2 steps',
+  );
+});
+
+Deno.test("summarizeFigure: title, traces and axis titles", () => {
+  const s = summarizeFigure(budgetChart([{ name: "c6", budgets: [6, 6] }], { layers: 12 }));
+  assertEquals(
+    s,
+    'Layer budget per generated position: 1 trace (scatter "c6", 2 points); ' +
+      "x: generated token index j, y: active layers",
+  );
+});
