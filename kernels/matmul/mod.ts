@@ -33,6 +33,7 @@ import type { Tensor } from "../../model/types.ts";
 import { hostLinear } from "./host.ts";
 import type { ResolvedArgs, Variant, VariantContext, VariantLinear } from "./types.ts";
 import { StorageVariant } from "./storage.ts";
+import { TextureVariant } from "./texture.ts";
 import naiveCode from "./v1_storage_naive.wgsl" with { type: "text" };
 
 /** Weights `W[N, K]` (+ bias `b[N]`) resident on the device in the variant's layout. */
@@ -102,7 +103,10 @@ export interface MatmulOptions {
 }
 
 /** Names of the available variants. */
-export const MATMUL_VARIANTS: readonly string[] = ["v1_storage_naive"];
+export const MATMUL_VARIANTS: readonly string[] = ["v1_storage_naive", "v2_texture_uniform"];
+
+/** The storage-buffer variant used where the chosen one cannot hold a weight (huge K). */
+const FALLBACK_VARIANT = "v1_storage_naive";
 
 /**
  * The variant `"auto"` picks: the texture/uniform one on software adapters (llvmpipe,
@@ -114,8 +118,9 @@ export const MATMUL_VARIANTS: readonly string[] = ["v1_storage_naive"];
  * ```
  */
 export function autoVariant(info: GPUAdapterInfo | undefined): string {
-  void info;
-  return "v1_storage_naive";
+  const desc = `${info?.description ?? ""} ${info?.device ?? ""}`.toLowerCase();
+  const software = info?.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader/.test(desc);
+  return software ? "v2_texture_uniform" : "v1_storage_naive";
 }
 
 function makeVariant(name: string, ctx: VariantContext): Variant {
@@ -129,6 +134,8 @@ function makeVariant(name: string, ctx: VariantContext): Variant {
         rowsPerGroup: 1,
         colAlign: 1,
       });
+    case "v2_texture_uniform":
+      return new TextureVariant(ctx);
     default:
       throw new Error(
         `unknown matmul variant "${name}" (known: auto, ${MATMUL_VARIANTS.join(", ")})`,
@@ -186,8 +193,11 @@ export function createMatmulKernels(device: GPUDevice, options: MatmulOptions = 
     uploadLinear(weight: Tensor, bias?: Tensor, label?: string): DeviceLinear {
       const host = hostLinear(weight, bias, label ?? weight.name ?? `linear${count}`);
       count++;
-      const lin = main.upload(host);
-      owner.set(lin, main);
+      let v = main;
+      const reason = main.unsupported?.(host);
+      if (reason) v = variantFor(FALLBACK_VARIANT);
+      const lin = v.upload(host);
+      owner.set(lin, v);
       return lin;
     },
     encode(encoder: GPUCommandEncoder, args: LinearArgs): void {

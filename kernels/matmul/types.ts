@@ -55,6 +55,8 @@ export interface VariantLinear {
 export interface Variant {
   /** Its name (e.g. `v1_storage_naive`). */
   readonly name: string;
+  /** Why this variant cannot hold `host` (the caller then falls back), or `null`. */
+  unsupported?(host: HostLinear): string | null;
   /** Uploads host weights. */
   upload(host: HostLinear): VariantLinear;
   /** Records `Y = X W^T + b` for a linear this variant uploaded. */

@@ -1,0 +1,325 @@
+/**
+ * The texture/uniform variant (v2) for software adapters: weights live in a
+ * `texture_2d_array` (f16 as 8 halves per `rgba32uint` texel, f32 as `rgba32float`), each
+ * call repacks `X` into a scratch buffer of 256-byte aligned rows that are bound as
+ * `var<uniform>` windows, one per row of a row group of 8, 4, 2 or 1 rows. See
+ * `v2_texture_uniform.ts` for the kernel itself.
+ *
+ * Limits: a row of `X` must fit one 64 KiB uniform window (`K <= 16384`); larger `K` is
+ * reported by {@linkcode TextureVariant.unsupported} so that the caller can use a storage
+ * variant instead.
+ *
+ * @module
+ */
+import type { HostLinear } from "./host.ts";
+import { splitColumns } from "./host.ts";
+import { BindGroupCache, bufferId, compilePipeline, ParamCache, window } from "./common.ts";
+import type { ResolvedArgs, Variant, VariantContext, VariantLinear } from "./types.ts";
+import { type TextureKernelShape, textureUniformWgsl } from "./v2_texture_uniform.ts";
+import repackCode from "./repack_rows.wgsl" with { type: "text" };
+
+/** Kernel shape used for a row group of `rows` rows (tuned on llvmpipe, see README.md). */
+const SHAPES: Record<number, { cols: number; unroll: number }> = {
+  8: { cols: 2, unroll: 1 },
+  4: { cols: 2, unroll: 1 },
+  2: { cols: 1, unroll: 2 },
+  1: { cols: 2, unroll: 2 },
+};
+/** Texture widths are padded to a multiple of this many texels (8 lanes x the largest cols). */
+const WIDTH_ALIGN = 16;
+/** Rows of X are padded to a multiple of this many floats (256-byte aligned windows). */
+const ROW_ALIGN = 64;
+/** Floats in one uniform window (64 KiB). */
+const WINDOW_FLOATS = 4096 * 4;
+
+interface TexturePart {
+  readonly n0: number;
+  readonly n: number;
+  readonly width: number;
+  readonly texture: GPUTexture;
+  readonly view: GPUTextureView;
+  readonly bias: GPUBuffer;
+}
+
+class TextureLinear implements VariantLinear {
+  destroyed = false;
+  readonly groups = new BindGroupCache();
+  constructor(
+    readonly variant: string,
+    readonly n: number,
+    readonly k: number,
+    readonly perTexel: 4 | 8,
+    readonly kp: number,
+    readonly height: number,
+    readonly layers: number,
+    readonly parts: TexturePart[],
+    readonly bytes: number,
+    readonly label: string,
+  ) {}
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const p of this.parts) {
+      p.texture.destroy();
+      p.bias.destroy();
+    }
+    this.groups.clear();
+  }
+}
+
+/** The texture/uniform variant. */
+export class TextureVariant implements Variant {
+  readonly name = "v2_texture_uniform";
+  #ctx: VariantContext;
+  #pipes = new Map<string, ReturnType<typeof compilePipeline>>();
+  #repack: ReturnType<typeof compilePipeline>;
+  #params: ParamCache;
+  #groups = new BindGroupCache();
+  #scratch: GPUBuffer | null = null;
+  #dummy: GPUBuffer;
+
+  /** Prepares the variant (kernels compile on first use). */
+  constructor(ctx: VariantContext) {
+    this.#ctx = ctx;
+    this.#params = new ParamCache(ctx.device, this.name);
+    this.#repack = compilePipeline(ctx.device, "repack_rows", repackCode);
+    this.#dummy = ctx.device.createBuffer({
+      label: `${this.name} no residual`,
+      size: 16,
+      usage: GPUBufferUsage.STORAGE,
+    });
+  }
+
+  /** Why `host` cannot use this variant, or `null` when it can. */
+  unsupported(host: HostLinear): string | null {
+    const kp = Math.ceil(host.k / ROW_ALIGN) * ROW_ALIGN;
+    if (kp > WINDOW_FLOATS) return `K = ${host.k} exceeds one 64 KiB uniform row (16384)`;
+    const height = this.#height(kp);
+    const layers = Math.ceil(kp / height);
+    const maxLayers = this.#ctx.device.limits.maxTextureArrayLayers;
+    if (layers > maxLayers) return `K = ${host.k} needs ${layers} texture layers (> ${maxLayers})`;
+    if (this.#ctx.maxTextureDim < WIDTH_ALIGN) return "texture dimension limit below 16";
+    return null;
+  }
+
+  #height(kp: number): number {
+    return Math.min(kp, Math.floor(this.#ctx.maxTextureDim / 8) * 8);
+  }
+
+  #pipeline(shape: TextureKernelShape): ReturnType<typeof compilePipeline> {
+    const key = `${shape.rows}x${shape.cols}u${shape.unroll}p${shape.perTexel}`;
+    let pipe = this.#pipes.get(key);
+    if (!pipe) {
+      pipe = compilePipeline(
+        this.#ctx.device,
+        `${this.name} ${key}`,
+        textureUniformWgsl(shape),
+      );
+      this.#pipes.set(key, pipe);
+    }
+    const err = pipe.failure();
+    if (err) throw err;
+    return pipe;
+  }
+
+  async ready(): Promise<void> {
+    await Promise.all([this.#repack.check, ...[...this.#pipes.values()].map((p) => p.check)]);
+  }
+
+  upload(host: HostLinear): VariantLinear {
+    const reason = this.unsupported(host);
+    if (reason) throw new Error(`linear ${host.label}: ${this.name} cannot hold it: ${reason}`);
+    const { n, k, label } = host;
+    const dev = this.#ctx.device;
+    const f16 = host.f16 !== null;
+    const P = f16 ? 8 : 4;
+    const kp = Math.ceil(k / ROW_ALIGN) * ROW_ALIGN;
+    const height = this.#height(kp);
+    const layers = Math.ceil(kp / height);
+    const maxTexels = Math.floor(this.#ctx.maxTextureDim / WIDTH_ALIGN) * WIDTH_ALIGN;
+    const parts: TexturePart[] = [];
+    let bytes = 0;
+    for (const part of splitColumns(n, maxTexels * P, P)) {
+      let width = Math.ceil(part.n / P / WIDTH_ALIGN) * WIDTH_ALIGN;
+      // llvmpipe compiles a new shader variant per power-of-two-ness of a texture's width
+      // (seconds each): keep widths non-powers of two where the limit allows.
+      while ((width & (width - 1)) === 0 && width + WIDTH_ALIGN <= this.#ctx.maxTextureDim) {
+        width += WIDTH_ALIGN;
+      }
+      // Texel (x, y, layer) = W[n0 + P*x + i, layer * height + y], i < P; row index of the
+      // whole stack is k itself, so element (k * width + x) * P + i.
+      const words = new Uint32Array(width * height * layers * 4);
+      if (f16) {
+        const dst = new Uint16Array(words.buffer);
+        const src = host.f16!;
+        for (let j = 0; j < part.n; j++) {
+          const so = (part.n0 + j) * k;
+          let d = (j >> 3) * 8 + (j & 7);
+          const step = width * 8;
+          for (let t = 0; t < k; t++, d += step) dst[d] = src[so + t];
+        }
+      } else {
+        const dst = new Float32Array(words.buffer);
+        const src = host.f32!;
+        for (let j = 0; j < part.n; j++) {
+          const so = (part.n0 + j) * k;
+          let d = (j >> 2) * 4 + (j & 3);
+          const step = width * 4;
+          for (let t = 0; t < k; t++, d += step) dst[d] = src[so + t];
+        }
+      }
+      const texture = dev.createTexture({
+        label: `${label} W[${part.n0}:${part.n0 + part.n}] (${this.name})`,
+        size: [width, height, layers],
+        format: f16 ? "rgba32uint" : "rgba32float",
+        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+      });
+      dev.queue.writeTexture(
+        { texture },
+        words,
+        { bytesPerRow: width * 16, rowsPerImage: height },
+        [width, height, layers],
+      );
+      const biasData = host.bias
+        ? host.bias.subarray(part.n0, part.n0 + part.n)
+        : new Float32Array(part.n);
+      const bias = dev.createBuffer({
+        label: `${label} b[${part.n0}:${part.n0 + part.n}] (${this.name})`,
+        size: Math.max(16, Math.ceil(part.n / 4) * 16),
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+      });
+      dev.queue.writeBuffer(bias, 0, biasData);
+      bytes += words.byteLength + bias.size;
+      parts.push({
+        n0: part.n0,
+        n: part.n,
+        width,
+        texture,
+        view: texture.createView({ dimension: "2d-array" }),
+        bias,
+      });
+    }
+    return new TextureLinear(this.name, n, k, P, kp, height, layers, parts, bytes, label);
+  }
+
+  #scratchFor(bytes: number): GPUBuffer {
+    const need = bytes + WINDOW_FLOATS * 4;
+    if (!this.#scratch || this.#scratch.size < need) {
+      // The old scratch stays alive while encoders reference it; it is never destroyed here.
+      const size = Math.max(need, Math.ceil((this.#scratch?.size ?? 0) * 1.5 / 256) * 256);
+      this.#scratch = this.#ctx.device.createBuffer({
+        label: `${this.name} X rows`,
+        size,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM,
+      });
+      this.#groups.clear();
+    }
+    return this.#scratch;
+  }
+
+  encode(encoder: GPUCommandEncoder, linear: VariantLinear, a: ResolvedArgs): void {
+    const lin = linear as TextureLinear;
+    const { n, k, kp } = lin;
+    const dev = this.#ctx.device;
+    const repackErr = this.#repack.failure();
+    if (repackErr) throw repackErr;
+    const limit = this.#ctx.maxBindingBytes - 256;
+    const rowsMax = Math.min(65535, Math.floor(limit / (k * 4)), Math.floor(limit / (n * 4)));
+    if (rowsMax < 1) throw new Error(`linear ${lin.label}: one row of X or Y exceeds a binding`);
+    const align = dev.limits.minStorageBufferOffsetAlignment;
+    const flags = (a.relu ? 1 : 0) | (a.residual ? 2 : 0) | (a.accumulate ? 4 : 0);
+    const res = a.residual ?? this.#dummy;
+    for (let r0 = 0; r0 < a.m; r0 += rowsMax) {
+      const rows = Math.min(rowsMax, a.m - r0);
+      const scratch = this.#scratchFor(rows * kp * 4);
+      const sid = bufferId(scratch);
+      const xw = window(a.xOffset + r0 * k * 4, rows * k * 4, align);
+      const yw = window(a.yOffset + r0 * n * 4, rows * n * 4, align);
+      const rw = a.residual
+        ? window(a.residualOffset + r0 * n * 4, rows * n * 4, align)
+        : { offset: 0, size: 16, elem: 0 };
+      const pass = encoder.beginComputePass({ label: `${lin.label} (${this.name})` });
+      // 1. X rows -> scratch rows of kp floats (zero padded).
+      const rkey = [bufferId(a.x), xw.offset, xw.size, xw.elem, sid, rows, k, kp].join(":");
+      const repackGroup = this.#groups.get(rkey, () =>
+        dev.createBindGroup({
+          label: `repack_rows ${lin.label}`,
+          layout: this.#repack.pipeline.getBindGroupLayout(0),
+          entries: [
+            { binding: 0, resource: { buffer: this.#params.get([rows, k, kp, xw.elem]) } },
+            { binding: 1, resource: { buffer: a.x, offset: xw.offset, size: xw.size } },
+            { binding: 2, resource: { buffer: scratch, offset: 0, size: rows * kp * 4 } },
+          ],
+        }));
+      pass.setPipeline(this.#repack.pipeline);
+      pass.setBindGroup(0, repackGroup);
+      pass.dispatchWorkgroups(Math.ceil(kp / 64), rows);
+      // 2. Row groups of 8, 4, 2, 1 rows, each part of W.
+      for (let g0 = 0; g0 < rows;) {
+        const left = rows - g0;
+        const R = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        const shape = { rows: R, perTexel: lin.perTexel, ...SHAPES[R] };
+        const pipe = this.#pipeline(shape);
+        pass.setPipeline(pipe.pipeline);
+        for (let pi = 0; pi < lin.parts.length; pi++) {
+          const part = lin.parts[pi];
+          const key = [
+            sid,
+            r0,
+            g0,
+            R,
+            pi,
+            bufferId(a.y),
+            yw.offset,
+            yw.size,
+            yw.elem,
+            bufferId(res),
+            rw.offset,
+            rw.size,
+            rw.elem,
+            flags,
+          ].join(":");
+          const group = lin.groups.get(key, () => {
+            const entries: GPUBindGroupEntry[] = [
+              {
+                binding: 0,
+                resource: {
+                  buffer: this.#params.get([
+                    part.n,
+                    n,
+                    part.n0,
+                    flags,
+                    yw.elem + g0 * n,
+                    rw.elem + g0 * n,
+                    kp / 4,
+                    lin.height / 4,
+                    lin.layers,
+                  ]),
+                },
+              },
+              { binding: 1, resource: { buffer: part.bias } },
+              { binding: 2, resource: { buffer: a.y, offset: yw.offset, size: yw.size } },
+              { binding: 3, resource: { buffer: res, offset: rw.offset, size: rw.size } },
+              { binding: 4, resource: part.view },
+            ];
+            for (let r = 0; r < R; r++) {
+              entries.push({
+                binding: 5 + r,
+                resource: { buffer: scratch, offset: (g0 + r) * kp * 4, size: WINDOW_FLOATS * 4 },
+              });
+            }
+            return dev.createBindGroup({
+              label: `${lin.label} rows ${r0 + g0}+${R} part ${pi} (${this.name})`,
+              layout: pipe.pipeline.getBindGroupLayout(0),
+              entries,
+            });
+          });
+          pass.setBindGroup(0, group);
+          pass.dispatchWorkgroups(part.width / (8 * shape.cols));
+        }
+        g0 += R;
+      }
+      pass.end();
+    }
+  }
+}
