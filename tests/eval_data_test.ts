@@ -94,6 +94,19 @@ Deno.test("loadE2eCsv: the shared devset (4299 rows) groups consistently", async
   assertAlmostEquals(r.score, 100, 1e-9);
 });
 
+Deno.test("devset leave-one-out: BLEU and ROUGE-L equal sacreBLEU's and rouge-score's", async () => {
+  await requireShared(DEVSET);
+  // Each MR with at least two references: its first reference is the hypothesis, the
+  // others are the references (852 segments, 1 to 32 references each). Expected
+  // figures from sacreBLEU 2.6.0 (BLEU().corpus_score, defaults) and from rouge-score's
+  // default tokenizer + _score_lcs + score_multi, run in Python on the same data.
+  const multi = (await loadE2eCsv(DEVSET)).filter((it) => it.refs.length > 1);
+  const s = scoreCorpus(multi.map((it) => it.refs[0]), multi.map((it) => it.refs.slice(1)));
+  assertAlmostEquals(s.bleu.score, 51.8712404811065, 1e-9);
+  assertEquals(s.bleu.bp, 1);
+  assertAlmostEquals(s.rougeL.fmeasure, 0.6123128501781074, 1e-12);
+});
+
 Deno.test("loadE2eCsv: a missing file is named", async () => {
   await assertRejects(() => loadE2eCsv("/nonexistent/dev.csv"), DataError, "/nonexistent/dev.csv");
 });
