@@ -17,7 +17,15 @@
  * @module
  */
 
-/** BLEU's maximum n-gram order (sacreBLEU's `MAX_NGRAM_ORDER`). */
+/**
+ * BLEU's maximum n-gram order (sacreBLEU's `MAX_NGRAM_ORDER`).
+ *
+ * @example
+ * ```ts
+ * import { corpusBleu, MAX_NGRAM_ORDER } from "./bleu.ts";
+ * console.log(corpusBleu(["a b"], [["a b"]]).counts.length === MAX_NGRAM_ORDER); // true
+ * ```
+ */
 export const MAX_NGRAM_ORDER = 4;
 
 /** A BLEU result with the sufficient statistics it came from. */

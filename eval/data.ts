@@ -27,13 +27,42 @@ export interface CsvRecord {
   line: number;
 }
 
-/** The prompt format the tiny E2E model was trained with (SPEC.md section 9). */
+/**
+ * The prompt format the tiny E2E model was trained with (SPEC.md section 9).
+ *
+ * @example
+ * ```ts
+ * import { applyTemplate, E2E_TEMPLATE } from "./data.ts";
+ * console.log(JSON.stringify(applyTemplate(E2E_TEMPLATE, { mr: "name[X]" }))); // "name[X]\n"
+ * ```
+ */
 export const E2E_TEMPLATE = "{mr}\n";
 
-/** Where the shared E2E validation split lives, relative to this repository. */
+/**
+ * Where the shared E2E validation split lives: `../shared/data/e2e/devset.csv` beside
+ * the repository.
+ *
+ * @example
+ * ```ts
+ * import { E2E_DEVSET_URL, loadE2eCsv } from "./data.ts";
+ * const items = await loadE2eCsv(E2E_DEVSET_URL);
+ * ```
+ */
 export const E2E_DEVSET_URL: URL = new URL("../../shared/data/e2e/devset.csv", import.meta.url);
 
-/** Error for bad evaluation data; the message names the file and line or column. */
+/**
+ * Error for bad evaluation data; the message names the file and line or column.
+ *
+ * @example
+ * ```ts
+ * import { DataError, parseE2eCsv } from "./data.ts";
+ * try {
+ *   parseE2eCsv("mr,text\na,b\n", "x.csv");
+ * } catch (e) {
+ *   if (e instanceof DataError) console.log(e.message); // x.csv: header lacks column "ref" ...
+ * }
+ * ```
+ */
 export class DataError extends Error {
   /** Makes a data error with a message. */
   constructor(message: string) {

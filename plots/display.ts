@@ -14,7 +14,15 @@
 import { type Figure, summarizeFigure } from "./figure.ts";
 import { type HtmlOptions, toHtmlFragment } from "./html.ts";
 
-/** The MIME type of Plotly figure JSON in Jupyter. */
+/**
+ * The MIME type of Plotly figure JSON in Jupyter.
+ *
+ * @example
+ * ```ts
+ * import { displayBundle, PLOTLY_MIME } from "./display.ts";
+ * const fig = displayBundle({ data: [], layout: {} })[PLOTLY_MIME];
+ * ```
+ */
 export const PLOTLY_MIME = "application/vnd.plotly.v1+json";
 
 /** A Jupyter display bundle: MIME type to content. */

@@ -16,7 +16,15 @@
 import plotlySource from "npm:plotly.js-dist-min@4.1.2/plotly.min.js" with { type: "text" };
 import type { Figure, Layout } from "./figure.ts";
 
-/** The plotly.js version inlined by {@linkcode toHtml}. */
+/**
+ * The plotly.js version inlined by {@linkcode toHtml}.
+ *
+ * @example
+ * ```ts
+ * import { PLOTLY_VERSION } from "./html.ts";
+ * console.log(PLOTLY_VERSION); // "4.1.2"
+ * ```
+ */
 export const PLOTLY_VERSION = "4.1.2";
 
 /** Options of {@linkcode toHtml} and {@linkcode toHtmlFragment}. */
