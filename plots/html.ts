@@ -11,9 +11,7 @@
  * ```
  * @module
  */
-// Inline specifier until deno.json maps "plotly.js-dist-min" (then: "plotly.js-dist-min/plotly.min.js").
-// deno-lint-ignore no-import-prefix
-import plotlySource from "npm:plotly.js-dist-min@4.1.2/plotly.min.js" with { type: "text" };
+import plotlySource from "plotly.js-dist-min/plotly.min.js" with { type: "text" };
 import type { Figure, Layout } from "./figure.ts";
 
 /**
