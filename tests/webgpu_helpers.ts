@@ -150,3 +150,29 @@ export function sharedPath(rel: string): string {
   }
   return path;
 }
+
+/**
+ * A nested skip plan over `columns` columns of an `L`-layer model: columns before
+ * `fullUntil` run every layer, later ones `{0} ∪ {L-n+1 .. L-1}` with `n` shrinking by one
+ * every `every` columns down to `min` layers (SkipDecode's shape: warm-up layer 0 plus the
+ * top layers).
+ */
+export function skipPlan(
+  L: number,
+  columns: number,
+  fullUntil: number,
+  every = 2,
+  min = 2,
+): number[][] {
+  const all = Array.from({ length: L }, (_, l) => l);
+  return Array.from({ length: columns }, (_, c) => {
+    if (c < fullUntil) return all;
+    const n = Math.max(min, L - 1 - Math.floor((c - fullUntil) / every));
+    return [0, ...all.slice(L - n + 1)];
+  });
+}
+
+/** Every layer in every column. */
+export function fullPlan(L: number, columns: number): number[][] {
+  return Array.from({ length: columns }, () => Array.from({ length: L }, (_, l) => l));
+}

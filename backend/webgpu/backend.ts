@@ -428,7 +428,7 @@ export class WebGpuBackend implements Backend {
       let tPrefill = t0;
       let stop = false;
       let received = 0;
-      while (queue.length > 0) {
+      while (queue.length > 0 || next < N) {
         while (!stop && queue.length < depth && next < N) {
           const first = next, count = Math.min(chunk, N - next);
           queue.push(submit(first, count, (copy) => {
