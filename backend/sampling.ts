@@ -7,7 +7,7 @@
  * @module
  */
 import type { SamplingOptions } from "./types.ts";
-import { argmax } from "./cpu/ops.ts";
+import { argmax, topK as topKEntries } from "./cpu/ops.ts";
 
 /**
  * PCG-style 32-bit hash (the same integer arithmetic is written in WGSL).
@@ -54,10 +54,8 @@ export function selectToken(
   if (!(temperature > 0)) return argmax(logits);
   const topK = options.topK && options.topK > 0 ? Math.min(options.topK, logits.length) : 0;
   const topP = options.topP ?? 1;
-  // Candidates sorted by logit, highest first (stable on ties by index).
-  let order = Array.from(logits.keys());
-  order.sort((a, b) => logits[b] - logits[a] || a - b);
-  if (topK) order = order.slice(0, topK);
+  // Candidates sorted by logit, highest first (ties: lower index first).
+  let order = rankedIds(logits, topK);
   const max = logits[order[0]];
   const probs = order.map((i) => Math.exp((logits[i] - max) / temperature));
   let total = probs.reduce((a, b) => a + b, 0);
@@ -82,6 +80,33 @@ export function selectToken(
     if (target < cum) return order[i];
   }
   return order[order.length - 1];
+}
+
+const INDEX_SPAN = 1 << 20; // vocabularies up to 2^20 ids use the packed-key sort
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/**
+ * Ids ordered by logit descending, index ascending on ties; only the first `k` when
+ * `0 < k < V`. Same order as sorting with `(a, b) => logits[b] - logits[a] || a - b`, but
+ * a partial selection for top-k and a native numeric sort of packed `(rank, index)` keys
+ * otherwise (a comparator sort of 50k ids took ~40 ms per token).
+ */
+function rankedIds(logits: Float32Array, k: number): number[] {
+  const n = logits.length;
+  if (k > 0 && k < n) return topKEntries(logits, k).map(([id]) => id);
+  if (n > INDEX_SPAN) {
+    return Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b);
+  }
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    f32[0] = logits[i] === 0 ? 0 : logits[i]; // -0 ties with +0, as in the comparator
+    const bits = u32[0];
+    const ascending = bits & 0x80000000 ? ~bits >>> 0 : (bits | 0x80000000) >>> 0;
+    keys[i] = (0xffffffff - ascending) * INDEX_SPAN + i; // < 2^52: exact in a double
+  }
+  keys.sort();
+  return Array.from(keys, (key) => key % INDEX_SPAN);
 }
 
 /**
