@@ -40,7 +40,9 @@ export type Binding = GPUBuffer | { buffer: GPUBuffer; offset: number; size: num
 
 /** Records dispatches of the kernels into one command encoder at a time. */
 export class Recorder {
+  /** The device. */
   readonly ctx: GpuContext;
+  /** Where dispatch parameters go. */
   readonly arena: ParamArena;
   /** Optional per-family timing; when set every dispatch runs in its own timed pass. */
   profiler?: TimestampProfiler;

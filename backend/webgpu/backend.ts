@@ -5,8 +5,8 @@
  * columns that run it); then each chosen token stays on the GPU (the selection kernel
  * writes it into the id grid the next step's embedding reads), a chunk of steps is encoded
  * per submission with per-dispatch parameters in a uniform arena, and tokens, EOS flags
- * (and logits, when asked) are read back once per chunk. Up to two submissions are in
- * flight, so the GPU keeps working while the previous chunk is read.
+ * (and logits, when asked) are read back once per chunk (one awaited round trip), and
+ * the loop stops after the chunk in which every row emitted EOS.
  *
  * @example
  * ```ts
@@ -69,9 +69,19 @@ export interface WebGpuBackendOptions {
   maxBindingBytes?: number;
   /** Measure GPU time per kernel family with timestamp queries (one pass per dispatch). */
   profile?: boolean;
+  /**
+   * Run a 2-token decode after loading, so first-use costs (the software adapter compiles
+   * shaders at their first dispatch) do not land in the first measured decode.
+   */
+  warmup?: boolean;
   /** Steps per submission when a request gives no `chunkSize` (default 16). */
   chunkSize?: number;
-  /** Submissions in flight during decode, 1 or 2 (default 2). */
+  /**
+   * Submissions in flight during decode, 1 (default) or 2. With 2 the next chunk is submitted
+   * before the previous one is read back. Measured in Deno 2.9 (wgpu): a `mapAsync` resolves
+   * only once the queue is idle, so a second submission in flight delays the first readback
+   * and gains nothing (and wastes a chunk at an early stop); kept for other runtimes.
+   */
   pipelineDepth?: number;
 }
 
@@ -258,7 +268,7 @@ export class WebGpuBackend implements Backend {
     }
     const record = kTop > 0 || !!req.recordLogits;
     const greedy = !((sampling.temperature ?? 0) > 0);
-    const depth = Math.max(1, Math.min(2, this.#options.pipelineDepth ?? 2));
+    const depth = Math.max(1, Math.min(2, this.#options.pipelineDepth ?? 1));
     const L = cfg.numHiddenLayers;
 
     const t0 = performance.now();
@@ -592,6 +602,14 @@ export async function createWebGpuBackend(
 ): Promise<WebGpuBackend> {
   const owns = !options.gpu;
   const gpu = options.gpu ?? (await requestGpu());
+  if (options.profile && !gpu.features.has("timestamp-query")) {
+    if (owns) gpu.device.destroy();
+    throw new GpuError(
+      `profile: true needs the "timestamp-query" feature, which "${gpu.info.description}" ` +
+        "does not offer (or the device was created without it)",
+      "device",
+    );
+  }
   try {
     const mm = createMatmulKernels(gpu.device, {
       variant: options.matmulVariant ?? "auto",
@@ -603,7 +621,18 @@ export async function createWebGpuBackend(
     });
     try {
       const graph = await createGraph(gpu, mm, model);
-      return new WebGpuBackend(gpu, mm, model, graph, owns, options);
+      const backend = new WebGpuBackend(gpu, mm, model, graph, owns, options);
+      if (options.warmup) {
+        const cfg = weights.config;
+        const all = Array.from({ length: cfg.numHiddenLayers }, (_, l) => l);
+        await backend.decode({
+          prompts: [[cfg.bosTokenId, cfg.bosTokenId]],
+          maxNewTokens: 2,
+          sets: [all, all, all],
+          padTokenId: cfg.padTokenId,
+        });
+      }
+      return backend;
     } catch (e) {
       model.destroy();
       throw e;

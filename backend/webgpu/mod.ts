@@ -32,3 +32,25 @@ export {
   type RequestGpuOptions,
 } from "../../kernels/device.ts";
 export type { FamilyTime } from "../../kernels/profiler.ts";
+export type { DeviceLayer, DeviceLayerNorm, DeviceModel, UploadOptions } from "./weights.ts";
+export type { DeviceTable, TableFormat } from "../../kernels/tables.ts";
+export type { DeviceLinear, LinearArgs, MatmulKernels } from "../../kernels/matmul/mod.ts";
+export type {
+  Backend,
+  ColumnLayerSets,
+  DecodeOutput,
+  DecodeRequest,
+  DecodeTiming,
+  ForwardOutput,
+  ForwardRequest,
+  SamplingOptions,
+} from "../types.ts";
+export type {
+  DType,
+  LayerNormWeights,
+  LinearWeights,
+  OptConfig,
+  OptLayerWeights,
+  OptWeights,
+  Tensor,
+} from "../../model/types.ts";

@@ -1,0 +1,74 @@
+/**
+ * An OPT-125m-shaped random model (vocab 50272, hidden 768, 12 layers, 12 heads, ffn 3072,
+ * f16) on the WebGPU backend with a forced 32 MiB binding limit, so the 77 MB f16 token
+ * embedding (and the tied LM head) are split across bindings on the real shape; 8 greedy
+ * tokens equal the CPU reference's and the logits match.
+ */
+import { assertEquals, assertGreater, assertLess } from "@std/assert";
+import { createCpuBackend } from "../backend/cpu/backend.ts";
+import { createWebGpuBackend } from "../backend/webgpu/mod.ts";
+import { loadWeights, writeRandomCheckpoint } from "../model/mod.ts";
+import { GPU_TEST, relL2, skipPlan, testGpu } from "./webgpu_helpers.ts";
+
+Deno.test({
+  name: "webgpu: OPT-125m shape, f16, embedding split across bindings, 8 tokens equal the CPU",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    if (!gpu) return;
+    const dir = Deno.makeTempDirSync({ prefix: "webgpu-opt125m-" });
+    try {
+      let t = performance.now();
+      writeRandomCheckpoint(dir, { shape: "opt-125m", dtype: "F16", seed: 125 });
+      const weights = await loadWeights(dir);
+      const cfg = weights.config;
+      assertEquals(
+        [cfg.vocabSize, cfg.hiddenSize, cfg.numHiddenLayers, cfg.numAttentionHeads, cfg.ffnDim],
+        [50272, 768, 12, 12, 3072],
+      );
+      const writeMs = performance.now() - t;
+      t = performance.now();
+      const maxBindingBytes = 32 << 20;
+      const wg = await createWebGpuBackend(weights, { gpu, maxBindingBytes });
+      const loadMs = performance.now() - t;
+      try {
+        const tokens = wg.model.tokens;
+        console.log(
+          `opt-125m: checkpoint ${writeMs.toFixed(0)} ms, GPU load ${loadMs.toFixed(0)} ms ` +
+            `(${(wg.model.bytes / 1048576).toFixed(0)} MiB on the device, matmul ` +
+            `${wg.matmul.variant}); token embedding ${tokens.format} in ${tokens.chunks.length} ` +
+            `bindings of <= ${tokens.rowsPerChunk} rows`,
+        );
+        assertEquals(tokens.format, "f16");
+        assertGreater(tokens.chunks.length, 1);
+        const cpu = createCpuBackend(weights);
+        const prompts = [[2, 31414, 6, 127, 2335], [2, 100, 101]];
+        const N = 8;
+        const sets = skipPlan(12, 5 + N, 5, 2, 6);
+        const req = { prompts, maxNewTokens: N, sets, padTokenId: 1, recordLogits: true };
+        t = performance.now();
+        const c = await cpu.decode(req);
+        const cpuMs = performance.now() - t;
+        t = performance.now();
+        const g = await wg.decode(req);
+        const gpuMs = performance.now() - t;
+        let err = 0;
+        for (let b = 0; b < prompts.length; b++) {
+          for (let s = 0; s < N; s++) err = Math.max(err, relL2(g.logits![b][s], c.logits![b][s]));
+        }
+        console.log(
+          `opt-125m decode of 2 x ${N} tokens: cpu ${cpuMs.toFixed(0)} ms, webgpu ` +
+            `${gpuMs.toFixed(0)} ms (prefill ${g.timing.prefillMs.toFixed(0)} ms, ` +
+            `${g.timing.readbacks} readbacks); max logits rel L2 ${err.toExponential(2)}; ` +
+            `tokens ${JSON.stringify(g.tokens)}`,
+        );
+        assertEquals(g.tokens, c.tokens);
+        assertLess(err, 1e-4);
+      } finally {
+        wg.dispose();
+      }
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
