@@ -1,0 +1,219 @@
+/**
+ * `skipdecode demo` (the README's main command): compares a default set of exit policies on
+ * a default model and writes a report folder: `report.md` (the table, the charts, sample
+ * outputs), the charts as self-contained HTML (and PNG when headless Chromium is
+ * installed), `sweep.json` and `generations.jsonl`.
+ *
+ * The model: `--model` when given; else `facebook/opt-125m` from the Hugging Face cache, or
+ * from the hub when it answers within a few seconds (never with `--offline` or
+ * `HF_HUB_OFFLINE=1`); else the project's tiny checkpoint `../shared/models/tiny-opt-e2e`;
+ * else a message saying how to get a model.
+ *
+ * @example
+ * ```sh
+ * deno task demo                 # report in reports/demo/
+ * deno task demo --offline --items 16
+ * ```
+ * @module
+ */
+import { type Command, intOption, UsageError } from "./command.ts";
+import { loadModel } from "../decode/mod.ts";
+import { offlineFromEnv, resolveModel } from "../model/hub.ts";
+import { runSweep } from "../eval/sweep.ts";
+import { writeSweepReport } from "../eval/report.ts";
+import { backendOption, defaultPolicies, loadSweepItems } from "./sweep.ts";
+import { exists, TINY_MODEL_DIR } from "./paths.ts";
+
+/** The hub model the demo prefers. */
+export const DEMO_HUB_MODEL = "facebook/opt-125m";
+
+/** How the demo chose its model. */
+export interface DemoModelChoice {
+  /** Folder or hub id to load. */
+  model: string;
+  /** Whether it is the project's tiny research checkpoint. */
+  tiny: boolean;
+  /** One line on how it was chosen. */
+  note: string;
+}
+
+/** Options of {@linkcode chooseDemoModel}. */
+export interface ChooseModelOptions {
+  /** `--model`, when given. */
+  model?: string;
+  /** Never use the network (also when `HF_HUB_OFFLINE` is set). */
+  offline?: boolean;
+  /** Connect timeout for the hub, ms (default 4000). */
+  connectTimeoutMs?: number;
+  /** The tiny checkpoint's folder (default `../shared/models/tiny-opt-e2e`). */
+  tinyDir?: string;
+  /** The hub id tried first (default {@linkcode DEMO_HUB_MODEL}). */
+  hubModel?: string;
+  /** Hub cache folder (default from the environment). */
+  cacheDir?: string;
+}
+
+/**
+ * Picks the demo's model (see the module documentation).
+ *
+ * @param options `--model`, offline mode, timeouts, folders
+ * @returns the model to load and why
+ * @throws UsageError saying how to get a model when none is available
+ * @example
+ * ```ts
+ * import { chooseDemoModel } from "./demo.ts";
+ * const choice = await chooseDemoModel({ offline: true });
+ * console.log(choice.note);
+ * ```
+ */
+export async function chooseDemoModel(options: ChooseModelOptions = {}): Promise<DemoModelChoice> {
+  const tinyDir = options.tinyDir ?? TINY_MODEL_DIR;
+  if (options.model) {
+    return {
+      model: options.model,
+      tiny: options.model.replace(/\/+$/, "") === tinyDir.replace(/\/+$/, ""),
+      note: `model ${options.model} (--model)`,
+    };
+  }
+  const hub = options.hubModel ?? DEMO_HUB_MODEL;
+  const offline = options.offline || offlineFromEnv();
+  const why: string[] = [];
+  try {
+    const r = await resolveModel(hub, { offline: true, cacheDir: options.cacheDir });
+    return { model: r.dir, tiny: false, note: `${hub} from the Hugging Face cache (${r.dir})` };
+  } catch (e) {
+    why.push(`${hub} is not in the Hugging Face cache`);
+    if (!(e instanceof Error)) throw e;
+  }
+  if (!offline) {
+    try {
+      const r = await resolveModel(hub, {
+        connectTimeoutMs: options.connectTimeoutMs ?? 4000,
+        cacheDir: options.cacheDir,
+      });
+      return { model: r.dir, tiny: false, note: `${hub} downloaded from the hub (${r.dir})` };
+    } catch (e) {
+      why.push(`the hub did not serve it (${(e as Error).message.split("\n")[0]})`);
+    }
+  } else {
+    why.push("offline mode is on");
+  }
+  if (exists(`${tinyDir}/config.json`)) {
+    return {
+      model: tinyDir,
+      tiny: true,
+      note: `the project's tiny checkpoint ${tinyDir} (${why.join("; ")})`,
+    };
+  }
+  throw new UsageError(
+    `no model for the demo: ${why.join("; ")}, and the tiny checkpoint ${tinyDir} is ` +
+      `missing. Pass --model DIR (a Hugging Face OPT folder with config.json and ` +
+      `safetensors weights) or --model ORG/NAME, or run once with network access so ` +
+      `${hub} is downloaded into the Hugging Face cache (e.g. \`huggingface-cli download ` +
+      `${hub}\`).`,
+  );
+}
+
+/** The `demo` command. */
+export const demoCommand: Command = {
+  name: "demo",
+  summary: "compare default policies on a default model and write a report folder",
+  options: {
+    model: {
+      type: "string",
+      value: "DIR|ORG/NAME",
+      description: `checkpoint folder or hub id (default: ${DEMO_HUB_MODEL}, else the tiny model)`,
+    },
+    offline: { type: "boolean", description: "never use the network (also HF_HUB_OFFLINE=1)" },
+    out: { type: "string", value: "DIR", description: "report folder", default: "reports/demo" },
+    items: {
+      type: "string",
+      value: "N",
+      description: "E2E MRs to use (default 32 for the tiny model, 4 for larger ones)",
+    },
+    "max-new-tokens": {
+      type: "string",
+      value: "N",
+      description: "tokens per prompt (default 48 for the tiny model, 24 for larger ones)",
+    },
+    "oracle-items": {
+      type: "string",
+      value: "N",
+      description: "items for the oracle-depth chart (default 16 for the tiny model, else 0)",
+    },
+    "batch-size": { type: "string", value: "B", description: "rows per batch", default: "8" },
+    backend: {
+      type: "string",
+      value: "auto|cpu|webgpu",
+      description: "where to run",
+      default: "cpu",
+    },
+    png: {
+      type: "boolean",
+      description: "PNG pictures of the charts when Chromium is installed (--no-png: none)",
+      default: true,
+    },
+    cache: {
+      type: "boolean",
+      description: "reuse and store results in the cache (--no-cache: neither)",
+      default: true,
+    },
+  },
+  async run(v) {
+    const t0 = performance.now();
+    const backend = backendOption(v.backend);
+    const choice = await chooseDemoModel({
+      model: v.model as string | undefined,
+      offline: Boolean(v.offline),
+    });
+    console.error(`demo: using ${choice.note}`);
+    const model = await loadModel(choice.model, {
+      backend,
+      offline: v.offline ? true : undefined,
+    });
+    try {
+      const small = model.config.hiddenSize * model.config.numHiddenLayers <= 256 * 12;
+      const nItems = intOption(v, "items", 1) ?? (small ? 32 : 4);
+      const maxNewTokens = intOption(v, "max-new-tokens", 1) ?? (small ? 48 : 24);
+      const oracleItems = intOption(v, "oracle-items", 0) ?? (small ? 16 : 0);
+      const L = model.config.numHiddenLayers;
+      if (L < 3) throw new UsageError(`the demo needs a model with >= 3 layers, this one has ${L}`);
+      const items = await loadSweepItems(undefined, nItems);
+      const policies = defaultPolicies(L, Math.min(24, maxNewTokens));
+      const result = await runSweep(model, items, policies, {
+        maxNewTokens,
+        batchSize: intOption(v, "batch-size", 1),
+        cacheDir: v.cache === false ? false : undefined,
+        oracle: oracleItems > 0 ? { items: oracleItems, warmup: 1 } : false,
+      });
+      const intro = [
+        `Model: ${choice.note}.`,
+        choice.tiny
+          ? "**This is `tiny-opt-e2e`, a small OPT-architecture research fixture trained for " +
+            "this project on the E2E devset with random SkipDecode plans active; it is not " +
+            "Meta's OPT**, and its figures say nothing about OPT's quality."
+          : "Prompts are E2E meaning representations; a model not fine-tuned on E2E writes " +
+            "free text after them, so BLEU and ROUGE-L are low: read agreement and NLL gap " +
+            "against `full` instead.",
+        "",
+        "The policies: `full` (all layers), linear decays at about 2x and 3x layer speedup " +
+        "with one warm-up layer, a power-law decay, the 2x decay with prompt decay, and the " +
+        "early-exit baseline (bottom layers) with the 2x budgets.",
+      ].join("\n");
+      const out = v.out as string;
+      const files = await writeSweepReport(result, out, {
+        title: "SkipDecode demo",
+        intro,
+        png: v.png === false ? false : "auto",
+      }, items);
+      const secs = (performance.now() - t0) / 1000;
+      console.error(
+        `demo: wrote ${out}/${files.report} with ${Object.keys(files.html).length} charts ` +
+          `(${Object.keys(files.png).length} PNGs) in ${secs.toFixed(0)} s`,
+      );
+      return 0;
+    } finally {
+      model.dispose();
+    }
+  },
+};

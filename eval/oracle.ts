@@ -1,0 +1,191 @@
+/**
+ * Oracle depth per position (SPEC §8): for each position of the full model's greedy
+ * output, the smallest layer budget `n` whose greedy token there equals the full model's.
+ * It tests the paper's assumption that later tokens need fewer layers.
+ *
+ * Method: the full model's output is teacher forced (prompt + its tokens, laid out as in
+ * `nll.ts`) under the constant plans `n = w + 1 .. L` (prompt columns at full depth, every
+ * generated column the SkipDecode set of budget `n` with `w` warm-up layers, or the bottom
+ * `n` layers for `kind: "earlyexit"`), one uncached forward per budget and batch, smallest
+ * budget first. The depth at position `i` is the first `n` whose argmax at column
+ * `P - 1 + i` is the full model's token `i`. Every generated column before `i` also ran
+ * budget `n`, as under a schedule that stays at `n`. When no budget below `L` matches and
+ * the all-layer forward disagrees too (a near tie between cached and uncached numerics), the
+ * depth is `L` and the position is counted in `unmatched`. A row leaves the batch once
+ * every one of its positions has its depth (padding never changes a row's result), and
+ * the loop over budgets stops when no row is left.
+ *
+ * @example
+ * ```ts
+ * import { generate, loadModel } from "../decode/mod.ts";
+ * import { oracleDepths } from "./oracle.ts";
+ * const model = await loadModel("../shared/models/tiny-opt-e2e", { backend: "cpu" });
+ * const prompts = ["name[Aromi], eatType[coffee shop]\n"];
+ * const full = await generate(model, prompts, { maxNewTokens: 32 });
+ * const o = await oracleDepths(model, prompts.map((p, i) => ({
+ *   prompt: p, tokens: full.results[i].ids,
+ * })), { warmup: 1 });
+ * console.log(o.depths[0], o.meanByPosition);
+ * model.dispose();
+ * ```
+ * @module
+ */
+import { argmax } from "../backend/cpu/ops.ts";
+import { constant, earlyExit, setsForColumns } from "../schedule/mod.ts";
+import { type ScoringModel, teacherForcingBatch } from "./nll.ts";
+
+/** One sequence to analyse: a prompt and the full model's greedy output after it. */
+export interface OracleItem {
+  /** Prompt text (BOS prepended) or ids (BOS included). */
+  prompt: string | readonly number[];
+  /** The full model's generated ids (EOS included when produced). */
+  tokens: readonly number[];
+}
+
+/** Options of {@linkcode oracleDepths}. */
+export interface OracleOptions {
+  /** Warm-up layers `w` of the SkipDecode sets (default 0); budgets run `w + 1 .. L`. */
+  warmup?: number;
+  /** `"skipdecode"` (default): skip lower-middle layers; `"earlyexit"`: bottom layers. */
+  kind?: "skipdecode" | "earlyexit";
+  /** Rows per forward (default 8). */
+  batchSize?: number;
+  /** Called after each batch with items done and total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** What {@linkcode oracleDepths} returns. */
+export interface OracleResult {
+  /** `depths[item][i]`: oracle depth of generated position `i` of that item. */
+  depths: number[][];
+  /** `byPosition[j]`: the depths observed at generated index `j` (for `oracleDepthChart`). */
+  byPosition: number[][];
+  /** Mean depth at each generated index. */
+  meanByPosition: number[];
+  /** Mean depth over all positions. */
+  meanDepth: number;
+  /** Positions whose all-layer forward disagreed with the given full token (depth `L`). */
+  unmatched: number;
+  /** Decoder layers `L`. */
+  layers: number;
+  /** Warm-up layers used. */
+  warmup: number;
+  /** Layer sets used. */
+  kind: "skipdecode" | "earlyexit";
+  /** Forwards run (budgets tried, summed over batches). */
+  forwards: number;
+}
+
+/**
+ * Oracle depth of every position of the full model's outputs (see the module
+ * documentation for the method).
+ *
+ * @param model config, backend and tokenizer (a loaded `Model`)
+ * @param items prompts with the full model's greedy outputs; empty outputs are skipped
+ * @param options warm-up, set kind, batch size, progress
+ * @returns depths per item and position, and their distribution by position
+ * @throws RangeError for a warm-up outside `0 .. L-1` or an item that does not fit the
+ *   position table (naming the item)
+ * @example
+ * ```ts
+ * import { oracleDepths } from "./oracle.ts";
+ * // model: a loaded Model; tokens: the full model's greedy output for the prompt
+ * // const o = await oracleDepths(model, [{ prompt: "name[Aromi]\n", tokens }], { warmup: 1 });
+ * ```
+ */
+export async function oracleDepths(
+  model: ScoringModel,
+  items: readonly OracleItem[],
+  options: OracleOptions = {},
+): Promise<OracleResult> {
+  const { config, backend, tokenizer } = model;
+  const L = config.numHiddenLayers;
+  const V = config.vocabSize;
+  const w = options.warmup ?? 0;
+  const kind = options.kind ?? "skipdecode";
+  const batchSize = options.batchSize ?? 8;
+  if (!Number.isInteger(w) || w < 0 || w >= L) {
+    throw new RangeError(`oracle warmup must be an integer in 0..${L - 1}, got ${w}`);
+  }
+  if (kind !== "skipdecode" && kind !== "earlyexit") {
+    throw new RangeError(`oracle kind must be "skipdecode" or "earlyexit", got "${kind}"`);
+  }
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new RangeError(`batchSize must be an integer >= 1, got ${batchSize}`);
+  }
+  const lo = kind === "earlyexit" ? 1 : w + 1;
+  const encoded = items.map((it, i) => {
+    const prompt = typeof it.prompt === "string" ? tokenizer.encode(it.prompt) : [...it.prompt];
+    if (prompt.length === 0) throw new RangeError(`item ${i}: empty prompt (it needs BOS)`);
+    if (prompt.length + it.tokens.length - 1 > config.maxPositionEmbeddings) {
+      throw new RangeError(
+        `item ${i}: ${prompt.length} prompt + ${it.tokens.length} generated tokens exceed the ` +
+          `${config.maxPositionEmbeddings} positions of the model`,
+      );
+    }
+    return { index: i, prompt, target: [...it.tokens] };
+  });
+  const depths: number[][] = items.map(() => []);
+  let unmatched = 0, forwards = 0;
+  const work = encoded.filter((e) => e.target.length > 0);
+  for (let b0 = 0; b0 < work.length; b0 += batchSize) {
+    const chunk = work.slice(b0, b0 + batchSize);
+    const found: (number | undefined)[][] = chunk.map((e) => e.target.map(() => undefined));
+    const left = chunk.map((e) => e.target.length);
+    for (let n = lo; n <= L && left.some((x) => x > 0); n++) {
+      // Rows with every position resolved leave the batch (padding never changes a row).
+      const active = chunk.map((_, r) => r).filter((r) => left[r] > 0);
+      const batch = teacherForcingBatch(
+        active.map((r) => chunk[r].prompt),
+        active.map((r) => chunk[r].target),
+        config.padTokenId,
+      );
+      const { promptLength: P, targetLength: R, columns: T } = batch;
+      const policy = kind === "earlyexit"
+        ? earlyExit(constant({ n, warmup: 0 }))
+        : constant({ n, warmup: w });
+      const sets = setsForColumns(policy, {
+        layers: L,
+        promptLength: P,
+        maxNewTokens: R,
+        columns: T,
+      });
+      const fwd = await backend.forward({ rows: batch.rows, sets, padTokenId: config.padTokenId });
+      forwards++;
+      active.forEach((r, a) => {
+        chunk[r].target.forEach((id, i) => {
+          if (found[r][i] !== undefined) return;
+          const off = (a * T + P - 1 + i) * V;
+          if (argmax(fwd.logits.subarray(off, off + V)) === id) {
+            found[r][i] = n;
+            left[r]--;
+          }
+        });
+      });
+    }
+    chunk.forEach((e, r) => {
+      depths[e.index] = found[r].map((d) => {
+        if (d !== undefined) return d;
+        unmatched++;
+        return L;
+      });
+    });
+    options.onProgress?.(Math.min(b0 + batchSize, work.length), work.length);
+  }
+  const byPosition: number[][] = [];
+  for (const ds of depths) {
+    ds.forEach((d, j) => (byPosition[j] ??= []).push(d));
+  }
+  const all = depths.flat();
+  return {
+    depths,
+    byPosition,
+    meanByPosition: byPosition.map((ds) => ds.reduce((a, b) => a + b, 0) / ds.length),
+    meanDepth: all.length ? all.reduce((a, b) => a + b, 0) / all.length : NaN,
+    unmatched,
+    layers: L,
+    warmup: w,
+    kind,
+    forwards,
+  };
+}

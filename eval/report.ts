@@ -1,0 +1,370 @@
+/**
+ * Charts and report folders of a sweep: the budget per position of each policy, quality
+ * against speedup (the frontier, `full` at 1x), the per-position NLL gap to the full model
+ * and the oracle-depth distribution, written as self-contained HTML (and PNG when headless
+ * Chromium is installed) next to a Markdown report, the table as JSON and the generations.
+ *
+ * @example
+ * ```ts
+ * import { sweepFigures, writeSweepReport } from "./report.ts";
+ * // result: a SweepResult from runSweep
+ * // const figs = sweepFigures(result);              // Plotly figures, e.g. for display()
+ * // const files = await writeSweepReport(result, "reports/sweep");
+ * ```
+ * @module
+ */
+import {
+  budgetChart,
+  frontierChart,
+  type GapSeries,
+  nllGapChart,
+  oracleDepthChart,
+} from "../plots/charts.ts";
+import type { Figure } from "../plots/figure.ts";
+import { toHtml } from "../plots/html.ts";
+import { renderPng } from "../plots/png.ts";
+import { parsePolicy, type PolicyJson } from "../schedule/mod.ts";
+import { type SweepResult, sweepToJson, sweepToMarkdown } from "./sweep.ts";
+
+/** Which quality figure the frontier plots. */
+export type FrontierMetric = "bleu" | "rougeL" | "nll" | "agreement";
+
+/** Which speedup the frontier plots. */
+export type FrontierSpeedup = "layer" | "flop" | "measured";
+
+/** Options of {@linkcode sweepFigures}. */
+export interface SweepFigureOptions {
+  /** Frontier y axis (default `"bleu"`). */
+  metric?: FrontierMetric;
+  /** Frontier x axis (default `"layer"`, the paper's headline speedup). */
+  speedup?: FrontierSpeedup;
+  /**
+   * Positions whose NLL is averaged over fewer items are left out of the gap chart
+   * (default: 10% of the items, at least 3).
+   */
+  minItemsPerPosition?: number;
+}
+
+/** The charts of a sweep; the last two only when NLL or the oracle was computed. */
+export interface SweepFigures {
+  /** Layer budget per generated position, one line per policy. */
+  budgets: Figure;
+  /** Quality against speedup, `full` at 1x. */
+  frontier: Figure;
+  /** Per-position teacher-forced NLL gap to `full`. */
+  nllGap?: Figure;
+  /** Oracle depth by generated position. */
+  oracleDepth?: Figure;
+}
+
+function compact(json: PolicyJson): string {
+  const j = json as unknown as Record<string, unknown>;
+  const w = (x: unknown) => (x ? ` w${x}` : "");
+  const decay = j.promptMode === "decay" ? " decay" : "";
+  switch (j.kind) {
+    case "full":
+      return "full";
+    case "constant":
+      return `constant ${j.n}${w(j.warmup)}${decay}`;
+    case "linear":
+      return `linear ${j.max}→${j.min}${w(j.warmup)}${j.horizon ? ` H${j.horizon}` : ""}${decay}`;
+    case "powerlaw":
+      return `power ${j.max}→${j.min}${w(j.warmup)} α${j.alpha} τ${j.tau}${decay}`;
+    case "earlyexit":
+      return `early-exit ${compact(j.inner as PolicyJson).replace(/ w\d+/, "")}`;
+    default:
+      return String(j.name ?? j.kind);
+  }
+}
+
+/**
+ * A short label of a policy for charts: `linear 12→4 w1 H24`, `power 12→2 w1 α1 τ4`,
+ * `early-exit linear 10→2 H24`, `... decay` for prompt decay. Custom policies keep their
+ * name.
+ *
+ * @param policy a policy's command-line form
+ * @returns the label
+ * @example
+ * ```ts
+ * import { policyLabel } from "./report.ts";
+ * policyLabel("linear:max=12,min=4,warmup=1,horizon=24"); // "linear 12→4 w1 H24"
+ * ```
+ */
+export function policyLabel(policy: string): string {
+  try {
+    return compact(parsePolicy(policy).toJSON());
+  } catch {
+    return policy; // a custom policy's name
+  }
+}
+
+const METRIC_NAMES: Record<FrontierMetric, string> = {
+  bleu: "BLEU",
+  rougeL: "ROUGE-L",
+  nll: "NLL (nats/token)",
+  agreement: "agreement with full",
+};
+
+/**
+ * Builds the sweep's charts with `plots/` (see {@linkcode SweepFigures}).
+ *
+ * @param result a sweep result
+ * @param options frontier axes and the gap chart's cut-off
+ * @returns the figures
+ * @example
+ * ```ts
+ * import { sweepFigures } from "./report.ts";
+ * // const { frontier } = sweepFigures(result, { metric: "rougeL", speedup: "flop" });
+ * ```
+ */
+export function sweepFigures(result: SweepResult, options: SweepFigureOptions = {}): SweepFigures {
+  const metric = options.metric ?? "bleu";
+  const speedup = options.speedup ?? "layer";
+  const L = result.model.layers;
+  const budgets = budgetChart(
+    result.budgets.map((b) => ({ name: policyLabel(b.policy), budgets: b.budgets })),
+    { layers: L, title: `Layer budget per generated position (L = ${L})` },
+  );
+  const rows = result.rows.filter((r) => metric !== "nll" || r.nll !== null);
+  const frontier = frontierChart(
+    rows.map((r) => ({
+      name: policyLabel(r.policy),
+      speedup: speedup === "layer"
+        ? r.layerSpeedup
+        : speedup === "flop"
+        ? r.flopSpeedup
+        : r.measuredSpeedup,
+      quality: metric === "nll"
+        ? r.nll!
+        : metric === "rougeL"
+        ? r.rougeL
+        : metric === "bleu"
+        ? r.bleu
+        : r.agreement,
+      metric: METRIC_NAMES[metric],
+    })),
+    {
+      higherIsBetter: metric !== "nll",
+      speedupLabel: `${speedup === "layer" ? "layer" : speedup === "flop" ? "FLOP" : "measured"} ` +
+        `speedup over the full model`,
+      title: `${METRIC_NAMES[metric]} against ${speedup} speedup (${result.items} items)`,
+    },
+  );
+  const figs: SweepFigures = { budgets, frontier };
+  const full = result.positionNll.find((p) => p.policy === "full");
+  if (full && result.positionNll.length > 1) {
+    const minItems = options.minItemsPerPosition ?? Math.max(3, Math.ceil(result.items * 0.1));
+    const series: GapSeries[] = result.positionNll.filter((p) => p.policy !== "full").map((p) => {
+      const gap: number[] = [];
+      for (let j = 0; j < p.nll.length && j < full.nll.length; j++) {
+        if (p.counts[j] < minItems) break;
+        gap.push(p.nll[j] - full.nll[j]);
+      }
+      return { name: policyLabel(p.policy), gap };
+    });
+    figs.nllGap = nllGapChart(series, {
+      title:
+        `Teacher-forced NLL gap to the full model per position (positions with ≥ ${minItems} items)`,
+    });
+  }
+  if (result.oracle && result.oracle.depths.length > 0) {
+    const o = result.oracle;
+    const minItems = Math.max(3, Math.ceil(o.depths.length * 0.1));
+    const byPos = o.byPosition.filter((ds) => ds.length >= minItems);
+    figs.oracleDepth = oracleDepthChart(byPos, {
+      layers: o.layers,
+      title:
+        `Oracle depth by position (SkipDecode sets, warm-up ${o.warmup}; ${o.depths.length} items)`,
+    });
+  }
+  return figs;
+}
+
+/** Options of {@linkcode writeSweepReport}. */
+export interface ReportOptions extends SweepFigureOptions {
+  /** Report title (default "SkipDecode sweep"). */
+  title?: string;
+  /** Markdown paragraphs placed under the title (e.g. where the model came from). */
+  intro?: string;
+  /** Render PNGs with headless Chromium: `"auto"` (default) when it is installed. */
+  png?: boolean | "auto";
+  /** Receives one-line notes (PNG trouble). Default: stderr. */
+  onNote?: (note: string) => void;
+  /** Sample outputs shown in the report (default 3). */
+  samples?: number;
+}
+
+/** Files written by {@linkcode writeSweepReport}, relative to the folder. */
+export interface ReportFiles {
+  /** The Markdown report. */
+  report: string;
+  /** The table as JSON. */
+  json: string;
+  /** Chart name to HTML file. */
+  html: Record<string, string>;
+  /** Chart name to PNG file (empty without Chromium). */
+  png: Record<string, string>;
+  /** One JSON line per policy and item. */
+  generations: string;
+}
+
+const CHART_FILES: Record<keyof SweepFigures, string> = {
+  budgets: "budgets",
+  frontier: "frontier",
+  nllGap: "nll_gap",
+  oracleDepth: "oracle_depth",
+};
+
+/**
+ * Writes a sweep's report folder: `report.md` (settings, table, charts, sample outputs),
+ * `sweep.json`, `budgets.html`, `frontier.html`, `nll_gap.html`, `oracle_depth.html`
+ * (the last two when computed), their PNGs when Chromium is installed, and
+ * `generations.jsonl`.
+ *
+ * @param result a sweep result
+ * @param dir the folder (created when missing)
+ * @param options title, intro, PNG, frontier axes
+ * @param items the sweep's items, to put prompts and references in `generations.jsonl`
+ * @returns the files written
+ * @example
+ * ```ts
+ * import { writeSweepReport } from "./report.ts";
+ * // const files = await writeSweepReport(result, "reports/demo", { title: "Demo" }, items);
+ * ```
+ */
+export async function writeSweepReport(
+  result: SweepResult,
+  dir: string,
+  options: ReportOptions = {},
+  items?: readonly { prompt: string; refs: string[] }[],
+): Promise<ReportFiles> {
+  const note = options.onNote ?? ((n: string) => console.error(`note: ${n}`));
+  await Deno.mkdir(dir, { recursive: true });
+  const figs = sweepFigures(result, options);
+  const files: ReportFiles = {
+    report: "report.md",
+    json: "sweep.json",
+    html: {},
+    png: {},
+    generations: "generations.jsonl",
+  };
+  let png = options.png ?? "auto";
+  for (const [name, fig] of Object.entries(figs) as [keyof SweepFigures, Figure][]) {
+    if (!fig) continue;
+    const base = CHART_FILES[name];
+    const title = ((fig.layout.title as { text?: string })?.text) ?? base;
+    await Deno.writeTextFile(`${dir}/${base}.html`, toHtml(fig, { title }));
+    files.html[name] = `${base}.html`;
+    if (png !== false) {
+      try {
+        const ok = await renderPng(`${dir}/${base}.html`, `${dir}/${base}.png`, {
+          width: 1000,
+          height: 620,
+        });
+        if (ok) files.png[name] = `${base}.png`;
+        else {
+          if (png === true) note("chromium is not installed: no PNG pictures");
+          png = false;
+        }
+      } catch (e) {
+        note(`no PNG for ${base}: ${(e as Error).message.split("\n")[0]}`);
+        png = false;
+      }
+    }
+  }
+  await Deno.writeTextFile(
+    `${dir}/sweep.json`,
+    JSON.stringify(sweepToJson(result), null, 2) + "\n",
+  );
+  const lines: string[] = [];
+  result.generations.forEach((g) => {
+    g.outputs.forEach((o, i) => {
+      lines.push(JSON.stringify({
+        policy: g.policy,
+        item: i,
+        ...(items ? { prompt: items[i].prompt, refs: items[i].refs } : {}),
+        text: o.text,
+        finish: o.finish,
+        ids: o.ids,
+      }));
+    });
+  });
+  await Deno.writeTextFile(`${dir}/generations.jsonl`, lines.join("\n") + "\n");
+  await Deno.writeTextFile(`${dir}/report.md`, reportMarkdown(result, files, options, items));
+  return files;
+}
+
+const CHART_TITLES: Record<keyof SweepFigures, string> = {
+  budgets: "Layer budget per generated position",
+  frontier: "Quality against speedup",
+  nllGap: "Teacher-forced NLL gap to the full model, per position",
+  oracleDepth: "Oracle depth by position",
+};
+
+function reportMarkdown(
+  result: SweepResult,
+  files: ReportFiles,
+  options: ReportOptions,
+  items?: readonly { prompt: string; refs: string[] }[],
+): string {
+  const out: string[] = [`# ${options.title ?? "SkipDecode sweep"}`, ""];
+  if (options.intro) out.push(options.intro.trim(), "");
+  const m = result.model;
+  out.push(
+    `- Model: \`${m.source}\` (${m.layers} layers, hidden ${m.hiddenSize}, ` +
+      `${(m.params / 1e6).toFixed(1)} M parameters), backend \`${result.backend}\``,
+    `- ${result.items} items, at most ${result.maxNewTokens} new tokens, batches of ` +
+      `${result.batchSize}, greedy decoding`,
+    `- Run ${result.startedAt}, ${(result.wallMs / 1000).toFixed(1)} s` +
+      (result.cacheHits ? ` (${result.cacheHits} cached results reused)` : ""),
+    "",
+    "## Results",
+    "",
+    sweepToMarkdown(result),
+    "Layer speedup is the paper's headline figure (Σ L / Σ active layers over the generated " +
+      "tokens); FLOP speedup counts the LM head and attention too, which is what wall time can " +
+      "reach; measured speedup is the ratio of generated tokens per second against `full` in " +
+      "this run.",
+    "",
+    "## Charts",
+    "",
+  );
+  for (const name of Object.keys(files.html) as (keyof SweepFigures)[]) {
+    out.push(`### ${CHART_TITLES[name]}`, "");
+    if (files.png[name]) out.push(`![${CHART_TITLES[name]}](${files.png[name]})`, "");
+    out.push(`Interactive: [${files.html[name]}](${files.html[name]})`, "");
+  }
+  if (result.oracle) {
+    const o = result.oracle;
+    out.push(
+      `Oracle depth: mean ${o.meanDepth.toFixed(2)} of ${o.layers} layers over ` +
+        `${o.depths.flat().length} positions of ${o.depths.length} full-model outputs ` +
+        `(smallest SkipDecode budget with warm-up ${o.warmup} whose greedy token equals the ` +
+        `full model's; ${o.unmatched} positions unmatched even at full depth).`,
+      "",
+    );
+  }
+  const samples = Math.min(options.samples ?? 3, result.items);
+  if (samples > 0) {
+    out.push("## Sample outputs", "");
+    for (let i = 0; i < samples; i++) {
+      if (items) {
+        out.push(`**Prompt ${i}:** \`${items[i].prompt.trim()}\``, "");
+        out.push(`- reference: ${items[i].refs[0]}`);
+      } else out.push(`**Item ${i}**`, "");
+      for (const g of result.generations) {
+        out.push(`- \`${policyLabel(g.policy)}\`: ${g.outputs[i].text.trim() || "(empty)"}`);
+      }
+      out.push("");
+    }
+  }
+  out.push(
+    "## Files",
+    "",
+    `- [${files.json}](${files.json}): the table as JSON`,
+    `- [${files.generations}](${files.generations}): every output, one JSON line per policy ` +
+      `and item`,
+    "",
+  );
+  return out.join("\n");
+}

@@ -1,0 +1,595 @@
+/**
+ * Policy sweeps: run a list of exit policies over a dataset (column-wise batches, any
+ * backend) and collect one table: layer speedup, FLOP speedup, measured speedup (wall time
+ * per generated token of `full` over the policy's, same batches, same backend, same run),
+ * BLEU, ROUGE-L, teacher-forced NLL of the references and agreement with the full model's
+ * tokens. Optionally the oracle depth of the full model's outputs.
+ *
+ * Results are cached on disk (see `cache.ts`): generations with their timings, NLLs and
+ * oracle depths, keyed by the model (folder, configuration, weight files' sizes and
+ * times), the backend, the policy (its command-line form and its layer sets on the
+ * sweep's batches), the prompts (and references), `maxNewTokens` and `batchSize`. A rerun
+ * with the same inputs reuses them. Every entry records the run that measured it: a
+ * measured speedup is flagged (`timedInSameRun: false`, `†` in Markdown) when the policy's
+ * and the full model's timings come from different runs.
+ *
+ * @example
+ * ```ts
+ * import { loadModel } from "../decode/mod.ts";
+ * import { E2E_DEVSET_URL, loadE2eCsv } from "./data.ts";
+ * import { runSweep, sweepItemsFromE2e, sweepToMarkdown } from "./sweep.ts";
+ * const model = await loadModel("../shared/models/tiny-opt-e2e", { backend: "cpu" });
+ * const items = sweepItemsFromE2e((await loadE2eCsv(E2E_DEVSET_URL)).slice(0, 16));
+ * const result = await runSweep(model, items, [
+ *   "full", "linear:max=12,min=4,warmup=1", "earlyexit:linear:max=12,min=4",
+ * ], { maxNewTokens: 48 });
+ * console.log(sweepToMarkdown(result));
+ * model.dispose();
+ * ```
+ * @module
+ */
+import type { Model } from "../decode/model.ts";
+import { generate, type GenerateOutput, resolvePolicy } from "../decode/engine.ts";
+import { parsePolicy, type Policy, setsForColumns } from "../schedule/mod.ts";
+import { corpusBleu } from "./bleu.ts";
+import { corpusRougeL } from "./rouge.ts";
+import { applyTemplate, E2E_TEMPLATE, type E2eItem } from "./data.ts";
+import { type NllResult, summarizeNll, teacherForcedNll } from "./nll.ts";
+import { tokenAgreement } from "./agreement.ts";
+import { oracleDepths, type OracleResult } from "./oracle.ts";
+import { defaultCacheDir, hashKey, ResultCache } from "./cache.ts";
+import {
+  createProgress,
+  type ProgressDisplay,
+  type ProgressMode,
+  type ProgressState,
+} from "./progress.ts";
+
+/** One input of a sweep: the prompt text and the references its output is scored against. */
+export interface SweepItem {
+  /** Prompt text (BOS is prepended by the tokenizer). */
+  prompt: string;
+  /** One or more references. */
+  refs: string[];
+}
+
+/** Options of {@linkcode runSweep}. */
+export interface SweepOptions {
+  /** Tokens to generate per prompt at most; also the plans' horizon for NLL (default 64). */
+  maxNewTokens?: number;
+  /** Rows per batch (default 8). */
+  batchSize?: number;
+  /**
+   * Cache folder, or `false` for none. Default: `$SKIPDECODE_CACHE_DIR`, else
+   * `.cache/skipdecode/` at the repository root.
+   */
+  cacheDir?: string | false;
+  /** Teacher-forced NLL of the references (default `"first"`: each item's first; `false`: skip). */
+  nll?: "first" | "all" | false;
+  /**
+   * Oracle depth of the full model's outputs: `false` (default), `true` (all items) or
+   * `{ items, warmup }` (the first `items` items; warm-up default 1).
+   */
+  oracle?: boolean | { items?: number; warmup?: number };
+  /**
+   * Progress display: a mode of `createProgress` (default `"auto"`: a terminal line, or an
+   * updating output in Jupyter), a display of your own, or `false`.
+   */
+  progress?: ProgressMode | ProgressDisplay | false;
+  /** Also called with every progress state. */
+  onProgress?: (state: ProgressState) => void;
+  /** Custom policies that policy strings may name. */
+  customPolicies?: readonly Policy[];
+  /** Receives one-line notes (cache trouble). Default: stderr. */
+  onNote?: (note: string) => void;
+}
+
+/** One row of the sweep table. */
+export interface SweepRow {
+  /** The policy's command-line form. */
+  policy: string;
+  /** `Σ L / Σ layers` over the generated tokens (the paper's headline figure). */
+  layerSpeedup: number;
+  /** Full-model FLOPs over the policy's on the same generated tokens. */
+  flopSpeedup: number;
+  /**
+   * Generation throughput of this policy over `full`'s: generated tokens per second of
+   * prefill + decode wall time, same batches, same backend (a per-token ratio, so policies
+   * whose outputs differ in length compare fairly).
+   */
+  measuredSpeedup: number;
+  /** Corpus BLEU, 0 to 100 (sacreBLEU defaults). */
+  bleu: number;
+  /** Corpus ROUGE-L F, 0 to 1. */
+  rougeL: number;
+  /** Teacher-forced NLL per reference token (nats), `null` when not computed. */
+  nll: number | null;
+  /** `exp(nll)`, `null` when not computed. */
+  perplexity: number | null;
+  /** Share of generated tokens equal to the full model's (see `agreement.ts`). */
+  agreement: number;
+  /** Items whose output equals the full model's exactly. */
+  exactMatches: number;
+  /** Tokens generated (EOS included). */
+  generatedTokens: number;
+  /** Wall milliseconds of the generation. */
+  generateMs: number;
+  /** Generated tokens per second of prefill + decode. */
+  tokensPerSecond: number;
+  /** The generation came from the cache. */
+  cached: boolean;
+  /** This policy's and `full`'s timings were measured in the same run. */
+  timedInSameRun: boolean;
+}
+
+/** One policy's outputs, in item order. */
+export interface SweepGeneration {
+  /** The policy's command-line form. */
+  policy: string;
+  /** Generated text, ids and why each stopped. */
+  outputs: { text: string; ids: number[]; finish: "eos" | "length" }[];
+}
+
+/** What {@linkcode runSweep} returns. */
+export interface SweepResult {
+  /** One row per policy, `full` first. */
+  rows: SweepRow[];
+  /** The model: where it came from and its shape. */
+  model: { source: string; dir: string; layers: number; hiddenSize: number; params: number };
+  /** Backend name. */
+  backend: string;
+  /** Items scored. */
+  items: number;
+  /** Generation length limit. */
+  maxNewTokens: number;
+  /** Rows per batch. */
+  batchSize: number;
+  /** Outputs of every policy. */
+  generations: SweepGeneration[];
+  /** Budget per generated index of each policy (plan of the first batch). */
+  budgets: { policy: string; budgets: number[] }[];
+  /** Teacher-forced NLL per generated index of each policy (when NLL was computed). */
+  positionNll: { policy: string; nll: number[]; counts: number[] }[];
+  /** Oracle depths of the full model's outputs, when asked. */
+  oracle?: OracleResult;
+  /** Identifier of this run (stored with every fresh cache entry). */
+  runId: string;
+  /** ISO time the run began. */
+  startedAt: string;
+  /** Wall milliseconds of the whole sweep. */
+  wallMs: number;
+  /** Cache entries reused. */
+  cacheHits: number;
+}
+
+/**
+ * Sweep items from E2E items: the prompt from a template (default the tiny model's
+ * `"{mr}\n"`), every reference kept.
+ *
+ * @param items E2E items (`loadE2eCsv`)
+ * @param template prompt template (`applyTemplate`)
+ * @returns the sweep items
+ * @example
+ * ```ts
+ * import { sweepItemsFromE2e } from "./sweep.ts";
+ * sweepItemsFromE2e([{ mr: "name[Aromi]", refs: ["Aromi."] }]);
+ * // [{ prompt: "name[Aromi]\n", refs: ["Aromi."] }]
+ * ```
+ */
+export function sweepItemsFromE2e(
+  items: readonly E2eItem[],
+  template: string = E2E_TEMPLATE,
+): SweepItem[] {
+  return items.map((it) => ({ prompt: applyTemplate(template, it), refs: [...it.refs] }));
+}
+
+interface GenEntry {
+  runId: string;
+  createdAt: string;
+  layerSpeedup: number;
+  flopSpeedup: number;
+  totalMs: number;
+  tokensPerSecond: number;
+  generatedTokens: number;
+  budgets: number[];
+  outputs: { text: string; ids: number[]; finish: "eos" | "length" }[];
+}
+
+interface NllEntry {
+  perToken: number[][];
+}
+
+/** Identity of a model for cache keys: folder, configuration, weight files' size and time. */
+async function modelKey(model: Model): Promise<unknown> {
+  const files: [string, number, number][] = [];
+  try {
+    for await (const e of Deno.readDir(model.dir)) {
+      if (!e.isFile || !/\.safetensors$/.test(e.name)) continue;
+      const st = await Deno.stat(`${model.dir}/${e.name}`);
+      files.push([e.name, st.size, st.mtime?.getTime() ?? 0]);
+    }
+  } catch { /* unreadable folder: the configuration alone */ }
+  files.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  return { dir: model.dir, config: model.config, files };
+}
+
+function paramCount(model: Model): number {
+  const c = model.config;
+  const d = c.hiddenSize, f = c.ffnDim;
+  const perLayer = 4 * d * d + 4 * d + 2 * d * f + f + d + 4 * d;
+  return c.numHiddenLayers * perLayer + c.vocabSize * c.wordEmbedProjDim +
+    (c.maxPositionEmbeddings + 2) * d;
+}
+
+/**
+ * Runs a list of policies over items and builds the sweep table (see the module
+ * documentation). `full` is added first when missing: it is the reference of the
+ * measured speedup and the agreement.
+ *
+ * @param model a loaded model (`loadModel`)
+ * @param items prompts with references
+ * @param policies policies or their command-line forms
+ * @param options generation length, batch size, cache, NLL, oracle, progress
+ * @returns the table, the outputs, and the per-position figures for the charts
+ * @throws RangeError for duplicate policies or no items
+ * @example
+ * ```ts
+ * import { loadModel } from "../decode/mod.ts";
+ * import { runSweep } from "./sweep.ts";
+ * const model = await loadModel("../shared/models/tiny-opt-e2e", { backend: "cpu" });
+ * const r = await runSweep(model, [{ prompt: "name[Aromi]\n", refs: ["Aromi is a place."] }],
+ *   ["linear:max=12,min=4,warmup=1"], { maxNewTokens: 24, progress: false });
+ * console.log(r.rows.map((x) => [x.policy, x.layerSpeedup, x.bleu]));
+ * ```
+ */
+export async function runSweep(
+  model: Model,
+  items: readonly SweepItem[],
+  policies: readonly (Policy | string)[],
+  options: SweepOptions = {},
+): Promise<SweepResult> {
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  const runId = `${startedAt}-${crypto.randomUUID().slice(0, 8)}`;
+  if (items.length === 0) throw new RangeError("runSweep: no items");
+  items.forEach((it, i) => {
+    if (typeof it.prompt !== "string" || !Array.isArray(it.refs) || it.refs.length === 0) {
+      throw new RangeError(`runSweep: item ${i} needs a prompt string and at least one reference`);
+    }
+  });
+  const N = options.maxNewTokens ?? 64;
+  const batchSize = options.batchSize ?? 8;
+  const lookup = { custom: options.customPolicies ?? [] };
+  const resolved = policies.map((p) => typeof p === "string" ? parsePolicy(p, lookup) : p);
+  if (!resolved.some((p) => String(p) === "full")) resolved.unshift(resolvePolicy("full"));
+  else resolved.sort((a, b) => (String(a) === "full" ? -1 : String(b) === "full" ? 1 : 0));
+  const names = resolved.map(String);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new RangeError(`runSweep: policy "${dup}" is listed twice`);
+
+  const cache = new ResultCache(
+    options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir,
+    options.onNote,
+  );
+  const display = options.progress === false
+    ? undefined
+    : typeof options.progress === "object"
+    ? options.progress
+    : createProgress(options.progress ?? "auto");
+  const L = model.config.numHiddenLayers;
+  const nllMode = options.nll ?? "first";
+  const oracleOpt = options.oracle === true ? {} : options.oracle || undefined;
+  const oracleCount = oracleOpt ? Math.min(oracleOpt.items ?? items.length, items.length) : 0;
+  const oracleWarmup = oracleOpt?.warmup ?? 1;
+  const nllPairs = nllMode === false
+    ? []
+    : items.flatMap((it) =>
+      (nllMode === "all" ? it.refs : it.refs.slice(0, 1)).map((r) => ({
+        prompt: it.prompt,
+        reference: r,
+      }))
+    );
+  // Progress units: a generated item 2, a scored reference 1, an oracle item L - w.
+  const totalUnits = resolved.length * (2 * items.length + nllPairs.length) +
+    oracleCount * (L - oracleWarmup);
+  let unitsDone = 0;
+  const report = (label: string, done: number, total: number, weight: number, base: number) => {
+    const state: ProgressState = {
+      label,
+      done,
+      total,
+      overall: (base + weight * done) / totalUnits,
+    };
+    display?.update(state);
+    options.onProgress?.(state);
+  };
+
+  const mKey = await modelKey(model);
+  const backendName = model.backend.name;
+  const prompts = items.map((it) => it.prompt);
+  const promptLengths = prompts.map((p) => model.tokenizer.encode(p).length);
+  const batchP = [
+    ...new Set(
+      Array.from(
+        { length: Math.ceil(items.length / batchSize) },
+        (_, b) => Math.max(...promptLengths.slice(b * batchSize, (b + 1) * batchSize)),
+      ),
+    ),
+  ].sort((a, b) => a - b);
+  const setsKey = async (p: Policy) =>
+    await hashKey(
+      batchP.map((P) =>
+        setsForColumns(p, { layers: L, promptLength: P, maxNewTokens: N, columns: P + N - 1 })
+      ),
+    );
+  let cacheHits = 0;
+
+  // 1. Generations (timed), full first.
+  const gens: { entry: GenEntry; cached: boolean }[] = [];
+  let warmedUp = false;
+  for (let k = 0; k < resolved.length; k++) {
+    const policy = resolved[k];
+    const label = `generate ${names[k]} (${k + 1}/${resolved.length})`;
+    const key = {
+      kind: "generate",
+      model: mKey,
+      backend: backendName,
+      policy: names[k],
+      sets: await setsKey(policy),
+      prompts,
+      maxNewTokens: N,
+      batchSize,
+    };
+    const base = unitsDone;
+    let entry = await cache.get<GenEntry>(key);
+    const cached = entry !== undefined;
+    if (entry) {
+      cacheHits++;
+    } else {
+      if (!warmedUp) {
+        // Untimed warm-up (JIT, shader compilation) so `full`, timed first, is not penalised.
+        await generate(model, prompts.slice(0, Math.min(batchSize, 2)), {
+          maxNewTokens: 2,
+          batchSize,
+        });
+        warmedUp = true;
+      }
+      report(label, 0, items.length, 2, base);
+      const out: GenerateOutput = await generate(model, prompts, {
+        policy,
+        maxNewTokens: N,
+        batchSize,
+        onProgress: (done, total) => report(label, done, total, 2, base),
+      });
+      entry = {
+        runId,
+        createdAt: new Date().toISOString(),
+        layerSpeedup: out.layerSpeedup,
+        flopSpeedup: out.flopSpeedup,
+        totalMs: out.timing.totalMs,
+        tokensPerSecond: out.timing.tokensPerSecond,
+        generatedTokens: out.timing.generatedTokens,
+        budgets: out.plans[0].generatedLayers,
+        outputs: out.results.map((r) => ({ text: r.text, ids: r.ids, finish: r.finish })),
+      };
+      await cache.put(key, entry);
+    }
+    report(label, items.length, items.length, 2, base);
+    unitsDone += 2 * items.length;
+    gens.push({ entry, cached });
+  }
+
+  // 2. Teacher-forced NLL of the references under each policy's plan (horizon N).
+  const nlls: (NllResult | undefined)[] = [];
+  for (let k = 0; k < resolved.length; k++) {
+    if (nllPairs.length === 0) {
+      nlls.push(undefined);
+      continue;
+    }
+    const label = `nll ${names[k]} (${k + 1}/${resolved.length})`;
+    const key = {
+      kind: "nll",
+      model: mKey,
+      backend: backendName,
+      policy: names[k],
+      sets: await setsKey(resolved[k]),
+      pairs: nllPairs,
+      horizon: N,
+      batchSize,
+    };
+    const base = unitsDone;
+    const hit = await cache.get<NllEntry>(key);
+    let result: NllResult;
+    if (hit) {
+      cacheHits++;
+      result = summarizeNll(
+        names[k],
+        hit.perToken.map((p) => ({
+          nll: p.reduce((a, b) => a + b, 0),
+          tokens: p.length,
+          perToken: p,
+        })),
+      );
+    } else {
+      report(label, 0, nllPairs.length, 1, base);
+      result = await teacherForcedNll(model, nllPairs, {
+        policy: resolved[k],
+        horizon: N,
+        batchSize,
+        onProgress: (done, total) => report(label, done, total, 1, base),
+      });
+      await cache.put(key, { perToken: result.items.map((i) => i.perToken) } as NllEntry);
+    }
+    report(label, nllPairs.length, nllPairs.length, 1, base);
+    unitsDone += nllPairs.length;
+    nlls.push(result);
+  }
+
+  // 3. Oracle depth of the full model's outputs.
+  let oracle: OracleResult | undefined;
+  if (oracleCount > 0) {
+    const fullOut = gens[0].entry.outputs.slice(0, oracleCount);
+    const oItems = fullOut.map((o, i) => ({ prompt: prompts[i], tokens: o.ids }));
+    const key = {
+      kind: "oracle",
+      model: mKey,
+      backend: backendName,
+      items: oItems,
+      warmup: oracleWarmup,
+      setKind: "skipdecode",
+      batchSize,
+    };
+    const base = unitsDone;
+    const label = `oracle depth (w=${oracleWarmup})`;
+    oracle = await cache.get<OracleResult>(key);
+    if (oracle) cacheHits++;
+    else {
+      report(label, 0, oracleCount, L - oracleWarmup, base);
+      oracle = await oracleDepths(model, oItems, {
+        warmup: oracleWarmup,
+        batchSize,
+        onProgress: (done, total) => report(label, done, total, L - oracleWarmup, base),
+      });
+      await cache.put(key, oracle);
+    }
+    report(label, oracleCount, oracleCount, L - oracleWarmup, base);
+  }
+
+  // 4. The table.
+  const refs = items.map((it) => it.refs);
+  const full = gens[0].entry;
+  const fullIds = full.outputs.map((o) => o.ids);
+  const rows: SweepRow[] = gens.map(({ entry, cached }, k) => {
+    const hyps = entry.outputs.map((o) => o.text.trim());
+    const agree = tokenAgreement(entry.outputs.map((o) => o.ids), fullIds);
+    const nll = nlls[k];
+    return {
+      policy: names[k],
+      layerSpeedup: entry.layerSpeedup,
+      flopSpeedup: entry.flopSpeedup,
+      measuredSpeedup: entry.tokensPerSecond / full.tokensPerSecond,
+      bleu: corpusBleu(hyps, refs).score,
+      rougeL: corpusRougeL(hyps, refs).fmeasure,
+      nll: nll ? nll.meanNll : null,
+      perplexity: nll ? nll.perplexity : null,
+      agreement: agree.agreement,
+      exactMatches: agree.exactMatches,
+      generatedTokens: entry.generatedTokens,
+      generateMs: entry.totalMs,
+      tokensPerSecond: entry.tokensPerSecond,
+      cached,
+      timedInSameRun: entry.runId === full.runId,
+    };
+  });
+  const wallMs = performance.now() - t0;
+  await display?.finish(
+    `sweep: ${resolved.length} policies x ${items.length} items on ${backendName}` +
+      (cacheHits ? `, ${cacheHits} cached results reused` : ""),
+  );
+  return {
+    rows,
+    model: {
+      source: model.source,
+      dir: model.dir,
+      layers: L,
+      hiddenSize: model.config.hiddenSize,
+      params: paramCount(model),
+    },
+    backend: backendName,
+    items: items.length,
+    maxNewTokens: N,
+    batchSize,
+    generations: gens.map(({ entry }, k) => ({ policy: names[k], outputs: entry.outputs })),
+    budgets: gens.map(({ entry }, k) => ({ policy: names[k], budgets: entry.budgets })),
+    positionNll: nlls.flatMap((n, k) =>
+      n ? [{ policy: names[k], nll: n.positionNll, counts: n.positionCounts }] : []
+    ),
+    oracle,
+    runId,
+    startedAt,
+    wallMs,
+    cacheHits,
+  };
+}
+
+/**
+ * The sweep table as plain JSON: the run's settings and one object per policy.
+ *
+ * @param result a sweep result
+ * @returns `{ model, backend, items, maxNewTokens, batchSize, startedAt, wallMs, rows }`
+ * @example
+ * ```ts
+ * import { sweepToJson } from "./sweep.ts";
+ * // await Deno.writeTextFile("sweep.json", JSON.stringify(sweepToJson(result), null, 2));
+ * ```
+ */
+export function sweepToJson(result: SweepResult): Record<string, unknown> {
+  return {
+    model: result.model,
+    backend: result.backend,
+    items: result.items,
+    maxNewTokens: result.maxNewTokens,
+    batchSize: result.batchSize,
+    startedAt: result.startedAt,
+    wallMs: result.wallMs,
+    cacheHits: result.cacheHits,
+    rows: result.rows,
+    ...(result.oracle
+      ? {
+        oracle: {
+          meanDepth: result.oracle.meanDepth,
+          meanByPosition: result.oracle.meanByPosition,
+          warmup: result.oracle.warmup,
+          items: result.oracle.depths.length,
+        },
+      }
+      : {}),
+  };
+}
+
+const fixed = (x: number | null, digits: number) => x === null ? "–" : x.toFixed(digits);
+
+/**
+ * The sweep table in Markdown: policy, layer / FLOP / measured speedup, BLEU, ROUGE-L,
+ * NLL, agreement. A measured speedup whose timings come from different runs (cache) is
+ * marked `†` with a footnote.
+ *
+ * @param result a sweep result
+ * @returns the Markdown table and its notes
+ * @example
+ * ```ts
+ * import { sweepToMarkdown } from "./sweep.ts";
+ * // console.log(sweepToMarkdown(result));
+ * ```
+ */
+export function sweepToMarkdown(result: SweepResult): string {
+  const lines = [
+    "| policy | layer speedup | FLOP speedup | measured speedup | BLEU | ROUGE-L | NLL | agreement |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  let mixed = false;
+  for (const r of result.rows) {
+    const mark = r.timedInSameRun ? "" : "†";
+    mixed ||= !r.timedInSameRun;
+    lines.push(
+      `| \`${r.policy}\` | ${r.layerSpeedup.toFixed(2)}x | ${r.flopSpeedup.toFixed(2)}x | ` +
+        `${r.measuredSpeedup.toFixed(2)}x${mark} | ${r.bleu.toFixed(2)} | ` +
+        `${r.rougeL.toFixed(4)} | ${fixed(r.nll, 4)} | ${(100 * r.agreement).toFixed(1)}% |`,
+    );
+  }
+  const notes = [
+    "",
+    `${result.items} items, at most ${result.maxNewTokens} new tokens, batches of ` +
+    `${result.batchSize}, ${result.backend} backend. BLEU: sacreBLEU defaults (0-100); ` +
+    `ROUGE-L: F-measure (0-1); NLL: teacher-forced nats per reference token under the ` +
+    `policy's plan; agreement: share of generated tokens equal to \`full\`'s.`,
+  ];
+  if (mixed) {
+    notes.push(
+      "",
+      "† timings of this policy and of `full` come from different runs (cached): rerun " +
+        "without the cache for a same-run measurement.",
+    );
+  }
+  return [...lines, ...notes].join("\n") + "\n";
+}
