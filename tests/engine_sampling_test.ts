@@ -31,7 +31,7 @@ const Z = "name[The Eagle], eatType[coffee shop], food[Japanese], priceRange[les
   "customer rating[low], area[riverside], familyFriendly[yes], near[Burger King]\n";
 const W = "name[Zizzi], near[The Sorrento]\n";
 const SAMPLING: SamplingOptions = { temperature: 0.8, topK: 40, topP: 0.9, seed: 7 };
-const N = 24;
+const N = 16;
 
 const run = (prompts: string[], sampling: SamplingOptions, batchSize = 8) =>
   generate(model, prompts, { sampling, maxNewTokens: N, batchSize, policy: "full" });
