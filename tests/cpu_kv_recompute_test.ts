@@ -161,6 +161,7 @@ for (const [k, tc] of CASES.entries()) {
         recordLogits: true,
       });
       assertEquals(out.promptLength, P);
+      assertEquals(out.steps, N - 1); // no EOS: every generated column but the last runs
       const rows = prompts.map((pr, b) => [...pr, ...out.tokens[b].slice(0, N - 1)]);
       const T = P + N - 1;
       const fwd = await backend.forward({ rows, sets: p.sets, padTokenId: cfg.padTokenId });

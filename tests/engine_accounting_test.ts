@@ -179,6 +179,7 @@ Deno.test("engine accounting: full through the engine == plain backend decode, b
     maxNewTokens: 32,
     batchSize: 3,
     recordLogits: true,
+    logitsTopK: 5,
   });
   assertEquals(out.layerSpeedup, 1);
   assertEquals(out.flopSpeedup, 1);
@@ -206,6 +207,16 @@ Deno.test("engine accounting: full through the engine == plain backend decode, b
         l.every((v, j) => Object.is(v, ref[j])),
         `prompt ${k} step ${i}: logits not identical`,
       );
+      // logitsTopK: the 5 largest logits, highest first; greedy picks the first.
+      const top = r.topk![i];
+      assertEquals(top.length, 5);
+      assertEquals(top[0][0], r.ids[i]);
+      top.forEach(([id, v], j) => {
+        assertEquals(v, l[id]);
+        if (j > 0) assert(v <= top[j - 1][1]);
+      });
+      const fifth = top[4][1];
+      assert(l.filter((v) => v > fifth).length <= 4, "a larger logit was left out");
     });
   });
   console.log(
