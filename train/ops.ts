@@ -2,8 +2,9 @@
  * The CPU reference ops of training, forward and backward, in plain TypeScript over
  * {@linkcode FloatArray}s (f32 for training, f64 for the finite-difference check). Sums are
  * accumulated in JavaScript doubles and stored in the array's type. Layouts are row-major;
- * linear weights are `[out, in]`. Loops over large weight matrices go in blocks of rows so
- * a block stays in cache while every input row passes over it (the LM head is `[V, dp]`).
+ * linear weights are `[out, in]`. All three products of a linear map (forward, input
+ * gradient, weight gradient) go through one tiled kernel, {@linkcode matmulNT}, on
+ * transposed operands where needed (the LM head is `[V, dp]`, so tiling matters).
  *
  * Every backward function *adds* into its gradient outputs (so tied or shared tensors
  * accumulate), except where it says it writes.
@@ -12,7 +13,100 @@
  */
 import { allocLike, type FloatArray } from "./params.ts";
 
-const BLOCK = 64;
+const J_BLOCK = 64;
+const K_BLOCK = 1024;
+
+/**
+ * `out[M, N] (+)= a[M, K] · b[N, K]^T`: the one matrix product of the reference, register
+ * blocked 2x2 and tiled over `N` and `K` (so both operands' tiles stay in cache). Every
+ * output is a dot product over `K` in ascending order, so it does not depend on `M` or `N`.
+ *
+ * @example
+ * ```ts
+ * matmulNT(new Float64Array([1, 2]), new Float64Array([3, 4, 5, 6]), 1, 2, 2); // [11, 17]
+ * ```
+ */
+export function matmulNT(
+  a: FloatArray,
+  b: FloatArray,
+  m: number,
+  k: number,
+  n: number,
+  out: FloatArray = allocLike(a, m * n),
+  accumulate = false,
+): FloatArray {
+  if (!accumulate) out.fill(0, 0, m * n);
+  for (let t0 = 0; t0 < k; t0 += K_BLOCK) {
+    const t1 = Math.min(k, t0 + K_BLOCK);
+    for (let j0 = 0; j0 < n; j0 += J_BLOCK) {
+      const j1 = Math.min(n, j0 + J_BLOCK);
+      let i = 0;
+      for (; i + 1 < m; i += 2) {
+        const xa = i * k, xb = xa + k;
+        const oa = i * n, ob = oa + n;
+        let j = j0;
+        for (; j + 1 < j1; j += 2) {
+          const wa = j * k, wb = wa + k;
+          let s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+          for (let t = t0; t < t1; t++) {
+            const x0 = a[xa + t], x1 = a[xb + t], w0 = b[wa + t], w1 = b[wb + t];
+            s00 += x0 * w0;
+            s01 += x0 * w1;
+            s10 += x1 * w0;
+            s11 += x1 * w1;
+          }
+          out[oa + j] += s00;
+          out[oa + j + 1] += s01;
+          out[ob + j] += s10;
+          out[ob + j + 1] += s11;
+        }
+        if (j < j1) {
+          const wa = j * k;
+          let s0 = 0, s1 = 0;
+          for (let t = t0; t < t1; t++) {
+            s0 += a[xa + t] * b[wa + t];
+            s1 += a[xb + t] * b[wa + t];
+          }
+          out[oa + j] += s0;
+          out[ob + j] += s1;
+        }
+      }
+      if (i < m) {
+        const xa = i * k, oa = i * n;
+        for (let j = j0; j < j1; j++) {
+          const wa = j * k;
+          let s = 0;
+          for (let t = t0; t < t1; t++) s += a[xa + t] * b[wa + t];
+          out[oa + j] += s;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The transpose `[cols, rows]` of `a[rows, cols]`.
+ *
+ * @example
+ * ```ts
+ * transpose(new Float64Array([1, 2, 3, 4, 5, 6]), 2, 3); // [1, 4, 2, 5, 3, 6]
+ * ```
+ */
+export function transpose(a: FloatArray, rows: number, cols: number): FloatArray {
+  const out = allocLike(a, rows * cols);
+  const B = 32;
+  for (let r0 = 0; r0 < rows; r0 += B) {
+    const r1 = Math.min(rows, r0 + B);
+    for (let c0 = 0; c0 < cols; c0 += B) {
+      const c1 = Math.min(cols, c0 + B);
+      for (let r = r0; r < r1; r++) {
+        for (let c = c0; c < c1; c++) out[c * rows + r] = a[r * cols + c];
+      }
+    }
+  }
+  return out;
+}
 
 /**
  * `y[M, N] = x[M, K] · w[N, K]^T (+ b[N])` (writes `y`).
@@ -31,31 +125,16 @@ export function linearForward(
   n: number,
   out: FloatArray = allocLike(x, m * n),
 ): FloatArray {
-  const k4 = k - (k % 4);
-  for (let j0 = 0; j0 < n; j0 += BLOCK) {
-    const j1 = Math.min(n, j0 + BLOCK);
-    for (let i = 0; i < m; i++) {
-      const xo = i * k;
-      for (let j = j0; j < j1; j++) {
-        const wo = j * k;
-        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        let t = 0;
-        for (; t < k4; t += 4) {
-          s0 += x[xo + t] * w[wo + t];
-          s1 += x[xo + t + 1] * w[wo + t + 1];
-          s2 += x[xo + t + 2] * w[wo + t + 2];
-          s3 += x[xo + t + 3] * w[wo + t + 3];
-        }
-        for (; t < k; t++) s0 += x[xo + t] * w[wo + t];
-        out[i * n + j] = (s0 + s1) + (s2 + s3) + (b ? b[j] : 0);
-      }
-    }
+  matmulNT(x, w, m, k, n, out);
+  if (b) {
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[i * n + j] += b[j];
   }
   return out;
 }
 
 /**
- * Gradient of a linear map with respect to its input: `dx[M, K] += dy[M, N] · w[N, K]`.
+ * Gradient of a linear map with respect to its input: `dx[M, K] += dy[M, N] · w[N, K]`
+ * (computed as `dy · (w^T)^T`).
  *
  * @example
  * ```ts
@@ -71,19 +150,7 @@ export function linearBackwardInput(
   n: number,
   dx: FloatArray,
 ): FloatArray {
-  for (let j0 = 0; j0 < n; j0 += BLOCK) {
-    const j1 = Math.min(n, j0 + BLOCK);
-    for (let i = 0; i < m; i++) {
-      const xo = i * k;
-      for (let j = j0; j < j1; j++) {
-        const g = dy[i * n + j];
-        if (g === 0) continue;
-        const wo = j * k;
-        for (let t = 0; t < k; t++) dx[xo + t] += g * w[wo + t];
-      }
-    }
-  }
-  return dx;
+  return matmulNT(dy, transpose(w, n, k), m, n, k, dx, true);
 }
 
 /**
@@ -106,18 +173,7 @@ export function linearBackwardParams(
   dw: FloatArray,
   db?: FloatArray,
 ): void {
-  for (let j0 = 0; j0 < n; j0 += BLOCK) {
-    const j1 = Math.min(n, j0 + BLOCK);
-    for (let i = 0; i < m; i++) {
-      const xo = i * k;
-      for (let j = j0; j < j1; j++) {
-        const g = dy[i * n + j];
-        if (g === 0) continue;
-        const wo = j * k;
-        for (let t = 0; t < k; t++) dw[wo + t] += g * x[xo + t];
-      }
-    }
-  }
+  matmulNT(transpose(dy, m, n), transpose(x, m, k), n, m, k, dw, true);
   if (db) {
     for (let j = 0; j < n; j++) {
       let s = 0;

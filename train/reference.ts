@@ -34,8 +34,8 @@ import {
 } from "./ops.ts";
 import { allocLike, type FloatArray, type LinearArrays, type ModelArrays } from "./params.ts";
 
-/** The activations of one layer that the backward needs. */
-interface LayerSaved {
+/** The activations of one layer that the backward needs (`m` active columns). */
+export interface LayerSaved {
   /** `[m]` flat positions `b*T + c` of the active columns, ascending. */
   idx: Int32Array;
   /** `[m]` packed index of the first active column of the same row. */
@@ -44,10 +44,15 @@ interface LayerSaved {
   a: FloatArray;
   /** LN1 (of the input pre-LN, of `h + attn` post-LN). */
   ln1: LnSaved;
+  /** `[m, d]` queries, already scaled by `headDim ** -0.5`. */
   q: FloatArray;
+  /** `[m, d]` keys. */
   k: FloatArray;
+  /** `[m, d]` values. */
   v: FloatArray;
+  /** Attention probabilities (layout of `attentionForward`). */
   probs: FloatArray;
+  /** `[m + 1]` offsets of each query's probabilities. */
   off: Int32Array;
   /** `[m, d]` attention context (input of out_proj). */
   ctx: FloatArray;

@@ -1,0 +1,109 @@
+/**
+ * A training engine owns the f32 master weights, their gradients and AdamW's state on one
+ * device, and does the three things the loop needs: accumulate the gradient of a batch,
+ * take an optimiser step, and score a batch. {@linkcode CpuEngine} runs the CPU reference
+ * (`reference.ts`); `gpu_engine.ts` runs the WGSL kernels of `kernels/backward/`.
+ *
+ * @module
+ */
+import type { TrainBatch } from "./batch.ts";
+import {
+  type AdamState,
+  adamState,
+  type AdamWConfig,
+  adamWConfig,
+  type AdamWOptions,
+  adamWStep,
+  clipCoefficient,
+  gradNorm,
+} from "./optim.ts";
+import { modelView, type ParamSet } from "./params.ts";
+import { backward, forward } from "./reference.ts";
+
+/** What one optimiser step reports. */
+export interface StepReport {
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** The factor gradients were multiplied by (1 = not clipped). */
+  clip: number;
+}
+
+/** A device that trains one model. */
+export interface TrainEngine {
+  /** `"cpu"` or `"webgpu"`. */
+  readonly name: string;
+  /**
+   * Adds `scale · ∇(Σ NLL of the batch's targets)` to the gradients; returns Σ NLL (nats).
+   * Use `scale = 1 / (targets of all micro-batches of the step)` for a mean.
+   */
+  accumulate(batch: TrainBatch, scale: number): Promise<number>;
+  /** Clips (global norm `clipNorm`, 0 = off), updates with AdamW at `lr`, zeroes gradients. */
+  step(lr: number, clipNorm: number): Promise<StepReport>;
+  /** The NLL of each target of a batch (no gradient). */
+  score(batch: TrainBatch): Promise<Float64Array>;
+  /** The master weights and AdamW state (a copy on devices that keep them elsewhere). */
+  snapshot(): Promise<{ params: ParamSet; adam: AdamState }>;
+  /** Frees device memory. */
+  dispose(): void;
+}
+
+/**
+ * The CPU reference as a training engine (f32 master weights, gradients in f32).
+ *
+ * @example
+ * ```ts
+ * // const engine = new CpuEngine(params, { weightDecay: 0.01 });
+ * // const loss = await engine.accumulate(batch, 1 / batch.targetCount);
+ * // await engine.step(1e-3, 1.0);
+ * ```
+ */
+export class CpuEngine implements TrainEngine {
+  /** Always `"cpu"`. */
+  readonly name = "cpu";
+  /** The master weights (updated in place). */
+  readonly params: ParamSet;
+  /** Accumulated gradients. */
+  readonly grads: ParamSet;
+  /** AdamW moments and step. */
+  readonly adam: AdamState;
+  /** AdamW hyper-parameters. */
+  readonly config: AdamWConfig;
+
+  /** Takes ownership of `params` (f32); starts from `adam` when resuming. */
+  constructor(params: ParamSet, options: AdamWOptions = {}, adam?: AdamState) {
+    if (params.precision !== "f32") throw new TypeError("CpuEngine trains f32 master weights");
+    this.params = params;
+    this.grads = params.zerosLike();
+    this.adam = adam ?? adamState(params);
+    this.config = adamWConfig(options);
+  }
+
+  /** Forward and backward of one batch on the CPU. */
+  accumulate(batch: TrainBatch, scale: number): Promise<number> {
+    const s = forward(modelView(this.params), batch);
+    backward(modelView(this.params), modelView(this.grads), s, scale);
+    return Promise.resolve(s.loss);
+  }
+
+  /** Clipping and AdamW on the CPU. */
+  step(lr: number, clipNorm: number): Promise<StepReport> {
+    const norm = gradNorm(this.grads);
+    const clip = clipCoefficient(norm, clipNorm);
+    adamWStep(this.params, this.grads, this.adam, lr, this.config, clip);
+    this.grads.zero();
+    return Promise.resolve({ gradNorm: norm, clip });
+  }
+
+  /** Per-target NLL without keeping gradients. */
+  score(batch: TrainBatch): Promise<Float64Array> {
+    return Promise.resolve(forward(modelView(this.params), batch, { train: false }).nll);
+  }
+
+  /** The live weights and state (no copy). */
+  snapshot(): Promise<{ params: ParamSet; adam: AdamState }> {
+    return Promise.resolve({ params: this.params, adam: this.adam });
+  }
+
+  /** Nothing to free. */
+  dispose(): void {}
+}

@@ -1,0 +1,426 @@
+/**
+ * The training loop: data tokenized once and batched by length, per-example layer masks
+ * from a fixed or random policy, gradient accumulation, warm-up + cosine AdamW with
+ * clipping, periodic NLL evaluation under each evaluation policy, checkpoints in the
+ * Hugging Face layout, exact resume (data order and random policies continue where they
+ * stopped), a loss-curve chart and a history file.
+ *
+ * @module
+ */
+import { loadE2eCsv } from "../eval/data.ts";
+import { lossCurveChart } from "../plots/charts.ts";
+import { toHtml } from "../plots/html.ts";
+import { loadTokenizer } from "../tokenizer/mod.ts";
+import { collate, type Example } from "./batch.ts";
+import { loadTrainingCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { resolveTrainConfig, type TrainConfig } from "./config.ts";
+import { e2eExamples, lengthBatches, seededRandom, splitItems, textExamples } from "./data.ts";
+import { CpuEngine, type TrainEngine } from "./engine.ts";
+import { evaluateNll, type NllResult } from "./evaluate.ts";
+import { learningRate } from "./optim.ts";
+import {
+  parsePolicySource,
+  planExamples,
+  type PolicySource,
+  policySourceToString,
+} from "./policies.ts";
+import type { AdamState } from "./optim.ts";
+import type { ParamSet } from "./params.ts";
+
+/** Where `data: "e2e"` points: the shared E2E devset beside the repository. */
+export const SHARED_E2E_DEVSET: URL = new URL("../../shared/data/e2e/devset.csv", import.meta.url);
+
+/** One logged optimiser step. */
+export interface StepLog {
+  /** 1-based step. */
+  step: number;
+  /** Mean NLL per target token of the step's batches. */
+  loss: number;
+  /** Learning rate used. */
+  lr: number;
+  /** Gradient norm before clipping. */
+  gradNorm: number;
+  /** Real (non-padding) input tokens of the step. */
+  tokens: number;
+  /** Target tokens of the step. */
+  targets: number;
+  /** Wall milliseconds of the step (forward, backward, update). */
+  ms: number;
+}
+
+/** One evaluation. */
+export interface EvalLog {
+  /** Step after which it ran (0: before training). */
+  step: number;
+  /** One result per evaluation policy. */
+  results: NllResult[];
+}
+
+/** The state written to `trainer_state.json`. */
+export interface TrainerState {
+  /** Format marker. */
+  format: "skipdecode-trainer-1";
+  /** The run's configuration (without `resume`). */
+  config: TrainConfig;
+  /** Optimiser steps done. */
+  step: number;
+  /** Data position: epoch, next batch, generator state at the epoch's start. */
+  data: { epoch: number; cursor: number; epochState: number };
+  /** State of the generator of random policies. */
+  policyState: number;
+  /** Every step's log. */
+  history: StepLog[];
+  /** Every evaluation. */
+  evals: EvalLog[];
+}
+
+/** Callbacks of {@linkcode train}. */
+export interface TrainHooks {
+  /** After every optimiser step. */
+  onStep?: (log: StepLog, config: TrainConfig, elapsedMs: number) => void;
+  /** After every evaluation. */
+  onEval?: (log: EvalLog) => void;
+  /** One-line notes (data sizes, saved checkpoints). */
+  onNote?: (note: string) => void;
+  /** Builds the engine (default: the CPU engine, or the WebGPU one for `backend: "webgpu"`). */
+  engine?: (params: ParamSet, config: TrainConfig, adam?: AdamState) => Promise<TrainEngine>;
+}
+
+/** What {@linkcode train} returns. */
+export interface TrainResult {
+  /** The configuration run. */
+  config: TrainConfig;
+  /** The final trainer state (as saved). */
+  state: TrainerState;
+  /** Mean real input tokens per second over the steps of this run. */
+  tokensPerSecond: number;
+  /** Mean target tokens per second. */
+  targetsPerSecond: number;
+  /** The final weights. */
+  params: ParamSet;
+}
+
+/** Batches of one epoch after another, resumable at any batch. */
+class BatchStream {
+  #examples: readonly Example[];
+  #size: number;
+  #seed: number;
+  epoch = 0;
+  cursor = 0;
+  epochState: number;
+  #batches: Example[][];
+
+  constructor(examples: readonly Example[], size: number, seed: number, at?: TrainerState["data"]) {
+    this.#examples = examples;
+    this.#size = size;
+    this.#seed = seed;
+    this.epochState = at?.epochState ?? seededRandom(seed).state();
+    this.epoch = at?.epoch ?? 0;
+    this.cursor = at?.cursor ?? 0;
+    this.#batches = this.#make();
+  }
+
+  #make(): Example[][] {
+    const r = seededRandom(this.#seed, this.epochState);
+    const batches = lengthBatches(this.#examples, this.#size, r);
+    this.#nextState = r.state();
+    return batches;
+  }
+  #nextState = 0;
+
+  next(): Example[] {
+    if (this.cursor >= this.#batches.length) {
+      this.epoch++;
+      this.cursor = 0;
+      this.epochState = this.#nextState;
+      this.#batches = this.#make();
+    }
+    return this.#batches[this.cursor++];
+  }
+
+  position(): TrainerState["data"] {
+    return { epoch: this.epoch, cursor: this.cursor, epochState: this.epochState };
+  }
+}
+
+/** Loads the training and held-out examples a configuration names. */
+async function loadData(
+  config: TrainConfig,
+  tokenizerDir: string,
+  note: (s: string) => void,
+): Promise<{ train: Example[]; heldOut: Example[] }> {
+  const tok = await loadTokenizer(tokenizerDir);
+  const isText = config.data !== "e2e" && !config.data.endsWith(".csv");
+  if (isText) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(config.data);
+    } catch (e) {
+      throw new Error(`cannot read training text ${config.data}: ${(e as Error).message}`);
+    }
+    const all = textExamples(text, tok, config.maxLength);
+    const { train, heldOut } = splitItems(
+      all,
+      Math.min(config.heldOut, all.length - 1),
+      config.seed,
+    );
+    note(`text data: ${train.length} training windows, ${heldOut.length} held out`);
+    return { train, heldOut };
+  }
+  const items = await loadE2eCsv(config.data === "e2e" ? SHARED_E2E_DEVSET : config.data);
+  const split = splitItems(items, Math.min(config.heldOut, items.length - 1), config.seed);
+  const train = e2eExamples(split.train, tok, config.maxLength);
+  // held-out examples: the first reference of each held-out mr, then the second, ...
+  const perMr = split.heldOut.map((it) => e2eExamples([it], tok, config.maxLength).examples);
+  const heldOut: Example[] = [];
+  for (let k = 0; heldOut.length < config.evalExamples; k++) {
+    const round = perMr.filter((e) => e.length > k).map((e) => e[k]);
+    if (round.length === 0) break;
+    heldOut.push(...round.slice(0, config.evalExamples - heldOut.length));
+  }
+  note(
+    `E2E data: ${train.examples.length} training pairs from ${split.train.length} MRs` +
+      `${
+        train.dropped ? ` (${train.dropped} longer than ${config.maxLength} tokens dropped)` : ""
+      }` +
+      `, ${heldOut.length} held-out pairs from ${split.heldOut.length} MRs`,
+  );
+  return { train: train.examples, heldOut };
+}
+
+/** The evaluation policies of a configuration (the training one when fixed, then `full`). */
+export function evalPolicySources(config: TrainConfig): { name: string; source: PolicySource }[] {
+  const names = config.evalPolicies.length > 0 ? [...config.evalPolicies] : (() => {
+    const own = parsePolicySource(config.policy);
+    return own.kind === "fixed" && String(own.policy) !== "full"
+      ? [String(own.policy), "full"]
+      : [policySourceToString(own), "full"];
+  })();
+  return names.map((n) => {
+    const source = parsePolicySource(n);
+    return { name: source.kind === "fixed" ? String(source.policy) : n, source };
+  });
+}
+
+/** Writes `history.json` and the loss-curve chart `loss.html`. */
+function writeReports(out: string, state: TrainerState): void {
+  Deno.writeTextFileSync(
+    `${out}/history.json`,
+    JSON.stringify({ history: state.history, evals: state.evals }, null, 1) + "\n",
+  );
+  const steps = state.history.map((h) => h.step);
+  const series = [{ name: "train loss", values: state.history.map((h) => h.loss) }];
+  const evalNames = state.evals[0]?.results.map((r) => r.policy) ?? [];
+  const allSteps = [...new Set([...steps, ...state.evals.map((e) => e.step)])].sort((a, b) =>
+    a - b
+  );
+  const at = (vals: Map<number, number>) => allSteps.map((s) => vals.get(s) ?? null);
+  const trainMap = new Map(state.history.map((h) => [h.step, h.loss]));
+  const lines = [{ name: series[0].name, values: at(trainMap) }];
+  for (const name of evalNames) {
+    const m = new Map<number, number>();
+    for (const e of state.evals) {
+      const r = e.results.find((x) => x.policy === name);
+      if (r) m.set(e.step, r.nll);
+    }
+    lines.push({ name: `held-out NLL (${name})`, values: at(m) });
+  }
+  if (allSteps.length === 0) return;
+  const fig = lossCurveChart(allSteps, lines, {
+    title: `fine-tuning ${
+      state.config.model.split("/").filter(Boolean).pop()
+    } (${state.config.policy})`,
+    yTitle: "NLL per target token (nats)",
+  });
+  // evaluation curves have few points: draw markers and connect them across the gaps
+  for (const t of fig.data.slice(1)) {
+    t.mode = "lines+markers";
+    t.connectgaps = true;
+  }
+  Deno.writeTextFileSync(`${out}/loss.html`, toHtml(fig, { title: "training loss" }));
+}
+
+/**
+ * Runs a training configuration (see {@linkcode TrainConfig}); with `config.resume`, it
+ * continues the saved run exactly (weights, AdamW state, data position, random-policy
+ * generator) up to `config.steps` steps in all.
+ *
+ * @example
+ * ```ts
+ * // const r = await train(resolveTrainConfig([{ model: "../shared/models/tiny-opt-e2e",
+ * //   out: "out/ft", policy: "linear:max=6,min=2,warmup=1,horizon=32", steps: 50 }]));
+ * // console.log(r.state.evals.at(-1));
+ * ```
+ */
+export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const note = hooks.onNote ?? (() => {});
+  const source = config.resume ?? config.model;
+  const ck = loadTrainingCheckpoint(source);
+  let state: TrainerState;
+  if (config.resume) {
+    const saved = ck.trainerState as TrainerState | undefined;
+    if (!saved || saved.format !== "skipdecode-trainer-1") {
+      throw new Error(
+        `${config.resume}/trainer_state.json is missing or not a skipdecode trainer state`,
+      );
+    }
+    if (!ck.adam) throw new Error(`${config.resume} has no optimizer.safetensors to resume from`);
+    state = { ...saved, config: { ...config, resume: undefined } };
+    note(`resuming ${config.resume} at step ${saved.step}`);
+  } else {
+    state = {
+      format: "skipdecode-trainer-1",
+      config: { ...config, resume: undefined },
+      step: 0,
+      data: { epoch: 0, cursor: 0, epochState: seededRandom(config.seed).state() },
+      policyState: seededRandom(config.seed ^ 0x5eed).state(),
+      history: [],
+      evals: [],
+    };
+  }
+  const modelCfg = ck.params.config;
+  const L = modelCfg.numHiddenLayers, pad = modelCfg.padTokenId;
+  const maxLength = Math.min(config.maxLength, modelCfg.maxPositionEmbeddings + 1);
+  const data = await loadData({ ...config, maxLength }, source, note);
+  if (data.train.length === 0) throw new Error(`no training examples in ${config.data}`);
+  const policySource = parsePolicySource(config.policy);
+  const evals = evalPolicySources(config);
+  const makeEngine = hooks.engine ?? defaultEngine;
+  const engine = await makeEngine(ck.params, config, ck.adam);
+  Deno.mkdirSync(config.out, { recursive: true });
+  const stream = new BatchStream(data.train, config.batchSize, config.seed, state.data);
+  const policyRandom = seededRandom(0, state.policyState);
+  const schedule = {
+    lr: config.lr,
+    warmupSteps: config.warmupSteps,
+    totalSteps: config.steps,
+    minLrRatio: config.minLrRatio,
+  };
+
+  const evaluate = async () => {
+    if (data.heldOut.length === 0) return;
+    const results: NllResult[] = [];
+    for (const e of evals) {
+      results.push(
+        await evaluateNll(engine, data.heldOut, e.source, L, pad, config.batchSize * 2, e.name),
+      );
+    }
+    const log = { step: state.step, results };
+    state.evals.push(log);
+    hooks.onEval?.(log);
+  };
+  const save = async (dir: string) => {
+    const snap = await engine.snapshot();
+    state.data = stream.position();
+    state.policyState = policyRandom.state();
+    saveCheckpoint(dir, {
+      params: snap.params,
+      adam: snap.adam,
+      dtype: config.dtype,
+      tokenizerDir: source,
+      trainerState: state,
+    });
+    note(`saved ${dir}`);
+  };
+
+  try {
+    if (state.step === 0 && !state.evals.some((e) => e.step === 0)) await evaluate();
+    const start = performance.now();
+    let runTokens = 0, runTargets = 0, runMs = 0;
+    while (state.step < config.steps) {
+      const t0 = performance.now();
+      const micro = Array.from({ length: config.gradAccum }, () => stream.next());
+      const batches = micro.map((ex) =>
+        collate(planExamples(ex, policySource, L, policyRandom), L, pad)
+      );
+      const targets = batches.reduce((a, b) => a + b.targetCount, 0);
+      let loss = 0, tokens = 0;
+      for (const b of batches) {
+        loss += await engine.accumulate(b, 1 / targets);
+        for (const p of b.positions) if (p >= 0) tokens++;
+      }
+      const lr = learningRate(schedule, state.step);
+      const rep = await engine.step(lr, config.clipNorm);
+      state.step++;
+      const ms = performance.now() - t0;
+      const log: StepLog = {
+        step: state.step,
+        loss: loss / targets,
+        lr,
+        gradNorm: rep.gradNorm,
+        tokens,
+        targets,
+        ms,
+      };
+      if (!Number.isFinite(log.loss)) {
+        throw new Error(`loss became ${log.loss} at step ${state.step}: lower the learning rate`);
+      }
+      state.history.push(log);
+      runTokens += tokens;
+      runTargets += targets;
+      runMs += ms;
+      hooks.onStep?.(log, config, performance.now() - start);
+      const last = state.step === config.steps;
+      if (last || (config.evalEvery > 0 && state.step % config.evalEvery === 0)) {
+        await evaluate();
+        writeReports(config.out, state);
+      }
+      if (!last && config.saveEvery > 0 && state.step % config.saveEvery === 0) {
+        await save(`${config.out}/checkpoint-${state.step}`);
+      }
+    }
+    await save(config.out);
+    writeReports(config.out, state);
+    const snap = await engine.snapshot();
+    return {
+      config,
+      state,
+      tokensPerSecond: runMs ? runTokens / (runMs / 1000) : 0,
+      targetsPerSecond: runMs ? runTargets / (runMs / 1000) : 0,
+      params: snap.params,
+    };
+  } finally {
+    engine.dispose();
+  }
+}
+
+async function defaultEngine(
+  params: ParamSet,
+  config: TrainConfig,
+  adam?: AdamState,
+): Promise<TrainEngine> {
+  const opts = {
+    beta1: config.beta1,
+    beta2: config.beta2,
+    eps: config.eps,
+    weightDecay: config.weightDecay,
+  };
+  if (config.backend === "cpu") return new CpuEngine(params, opts, adam);
+  const gpu = await import("./gpu_engine.ts");
+  return await gpu.createGpuEngine(params, opts, adam);
+}
+
+/**
+ * Reads the configuration stored in a checkpoint's `trainer_state.json` (to resume with
+ * the same settings).
+ *
+ * @throws {Error} naming the file when it is missing or not a trainer state.
+ *
+ * @example
+ * ```ts
+ * // const stored = storedTrainConfig("out/ft/checkpoint-50");
+ * ```
+ */
+export function storedTrainConfig(dir: string): TrainConfig {
+  const path = `${dir}/trainer_state.json`;
+  let json: TrainerState;
+  try {
+    json = JSON.parse(Deno.readTextFileSync(path));
+  } catch (e) {
+    throw new Error(`cannot read ${path} to resume: ${(e as Error).message}`);
+  }
+  if (json?.format !== "skipdecode-trainer-1") {
+    throw new Error(`${path} is not a skipdecode trainer state`);
+  }
+  return resolveTrainConfig([json.config as unknown as Record<string, unknown>], path);
+}
