@@ -4,12 +4,14 @@
  * It tests the paper's assumption that later tokens need fewer layers.
  *
  * Method: the full model's output is teacher forced (prompt + its tokens, laid out as in
- * `nll.ts`) under the constant plans `n = w + 1 .. L` (prompt columns at full depth, every
- * generated column the SkipDecode set of budget `n` with `w` warm-up layers, or the bottom
- * `n` layers for `kind: "earlyexit"`), one uncached forward per budget and batch, smallest
- * budget first. The depth at position `i` is the first `n` whose argmax at column
- * `P - 1 + i` is the full model's token `i`. Every generated column before `i` also ran
- * budget `n`, as under a schedule that stays at `n`. When no budget below `L` matches and
+ * `nll.ts`) under constant plans `n = w + 1 .. L`, one uncached forward per budget and
+ * batch, smallest budget first ({@linkcode oracleSets}): the prompt columns before the last
+ * run all layers, and every column that produces a generated token (column `P - 1 + i` for
+ * token `i`, so the last prompt column too) runs the SkipDecode set of budget `n` with `w`
+ * warm-up layers (or the bottom `n` layers for `kind: "earlyexit"`). The depth at position
+ * `i` is the first `n` whose argmax at column `P - 1 + i` is the full model's token `i`.
+ * Every producing column before `i` also ran budget `n`, as under a schedule that stays at
+ * `n`. When no budget below `L` matches and
  * the all-layer forward disagrees too (a near tie between cached and uncached numerics), the
  * depth is `L` and the position is counted in `unmatched`. A row leaves the batch once
  * every one of its positions has its depth (padding never changes a row's result), and
@@ -31,7 +33,7 @@
  * @module
  */
 import { argmax } from "../backend/cpu/ops.ts";
-import { constant, earlyExit, setsForColumns } from "../schedule/mod.ts";
+import { earlyExitSet, skipDecodeSet } from "../schedule/mod.ts";
 import { type ScoringModel, teacherForcingBatch } from "./nll.ts";
 
 /** One sequence to analyse: a prompt and the full model's greedy output after it. */
@@ -74,6 +76,36 @@ export interface OracleResult {
   kind: "skipdecode" | "earlyexit";
   /** Forwards run (budgets tried, summed over batches). */
   forwards: number;
+}
+
+/**
+ * The layer sets of one oracle forward: columns `0 .. P - 2` run all `L` layers, columns
+ * `P - 1 .. columns - 1` (those producing generated tokens) the SkipDecode set of budget
+ * `n` with `warmup` warm-up layers, or the bottom `n` layers for `kind: "earlyexit"`.
+ * Budgets only shrink, so the sets nest (SPEC §2).
+ *
+ * @param o layers `L`, prompt length `P`, columns, budget `n`, warm-up `w`, set kind
+ * @returns one ascending layer set per column
+ * @example
+ * ```ts
+ * import { oracleSets } from "./oracle.ts";
+ * oracleSets({ layers: 4, promptLength: 2, columns: 4, n: 2, warmup: 1 });
+ * // [[0, 1, 2, 3], [0, 3], [0, 3], [0, 3]]
+ * ```
+ */
+export function oracleSets(o: {
+  layers: number;
+  promptLength: number;
+  columns: number;
+  n: number;
+  warmup?: number;
+  kind?: "skipdecode" | "earlyexit";
+}): number[][] {
+  const all = earlyExitSet(o.layers, o.layers);
+  const reduced = o.kind === "earlyexit"
+    ? earlyExitSet(o.layers, o.n)
+    : skipDecodeSet(o.layers, o.n, o.warmup ?? 0);
+  return Array.from({ length: o.columns }, (_, c) => c < o.promptLength - 1 ? all : reduced);
 }
 
 /**
@@ -140,16 +172,8 @@ export async function oracleDepths(
         active.map((r) => chunk[r].target),
         config.padTokenId,
       );
-      const { promptLength: P, targetLength: R, columns: T } = batch;
-      const policy = kind === "earlyexit"
-        ? earlyExit(constant({ n, warmup: 0 }))
-        : constant({ n, warmup: w });
-      const sets = setsForColumns(policy, {
-        layers: L,
-        promptLength: P,
-        maxNewTokens: R,
-        columns: T,
-      });
+      const { promptLength: P, columns: T } = batch;
+      const sets = oracleSets({ layers: L, promptLength: P, columns: T, n, warmup: w, kind });
       const fwd = await backend.forward({ rows: batch.rows, sets, padTokenId: config.padTokenId });
       forwards++;
       active.forEach((r, a) => {
