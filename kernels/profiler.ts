@@ -35,7 +35,7 @@ export class TimestampProfiler {
   #querySet: GPUQuerySet;
   #resolve: GPUBuffer;
   #families: string[] = [];
-  #totals = new Map<string, FamilyTime>();
+  #totals = new Map<string, Map<string, FamilyTime>>();
 
   /**
    * Makes a profiler holding up to `capacity` timed passes per submission.
@@ -119,21 +119,27 @@ export class TimestampProfiler {
     return this.#families.splice(0);
   }
 
-  /** Adds the durations in `stamps` (u64 nanoseconds, begin/end pairs) to the totals. */
-  accumulate(families: readonly string[], stamps: BigUint64Array): void {
+  /**
+   * Adds the durations in `stamps` (u64 nanoseconds, begin/end pairs) to the totals of
+   * `phase` (e.g. `"prefill"`, `"decode"`).
+   */
+  accumulate(families: readonly string[], stamps: BigUint64Array, phase = "all"): void {
+    let totals = this.#totals.get(phase);
+    if (!totals) this.#totals.set(phase, totals = new Map());
     for (let i = 0; i < families.length; i++) {
       const begin = stamps[2 * i], end = stamps[2 * i + 1];
       const ns = end > begin ? Number(end - begin) : 0;
-      const t = this.#totals.get(families[i]) ?? { ms: 0, count: 0 };
+      const t = totals.get(families[i]) ?? { ms: 0, count: 0 };
       t.ms += ns / 1e6;
       t.count++;
-      this.#totals.set(families[i], t);
+      totals.set(families[i], t);
     }
   }
 
-  /** Per-family totals so far. */
-  totals(): Record<string, FamilyTime> {
-    return Object.fromEntries([...this.#totals].map(([k, v]) => [k, { ...v }]));
+  /** Per-family totals of one phase so far (empty when nothing was recorded). */
+  totals(phase = "all"): Record<string, FamilyTime> {
+    const totals = this.#totals.get(phase) ?? new Map<string, FamilyTime>();
+    return Object.fromEntries([...totals].map(([k, v]) => [k, { ...v }]));
   }
 
   /** Clears the totals. */

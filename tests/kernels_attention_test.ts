@@ -18,58 +18,62 @@ Deno.test({
   fn: async () => {
     const gpu = await testGpu();
     if (!gpu) return;
-    const att = await createAttention(gpu, 100);
-    for (
-      const [B, heads, hd, slots, pads] of [
-        [3, 3, 24, 11, [0, 3, 8]],
-        [2, 2, 80, 70, [5, 0]],
-        [1, 4, 7, 5, [0]],
-      ] as [number, number, number, number, number[]][]
-    ) {
-      const d = heads * hd;
-      const k = randomF32(slots * B * d, 1 + d, 1.5);
-      const v = randomF32(slots * B * d, 2 + d, 1);
-      const kb = upload(gpu, k), vb = upload(gpu, v), padb = upload(gpu, new Uint32Array(pads));
-      const scale = 1 / Math.sqrt(hd);
-      // prefill of columns 0..Q-1 and a decode of the last column
-      for (const [colStart, columns] of [[0, slots - 1], [slots - 1, 1]]) {
-        const m = columns * B;
-        const q = randomF32(m * d, 3 + d + colStart, 2);
-        const out = poisoned(gpu, m * d);
-        const rec = recorder(gpu);
-        rec.begin();
-        att.encode(rec, {
-          q: upload(gpu, q),
-          k: kb,
-          v: vb,
-          pad: padb,
-          out,
-          m,
-          d,
-          heads,
-          batch: B,
-          colStart,
-        });
-        gpu.device.queue.submit([rec.finish()]);
-        const got = await readF32(gpu, out);
-        const want = new Float32Array(m * d);
-        for (let r = 0; r < m; r++) {
-          const b = r % B, c = colStart + Math.floor(r / B);
-          const keys = new Float32Array(slots * d), vals = new Float32Array(slots * d);
-          for (let t = 0; t < slots; t++) {
-            keys.set(k.subarray((t * B + b) * d, (t * B + b + 1) * d), t * d);
-            vals.set(v.subarray((t * B + b) * d, (t * B + b + 1) * d), t * d);
+    for (const wg of [8, 64]) {
+      const att = await createAttention(gpu, 100, wg);
+      for (
+        const [B, heads, hd, slots, pads] of [
+          [3, 3, 24, 11, [0, 3, 8]],
+          [2, 2, 80, 70, [5, 0]],
+          [1, 4, 7, 5, [0]],
+        ] as [number, number, number, number, number[]][]
+      ) {
+        const d = heads * hd;
+        const k = randomF32(slots * B * d, 1 + d, 1.5);
+        const v = randomF32(slots * B * d, 2 + d, 1);
+        const kb = upload(gpu, k), vb = upload(gpu, v), padb = upload(gpu, new Uint32Array(pads));
+        const scale = 1 / Math.sqrt(hd);
+        // prefill of columns 0..Q-1 and a decode of the last column
+        for (const [colStart, columns] of [[0, slots - 1], [slots - 1, 1]]) {
+          const m = columns * B;
+          const q = randomF32(m * d, 3 + d + colStart, 2);
+          const out = poisoned(gpu, m * d);
+          const rec = recorder(gpu);
+          rec.begin();
+          att.encode(rec, {
+            q: upload(gpu, q),
+            k: kb,
+            v: vb,
+            pad: padb,
+            out,
+            m,
+            d,
+            heads,
+            batch: B,
+            colStart,
+          });
+          gpu.device.queue.submit([rec.finish()]);
+          const got = await readF32(gpu, out);
+          const want = new Float32Array(m * d);
+          for (let r = 0; r < m; r++) {
+            const b = r % B, c = colStart + Math.floor(r / B);
+            const keys = new Float32Array(slots * d), vals = new Float32Array(slots * d);
+            for (let t = 0; t < slots; t++) {
+              keys.set(k.subarray((t * B + b) * d, (t * B + b + 1) * d), t * d);
+              vals.set(v.subarray((t * B + b) * d, (t * B + b + 1) * d), t * d);
+            }
+            const qs = q.slice(r * d, r * d + d).map((x) => x * scale);
+            attendOne(qs, keys, vals, c + 1, d, heads, (t) => t >= pads[b], want.subarray(r * d));
           }
-          const qs = q.slice(r * d, r * d + d).map((x) => x * scale);
-          attendOne(qs, keys, vals, c + 1, d, heads, (t) => t >= pads[b], want.subarray(r * d));
+          const err = maxAbsDiff(got, want);
+          console.log(
+            `attention (${
+              hd % 4 ? "scalar" : `vec4, wg ${wg}`
+            }) B=${B} heads=${heads} hd=${hd} cols ${colStart}..${
+              colStart + columns - 1
+            } pads=${pads}: max |diff| ${err}`,
+          );
+          assertLess(err, 1e-5);
         }
-        const err = maxAbsDiff(got, want);
-        console.log(
-          `attention B=${B} heads=${heads} hd=${hd} cols ${colStart}..${
-            colStart + columns - 1
-          } pads=${pads}: max |diff| ${err}`,
-        );
-        assertLess(err, 1e-5);
       }
     }
   },

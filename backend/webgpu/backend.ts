@@ -91,8 +91,12 @@ export interface WebGpuDecodeOutput extends DecodeOutput {
   columnsRun: number;
   /** Decode submissions (chunks) after the prefill. */
   chunks: number;
-  /** GPU milliseconds per kernel family, when the backend was created with `profile`. */
-  profile?: Record<string, FamilyTime>;
+  /**
+   * GPU milliseconds per kernel family (embedding, layernorm, attention, matmul, lm head,
+   * select, readback) of the prefill submission and of the decode chunks, when the backend
+   * was created with `profile`.
+   */
+  profile?: { prefill: Record<string, FamilyTime>; decode: Record<string, FamilyTime> };
 }
 
 /** A submitted piece of work whose results are read back with one `mapAsync`. */
@@ -419,7 +423,7 @@ export class WebGpuBackend implements Backend {
           const stamps = new BigUint64Array(
             data.slice(f.stampsOffset, f.stampsOffset + f.families.length * 16),
           );
-          profiler.accumulate(f.families, stamps);
+          profiler.accumulate(f.families, stamps, f.first === 0 ? "prefill" : "decode");
         }
         f.staging.unmap();
         stagings.delete(f.staging);
@@ -474,7 +478,9 @@ export class WebGpuBackend implements Backend {
         timing: { prefillMs, decodeMs: t2 - tPrefill, readbacks: received },
         columnsRun: Math.min(next, N) - 1,
         chunks,
-        profile: profiler?.totals(),
+        profile: profiler
+          ? { prefill: profiler.totals("prefill"), decode: profiler.totals("decode") }
+          : undefined,
       };
     } finally {
       for (const s of stagings) s.destroy();
