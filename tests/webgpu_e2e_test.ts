@@ -1,89 +1,13 @@
 /**
- * The WebGPU backend on the shared trained checkpoint `../shared/models/tiny-opt-e2e`:
- * logits match the CPU reference (relative L2 < 1e-4) and greedy tokens are identical on 8
- * E2E devset prompts, one at a time and in one left-padded batch of 8, under the full plan
- * and under a nested SkipDecode-style plan.
+ * The WebGPU backend on the shared trained checkpoint `../shared/models/tiny-opt-e2e`, full
+ * plan: logits match the CPU reference (relative L2 < 1e-4, full and skip plans) and greedy
+ * tokens are identical on 8 E2E devset prompts, alone and in one left-padded batch of 8.
  */
-import { assertEquals, assertLess } from "@std/assert";
-import { createCpuBackend } from "../backend/cpu/backend.ts";
-import { createWebGpuBackend } from "../backend/webgpu/mod.ts";
-import { E2E_TEMPLATE, loadE2eCsv } from "../eval/data.ts";
-import { loadWeights } from "../model/mod.ts";
-import { loadTokenizer } from "../tokenizer/mod.ts";
-import { fullPlan, GPU_TEST, relL2, sharedPath, skipPlan, testGpu } from "./webgpu_helpers.ts";
+import { checkTinyOptE2e } from "./webgpu_e2e_shared.ts";
+import { GPU_TEST } from "./webgpu_helpers.ts";
 
 Deno.test({
-  name: "webgpu on tiny-opt-e2e: logits and greedy tokens equal the CPU, batch 1 and padded 8",
+  name: "webgpu on tiny-opt-e2e, full plan: logits and greedy tokens equal the CPU (batch 1, 8)",
   ...GPU_TEST,
-  fn: async () => {
-    const gpu = await testGpu();
-    if (!gpu) return;
-    const dir = sharedPath("models/tiny-opt-e2e");
-    const weights = await loadWeights(dir);
-    const tok = await loadTokenizer(dir);
-    const items = (await loadE2eCsv(sharedPath("data/e2e/devset.csv"))).slice(0, 8);
-    const prompts = items.map((it) => tok.encode(E2E_TEMPLATE.replace("{mr}", it.mr)));
-    const L = weights.config.numHiddenLayers;
-    const cpu = createCpuBackend(weights);
-    const wg = await createWebGpuBackend(weights, { gpu });
-    try {
-      // logits of every column of two padded rows
-      const rows = [prompts[0], prompts[5]];
-      const T = Math.max(...rows.map((r) => r.length));
-      const fwdPlans: [string, number[][]][] = [["full", fullPlan(L, T)], [
-        "skip",
-        skipPlan(L, T, 4, 1, 3),
-      ]];
-      for (const [name, sets] of fwdPlans) {
-        const f1 = await cpu.forward({ rows, sets, padTokenId: 1 });
-        const f2 = await wg.forward({ rows, sets, padTokenId: 1 });
-        const err = relL2(f2.logits, f1.logits);
-        console.log(
-          `tiny-opt-e2e forward (${name} plan, 2 rows x ${T}): rel L2 ${err.toExponential(2)}`,
-        );
-        assertLess(err, 1e-4);
-      }
-      const N = 24;
-      const P = Math.max(...prompts.map((p) => p.length));
-      const plans = {
-        full: (p: number) => fullPlan(L, p + N),
-        skip: (p: number) => skipPlan(L, p + N, p, 3, 4),
-      };
-      for (const [name, plan] of Object.entries(plans)) {
-        const req = { maxNewTokens: N, padTokenId: 1, eosTokenId: 2, logitsTopK: 1 };
-        const batch = { ...req, prompts, sets: plan(P) };
-        const b1 = await cpu.decode(batch);
-        const t0 = performance.now();
-        const b2 = await wg.decode(batch);
-        const ms = performance.now() - t0;
-        assertEquals(b2.tokens, b1.tokens, `${name}: padded batch of 8`);
-        assertEquals(b2.finish, b1.finish);
-        let maxLogitDiff = 0;
-        b1.topk!.forEach((r, b) =>
-          r.forEach((s, i) => {
-            maxLogitDiff = Math.max(maxLogitDiff, Math.abs(s[0][1] - b2.topk![b][i][0][1]));
-          })
-        );
-        console.log(
-          `tiny-opt-e2e ${name} plan, batch 8: ${b2.tokens.flat().length} tokens identical; ` +
-            `webgpu ${ms.toFixed(0)} ms (${b2.timing.readbacks} readbacks); max |top logit diff| ` +
-            `${maxLogitDiff.toExponential(2)}; row 0: ${JSON.stringify(tok.decode(b2.tokens[0]))}`,
-        );
-        for (let i = 0; i < prompts.length; i++) {
-          const one = { ...req, prompts: [prompts[i]], sets: plan(prompts[i].length) };
-          const o2 = await wg.decode(one);
-          if (name === "full") {
-            // the CPU is row-independent (its own tests), so its batched row is the reference
-            assertEquals(o2.tokens[0], b1.tokens[i], `${name}: prompt ${i} alone`);
-          } else {
-            // the plan depends on the row's own prompt length: a separate CPU run
-            assertEquals(o2.tokens, (await cpu.decode(one)).tokens, `${name}: prompt ${i} alone`);
-          }
-        }
-        console.log(`tiny-opt-e2e ${name} plan, batch 1: 8 prompts identical`);
-      }
-    } finally {
-      wg.dispose();
-    }
-  },
+  fn: () => checkTinyOptE2e("full", true),
 });
