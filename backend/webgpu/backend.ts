@@ -6,7 +6,10 @@
  * writes it into the id grid the next step's embedding reads), a chunk of steps is encoded
  * per submission with per-dispatch parameters in a uniform arena, and tokens, EOS flags
  * (and logits, when asked) are read back once per chunk (one awaited round trip), and
- * the loop stops after the chunk in which every row emitted EOS.
+ * the loop stops after the chunk in which every row emitted EOS. The next chunk is recorded
+ * while the GPU runs the current one and submitted only if it is needed. (Two submissions
+ * in flight would not help in Deno 2.9: a `mapAsync` resolves only once the queue is idle,
+ * measured.)
  *
  * @example
  * ```ts
@@ -76,13 +79,6 @@ export interface WebGpuBackendOptions {
   warmup?: boolean;
   /** Steps per submission when a request gives no `chunkSize` (default 16). */
   chunkSize?: number;
-  /**
-   * Submissions in flight during decode, 1 (default) or 2. With 2 the next chunk is submitted
-   * before the previous one is read back. Measured in Deno 2.9 (wgpu): a `mapAsync` resolves
-   * only once the queue is idle, so a second submission in flight delays the first readback
-   * and gains nothing (and wastes a chunk at an early stop); kept for other runtimes.
-   */
-  pipelineDepth?: number;
 }
 
 /** A decode's output with WebGPU-specific details. */
@@ -91,6 +87,8 @@ export interface WebGpuDecodeOutput extends DecodeOutput {
   columnsRun: number;
   /** Decode submissions (chunks) after the prefill. */
   chunks: number;
+  /** Host milliseconds spent recording and submitting commands (prefill and chunks). */
+  encodeMs: number;
   /**
    * GPU milliseconds per kernel family (embedding, layernorm, attention, matmul, lm head,
    * select, readback) of the prefill submission and of the decode chunks, when the backend
@@ -99,8 +97,9 @@ export interface WebGpuDecodeOutput extends DecodeOutput {
   profile?: { prefill: Record<string, FamilyTime>; decode: Record<string, FamilyTime> };
 }
 
-/** A submitted piece of work whose results are read back with one `mapAsync`. */
-interface InFlight {
+/** Recorded work (a command buffer) and where its results will be read. */
+interface Prepared {
+  commands: GPUCommandBuffer;
   staging: GPUBuffer;
   /** Token indices `first .. first + count - 1` are in the staging buffer. */
   first: number;
@@ -109,6 +108,10 @@ interface InFlight {
   logitsOffset: number;
   stampsOffset: number;
   families: string[];
+}
+
+/** Submitted work whose results are read back with one `mapAsync`. */
+interface InFlight extends Prepared {
   mapped: Promise<void>;
   validation: Promise<GPUError | null>;
 }
@@ -272,7 +275,6 @@ export class WebGpuBackend implements Backend {
     }
     const record = kTop > 0 || !!req.recordLogits;
     const greedy = !((sampling.temperature ?? 0) > 0);
-    const depth = Math.max(1, Math.min(2, this.#options.pipelineDepth ?? 1));
     const L = cfg.numHiddenLayers;
 
     const t0 = performance.now();
@@ -305,17 +307,21 @@ export class WebGpuBackend implements Backend {
       const logits = req.recordLogits ? req.prompts.map(() => [] as Float32Array[]) : undefined;
 
       const device = this.gpu.device;
+      let encodeMs = 0;
       const stampCapacity = profiler ? profiler.capacity * 16 : 0;
       /**
-       * Encodes and submits the work producing tokens `first .. first + count - 1`; `body`
-       * records it, writing logits of slot `s` via `copyLogits(s)`. One staging buffer gets
-       * the tokens, EOS flags, logits and timestamps.
+       * Records the work producing tokens `first .. first + count - 1` (not yet submitted);
+       * `body` records it, writing logits of slot `s` via `copyLogits(s)`. One staging
+       * buffer gets the tokens, EOS flags, logits and timestamps. Parameters go to the
+       * arena with a `writeBuffer` that the queue orders after earlier submissions, so a
+       * chunk can be recorded while the previous one runs.
        */
-      const submit = (
+      const prepare = (
         first: number,
         count: number,
         body: (copyLogits: (slot: number) => void) => void,
-      ): InFlight => {
+      ): Prepared => {
+        const te = performance.now();
         const doneOffset = count * B * 4;
         const logitsOffset = doneOffset + B * 4;
         const stampsOffset = Math.ceil((logitsOffset + (record ? count * B * V * 4 : 0)) / 8) * 8;
@@ -346,11 +352,10 @@ export class WebGpuBackend implements Backend {
           profiler.resolveInto(enc, staging, stampsOffset);
           families = profiler.takeFamilies();
         }
-        device.queue.submit([rec.finish()]);
-        const validation = device.popErrorScope();
-        const mapped = staging.mapAsync(GPUMapMode.READ);
-        mapped.catch(() => {}); // abandoned chunks are destroyed unmapped
+        const commands = rec.finish();
+        encodeMs += performance.now() - te;
         return {
+          commands,
           staging,
           first,
           count,
@@ -358,9 +363,21 @@ export class WebGpuBackend implements Backend {
           logitsOffset,
           stampsOffset,
           families,
-          mapped,
-          validation,
         };
+      };
+      /** Submits prepared work and starts its readback. */
+      const launch = (p: Prepared): InFlight => {
+        device.queue.submit([p.commands]);
+        const validation = device.popErrorScope();
+        const mapped = p.staging.mapAsync(GPUMapMode.READ);
+        mapped.catch(() => {}); // reported by receive()
+        return { ...p, mapped, validation };
+      };
+      /** Drops prepared work that will not run. */
+      const discard = (p: Prepared) => {
+        device.popErrorScope().catch(() => {});
+        stagings.delete(p.staging);
+        p.staging.destroy();
       };
 
       /** Final LN, LM head, logits copy and selection of the token produced at column `c`. */
@@ -431,40 +448,44 @@ export class WebGpuBackend implements Backend {
       };
 
       // Prefill: every prompt column, then token 0 from the last prompt column.
-      const queue: InFlight[] = [];
-      queue.push(submit(0, 1, (copy) => {
+      let current = launch(prepare(0, 1, (copy) => {
         this.#encodePrefix(rec, ws, req.sets, P);
         head(P - 1, (P - 1) * B, 0, copy);
       }));
       let next = 1; // next token index to produce (decode step j = next - 1 at column P + j)
+      /** Records the next chunk of decode steps (while the GPU runs the current one). */
+      const ahead = (): Prepared | undefined => {
+        if (next >= N) return undefined;
+        const first = next, count = Math.min(chunk, N - next);
+        next += count;
+        return prepare(first, count, (copy) => {
+          for (let s = 0; s < count; s++) {
+            const c = P + first + s - 1; // column consuming token first + s - 1
+            this.#graph.embed(rec, ws, c, 1);
+            for (const l of sortedSet(req.sets, c)) this.#graph.layer(rec, ws, l, B, c);
+            head(c, 0, s, copy);
+          }
+        });
+      };
+      let prepared = ahead();
       let chunks = 0;
       let prefillMs = 0;
       let tPrefill = t0;
-      let stop = false;
       let received = 0;
-      while (queue.length > 0 || next < N) {
-        while (!stop && queue.length < depth && next < N) {
-          const first = next, count = Math.min(chunk, N - next);
-          queue.push(submit(first, count, (copy) => {
-            for (let s = 0; s < count; s++) {
-              const c = P + first + s - 1; // column consuming token first + s - 1
-              this.#graph.embed(rec, ws, c, 1);
-              for (const l of sortedSet(req.sets, c)) this.#graph.layer(rec, ws, l, B, c);
-              head(c, 0, s, copy);
-            }
-          }));
-          next += count;
-          chunks++;
-        }
-        await receive(queue.shift()!);
+      while (true) {
+        await receive(current);
         if (received++ === 0) {
           tPrefill = performance.now();
           prefillMs = tPrefill - t0;
         }
-        if (finished.every(Boolean) || tokens.every((t) => t.length >= N)) {
-          stop = true;
-          break; // later submissions (if any) are abandoned
+        const over = finished.every(Boolean) || tokens.every((t) => t.length >= N);
+        if (over || !prepared) {
+          if (prepared) discard(prepared);
+          break;
         }
+        current = launch(prepared);
+        chunks++;
+        prepared = ahead();
       }
       const t2 = performance.now();
       const produced = Math.max(...tokens.map((t) => t.length));
@@ -476,8 +497,9 @@ export class WebGpuBackend implements Backend {
         promptLength: P,
         steps: produced - 1,
         timing: { prefillMs, decodeMs: t2 - tPrefill, readbacks: received },
-        columnsRun: Math.min(next, N) - 1,
+        columnsRun: current.first + current.count - 1,
         chunks,
+        encodeMs,
         profile: profiler
           ? { prefill: profiler.totals("prefill"), decode: profiler.totals("decode") }
           : undefined,
