@@ -187,3 +187,37 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "webgpu decode: concurrent decodes on one backend do not disturb each other",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    if (!gpu) return;
+    const dir = Deno.makeTempDirSync({ prefix: "webgpu-fixture-" });
+    try {
+      writeRandomCheckpoint(dir, FIXTURES[1][1]);
+      const weights = await loadWeights(dir);
+      const L = weights.config.numHiddenLayers;
+      const wg = await createWebGpuBackend(weights, { gpu });
+      try {
+        const reqs: DecodeRequest[] = PROMPTS.map((p, i) => ({
+          prompts: [p],
+          maxNewTokens: 9,
+          sets: skipPlan(L, p.length + 9, p.length, 1 + i),
+          padTokenId: 1,
+          chunkSize: 2,
+        }));
+        const alone = [];
+        for (const r of reqs) alone.push((await wg.decode(r)).tokens);
+        const together = await Promise.all(reqs.map((r) => wg.decode(r)));
+        assertEquals(together.map((o) => o.tokens), alone);
+        console.log(`4 concurrent decodes equal 4 sequential ones: ${JSON.stringify(alone)}`);
+      } finally {
+        wg.dispose();
+      }
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});

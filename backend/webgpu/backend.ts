@@ -133,7 +133,6 @@ export class WebGpuBackend implements Backend {
   /** The weights on the device. */
   readonly model: DeviceModel;
   #graph: Graph;
-  #arena: ParamArena;
   #ownsDevice: boolean;
   #options: WebGpuBackendOptions;
   #disposed = false;
@@ -152,7 +151,6 @@ export class WebGpuBackend implements Backend {
     this.model = model;
     this.config = model.config;
     this.#graph = graph;
-    this.#arena = new ParamArena(gpu, 1024);
     this.#ownsDevice = ownsDevice;
     this.#options = options;
   }
@@ -288,16 +286,17 @@ export class WebGpuBackend implements Backend {
     });
     const stagings = new Set<GPUBuffer>();
     let profiler: TimestampProfiler | undefined;
+    // per call: concurrent decodes on one backend must not share parameter slices
+    const arena = new ParamArena(this.gpu, this.#graph.slicesPerStep * chunk + 8);
     try {
       this.#writeInputs(ws, req.prompts, pads, P, req.padTokenId);
-      this.#arena.reserve(this.#graph.slicesPerStep * Math.max(chunk, 1) + 8);
       if (this.#options.profile) {
         profiler = new TimestampProfiler(
           this.gpu,
           (chunk + 1) * (this.#graph.slicesPerStep + 6 * L + 4),
         );
       }
-      const rec = new Recorder(this.gpu, this.#arena, profiler);
+      const rec = new Recorder(this.gpu, arena, profiler);
 
       // Host-side results.
       const tokens: number[][] = req.prompts.map(() => []);
@@ -507,6 +506,7 @@ export class WebGpuBackend implements Backend {
     } finally {
       for (const s of stagings) s.destroy();
       profiler?.destroy();
+      arena.destroy();
       destroy();
     }
   }
@@ -539,8 +539,8 @@ export class WebGpuBackend implements Backend {
     const out = new Float32Array(M * V);
     const device = this.gpu.device;
     const maxStaging = Math.max(block * V * 4, Math.min(this.gpu.limits.maxBufferSize, 1 << 28));
-    const rec = new Recorder(this.gpu, this.#arena);
-    this.#arena.reserve(this.#graph.slicesPerStep + 8);
+    const arena = new ParamArena(this.gpu, this.#graph.slicesPerStep + 8);
+    const rec = new Recorder(this.gpu, arena);
     try {
       this.#writeInputs(ws, req.rows, pads, T, req.padTokenId);
       let src: { buf: GPUBuffer; row: number } | undefined;
@@ -594,6 +594,7 @@ export class WebGpuBackend implements Backend {
       }
       return { length: T, logits: out };
     } finally {
+      arena.destroy();
       destroy();
     }
   }
@@ -603,7 +604,6 @@ export class WebGpuBackend implements Backend {
     if (this.#disposed) return;
     this.#disposed = true;
     this.model.destroy();
-    this.#arena.destroy();
     if (this.#ownsDevice) this.gpu.device.destroy();
   }
 }
