@@ -12,7 +12,7 @@
  */
 import { createKernel, type GpuContext, type Kernel } from "./device.ts";
 import type { Recorder } from "./encode.ts";
-import { LAYERNORM_WGSL } from "./layernorm_wgsl.ts";
+import { layerNormWgsl } from "./layernorm_wgsl.ts";
 
 /** Arguments of one LayerNorm dispatch. */
 export interface LayerNormArgs {
@@ -47,7 +47,8 @@ export interface LayerNormKernel {
 }
 
 /**
- * Compiles the LayerNorm kernel.
+ * Compiles the LayerNorm kernel with workgroup size `wg` (a power of two; default 8 on
+ * software adapters, where one 256-bit SIMD group makes barriers cheap, else 64).
  *
  * @example
  * ```ts
@@ -55,8 +56,11 @@ export interface LayerNormKernel {
  * // const ln = await createLayerNorm(gpu);
  * ```
  */
-export async function createLayerNorm(ctx: GpuContext): Promise<LayerNormKernel> {
-  const kernel = await createKernel(ctx, "layernorm", LAYERNORM_WGSL, [
+export async function createLayerNorm(
+  ctx: GpuContext,
+  wg = ctx.isFallbackAdapter ? 8 : 64,
+): Promise<LayerNormKernel> {
+  const kernel = await createKernel(ctx, `layernorm(wg=${wg})`, layerNormWgsl(wg), [
     "uniform",
     "read",
     "read",

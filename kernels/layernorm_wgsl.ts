@@ -12,10 +12,11 @@
  * 4 `out: array<f32>` `[*, d]`. Row `r < m` reads `x` row `inRow + r` and writes `out` row
  * `outRow + r` (so a slice of rows, e.g. the last prompt column, can be normalised).
  *
- * Workgroup `(64)`: one workgroup per row, strided partial sums reduced in workgroup
- * memory; dispatch `(m)`.
+ * Workgroup `(wg)` (a power of two; 64 by default, 8 on software adapters): one workgroup
+ * per row, strided partial sums reduced in workgroup memory; dispatch `(m)`.
  */
-export const LAYERNORM_WGSL = /* wgsl */ `
+export function layerNormWgsl(wg = 64): string {
+  return /* wgsl */ `
 // layernorm: out[outRow + r] = LN(x[inRow + r]) * w + b, one workgroup per row; see layernorm_wgsl.ts
 struct Params {
   m: u32,
@@ -30,12 +31,13 @@ struct Params {
 @group(0) @binding(3) var<storage, read> b: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-var<workgroup> partial: array<f32, 64>;
+var<workgroup> partial: array<f32, ${wg}>;
+const WG = ${wg}u;
 
 fn reduce_sum(lid: u32, v: f32) -> f32 {
   partial[lid] = v;
   workgroupBarrier();
-  for (var s = 32u; s > 0u; s = s >> 1u) {
+  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
     if (lid < s) { partial[lid] = partial[lid] + partial[lid + s]; }
     workgroupBarrier();
   }
@@ -44,23 +46,24 @@ fn reduce_sum(lid: u32, v: f32) -> f32 {
   return total;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
   let r = wg.x;
   let lid = l.x;
   let xo = (p.inRow + r) * p.d;
   let oo = (p.outRow + r) * p.d;
   var s = 0.0;
-  for (var i = lid; i < p.d; i += 64u) { s += x[xo + i]; }
+  for (var i = lid; i < p.d; i += WG) { s += x[xo + i]; }
   let mean = reduce_sum(lid, s) / f32(p.d);
   var v = 0.0;
-  for (var i = lid; i < p.d; i += 64u) {
+  for (var i = lid; i < p.d; i += WG) {
     let c = x[xo + i] - mean;
     v += c * c;
   }
   let inv = 1.0 / sqrt(reduce_sum(lid, v) / f32(p.d) + p.eps);
-  for (var i = lid; i < p.d; i += 64u) {
+  for (var i = lid; i < p.d; i += WG) {
     out[oo + i] = (x[xo + i] - mean) * inv * w[i] + b[i];
   }
 }
 `;
+}

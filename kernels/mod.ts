@@ -59,7 +59,7 @@ export {
 } from "./embedding.ts";
 export { embeddingWgsl, type TableShape } from "./embedding_wgsl.ts";
 export { createLayerNorm, type LayerNormArgs, type LayerNormKernel } from "./layernorm.ts";
-export { LAYERNORM_WGSL } from "./layernorm_wgsl.ts";
+export { layerNormWgsl } from "./layernorm_wgsl.ts";
 export { type AttentionArgs, type AttentionKernel, createAttention } from "./attention.ts";
 export { attentionWgsl, MAX_HEAD_DIM } from "./attention_wgsl.ts";
 export { createSelect, type SelectArgs, type SelectKernel } from "./select.ts";
