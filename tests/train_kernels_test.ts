@@ -69,7 +69,7 @@ Deno.test({
     for (const [m, kk, n] of [[37, 29, 45], [1, 130, 7], [66, 3, 1]]) {
       const a = randomF32(m * kk, m + kk, 1), b = randomF32(n * kk, n + 7, 1);
       const bias = randomF32(n, 3, 1), c0 = randomF32(m * n, 9, 1);
-      // NT: c = 0.5 a b^T + bias
+      // NT: c = 0.5 (a b^T + bias)
       const c = poisoned(gpu, m * n);
       const acc = upload(gpu, c0);
       const at = transpose(f64(a), m, kk), bt = transpose(f64(b), n, kk);
@@ -94,7 +94,11 @@ Deno.test({
         );
       });
       const want = matmulNT(f64(a), f64(b), m, kk, n);
-      check(`NT ${m}x${kk}x${n}`, await readF32(gpu, c), want.map((x, i) => 0.5 * x + bias[i % n]));
+      check(
+        `NT ${m}x${kk}x${n}`,
+        await readF32(gpu, c),
+        want.map((x, i) => 0.5 * (x + bias[i % n])),
+      );
       check(`NT+= ${m}x${kk}x${n}`, await readF32(gpu, acc), want.map((x, i) => x + c0[i]));
       check(`NN ${m}x${kk}x${n}`, await readF32(gpu, nn), want);
       check(`TN ${m}x${kk}x${n}`, await readF32(gpu, tn), want);

@@ -1,4 +1,5 @@
-// Training matmul: C[M, N] = alpha * sum_k A(i, k) * B(k, j) (+ bias[j]) (+ C when accumulating).
+// Training matmul: C[M, N] = alpha * (sum_k A(i, k) * B(k, j) + bias[j]) (+ C when accumulating);
+// alpha scales the bias too (q = (x Wq^T + bq) * headDim^-0.5 in one pass).
 // One source, three layouts; the host substitutes the index expressions before compiling:
 //   NT  C = A[M, K] . B[N, K]^T   A(i, k) = a[i * K + k]   B(k, j) = b[j * K + k]   (forward)
 //   NN  C = A[M, K] . B[K, N]     A(i, k) = a[i * K + k]   B(k, j) = b[k * N + j]   (input grad)
@@ -35,10 +36,11 @@ fn store(i: u32, j: u32, v: f32) {
   if (i >= p.m || j >= p.n) {
     return;
   }
-  var out = p.alpha * v;
+  var out = v;
   if (p.has_bias != 0u) {
     out = out + bias[j];
   }
+  out = p.alpha * out;
   let o = i * p.n + j;
   if (p.accumulate != 0u) {
     out = out + c[o];

@@ -56,7 +56,7 @@ export interface MatmulOptions {
   bias?: GPUBuffer;
   /** Add into `c` instead of overwriting it. */
   accumulate?: boolean;
-  /** Factor on the product (default 1). */
+  /** Factor on the product plus bias (default 1). */
   alpha?: number;
 }
 
@@ -147,7 +147,7 @@ export class TrainKernels {
   }
 
   /**
-   * `c[M, N] (+)= alpha · A · B (+ bias[N])` with `A`, `B` laid out as `kind` says:
+   * `c[M, N] (+)= alpha · (A · B + bias[N])` with `A`, `B` laid out as `kind` says:
    * NT `a[M, K]`, `b[N, K]` (forward); NN `a[M, K]`, `b[K, N]` (input gradient `dy · W`);
    * TN `a[K, M]`, `b[K, N]` (weight gradient `dyᵀ · x`). `c` must not alias `a` or `b`.
    */
