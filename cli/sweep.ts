@@ -144,7 +144,7 @@ export const sweepCommand: Command = {
       type: "string",
       value: "auto|cpu|webgpu",
       description: "where to run",
-      default: "cpu",
+      default: "auto",
     },
     nll: {
       type: "string",

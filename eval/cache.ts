@@ -20,7 +20,7 @@
 import { fileURLToPath } from "node:url";
 
 /** Bumped when the stored format or the meaning of a key changes. */
-export const CACHE_VERSION = 1;
+export const CACHE_VERSION = 2;
 
 /**
  * The default cache folder: `$SKIPDECODE_CACHE_DIR`, else `.cache/skipdecode` at the

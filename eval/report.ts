@@ -323,8 +323,8 @@ function reportMarkdown(
     sweepToMarkdown(result),
     "Layer speedup is the paper's headline figure (Σ L / Σ active layers over the generated " +
       "tokens); FLOP speedup counts the LM head and attention too, which is what wall time can " +
-      "reach; measured speedup is the ratio of generated tokens per second against `full` in " +
-      "this run.",
+      "reach; measured speedup is `full`'s decode wall time per step over the policy's " +
+      "(same batches and backend; a step is one generated column of a batch).",
     "",
     "## Charts",
     "",

@@ -1,7 +1,7 @@
 /**
  * Policy sweeps: run a list of exit policies over a dataset (column-wise batches, any
- * backend) and collect one table: layer speedup, FLOP speedup, measured speedup (wall time
- * per generated token of `full` over the policy's, same batches, same backend, same run),
+ * backend) and collect one table: layer speedup, FLOP speedup, measured speedup (decode
+ * wall time per step of `full` over the policy's, same batches, same backend, same run),
  * BLEU, ROUGE-L, teacher-forced NLL of the references and agreement with the full model's
  * tokens. Optionally the oracle depth of the full model's outputs.
  *
@@ -93,9 +93,11 @@ export interface SweepRow {
   /** Full-model FLOPs over the policy's on the same generated tokens. */
   flopSpeedup: number;
   /**
-   * Generation throughput of this policy over `full`'s: generated tokens per second of
-   * prefill + decode wall time, same batches, same backend (a per-token ratio, so policies
-   * whose outputs differ in length compare fairly).
+   * Decode wall time per step of `full` over this policy's, same batches, same backend,
+   * same run (see `timedInSameRun`). A step is one generated column of a batch (a batch
+   * runs until its longest output ends), so policies whose outputs differ in length
+   * compare fairly; the prompt prefill is left out, as the FLOP speedup leaves out the
+   * prompt columns.
    */
   measuredSpeedup: number;
   /** Corpus BLEU, 0 to 100 (sacreBLEU defaults). */
@@ -112,8 +114,12 @@ export interface SweepRow {
   exactMatches: number;
   /** Tokens generated (EOS included). */
   generatedTokens: number;
-  /** Wall milliseconds of the generation. */
+  /** Wall milliseconds of the whole generation (tokenising, prefill, decode). */
   generateMs: number;
+  /** Milliseconds of the decode loops (all batches). */
+  decodeMs: number;
+  /** Decode steps run: per batch, its longest output minus one (the prefill gives the first). */
+  decodeSteps: number;
   /** Generated tokens per second of prefill + decode. */
   tokensPerSecond: number;
   /** The generation came from the cache. */
@@ -189,6 +195,8 @@ interface GenEntry {
   layerSpeedup: number;
   flopSpeedup: number;
   totalMs: number;
+  decodeMs: number;
+  decodeSteps: number;
   tokensPerSecond: number;
   generatedTokens: number;
   budgets: number[];
@@ -197,6 +205,35 @@ interface GenEntry {
 
 interface NllEntry {
   perToken: number[][];
+}
+
+/**
+ * Decode steps of a generation: per batch of `batchSize` consecutive outputs, the longest
+ * output's length minus one (its first token comes from the prefill).
+ *
+ * @param lengths generated tokens per item, in input order
+ * @param batchSize rows per batch
+ * @returns the steps summed over batches
+ * @example
+ * ```ts
+ * import { decodeSteps } from "./sweep.ts";
+ * decodeSteps([3, 5, 2, 1], 2); // (5 - 1) + (2 - 1) = 5
+ * ```
+ */
+export function decodeSteps(lengths: readonly number[], batchSize: number): number {
+  let steps = 0;
+  for (let b = 0; b < lengths.length; b += batchSize) {
+    steps += Math.max(0, Math.max(...lengths.slice(b, b + batchSize)) - 1);
+  }
+  return steps;
+}
+
+/** Decode ms per step of `full` over the policy's (tokens/s ratio when nothing was decoded). */
+function measuredSpeedup(full: GenEntry, p: GenEntry): number {
+  if (full.decodeSteps > 0 && p.decodeSteps > 0 && full.decodeMs > 0 && p.decodeMs > 0) {
+    return (full.decodeMs / full.decodeSteps) / (p.decodeMs / p.decodeSteps);
+  }
+  return p.tokensPerSecond / full.tokensPerSecond;
 }
 
 /** Identity of a model for cache keys: folder, configuration, weight files' size and time. */
@@ -367,6 +404,8 @@ export async function runSweep(
         layerSpeedup: out.layerSpeedup,
         flopSpeedup: out.flopSpeedup,
         totalMs: out.timing.totalMs,
+        decodeMs: out.timing.decodeMs,
+        decodeSteps: decodeSteps(out.results.map((r) => r.ids.length), batchSize),
         tokensPerSecond: out.timing.tokensPerSecond,
         generatedTokens: out.timing.generatedTokens,
         budgets: out.plans[0].generatedLayers,
@@ -467,7 +506,7 @@ export async function runSweep(
       policy: names[k],
       layerSpeedup: entry.layerSpeedup,
       flopSpeedup: entry.flopSpeedup,
-      measuredSpeedup: entry.tokensPerSecond / full.tokensPerSecond,
+      measuredSpeedup: measuredSpeedup(full, entry),
       bleu: corpusBleu(hyps, refs).score,
       rougeL: corpusRougeL(hyps, refs).fmeasure,
       nll: nll ? nll.meanNll : null,
@@ -476,6 +515,8 @@ export async function runSweep(
       exactMatches: agree.exactMatches,
       generatedTokens: entry.generatedTokens,
       generateMs: entry.totalMs,
+      decodeMs: entry.decodeMs,
+      decodeSteps: entry.decodeSteps,
       tokensPerSecond: entry.tokensPerSecond,
       cached,
       timedInSameRun: entry.runId === full.runId,
@@ -582,7 +623,8 @@ export function sweepToMarkdown(result: SweepResult): string {
     `${result.items} items, at most ${result.maxNewTokens} new tokens, batches of ` +
     `${result.batchSize}, ${result.backend} backend. BLEU: sacreBLEU defaults (0-100); ` +
     `ROUGE-L: F-measure (0-1); NLL: teacher-forced nats per reference token under the ` +
-    `policy's plan; agreement: share of generated tokens equal to \`full\`'s.`,
+    `policy's plan; agreement: share of generated tokens equal to \`full\`'s; measured ` +
+    `speedup: \`full\`'s decode time per step over the policy's.`,
   ];
   if (mixed) {
     notes.push(

@@ -15,7 +15,13 @@ import {
 import { parsePolicy, plan } from "../schedule/mod.ts";
 import { canonicalJson, hashKey, ResultCache } from "../eval/cache.ts";
 import { createProgress, formatDuration, progressText } from "../eval/progress.ts";
-import { runSweep, type SweepItem, sweepToJson, sweepToMarkdown } from "../eval/sweep.ts";
+import {
+  decodeSteps,
+  runSweep,
+  type SweepItem,
+  sweepToJson,
+  sweepToMarkdown,
+} from "../eval/sweep.ts";
 import { policyLabel, sweepFigures, writeSweepReport } from "../eval/report.ts";
 import { corpusBleu } from "../eval/bleu.ts";
 import { tokenAgreement } from "../eval/agreement.ts";
@@ -106,6 +112,12 @@ Deno.test("progress: text, durations, throttling, and the line mode", async () =
   assertEquals(none, []);
 });
 
+Deno.test("decodeSteps: longest output per batch, minus the token the prefill gives", () => {
+  assertEquals(decodeSteps([3, 5, 2, 1], 2), 5);
+  assertEquals(decodeSteps([1, 1, 1], 8), 0);
+  assertEquals(decodeSteps([], 8), 0);
+});
+
 Deno.test("defaultPolicies: valid plans at about 2x and 3x; labels", () => {
   const ps = defaultPolicies(12, 24);
   assertEquals(ps, [
@@ -179,6 +191,14 @@ Deno.test("sweep on the tiny model: table, cache reuse, timings from another run
     assertEquals(r.budgets[2].budgets.slice(0, 3), [12, 3, 3]);
     assertEquals(r.positionNll.length, 3);
     assertEquals(r.cacheHits, 0);
+    // Decode steps: per batch of 2, the longest output minus one.
+    const lens = outs(1).map((o) => o.ids.length);
+    assertEquals(lin.decodeSteps, Math.max(lens[0], lens[1]) - 1 + lens[2] - 1);
+    assertAlmostEquals(
+      lin.measuredSpeedup,
+      (full.decodeMs / full.decodeSteps) / (lin.decodeMs / lin.decodeSteps),
+      1e-9,
+    );
 
     // Same inputs again: everything from the cache, same numbers, still "same run".
     const again = await runSweep(model, items, policies, opts);
