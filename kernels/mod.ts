@@ -61,7 +61,7 @@ export { embeddingWgsl, type TableShape } from "./embedding_wgsl.ts";
 export { createLayerNorm, type LayerNormArgs, type LayerNormKernel } from "./layernorm.ts";
 export { layerNormWgsl } from "./layernorm_wgsl.ts";
 export { type AttentionArgs, type AttentionKernel, createAttention } from "./attention.ts";
-export { attentionWgsl, MAX_HEAD_DIM } from "./attention_wgsl.ts";
+export { attentionVec4Wgsl, attentionWgsl, MAX_HEAD_DIM } from "./attention_wgsl.ts";
 export { createSelect, type SelectArgs, type SelectKernel } from "./select.ts";
 export { SELECT_WGSL } from "./select_wgsl.ts";
 export type { DType } from "../model/types.ts";
