@@ -94,6 +94,29 @@ export {
   type ForwardRequest,
   type SamplingOptions,
 } from "./backend/mod.ts";
+export {
+  createWebGpuBackend,
+  type DeviceLayer,
+  type DeviceLayerNorm,
+  type DeviceLinear,
+  type DeviceModel,
+  type DeviceTable,
+  type FamilyTime,
+  gpuAvailable,
+  type GpuContext,
+  GpuError,
+  type GpuErrorKind,
+  type GpuLimits,
+  type LinearArgs,
+  type MatmulKernels,
+  requestGpu,
+  type RequestGpuOptions,
+  type TableFormat,
+  type UploadOptions,
+  WebGpuBackend,
+  type WebGpuBackendOptions,
+  type WebGpuDecodeOutput,
+} from "./backend/webgpu/mod.ts";
 export * from "./schedule/mod.ts";
 export * from "./decode/mod.ts";
 export * from "./eval/mod.ts";

@@ -14,6 +14,7 @@
 import type { OptWeights } from "../model/types.ts";
 import type { Backend } from "./types.ts";
 import { createCpuBackend } from "./cpu/backend.ts";
+import type { WebGpuBackendOptions } from "./webgpu/backend.ts";
 
 export type * from "./types.ts";
 export { CpuBackend, createCpuBackend } from "./cpu/backend.ts";
@@ -30,6 +31,8 @@ export interface CreateBackendOptions {
   backend?: BackendName;
   /** Called with a one-line note (e.g. why `auto` fell back to the CPU). */
   onNote?: (note: string) => void;
+  /** Options of the WebGPU backend (device, matmul variant, profiling, warm-up, chunks). */
+  webgpu?: WebGpuBackendOptions;
 }
 
 /**
@@ -54,5 +57,5 @@ export async function createBackend(
     options.onNote?.("no WebGPU adapter found: using the CPU backend");
     return createCpuBackend(weights);
   }
-  return await webgpu.createWebGpuBackend(weights);
+  return await webgpu.createWebGpuBackend(weights, options.webgpu);
 }
