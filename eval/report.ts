@@ -39,8 +39,8 @@ export interface SweepFigureOptions {
   /** Frontier x axis (default `"layer"`, the paper's headline speedup). */
   speedup?: FrontierSpeedup;
   /**
-   * Positions whose NLL is averaged over fewer items are left out of the gap chart
-   * (default: 10% of the items, at least 3).
+   * Positions whose NLL (or oracle depth) is averaged over fewer items are left out of the
+   * gap (and oracle) chart; default: 10% of the items, at least 3 (at most all of them).
    */
   minItemsPerPosition?: number;
 }
@@ -153,7 +153,8 @@ export function sweepFigures(result: SweepResult, options: SweepFigureOptions = 
   const figs: SweepFigures = { budgets, frontier };
   const full = result.positionNll.find((p) => p.policy === "full");
   if (full && result.positionNll.length > 1) {
-    const minItems = options.minItemsPerPosition ?? Math.max(3, Math.ceil(result.items * 0.1));
+    const minItems = options.minItemsPerPosition ??
+      Math.min(result.items, Math.max(3, Math.ceil(result.items * 0.1)));
     const series: GapSeries[] = result.positionNll.filter((p) => p.policy !== "full").map((p) => {
       const gap: number[] = [];
       for (let j = 0; j < p.nll.length && j < full.nll.length; j++) {
@@ -169,7 +170,8 @@ export function sweepFigures(result: SweepResult, options: SweepFigureOptions = 
   }
   if (result.oracle && result.oracle.depths.length > 0) {
     const o = result.oracle;
-    const minItems = Math.max(3, Math.ceil(o.depths.length * 0.1));
+    const minItems = options.minItemsPerPosition ??
+      Math.min(o.depths.length, Math.max(3, Math.ceil(o.depths.length * 0.1)));
     const byPos = o.byPosition.filter((ds) => ds.length >= minItems);
     figs.oracleDepth = oracleDepthChart(byPos, {
       layers: o.layers,

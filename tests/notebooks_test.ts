@@ -1,0 +1,152 @@
+/**
+ * The notebooks in `notebooks/` run top to bottom under the Deno Jupyter kernel
+ * (`jupyter nbconvert --execute`), with no error output, and their saved outputs hold the
+ * Plotly bundle (`application/vnd.plotly.v1+json`) with an HTML fallback.
+ *
+ * The kernel is registered in a temporary `JUPYTER_PATH` with the `deno` binary running
+ * this test (`kernel.json` as `deno jupyter --install` writes it). The sweeps run small:
+ * `SKIPDECODE_SWEEP_ITEMS=2`, `SKIPDECODE_SWEEP_TOKENS=12`, a fresh result cache, the CPU
+ * backend unless `SKIPDECODE_BACKEND` says otherwise. Needs Jupyter:
+ * `apt-get install -y --no-install-recommends jupyter-nbconvert python3-nbclient jupyter-client jupyter-core`.
+ */
+import { assert, assertEquals } from "@std/assert";
+import { fileURLToPath } from "node:url";
+
+const NOTEBOOKS = fileURLToPath(new URL("../notebooks/", import.meta.url));
+const PLOTLY = "application/vnd.plotly.v1+json";
+
+interface Output {
+  output_type: string;
+  data?: Record<string, unknown>;
+  text?: string | string[];
+  ename?: string;
+  evalue?: string;
+}
+interface Cell {
+  cell_type: string;
+  id?: string;
+  source: string | string[];
+  outputs?: Output[];
+}
+
+const join = (t: string | string[] | undefined) => Array.isArray(t) ? t.join("") : t ?? "";
+
+async function jupyterAvailable(): Promise<void> {
+  try {
+    const out = await new Deno.Command("jupyter", { args: ["nbconvert", "--version"] }).output();
+    if (out.success) return;
+  } catch { /* not installed */ }
+  throw new Error(
+    "jupyter nbconvert is needed to run the notebooks: apt-get install -y " +
+      "--no-install-recommends jupyter-nbconvert python3-nbclient jupyter-client jupyter-core",
+  );
+}
+
+async function execute(name: string, tmp: string): Promise<Cell[]> {
+  const out = `${tmp}/${name}.out.ipynb`;
+  const env: Record<string, string> = {
+    JUPYTER_PATH: `${tmp}/jupyter`,
+    JUPYTER_DATA_DIR: `${tmp}/jupyter-data`,
+    JUPYTER_RUNTIME_DIR: `${tmp}/jupyter-runtime`,
+    NO_COLOR: "1",
+    SKIPDECODE_CACHE_DIR: `${tmp}/cache`,
+    SKIPDECODE_SWEEP_ITEMS: "2",
+    SKIPDECODE_SWEEP_TOKENS: "12",
+    SKIPDECODE_BACKEND: Deno.env.get("SKIPDECODE_BACKEND") ?? "cpu",
+    XDG_RUNTIME_DIR: tmp,
+  };
+  const res = await new Deno.Command("jupyter", {
+    args: [
+      "nbconvert",
+      "--to",
+      "notebook",
+      "--execute",
+      "--ExecutePreprocessor.kernel_name=deno",
+      "--ExecutePreprocessor.timeout=300",
+      "--output",
+      out,
+      `${NOTEBOOKS}${name}.ipynb`,
+    ],
+    cwd: NOTEBOOKS,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!res.success) {
+    const err = new TextDecoder().decode(res.stderr).trim().split("\n").slice(-25).join("\n");
+    throw new Error(`executing notebooks/${name}.ipynb failed (exit ${res.code}):\n${err}`);
+  }
+  return JSON.parse(await Deno.readTextFile(out)).cells as Cell[];
+}
+
+function checkNotebook(name: string, cells: Cell[]): void {
+  const outputs = cells.flatMap((c) => c.outputs ?? []);
+  const errors = outputs.filter((o) => o.output_type === "error");
+  assertEquals(
+    errors.map((e) => `${e.ename}: ${e.evalue}`),
+    [],
+    `${name}: error outputs`,
+  );
+  const stderr = outputs.filter((o) => o.output_type === "stream" && /error/i.test(join(o.text)));
+  assertEquals(stderr.map((o) => join(o.text)), [], `${name}: error text in streams`);
+  const charts = outputs.filter((o) => o.data && PLOTLY in o.data);
+  assert(charts.length > 0, `${name}: no ${PLOTLY} output`);
+  for (const c of charts) {
+    const fig = c.data![PLOTLY] as { data?: unknown[]; layout?: unknown };
+    assert(Array.isArray(fig.data) && fig.data.length > 0, `${name}: an empty Plotly figure`);
+    const html = String(c.data!["text/html"] ?? "");
+    assert(html.includes("Plotly.newPlot"), `${name}: a chart without its HTML fallback`);
+  }
+  // Every code cell ran, in order.
+  const code = cells.filter((c) => c.cell_type === "code");
+  assert(code.length > 0);
+}
+
+Deno.test("notebooks execute under the Deno kernel and show Plotly charts", async (t) => {
+  await jupyterAvailable();
+  const tmp = await Deno.makeTempDir({ prefix: "skipdecode-nb-" });
+  try {
+    // kernel.json as `deno jupyter --install` writes it, with this deno binary.
+    await Deno.mkdir(`${tmp}/jupyter/kernels/deno`, { recursive: true });
+    await Deno.writeTextFile(
+      `${tmp}/jupyter/kernels/deno/kernel.json`,
+      JSON.stringify({
+        argv: [Deno.execPath(), "jupyter", "--kernel", "--conn", "{connection_file}"],
+        display_name: "Deno",
+        language: "typescript",
+      }),
+    );
+    const names = [...Deno.readDirSync(NOTEBOOKS)]
+      .filter((e) => e.isFile && e.name.endsWith(".ipynb"))
+      .map((e) => e.name.replace(/\.ipynb$/, ""))
+      .sort();
+    for (const required of ["custom_policy", "policy_sweep", "quickstart"]) {
+      assert(names.includes(required), `notebooks/${required}.ipynb is missing`);
+    }
+    for (const name of names) {
+      await t.step(name, async () => {
+        const cells = await execute(name, tmp);
+        checkNotebook(name, cells);
+        const text = cells.flatMap((c) => c.outputs ?? []).map((o) =>
+          join(o.text) + join(o.data?.["text/plain"] as string | undefined)
+        ).join("\n");
+        if (name === "policy_sweep" || name === "custom_policy") {
+          assert(text.includes("| policy | layer speedup |"), `${name}: no sweep table`);
+          assert(/sweep: \d+ policies x 2 items/.test(text), `${name}: no final progress line`);
+        }
+        if (name === "policy_sweep") {
+          const titles = cells.flatMap((c) => c.outputs ?? []).filter((o) => o.data?.[PLOTLY])
+            .map((o) => String(o.data!["text/plain"]));
+          for (const what of ["against layer speedup", "Layer budget", "NLL gap", "Oracle depth"]) {
+            assert(titles.some((x) => x.includes(what)), `policy_sweep: no "${what}" chart`);
+          }
+        }
+        if (name === "custom_policy") {
+          assert(text.includes("refused: column"), "custom_policy: the nesting error is not shown");
+        }
+      });
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
