@@ -12,7 +12,13 @@ import { loadWeightsSync } from "../model/checkpoint.ts";
 import { writeRandomCheckpoint } from "../model/fixture.ts";
 import type { OptConfig } from "../model/types.ts";
 import { parsePolicy } from "../schedule/mod.ts";
-import { plannedExamples, randomParams, relL2, tinyConfig } from "./train_helpers.ts";
+import { plannedExamples, randomParams, relL2, sharedPath, tinyConfig } from "./train_helpers.ts";
+import { loadTokenizer } from "../tokenizer/mod.ts";
+import { e2eExamples } from "../train/data.ts";
+import { evaluateNll } from "../train/evaluate.ts";
+import { parsePolicySource } from "../train/policies.ts";
+import { teacherForcedNll } from "../eval/nll.ts";
+import type { TrainBatch } from "../train/batch.ts";
 
 /** Mean NLL of the planned examples under parameters. */
 function meanLoss(params: ParamSet, config: OptConfig, seed: number): number {
@@ -160,4 +166,31 @@ Deno.test("forward reports bad token ids and over-long rows with row and column"
   const long = Array.from({ length: 30 }, () => [0, 1, 2, 3]);
   const tooLong = collate([{ prompt: [2], target: Array(30).fill(5), sets: long }], 4, 1);
   assertThrows(() => forward(m, tooLong), RangeError, "position table");
+});
+
+Deno.test("training NLL equals eval's teacher-forced NLL on tiny-opt-e2e (same layer sets)", async () => {
+  const dir = sharedPath("models/tiny-opt-e2e");
+  const weights = loadWeightsSync(dir);
+  const tokenizer = await loadTokenizer(dir);
+  const items = [
+    {
+      mr: "name[Alimentum], area[city centre], familyFriendly[no]",
+      refs: ["Alimentum is not family-friendly ."],
+    },
+    { mr: "name[Aromi], eatType[coffee shop]", refs: ["Aromi is a coffee shop ."] },
+  ];
+  const { examples } = e2eExamples(items, tokenizer);
+  const policy = "linear:max=6,min=2,warmup=1,horizon=16";
+  const params = paramsFromWeights(weights);
+  const scorer = {
+    score: (b: TrainBatch) => Promise.resolve(forward(modelView(params), b, { train: false }).nll),
+  };
+  const mine = await evaluateNll(scorer, examples, parsePolicySource(policy), 12, 1, 2);
+  const theirs = await teacherForcedNll(
+    { config: weights.config, backend: new CpuBackend(weights), tokenizer },
+    items.map((it) => ({ prompt: `${it.mr}\n`, reference: it.refs[0] })),
+    { policy, batchSize: 1 },
+  );
+  assertEquals(mine.tokens, theirs.tokens);
+  assertLess(Math.abs(mine.nll - theirs.meanNll), 1e-5 * theirs.meanNll);
 });

@@ -11,8 +11,8 @@
  * @module
  */
 import { optTensorSpecs } from "../model/checkpoint.ts";
-import { tensorToFloat32 } from "../model/safetensors.ts";
-import type { OptConfig, OptWeights, Tensor } from "../model/types.ts";
+import { float32ToBytes, memoryTensor, tensorToFloat32 } from "../model/safetensors.ts";
+import type { LinearWeights, OptConfig, OptWeights, Tensor } from "../model/types.ts";
 
 /** A float buffer: f32 for training, f64 for exact gradient checks. */
 export type FloatArray = Float32Array | Float64Array;
@@ -227,6 +227,58 @@ export function paramsFromWeights(weights: OptWeights, precision: Precision = "f
     return precision === "f64" ? Float64Array.from(f) : f;
   });
   return new ParamSet(config, precision, arrays);
+}
+
+/**
+ * The weights of a parameter set as {@linkcode OptWeights} (F32 tensors in memory), so any
+ * inference backend can run the model being trained without a checkpoint on disk.
+ *
+ * @example
+ * ```ts
+ * import { createCpuBackend } from "../backend/cpu/backend.ts";
+ * // const backend = createCpuBackend(weightsFromParams(params));
+ * ```
+ */
+export function weightsFromParams(params: ParamSet): OptWeights {
+  const t = (name: string): Tensor => {
+    const spec = params.specs.find((s) => s.name === name)!;
+    const a = params.get(name);
+    return memoryTensor(
+      name,
+      "F32",
+      spec.shape,
+      float32ToBytes(a instanceof Float32Array ? a : Float32Array.from(a), "F32"),
+    );
+  };
+  const opt = (name: string) => (params.has(name) ? t(name) : undefined);
+  const lin = (n: string): LinearWeights => ({ weight: t(`${n}.weight`), bias: opt(`${n}.bias`) });
+  const ln = (n: string) => ({ weight: t(`${n}.weight`), bias: t(`${n}.bias`) });
+  const c = params.config;
+  const embedTokens = t("decoder.embed_tokens.weight");
+  return {
+    config: c,
+    embedTokens,
+    embedPositions: t("decoder.embed_positions.weight"),
+    projectIn: opt("decoder.project_in.weight"),
+    projectOut: opt("decoder.project_out.weight"),
+    finalLayerNorm: params.has("decoder.final_layer_norm.weight")
+      ? ln("decoder.final_layer_norm")
+      : undefined,
+    lmHead: params.has("lm_head.weight") ? t("lm_head.weight") : embedTokens,
+    layers: Array.from({ length: c.numHiddenLayers }, (_, i) => {
+      const n = `decoder.layers.${i}`;
+      return {
+        selfAttnLayerNorm: ln(`${n}.self_attn_layer_norm`),
+        qProj: lin(`${n}.self_attn.q_proj`),
+        kProj: lin(`${n}.self_attn.k_proj`),
+        vProj: lin(`${n}.self_attn.v_proj`),
+        outProj: lin(`${n}.self_attn.out_proj`),
+        finalLayerNorm: ln(`${n}.final_layer_norm`),
+        fc1: lin(`${n}.fc1`),
+        fc2: lin(`${n}.fc2`),
+      };
+    }),
+  };
 }
 
 /** A linear map's arrays: `w[out, in]`, `b[out]`. */

@@ -1,0 +1,338 @@
+/**
+ * Quality against speedup of a model in training, before and after fine-tuning: for each
+ * policy, BLEU of greedy generations on E2E meaning representations (all references of an
+ * `mr`), the layer and FLOP speedups those generations got, and teacher-forced NLL of
+ * held-out pairs. Runnable as a script that fine-tunes a model for a policy and writes the
+ * before/after report:
+ *
+ * ```sh
+ * deno run --allow-read --allow-write --allow-env train/experiment.ts \
+ *   --model ../shared/models/tiny-opt-e2e --policy linear:max=6,min=2,warmup=1,horizon=16 \
+ *   --steps 120 --batch-size 8 --lr 2e-4 --out out/ft-linear6
+ * ```
+ *
+ * @module
+ */
+import { createBackend } from "../backend/mod.ts";
+import { generate } from "../decode/engine.ts";
+import { corpusBleu } from "../eval/bleu.ts";
+import { corpusRougeL } from "../eval/rouge.ts";
+import { type E2eItem, loadE2eCsv } from "../eval/data.ts";
+import { frontierChart, type FrontierPoint } from "../plots/charts.ts";
+import { loadTokenizer, type OptTokenizer } from "../tokenizer/mod.ts";
+import type { Example } from "./batch.ts";
+import { loadTrainingCheckpoint } from "./checkpoint.ts";
+import { resolveTrainConfig, type TrainConfig } from "./config.ts";
+import { e2eExamples, splitItems } from "./data.ts";
+import { evaluateNll } from "./evaluate.ts";
+import { modelView, type ParamSet, weightsFromParams } from "./params.ts";
+import { parsePolicySource } from "./policies.ts";
+import { forward } from "./reference.ts";
+import { SHARED_E2E_DEVSET, train, type TrainHooks } from "./trainer.ts";
+
+/** One policy's figures. */
+export interface PolicyQuality {
+  /** The policy's command-line form. */
+  policy: string;
+  /** Corpus BLEU (0 to 100) of greedy generations, all references per `mr`. */
+  bleu: number;
+  /** Corpus ROUGE-L F-measure (0 to 1). */
+  rougeL: number;
+  /** Teacher-forced NLL per target token of the held-out pairs (nats). */
+  nll: number;
+  /** Target tokens the NLL covers. */
+  nllTokens: number;
+  /** `Σ L / Σ layers` over the generated tokens. */
+  layerSpeedup: number;
+  /** Full-model FLOPs over the policy's, same tokens. */
+  flopSpeedup: number;
+  /** Tokens generated. */
+  generatedTokens: number;
+  /** A few generations, for reading. */
+  samples: string[];
+}
+
+/** Options of {@linkcode policyQuality}. */
+export interface QualityOptions {
+  /** Generation length cap (default 64). */
+  maxNewTokens?: number;
+  /** Rows per generation batch (default 8). */
+  batchSize?: number;
+  /** Backend that generates (default `"cpu"`). */
+  backend?: "cpu" | "webgpu";
+  /** Called with a line per finished policy. */
+  onNote?: (line: string) => void;
+}
+
+/**
+ * Measures each policy on a model given as a parameter set: BLEU and ROUGE-L of greedy
+ * generations for `items` (prompt `"<mr>\n"`), speedups of those generations, and
+ * teacher-forced NLL of `nllExamples` (same layer sets as inference).
+ *
+ * @example
+ * ```ts
+ * // const q = await policyQuality(params, tok, heldOutItems, heldOutPairs, ["full", "linear:max=6,min=2,warmup=1,horizon=16"]);
+ * ```
+ */
+export async function policyQuality(
+  params: ParamSet,
+  tokenizer: OptTokenizer,
+  items: readonly E2eItem[],
+  nllExamples: readonly Example[],
+  policies: readonly string[],
+  options: QualityOptions = {},
+): Promise<PolicyQuality[]> {
+  const config = params.config;
+  const backend = await createBackend(weightsFromParams(params), {
+    backend: options.backend ?? "cpu",
+  });
+  const scorer = {
+    score: (b: Parameters<typeof forward>[1]) =>
+      Promise.resolve(forward(modelView(params), b, { train: false }).nll),
+  };
+  const out: PolicyQuality[] = [];
+  try {
+    for (const policy of policies) {
+      const gen = await generate({ backend, tokenizer, config }, items.map((it) => `${it.mr}\n`), {
+        policy,
+        maxNewTokens: options.maxNewTokens ?? 64,
+        batchSize: options.batchSize ?? 8,
+      });
+      const hyps = gen.results.map((r) => r.text.trim());
+      const refs = items.map((it) => it.refs);
+      const nll = await evaluateNll(
+        scorer,
+        nllExamples,
+        parsePolicySource(policy),
+        config.numHiddenLayers,
+        config.padTokenId,
+        16,
+        policy,
+      );
+      const q: PolicyQuality = {
+        policy,
+        bleu: corpusBleu(hyps, refs).score,
+        rougeL: corpusRougeL(hyps, refs).fmeasure,
+        nll: nll.nll,
+        nllTokens: nll.tokens,
+        layerSpeedup: gen.layerSpeedup,
+        flopSpeedup: gen.flopSpeedup,
+        generatedTokens: gen.timing.generatedTokens,
+        samples: hyps.slice(0, 3),
+      };
+      options.onNote?.(
+        `${policy}: BLEU ${q.bleu.toFixed(2)}, ROUGE-L ${q.rougeL.toFixed(4)}, NLL ${
+          q.nll.toFixed(4)
+        }, layer speedup ${q.layerSpeedup.toFixed(2)}x`,
+      );
+      out.push(q);
+    }
+  } finally {
+    backend.dispose();
+  }
+  return out;
+}
+
+/**
+ * Frontier points (quality against layer speedup) of measured policies, for `frontierChart`.
+ *
+ * @example
+ * ```ts
+ * // const fig = frontierChart(frontierPoints(before, "BLEU", "before: "));
+ * ```
+ */
+export function frontierPoints(
+  q: readonly PolicyQuality[],
+  metric: "BLEU" | "NLL" = "BLEU",
+  prefix = "",
+): FrontierPoint[] {
+  return q.map((x) => ({
+    name: prefix + x.policy.replace(/^linear:/, "lin:"),
+    speedup: x.policy === "full" ? 1 : x.layerSpeedup,
+    quality: metric === "BLEU" ? x.bleu : x.nll,
+    metric,
+  }));
+}
+
+/** What {@linkcode finetuneExperiment} measures. */
+export interface ExperimentReport {
+  /** The training configuration. */
+  config: TrainConfig;
+  /** Policies measured before and after. */
+  policies: string[];
+  /** Held-out meaning representations used for BLEU. */
+  bleuItems: number;
+  /** Held-out pairs used for NLL. */
+  nllPairs: number;
+  /** Figures of the source model. */
+  before: PolicyQuality[];
+  /** Figures of the fine-tuned model. */
+  after: PolicyQuality[];
+  /** Training throughput: real input tokens per second. */
+  tokensPerSecond: number;
+  /** Target tokens per second. */
+  targetsPerSecond: number;
+  /** Wall seconds of training (without evaluations). */
+  trainSeconds: number;
+}
+
+/**
+ * Fine-tunes a model for a configuration and measures the policies before and after on
+ * held-out E2E meaning representations (the trainer's held-out split, so no training pair
+ * shares an `mr` with them).
+ *
+ * @example
+ * ```ts
+ * // const r = await finetuneExperiment(resolveTrainConfig([{ model, out, policy, steps: 50 }]), ["full", policy]);
+ * ```
+ */
+export async function finetuneExperiment(
+  config: TrainConfig,
+  policies: readonly string[],
+  options: QualityOptions & { bleuItems?: number; nllPairs?: number; hooks?: TrainHooks } = {},
+): Promise<ExperimentReport> {
+  const note = options.onNote ?? (() => {});
+  const tokenizer = await loadTokenizer(config.model);
+  const items = await loadE2eCsv(config.data === "e2e" ? SHARED_E2E_DEVSET : config.data);
+  const split = splitItems(items, Math.min(config.heldOut, items.length - 1), config.seed);
+  const bleuItems = split.heldOut.slice(0, options.bleuItems ?? split.heldOut.length);
+  const pairs = e2eExamples(split.heldOut, tokenizer, config.maxLength).examples;
+  const nllPairs = pairs.slice(0, options.nllPairs ?? pairs.length);
+  note(`held out: ${bleuItems.length} MRs for BLEU, ${nllPairs.length} pairs for NLL`);
+  const base = loadTrainingCheckpoint(config.model).params;
+  note("before fine-tuning:");
+  const before = await policyQuality(base, tokenizer, bleuItems, nllPairs, policies, options);
+  const result = await train(config, options.hooks);
+  const trainMs = result.state.history.reduce((a, h) => a + h.ms, 0);
+  note("after fine-tuning:");
+  const after = await policyQuality(
+    result.params,
+    tokenizer,
+    bleuItems,
+    nllPairs,
+    policies,
+    options,
+  );
+  return {
+    config,
+    policies: [...policies],
+    bleuItems: bleuItems.length,
+    nllPairs: nllPairs.length,
+    before,
+    after,
+    tokensPerSecond: result.tokensPerSecond,
+    targetsPerSecond: result.targetsPerSecond,
+    trainSeconds: trainMs / 1000,
+  };
+}
+
+/**
+ * The report as a Markdown table (before/after per policy).
+ *
+ * @example
+ * ```ts
+ * // console.log(reportMarkdown(report));
+ * ```
+ */
+export function reportMarkdown(r: ExperimentReport): string {
+  const lines = [
+    `Fine-tuning ${r.config.model} for ${r.config.policy}: ${r.config.steps} steps x ` +
+    `${
+      r.config.batchSize * r.config.gradAccum
+    } examples, lr ${r.config.lr}, ${r.config.backend}; ` +
+    `${r.tokensPerSecond.toFixed(1)} tokens/s (${
+      r.targetsPerSecond.toFixed(1)
+    } target tokens/s), ` +
+    `${r.trainSeconds.toFixed(0)} s of training.`,
+    `Held out: ${r.bleuItems} MRs (BLEU, greedy, max 64 new tokens), ${r.nllPairs} pairs (NLL).`,
+    "",
+    "| policy | layer speedup | NLL before | NLL after | BLEU before | BLEU after | ROUGE-L before | ROUGE-L after |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  ];
+  r.before.forEach((b, i) => {
+    const a = r.after[i];
+    lines.push(
+      `| ${b.policy} | ${b.layerSpeedup.toFixed(2)}x -> ${a.layerSpeedup.toFixed(2)}x | ${
+        b.nll.toFixed(4)
+      } | ${a.nll.toFixed(4)} | ${b.bleu.toFixed(2)} | ${a.bleu.toFixed(2)} | ${
+        b.rougeL.toFixed(4)
+      } | ${a.rougeL.toFixed(4)} |`,
+    );
+  });
+  return lines.join("\n");
+}
+
+if (import.meta.main) {
+  const { parseArgs } = await import("node:util");
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      model: { type: "string" },
+      policy: { type: "string" },
+      "eval-policy": { type: "string", multiple: true },
+      steps: { type: "string" },
+      "batch-size": { type: "string" },
+      lr: { type: "string" },
+      "warmup-steps": { type: "string" },
+      "held-out": { type: "string" },
+      "bleu-items": { type: "string" },
+      "nll-pairs": { type: "string" },
+      backend: { type: "string" },
+      out: { type: "string" },
+      seed: { type: "string" },
+      "eval-every": { type: "string" },
+    },
+  });
+  const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  const config = resolveTrainConfig([{
+    model: values.model,
+    out: values.out ?? "out/finetune-experiment",
+    policy: values.policy,
+    steps: num(values.steps),
+    batchSize: num(values["batch-size"]),
+    lr: num(values.lr),
+    warmupSteps: num(values["warmup-steps"]),
+    heldOut: num(values["held-out"]),
+    backend: values.backend,
+    seed: num(values.seed),
+    evalEvery: num(values["eval-every"]) ?? 0,
+    evalExamples: 64,
+  }], "flags");
+  const own = parsePolicySource(config.policy);
+  const policies = values["eval-policy"] ??
+    (own.kind === "fixed" && String(own.policy) !== "full"
+      ? ["full", String(own.policy)]
+      : ["full"]);
+  const t0 = performance.now();
+  const report = await finetuneExperiment(config, policies, {
+    bleuItems: num(values["bleu-items"]),
+    nllPairs: num(values["nll-pairs"]),
+    onNote: (l) => console.log(l),
+    hooks: {
+      onStep: (s) => {
+        if (s.step % 10 === 0) {
+          console.log(
+            `step ${s.step}: loss ${s.loss.toFixed(4)}, ${
+              (s.tokens / (s.ms / 1000)).toFixed(1)
+            } tok/s`,
+          );
+        }
+      },
+      onEval: (e) =>
+        console.log(
+          `eval @ ${e.step}: ${e.results.map((r) => `${r.policy} ${r.nll.toFixed(4)}`).join(", ")}`,
+        ),
+    },
+  });
+  const md = reportMarkdown(report);
+  console.log(md);
+  console.log(`total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  Deno.writeTextFileSync(`${config.out}/experiment.json`, JSON.stringify(report, null, 1) + "\n");
+  Deno.writeTextFileSync(`${config.out}/experiment.md`, md + "\n");
+  const { toHtml } = await import("../plots/html.ts");
+  const fig = frontierChart([
+    ...frontierPoints(report.before, "BLEU", "before "),
+    ...frontierPoints(report.after, "BLEU", "after "),
+  ], { title: "BLEU against layer speedup, before and after fine-tuning" });
+  Deno.writeTextFileSync(`${config.out}/frontier.html`, toHtml(fig, { title: "frontier" }));
+}
