@@ -87,8 +87,15 @@ export class ResultCache {
   onNote: (note: string) => void;
 
   /**
+   * Opens (lazily) a cache folder.
+   *
    * @param dir the folder (created on first write); `undefined` or `false`: no caching
    * @param onNote where the note goes when the cache cannot be written (default stderr)
+   * @example
+   * ```ts
+   * import { ResultCache } from "./cache.ts";
+   * const cache = new ResultCache(".cache/skipdecode", (note) => console.log(note));
+   * ```
    */
   constructor(dir: string | false | undefined, onNote?: (note: string) => void) {
     this.dir = dir || undefined;

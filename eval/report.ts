@@ -125,6 +125,12 @@ export function sweepFigures(result: SweepResult, options: SweepFigureOptions = 
     result.budgets.map((b) => ({ name: policyLabel(b.policy), budgets: b.budgets })),
     { layers: L, title: `Layer budget per generated position (L = ${L})` },
   );
+  // Early-exit baselines dotted: they often share a SkipDecode policy's budgets.
+  budgets.data.forEach((t, k) => {
+    if (result.budgets[k].policy.startsWith("earlyexit:")) {
+      t.line = { ...(t.line as object), dash: "dot" };
+    }
+  });
   const rows = result.rows.filter((r) => metric !== "nll" || r.nll !== null);
   const frontier = frontierChart(
     rows.map((r) => ({
