@@ -14,6 +14,8 @@ import { fileURLToPath } from "node:url";
 
 const NOTEBOOKS = fileURLToPath(new URL("../notebooks/", import.meta.url));
 const PLOTLY = "application/vnd.plotly.v1+json";
+/** The notebooks this test runs (others in the folder have their own tests). */
+const NAMES = ["quickstart", "policy_sweep", "custom_policy"];
 
 interface Output {
   output_type: string;
@@ -102,6 +104,32 @@ function checkNotebook(name: string, cells: Cell[]): void {
   assert(code.length > 0);
 }
 
+Deno.test("notebooks type-check: their code cells as one module", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "skipdecode-nbcheck-" });
+  try {
+    const repo = new URL("../", import.meta.url);
+    const files: string[] = [];
+    for (const name of NAMES) {
+      const nb = JSON.parse(await Deno.readTextFile(`${NOTEBOOKS}${name}.ipynb`));
+      const code = (nb.cells as Cell[]).filter((c) => c.cell_type === "code")
+        .map((c) => join(c.source)).join("\n;\n")
+        .replaceAll('from "../', `from "${repo.href}`);
+      await Deno.writeTextFile(`${tmp}/${name}.ts`, `${code}\nexport {};\n`);
+      files.push(`${tmp}/${name}.ts`);
+    }
+    const res = await new Deno.Command(Deno.execPath(), {
+      args: ["check", "--quiet", "--config", fileURLToPath(new URL("deno.json", repo)), ...files],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(res.stderr);
+    assert(res.success, `deno check of the notebooks' code failed:\n${err}`);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("notebooks execute under the Deno kernel and show Plotly charts", async (t) => {
   await jupyterAvailable();
   const tmp = await Deno.makeTempDir({ prefix: "skipdecode-nb-" });
@@ -116,14 +144,7 @@ Deno.test("notebooks execute under the Deno kernel and show Plotly charts", asyn
         language: "typescript",
       }),
     );
-    const names = [...Deno.readDirSync(NOTEBOOKS)]
-      .filter((e) => e.isFile && e.name.endsWith(".ipynb"))
-      .map((e) => e.name.replace(/\.ipynb$/, ""))
-      .sort();
-    for (const required of ["custom_policy", "policy_sweep", "quickstart"]) {
-      assert(names.includes(required), `notebooks/${required}.ipynb is missing`);
-    }
-    for (const name of names) {
+    for (const name of NAMES) {
       await t.step(name, async () => {
         const cells = await execute(name, tmp);
         checkNotebook(name, cells);
