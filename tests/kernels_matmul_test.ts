@@ -8,6 +8,7 @@ import { assert, assertEquals, assertLess, assertRejects, assertThrows } from "@
 import { linear as cpuLinear } from "../backend/cpu/ops.ts";
 import type { DType, Tensor } from "../model/types.ts";
 import {
+  autoVariant,
   createMatmulKernels,
   type DeviceLinear,
   MATMUL_VARIANTS,
@@ -208,7 +209,7 @@ function destroyAll(ps: Prepared[]): void {
   }
 }
 
-const MS = [1, 3, 8, 17, 33];
+const MS = [1, 2, 3, 6, 8, 17, 33];
 const KS = [5, 64, 77, 768];
 const NS = [1, 7, 50, 300];
 const DTYPES: DType[] = ["F16", "F32", "BF16"];
@@ -264,12 +265,13 @@ for (const variant of MATMUL_VARIANTS) {
   });
 
   Deno.test(`matmul ${variant}: weight and row splits under small binding/texture limits`, async () => {
-    const mm = createMatmulKernels(device, { variant, maxBindingBytes: 4096, maxTextureDim: 16 });
+    const mm = createMatmulKernels(device, { variant, maxBindingBytes: 4096, maxTextureDim: 96 });
+    // Kept to few row-group sizes: each new texture shape class costs llvmpipe a compile.
     const cases: Case[] = [
       {
         m: 33,
-        k: 77,
-        n: 300,
+        k: 64,
+        n: 800,
         dtype: "F16",
         bias: true,
         mode: "residual",
@@ -277,11 +279,12 @@ for (const variant of MATMUL_VARIANTS) {
         yOffset: 8,
       },
       { m: 17, k: 64, n: 50, dtype: "F32", bias: true, mode: "accumulate", xOffset: 0, yOffset: 4 },
-      { m: 5, k: 90, n: 61, dtype: "BF16", bias: false, mode: "relu", xOffset: 512, yOffset: 0 },
+      { m: 2, k: 90, n: 61, dtype: "BF16", bias: false, mode: "relu", xOffset: 512, yOffset: 0 },
+      { m: 2, k: 300, n: 420, dtype: "F32", bias: true, mode: "plain", xOffset: 0, yOffset: 0 },
     ];
     const worst = await runCases(mm, cases, 2000);
     console.log(
-      `  ${variant}: split parts/rows with maxBindingBytes=4096 maxTextureDim=16, ` +
+      `  ${variant}: split parts/rows/layers with maxBindingBytes=4096 maxTextureDim=96, ` +
         `max rel error ${worst.toExponential(2)}`,
     );
   });
@@ -317,9 +320,44 @@ for (const variant of MATMUL_VARIANTS) {
   });
 }
 
+Deno.test("matmul: a K too large for the texture variant falls back to a storage variant", async () => {
+  const mm = createMatmulKernels(device, { variant: "v2_texture_uniform" });
+  const c: Case = {
+    m: 3,
+    k: 16400,
+    n: 5,
+    dtype: "F16",
+    bias: true,
+    mode: "residual",
+    xOffset: 0,
+    yOffset: 0,
+  };
+  const enc = device.createCommandEncoder();
+  const p = prepare(mm, enc, c, 3000);
+  device.queue.submit([enc.finish()]);
+  try {
+    assertEquals(p.lin.variant, "v3_storage_tiled");
+    const rel = await check(p, `${mm.variant} -> ${p.lin.variant}`);
+    console.log(
+      `  K=16400 > 16384 uploaded as ${p.lin.variant}, max rel error ${rel.toExponential(2)}`,
+    );
+  } finally {
+    destroyAll([p]);
+  }
+});
+
 Deno.test("matmul: auto picks a variant and the API rejects bad input clearly", () => {
   const mm = createMatmulKernels(device, { adapterInfo: adapter.info });
   assert(MATMUL_VARIANTS.includes(mm.variant), mm.variant);
+  assertEquals(autoVariant({ isFallbackAdapter: true } as GPUAdapterInfo), "v2_texture_uniform");
+  assertEquals(
+    autoVariant({ isFallbackAdapter: false, description: "llvmpipe (LLVM 15)" } as GPUAdapterInfo),
+    "v2_texture_uniform",
+  );
+  assertEquals(
+    autoVariant({ isFallbackAdapter: false, description: "NVIDIA H200" } as GPUAdapterInfo),
+    "v3_storage_tiled",
+  );
   const next = rng(3);
   assertThrows(
     () => mm.uploadLinear(randomTensor("bad", "F32", [4], next).tensor),

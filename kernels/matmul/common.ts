@@ -109,11 +109,25 @@ export class BindGroupCache {
   }
 }
 
+/** A compiled pipeline and its asynchronous compile check. */
+export interface CompiledPipeline {
+  /** The pipeline (layout "auto"). */
+  readonly pipeline: GPUComputePipeline;
+  /** Rejects with an error naming the kernel when the WGSL failed to compile. */
+  readonly check: Promise<void>;
+  /** The compile error once known, else `null`. */
+  readonly failure: () => Error | null;
+}
+
+const pipelineCache = new WeakMap<GPUDevice, Map<string, CompiledPipeline>>();
+
 /**
- * Compiles a compute pipeline inside validation and internal error scopes. WebGPU reports
- * errors asynchronously: the returned `check` promise rejects with an error naming `kernel`
- * (and carrying the compiler's message) when the WGSL failed to compile or link; it never
- * rejects unobserved (callers await it through `ready()` or see it in `failure()`).
+ * Compiles a compute pipeline inside validation and internal error scopes, once per device
+ * and WGSL source (software adapters spend seconds compiling a large kernel, so every
+ * kernels object on a device shares them). WebGPU reports errors asynchronously: the
+ * returned `check` promise rejects with an error naming `kernel` (and carrying the
+ * compiler's message) when the WGSL failed to compile or link; it never rejects unobserved
+ * (callers await it through `ready()` or see it in `failure()`).
  *
  * @example
  * ```ts
@@ -126,7 +140,15 @@ export function compilePipeline(
   kernel: string,
   code: string,
   entryPoint = "main",
-): { pipeline: GPUComputePipeline; check: Promise<void>; failure: () => Error | null } {
+): CompiledPipeline {
+  let perDevice = pipelineCache.get(device);
+  if (!perDevice) {
+    perDevice = new Map();
+    pipelineCache.set(device, perDevice);
+  }
+  const key = `${entryPoint}\n${code}`;
+  const cached = perDevice.get(key);
+  if (cached) return cached;
   device.pushErrorScope("internal");
   device.pushErrorScope("validation");
   const module = device.createShaderModule({ label: kernel, code });
@@ -151,5 +173,7 @@ export function compilePipeline(
     throw failed;
   });
   check.catch(() => {}); // observed through ready()/failure()
-  return { pipeline, check, failure: () => failed };
+  const compiled = { pipeline, check, failure: () => failed };
+  perDevice.set(key, compiled);
+  return compiled;
 }

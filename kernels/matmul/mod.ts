@@ -35,6 +35,7 @@ import type { ResolvedArgs, Variant, VariantContext, VariantLinear } from "./typ
 import { StorageVariant } from "./storage.ts";
 import { TextureVariant } from "./texture.ts";
 import naiveCode from "./v1_storage_naive.wgsl" with { type: "text" };
+import tiledCode from "./v3_storage_tiled.wgsl" with { type: "text" };
 
 /** Weights `W[N, K]` (+ bias `b[N]`) resident on the device in the variant's layout. */
 export interface DeviceLinear {
@@ -103,10 +104,14 @@ export interface MatmulOptions {
 }
 
 /** Names of the available variants. */
-export const MATMUL_VARIANTS: readonly string[] = ["v1_storage_naive", "v2_texture_uniform"];
+export const MATMUL_VARIANTS: readonly string[] = [
+  "v1_storage_naive",
+  "v2_texture_uniform",
+  "v3_storage_tiled",
+];
 
 /** The storage-buffer variant used where the chosen one cannot hold a weight (huge K). */
-const FALLBACK_VARIANT = "v1_storage_naive";
+const FALLBACK_VARIANT = "v3_storage_tiled";
 
 /**
  * The variant `"auto"` picks: the texture/uniform one on software adapters (llvmpipe,
@@ -120,7 +125,7 @@ const FALLBACK_VARIANT = "v1_storage_naive";
 export function autoVariant(info: GPUAdapterInfo | undefined): string {
   const desc = `${info?.description ?? ""} ${info?.device ?? ""}`.toLowerCase();
   const software = info?.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader/.test(desc);
-  return software ? "v2_texture_uniform" : "v1_storage_naive";
+  return software ? "v2_texture_uniform" : "v3_storage_tiled";
 }
 
 function makeVariant(name: string, ctx: VariantContext): Variant {
@@ -132,6 +137,15 @@ function makeVariant(name: string, ctx: VariantContext): Variant {
         kAlign: 2,
         colsPerGroup: 64,
         rowsPerGroup: 1,
+        colAlign: 1,
+      });
+    case "v3_storage_tiled":
+      return new StorageVariant(ctx, {
+        name,
+        code: tiledCode,
+        kAlign: 16,
+        colsPerGroup: 64,
+        rowsPerGroup: 64,
         colAlign: 1,
       });
     case "v2_texture_uniform":

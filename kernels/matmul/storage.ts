@@ -7,7 +7,14 @@
  * @module
  */
 import { type HostLinear, splitColumns } from "./host.ts";
-import { BindGroupCache, bufferId, compilePipeline, ParamCache, window } from "./common.ts";
+import {
+  BindGroupCache,
+  bufferId,
+  type CompiledPipeline,
+  compilePipeline,
+  ParamCache,
+  window,
+} from "./common.ts";
 import type { ResolvedArgs, Variant, VariantContext, VariantLinear } from "./types.ts";
 import wF32 from "./w_storage_f32.wgsl" with { type: "text" };
 import wF16 from "./w_storage_f16.wgsl" with { type: "text" };
@@ -66,7 +73,7 @@ export class StorageVariant implements Variant {
   readonly name: string;
   #ctx: VariantContext;
   #spec: StorageKernelSpec;
-  #pipes: Record<"f16" | "f32", ReturnType<typeof compilePipeline>>;
+  #pipes: Record<"f16" | "f32", CompiledPipeline>;
   #params: ParamCache;
   #dummy: GPUBuffer;
 

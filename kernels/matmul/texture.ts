@@ -13,20 +13,30 @@
  */
 import type { HostLinear } from "./host.ts";
 import { splitColumns } from "./host.ts";
-import { BindGroupCache, bufferId, compilePipeline, ParamCache, window } from "./common.ts";
+import {
+  BindGroupCache,
+  bufferId,
+  type CompiledPipeline,
+  compilePipeline,
+  ParamCache,
+  window,
+} from "./common.ts";
 import type { ResolvedArgs, Variant, VariantContext, VariantLinear } from "./types.ts";
 import { type TextureKernelShape, textureUniformWgsl } from "./v2_texture_uniform.ts";
 import repackCode from "./repack_rows.wgsl" with { type: "text" };
 
-/** Kernel shape used for a row group of `rows` rows (tuned on llvmpipe, see README.md). */
-const SHAPES: Record<number, { cols: number; unroll: number }> = {
-  8: { cols: 2, unroll: 1 },
-  4: { cols: 2, unroll: 1 },
-  2: { cols: 1, unroll: 2 },
-  1: { cols: 2, unroll: 2 },
+/**
+ * Kernel shape used for a row group of `rows` rows (tuned on llvmpipe, see README.md).
+ * Exported for tuning experiments; changing it affects kernels compiled afterwards.
+ */
+export const TEXTURE_SHAPES: Record<number, { cols: number; unroll: number }> = {
+  8: { cols: 2, unroll: 1 }, // cols 4 is ~5-10% faster but compiles in ~16 s instead of ~7 s
+  4: { cols: 4, unroll: 1 },
+  2: { cols: 4, unroll: 1 },
+  1: { cols: 4, unroll: 1 },
 };
 /** Texture widths are padded to a multiple of this many texels (8 lanes x the largest cols). */
-const WIDTH_ALIGN = 16;
+const WIDTH_ALIGN = 32;
 /** Rows of X are padded to a multiple of this many floats (256-byte aligned windows). */
 const ROW_ALIGN = 64;
 /** Floats in one uniform window (64 KiB). */
@@ -71,8 +81,8 @@ class TextureLinear implements VariantLinear {
 export class TextureVariant implements Variant {
   readonly name = "v2_texture_uniform";
   #ctx: VariantContext;
-  #pipes = new Map<string, ReturnType<typeof compilePipeline>>();
-  #repack: ReturnType<typeof compilePipeline>;
+  #pipes = new Map<string, CompiledPipeline>();
+  #repack: CompiledPipeline;
   #params: ParamCache;
   #groups = new BindGroupCache();
   #scratch: GPUBuffer | null = null;
@@ -98,15 +108,21 @@ export class TextureVariant implements Variant {
     const layers = Math.ceil(kp / height);
     const maxLayers = this.#ctx.device.limits.maxTextureArrayLayers;
     if (layers > maxLayers) return `K = ${host.k} needs ${layers} texture layers (> ${maxLayers})`;
-    if (this.#ctx.maxTextureDim < WIDTH_ALIGN) return "texture dimension limit below 16";
+    if (this.#ctx.maxTextureDim < WIDTH_ALIGN) {
+      return `texture dimension limit below ${WIDTH_ALIGN}`;
+    }
     return null;
   }
 
+  /** Texture height (k per layer): a multiple of 8, not a power of two where possible. */
   #height(kp: number): number {
-    return Math.min(kp, Math.floor(this.#ctx.maxTextureDim / 8) * 8);
+    const max = Math.floor(this.#ctx.maxTextureDim / 8) * 8;
+    const h = Math.min(kp, max);
+    // llvmpipe compiles a new shader variant per power-of-two-ness of texture sides.
+    return (h & (h - 1)) === 0 && h + 8 <= max ? h + 8 : h;
   }
 
-  #pipeline(shape: TextureKernelShape): ReturnType<typeof compilePipeline> {
+  #pipeline(shape: TextureKernelShape): CompiledPipeline {
     const key = `${shape.rows}x${shape.cols}u${shape.unroll}p${shape.perTexel}`;
     let pipe = this.#pipes.get(key);
     if (!pipe) {
@@ -141,8 +157,8 @@ export class TextureVariant implements Variant {
     let bytes = 0;
     for (const part of splitColumns(n, maxTexels * P, P)) {
       let width = Math.ceil(part.n / P / WIDTH_ALIGN) * WIDTH_ALIGN;
-      // llvmpipe compiles a new shader variant per power-of-two-ness of a texture's width
-      // (seconds each): keep widths non-powers of two where the limit allows.
+      // llvmpipe compiles a new shader variant (seconds) per power-of-two-ness of texture
+      // sides: keep widths non-powers of two where the limit allows.
       while ((width & (width - 1)) === 0 && width + WIDTH_ALIGN <= this.#ctx.maxTextureDim) {
         width += WIDTH_ALIGN;
       }
@@ -254,11 +270,13 @@ export class TextureVariant implements Variant {
       pass.setPipeline(this.#repack.pipeline);
       pass.setBindGroup(0, repackGroup);
       pass.dispatchWorkgroups(Math.ceil(kp / 64), rows);
-      // 2. Row groups of 8, 4, 2, 1 rows, each part of W.
+      // 2. Row groups of 8 rows, the remainder rounded up to 4, 2 or 1 rows (surplus rows
+      //    re-read the last row and are not written: one pass over W beats several).
       for (let g0 = 0; g0 < rows;) {
         const left = rows - g0;
-        const R = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-        const shape = { rows: R, perTexel: lin.perTexel, ...SHAPES[R] };
+        const R = left > 4 ? 8 : left > 2 ? 4 : left;
+        const valid = Math.min(R, left);
+        const shape = { rows: R, perTexel: lin.perTexel, ...TEXTURE_SHAPES[R] };
         const pipe = this.#pipeline(shape);
         pass.setPipeline(pipe.pipeline);
         for (let pi = 0; pi < lin.parts.length; pi++) {
@@ -268,6 +286,7 @@ export class TextureVariant implements Variant {
             r0,
             g0,
             R,
+            valid,
             pi,
             bufferId(a.y),
             yw.offset,
@@ -294,6 +313,7 @@ export class TextureVariant implements Variant {
                     kp / 4,
                     lin.height / 4,
                     lin.layers,
+                    valid,
                   ]),
                 },
               },
@@ -305,7 +325,11 @@ export class TextureVariant implements Variant {
             for (let r = 0; r < R; r++) {
               entries.push({
                 binding: 5 + r,
-                resource: { buffer: scratch, offset: (g0 + r) * kp * 4, size: WINDOW_FLOATS * 4 },
+                resource: {
+                  buffer: scratch,
+                  offset: (g0 + Math.min(r, valid - 1)) * kp * 4,
+                  size: WINDOW_FLOATS * 4,
+                },
               });
             }
             return dev.createBindGroup({
@@ -317,7 +341,7 @@ export class TextureVariant implements Variant {
           pass.setBindGroup(0, group);
           pass.dispatchWorkgroups(part.width / (8 * shape.cols));
         }
-        g0 += R;
+        g0 += valid;
       }
       pass.end();
     }

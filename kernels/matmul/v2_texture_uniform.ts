@@ -11,6 +11,7 @@
  *   `P = 4` for f32 weights (`rgba32float`);
  * - activations: each of the `R` rows is its own `var<uniform> array<vec4<f32>, 4096>`
  *   binding (64 KiB window starting at that row; rows padded to `Kp`, a multiple of 64);
+ *   rows past `p.valid` repeat the last row and are not written;
  * - workgroup `(8, 1, 1)`: one llvmpipe SIMD vector; invocation `l` of workgroup `w` owns the
  *   texel columns `w * 8C + l + 8c` for `c < C` and all `R` rows, i.e. an `R x (C*P)` output
  *   block held in named `vec4` accumulators; `k` is unrolled `U` times by hand.
@@ -43,6 +44,7 @@ export const TEXTURE_PARAMS = [
   "k4", // Kp / 4: vec4s per X row (all layers)
   "h4", // texture height / 4: vec4s of k per layer
   "layers", // texture layers
+  "valid", // rows of this dispatch that are written (the others repeat the last row)
 ] as const;
 
 /**
@@ -71,7 +73,7 @@ export function textureUniformWgsl(s: TextureKernelShape): string {
   }
   // Epilogue for one output element: bias, relu, residual, accumulate.
   push(`fn finish(row: u32, col: u32, v0: f32) {`);
-  push(`  if (col >= p.n) { return; }`);
+  push(`  if (col >= p.n || row >= p.valid) { return; }`);
   push(`  var v = v0 + bias[col];`);
   push(`  if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }`);
   push(`  let o = row * p.ldy + p.n0 + col;`);
