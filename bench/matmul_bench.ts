@@ -10,7 +10,8 @@
  * the first 32 rows only (`cpu rows` in the JSON).
  *
  * Usage:
- *   deno run --allow-read --allow-write --allow-env bench/matmul_bench.ts [--quick]
+ *   deno run --allow-read --allow-write --allow-env [--allow-sys=loadavg] \
+ *     bench/matmul_bench.ts [--quick]
  *     [--json FILE] [--variants v1_storage_naive,v2_texture_uniform] [--dtype F16,F32]
  *
  * @example
@@ -22,7 +23,7 @@
 import { parseArgs } from "node:util";
 import { linear as cpuLinear } from "../backend/cpu/ops.ts";
 import type { DType } from "../model/types.ts";
-import { createMatmulKernels, MATMUL_VARIANTS } from "../kernels/matmul/mod.ts";
+import { autoVariant, createMatmulKernels, MATMUL_VARIANTS } from "../kernels/matmul/mod.ts";
 
 /** One measured row of the table. */
 export interface BenchRow {
@@ -94,7 +95,7 @@ async function main() {
   const quick = values.quick!;
   const targetMs = quick ? 60 : 300;
   const capMs = quick ? 400 : 2000; // one repetition longer than this is measured once
-  const variants = values.variants ? values.variants.split(",") : [...MATMUL_VARIANTS];
+
   const dtypes = values.dtype!.split(",") as DType[];
   for (const d of dtypes) {
     if (d !== "F16" && d !== "F32") throw new Error(`--dtype: F16 or F32, got ${d}`);
@@ -111,9 +112,23 @@ async function main() {
     console.error("WebGPU error:", (e as GPUUncapturedErrorEvent).error.message);
   });
   const info = adapter.info;
+  // --quick measures only the variant "auto" picks here, unless --variants names others.
+  const variants = values.variants
+    ? values.variants.split(",")
+    : quick
+    ? [autoVariant(info)]
+    : [...MATMUL_VARIANTS];
+  const load = () => {
+    try {
+      return Deno.loadavg().map((v) => v.toFixed(2)).join(" ");
+    } catch {
+      return "unknown (add --allow-sys=loadavg to record it)";
+    }
+  };
+  const loadBefore = load();
   console.log(
     `adapter: ${info.description || info.vendor} (fallback: ${info.isFallbackAdapter}); ` +
-      `${quick ? "quick" : "full"} run, ${new Date().toISOString()}`,
+      `${quick ? "quick" : "full"} run, ${new Date().toISOString()}, load average ${loadBefore}`,
   );
 
   const rb = device.createBuffer({
@@ -136,7 +151,7 @@ async function main() {
 
   const mms = new Map(variants.map((v) => [v, createMatmulKernels(device, { variant: v })]));
   const rows: BenchRow[] = [];
-  const shapes = quick ? SHAPES.map((s) => ({ ...s, ms: s.ms.filter((m) => m !== 32) })) : SHAPES;
+  const shapes = quick ? [{ ...SHAPES[1], ms: [1, 8, 512] }, { ...SHAPES[3], ms: [1] }] : SHAPES;
   for (const { shape, k, n, ms } of shapes) {
     const w32 = rand(n * k, k * 7 + n);
     const bias = rand(n, 5);
@@ -225,6 +240,8 @@ async function main() {
     x.destroy();
     y.destroy();
   }
+  const loadAfter = load();
+  console.log(`load average after: ${loadAfter} (other processes slow every column)`);
   console.log(
     `\ncolumns (GFLOP/s): cpu = backend/cpu/ops.ts linear (f32); ${variants.join(", ")}; ` +
       `last = best GPU / cpu`,
@@ -237,6 +254,7 @@ async function main() {
           date: new Date().toISOString(),
           adapter: { description: info.description, fallback: info.isFallbackAdapter },
           quick,
+          loadAverage: { before: loadBefore, after: loadAfter },
           variants,
           rows,
         },

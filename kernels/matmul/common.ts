@@ -88,7 +88,15 @@ export function window(start: number, bytes: number, align: number): Window {
   return { offset, size: Math.ceil((start - offset + bytes) / 4) * 4, elem: (start - offset) / 4 };
 }
 
-/** A small LRU-free cache of bind groups that empties itself when it grows too large. */
+/**
+ * A cache of bind groups by key that empties itself when it grows past `max` entries.
+ *
+ * @example
+ * ```ts
+ * // const groups = new BindGroupCache();
+ * // const g = groups.get("x:1:y:2", () => device.createBindGroup({ ... }));
+ * ```
+ */
 export class BindGroupCache {
   #map = new Map<string, GPUBindGroup>();
   /** Makes a cache that holds at most `max` bind groups. */

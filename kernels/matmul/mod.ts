@@ -103,7 +103,14 @@ export interface MatmulOptions {
   maxTextureDim?: number;
 }
 
-/** Names of the available variants. */
+/**
+ * Names of the available variants.
+ *
+ * @example
+ * ```ts
+ * MATMUL_VARIANTS.includes("v2_texture_uniform"); // true
+ * ```
+ */
 export const MATMUL_VARIANTS: readonly string[] = [
   "v1_storage_naive",
   "v2_texture_uniform",

@@ -68,7 +68,16 @@ class StorageLinear implements VariantLinear {
 
 const RELU = 1, RESIDUAL = 2, ACCUMULATE = 4;
 
-/** A storage-buffer variant built from a {@linkcode StorageKernelSpec}. */
+/**
+ * A storage-buffer variant built from a {@linkcode StorageKernelSpec}.
+ *
+ * @example
+ * ```ts
+ * // const v = new StorageVariant(ctx, { name: "v1_storage_naive", code, kAlign: 2,
+ * //   colsPerGroup: 64, rowsPerGroup: 1, colAlign: 1 });
+ * // const lin = v.upload(hostLinear(weight, bias, "fc1")); v.encode(encoder, lin, args);
+ * ```
+ */
 export class StorageVariant implements Variant {
   readonly name: string;
   #ctx: VariantContext;

@@ -28,9 +28,14 @@ import repackCode from "./repack_rows.wgsl" with { type: "text" };
 /**
  * Kernel shape used for a row group of `rows` rows (tuned on llvmpipe, see README.md).
  * Exported for tuning experiments; changing it affects kernels compiled afterwards.
+ *
+ * @example
+ * ```ts
+ * TEXTURE_SHAPES[8]; // { cols: 2, unroll: 1 }
+ * ```
  */
 export const TEXTURE_SHAPES: Record<number, { cols: number; unroll: number }> = {
-  8: { cols: 2, unroll: 1 }, // cols 4 is ~5-10% faster but compiles in ~16 s instead of ~7 s
+  8: { cols: 2, unroll: 1 }, // cols 4: ~5 % faster, compiles about twice as long (README)
   4: { cols: 4, unroll: 1 },
   2: { cols: 4, unroll: 1 },
   1: { cols: 4, unroll: 1 },
@@ -77,7 +82,15 @@ class TextureLinear implements VariantLinear {
   }
 }
 
-/** The texture/uniform variant. */
+/**
+ * The texture/uniform variant (`v2_texture_uniform`).
+ *
+ * @example
+ * ```ts
+ * // const v = new TextureVariant(ctx);
+ * // if (!v.unsupported(host)) v.encode(encoder, v.upload(host), args);
+ * ```
+ */
 export class TextureVariant implements Variant {
   readonly name = "v2_texture_uniform";
   #ctx: VariantContext;

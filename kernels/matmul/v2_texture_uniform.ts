@@ -16,7 +16,9 @@
  *   texel columns `w * 8C + l + 8c` for `c < C` and all `R` rows, i.e. an `R x (C*P)` output
  *   block held in named `vec4` accumulators; `k` is unrolled `U` times by hand.
  *
- * Measured (llvmpipe 2 cores, K=768 N=3072, f16 weights, 2026-11-29), see README.md.
+ * Measured 2026-11-29, llvmpipe (2 cores, load ~5 from other jobs), K=768 N=3072, f16
+ * weights: M=1 4.0, M=8 12.3, M=512 16.0 GFLOP/s wall-clock (about 9, 25-34 and 29-35 per
+ * 2 CPU-seconds); f32 weights 2.5, 7.5, 7.9. Tuning log in README.md.
  *
  * @module
  */
@@ -33,7 +35,14 @@ export interface TextureKernelShape {
   readonly perTexel: 4 | 8;
 }
 
-/** Parameter words of the kernel's uniform `p`, in order. */
+/**
+ * Parameter words of the kernel's uniform `p`, in order.
+ *
+ * @example
+ * ```ts
+ * TEXTURE_PARAMS.indexOf("valid"); // 9
+ * ```
+ */
 export const TEXTURE_PARAMS = [
   "n", // columns of this part
   "ldy", // row stride of Y and R (the full N)
