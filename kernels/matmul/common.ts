@@ -44,6 +44,8 @@ export class ParamCache {
     const key = values.join(",");
     let buf = this.#map.get(key);
     if (!buf) {
+      // Dropped (not destroyed: an unsubmitted encoder may still use them) when too many.
+      if (this.#map.size >= 8192) this.#map.clear();
       const size = Math.max(16, Math.ceil((values.length * 4) / 16) * 16);
       buf = this.device.createBuffer({
         label: `${this.label} params ${key}`,

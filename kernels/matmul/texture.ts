@@ -101,11 +101,17 @@ export class TextureVariant implements Variant {
   #scratch: GPUBuffer | null = null;
   #dummy: GPUBuffer;
 
-  /** Prepares the variant (kernels compile on first use). */
+  /**
+   * Creates every pipeline of the variant (cheap; a software adapter compiles each one at
+   * its first dispatch), so that `ready()` reports any WGSL error.
+   */
   constructor(ctx: VariantContext) {
     this.#ctx = ctx;
     this.#params = new ParamCache(ctx.device, this.name);
     this.#repack = compilePipeline(ctx.device, "repack_rows", repackCode);
+    for (const perTexel of [4, 8] as const) {
+      for (const rows of [1, 2, 4, 8]) this.#pipeline({ rows, perTexel, ...TEXTURE_SHAPES[rows] });
+    }
     this.#dummy = ctx.device.createBuffer({
       label: `${this.name} no residual`,
       size: 16,
