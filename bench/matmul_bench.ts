@@ -82,9 +82,18 @@ function toHalf(v: Float32Array): Uint16Array<ArrayBuffer> {
   return out;
 }
 
-async function main() {
+/**
+ * Runs the matmul benchmark with command-line style arguments (`--quick`, `--json FILE`,
+ * `--variants a,b`, `--dtype F16,F32`) and prints its table.
+ *
+ * @example
+ * ```ts
+ * await matmulBenchMain(["--quick"]);
+ * ```
+ */
+export async function matmulBenchMain(args: string[]): Promise<void> {
   const { values } = parseArgs({
-    args: Deno.args,
+    args,
     options: {
       quick: { type: "boolean", default: false },
       json: { type: "string" },
@@ -267,4 +276,4 @@ async function main() {
   device.destroy();
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await matmulBenchMain(Deno.args);

@@ -13,6 +13,7 @@ import {
 } from "../bench/decode_bench.ts";
 import type { BackendName } from "../backend/mod.ts";
 import { exists, TINY_MODEL_DIR } from "./paths.ts";
+import { quietVulkanRuntimeDir } from "../kernels/device.ts";
 
 const HELP = `deno task bench [--quick] [--backend cpu|webgpu|both] [--skip-kernels] [--out DIR]
   --quick         tiny checkpoint only, batches 1 and 8, 16 tokens: under a minute
@@ -43,6 +44,7 @@ export async function benchMain(args: string[]): Promise<number> {
   const quick = !!values.quick;
   const out = (values.out as string | undefined) ?? "out/bench";
   const which = (values.backend as string | undefined) ?? "both";
+  quietVulkanRuntimeDir();
   const adapter = await navigator.gpu?.requestAdapter();
   const backends: BackendName[] = which === "both" ? ["cpu", "webgpu"] : [which as BackendName];
   if (!backends.every((b) => b === "cpu" || b === "webgpu")) {

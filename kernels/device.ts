@@ -103,6 +103,31 @@ const NO_ADAPTER_HELP = "navigator.gpu.requestAdapter() returned no adapter. Wit
   "install a software Vulkan adapter (on Debian: apt-get install -y --no-install-recommends " +
   "libvulkan1 mesa-vulkan-drivers) and set XDG_RUNTIME_DIR to a private directory.";
 
+let runtimeDirChecked = false;
+
+/**
+ * Mesa's Vulkan loader prints "XDG_RUNTIME_DIR is invalid or not set" on every adapter
+ * request without that variable; this points it at a private temporary folder when it is
+ * unset (best effort: without write or env permission nothing changes and the warning is
+ * harmless). Called before every adapter request of this module.
+ *
+ * @example
+ * ```ts
+ * import { quietVulkanRuntimeDir } from "./device.ts";
+ * quietVulkanRuntimeDir();
+ * ```
+ */
+export function quietVulkanRuntimeDir(): void {
+  if (runtimeDirChecked) return;
+  runtimeDirChecked = true;
+  try {
+    if (Deno.env.get("XDG_RUNTIME_DIR")) return;
+    const dir = Deno.makeTempDirSync({ prefix: "skipdecode-xdg-" });
+    Deno.chmodSync(dir, 0o700);
+    Deno.env.set("XDG_RUNTIME_DIR", dir);
+  } catch { /* no permission: keep the harmless warning */ }
+}
+
 function limitsOf(source: GPUSupportedLimits): GpuLimits {
   const out: Record<string, number> = {};
   const src = source as unknown as Record<string, unknown>;
@@ -131,6 +156,7 @@ export async function requestGpu(options: RequestGpuOptions = {}): Promise<GpuCo
   if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
     throw new GpuError(`WebGPU is not available in this runtime. ${NO_ADAPTER_HELP}`, "no-adapter");
   }
+  quietVulkanRuntimeDir();
   const adapter = await navigator.gpu.requestAdapter({
     powerPreference: options.powerPreference,
   });
@@ -187,6 +213,7 @@ export function gpuAvailable(): Promise<boolean> {
   availability ??= (async () => {
     try {
       if (typeof navigator === "undefined" || !navigator.gpu) return false;
+      quietVulkanRuntimeDir();
       return (await navigator.gpu.requestAdapter()) !== null;
     } catch {
       return false;

@@ -5,18 +5,11 @@
  *
  * @module
  */
-import { type GpuContext, requestGpu } from "../kernels/device.ts";
+import { type GpuContext, quietVulkanRuntimeDir, requestGpu } from "../kernels/device.ts";
 import { ParamArena } from "../kernels/params.ts";
 import { Recorder } from "../kernels/encode.ts";
 
-if (!Deno.env.get("XDG_RUNTIME_DIR")) {
-  // lavapipe warns without it; a private folder silences the warning
-  try {
-    const dir = `${Deno.makeTempDirSync({ prefix: "xdg-" })}`;
-    Deno.chmodSync(dir, 0o700);
-    Deno.env.set("XDG_RUNTIME_DIR", dir);
-  } catch { /* no permission: the warning is harmless */ }
-}
+quietVulkanRuntimeDir();
 
 let shared: Promise<GpuContext | null> | undefined;
 
