@@ -13,9 +13,20 @@ import { generateCommand } from "./generate.ts";
 import { tokenizeCommand } from "./tokenize.ts";
 import { planCommand } from "./plan.ts";
 import { scoreCommand } from "./score.ts";
+import { demoCommand } from "./demo.ts";
+import { sweepCommand } from "./sweep.ts";
+import { trainCmd } from "./train.ts";
 
 /** Every command, by name. */
-export const COMMANDS: Command[] = [generateCommand, tokenizeCommand, planCommand, scoreCommand];
+export const COMMANDS: Command[] = [
+  demoCommand,
+  generateCommand,
+  sweepCommand,
+  planCommand,
+  scoreCommand,
+  tokenizeCommand,
+  trainCmd,
+];
 
 function usage(): string {
   const lines = [
