@@ -23,7 +23,7 @@ import { loadTokenizer, type OptTokenizer } from "../tokenizer/mod.ts";
 import type { Example } from "./batch.ts";
 import { loadTrainingCheckpoint } from "./checkpoint.ts";
 import { resolveTrainConfig, type TrainConfig } from "./config.ts";
-import { e2eExamples, splitItems } from "./data.ts";
+import { e2eExamples, seededRandom, shuffled, splitItems } from "./data.ts";
 import { evaluateNll } from "./evaluate.ts";
 import { modelView, type ParamSet, weightsFromParams } from "./params.ts";
 import { parsePolicySource } from "./policies.ts";
@@ -42,6 +42,8 @@ export interface PolicyQuality {
   nll: number;
   /** Target tokens the NLL covers. */
   nllTokens: number;
+  /** NLL of pairs the fine-tuning trains on (when `seenExamples` were given). */
+  seenNll?: number;
   /** `Σ L / Σ layers` over the generated tokens. */
   layerSpeedup: number;
   /** Full-model FLOPs over the policy's, same tokens. */
@@ -62,6 +64,8 @@ export interface QualityOptions {
   backend?: "cpu" | "webgpu";
   /** Called with a line per finished policy. */
   onNote?: (line: string) => void;
+  /** Pairs of the training split, scored as `seenNll`. */
+  seenExamples?: readonly Example[];
 }
 
 /**
@@ -109,8 +113,20 @@ export async function policyQuality(
         16,
         policy,
       );
+      const seen = options.seenExamples
+        ? await evaluateNll(
+          scorer,
+          options.seenExamples,
+          parsePolicySource(policy),
+          config.numHiddenLayers,
+          config.padTokenId,
+          16,
+          policy,
+        )
+        : undefined;
       const q: PolicyQuality = {
         policy,
+        ...(seen ? { seenNll: seen.nll } : {}),
         bleu: corpusBleu(hyps, refs).score,
         rougeL: corpusRougeL(hyps, refs).fmeasure,
         nll: nll.nll,
@@ -123,7 +139,9 @@ export async function policyQuality(
       options.onNote?.(
         `${policy}: BLEU ${q.bleu.toFixed(2)}, ROUGE-L ${q.rougeL.toFixed(4)}, NLL ${
           q.nll.toFixed(4)
-        }, layer speedup ${q.layerSpeedup.toFixed(2)}x`,
+        }${seen ? ` (seen pairs ${seen.nll.toFixed(4)})` : ""}, layer speedup ${
+          q.layerSpeedup.toFixed(2)
+        }x`,
       );
       out.push(q);
     }
@@ -164,6 +182,8 @@ export interface ExperimentReport {
   bleuItems: number;
   /** Held-out pairs used for NLL. */
   nllPairs: number;
+  /** Training-split pairs scored as `seenNll`. */
+  seenPairs: number;
   /** Figures of the source model. */
   before: PolicyQuality[];
   /** Figures of the fine-tuned model. */
@@ -189,7 +209,12 @@ export interface ExperimentReport {
 export async function finetuneExperiment(
   config: TrainConfig,
   policies: readonly string[],
-  options: QualityOptions & { bleuItems?: number; nllPairs?: number; hooks?: TrainHooks } = {},
+  options: QualityOptions & {
+    bleuItems?: number;
+    nllPairs?: number;
+    seenPairs?: number;
+    hooks?: TrainHooks;
+  } = {},
 ): Promise<ExperimentReport> {
   const note = options.onNote ?? (() => {});
   const tokenizer = await loadTokenizer(config.model);
@@ -198,10 +223,16 @@ export async function finetuneExperiment(
   const bleuItems = split.heldOut.slice(0, options.bleuItems ?? split.heldOut.length);
   const pairs = e2eExamples(split.heldOut, tokenizer, config.maxLength).examples;
   const nllPairs = pairs.slice(0, options.nllPairs ?? pairs.length);
-  note(`held out: ${bleuItems.length} MRs for BLEU, ${nllPairs.length} pairs for NLL`);
+  const trainPairs = e2eExamples(split.train, tokenizer, config.maxLength).examples;
+  const seen = shuffled(trainPairs, seededRandom(config.seed + 1)).slice(0, options.seenPairs ?? 0);
+  note(
+    `held out: ${bleuItems.length} MRs for BLEU, ${nllPairs.length} pairs for NLL; ` +
+      `${seen.length} training pairs scored as "seen"`,
+  );
+  const qOpts = { ...options, seenExamples: seen.length ? seen : undefined };
   const base = loadTrainingCheckpoint(config.model).params;
   note("before fine-tuning:");
-  const before = await policyQuality(base, tokenizer, bleuItems, nllPairs, policies, options);
+  const before = await policyQuality(base, tokenizer, bleuItems, nllPairs, policies, qOpts);
   const result = await train(config, options.hooks);
   const trainMs = result.state.history.reduce((a, h) => a + h.ms, 0);
   note("after fine-tuning:");
@@ -218,6 +249,7 @@ export async function finetuneExperiment(
     policies: [...policies],
     bleuItems: bleuItems.length,
     nllPairs: nllPairs.length,
+    seenPairs: seen.length,
     before,
     after,
     tokensPerSecond: result.tokensPerSecond,
@@ -281,6 +313,8 @@ if (import.meta.main) {
       out: { type: "string" },
       seed: { type: "string" },
       "eval-every": { type: "string" },
+      "grad-accum": { type: "string" },
+      "seen-pairs": { type: "string" },
     },
   });
   const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
@@ -290,6 +324,7 @@ if (import.meta.main) {
     policy: values.policy,
     steps: num(values.steps),
     batchSize: num(values["batch-size"]),
+    gradAccum: num(values["grad-accum"]),
     lr: num(values.lr),
     warmupSteps: num(values["warmup-steps"]),
     heldOut: num(values["held-out"]),
@@ -307,6 +342,7 @@ if (import.meta.main) {
   const report = await finetuneExperiment(config, policies, {
     bleuItems: num(values["bleu-items"]),
     nllPairs: num(values["nll-pairs"]),
+    seenPairs: num(values["seen-pairs"]),
     onNote: (l) => console.log(l),
     hooks: {
       onStep: (s) => {
