@@ -8,8 +8,11 @@
  *   with clipping, warm-up + cosine, gradient accumulation, periodic held-out NLL under each
  *   evaluation policy, Hugging Face checkpoints and exact resume.
  * - The CPU reference: {@linkcode forward} (keeps activations) and {@linkcode backward},
- *   generic over f32/f64; engines ({@linkcode CpuEngine}, `createGpuEngine` in
- *   `gpu_engine.ts`) own weights, gradients and optimizer state on a device.
+ *   generic over f32/f64; engines ({@linkcode CpuEngine}, {@linkcode createGpuEngine} with
+ *   the WGSL kernels of `kernels/backward/`) own weights, gradients and optimizer state on
+ *   a device.
+ * - {@linkcode policyQuality} / {@linkcode finetuneExperiment}: BLEU, NLL and speedups per
+ *   policy before and after fine-tuning.
  * - Pieces: {@linkcode collate} (left-padded batches with layer masks),
  *   {@linkcode adamWStep}, {@linkcode learningRate}, {@linkcode e2eExamples},
  *   {@linkcode planExamples}, {@linkcode evaluateNll}, {@linkcode saveCheckpoint}.
@@ -59,6 +62,16 @@ export {
   textExamples,
 } from "./data.ts";
 export { CpuEngine, type StepReport, type TrainEngine } from "./engine.ts";
+export { createGpuEngine, GpuEngine, type GpuEngineOptions } from "./gpu_engine.ts";
+export {
+  type ExperimentReport,
+  finetuneExperiment,
+  frontierPoints,
+  type PolicyQuality,
+  policyQuality,
+  type QualityOptions,
+  reportMarkdown,
+} from "./experiment.ts";
 export { evaluateNll, type NllResult } from "./evaluate.ts";
 export {
   type AdamState,
@@ -86,6 +99,7 @@ export {
   type ParamSpec,
   paramSpecs,
   type Precision,
+  weightsFromParams,
 } from "./params.ts";
 export {
   parsePolicySource,

@@ -28,6 +28,7 @@
  */
 import { type BindingKind, createKernel, type GpuContext, type Kernel } from "../device.ts";
 import type { Binding, Recorder } from "../encode.ts";
+
 import matmulCode from "./matmul.wgsl" with { type: "text" };
 import lnForwardCode from "./layernorm_forward.wgsl" with { type: "text" };
 import lnBackwardCode from "./layernorm_backward.wgsl" with { type: "text" };
