@@ -59,7 +59,7 @@ export interface SweepFigures {
 
 function compact(json: PolicyJson): string {
   const j = json as unknown as Record<string, unknown>;
-  const w = (x: unknown) => (x ? ` w${x}` : "");
+  const w = (x: unknown) => ` w${x ?? 0}`;
   const decay = j.promptMode === "decay" ? " decay" : "";
   switch (j.kind) {
     case "full":
@@ -104,6 +104,15 @@ const METRIC_NAMES: Record<FrontierMetric, string> = {
   nll: "NLL (nats/token)",
   agreement: "agreement with full",
 };
+
+/** Makes room above the plot for a legend of many entries (the legend sits under the title). */
+function roomForLegend(fig: Figure): Figure {
+  const rows = Math.ceil(fig.data.filter((t) => t.showlegend !== false).length / 4);
+  if (rows <= 1) return fig;
+  const margin = (fig.layout.margin ?? {}) as Record<string, number>;
+  fig.layout.margin = { ...margin, t: (margin.t ?? 90) + 22 * (rows - 1) };
+  return fig;
+}
 
 /**
  * Builds the sweep's charts with `plots/` (see {@linkcode SweepFigures}).
@@ -156,7 +165,7 @@ export function sweepFigures(result: SweepResult, options: SweepFigureOptions = 
       title: `${METRIC_NAMES[metric]} against ${speedup} speedup (${result.items} items)`,
     },
   );
-  const figs: SweepFigures = { budgets, frontier };
+  const figs: SweepFigures = { budgets: roomForLegend(budgets), frontier };
   const full = result.positionNll.find((p) => p.policy === "full");
   if (full && result.positionNll.length > 1) {
     const minItems = options.minItemsPerPosition ??
@@ -169,10 +178,10 @@ export function sweepFigures(result: SweepResult, options: SweepFigureOptions = 
       }
       return { name: policyLabel(p.policy), gap };
     });
-    figs.nllGap = nllGapChart(series, {
+    figs.nllGap = roomForLegend(nllGapChart(series, {
       title:
         `Teacher-forced NLL gap to the full model per position (positions with ≥ ${minItems} items)`,
-    });
+    }));
   }
   if (result.oracle && result.oracle.depths.length > 0) {
     const o = result.oracle;

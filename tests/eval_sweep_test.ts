@@ -140,6 +140,8 @@ Deno.test("defaultPolicies: valid plans at about 2x and 3x; labels", () => {
   assertEquals(policyLabel(ps[3]), "power 12→2 w1 α1 τ4");
   assertEquals(policyLabel(ps[4]), "linear 10→2 w1 H24 decay");
   assertEquals(policyLabel(ps[5]), "early-exit linear 10→2 H24");
+  assertEquals(policyLabel("linear:max=10,min=2,warmup=0"), "linear 10→2 w0");
+  assertEquals(policyLabel("constant:n=6,warmup=1"), "constant 6 w1");
   assertEquals(policyLabel("my-custom"), "my-custom");
 });
 
