@@ -242,7 +242,7 @@ export async function finetuneExperiment(
     bleuItems,
     nllPairs,
     policies,
-    options,
+    qOpts,
   );
   return {
     config,
@@ -276,19 +276,20 @@ export function reportMarkdown(r: ExperimentReport): string {
       r.targetsPerSecond.toFixed(1)
     } target tokens/s), ` +
     `${r.trainSeconds.toFixed(0)} s of training.`,
-    `Held out: ${r.bleuItems} MRs (BLEU, greedy, max 64 new tokens), ${r.nllPairs} pairs (NLL).`,
+    `Held out: ${r.bleuItems} MRs (BLEU, greedy, max 64 new tokens), ${r.nllPairs} pairs ` +
+    `(NLL held out); ${r.seenPairs} pairs of the fine-tuning split (NLL seen).`,
     "",
-    "| policy | layer speedup | NLL before | NLL after | BLEU before | BLEU after | ROUGE-L before | ROUGE-L after |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| policy | layer speedup | NLL held out | NLL seen | BLEU | ROUGE-L |",
+    "| --- | --- | --- | --- | --- | --- |",
   ];
+  const ba = (b: number | undefined, a: number | undefined, digits: number) =>
+    b === undefined || a === undefined ? "-" : `${b.toFixed(digits)} -> ${a.toFixed(digits)}`;
   r.before.forEach((b, i) => {
     const a = r.after[i];
     lines.push(
-      `| ${b.policy} | ${b.layerSpeedup.toFixed(2)}x -> ${a.layerSpeedup.toFixed(2)}x | ${
-        b.nll.toFixed(4)
-      } | ${a.nll.toFixed(4)} | ${b.bleu.toFixed(2)} | ${a.bleu.toFixed(2)} | ${
-        b.rougeL.toFixed(4)
-      } | ${a.rougeL.toFixed(4)} |`,
+      `| ${b.policy} | ${ba(b.layerSpeedup, a.layerSpeedup, 2)} | ${ba(b.nll, a.nll, 4)} | ${
+        ba(b.seenNll, a.seenNll, 4)
+      } | ${ba(b.bleu, a.bleu, 2)} | ${ba(b.rougeL, a.rougeL, 4)} |`,
     );
   });
   return lines.join("\n");
