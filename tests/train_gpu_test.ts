@@ -181,3 +181,40 @@ Deno.test({
     assertEquals(g.state.step, 3);
   },
 });
+
+Deno.test({
+  name: "a GPU engine resumed from CPU AdamW state continues like the CPU engine",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    if (!gpu) return;
+    kernels ??= await TrainKernels.create(gpu);
+    const config = tinyConfig("pre");
+    const L = config.numHiddenLayers;
+    const batch = collate(plannedExamples(config, 12), L, 1);
+    const cpu = new CpuEngine(randomParams(config, 41, "f32"));
+    await cpu.accumulate(batch, 1 / batch.targetCount);
+    await cpu.step(1e-3, 1);
+    const snap = await cpu.snapshot();
+    const resumed = await createGpuEngine(snap.params.clone(), {}, {
+      m: snap.adam.m.clone(),
+      v: snap.adam.v.clone(),
+      step: snap.adam.step,
+    }, { gpu, kernels });
+    try {
+      for (const e of [cpu, resumed]) {
+        await e.accumulate(batch, 1 / batch.targetCount);
+        await e.step(1e-3, 1);
+      }
+      const a = await cpu.snapshot(), b = await resumed.snapshot();
+      assertEquals(b.adam.step, 2);
+      a.params.specs.forEach((spec, i) => {
+        if (spec.name.includes("k_proj.bias")) return; // zero gradient: see the test above
+        assertLess(relL2(b.params.arrays[i], a.params.arrays[i]), 1e-5, spec.name);
+        assertLess(relL2(b.adam.v.arrays[i], a.adam.v.arrays[i]), 1e-3, spec.name);
+      });
+    } finally {
+      resumed.dispose();
+    }
+  },
+});
