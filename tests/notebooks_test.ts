@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 const NOTEBOOKS = fileURLToPath(new URL("../notebooks/", import.meta.url));
 const PLOTLY = "application/vnd.plotly.v1+json";
 /** The notebooks this test runs (others in the folder have their own tests). */
-const NAMES = ["quickstart", "policy_sweep", "custom_policy"];
+const NAMES = ["quickstart", "policy_sweep", "custom_policy", "finetune"];
 
 interface Output {
   output_type: string;
@@ -164,6 +164,15 @@ Deno.test("notebooks execute under the Deno kernel and show Plotly charts", asyn
         }
         if (name === "custom_policy") {
           assert(text.includes("refused: column"), "custom_policy: the nesting error is not shown");
+        }
+        if (name === "finetune") {
+          assert(/step \d+\/\d+: loss \d/.test(text), "finetune: no training progress line");
+          const titles = cells.flatMap((c) => c.outputs ?? []).filter((o) => o.data?.[PLOTLY])
+            .map((o) => String(o.data!["text/plain"]));
+          assert(
+            titles.some((x) => x.includes("before and after")),
+            "finetune: no before/after chart",
+          );
         }
       });
     }
