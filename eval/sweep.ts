@@ -5,6 +5,9 @@
  * BLEU, ROUGE-L, teacher-forced NLL of the references and agreement with the full model's
  * tokens. Optionally the oracle depth of the full model's outputs.
  *
+ * Generations run batch by batch, every policy on a batch before the next one (rotating
+ * the order), so that load changes on a shared machine affect all policies alike.
+ *
  * Results are cached on disk (see `cache.ts`): generations with their timings, NLLs and
  * oracle depths, keyed by the model (folder, configuration, weight files' sizes and
  * times), the backend, the policy (its command-line form and its layer sets on the
@@ -236,6 +239,71 @@ function measuredSpeedup(full: GenEntry, p: GenEntry): number {
   return p.tokensPerSecond / full.tokensPerSecond;
 }
 
+/** Running sums of one policy's generations over batches. */
+interface GenAccumulator {
+  outputs: GenEntry["outputs"];
+  budgets?: number[];
+  totalMs: number;
+  prefillMs: number;
+  decodeMs: number;
+  tokens: number;
+  layersRun: number;
+  flops: number;
+  fullFlops: number;
+}
+
+function newAccumulator(): GenAccumulator {
+  return {
+    outputs: [],
+    totalMs: 0,
+    prefillMs: 0,
+    decodeMs: 0,
+    tokens: 0,
+    layersRun: 0,
+    flops: 0,
+    fullFlops: 0,
+  };
+}
+
+/** Adds one batch's generation (the engine's own accounting, summed as it sums batches). */
+function accumulate(a: GenAccumulator, out: GenerateOutput): void {
+  const p = out.plans[0];
+  a.budgets ??= p.generatedLayers;
+  a.totalMs += out.timing.totalMs;
+  a.prefillMs += out.timing.prefillMs;
+  a.decodeMs += out.timing.decodeMs;
+  const full = p.accounting!.fullColumnFlops;
+  for (const r of out.results) {
+    a.outputs.push({ text: r.text, ids: r.ids, finish: r.finish });
+    a.tokens += r.ids.length;
+    a.layersRun += r.layers.reduce((x, y) => x + y, 0);
+    a.flops += r.flops.reduce((x, y) => x + y, 0);
+    a.fullFlops += full.slice(p.promptLength - 1, p.promptLength - 1 + r.ids.length)
+      .reduce((x, y) => x + y, 0);
+  }
+}
+
+function finishAccumulator(
+  a: GenAccumulator,
+  layers: number,
+  runId: string,
+  batchSize: number,
+): GenEntry {
+  return {
+    runId,
+    createdAt: new Date().toISOString(),
+    layerSpeedup: a.layersRun ? (a.tokens * layers) / a.layersRun : 1,
+    flopSpeedup: a.flops ? a.fullFlops / a.flops : 1,
+    totalMs: a.totalMs,
+    decodeMs: a.decodeMs,
+    decodeSteps: decodeSteps(a.outputs.map((o) => o.ids.length), batchSize),
+    tokensPerSecond: a.tokens / Math.max((a.prefillMs + a.decodeMs) / 1000, 1e-9),
+    generatedTokens: a.tokens,
+    budgets: a.budgets ?? [],
+    outputs: a.outputs,
+  };
+}
+
 /** Identity of a model for cache keys: folder, configuration, weight files' size and time. */
 async function modelKey(model: Model): Promise<unknown> {
   const files: [string, number, number][] = [];
@@ -363,62 +431,55 @@ export async function runSweep(
     );
   let cacheHits = 0;
 
-  // 1. Generations (timed), full first.
-  const gens: { entry: GenEntry; cached: boolean }[] = [];
-  let warmedUp = false;
+  // 1. Generations. Cached ones are read; the others run batch by batch, every missing
+  // policy on a batch before the next batch (in a rotating order), so that load changes on a
+  // shared machine hit all of them alike and the measured speedups compare like with like.
+  const keys = [];
   for (let k = 0; k < resolved.length; k++) {
-    const policy = resolved[k];
-    const label = `generate ${names[k]} (${k + 1}/${resolved.length})`;
-    const key = {
+    keys.push({
       kind: "generate",
       model: mKey,
       backend: backendName,
       policy: names[k],
-      sets: await setsKey(policy),
+      sets: await setsKey(resolved[k]),
       prompts,
       maxNewTokens: N,
       batchSize,
-    };
+    });
+  }
+  const found: (GenEntry | undefined)[] = [];
+  for (const key of keys) found.push(await cache.get<GenEntry>(key));
+  cacheHits += found.filter(Boolean).length;
+  const todo = resolved.map((_, k) => k).filter((k) => !found[k]);
+  if (todo.length > 0) {
+    // Untimed warm-up (JIT, shader compilation) so the first timed policy is not penalised.
+    await generate(model, prompts.slice(0, Math.min(batchSize, 2)), { maxNewTokens: 2, batchSize });
+    const acc = new Map(todo.map((k) => [k, newAccumulator()]));
+    const batches = Math.ceil(items.length / batchSize);
+    const label = `generate ${todo.length} ${todo.length === 1 ? "policy" : "policies"}`;
     const base = unitsDone;
-    let entry = await cache.get<GenEntry>(key);
-    const cached = entry !== undefined;
-    if (entry) {
-      cacheHits++;
-    } else {
-      if (!warmedUp) {
-        // Untimed warm-up (JIT, shader compilation) so `full`, timed first, is not penalised.
-        await generate(model, prompts.slice(0, Math.min(batchSize, 2)), {
-          maxNewTokens: 2,
+    report(label, 0, items.length, todo.length, base);
+    for (let b = 0; b < batches; b++) {
+      const rows = prompts.slice(b * batchSize, (b + 1) * batchSize);
+      for (let i = 0; i < todo.length; i++) {
+        const k = todo[(b + i) % todo.length];
+        const out = await generate(model, rows, {
+          policy: resolved[k],
+          maxNewTokens: N,
           batchSize,
         });
-        warmedUp = true;
+        accumulate(acc.get(k)!, out);
       }
-      report(label, 0, items.length, 1, base);
-      const out: GenerateOutput = await generate(model, prompts, {
-        policy,
-        maxNewTokens: N,
-        batchSize,
-        onProgress: (done, total) => report(label, done, total, 1, base),
-      });
-      entry = {
-        runId,
-        createdAt: new Date().toISOString(),
-        layerSpeedup: out.layerSpeedup,
-        flopSpeedup: out.flopSpeedup,
-        totalMs: out.timing.totalMs,
-        decodeMs: out.timing.decodeMs,
-        decodeSteps: decodeSteps(out.results.map((r) => r.ids.length), batchSize),
-        tokensPerSecond: out.timing.tokensPerSecond,
-        generatedTokens: out.timing.generatedTokens,
-        budgets: out.plans[0].generatedLayers,
-        outputs: out.results.map((r) => ({ text: r.text, ids: r.ids, finish: r.finish })),
-      };
-      await cache.put(key, entry);
+      report(label, Math.min((b + 1) * batchSize, items.length), items.length, todo.length, base);
     }
-    report(label, items.length, items.length, 1, base);
-    unitsDone += items.length;
-    gens.push({ entry, cached });
+    for (const k of todo) {
+      const entry = finishAccumulator(acc.get(k)!, model.config.numHiddenLayers, runId, batchSize);
+      await cache.put(keys[k], entry);
+      found[k] = entry;
+    }
   }
+  unitsDone += resolved.length * items.length;
+  const gens = found.map((entry, k) => ({ entry: entry!, cached: !todo.includes(k) }));
 
   // 2. Teacher-forced NLL of the references under each policy's plan (horizon N).
   const nlls: (NllResult | undefined)[] = [];

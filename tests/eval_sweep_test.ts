@@ -189,6 +189,17 @@ Deno.test("sweep on the tiny model: table, cache reuse, timings from another run
       corpusBleu(outs(1).map((o) => o.text.trim()), items.map((i) => i.refs)).score,
       1e-9,
     );
+    // Batch-by-batch generation sums up to what one engine call over all items reports.
+    const { generate } = await import("../decode/mod.ts");
+    const whole = await generate(model, items.map((i) => i.prompt), {
+      policy: policies[0],
+      maxNewTokens: 12,
+      batchSize: 2,
+    });
+    assertEquals(outs(1).map((o) => o.ids), whole.results.map((x) => x.ids));
+    assertAlmostEquals(lin.layerSpeedup, whole.layerSpeedup, 1e-12);
+    assertAlmostEquals(lin.flopSpeedup, whole.flopSpeedup, 1e-12);
+    assertEquals(lin.generatedTokens, whole.timing.generatedTokens);
     assertEquals(r.budgets[0].budgets, new Array(12).fill(12));
     assertEquals(r.budgets[2].budgets.slice(0, 3), [12, 3, 3]);
     assertEquals(r.positionNll.length, 3);
