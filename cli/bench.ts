@@ -87,7 +87,7 @@ export async function benchMain(args: string[]): Promise<number> {
     promptLength: 16,
     maxNewTokens: quick ? 16 : 32,
     repeats: quick ? 1 : 3,
-    maxGflop: { cpu: quick ? 20 : 120 },
+    maxGflop: { cpu: quick ? 20 : 30 },
     log: (line) => console.log(line),
   });
   await Deno.writeTextFile(`${out}/decode.json`, JSON.stringify(rows, null, 2));
