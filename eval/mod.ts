@@ -53,3 +53,57 @@ export {
   splitLines,
 } from "./data.ts";
 export { type CorpusScores, scoreCorpus, scoreFiles } from "./score.ts";
+// Research workflow: teacher-forced NLL, agreement, oracle depth, sweeps and their reports.
+export {
+  type ItemNll,
+  type NllItem,
+  type NllOptions,
+  type NllResult,
+  type ScoringModel,
+  summarizeNll,
+  teacherForcedNll,
+  type TeacherForcingBatch,
+  teacherForcingBatch,
+  tokenNll,
+} from "./nll.ts";
+export { type AgreementResult, type ItemAgreement, tokenAgreement } from "./agreement.ts";
+export {
+  oracleDepths,
+  type OracleItem,
+  type OracleOptions,
+  type OracleResult,
+  oracleSets,
+} from "./oracle.ts";
+export { CACHE_VERSION, canonicalJson, defaultCacheDir, hashKey, ResultCache } from "./cache.ts";
+export {
+  createProgress,
+  formatDuration,
+  type ProgressDisplay,
+  type ProgressMode,
+  type ProgressOptions,
+  type ProgressState,
+  progressText,
+} from "./progress.ts";
+export {
+  decodeSteps,
+  runSweep,
+  type SweepGeneration,
+  type SweepItem,
+  sweepItemsFromE2e,
+  type SweepOptions,
+  type SweepResult,
+  type SweepRow,
+  sweepToJson,
+  sweepToMarkdown,
+} from "./sweep.ts";
+export {
+  type FrontierMetric,
+  type FrontierSpeedup,
+  policyLabel,
+  type ReportFiles,
+  type ReportOptions,
+  type SweepFigureOptions,
+  type SweepFigures,
+  sweepFigures,
+  writeSweepReport,
+} from "./report.ts";
