@@ -81,7 +81,7 @@ export const generateCommand: Command = {
       description: "decode steps per GPU readback",
       default: "16",
     },
-    "no-eos": { type: "boolean", description: "do not stop at EOS" },
+    eos: { type: "boolean", description: "stop a row at EOS (--no-eos: never)", default: true },
     offline: { type: "boolean", description: "never use the network (also HF_HUB_OFFLINE=1)" },
     json: { type: "boolean", description: "print JSON" },
   },
@@ -111,7 +111,7 @@ export const generateCommand: Command = {
         batchSize: intOption(v, "batch-size", 1),
         logitsTopK: intOption(v, "logits-topk", 1),
         chunkSize: intOption(v, "chunk-size", 1),
-        stopAtEos: !v["no-eos"],
+        stopAtEos: v.eos !== false,
         sampling: {
           temperature: numberOption(v, "temperature"),
           topK: intOption(v, "top-k", 0),
