@@ -22,7 +22,7 @@ import {
 } from "../plots/charts.ts";
 import type { Figure } from "../plots/figure.ts";
 import { toHtml } from "../plots/html.ts";
-import { renderPng } from "../plots/png.ts";
+import { renderFigurePng } from "../plots/png.ts";
 import { parsePolicy, type PolicyJson } from "../schedule/mod.ts";
 import { type SweepResult, sweepToJson, sweepToMarkdown } from "./sweep.ts";
 
@@ -274,7 +274,8 @@ export async function writeSweepReport(
     files.html[name] = `${base}.html`;
     if (png !== false) {
       try {
-        const ok = await renderPng(`${dir}/${base}.html`, `${dir}/${base}.png`, {
+        const ok = await renderFigurePng(fig, `${dir}/${base}.png`, {
+          title,
           width: 1000,
           height: 620,
         });
