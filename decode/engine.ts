@@ -9,6 +9,7 @@
  * @module
  */
 import type { DecodeOutput, SamplingOptions } from "../backend/types.ts";
+import { checkTokenIds } from "../backend/batch.ts";
 import {
   dimsFromConfig,
   kvBytes as planKvBytes,
@@ -172,6 +173,7 @@ export async function generate(
       );
     }
   });
+  checkTokenIds(encoded, config.vocabSize, "prompt"); // before any batch runs
   const results: GenerationResult[] = [];
   const plans: Plan[] = [];
   let prefillMs = 0, decodeMs = 0, readbacks = 0;

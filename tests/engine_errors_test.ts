@@ -175,3 +175,28 @@ function assertRejectsSync(fn: () => unknown): Error {
   }
   throw new Error("expected an error");
 }
+
+Deno.test("engine: an out-of-vocabulary id in a later batch is refused before any batch runs", async () => {
+  let decodes = 0;
+  const counting = {
+    ...model,
+    backend: {
+      ...model.backend,
+      name: model.backend.name,
+      config: model.backend.config,
+      decode: (req: Parameters<typeof model.backend.decode>[0]) => {
+        decodes++;
+        return model.backend.decode(req);
+      },
+      forward: model.backend.forward.bind(model.backend),
+      dispose: () => {},
+    },
+  };
+  const e = await assertRejects(
+    () => generate(counting, [ids(4), ids(4), [2, 5, 101]], { batchSize: 1, maxNewTokens: 2 }),
+    RangeError,
+  );
+  assertStringIncludes(e.message, "prompt 2, token 2: id 101");
+  assertEquals(decodes, 0, "no batch may run before the whole input is checked");
+  console.log(`  rejected up front: ${e.message}`);
+});
