@@ -12,18 +12,7 @@
 import { assert, assertAlmostEquals, assertEquals, assertLess } from "@std/assert";
 import { generate, loadModel } from "../decode/mod.ts";
 import { fullPlanSets } from "../schedule/mod.ts";
-
-const SHARED = new URL("../../shared/", import.meta.url);
-
-function sharedPath(rel: string): string {
-  const path = decodeURIComponent(new URL(rel, SHARED).pathname);
-  try {
-    Deno.statSync(path);
-  } catch {
-    throw new Error(`shared test material missing: ${path} (expected ../shared next to the repo)`);
-  }
-  return path;
-}
+import { sharedPath } from "./shared_paths.ts";
 
 const model = await loadModel(sharedPath("models/tiny-opt-e2e"), {
   backend: "cpu",

@@ -11,18 +11,7 @@ import { generate, resolvePolicy } from "../decode/mod.ts";
 import { loadWeightsSync, writeRandomCheckpoint } from "../model/mod.ts";
 import { customPolicy, earlyExit, linear, PlanError, PolicyError } from "../schedule/mod.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
-
-const SHARED = new URL("../../shared/", import.meta.url);
-
-function sharedPath(rel: string): string {
-  const path = decodeURIComponent(new URL(rel, SHARED).pathname);
-  try {
-    Deno.statSync(path);
-  } catch {
-    throw new Error(`shared test material missing: ${path} (expected ../shared next to the repo)`);
-  }
-  return path;
-}
+import { sharedPath } from "./shared_paths.ts";
 
 const L = 4, MAX_POS = 32;
 
