@@ -98,6 +98,20 @@ for (const [name, options] of FIXTURES) {
                 `decode logits max rel L2 ${derr.toExponential(2)}, tokens ` +
                 `${d2.tokens.map((t) => t.join(" ")).join(" | ")}`,
             );
+            // KV cache == recompute on the GPU itself: an uncached forward over prompt +
+            // generated tokens gives, at column P-1+s, the logits decode step s produced.
+            const V = weights.config.vocabSize;
+            const rows = PROMPTS.map((p, b) => [...p, ...d2.tokens[b].slice(0, N - 1)]);
+            const re = await wg.forward({ rows, sets, padTokenId: 1 });
+            let rerr = 0;
+            for (let b = 0; b < PROMPTS.length; b++) {
+              for (let s = 0; s < N; s++) {
+                const o = (b * re.length + P - 1 + s) * V;
+                rerr = Math.max(rerr, relL2(re.logits.subarray(o, o + V), d2.logits![b][s]));
+              }
+            }
+            console.log(`  webgpu decode vs webgpu recompute: max rel L2 ${rerr.toExponential(2)}`);
+            assertLess(rerr, 1e-4);
             assertLess(ferr, 1e-4);
             assertLess(derr, 1e-4);
             assertEquals(d2.tokens, d1.tokens);
