@@ -1,0 +1,28 @@
+/**
+ * Benchmarks: the matrix-product kernels against the plain TypeScript matmul, and
+ * end-to-end decode of `full` against linear plans at about 2x, 3x and 4x layer speedup on
+ * both backends. `deno task bench` runs both (`--quick` in under a minute).
+ *
+ * @example
+ * ```ts
+ * import { decodeBenchMarkdown, runDecodeBench } from "./mod.ts";
+ * const rows = await runDecodeBench({
+ *   models: [{ label: "tiny", dir: "../shared/models/tiny-opt-e2e" }], backends: ["cpu"],
+ *   batches: [1], targets: [2], promptLength: 8, maxNewTokens: 8, repeats: 1,
+ * });
+ * console.log(decodeBenchMarkdown(rows));
+ * ```
+ * @module
+ */
+export {
+  decodeBenchMarkdown,
+  type DecodeBenchOptions,
+  type DecodeBenchRow,
+  ensureOpt125mFixture,
+  linearForSpeedup,
+  runDecodeBench,
+} from "./decode_bench.ts";
+export { type BenchRow, matmulBenchMain } from "./matmul_bench.ts";
+export type { BackendName } from "../backend/mod.ts";
+export type * from "../schedule/mod.ts";
+export type { DType } from "../model/types.ts";
