@@ -297,27 +297,44 @@ export function reportMarkdown(r: ExperimentReport): string {
 
 if (import.meta.main) {
   const { parseArgs } = await import("node:util");
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      model: { type: "string" },
-      policy: { type: "string" },
-      "eval-policy": { type: "string", multiple: true },
-      steps: { type: "string" },
-      "batch-size": { type: "string" },
-      lr: { type: "string" },
-      "warmup-steps": { type: "string" },
-      "held-out": { type: "string" },
-      "bleu-items": { type: "string" },
-      "nll-pairs": { type: "string" },
-      backend: { type: "string" },
-      out: { type: "string" },
-      seed: { type: "string" },
-      "eval-every": { type: "string" },
-      "grad-accum": { type: "string" },
-      "seen-pairs": { type: "string" },
-    },
-  });
+  const USAGE =
+    "usage: deno run --allow-read --allow-env --allow-write=./out train/experiment.ts " +
+    "--model DIR --policy SPEC [--eval-policy SPEC ...] [--steps N] [--batch-size B] " +
+    "[--grad-accum K] [--lr X] [--warmup-steps N] [--held-out N] [--bleu-items N] " +
+    "[--nll-pairs N] [--seen-pairs N] [--eval-every N] [--backend cpu|webgpu] [--seed S] [--out DIR]\n" +
+    "Fine-tunes with the policy active and reports BLEU/ROUGE-L/NLL per policy before and after.";
+  if (Deno.args.includes("--help")) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: Deno.args,
+      options: {
+        model: { type: "string" },
+        policy: { type: "string" },
+        "eval-policy": { type: "string", multiple: true },
+        steps: { type: "string" },
+        "batch-size": { type: "string" },
+        lr: { type: "string" },
+        "warmup-steps": { type: "string" },
+        "held-out": { type: "string" },
+        "bleu-items": { type: "string" },
+        "nll-pairs": { type: "string" },
+        backend: { type: "string" },
+        out: { type: "string" },
+        seed: { type: "string" },
+        "eval-every": { type: "string" },
+        "grad-accum": { type: "string" },
+        "seen-pairs": { type: "string" },
+      },
+    });
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}\n${USAGE}`);
+    Deno.exit(2);
+  }
+  const { values } = parsed;
   const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
   const config = resolveTrainConfig([{
     model: values.model,
