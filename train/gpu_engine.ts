@@ -124,6 +124,7 @@ export class GpuEngine implements TrainEngine {
   #maxLogitsBytes: number;
   #temps: GPUBuffer[] = [];
   #ownsKernels: boolean;
+  #ownsDevice: boolean;
 
   /** Use {@linkcode createGpuEngine}. */
   constructor(
@@ -134,6 +135,7 @@ export class GpuEngine implements TrainEngine {
     adam: AdamState | undefined,
     maxLogitsBytes: number,
     ownsKernels: boolean,
+    ownsDevice = false,
   ) {
     if (params.precision !== "f32") throw new TypeError("GpuEngine trains f32 master weights");
     this.gpu = gpu;
@@ -141,6 +143,7 @@ export class GpuEngine implements TrainEngine {
     this.config = adamWConfig(options);
     this.#params = params;
     this.#ownsKernels = ownsKernels;
+    this.#ownsDevice = ownsDevice;
     const make = (label: string, data?: Float32Array, size?: number) => {
       const n = data ? data.length : size!;
       const buf = gpu.device.createBuffer({ label, size: Math.max(16, n * 4), usage: USAGE });
@@ -668,13 +671,14 @@ export class GpuEngine implements TrainEngine {
     };
   }
 
-  /** Frees every device buffer (the device itself stays). */
+  /** Frees every device buffer, and the device when the engine requested it itself. */
   dispose(): void {
     for (const b of [...this.#p, ...this.#g, ...this.#m, ...this.#v, this.#partials, this.#norm]) {
       b.destroy();
     }
     this.#rec.arena.destroy();
     if (this.#ownsKernels) this.kernels.destroy();
+    if (this.#ownsDevice) this.gpu.device.destroy();
   }
 }
 
@@ -735,5 +739,6 @@ export async function createGpuEngine(
     adam,
     engineOptions.maxLogitsBytes ?? 64 * 1024 * 1024,
     !engineOptions.kernels,
+    !engineOptions.gpu,
   );
 }
