@@ -148,3 +148,34 @@ export function requireString(values: Record<string, unknown>, name: string): st
   if (typeof v !== "string" || v === "") throw new UsageError(`--${name} is required`);
   return v;
 }
+
+/**
+ * Reads a `--backend` value: `auto`, `cpu` or `webgpu`.
+ *
+ * @example
+ * ```ts
+ * backendOption("cpu"); // "cpu"
+ * ```
+ */
+export function backendOption(v: unknown): "auto" | "cpu" | "webgpu" {
+  if (v !== "auto" && v !== "cpu" && v !== "webgpu") {
+    throw new UsageError(`--backend must be auto, cpu or webgpu, got "${String(v)}"`);
+  }
+  return v;
+}
+
+/**
+ * Reads an optional `--prompt-mode` value: `full`, `decay` or absent.
+ *
+ * @example
+ * ```ts
+ * promptModeOption("decay"); // "decay"
+ * ```
+ */
+export function promptModeOption(v: unknown): "full" | "decay" | undefined {
+  if (v === undefined) return undefined;
+  if (v !== "full" && v !== "decay") {
+    throw new UsageError(`--prompt-mode must be full or decay, got "${String(v)}"`);
+  }
+  return v;
+}

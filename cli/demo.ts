@@ -16,12 +16,12 @@
  * ```
  * @module
  */
-import { type Command, intOption, UsageError } from "./command.ts";
+import { backendOption, type Command, intOption, UsageError } from "./command.ts";
 import { loadModel } from "../decode/mod.ts";
 import { offlineFromEnv, resolveModel } from "../model/hub.ts";
 import { runSweep } from "../eval/sweep.ts";
 import { writeSweepReport } from "../eval/report.ts";
-import { backendOption, defaultPolicies, loadSweepItems } from "./sweep.ts";
+import { defaultPolicies, loadSweepItems } from "./sweep.ts";
 import { exists, TINY_MODEL_DIR } from "./paths.ts";
 
 /** The hub model the demo prefers. */

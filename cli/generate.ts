@@ -4,9 +4,15 @@
  *
  * @module
  */
-import { type Command, intOption, numberOption, UsageError } from "./command.ts";
+import {
+  backendOption,
+  type Command,
+  intOption,
+  numberOption,
+  promptModeOption,
+  UsageError,
+} from "./command.ts";
 import { generate, loadModel } from "../decode/mod.ts";
-import type { BackendName } from "../backend/mod.ts";
 import { loadPrompts } from "../eval/data.ts";
 import { TINY_MODEL_DIR } from "./paths.ts";
 
@@ -91,14 +97,8 @@ export const generateCommand: Command = {
     );
     if (typeof v["prompt-file"] === "string") prompts.push(...await loadPrompts(v["prompt-file"]));
     if (prompts.length === 0) throw new UsageError("give at least one --prompt or a --prompt-file");
-    const backend = v.backend as BackendName;
-    if (!["auto", "cpu", "webgpu"].includes(backend)) {
-      throw new UsageError(`--backend must be auto, cpu or webgpu, got "${backend}"`);
-    }
-    const promptMode = v["prompt-mode"] as "full" | "decay" | undefined;
-    if (promptMode && promptMode !== "full" && promptMode !== "decay") {
-      throw new UsageError(`--prompt-mode must be full or decay, got "${promptMode}"`);
-    }
+    const backend = backendOption(v.backend);
+    const promptMode = promptModeOption(v["prompt-mode"]);
     const model = await loadModel(v.model as string, {
       backend,
       offline: v.offline ? true : undefined,

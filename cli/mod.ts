@@ -13,11 +13,13 @@
 export { COMMANDS, main } from "./main.ts";
 export { benchMain } from "./bench.ts";
 export {
+  backendOption,
   type Command,
   helpText,
   intOption,
   numberOption,
   type OptionSpec,
+  promptModeOption,
   requireString,
   runCommand,
   UsageError,

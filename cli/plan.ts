@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Command, intOption, UsageError } from "./command.ts";
+import { type Command, intOption, promptModeOption } from "./command.ts";
 import { formatPlan, plan, planToJson } from "../schedule/mod.ts";
 import { resolvePolicy } from "../decode/engine.ts";
 
@@ -38,10 +38,7 @@ export const planCommand: Command = {
     json: { type: "boolean", description: "print JSON" },
   },
   run(v) {
-    const mode = v["prompt-mode"] as "full" | "decay" | undefined;
-    if (mode && mode !== "full" && mode !== "decay") {
-      throw new UsageError(`--prompt-mode must be full or decay, got "${mode}"`);
-    }
+    const mode = promptModeOption(v["prompt-mode"]);
     const p = plan(resolvePolicy(v.policy as string, mode), {
       layers: intOption(v, "layers", 1)!,
       promptLength: intOption(v, "prompt-length", 1)!,

@@ -9,9 +9,8 @@
  * ```
  * @module
  */
-import { type Command, intOption, UsageError } from "./command.ts";
+import { backendOption, type Command, intOption, UsageError } from "./command.ts";
 import { loadModel } from "../decode/mod.ts";
-import type { BackendName } from "../backend/mod.ts";
 import { loadE2eCsv } from "../eval/data.ts";
 import { runSweep, type SweepItem, sweepItemsFromE2e, sweepToJson } from "../eval/sweep.ts";
 import { type FrontierMetric, type FrontierSpeedup, writeSweepReport } from "../eval/report.ts";
@@ -83,25 +82,6 @@ export async function loadSweepItems(
   }
   const all = await loadE2eCsv(file);
   return sweepItemsFromE2e(count === undefined ? all : all.slice(0, count), template);
-}
-
-/**
- * Checks a `--backend` value.
- *
- * @param v the value
- * @returns it, typed
- * @throws UsageError for anything but auto, cpu or webgpu
- * @example
- * ```ts
- * import { backendOption } from "./sweep.ts";
- * backendOption("cpu"); // "cpu"
- * ```
- */
-export function backendOption(v: unknown): BackendName {
-  if (v !== "auto" && v !== "cpu" && v !== "webgpu") {
-    throw new UsageError(`--backend must be auto, cpu or webgpu, got "${String(v)}"`);
-  }
-  return v;
 }
 
 /** The `sweep` command. */
