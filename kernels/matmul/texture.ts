@@ -133,10 +133,18 @@ export class TextureVariant implements Variant {
     return null;
   }
 
-  /** Texture height (k per layer): a multiple of 8, not a power of two where possible. */
+  /**
+   * Texture height (k per layer): a multiple of 8, not a power of two where possible, and
+   * at most half of `kp`, so that every weight texture has at least two array layers.
+   * wgpu's GL backend cannot be told a texture's view dimension at creation and guesses it
+   * from the layer count: a one-layer texture becomes a `D2` texture, and a
+   * `texture_2d_array` binding of it reads zeros (it also logs "heuristics assumed that the
+   * view dimension will be equal to `D2` rather than `D2Array`" per dispatch). Two or more
+   * layers are `D2Array` there, and cost nothing elsewhere.
+   */
   #height(kp: number): number {
     const max = Math.floor(this.#ctx.maxTextureDim / 8) * 8;
-    const h = Math.min(kp, max);
+    const h = Math.min(Math.ceil(kp / 16) * 8, max);
     // llvmpipe compiles a new shader variant per power-of-two-ness of texture sides.
     return (h & (h - 1)) === 0 && h + 8 <= max ? h + 8 : h;
   }
