@@ -82,9 +82,9 @@ export async function runCommand(cmd: Command, args: string[]): Promise<number> 
   }
   let parsed;
   try {
-    parsed = parseArgs(args, spec);
+    parsed = parseArgs(joinNegativeValues(args, spec), spec);
   } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n\n${helpText(cmd)}`);
+    throw new UsageError(`${(e as Error).message} (see skipdecode ${cmd.name} --help)`);
   }
   const values = parsed.values as Record<string, unknown>;
   if (values.help) {
@@ -98,7 +98,97 @@ export async function runCommand(cmd: Command, args: string[]): Promise<number> 
 }
 
 /**
- * Reads an integer option, naming it in the error.
+ * `--n -1` is one option with the value `-1` (node's parser calls it ambiguous): joined as
+ * `--n=-1`, so the option's own check names it.
+ */
+function joinNegativeValues(
+  args: string[],
+  spec: Record<string, { type: "string" | "boolean" }>,
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const next = args[i + 1];
+    if (
+      a.startsWith("--") && !a.includes("=") && spec[a.slice(2)]?.type === "string" &&
+      next !== undefined && /^-[0-9.]/.test(next)
+    ) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+const INTEGER = /^[+-]?[0-9]+$/;
+const DECIMAL = /^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/;
+
+/**
+ * Parses a whole number written in decimal digits (no `0x4`, `1e9`, `4.0`, blanks), in
+ * `[min, max]`, with an error naming `what`.
+ *
+ * @param text the text
+ * @param what the option or field, for the message (e.g. `"--max-new-tokens"`)
+ * @param min smallest allowed value
+ * @param max largest allowed value
+ * @returns the number
+ * @throws UsageError naming `what`, the range and the text
+ * @example
+ * ```ts
+ * parseInteger("12", "--layers", 1, 1024); // 12
+ * ```
+ */
+export function parseInteger(text: string, what: string, min: number, max: number): number {
+  const n = INTEGER.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`${what} must be a whole number from ${min} to ${max}, got "${text}"`);
+  }
+  return n;
+}
+
+/** Range of {@linkcode parseDecimal}: inclusive bounds, or exclusive ones. */
+export interface NumberRange {
+  /** Smallest allowed value (inclusive). */
+  min?: number;
+  /** Values must be above this (exclusive). */
+  above?: number;
+  /** Largest allowed value (inclusive). */
+  max?: number;
+}
+
+function rangeText(r: NumberRange): string {
+  const lo = r.above !== undefined ? `> ${r.above}` : r.min !== undefined ? `>= ${r.min}` : "";
+  const hi = r.max !== undefined ? `<= ${r.max}` : "";
+  return [lo, hi].filter(Boolean).join(" and ");
+}
+
+/**
+ * Parses a finite decimal number (`0.7`, `1e-4`; no `0x`, `Infinity`, blanks) in a range,
+ * with an error naming `what`.
+ *
+ * @param text the text
+ * @param what the option or field, for the message
+ * @param range bounds
+ * @returns the number
+ * @throws UsageError naming `what`, the range and the text
+ * @example
+ * ```ts
+ * parseDecimal("0.9", "--top-p", { above: 0, max: 1 }); // 0.9
+ * ```
+ */
+export function parseDecimal(text: string, what: string, range: NumberRange = {}): number {
+  const n = DECIMAL.test(text) ? Number(text) : NaN;
+  const ok = Number.isFinite(n) && (range.min === undefined || n >= range.min) &&
+    (range.above === undefined || n > range.above) && (range.max === undefined || n <= range.max);
+  if (!ok) {
+    const r = rangeText(range);
+    throw new UsageError(`${what} must be a number${r ? ` ${r}` : ""}, got "${text}"`);
+  }
+  return n;
+}
+
+/**
+ * Reads an integer option (decimal digits only) in `[min, max]`, naming it in the error.
  *
  * @example
  * ```ts
@@ -109,30 +199,29 @@ export function intOption(
   values: Record<string, unknown>,
   name: string,
   min: number,
+  max: number = 1_000_000,
 ): number | undefined {
   const v = values[name];
   if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) {
-    throw new UsageError(`--${name} must be an integer >= ${min}, got "${v}"`);
-  }
-  return n;
+  return parseInteger(String(v), `--${name}`, min, max);
 }
 
 /**
- * Reads a number option, naming it in the error.
+ * Reads a number option in a range, naming it in the error.
  *
  * @example
  * ```ts
- * numberOption({ t: "0.7" }, "t"); // 0.7
+ * numberOption({ t: "0.7" }, "t", { min: 0 }); // 0.7
  * ```
  */
-export function numberOption(values: Record<string, unknown>, name: string): number | undefined {
+export function numberOption(
+  values: Record<string, unknown>,
+  name: string,
+  range: NumberRange = {},
+): number | undefined {
   const v = values[name];
   if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${v}"`);
-  return n;
+  return parseDecimal(String(v), `--${name}`, range);
 }
 
 /**
@@ -178,4 +267,112 @@ export function promptModeOption(v: unknown): "full" | "decay" | undefined {
     throw new UsageError(`--prompt-mode must be full or decay, got "${String(v)}"`);
   }
   return v;
+}
+
+/** Largest `--batch-size` of generation commands (rows of one column-wise batch). */
+export const MAX_BATCH = 1024;
+
+/** Largest `--max-new-tokens` any command takes before the model's own limit applies. */
+export const MAX_NEW_TOKENS = 65536;
+
+/**
+ * Checks `--max-new-tokens` against the model's position table for the longest prompt,
+ * before any generation runs.
+ *
+ * @param model the loaded model (its `config.maxPositionEmbeddings`)
+ * @param maxNewTokens the option's value
+ * @param promptLengths tokens of each prompt (BOS included)
+ * @throws UsageError naming `--max-new-tokens` and the largest value the model allows
+ * @example
+ * ```ts
+ * // checkLength(model, 32, [5, 7]);
+ * ```
+ */
+export function checkLength(
+  model: { config: { maxPositionEmbeddings: number } },
+  maxNewTokens: number,
+  promptLengths: readonly number[],
+): void {
+  const P = Math.max(1, ...promptLengths);
+  const positions = model.config.maxPositionEmbeddings;
+  if (P + maxNewTokens - 1 > positions) {
+    throw new UsageError(
+      `--max-new-tokens ${maxNewTokens} is too large: the longest prompt has ${P} tokens and ` +
+        `the model has ${positions} positions (max_position_embeddings), so at most ` +
+        `${Math.max(0, positions - P + 1)} new tokens fit`,
+    );
+  }
+}
+
+/**
+ * Reads a `--png` flag for a command whose task may or may not run Chromium: absent means
+ * "render when this process may run `chromium`" (`deno task demo` may, `deno task
+ * skipdecode` may not, so it writes no PNG and prints no refusal); `--png` without that
+ * permission is an error before any work.
+ *
+ * @param v the flag's value (`true`, `false` or `undefined`)
+ * @returns `"auto"` (render when Chromium is installed) or `false`
+ * @throws UsageError when `--png` is given but running Chromium is not allowed
+ * @example
+ * ```ts
+ * pngOption(false); // false
+ * ```
+ */
+export function pngOption(v: unknown): "auto" | false {
+  if (v === false) return false;
+  let allowed = false;
+  try {
+    allowed = Deno.permissions.querySync({ name: "run", command: "chromium" }).state === "granted";
+  } catch { /* permissions API unavailable: treat as not allowed */ }
+  if (allowed) return "auto";
+  if (v === true) {
+    throw new UsageError(
+      "--png needs permission to run chromium, which this task does not have " +
+        "(`deno task demo` has it; or run with --allow-run=chromium)",
+    );
+  }
+  return false;
+}
+
+/**
+ * The one-line message and exit code of an error that ended a command: 2 for usage errors,
+ * bad input (errors named `...Error` by this project, `RangeError`) and refused
+ * permissions, 1 for anything unexpected. Line breaks are folded so the message is one line.
+ *
+ * @param e what was thrown
+ * @returns the line (without `error: `) and the exit code
+ * @example
+ * ```ts
+ * errorReport(new UsageError("--n must be a whole number")); // { message: "--n ...", code: 2 }
+ * ```
+ */
+export function errorReport(e: unknown): { message: string; code: number } {
+  const err = e as Error;
+  let message = String(err?.message ?? e).trim();
+  const denied = err instanceof Deno.errors.NotCapable ||
+    err instanceof Deno.errors.PermissionDenied;
+  if (denied) {
+    message = `this task is not allowed to do that: ${
+      message.replace(/,? run again with[^\n]*/i, "")
+    } (only the folders and variables its deno.json task grants)`;
+  }
+  const expected = denied || err instanceof UsageError || err instanceof RangeError ||
+    (/Error$/.test(err?.name ?? "") && err.name !== "Error" && err.name !== "TypeError");
+  return { message: message.split(/\s*\n+\s*/).join(" "), code: expected ? 2 : 1 };
+}
+
+/**
+ * Whether `SKIPDECODE_DEBUG` asks for stack traces (false without permission to read it).
+ *
+ * @example
+ * ```ts
+ * if (debug()) console.error(new Error().stack);
+ * ```
+ */
+export function debug(): boolean {
+  try {
+    return Boolean(Deno.env.get("SKIPDECODE_DEBUG"));
+  } catch {
+    return false;
+  }
 }

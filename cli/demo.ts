@@ -16,7 +16,17 @@
  * ```
  * @module
  */
-import { backendOption, type Command, intOption, UsageError } from "./command.ts";
+import {
+  backendOption,
+  checkLength,
+  type Command,
+  intOption,
+  MAX_BATCH,
+  MAX_NEW_TOKENS,
+  pngOption,
+  UsageError,
+} from "./command.ts";
+import { checkOutputPath, OutputFolder } from "../eval/output.ts";
 import { loadModel } from "../decode/mod.ts";
 import { offlineFromEnv, resolveModel } from "../model/hub.ts";
 import { runSweep } from "../eval/sweep.ts";
@@ -152,8 +162,8 @@ export const demoCommand: Command = {
     },
     png: {
       type: "boolean",
-      description: "PNG pictures of the charts when Chromium is installed (--no-png: none)",
-      default: true,
+      description: "PNG pictures of the charts with Chromium (default: when this task may " +
+        "run chromium and it is installed; --no-png: none)",
     },
     cache: {
       type: "boolean",
@@ -164,6 +174,14 @@ export const demoCommand: Command = {
   async run(v) {
     const t0 = performance.now();
     const backend = backendOption(v.backend);
+    // Every option and the output folder are checked before the model is chosen.
+    const itemsOpt = intOption(v, "items", 1);
+    const maxNewOpt = intOption(v, "max-new-tokens", 1, MAX_NEW_TOKENS);
+    const oracleOpt = intOption(v, "oracle-items", 0);
+    const batchSize = intOption(v, "batch-size", 1, MAX_BATCH);
+    const png = pngOption(v.png);
+    const out = v.out as string;
+    checkOutputPath(out, "--out");
     const choice = await chooseDemoModel({
       model: v.model as string | undefined,
       offline: Boolean(v.offline),
@@ -173,21 +191,24 @@ export const demoCommand: Command = {
       backend,
       offline: v.offline ? true : undefined,
     });
+    let folder: OutputFolder | undefined;
     try {
       // Defaults sized to finish in a few minutes on two CPU cores: the software WebGPU
       // adapter is about 2.5x faster than the CPU backend on the tiny model.
       const small = model.config.hiddenSize * model.config.numHiddenLayers <= 256 * 12;
       const gpu = model.backend.name !== "cpu";
-      const nItems = intOption(v, "items", 1) ?? (small ? (gpu ? 48 : 24) : 4);
-      const maxNewTokens = intOption(v, "max-new-tokens", 1) ?? (small ? 48 : 24);
-      const oracleItems = intOption(v, "oracle-items", 0) ?? (small ? (gpu ? 24 : 12) : 0);
+      const nItems = itemsOpt ?? (small ? (gpu ? 48 : 24) : 4);
+      const maxNewTokens = maxNewOpt ?? (small ? 48 : 24);
+      const oracleItems = oracleOpt ?? (small ? (gpu ? 24 : 12) : 0);
       const L = model.config.numHiddenLayers;
       if (L < 3) throw new UsageError(`the demo needs a model with >= 3 layers, this one has ${L}`);
       const items = await loadSweepItems(undefined, nItems);
+      checkLength(model, maxNewTokens, items.map((it) => model.tokenizer.encode(it.prompt).length));
       const policies = defaultPolicies(L, Math.min(24, maxNewTokens));
+      folder = OutputFolder.open(out, { option: "--out" });
       const result = await runSweep(model, items, policies, {
         maxNewTokens,
-        batchSize: intOption(v, "batch-size", 1),
+        batchSize,
         cacheDir: v.cache === false ? false : undefined,
         oracle: oracleItems > 0 ? { items: oracleItems, warmup: 1 } : false,
       });
@@ -205,11 +226,10 @@ export const demoCommand: Command = {
         "with one warm-up layer, a power-law decay, the 2x decay with prompt decay, and the " +
         "early-exit baseline (bottom layers) with the 2x budgets.",
       ].join("\n");
-      const out = v.out as string;
-      const files = await writeSweepReport(result, out, {
+      const files = await writeSweepReport(result, folder, {
         title: "SkipDecode demo",
         intro,
-        png: v.png === false ? false : "auto",
+        png,
       }, items);
       const secs = (performance.now() - t0) / 1000;
       console.error(
@@ -218,6 +238,7 @@ export const demoCommand: Command = {
       );
       return 0;
     } finally {
+      folder?.close();
       model.dispose();
     }
   },

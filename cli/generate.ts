@@ -6,8 +6,11 @@
  */
 import {
   backendOption,
+  checkLength,
   type Command,
   intOption,
+  MAX_BATCH,
+  MAX_NEW_TOKENS,
   numberOption,
   promptModeOption,
   UsageError,
@@ -92,6 +95,15 @@ export const generateCommand: Command = {
     json: { type: "boolean", description: "print JSON" },
   },
   async run(v) {
+    // Every number is checked before the prompts or the model are read.
+    const maxNewTokens = intOption(v, "max-new-tokens", 1, MAX_NEW_TOKENS)!;
+    const logitsTopK = intOption(v, "logits-topk", 1, 1000);
+    const temperature = numberOption(v, "temperature", { min: 0, max: 100 });
+    const topK = intOption(v, "top-k", 0, 1_000_000);
+    const topP = numberOption(v, "top-p", { above: 0, max: 1 });
+    const seed = intOption(v, "seed", 0, 2 ** 32 - 1);
+    intOption(v, "batch-size", 1, MAX_BATCH);
+    intOption(v, "chunk-size", 1, 4096);
     const prompts: string[] = ((v.prompt as string[] | undefined) ?? []).map((p) =>
       p.replaceAll("\\n", "\n")
     );
@@ -104,19 +116,20 @@ export const generateCommand: Command = {
       offline: v.offline ? true : undefined,
     });
     try {
+      checkLength(model, maxNewTokens, prompts.map((p) => model.tokenizer.encode(p).length));
       const out = await generate(model, prompts, {
         policy: v.policy as string,
         promptMode,
-        maxNewTokens: intOption(v, "max-new-tokens", 1),
-        batchSize: intOption(v, "batch-size", 1),
-        logitsTopK: intOption(v, "logits-topk", 1),
-        chunkSize: intOption(v, "chunk-size", 1),
+        maxNewTokens,
+        batchSize: intOption(v, "batch-size", 1, MAX_BATCH),
+        logitsTopK,
+        chunkSize: intOption(v, "chunk-size", 1, 4096),
         stopAtEos: v.eos !== false,
         sampling: {
-          temperature: numberOption(v, "temperature"),
-          topK: intOption(v, "top-k", 0),
-          topP: numberOption(v, "top-p"),
-          seed: intOption(v, "seed", 0),
+          temperature,
+          topK,
+          topP,
+          seed,
         },
       });
       const report = {

@@ -8,7 +8,7 @@
  * ```
  * @module
  */
-import { type Command, runCommand, UsageError } from "./command.ts";
+import { type Command, debug, errorReport, runCommand, UsageError } from "./command.ts";
 import { generateCommand } from "./generate.ts";
 import { tokenizeCommand } from "./tokenize.ts";
 import { planCommand } from "./plan.ts";
@@ -55,15 +55,17 @@ export async function main(args: string[]): Promise<number> {
   }
   const cmd = COMMANDS.find((c) => c.name === name);
   try {
-    if (!cmd) throw new UsageError(`unknown command "${name}"\n\n${usage()}`);
+    if (!cmd) {
+      throw new UsageError(
+        `unknown command "${name}" (commands: ${COMMANDS.map((c) => c.name).join(", ")})`,
+      );
+    }
     return await runCommand(cmd, rest);
   } catch (e) {
-    const err = e as Error;
-    const expected = err instanceof UsageError || err instanceof RangeError ||
-      /Error$/.test(err?.name ?? "") && err.name !== "Error" && err.name !== "TypeError";
-    console.error(`error: ${err?.message ?? String(e)}`);
-    if (Deno.env.get("SKIPDECODE_DEBUG")) console.error(err?.stack);
-    return expected ? 2 : 1;
+    const { message, code } = errorReport(e);
+    console.error(`error: ${message}`);
+    if (debug()) console.error((e as Error)?.stack);
+    return code;
   }
 }
 

@@ -4,9 +4,14 @@
  *
  * @module
  */
-import { type Command, intOption, promptModeOption } from "./command.ts";
+import { type Command, intOption, promptModeOption, UsageError } from "./command.ts";
 import { formatPlan, plan, planToJson } from "../schedule/mod.ts";
 import { resolvePolicy } from "../decode/engine.ts";
+
+/** Most layers `plan` accepts (OPT-175B has 96). */
+const MAX_LAYERS = 1024;
+/** Most columns (prompt + generated) `plan` prints. */
+const MAX_COLUMNS = 16384;
 
 /** The `plan` command. */
 export const planCommand: Command = {
@@ -39,14 +44,21 @@ export const planCommand: Command = {
   },
   run(v) {
     const mode = promptModeOption(v["prompt-mode"]);
-    const p = plan(resolvePolicy(v.policy as string, mode), {
-      layers: intOption(v, "layers", 1)!,
-      promptLength: intOption(v, "prompt-length", 1)!,
-      maxNewTokens: intOption(v, "max-new-tokens", 1)!,
-      hiddenSize: intOption(v, "hidden", 1),
-      ffnDim: intOption(v, "ffn", 1),
-      vocabSize: intOption(v, "vocab", 1),
-    });
+    const dims = {
+      layers: intOption(v, "layers", 1, MAX_LAYERS)!,
+      promptLength: intOption(v, "prompt-length", 1, MAX_COLUMNS)!,
+      maxNewTokens: intOption(v, "max-new-tokens", 1, MAX_COLUMNS)!,
+      hiddenSize: intOption(v, "hidden", 1, 1 << 16),
+      ffnDim: intOption(v, "ffn", 1, 1 << 18),
+      vocabSize: intOption(v, "vocab", 1, 1 << 20),
+    };
+    if (dims.promptLength + dims.maxNewTokens - 1 > MAX_COLUMNS) {
+      throw new UsageError(
+        `--prompt-length + --max-new-tokens - 1 must be at most ${MAX_COLUMNS} columns, got ` +
+          `${dims.promptLength + dims.maxNewTokens - 1}`,
+      );
+    }
+    const p = plan(resolvePolicy(v.policy as string, mode), dims);
     if (v.json) console.log(JSON.stringify(planToJson(p)));
     else console.log(formatPlan(p));
     return Promise.resolve(0);

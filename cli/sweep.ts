@@ -9,7 +9,17 @@
  * ```
  * @module
  */
-import { backendOption, type Command, intOption, UsageError } from "./command.ts";
+import {
+  backendOption,
+  checkLength,
+  type Command,
+  intOption,
+  MAX_BATCH,
+  MAX_NEW_TOKENS,
+  pngOption,
+  UsageError,
+} from "./command.ts";
+import { checkOutputPath, OutputFolder } from "../eval/output.ts";
 import { loadModel } from "../decode/mod.ts";
 import { loadE2eCsv } from "../eval/data.ts";
 import { runSweep, type SweepItem, sweepItemsFromE2e, sweepToJson } from "../eval/sweep.ts";
@@ -82,6 +92,31 @@ export async function loadSweepItems(
   }
   const all = await loadE2eCsv(file);
   return sweepItemsFromE2e(count === undefined ? all : all.slice(0, count), template);
+}
+
+/**
+ * Reads a `--template` value (`\\n` is a newline): it must contain `{mr}`, else every
+ * item would get the same prompt.
+ *
+ * @param text the option's text
+ * @returns the template
+ * @throws UsageError when it is empty or lacks `{mr}`
+ * @example
+ * ```ts
+ * import { templateOption } from "./sweep.ts";
+ * templateOption("Data: {mr}\\nText:"); // "Data: {mr}\nText:"
+ * ```
+ */
+export function templateOption(text: string): string {
+  const t = text.replaceAll("\\n", "\n");
+  if (!/\{mr\}/.test(t.replaceAll("{{", ""))) {
+    throw new UsageError(
+      `--template must contain {mr} (the item's meaning representation), got ${
+        JSON.stringify(text)
+      }`,
+    );
+  }
+  return t;
 }
 
 /** The `sweep` command. */
@@ -168,13 +203,14 @@ export const sweepCommand: Command = {
     },
     png: {
       type: "boolean",
-      description: "PNG pictures of the charts when Chromium is installed (--no-png: none)",
-      default: true,
+      description: "PNG pictures of the charts with Chromium (default: when this task may " +
+        "run chromium and it is installed; --no-png: none)",
     },
     offline: { type: "boolean", description: "never use the network (also HF_HUB_OFFLINE=1)" },
     json: { type: "boolean", description: "print the table as JSON on stdout" },
   },
   async run(v) {
+    // Every option is checked before any data, model or folder is touched.
     const backend = backendOption(v.backend);
     const nll = v.nll === "none" ? false : v.nll;
     if (nll !== false && nll !== "first" && nll !== "all") {
@@ -188,31 +224,35 @@ export const sweepCommand: Command = {
     if (!["layer", "flop", "measured"].includes(speedup)) {
       throw new UsageError(`--speedup must be layer, flop or measured, got "${speedup}"`);
     }
-    const maxNewTokens = intOption(v, "max-new-tokens", 1)!;
-    const items = await loadSweepItems(
-      v.data as string | undefined,
-      intOption(v, "items", 1),
-      (v.template as string).replaceAll("\\n", "\n"),
-    );
+    const maxNewTokens = intOption(v, "max-new-tokens", 1, MAX_NEW_TOKENS)!;
+    const count = intOption(v, "items", 1);
+    const batchSize = intOption(v, "batch-size", 1, MAX_BATCH);
     const oracleItems = intOption(v, "oracle", 0)!;
+    const template = templateOption(v.template as string);
+    const png = pngOption(v.png);
+    const out = v.out as string;
+    checkOutputPath(out, "--out");
+    const items = await loadSweepItems(v.data as string | undefined, count, template);
     const model = await loadModel(v.model as string, {
       backend,
       offline: v.offline ? true : undefined,
     });
+    let folder: OutputFolder | undefined;
     try {
+      checkLength(model, maxNewTokens, items.map((it) => model.tokenizer.encode(it.prompt).length));
       const policies = (v.policy as string[] | undefined) ??
         defaultPolicies(model.config.numHiddenLayers, Math.min(24, maxNewTokens));
+      folder = OutputFolder.open(out, { option: "--out" });
       const result = await runSweep(model, items, policies, {
         maxNewTokens,
-        batchSize: intOption(v, "batch-size", 1),
+        batchSize,
         cacheDir: v.cache === false ? false : (v["cache-dir"] as string | undefined),
         nll,
         oracle: oracleItems > 0 ? { items: oracleItems, warmup: 1 } : false,
       });
-      const out = v.out as string;
-      const files = await writeSweepReport(result, out, {
+      const files = await writeSweepReport(result, folder, {
         title: "SkipDecode policy sweep",
-        png: v.png === false ? false : "auto",
+        png,
         metric,
         speedup,
       }, items);
@@ -225,6 +265,7 @@ export const sweepCommand: Command = {
       }
       return 0;
     } finally {
+      folder?.close();
       model.dispose();
     }
   },

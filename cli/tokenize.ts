@@ -20,7 +20,7 @@ export const tokenizeCommand: Command = {
       default: TINY_MODEL_DIR,
     },
     text: { type: "string", value: "TEXT", description: "the text (\\n is a newline)" },
-    "no-bos": { type: "boolean", description: "do not prepend BOS" },
+    bos: { type: "boolean", description: "prepend BOS (--no-bos: do not)", default: true },
     offline: { type: "boolean", description: "never use the network" },
   },
   async run(v) {
@@ -29,7 +29,7 @@ export const tokenizeCommand: Command = {
       offline: v.offline ? true : undefined,
     });
     const tok = await loadTokenizer(dir);
-    console.log(JSON.stringify({ ids: tok.encode(text, { addBos: !v["no-bos"] }) }));
+    console.log(JSON.stringify({ ids: tok.encode(text, { addBos: v.bos !== false }) }));
     return 0;
   },
 };

@@ -12,14 +12,28 @@
  * ```
  * @module
  */
-import { type Command, intOption, numberOption, runCommand, UsageError } from "./command.ts";
-import { resolveTrainConfig, TRAIN_DEFAULTS, type TrainConfig } from "../train/config.ts";
+import {
+  type Command,
+  debug,
+  errorReport,
+  intOption,
+  numberOption,
+  runCommand,
+  UsageError,
+} from "./command.ts";
+import {
+  resolveTrainConfig,
+  TRAIN_DEFAULTS,
+  TRAIN_LIMITS,
+  type TrainConfig,
+} from "../train/config.ts";
 import { type EvalLog, type StepLog, storedTrainConfig, train } from "../train/trainer.ts";
 
 export type { Command, OptionSpec } from "./command.ts";
 export type { StepLog } from "../train/trainer.ts";
 
 const D = TRAIN_DEFAULTS;
+const L = TRAIN_LIMITS;
 
 /** Formats milliseconds as `1h02m`, `3m05s` or `12s`. */
 function duration(ms: number): string {
@@ -136,6 +150,10 @@ export const trainCmd: Command = {
     dtype: { type: "string", value: "F32|F16", description: `saved weights dtype (${D.dtype})` },
     seed: { type: "string", value: "S", description: `seed (${D.seed})` },
     backend: { type: "string", value: "cpu|webgpu", description: `device (${D.backend})` },
+    overwrite: {
+      type: "boolean",
+      description: "replace the files of a non-empty --out (else refused)",
+    },
     quiet: { type: "boolean", description: "print only evaluations and the summary" },
   },
   async run(v) {
@@ -145,21 +163,21 @@ export const trainCmd: Command = {
       policy: v.policy,
       evalPolicies: v["eval-policy"],
       data: v.data,
-      steps: intOption(v, "steps", 1),
-      batchSize: intOption(v, "batch-size", 1),
-      gradAccum: intOption(v, "grad-accum", 1),
-      lr: numberOption(v, "lr"),
-      warmupSteps: intOption(v, "warmup-steps", 0),
-      minLrRatio: numberOption(v, "min-lr-ratio"),
-      weightDecay: numberOption(v, "weight-decay"),
-      clipNorm: numberOption(v, "clip-norm"),
-      heldOut: intOption(v, "held-out", 0),
-      evalExamples: intOption(v, "eval-examples", 0),
-      evalEvery: intOption(v, "eval-every", 0),
-      saveEvery: intOption(v, "save-every", 0),
-      maxLength: intOption(v, "max-length", 2),
+      steps: intOption(v, "steps", 1, L.steps),
+      batchSize: intOption(v, "batch-size", 1, L.batchSize),
+      gradAccum: intOption(v, "grad-accum", 1, L.gradAccum),
+      lr: numberOption(v, "lr", { above: 0, max: L.lr }),
+      warmupSteps: intOption(v, "warmup-steps", 0, L.warmupSteps),
+      minLrRatio: numberOption(v, "min-lr-ratio", { min: 0, max: L.minLrRatio }),
+      weightDecay: numberOption(v, "weight-decay", { min: 0, max: L.weightDecay }),
+      clipNorm: numberOption(v, "clip-norm", { min: 0, max: L.clipNorm }),
+      heldOut: intOption(v, "held-out", 0, L.heldOut),
+      evalExamples: intOption(v, "eval-examples", 0, L.evalExamples),
+      evalEvery: intOption(v, "eval-every", 0, L.evalEvery),
+      saveEvery: intOption(v, "save-every", 0, L.saveEvery),
+      maxLength: intOption(v, "max-length", 2, L.maxLength),
       dtype: v.dtype,
-      seed: intOption(v, "seed", 0),
+      seed: intOption(v, "seed", 0, L.seed),
       backend: v.backend,
       resume: v.resume,
     };
@@ -194,6 +212,7 @@ export const trainCmd: Command = {
     let sum = 0, count = 0;
     const enc = new TextEncoder();
     const result = await train(config, {
+      overwrite: Boolean(v.overwrite),
       onNote: (n) => console.log(n),
       onStep: (log, cfg, elapsed) => {
         sum += log.loss;
@@ -239,12 +258,10 @@ export async function trainCommand(args: string[]): Promise<number> {
   try {
     return await runCommand(trainCmd, args);
   } catch (e) {
-    const err = e as Error;
-    const expected = err instanceof UsageError || err instanceof RangeError ||
-      (/Error$/.test(err?.name ?? "") && err.name !== "Error" && err.name !== "TypeError");
-    console.error(`error: ${err?.message ?? String(e)}`);
-    if (Deno.env.get("SKIPDECODE_DEBUG")) console.error(err?.stack);
-    return expected ? 2 : 1;
+    const { message, code } = errorReport(e);
+    console.error(`error: ${message}`);
+    if (debug()) console.error((e as Error)?.stack);
+    return code;
   }
 }
 

@@ -1,8 +1,10 @@
 /**
  * A small on-disk cache of sweep results (generations with their timings, NLLs, oracle
- * depths): one JSON file per entry, named by the SHA-256 of a canonical JSON key. A
- * missing, unreadable or mismatching file is a miss; a cache that cannot be written (no
- * permission, read-only disk) is turned off with one note instead of failing the run.
+ * depths): one JSON file per entry, named by the SHA-256 of a canonical JSON key, holding
+ * the key, the value and the SHA-256 of the value's canonical JSON. A missing file is a
+ * miss; an unreadable, edited, corrupt or wrongly shaped one is a miss with a note naming
+ * the file; a cache that cannot be written (no permission, read-only disk) is turned off
+ * with one note instead of failing the run.
  *
  * The default folder is `$SKIPDECODE_CACHE_DIR`, else `.cache/skipdecode/` at the
  * repository root (gitignored).
@@ -20,7 +22,7 @@
 import { fileURLToPath } from "node:url";
 
 /** Bumped when the stored format or the meaning of a key changes. */
-export const CACHE_VERSION = 2;
+export const CACHE_VERSION = 3;
 
 /**
  * The default cache folder: `$SKIPDECODE_CACHE_DIR`, else `.cache/skipdecode` at the
@@ -103,9 +105,13 @@ export class ResultCache {
   }
 
   /**
-   * Reads the entry of a key; `undefined` on a miss.
+   * Reads the entry of a key; `undefined` on a miss. An entry that is not valid JSON,
+   * whose content does not match its SHA-256 checksum (edited by hand, or corrupt), or
+   * whose value fails `validate`, is a miss with one note naming the file (the run then
+   * computes the value again and replaces the entry).
    *
    * @param key any JSON-serialisable value
+   * @param validate checks the stored value's shape; returns a problem, or `undefined`
    * @returns the stored value or `undefined`
    * @example
    * ```ts
@@ -113,18 +119,43 @@ export class ResultCache {
    * await new ResultCache(false).get({ a: 1 }); // undefined
    * ```
    */
-  async get<T>(key: unknown): Promise<T | undefined> {
+  async get<T>(
+    key: unknown,
+    validate?: (value: unknown) => string | undefined,
+  ): Promise<T | undefined> {
     if (!this.dir) return undefined;
     const hash = await hashKey({ v: CACHE_VERSION, key });
+    const file = `${this.dir}/${hash}.json`;
+    let text: string;
     try {
-      const entry = JSON.parse(await Deno.readTextFile(`${this.dir}/${hash}.json`));
-      if (entry?.version !== CACHE_VERSION || canonicalJson(entry.key) !== canonicalJson(key)) {
-        return undefined;
+      text = await Deno.readTextFile(file);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        this.onNote(`cannot read cache entry ${file} (${(e as Error).message}); recomputing`);
       }
-      return entry.value as T;
-    } catch {
       return undefined;
     }
+    const skip = (why: string) => {
+      this.onNote(`ignoring cache entry ${file}: ${why}; recomputing it`);
+      return undefined;
+    };
+    let entry: Record<string, unknown>;
+    try {
+      entry = JSON.parse(text);
+    } catch (e) {
+      return skip(`not valid JSON (${(e as Error).message})`);
+    }
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+      return skip("not a JSON object");
+    }
+    if (entry.version !== CACHE_VERSION) return undefined; // an older format: a plain miss
+    if (canonicalJson(entry.key) !== canonicalJson(key)) return skip("it holds another key");
+    if (typeof entry.sha256 !== "string" || entry.sha256 !== await hashKey(entry.value)) {
+      return skip("its content does not match its checksum (edited or corrupt)");
+    }
+    const problem = validate?.(entry.value);
+    if (problem) return skip(`wrongly shaped value: ${problem}`);
+    return entry.value as T;
   }
 
   /**
@@ -145,7 +176,8 @@ export class ResultCache {
     try {
       await Deno.mkdir(this.dir, { recursive: true });
       const tmp = `${path}.${crypto.randomUUID()}.tmp`;
-      await Deno.writeTextFile(tmp, JSON.stringify({ version: CACHE_VERSION, key, value }));
+      const sha256 = await hashKey(value);
+      await Deno.writeTextFile(tmp, JSON.stringify({ version: CACHE_VERSION, key, value, sha256 }));
       await Deno.rename(tmp, path);
     } catch (e) {
       this.onNote(

@@ -91,12 +91,63 @@ function pathName(path: string | URL): string {
  * ```
  */
 export async function readText(path: string | URL, what: string): Promise<string> {
+  let bytes: Uint8Array;
   try {
-    return await Deno.readTextFile(path);
+    bytes = await Deno.readFile(path);
   } catch (e) {
-    const why = e instanceof Deno.errors.NotFound ? "not found" : (e as Error).message;
+    const why = e instanceof Deno.errors.NotFound
+      ? "not found"
+      : e instanceof Deno.errors.IsADirectory
+      ? "it is a folder"
+      : (e as Error).message;
     throw new DataError(`cannot read ${what} ${pathName(path)}: ${why}`);
   }
+  return decodeUtf8(bytes, `${what} ${pathName(path)}`);
+}
+
+/**
+ * Decodes UTF-8 strictly: invalid bytes are an error naming the source and the line
+ * (never silently U+FFFD), and a leading byte-order mark is dropped.
+ *
+ * @param bytes the file's bytes
+ * @param source what they are, for the message (e.g. `"prompts file p.txt"`)
+ * @returns the text, without a byte-order mark
+ * @throws DataError naming `source`, the line and the byte offset of the first bad byte
+ * @example
+ * ```ts
+ * import { decodeUtf8 } from "./data.ts";
+ * decodeUtf8(new Uint8Array([0xef, 0xbb, 0xbf, 0x68, 0x69]), "x"); // "hi"
+ * ```
+ */
+export function decodeUtf8(bytes: Uint8Array, source: string): string {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    // Find the first byte the lenient decoder would replace: decode growing prefixes.
+    let lo = 0, hi = bytes.length;
+    const ok = (n: number) => {
+      try {
+        new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, n), { stream: true });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (ok(mid)) lo = mid;
+      else hi = mid - 1;
+    }
+    let line = 1;
+    for (let i = 0; i < lo; i++) if (bytes[i] === 0x0a) line++;
+    throw new DataError(
+      `${source}: line ${line}: not valid UTF-8 (bad byte 0x${
+        (bytes[lo] ?? 0).toString(16).padStart(2, "0")
+      } at offset ${lo}); save the file as UTF-8`,
+    );
+  }
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 /**
@@ -195,8 +246,8 @@ export function parseCsv(text: string, source: string): CsvRecord[] {
  * @param text the CSV text
  * @param source file name for error messages
  * @returns one item per distinct `mr`
- * @throws DataError naming `source` and the missing column, or the line of a malformed
- *   row (wrong field count, empty `mr` or `ref`, bad quoting)
+ * @throws DataError naming `source` and the missing column, the line of a malformed
+ *   row (wrong field count, empty `mr` or `ref`, bad quoting), or a header without rows
  * @example
  * ```ts
  * import { parseE2eCsv } from "./data.ts";
@@ -234,6 +285,7 @@ export function parseE2eCsv(text: string, source: string): E2eItem[] {
     if (item) item.refs.push(ref);
     else byMr.set(mr, { mr, refs: [ref] });
   }
+  if (byMr.size === 0) throw new DataError(`${source}: a header but no rows`);
   return [...byMr.values()];
 }
 

@@ -25,6 +25,7 @@ import { toHtml } from "../plots/html.ts";
 import { renderFigurePng } from "../plots/png.ts";
 import { parsePolicy, type PolicyJson } from "../schedule/mod.ts";
 import { type SweepResult, sweepToJson, sweepToMarkdown } from "./sweep.ts";
+import { OutputFolder } from "./output.ts";
 
 /** Which quality figure the frontier plots. */
 export type FrontierMetric = "bleu" | "rougeL" | "nll" | "agreement";
@@ -236,10 +237,13 @@ const CHART_FILES: Record<keyof SweepFigures, string> = {
  * Writes a sweep's report folder: `report.md` (settings, table, charts, sample outputs),
  * `sweep.json`, `budgets.html`, `frontier.html`, `nll_gap.html`, `oracle_depth.html`
  * (the last two when computed), their PNGs when Chromium is installed, and
- * `generations.jsonl`.
+ * `generations.jsonl`. The files are written as a unit ({@linkcode OutputFolder.writeSet}):
+ * an interrupt leaves the previous report whole, and an older run's charts that this run
+ * does not make are removed.
  *
  * @param result a sweep result
- * @param dir the folder (created when missing)
+ * @param dir the folder (created when missing, locked while writing), or a folder the
+ *   caller already holds
  * @param options title, intro, PNG, frontier axes
  * @param items the sweep's items, to put prompts and references in `generations.jsonl`
  * @returns the files written
@@ -251,65 +255,69 @@ const CHART_FILES: Record<keyof SweepFigures, string> = {
  */
 export async function writeSweepReport(
   result: SweepResult,
-  dir: string,
+  dir: string | OutputFolder,
   options: ReportOptions = {},
   items?: readonly { prompt: string; refs: string[] }[],
 ): Promise<ReportFiles> {
   const note = options.onNote ?? ((n: string) => console.error(`note: ${n}`));
-  await Deno.mkdir(dir, { recursive: true });
-  const figs = sweepFigures(result, options);
-  const files: ReportFiles = {
-    report: "report.md",
-    json: "sweep.json",
-    html: {},
-    png: {},
-    generations: "generations.jsonl",
-  };
-  let png = options.png ?? "auto";
-  for (const [name, fig] of Object.entries(figs) as [keyof SweepFigures, Figure][]) {
-    if (!fig) continue;
-    const base = CHART_FILES[name];
-    const title = ((fig.layout.title as { text?: string })?.text) ?? base;
-    await Deno.writeTextFile(`${dir}/${base}.html`, toHtml(fig, { title }));
-    files.html[name] = `${base}.html`;
-    if (png !== false) {
-      try {
-        const ok = await renderFigurePng(fig, `${dir}/${base}.png`, {
-          title,
-          width: 1000,
-          height: 620,
-        });
-        if (ok) files.png[name] = `${base}.png`;
-        else {
-          if (png === true) note("chromium is not installed: no PNG pictures");
+  const folder = typeof dir === "string" ? OutputFolder.open(dir) : dir;
+  const stage = folder.staging();
+  try {
+    const figs = sweepFigures(result, options);
+    const files: ReportFiles = {
+      report: "report.md",
+      json: "sweep.json",
+      html: {},
+      png: {},
+      generations: "generations.jsonl",
+    };
+    const set: Record<string, string> = {};
+    let png = options.png ?? "auto";
+    for (const [name, fig] of Object.entries(figs) as [keyof SweepFigures, Figure][]) {
+      if (!fig) continue;
+      const base = CHART_FILES[name];
+      const title = ((fig.layout.title as { text?: string })?.text) ?? base;
+      set[`${base}.html`] = toHtml(fig, { title });
+      files.html[name] = `${base}.html`;
+      if (png !== false) {
+        try {
+          const ok = await renderFigurePng(fig, `${stage}/${base}.png`, {
+            title,
+            width: 1000,
+            height: 620,
+          });
+          if (ok) files.png[name] = `${base}.png`;
+          else {
+            if (png === true) note("chromium is not installed: no PNG pictures");
+            png = false;
+          }
+        } catch (e) {
+          note(`no PNG for ${base}: ${(e as Error).message.split("\n")[0]}`);
           png = false;
         }
-      } catch (e) {
-        note(`no PNG for ${base}: ${(e as Error).message.split("\n")[0]}`);
-        png = false;
       }
     }
-  }
-  await Deno.writeTextFile(
-    `${dir}/sweep.json`,
-    JSON.stringify(sweepToJson(result), null, 2) + "\n",
-  );
-  const lines: string[] = [];
-  result.generations.forEach((g) => {
-    g.outputs.forEach((o, i) => {
-      lines.push(JSON.stringify({
-        policy: g.policy,
-        item: i,
-        ...(items ? { prompt: items[i].prompt, refs: items[i].refs } : {}),
-        text: o.text,
-        finish: o.finish,
-        ids: o.ids,
-      }));
+    set["sweep.json"] = JSON.stringify(sweepToJson(result), null, 2) + "\n";
+    const lines: string[] = [];
+    result.generations.forEach((g) => {
+      g.outputs.forEach((o, i) => {
+        lines.push(JSON.stringify({
+          policy: g.policy,
+          item: i,
+          ...(items ? { prompt: items[i].prompt, refs: items[i].refs } : {}),
+          text: o.text,
+          finish: o.finish,
+          ids: o.ids,
+        }));
+      });
     });
-  });
-  await Deno.writeTextFile(`${dir}/generations.jsonl`, lines.join("\n") + "\n");
-  await Deno.writeTextFile(`${dir}/report.md`, reportMarkdown(result, files, options, items));
-  return files;
+    set["generations.jsonl"] = lines.join("\n") + "\n";
+    set["report.md"] = reportMarkdown(result, files, options, items);
+    folder.writeSet(set, stage);
+    return files;
+  } finally {
+    if (typeof dir === "string") folder.close();
+  }
 }
 
 const CHART_TITLES: Record<keyof SweepFigures, string> = {

@@ -50,7 +50,8 @@ export function scoreCorpus(
  * @param hypPath the hypothesis file
  * @param refPaths one or more reference files, line-aligned with it
  * @returns BLEU and ROUGE-L
- * @throws DataError naming a missing file, or a reference file whose line count differs
+ * @throws DataError naming a missing, empty or non-UTF-8 file, or a reference file whose
+ *   line count differs
  * @example
  * ```ts
  * import { scoreFiles } from "./score.ts";
@@ -63,6 +64,9 @@ export async function scoreFiles(
 ): Promise<CorpusScores> {
   if (refPaths.length === 0) throw new DataError("scoreFiles: no reference files given");
   const hyps = splitLines(await readText(hypPath, "hypothesis file"));
+  if (hyps.length === 0) {
+    throw new DataError(`hypothesis file ${hypPath} is empty: nothing to score`);
+  }
   const streams: string[][] = [];
   for (const p of refPaths) {
     const lines = splitLines(await readText(p, "reference file"));

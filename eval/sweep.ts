@@ -210,6 +210,65 @@ interface NllEntry {
   perToken: number[][];
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+const isNumber = (v: unknown) => typeof v === "number" && Number.isFinite(v);
+const isIds = (v: unknown) =>
+  Array.isArray(v) && v.every((x) => Number.isInteger(x) && (x as number) >= 0);
+
+/** The shape of a cached generation entry of `items` outputs; a problem or `undefined`. */
+function checkGenEntry(v: unknown, items: number): string | undefined {
+  if (!isObject(v)) return "not an object";
+  for (const k of ["layerSpeedup", "flopSpeedup", "totalMs", "decodeMs", "tokensPerSecond"]) {
+    if (!isNumber(v[k]) || (v[k] as number) < 0) return `"${k}" is not a number >= 0`;
+  }
+  for (const k of ["decodeSteps", "generatedTokens"]) {
+    if (!Number.isInteger(v[k]) || (v[k] as number) < 0) return `"${k}" is not a whole number`;
+  }
+  if (typeof v.runId !== "string") return `"runId" is not a string`;
+  if (!isIds(v.budgets)) return `"budgets" is not a list of whole numbers`;
+  const outs = v.outputs;
+  if (!Array.isArray(outs) || outs.length !== items) return `"outputs" is not ${items} outputs`;
+  for (const [i, o] of outs.entries()) {
+    if (
+      !isObject(o) || typeof o.text !== "string" || !isIds(o.ids) ||
+      (o.finish !== "eos" && o.finish !== "length")
+    ) return `output ${i} needs text, ids and finish`;
+  }
+  const tokens = outs.reduce((a, o) => a + (o.ids as number[]).length, 0);
+  if (tokens !== v.generatedTokens) return `"generatedTokens" is not the outputs' ${tokens}`;
+  return undefined;
+}
+
+/** The shape of a cached NLL entry of `pairs` references. */
+function checkNllEntry(v: unknown, pairs: number): string | undefined {
+  if (!isObject(v) || !Array.isArray(v.perToken) || v.perToken.length !== pairs) {
+    return `"perToken" is not ${pairs} lists`;
+  }
+  if (!v.perToken.every((p) => Array.isArray(p) && p.length > 0 && p.every(isNumber))) {
+    return `"perToken" holds a list that is empty or not numbers`;
+  }
+  return undefined;
+}
+
+/** The shape of a cached oracle result of `items` outputs. */
+function checkOracleEntry(v: unknown, items: number): string | undefined {
+  if (!isObject(v)) return "not an object";
+  if (!Array.isArray(v.depths) || v.depths.length !== items || !v.depths.every(isIds)) {
+    return `"depths" is not ${items} lists of whole numbers`;
+  }
+  if (!Array.isArray(v.byPosition) || !v.byPosition.every(isIds)) {
+    return `"byPosition" is not lists of whole numbers`;
+  }
+  if (!Array.isArray(v.meanByPosition) || !v.meanByPosition.every(isNumber)) {
+    return `"meanByPosition" is not numbers`;
+  }
+  for (const k of ["meanDepth", "unmatched", "layers", "warmup", "forwards"]) {
+    if (!isNumber(v[k])) return `"${k}" is not a number`;
+  }
+  return undefined;
+}
+
 /**
  * Decode steps of a generation: per batch of `batchSize` consecutive outputs, the longest
  * output's length minus one (its first token comes from the prefill).
@@ -415,6 +474,19 @@ export async function runSweep(
   const backendName = model.backend.name;
   const prompts = items.map((it) => it.prompt);
   const promptLengths = prompts.map((p) => model.tokenizer.encode(p).length);
+  // Before any plan is built (a plan holds a layer set per column: 1e9 columns is no plan).
+  if (!Number.isInteger(N) || N < 1 || !Number.isInteger(batchSize) || batchSize < 1) {
+    throw new RangeError(
+      `runSweep: maxNewTokens and batchSize must be whole numbers >= 1, got ${N}, ${batchSize}`,
+    );
+  }
+  const longest = Math.max(...promptLengths);
+  if (longest + N - 1 > model.config.maxPositionEmbeddings) {
+    throw new RangeError(
+      `runSweep: maxNewTokens ${N} with a ${longest}-token prompt needs ${longest + N - 1} ` +
+        `positions; the model has ${model.config.maxPositionEmbeddings} (max_position_embeddings)`,
+    );
+  }
   const batchP = [
     ...new Set(
       Array.from(
@@ -448,7 +520,9 @@ export async function runSweep(
     });
   }
   const found: (GenEntry | undefined)[] = [];
-  for (const key of keys) found.push(await cache.get<GenEntry>(key));
+  for (const key of keys) {
+    found.push(await cache.get<GenEntry>(key, (v) => checkGenEntry(v, items.length)));
+  }
   cacheHits += found.filter(Boolean).length;
   const todo = resolved.map((_, k) => k).filter((k) => !found[k]);
   if (todo.length > 0) {
@@ -500,7 +574,7 @@ export async function runSweep(
       batchSize,
     };
     const base = unitsDone;
-    const hit = await cache.get<NllEntry>(key);
+    const hit = await cache.get<NllEntry>(key, (v) => checkNllEntry(v, nllPairs.length));
     let result: NllResult;
     if (hit) {
       cacheHits++;
@@ -543,7 +617,7 @@ export async function runSweep(
     };
     const base = unitsDone;
     const label = `oracle depth (w=${oracleWarmup})`;
-    oracle = await cache.get<OracleResult>(key);
+    oracle = await cache.get<OracleResult>(key, (v) => checkOracleEntry(v, oracleCount));
     if (oracle) cacheHits++;
     else {
       report(label, 0, oracleCount, ORACLE_UNITS, base);

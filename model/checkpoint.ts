@@ -476,9 +476,21 @@ export function loadWeightsSync(dir: string): LoadedWeights {
       { file: blame, kind: "missing-tensor", tensor: "lm_head.weight" },
     );
   }
-  const unused = [...byName.keys()].filter((n) => !used.has(n)).map((n) =>
-    byName.get(n)!.storedName
-  );
+  const unusedNames = [...byName.keys()].filter((n) => !used.has(n));
+  // Weights of layers the config does not count: the config is wrong, and running fewer
+  // layers than the model was trained with would give wrong outputs without a word.
+  const extra = unusedNames.map((n) => /^decoder\.layers\.(\d+)\./.exec(n)?.[1])
+    .filter((x): x is string => x !== undefined).map(Number);
+  if (extra.length > 0) {
+    const top = Math.max(...extra);
+    throw new CheckpointError(
+      `${configPath}: field "num_hidden_layers" is ${config.numHiddenLayers} but the weights ` +
+        `in ${where} hold layers up to decoder.layers.${top} (${top + 1} layers): fix ` +
+        `num_hidden_layers`,
+      { file: configPath, kind: "config", field: "num_hidden_layers" },
+    );
+  }
+  const unused = unusedNames.map((n) => byName.get(n)!.storedName);
   ignored.push(...unused);
   if (ignored.length > 0) {
     const shown = ignored.slice(0, 5).join(", ");

@@ -98,6 +98,8 @@ export function parsePolicy(spec: string, lookup: PolicyLookup = {}): Policy {
     );
   }
   const values = parseKeyValues(name, rest, [...keys.required, ...keys.optional]);
+  // Bad values first, so `linear:max=abc` names "abc", not a missing key.
+  for (const [key, v] of values) if (key !== "prompt") parseNumber(name, key, v);
   for (const key of keys.required) {
     if (!values.has(key)) {
       throw new PolicyError(`policy "${name}" needs key "${key}" (e.g. ${example(name)})`, key);

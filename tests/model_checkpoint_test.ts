@@ -255,15 +255,29 @@ Deno.test("warnings: unused tensors and a tied model's explicit lm_head", async 
     writeRandomCheckpoint(dir, { tieLmHead: false, shape: { numHiddenLayers: 3 } });
     const cfg = JSON.parse(Deno.readTextFileSync(`${dir}/config.json`));
     cfg.tie_word_embeddings = true;
-    cfg.num_hidden_layers = 2; // layer 2's tensors become extra
     Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify(cfg));
     const w = loadWeightsSync(dir);
     assert(w.lmHead === w.embedTokens);
-    assertEquals(w.layers.length, 2);
-    assertEquals(w.warnings.length, 2, w.warnings.join("\n"));
+    assertEquals(w.layers.length, 3);
+    assertEquals(w.warnings.length, 1, w.warnings.join("\n"));
     assertStringIncludes(w.warnings[0], "lm_head.weight is ignored because tie_word_embeddings");
-    assertStringIncludes(w.warnings[1], "ignored 16 tensor(s)");
-    assertStringIncludes(w.warnings[1], "model.decoder.layers.2.");
+  });
+});
+
+Deno.test("a config with fewer layers than the weights is an error naming the field", async () => {
+  await withTempDir(async (dir) => {
+    writeRandomCheckpoint(dir, { shape: { numHiddenLayers: 3 } });
+    const cfg = JSON.parse(Deno.readTextFileSync(`${dir}/config.json`));
+    cfg.num_hidden_layers = 2; // layer 2's tensors would be ignored: a silently wrong model
+    Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify(cfg));
+    const e = await assertCheckpointError(
+      () => loadWeightsSync(dir),
+      "config",
+      "config.json",
+      '"num_hidden_layers" is 2',
+      "decoder.layers.2",
+    );
+    assertEquals(e.field, "num_hidden_layers");
   });
 });
 

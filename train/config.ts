@@ -6,6 +6,28 @@
  * @module
  */
 
+/**
+ * An error in a training run's input (configuration, output folder, resume state) or a
+ * run that diverged; the command line prints its one-line message and exits with 2.
+ *
+ * @example
+ * ```ts
+ * import { TrainError } from "./config.ts";
+ * try {
+ *   throw new TrainError("--out out/x is not empty");
+ * } catch (e) {
+ *   console.log(e instanceof TrainError); // true
+ * }
+ * ```
+ */
+export class TrainError extends Error {
+  /** Makes a training error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "TrainError";
+  }
+}
+
 /** Everything a training run needs. Field names are the JSON config file's keys. */
 export interface TrainConfig {
   /** Source model folder (Hugging Face layout). */
@@ -103,6 +125,32 @@ const INTS = [
   "seed",
 ] as const;
 const NUMBERS = ["lr", "minLrRatio", "weightDecay", "beta1", "beta2", "eps", "clipNorm"] as const;
+/**
+ * Largest value of every numeric field: beyond these a run cannot fit in memory or time
+ * (a batch of 1e9 examples), or is certain to diverge (a learning rate above 10).
+ */
+export const TRAIN_LIMITS: Readonly<
+  Record<(typeof INTS)[number] | (typeof NUMBERS)[number], number>
+> = Object.freeze({
+  heldOut: 1_000_000,
+  evalExamples: 100_000,
+  steps: 10_000_000,
+  batchSize: 1024,
+  gradAccum: 1024,
+  warmupSteps: 10_000_000,
+  maxLength: 65_536,
+  evalEvery: 10_000_000,
+  saveEvery: 10_000_000,
+  seed: 2 ** 32 - 1,
+  lr: 10,
+  minLrRatio: 1,
+  weightDecay: 10,
+  beta1: 1,
+  beta2: 1,
+  eps: 1,
+  clipNorm: 1_000_000,
+});
+const MAX = TRAIN_LIMITS;
 const STRINGS = ["model", "out", "data", "policy", "resume"] as const;
 const KEYS = new Set<string>([
   ...INTS,
@@ -142,14 +190,20 @@ export function resolveTrainConfig(
   for (const k of INTS) {
     const v = merged[k];
     const lo = k === "steps" || k === "batchSize" || k === "gradAccum" || k === "maxLength" ? 1 : 0;
-    if (typeof v !== "number" || !Number.isInteger(v) || v < lo) {
-      throw new RangeError(`${source}: ${k} must be an integer >= ${lo}, got ${JSON.stringify(v)}`);
+    const hi = MAX[k];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < lo || v > hi) {
+      throw new RangeError(
+        `${source}: ${k} must be a whole number from ${lo} to ${hi}, got ${JSON.stringify(v)}`,
+      );
     }
   }
   for (const k of NUMBERS) {
     const v = merged[k];
-    if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
-      throw new RangeError(`${source}: ${k} must be a number >= 0, got ${JSON.stringify(v)}`);
+    const hi = MAX[k];
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > hi) {
+      throw new RangeError(
+        `${source}: ${k} must be a number from 0 to ${hi}, got ${JSON.stringify(v)}`,
+      );
     }
   }
   if (!((merged.lr as number) > 0)) throw new RangeError(`${source}: lr must be > 0`);

@@ -51,7 +51,7 @@ export {
   TRAINER_STATE_FILE,
   type TrainingCheckpoint,
 } from "./checkpoint.ts";
-export { resolveTrainConfig, TRAIN_DEFAULTS, type TrainConfig } from "./config.ts";
+export { resolveTrainConfig, TRAIN_DEFAULTS, type TrainConfig, TrainError } from "./config.ts";
 export {
   e2eExamples,
   lengthBatches,

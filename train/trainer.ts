@@ -7,13 +7,14 @@
  *
  * @module
  */
-import { loadE2eCsv } from "../eval/data.ts";
+import { loadE2eCsv, readText } from "../eval/data.ts";
+import { atomicWrite, checkOutputPath, OutputFolder } from "../eval/output.ts";
 import { lossCurveChart } from "../plots/charts.ts";
 import { toHtml } from "../plots/html.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
 import { collate, type Example } from "./batch.ts";
 import { loadTrainingCheckpoint, saveCheckpoint } from "./checkpoint.ts";
-import { resolveTrainConfig, type TrainConfig } from "./config.ts";
+import { resolveTrainConfig, type TrainConfig, TrainError } from "./config.ts";
 import { e2eExamples, lengthBatches, seededRandom, splitItems, textExamples } from "./data.ts";
 import { CpuEngine, type TrainEngine } from "./engine.ts";
 import { evaluateNll, type NllResult } from "./evaluate.ts";
@@ -26,6 +27,7 @@ import {
 } from "./policies.ts";
 import type { AdamState } from "./optim.ts";
 import type { ParamSet } from "./params.ts";
+import { relative, resolve } from "node:path";
 
 /** Where `data: "e2e"` points: the shared E2E devset beside the repository. */
 export const SHARED_E2E_DEVSET: URL = new URL("../../shared/data/e2e/devset.csv", import.meta.url);
@@ -82,6 +84,11 @@ export interface TrainHooks {
   onEval?: (log: EvalLog) => void;
   /** One-line notes (data sizes, saved checkpoints). */
   onNote?: (note: string) => void;
+  /**
+   * Replace the files of a non-empty `config.out` (default `false`: a non-empty output
+   * folder is refused, unless it holds the checkpoint being resumed).
+   */
+  overwrite?: boolean;
   /** Builds the engine (default: the CPU engine, or the WebGPU one for `backend: "webgpu"`). */
   engine?: (params: ParamSet, config: TrainConfig, adam?: AdamState) => Promise<TrainEngine>;
 }
@@ -152,12 +159,7 @@ async function loadData(
   const tok = await loadTokenizer(tokenizerDir);
   const isText = config.data !== "e2e" && !config.data.endsWith(".csv");
   if (isText) {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(config.data);
-    } catch (e) {
-      throw new Error(`cannot read training text ${config.data}: ${(e as Error).message}`);
-    }
+    const text = await readText(config.data, "training text");
     const all = textExamples(text, tok, config.maxLength);
     const { train, heldOut } = splitItems(
       all,
@@ -204,7 +206,7 @@ export function evalPolicySources(config: TrainConfig): { name: string; source: 
 
 /** Writes `history.json` and the loss-curve chart `loss.html`. */
 function writeReports(out: string, state: TrainerState): void {
-  Deno.writeTextFileSync(
+  atomicWrite(
     `${out}/history.json`,
     JSON.stringify({ history: state.history, evals: state.evals }, null, 1) + "\n",
   );
@@ -237,7 +239,7 @@ function writeReports(out: string, state: TrainerState): void {
     t.mode = "lines+markers";
     t.connectgaps = true;
   }
-  Deno.writeTextFileSync(`${out}/loss.html`, toHtml(fig, { title: "training loss" }));
+  atomicWrite(`${out}/loss.html`, toHtml(fig, { title: "training loss" }));
 }
 
 /**
@@ -255,16 +257,36 @@ function writeReports(out: string, state: TrainerState): void {
 export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const note = hooks.onNote ?? (() => {});
   const source = config.resume ?? config.model;
+  // The output folder first: writable, no link on the way, and empty unless allowed.
+  try {
+    checkOutputPath(config.out, "--out");
+  } catch (e) {
+    throw new TrainError((e as Error).message);
+  }
+  const resumesInside = config.resume !== undefined &&
+    !relative(resolve(config.out), resolve(config.resume)).startsWith("..");
+  const checkEmpty = (names: string[]) => {
+    if (names.length > 0 && !hooks.overwrite && !resumesInside) {
+      throw new TrainError(
+        `--out ${config.out} is not empty (${names.slice(0, 4).join(", ")}` +
+          `${names.length > 4 ? ", ..." : ""}); pass --overwrite to replace its files, or ` +
+          `choose another --out`,
+      );
+    }
+  };
+  checkEmpty(visibleEntries(config.out));
   const ck = loadTrainingCheckpoint(source);
   let state: TrainerState;
   if (config.resume) {
     const saved = ck.trainerState as TrainerState | undefined;
+    const file = `${config.resume}/trainer_state.json`;
     if (!saved || saved.format !== "skipdecode-trainer-1") {
-      throw new Error(
-        `${config.resume}/trainer_state.json is missing or not a skipdecode trainer state`,
-      );
+      throw new TrainError(`${file} is missing or not a skipdecode trainer state`);
     }
-    if (!ck.adam) throw new Error(`${config.resume} has no optimizer.safetensors to resume from`);
+    if (!ck.adam) {
+      throw new TrainError(`${config.resume} has no optimizer.safetensors to resume from`);
+    }
+    checkResumeState(saved, file, config, ck.adam.step);
     state = { ...saved, config: { ...config, resume: undefined } };
     note(`resuming ${config.resume} at step ${saved.step}`);
   } else {
@@ -285,9 +307,43 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   if (data.train.length === 0) throw new Error(`no training examples in ${config.data}`);
   const policySource = parsePolicySource(config.policy);
   const evals = evalPolicySources(config);
+  if (config.batchSize > data.train.length) {
+    throw new TrainError(
+      `batchSize ${config.batchSize} is larger than the ${data.train.length} training ` +
+        `examples of ${config.data}; use at most ${data.train.length}`,
+    );
+  }
+  let folder: OutputFolder;
+  try {
+    folder = OutputFolder.open(config.out, { option: "--out" });
+  } catch (e) {
+    throw new TrainError((e as Error).message);
+  }
+  try {
+    checkEmpty(visibleEntries(config.out)); // again under the lock: another run may have written
+  } catch (e) {
+    folder.close();
+    throw e;
+  }
+  // A loss above twice that of guessing uniformly over the vocabulary has diverged.
+  const lossLimit = 2 * Math.log(modelCfg.vocabSize);
+  const diverged = (what: string, value: number) => {
+    if (Number.isFinite(value) && value <= lossLimit) return;
+    throw new TrainError(
+      `training diverged at step ${state.step}: ${what} is ${value} (limit ${
+        lossLimit.toFixed(1)
+      } = 2 ln(vocab)); stopped without saving it. Lower --lr (now ${config.lr})` +
+        (config.clipNorm > 0 ? "" : " or set --clip-norm"),
+    );
+  };
   const makeEngine = hooks.engine ?? defaultEngine;
-  const engine = await makeEngine(ck.params, config, ck.adam);
-  Deno.mkdirSync(config.out, { recursive: true });
+  let engine: TrainEngine;
+  try {
+    engine = await makeEngine(ck.params, config, ck.adam);
+  } catch (e) {
+    folder.close();
+    throw e;
+  }
   const stream = new BatchStream(data.train, config.batchSize, config.seed, state.data);
   const policyRandom = seededRandom(0, state.policyState);
   const schedule = {
@@ -305,6 +361,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         await evaluateNll(engine, data.heldOut, e.source, L, pad, config.batchSize * 2, e.name),
       );
     }
+    for (const r of results) diverged(`held-out NLL under ${r.policy}`, r.nll);
     const log = { step: state.step, results };
     state.evals.push(log);
     hooks.onEval?.(log);
@@ -352,9 +409,8 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         targets,
         ms,
       };
-      if (!Number.isFinite(log.loss)) {
-        throw new Error(`loss became ${log.loss} at step ${state.step}: lower the learning rate`);
-      }
+      diverged("the training loss", log.loss);
+      if (!Number.isFinite(log.gradNorm)) diverged("the gradient norm", log.gradNorm);
       state.history.push(log);
       runTokens += tokens;
       runTargets += targets;
@@ -381,6 +437,58 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     };
   } finally {
     engine.dispose();
+    folder.close();
+  }
+}
+
+/** Entries of a folder other than the output lock and leftovers; none when it is missing. */
+function visibleEntries(dir: string): string[] {
+  try {
+    return [...Deno.readDirSync(dir)].map((e) => e.name)
+      .filter((n) => !n.startsWith(".") && !n.endsWith(".incomplete")).sort();
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Checks a saved trainer state before resuming from it: a step that is a whole number
+ * below `config.steps` and equal to the optimizer's, a data position and generator states
+ * of the right kind, and history arrays.
+ *
+ * @throws {TrainError} naming the file and the field at fault.
+ */
+function checkResumeState(
+  saved: TrainerState,
+  file: string,
+  config: TrainConfig,
+  optimizerStep: number,
+): void {
+  const isInt = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+  if (!isInt(saved.step)) {
+    throw new TrainError(`${file}: field "step" must be a whole number >= 0, got ${saved.step}`);
+  }
+  if (saved.step >= config.steps) {
+    throw new TrainError(
+      `${file} is at step ${saved.step}, not below --steps ${config.steps}: nothing to ` +
+        `train; give --steps above ${saved.step}`,
+    );
+  }
+  if (optimizerStep !== saved.step) {
+    throw new TrainError(
+      `${file} is at step ${saved.step} but optimizer.safetensors beside it at step ` +
+        `${optimizerStep}: they come from different saves`,
+    );
+  }
+  const d = saved.data as unknown as Record<string, unknown> | undefined;
+  if (!d || !isInt(d.epoch) || !isInt(d.cursor) || !Number.isFinite(d.epochState)) {
+    throw new TrainError(`${file}: field "data" must hold whole-number epoch, cursor, epochState`);
+  }
+  if (!Number.isFinite(saved.policyState)) {
+    throw new TrainError(`${file}: field "policyState" must be a number`);
+  }
+  if (!Array.isArray(saved.history) || !Array.isArray(saved.evals)) {
+    throw new TrainError(`${file}: fields "history" and "evals" must be arrays`);
   }
 }
 
@@ -404,7 +512,7 @@ async function defaultEngine(
  * Reads the configuration stored in a checkpoint's `trainer_state.json` (to resume with
  * the same settings).
  *
- * @throws {Error} naming the file when it is missing or not a trainer state.
+ * @throws {TrainError} naming the file when it is missing or not a trainer state.
  *
  * @example
  * ```ts
@@ -417,10 +525,15 @@ export function storedTrainConfig(dir: string): TrainConfig {
   try {
     json = JSON.parse(Deno.readTextFileSync(path));
   } catch (e) {
-    throw new Error(`cannot read ${path} to resume: ${(e as Error).message}`);
+    const why = e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message;
+    throw new TrainError(`cannot read ${path} to resume: ${why.split("\n")[0]}`);
   }
   if (json?.format !== "skipdecode-trainer-1") {
-    throw new Error(`${path} is not a skipdecode trainer state`);
+    throw new TrainError(`${path} is not a skipdecode trainer state`);
   }
-  return resolveTrainConfig([json.config as unknown as Record<string, unknown>], path);
+  try {
+    return resolveTrainConfig([json.config as unknown as Record<string, unknown>], path);
+  } catch (e) {
+    throw new TrainError((e as Error).message);
+  }
 }
