@@ -1,9 +1,12 @@
 /**
  * Loading a Hugging Face OPT checkpoint folder into {@linkcode OptWeights}: `config.json`
- * plus `model.safetensors` or sharded `model-0000k-of-0000n.safetensors` files listed in
- * `model.safetensors.index.json`. Names are normalised (`model.decoder.*` and `decoder.*`
- * both become `decoder.*`), a missing `lm_head.weight` is tied to the token embedding,
- * and every tensor the config implies must be present with the shape it implies. Only
+ * plus weights, looked for in the order transformers uses: `model.safetensors`, sharded
+ * safetensors listed in `model.safetensors.index.json`, PyTorch's `pytorch_model.bin`,
+ * then `.bin` shards listed in `pytorch_model.bin.index.json` (read by `torch_bin.ts`,
+ * never executing anything). Names are normalised (`model.decoder.*` and `decoder.*`
+ * both become `decoder.*`), a missing `lm_head.weight` is tied to the token embedding (and
+ * a file holding only `lm_head.weight` gives the embedding when the head is tied), and
+ * every tensor the config implies must be present with the shape it implies. Only
  * headers are read here; tensor bytes are read when a backend asks for them.
  *
  * @example
@@ -19,6 +22,7 @@ import { readOptConfig } from "./config.ts";
 import { CheckpointError } from "./errors.ts";
 import { type FileTensor, memoryTensor, openSafetensors, renameTensor } from "./safetensors.ts";
 import { DTYPE_SIZES, shapeSize } from "./safetensors.ts";
+import { openTorchBin } from "./torch_bin.ts";
 import type {
   DType,
   LayerNormWeights,
@@ -33,13 +37,19 @@ import type {
 export const SAFE_WEIGHTS_NAME = "model.safetensors";
 /** Name of the shard index of sharded weights. */
 export const SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json";
+/** Name of single-file PyTorch weights. */
+export const WEIGHTS_NAME = "pytorch_model.bin";
+/** Name of the shard index of sharded PyTorch weights. */
+export const WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json";
 
 /** {@linkcode OptWeights} plus where they came from and what was odd about them. */
 export interface LoadedWeights extends OptWeights {
   /** The checkpoint folder. */
   dir: string;
-  /** The safetensors files read, in order. */
+  /** The weight files read (safetensors or `.bin`), in order. */
   files: string[];
+  /** `safetensors` or PyTorch `bin`. */
+  format: "safetensors" | "bin";
   /** Whether the weights were sharded (read through the index). */
   sharded: boolean;
   /** Non-fatal findings, e.g. tensors in the files that OPT does not use. */
@@ -212,84 +222,114 @@ function exists(path: string): boolean {
   }
 }
 
+/** Opens one weight file by its kind. */
+function openFile(path: string, bin: boolean): Map<string, FileTensor> {
+  return new Map(bin ? openTorchBin(path).tensors : openSafetensors(path).tensors);
+}
+
+/** Opens the shards of an index; returns all stored tensors by stored name. */
+function openSharded(dir: string, indexPath: string, bin: boolean) {
+  const { shards, weightMap } = readIndex(indexPath);
+  const tensors = new Map<string, FileTensor>();
+  const files: string[] = [];
+  for (const shard of shards) {
+    const path = join(dir, shard);
+    if (!exists(path)) {
+      const example = [...weightMap].find(([, s]) => s === shard)![0];
+      throw new CheckpointError(
+        `shard ${shard} named in ${indexPath} (e.g. for tensor ${example}) is missing: ` +
+          `${path} does not exist`,
+        { file: path, kind: "index", tensor: example },
+      );
+    }
+    files.push(path);
+    for (const [name, t] of openFile(path, bin)) {
+      const other = tensors.get(name);
+      if (other) {
+        throw new CheckpointError(
+          `tensor ${name} is stored twice, in ${other.file} and in ${path}`,
+          { file: path, kind: "index", tensor: name },
+        );
+      }
+      tensors.set(name, t);
+    }
+  }
+  for (const [name, shard] of weightMap) {
+    const t = tensors.get(name);
+    if (!t || t.file !== join(dir, shard)) {
+      throw new CheckpointError(
+        `${indexPath} says tensor ${name} is in ${shard}, but ${
+          t ? `it is in ${t.file}` : "no shard holds it"
+        }`,
+        { file: indexPath, kind: "index", tensor: name },
+      );
+    }
+  }
+  return { files, sharded: true, tensors, where: `the shards of ${indexPath}`, blame: indexPath };
+}
+
+/**
+ * The weight files of a folder in the order transformers looks for them, or `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { findWeightFile } from "./checkpoint.ts";
+ * console.log(findWeightFile("../shared/fixtures/torch-bin/pre-ln-sharded"));
+ * // { name: "pytorch_model.bin.index.json", sharded: true, bin: true }
+ * ```
+ */
+export function findWeightFile(
+  dir: string,
+): { name: string; sharded: boolean; bin: boolean } | undefined {
+  const order: [string, boolean, boolean][] = [
+    [SAFE_WEIGHTS_NAME, false, false],
+    [SAFE_WEIGHTS_INDEX_NAME, true, false],
+    [WEIGHTS_NAME, false, true],
+    [WEIGHTS_INDEX_NAME, true, true],
+  ];
+  for (const [name, sharded, bin] of order) {
+    if (exists(join(dir, name))) return { name, sharded, bin };
+  }
+  return undefined;
+}
+
 /** Opens the weight files of a folder; returns all stored tensors by stored name. */
 function openWeights(dir: string): {
   files: string[];
   sharded: boolean;
+  bin: boolean;
   tensors: Map<string, FileTensor>;
   where: string;
   /** The file a missing tensor is blamed on: the single file or the index. */
   blame: string;
 } {
-  const single = join(dir, SAFE_WEIGHTS_NAME);
-  const indexPath = join(dir, SAFE_WEIGHTS_INDEX_NAME);
-  if (exists(single)) {
-    const f = openSafetensors(single);
+  const found = findWeightFile(dir);
+  if (found) {
+    const path = join(dir, found.name);
+    if (found.sharded) return { ...openSharded(dir, path, found.bin), bin: found.bin };
     return {
-      files: [single],
+      files: [path],
       sharded: false,
-      tensors: new Map(f.tensors),
-      where: single,
-      blame: single,
+      bin: found.bin,
+      tensors: openFile(path, found.bin),
+      where: path,
+      blame: path,
     };
-  }
-  if (exists(indexPath)) {
-    const { shards, weightMap } = readIndex(indexPath);
-    const tensors = new Map<string, FileTensor>();
-    const files: string[] = [];
-    for (const shard of shards) {
-      const path = join(dir, shard);
-      if (!exists(path)) {
-        const example = [...weightMap].find(([, s]) => s === shard)![0];
-        throw new CheckpointError(
-          `shard ${shard} named in ${indexPath} (e.g. for tensor ${example}) is missing: ` +
-            `${path} does not exist`,
-          { file: path, kind: "index", tensor: example },
-        );
-      }
-      const f = openSafetensors(path);
-      files.push(path);
-      for (const [name, t] of f.tensors) {
-        const other = tensors.get(name);
-        if (other) {
-          throw new CheckpointError(
-            `tensor ${name} is stored twice, in ${other.file} and in ${path}`,
-            { file: path, kind: "index", tensor: name },
-          );
-        }
-        tensors.set(name, t);
-      }
-    }
-    for (const [name, shard] of weightMap) {
-      const t = tensors.get(name);
-      if (!t || t.file !== join(dir, shard)) {
-        throw new CheckpointError(
-          `${indexPath} says tensor ${name} is in ${shard}, but ${
-            t ? `it is in ${t.file}` : "no shard holds it"
-          }`,
-          { file: indexPath, kind: "index", tensor: name },
-        );
-      }
-    }
-    return { files, sharded: true, tensors, where: `the shards of ${indexPath}`, blame: indexPath };
   }
   let names: string[] = [];
   try {
     names = [...Deno.readDirSync(dir)].map((e) => e.name);
   } catch { /* reported below */ }
-  if (names.some((n) => /^pytorch_model.*\.bin(\.index\.json)?$/.test(n))) {
-    throw new CheckpointError(
-      `${dir} has only PyTorch .bin weights (pytorch_model*.bin), which are not supported: ` +
-        `convert them to ${SAFE_WEIGHTS_NAME} (e.g. with transformers' save_pretrained)`,
-      { file: join(dir, "pytorch_model.bin"), kind: "unsupported" },
-    );
-  }
-  const shardsWithoutIndex = names.filter((n) => n.endsWith(".safetensors"));
+  const shardsWithoutIndex = names.filter((n) =>
+    n.endsWith(".safetensors") || /^pytorch_model.*\.bin$/.test(n)
+  );
+  const single = join(dir, SAFE_WEIGHTS_NAME);
   throw new CheckpointError(
     shardsWithoutIndex.length > 0
-      ? `${dir} has ${shardsWithoutIndex.join(", ")} but neither ${SAFE_WEIGHTS_NAME} nor ` +
-        `${SAFE_WEIGHTS_INDEX_NAME}`
-      : `no weights in ${dir}: expected ${SAFE_WEIGHTS_NAME} or ${SAFE_WEIGHTS_INDEX_NAME}`,
+      ? `${dir} has ${shardsWithoutIndex.join(", ")} but none of ${SAFE_WEIGHTS_NAME}, ` +
+        `${SAFE_WEIGHTS_INDEX_NAME}, ${WEIGHTS_NAME}, ${WEIGHTS_INDEX_NAME}`
+      : `no weights in ${dir}: expected ${SAFE_WEIGHTS_NAME}, ${SAFE_WEIGHTS_INDEX_NAME}, ` +
+        `${WEIGHTS_NAME} or ${WEIGHTS_INDEX_NAME}`,
     { file: single, kind: "not-found" },
   );
 }
@@ -337,7 +377,7 @@ export function loadWeightsSync(dir: string): LoadedWeights {
   }
   const configPath = join(dir, "config.json");
   const config = readOptConfig(configPath);
-  const { files, sharded, tensors, where, blame } = openWeights(dir);
+  const { files, sharded, bin, tensors, where, blame } = openWeights(dir);
 
   // Normalise names; remember which stored name each normalised one came from.
   const byName = new Map<string, FileTensor>();
@@ -360,6 +400,16 @@ export function loadWeightsSync(dir: string): LoadedWeights {
     }
     byName.set(norm, t);
     if (norm.includes(".self_attn.") && !stored.includes(".self_attn.")) bareAttention++;
+  }
+  const head = byName.get("lm_head.weight");
+  if (!byName.has("decoder.embed_tokens.weight") && head && config.tieWordEmbeddings) {
+    // Some conversions kept only one of the two tied tensors, under the head's name.
+    byName.set("decoder.embed_tokens.weight", head);
+    byName.delete("lm_head.weight");
+    warnings.push(
+      `the token embedding is read from ${head.storedName} (${head.file}): the file holds the ` +
+        `tied LM head but no decoder.embed_tokens.weight`,
+    );
   }
   if (bareAttention > 0) {
     warnings.push(
@@ -425,6 +475,7 @@ export function loadWeightsSync(dir: string): LoadedWeights {
     layers: [],
     dir,
     files,
+    format: bin ? "bin" : "safetensors",
     sharded,
     warnings,
   };

@@ -4,8 +4,10 @@
  * `~/.cache/huggingface/hub`, layout `models--ORG--NAME/{refs,snapshots}`) and, when not
  * there and not offline, downloaded from `{endpoint}/{ORG}/{NAME}/resolve/{REV}/{FILE}` into
  * that same layout (plain files in `snapshots/<commit>/`, which `huggingface_hub` reads too).
- * Only safetensors weights are fetched; a repository with only `pytorch_model.bin` is
- * reported as unsupported.
+ * Weights are looked for in the order transformers uses: `model.safetensors`, its index and
+ * shards, then PyTorch's `pytorch_model.bin`, then `pytorch_model.bin.index.json` and its
+ * shards. Downloads show progress, and an interrupted one resumes from its `.incomplete`
+ * file when the server honours a `Range` request (else it restarts from zero).
  *
  * @example
  * ```ts
@@ -21,6 +23,8 @@ import {
   loadWeights,
   SAFE_WEIGHTS_INDEX_NAME,
   SAFE_WEIGHTS_NAME,
+  WEIGHTS_INDEX_NAME,
+  WEIGHTS_NAME,
 } from "./checkpoint.ts";
 import { CheckpointError } from "./errors.ts";
 
@@ -188,28 +192,37 @@ function shardsOf(indexPath: string): string[] | undefined {
 function missingFiles(snap: string): string[] {
   const missing: string[] = [];
   if (!isFile(`${snap}/config.json`)) missing.push("config.json");
-  if (isFile(`${snap}/${SAFE_WEIGHTS_NAME}`)) return missing;
-  const index = `${snap}/${SAFE_WEIGHTS_INDEX_NAME}`;
-  if (!isFile(index)) {
-    missing.push(`${SAFE_WEIGHTS_NAME} (or ${SAFE_WEIGHTS_INDEX_NAME})`);
+  for (
+    const [single, indexName] of [[SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME], [
+      WEIGHTS_NAME,
+      WEIGHTS_INDEX_NAME,
+    ]]
+  ) {
+    if (isFile(`${snap}/${single}`)) return missing;
+    const index = `${snap}/${indexName}`;
+    if (!isFile(index)) continue;
+    const shards = shardsOf(index);
+    if (!shards) missing.push(`a valid ${indexName}`);
+    else missing.push(...shards.filter((s) => !isFile(`${snap}/${s}`)));
     return missing;
   }
-  const shards = shardsOf(index);
-  if (!shards) missing.push(`a valid ${SAFE_WEIGHTS_INDEX_NAME}`);
-  else missing.push(...shards.filter((s) => !isFile(`${snap}/${s}`)));
+  missing.push(
+    `${SAFE_WEIGHTS_NAME} (or ${SAFE_WEIGHTS_INDEX_NAME}, ${WEIGHTS_NAME}, ${WEIGHTS_INDEX_NAME})`,
+  );
   return missing;
 }
 
 /**
- * Resolves a model folder or hub id to a local folder holding `config.json` and
- * safetensors weights (tokenizer files are fetched too when the repository has them).
+ * Resolves a model folder or hub id to a local folder holding `config.json` and weights
+ * (safetensors, else PyTorch `.bin`, single or sharded; tokenizer files are fetched too
+ * when the repository has them).
  *
  * @param idOrDir An existing folder, or a hub id such as `facebook/opt-125m`.
  * @param options Revision, endpoint, cache folder, offline mode, timeouts, progress.
  * @returns The folder and where it came from.
  * @throws {CheckpointError} `not-found` (no such folder, repository, revision or weights),
  *   `offline` (not cached and offline; names the folder looked in), `network` (timeout,
- *   refused connection, HTTP error, short download), `unsupported` (only `.bin` weights).
+ *   refused connection, HTTP error, short download).
  *
  * @example
  * ```ts
@@ -308,6 +321,7 @@ async function request(
   file: string,
   rev: string,
   method: "GET" | "HEAD" = "GET",
+  extraHeaders: Record<string, string> = {},
 ): Promise<Fetched> {
   let url = `${s.endpoint}/${s.repoId}/resolve/${encodeURIComponent(rev)}/${file}`;
   const first = url;
@@ -321,7 +335,11 @@ async function request(
         method,
         redirect: "manual",
         signal: controller.signal,
-        headers: { "accept-encoding": "identity", "user-agent": "skipdecode/0.1" },
+        headers: {
+          "accept-encoding": "identity",
+          "user-agent": "skipdecode/0.1",
+          ...extraHeaders,
+        },
       });
     } catch (e) {
       netError(
@@ -347,15 +365,33 @@ async function request(
   netError(s, file, first, "more than 10 redirects");
 }
 
-/** Streams a 200 response into `dest` via `dest.incomplete`; returns bytes written. */
-async function saveBody(s: Session, file: string, got: Fetched, dest: string): Promise<number> {
+/** Files whose partial download is kept for a resume (the large ones). */
+const RESUMABLE = /\.(bin|safetensors)$/;
+
+/**
+ * Streams a 200 (or 206, resuming at `resumeFrom`) response into `dest` via
+ * `dest.incomplete`; returns bytes received. On failure the `.incomplete` file is kept
+ * of a weight file is kept when it holds bytes, so the next attempt can resume.
+ */
+async function saveBody(
+  s: Session,
+  file: string,
+  got: Fetched,
+  dest: string,
+  resumeFrom = 0,
+): Promise<number> {
   const { res, url, controller } = got;
   const length = res.headers.get("content-length");
   const encoded = (res.headers.get("content-encoding") ?? "identity") !== "identity";
-  const total = length !== null && !encoded ? Number(length) : undefined;
+  const partial = res.status === 206 && resumeFrom > 0;
+  const start = partial ? resumeFrom : 0;
+  const total = length !== null && !encoded ? Number(length) + start : undefined;
   const tmp = `${dest}.incomplete`;
-  const out = await Deno.open(tmp, { write: true, create: true, truncate: true });
-  let received = 0;
+  const out = await Deno.open(
+    tmp,
+    partial ? { write: true, append: true } : { write: true, create: true, truncate: true },
+  );
+  let received = start;
   let stalled = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const arm = () => {
@@ -385,14 +421,17 @@ async function saveBody(s: Session, file: string, got: Fetched, dest: string): P
   } catch (e) {
     clearTimeout(timer);
     out.close();
-    await Deno.remove(tmp).catch(() => {});
+    // Weights keep what arrived for a later resume; small files start again.
+    const keep = received > 0 && RESUMABLE.test(file);
+    if (!keep) await Deno.remove(tmp).catch(() => {});
     netError(
       s,
       file,
       url,
-      stalled
+      (stalled
         ? `nothing received for ${s.readTimeoutMs} ms (readTimeoutMs) after ${received} bytes`
-        : (e as Error).message,
+        : (e as Error).message) +
+        (keep ? `; ${received} bytes kept in ${tmp}, the next attempt resumes` : ""),
       e,
     );
   }
@@ -506,12 +545,27 @@ async function download(
     /** Fetches a file unless cached; returns false on 404. */
     const fetchFile = async (file: string, required: boolean): Promise<boolean> => {
       if (isFile(`${snap}/${file}`)) return true;
-      const got = await request(s, file, rev);
+      const have = statOrUndefined(`${snap}/${file}.incomplete`)?.size ?? 0;
+      const got = await request(s, file, rev, "GET", have > 0 ? { range: `bytes=${have}-` } : {});
+      const resumed = got.res.status === 206 &&
+        (got.res.headers.get("content-range") ?? "").startsWith(`bytes ${have}-`);
+      if (got.res.status === 206 && !resumed) {
+        // A range we did not ask for: start again from zero.
+        await got.res.body?.cancel();
+        await Deno.remove(`${snap}/${file}.incomplete`).catch(() => {});
+        return await fetchFile(file, required);
+      }
       if (got.res.status === 404 && !required) {
         await got.res.body?.cancel();
         return false;
       }
-      if (got.res.status !== 200) {
+      if (got.res.status === 416 && have > 0) {
+        // Range not satisfiable: the partial file is stale; restart.
+        await got.res.body?.cancel();
+        await Deno.remove(`${snap}/${file}.incomplete`).catch(() => {});
+        return await fetchFile(file, required);
+      }
+      if (got.res.status !== 200 && !resumed) {
         await got.res.body?.cancel();
         throw new CheckpointError(
           `cannot download ${file} of ${repoId} from ${got.url}: HTTP ${got.res.status}` +
@@ -519,30 +573,26 @@ async function download(
           { file: got.url, kind: got.res.status === 404 ? "not-found" : "network" },
         );
       }
-      await saveBody(s, file, got, `${snap}/${file}`);
+      await saveBody(s, file, got, `${snap}/${file}`, resumed ? have : 0);
       downloaded.push(file);
       return true;
     };
 
     for (const file of OPTIONAL_MODEL_FILES) await fetchFile(file, false);
-    if (!(await fetchFile(SAFE_WEIGHTS_NAME, false))) {
-      if (!(await fetchFile(SAFE_WEIGHTS_INDEX_NAME, false))) {
-        const bin = await request(s, "pytorch_model.bin", rev, "HEAD");
-        await bin.res.body?.cancel();
-        if (bin.res.status === 200) {
-          throw new CheckpointError(
-            `${repoId} (revision ${revision}) has only pytorch_model.bin; PyTorch .bin weights ` +
-              `are not supported, only ${SAFE_WEIGHTS_NAME} (convert with save_pretrained)`,
-            { file: bin.url, kind: "unsupported" },
-          );
-        }
-        throw new CheckpointError(
-          `${repoId} (revision ${revision}) has neither ${SAFE_WEIGHTS_NAME} nor ` +
-            `${SAFE_WEIGHTS_INDEX_NAME} at ${endpoint}`,
-          { file: `${endpoint}/${repoId}`, kind: "not-found" },
-        );
+    // The order transformers uses: safetensors (single, sharded), then PyTorch .bin.
+    let found = false;
+    for (
+      const [single, indexName] of [[SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME], [
+        WEIGHTS_NAME,
+        WEIGHTS_INDEX_NAME,
+      ]]
+    ) {
+      if (await fetchFile(single, false)) {
+        found = true;
+        break;
       }
-      const index = `${snap}/${SAFE_WEIGHTS_INDEX_NAME}`;
+      if (!(await fetchFile(indexName, false))) continue;
+      const index = `${snap}/${indexName}`;
       const shards = shardsOf(index);
       if (!shards) {
         throw new CheckpointError(
@@ -551,6 +601,15 @@ async function download(
         );
       }
       for (const shard of shards) await fetchFile(shard, true);
+      found = true;
+      break;
+    }
+    if (!found) {
+      throw new CheckpointError(
+        `${repoId} (revision ${revision}) has none of ${SAFE_WEIGHTS_NAME}, ` +
+          `${SAFE_WEIGHTS_INDEX_NAME}, ${WEIGHTS_NAME}, ${WEIGHTS_INDEX_NAME} at ${endpoint}`,
+        { file: `${endpoint}/${repoId}`, kind: "not-found" },
+      );
     }
     if (!isCommitHash(revision)) {
       // refs/<revision> names the snapshot: the commit, or the revision itself if unknown.

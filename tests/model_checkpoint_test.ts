@@ -430,12 +430,13 @@ Deno.test("malformed checkpoint: unknown dtype inside a model file", async () =>
 
 Deno.test("malformed checkpoint: no weights, .bin only, no folder, duplicate names", async () => {
   await fixture(async (dir) => {
+    // A file named pytorch_model.bin is read as PyTorch's format; safetensors bytes are not.
     Deno.renameSync(`${dir}/model.safetensors`, `${dir}/pytorch_model.bin`);
     await assertCheckpointError(
       () => loadWeights(dir),
-      "unsupported",
-      ".bin weights",
-      "not supported",
+      "format",
+      `${dir}/pytorch_model.bin`,
+      "unknown pickle opcode",
     );
     Deno.removeSync(`${dir}/pytorch_model.bin`);
     await assertCheckpointError(
@@ -443,6 +444,7 @@ Deno.test("malformed checkpoint: no weights, .bin only, no folder, duplicate nam
       "not-found",
       "no weights in",
       "model.safetensors",
+      "pytorch_model.bin",
     );
   });
   await assertCheckpointError(

@@ -189,16 +189,19 @@ Deno.test("hub: missing repository, .bin-only, no weights, missing shard", async
         "repository o/absent or its revision main does not exist",
         "HTTP 404",
       );
+      // A .bin-only repository is fetched (its bytes here are not PyTorch's: loading names it).
+      const got = await resolveModel("o/bin", opts);
+      assert(got.downloaded.includes("pytorch_model.bin"));
       await assertCheckpointError(
-        () => resolveModel("o/bin", opts),
-        "unsupported",
-        "has only pytorch_model.bin",
-        "not supported",
+        () => loadWeights(got.dir),
+        "format",
+        `${got.dir}/pytorch_model.bin`,
       );
       await assertCheckpointError(
         () => resolveModel("o/none", opts),
         "not-found",
-        "has neither model.safetensors nor model.safetensors.index.json",
+        "has none of model.safetensors, model.safetensors.index.json, pytorch_model.bin, " +
+          "pytorch_model.bin.index.json",
       );
       await assertCheckpointError(
         () => resolveModel("o/broken", opts),
