@@ -95,6 +95,9 @@ export {
   type SamplingOptions,
 } from "./backend/mod.ts";
 export {
+  type AdapterCheck,
+  AdapterRejectedError,
+  type AdapterValidation,
   createWebGpuBackend,
   type DeviceLayer,
   type DeviceLayerNorm,
@@ -113,6 +116,7 @@ export {
   type RequestGpuOptions,
   type TableFormat,
   type UploadOptions,
+  validateAdapter,
   WebGpuBackend,
   type WebGpuBackendOptions,
   type WebGpuDecodeOutput,

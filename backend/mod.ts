@@ -22,7 +22,10 @@ export * from "./cpu/ops.ts";
 export { hash32, selectToken, stepUniform, validateSampling } from "./sampling.ts";
 export { checkColumns, checkTokenIds, type PaddedBatch, padLeft } from "./batch.ts";
 
-/** Which backend to run: `"auto"` picks WebGPU when an adapter exists. */
+/**
+ * Which backend to run: `"auto"` picks WebGPU when an adapter exists and passes the adapter
+ * validation (`kernels/validate.ts`), else the CPU, with a one-line note saying why.
+ */
 export type BackendName = "auto" | "cpu" | "webgpu";
 
 /** Options of {@linkcode createBackend}. */
@@ -57,5 +60,16 @@ export async function createBackend(
     options.onNote?.("no WebGPU adapter found: using the CPU backend");
     return createCpuBackend(weights);
   }
-  return await webgpu.createWebGpuBackend(weights, options.webgpu);
+  try {
+    return await webgpu.createWebGpuBackend(weights, options.webgpu);
+  } catch (e) {
+    // An adapter that computes wrong numbers is refused; "auto" then runs on the CPU.
+    if (name !== "auto" || !(e instanceof webgpu.AdapterRejectedError)) throw e;
+    options.onNote?.(
+      `the WebGPU adapter "${e.report.adapter}" computes wrong results ` +
+        `(${e.failed.join(", ")}): using the CPU backend (for WebGPU: apt-get install -y ` +
+        "--no-install-recommends libvulkan1 mesa-vulkan-drivers)",
+    );
+    return createCpuBackend(weights);
+  }
 }

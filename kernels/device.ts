@@ -25,7 +25,8 @@ export type GpuErrorKind =
   | "too-large"
   | "out-of-memory"
   | "shader"
-  | "validation";
+  | "validation"
+  | "adapter";
 
 /**
  * The one error type of the WebGPU layer; its message names the kernel, tensor or buffer at
@@ -243,6 +244,48 @@ export function assertAlive(ctx: GpuContext, operation: string): void {
   }
 }
 
+const shaderTransforms = new WeakMap<GPUDevice, (kernel: string, code: string) => string>();
+
+/**
+ * Installs (or, with no `transform`, removes) a function that rewrites the WGSL of every
+ * kernel compiled on `device` afterwards: {@linkcode createKernel} and the matmul
+ * pipelines pass their source through {@linkcode shaderSource}. It exists to test what
+ * catches a wrong kernel (the adapter validation of `kernels/validate.ts`) with a
+ * deliberately broken one; nothing else installs one.
+ *
+ * @example
+ * ```ts
+ * import { requestGpu, setShaderTransform } from "./device.ts";
+ * const gpu = await requestGpu();
+ * // LayerNorm without its shift: every output is off by b
+ * setShaderTransform(gpu.device, (kernel, code) =>
+ *   kernel.startsWith("layernorm") ? code.replace("+ b[", "+ 0.0 * b[") : code);
+ * ```
+ */
+export function setShaderTransform(
+  device: GPUDevice,
+  transform?: (kernel: string, code: string) => string,
+): void {
+  if (transform) shaderTransforms.set(device, transform);
+  else shaderTransforms.delete(device);
+}
+
+/**
+ * The WGSL to compile for `kernel` on `device`: `code`, rewritten by the transform
+ * {@linkcode setShaderTransform} installed, if any.
+ *
+ * @example
+ * ```ts
+ * import { requestGpu, shaderSource } from "./device.ts";
+ * const gpu = await requestGpu();
+ * shaderSource(gpu.device, "noop", "@compute @workgroup_size(1) fn main() {}"); // unchanged
+ * ```
+ */
+export function shaderSource(device: GPUDevice, kernel: string, code: string): string {
+  const transform = shaderTransforms.get(device);
+  return transform ? transform(kernel, code) : code;
+}
+
 /** How a kernel binding is used. */
 export type BindingKind = "uniform" | "read" | "storage";
 
@@ -286,7 +329,7 @@ export async function createKernel(
   assertAlive(ctx, `compiling kernel "${name}"`);
   const { device } = ctx;
   device.pushErrorScope("validation");
-  const module = device.createShaderModule({ code, label: name });
+  const module = device.createShaderModule({ code: shaderSource(device, name, code), label: name });
   const info = await module.getCompilationInfo();
   const errors = info.messages.filter((m) => m.type === "error");
   if (errors.length > 0) {

@@ -9,6 +9,8 @@
  * - Kernels (each a `*_wgsl.ts` template plus its dispatcher): embedding, LayerNorm,
  *   attention (prefill and decode over a column-major KV cache), next-token selection
  *   (argmax and seeded sampling). Matrix products live in `kernels/matmul/`.
+ * - Adapter validation: {@linkcode validateAdapter} runs every family once on a small known
+ *   problem; {@linkcode assertAdapterValid} refuses an adapter that computes wrong numbers.
  *
  * @example
  * ```ts
@@ -38,7 +40,18 @@ export {
   type Kernel,
   requestGpu,
   type RequestGpuOptions,
+  setShaderTransform,
+  shaderSource,
 } from "./device.ts";
+export {
+  type AdapterCheck,
+  AdapterRejectedError,
+  type AdapterValidation,
+  assertAdapterValid,
+  validateAdapter,
+  type ValidateOptions,
+  VALIDATION_HELP,
+} from "./validate.ts";
 export { PARAM_BINDING_BYTES, PARAM_SLICE_BYTES, ParamArena } from "./params.ts";
 export { type Binding, Recorder } from "./encode.ts";
 export { type FamilyTime, TimestampProfiler } from "./profiler.ts";

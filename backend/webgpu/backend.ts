@@ -35,6 +35,7 @@ import {
 } from "../../kernels/device.ts";
 import { Recorder } from "../../kernels/encode.ts";
 import { createMatmulKernels, type MatmulKernels } from "../../kernels/matmul/mod.ts";
+import { type AdapterValidation, assertAdapterValid } from "../../kernels/validate.ts";
 import { ParamArena } from "../../kernels/params.ts";
 import { type FamilyTime, TimestampProfiler } from "../../kernels/profiler.ts";
 import type { OptConfig, OptWeights } from "../../model/types.ts";
@@ -79,6 +80,12 @@ export interface WebGpuBackendOptions {
   warmup?: boolean;
   /** Steps per submission when a request gives no `chunkSize` (default 16). */
   chunkSize?: number;
+  /**
+   * Check the adapter before trusting it (default true): every kernel family runs once on
+   * a small known problem (`kernels/validate.ts`, once per device), and an adapter that
+   * computes a wrong number is refused with a {@linkcode GpuError} of kind `"adapter"`.
+   */
+  validate?: boolean;
 }
 
 /** A decode's output with WebGPU-specific details. */
@@ -132,6 +139,8 @@ export class WebGpuBackend implements Backend {
   readonly matmul: MatmulKernels;
   /** The weights on the device. */
   readonly model: DeviceModel;
+  /** The adapter validation this backend relied on (absent with `validate: false`). */
+  validation?: AdapterValidation;
   #graph: Graph;
   #ownsDevice: boolean;
   #options: WebGpuBackendOptions;
@@ -612,7 +621,8 @@ export class WebGpuBackend implements Backend {
  * Loads an OPT model onto a WebGPU device (a new one unless `options.gpu` is given) and
  * returns the backend.
  *
- * @throws {GpuError} when no adapter exists, a tensor does not fit the device, or a kernel
+ * @throws {GpuError} when no adapter exists, the adapter computes wrong results (kind
+ *   `"adapter"`, see `kernels/validate.ts`), a tensor does not fit the device, or a kernel
  *   fails to compile (each naming what is at fault).
  *
  * @example
@@ -639,6 +649,9 @@ export async function createWebGpuBackend(
     );
   }
   try {
+    const validation = options.validate === false
+      ? undefined
+      : await assertAdapterValid(gpu, { matmulVariant: options.matmulVariant ?? "auto" });
     const mm = createMatmulKernels(gpu.device, {
       variant: options.matmulVariant ?? "auto",
       adapterInfo: gpu.info,
@@ -650,6 +663,7 @@ export async function createWebGpuBackend(
     try {
       const graph = await createGraph(gpu, mm, model);
       const backend = new WebGpuBackend(gpu, mm, model, graph, owns, options);
+      backend.validation = validation;
       if (options.warmup) {
         const cfg = weights.config;
         const all = Array.from({ length: cfg.numHiddenLayers }, (_, l) => l);

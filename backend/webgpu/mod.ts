@@ -31,6 +31,14 @@ export {
   requestGpu,
   type RequestGpuOptions,
 } from "../../kernels/device.ts";
+export {
+  type AdapterCheck,
+  AdapterRejectedError,
+  type AdapterValidation,
+  assertAdapterValid,
+  validateAdapter,
+  type ValidateOptions,
+} from "../../kernels/validate.ts";
 export type { FamilyTime } from "../../kernels/profiler.ts";
 export type { DeviceLayer, DeviceLayerNorm, DeviceModel, UploadOptions } from "./weights.ts";
 export type { DeviceTable, TableFormat } from "../../kernels/tables.ts";

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { shaderSource } from "../device.ts";
+
 const ids = new WeakMap<GPUBuffer, number>();
 let nextId = 1;
 
@@ -156,6 +158,7 @@ export function compilePipeline(
     perDevice = new Map();
     pipelineCache.set(device, perDevice);
   }
+  code = shaderSource(device, kernel, code);
   const key = `${entryPoint}\n${code}`;
   const cached = perDevice.get(key);
   if (cached) return cached;

@@ -1,0 +1,136 @@
+/**
+ * Adapter validation (`kernels/validate.ts`): on a healthy adapter every kernel family
+ * passes, cheaply, and once per device; a deliberately broken kernel (its WGSL rewritten by
+ * `setShaderTransform` on a fresh device) is caught and named, the WebGPU backend refuses
+ * that adapter, and the `auto` backend falls back to the CPU with a one-line note.
+ */
+import { assert, assertEquals, assertLess, assertRejects } from "@std/assert";
+import { createBackend } from "../backend/mod.ts";
+import { createWebGpuBackend } from "../backend/webgpu/mod.ts";
+import { requestGpu, setShaderTransform } from "../kernels/device.ts";
+import { AdapterRejectedError, assertAdapterValid, validateAdapter } from "../kernels/validate.ts";
+import { loadWeights, writeRandomCheckpoint } from "../model/mod.ts";
+import { GPU_TEST, testGpu } from "./webgpu_helpers.ts";
+
+const FAMILIES = ["matmul", "layernorm", "attention vec4", "attention scalar", "embedding"];
+
+/** A small random checkpoint (its folder is removed at exit). */
+async function fixture() {
+  const dir = Deno.makeTempDirSync({ prefix: "webgpu-validate-" });
+  writeRandomCheckpoint(dir, { shape: { numHiddenLayers: 2, vocabSize: 64 }, seed: 3 });
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  return await loadWeights(dir);
+}
+
+Deno.test({
+  name: "adapter validation passes every kernel family on this adapter, fast, once per device",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    if (!gpu) return;
+    const first = await validateAdapter(gpu);
+    assert(first.ok, JSON.stringify(first.checks));
+    for (const f of FAMILIES) {
+      assert(first.checks.some((c) => c.name.startsWith(f)), `no ${f} check`);
+    }
+    assert(first.checks.some((c) => c.name.startsWith("select")), "no select check");
+    assert(
+      first.checks.some((c) => c.name.includes("f16")) &&
+        first.checks.some((c) => c.name.includes("f32")),
+    );
+    // Its kernels compiled, the validation itself is one small submission and one readback.
+    const again = await validateAdapter(gpu);
+    console.log(
+      `validation on "${first.adapter}": ${first.ms.toFixed(0)} ms first (kernel compiles ` +
+        `included), ${again.ms.toFixed(0)} ms with compiled kernels; ` +
+        first.checks.map((c) => `${c.name} ${c.error.toExponential(1)}`).join(", "),
+    );
+    assertLess(again.ms, 500);
+    const cached = await assertAdapterValid(gpu);
+    assertEquals(await assertAdapterValid(gpu), cached, "validated once per device");
+  },
+});
+
+/** A fresh device whose kernels named `prefix...` are compiled from rewritten WGSL. */
+async function brokenDevice(prefix: string, from: string, to: string) {
+  const gpu = await requestGpu();
+  let rewrites = 0;
+  setShaderTransform(gpu.device, (kernel, code) => {
+    if (!kernel.startsWith(prefix)) return code;
+    assert(code.includes(from), `kernel ${kernel} has no "${from}" to break`);
+    rewrites++;
+    return code.replace(from, to);
+  });
+  return { gpu, rewrites: () => rewrites };
+}
+
+Deno.test({
+  name: "adapter validation names a deliberately broken LayerNorm and matmul kernel",
+  ...GPU_TEST,
+  fn: async () => {
+    if (!(await testGpu())) return;
+    // LayerNorm that subtracts its shift instead of adding it
+    const ln = await brokenDevice("layernorm", "+ b[i]", "- b[i]");
+    try {
+      const report = await validateAdapter(ln.gpu);
+      assert(ln.rewrites() > 0);
+      assertEquals(report.ok, false);
+      assertEquals(report.checks.filter((c) => !c.ok).map((c) => c.name), ["layernorm"]);
+      const e = await assertRejects(() => assertAdapterValid(ln.gpu), AdapterRejectedError);
+      assertEquals(e.kind, "adapter");
+      assert(e.message.includes("layernorm (error"), e.message);
+      assert(e.message.includes("apt-get install"), e.message);
+      assert(e.message.includes(report.adapter), e.message);
+    } finally {
+      ln.gpu.device.destroy();
+    }
+    // The texture matmul off by 0.1 %: the kind of error a driver bug makes
+    const mm = await brokenDevice(
+      "v2_texture_uniform",
+      "y[p.ye + o] = v;",
+      "y[p.ye + o] = v * 1.001;",
+    );
+    try {
+      const report = await validateAdapter(mm.gpu, { matmulVariant: "v2_texture_uniform" });
+      assert(mm.rewrites() > 0);
+      assertEquals(
+        report.checks.filter((c) => !c.ok).map((c) => c.name),
+        ["matmul v2_texture_uniform f16 weights", "matmul v2_texture_uniform f32 weights"],
+      );
+      // the backend refuses the adapter; "auto" runs on the CPU and says why in one line
+      const weights = await fixture();
+      const e = await assertRejects(
+        () => createWebGpuBackend(weights, { gpu: mm.gpu, matmulVariant: "v2_texture_uniform" }),
+        AdapterRejectedError,
+      );
+      console.log(`refused: ${e.message}`);
+      const notes: string[] = [];
+      const auto = await createBackend(weights, {
+        backend: "auto",
+        onNote: (n) => notes.push(n),
+        webgpu: { gpu: mm.gpu, matmulVariant: "v2_texture_uniform" },
+      });
+      try {
+        assertEquals(auto.name, "cpu");
+        assertEquals(notes.length, 1);
+        assert(!notes[0].includes("\n"), notes[0]);
+        assert(notes[0].includes("using the CPU backend"), notes[0]);
+        assert(notes[0].includes("matmul v2_texture_uniform"), notes[0]);
+        console.log(`note: ${notes[0]}`);
+      } finally {
+        auto.dispose();
+      }
+      // an explicit webgpu request is not silently moved to the CPU
+      await assertRejects(
+        () =>
+          createBackend(weights, {
+            backend: "webgpu",
+            webgpu: { gpu: mm.gpu, matmulVariant: "v2_texture_uniform" },
+          }),
+        AdapterRejectedError,
+      );
+    } finally {
+      mm.gpu.device.destroy();
+    }
+  },
+});
