@@ -117,6 +117,7 @@ export {
   type TableFormat,
   type UploadOptions,
   validateAdapter,
+  type ValidateOptions,
   WebGpuBackend,
   type WebGpuBackendOptions,
   type WebGpuDecodeOutput,
