@@ -9,12 +9,24 @@
  *
  * @module
  */
+// Least privilege: what the tests read, write, look up and run, and no more.
+const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
+const envOr = (k: string, d: string) => {
+  try {
+    return Deno.env.get(k) || d;
+  } catch {
+    return d;
+  }
+};
+const TMP = envOr("TMPDIR", "/tmp").replace(/\/$/, "");
+const HF = `${envOr("HOME", "/root")}/.cache/huggingface`;
 const PERMISSIONS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
+  `--allow-read=${ROOT},${ROOT}/../shared,${TMP},${HF}`,
+  `--allow-write=${TMP},${ROOT}/out,${ROOT}/reports,${ROOT}/.cache`,
+  "--allow-env=CI,HOME,USERPROFILE,XDG_CACHE_HOME,XDG_RUNTIME_DIR,HF_HUB_CACHE,HF_HOME," +
+  "HF_HUB_OFFLINE,HF_ENDPOINT,SKIPDECODE_*",
   "--allow-net=127.0.0.1",
-  "--allow-run",
+  `--allow-run=${Deno.execPath()},jupyter,chromium`,
 ];
 const args = ["test", ...PERMISSIONS, ...(Deno.args.length ? Deno.args : ["tests/"])];
 const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" })
