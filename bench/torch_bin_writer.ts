@@ -64,6 +64,8 @@ export interface WriteTorchBinOptions {
   zip64?: boolean;
   /** Wrap the state dict in `collections.OrderedDict` (default true, as `state_dict()`). */
   orderedDict?: boolean;
+  /** Write these bytes as the state-dict pickle instead (malformed-file tests). */
+  pickle?: Uint8Array;
 }
 
 const STORAGE_CLASS: Record<DType, string> = {
@@ -290,7 +292,7 @@ function writeZip(path: string, spec: TorchCheckpointSpec, o: WriteTorchBinOptio
     pos += lh.length + data.length;
   };
   try {
-    add(`${prefix}/data.pkl`, statePickle(spec, false, o.orderedDict ?? true));
+    add(`${prefix}/data.pkl`, o.pickle ?? statePickle(spec, false, o.orderedDict ?? true));
     add(`${prefix}/byteorder`, enc.encode("little"));
     for (const s of spec.storages) add(`${prefix}/data/${s.key}`, storageBytes(s));
     add(`${prefix}/version`, enc.encode("3\n"));
@@ -340,7 +342,7 @@ function writeLegacy(path: string, spec: TorchCheckpointSpec, o: WriteTorchBinOp
       .str("little_endian").op(0x88).str("type_sizes").op(0x7d, 0x28).str("short").int(2)
       .str("int").int(4).str("long").int(4).op(0x75, 0x75, 0x2e);
     writeAll(f, info.bytes());
-    writeAll(f, statePickle(spec, true, o.orderedDict ?? true));
+    writeAll(f, o.pickle ?? statePickle(spec, true, o.orderedDict ?? true));
     const keys = new PickleWriter().op(0x80, 2, 0x5d, 0x28);
     for (const s of spec.storages) keys.str(s.key);
     writeAll(f, keys.op(0x65, 0x2e).bytes());
