@@ -16,6 +16,7 @@ import { scoreCommand } from "./score.ts";
 import { demoCommand } from "./demo.ts";
 import { sweepCommand } from "./sweep.ts";
 import { trainCmd } from "./train.ts";
+import { convertCommand } from "./convert.ts";
 
 /** Every command, by name. */
 export const COMMANDS: Command[] = [
@@ -26,6 +27,7 @@ export const COMMANDS: Command[] = [
   scoreCommand,
   tokenizeCommand,
   trainCmd,
+  convertCommand,
 ];
 
 function usage(): string {

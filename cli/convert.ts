@@ -1,0 +1,55 @@
+/**
+ * `skipdecode convert`: writes a standard Hugging Face folder (`model.safetensors` with
+ * `OPTForCausalLM`'s names, `config.json`, tokenizer files) from a checkpoint folder or hub
+ * id, e.g. a facebook/opt-* repository that holds only PyTorch `.bin` weights.
+ *
+ * @example
+ * ```sh
+ * deno task skipdecode convert --model facebook/opt-125m --out out/opt-125m
+ * ```
+ * @module
+ */
+import { type Command, requireString, UsageError } from "./command.ts";
+import { resolveModel } from "../model/hub.ts";
+import { convertCheckpoint } from "../model/convert.ts";
+import { describeModel, loadWeightsSync } from "../model/checkpoint.ts";
+import { OutputFolder } from "../eval/output.ts";
+
+/** The `convert` command. */
+export const convertCommand: Command = {
+  name: "convert",
+  summary:
+    "write a checkpoint (.bin or safetensors) as a standard HF folder with model.safetensors",
+  options: {
+    model: {
+      type: "string",
+      value: "DIR|ORG/NAME",
+      description: "checkpoint folder or hub id to convert",
+    },
+    out: { type: "string", value: "DIR", description: "folder to write (e.g. out/opt-125m)" },
+    offline: { type: "boolean", description: "never use the network (also HF_HUB_OFFLINE=1)" },
+  },
+  async run(v) {
+    const model = requireString(v, "model");
+    const outDir = requireString(v, "out");
+    const t0 = performance.now();
+    const resolved = await resolveModel(model, { offline: v.offline ? true : undefined });
+    const out = OutputFolder.open(outDir, { option: "--out" });
+    try {
+      if (Deno.realPathSync(resolved.dir) === Deno.realPathSync(outDir)) {
+        throw new UsageError(`--out ${outDir} is the model folder itself; choose another folder`);
+      }
+      const r = convertCheckpoint(resolved.dir, outDir);
+      for (const w of r.warnings) console.error(`note: ${w}`);
+      const check = loadWeightsSync(outDir);
+      console.log(
+        `wrote ${outDir}: ${r.files.join(", ")} (${r.tensors} tensors, ` +
+          `${(r.bytes / 1e6).toFixed(1)} MB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      );
+      console.log(describeModel(check).summary);
+      return 0;
+    } finally {
+      out.close();
+    }
+  },
+};

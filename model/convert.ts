@@ -1,0 +1,209 @@
+/**
+ * Converting a checkpoint (PyTorch `.bin`, or safetensors under any naming) into a standard
+ * Hugging Face folder: `model.safetensors` with `OPTForCausalLM`'s names
+ * (`model.decoder.*`, `lm_head.weight` only when the head is not tied), metadata
+ * `format: pt`, the source's `config.json` and whatever tokenizer files it has. Tensors
+ * are copied one at a time (never the whole model in memory); every file is written under
+ * a temporary name and renamed, so an interrupted conversion leaves no half-written file.
+ * {@linkcode convertedCopy} keeps such a copy in a cache folder, keyed by the source files'
+ * identity (path, size, modification time), for a fast second load.
+ *
+ * @example
+ * ```ts
+ * import { convertCheckpoint } from "./convert.ts";
+ * const out = Deno.makeTempDirSync();
+ * const r = convertCheckpoint("../shared/fixtures/torch-bin/pre-ln-zip", out);
+ * console.log(r.tensors, r.files); // 52 ["model.safetensors", "config.json"]
+ * ```
+ *
+ * @module
+ */
+import { allTensors, type LoadedWeights, loadWeightsSync } from "./checkpoint.ts";
+import { CheckpointError } from "./errors.ts";
+import { writeSafetensors } from "./safetensors.ts";
+
+/** Tokenizer and generation files copied when the source has them. */
+const SIDE_FILES = [
+  "tokenizer.json",
+  "vocab.json",
+  "merges.txt",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "generation_config.json",
+];
+
+/** What {@linkcode convertCheckpoint} wrote. */
+export interface ConvertResult {
+  /** The folder written. */
+  out: string;
+  /** Tensors in `model.safetensors`. */
+  tensors: number;
+  /** Bytes of `model.safetensors`. */
+  bytes: number;
+  /** Files written, `model.safetensors` first. */
+  files: string[];
+  /** Warnings of loading the source (e.g. a head-only embedding). */
+  warnings: string[];
+}
+
+/**
+ * The name `OPTForCausalLM.save_pretrained` gives a normalised tensor name.
+ *
+ * @example
+ * ```ts
+ * import { standardName } from "./convert.ts";
+ * console.log(standardName("decoder.layers.0.fc1.weight")); // "model.decoder.layers.0.fc1.weight"
+ * ```
+ */
+export function standardName(normalised: string): string {
+  return normalised === "lm_head.weight" ? normalised : `model.${normalised}`;
+}
+
+function copyAtomic(from: string, to: string): void {
+  const tmp = `${to}.incomplete`;
+  try {
+    Deno.copyFileSync(from, tmp);
+    Deno.renameSync(tmp, to);
+  } catch (e) {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* never created */ }
+    throw new CheckpointError(`cannot copy ${from} to ${to}: ${(e as Error).message}`, {
+      file: to,
+      kind: "io",
+      cause: e,
+    });
+  }
+}
+
+/**
+ * Writes already loaded weights as a standard Hugging Face folder (see the module doc).
+ *
+ * @throws {CheckpointError} `io` when the folder cannot be written.
+ *
+ * @example
+ * ```ts
+ * import { loadWeightsSync } from "./checkpoint.ts";
+ * import { writeStandardFolder } from "./convert.ts";
+ * const w = loadWeightsSync("../shared/fixtures/torch-bin/pre-ln-legacy");
+ * writeStandardFolder(w, Deno.makeTempDirSync());
+ * ```
+ */
+export function writeStandardFolder(weights: LoadedWeights, out: string): ConvertResult {
+  try {
+    Deno.mkdirSync(out, { recursive: true });
+  } catch (e) {
+    throw new CheckpointError(`cannot create ${out}: ${(e as Error).message}`, {
+      file: out,
+      kind: "io",
+      cause: e,
+    });
+  }
+  // Side files first, the weights last: a folder with model.safetensors is complete.
+  const files: string[] = [];
+  for (const name of ["config.json", ...SIDE_FILES]) {
+    const from = `${weights.dir}/${name}`;
+    try {
+      if (!Deno.statSync(from).isFile) continue;
+    } catch {
+      continue;
+    }
+    copyAtomic(from, `${out}/${name}`);
+    files.push(name);
+  }
+  const tensors = allTensors(weights);
+  const bytes = writeSafetensors(
+    `${out}/model.safetensors`,
+    tensors.map((t) => ({
+      name: standardName(t.name),
+      dtype: t.dtype,
+      shape: t.shape,
+      data: () => t.bytes(),
+    })),
+    { format: "pt" },
+  );
+  files.unshift("model.safetensors");
+  return { out, tensors: tensors.length, bytes, files, warnings: weights.warnings };
+}
+
+/**
+ * Converts a checkpoint folder (`.bin` or safetensors, single or sharded, any naming) into
+ * a standard Hugging Face folder `out` that transformers and this toolkit load.
+ *
+ * @throws {CheckpointError} naming the source file at fault, or `out` when unwritable;
+ *   `out` may not be the source folder.
+ *
+ * @example
+ * ```ts
+ * import { convertCheckpoint } from "./convert.ts";
+ * convertCheckpoint("../shared/fixtures/torch-bin/pre-ln-sharded", Deno.makeTempDirSync());
+ * ```
+ */
+export function convertCheckpoint(src: string, out: string): ConvertResult {
+  const real = (p: string) => {
+    try {
+      return Deno.realPathSync(p);
+    } catch {
+      return p;
+    }
+  };
+  if (real(src) === real(out)) {
+    throw new CheckpointError(`cannot convert ${src} into itself: choose another output folder`, {
+      file: out,
+      kind: "io",
+    });
+  }
+  return writeStandardFolder(loadWeightsSync(src), out);
+}
+
+/**
+ * A short key of the source files' identity: real path, size and modification time of
+ * each weight file and of `config.json`. Any change to a source file changes the key.
+ *
+ * @example
+ * ```ts
+ * import { loadWeightsSync } from "./checkpoint.ts";
+ * import { sourceKey } from "./convert.ts";
+ * console.log(await sourceKey(loadWeightsSync("../shared/fixtures/torch-bin/pre-ln-zip")));
+ * ```
+ */
+export async function sourceKey(weights: LoadedWeights): Promise<string> {
+  const parts: string[] = [];
+  for (const f of [`${weights.dir}/config.json`, ...weights.files]) {
+    const st = Deno.statSync(f);
+    parts.push(`${Deno.realPathSync(f)}\0${st.size}\0${st.mtime?.getTime() ?? 0}`);
+  }
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(parts.join("\n")));
+  return [...new Uint8Array(digest)].slice(0, 12).map((b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+/**
+ * A converted safetensors copy of `.bin` weights in `cacheDir/<key>/` (see
+ * {@linkcode sourceKey}), made on the first call and reused afterwards. Safetensors
+ * weights are returned as they are.
+ *
+ * @returns The folder to load and whether it was converted by this call.
+ * @throws {CheckpointError} when the copy cannot be written.
+ *
+ * @example
+ * ```ts
+ * import { loadWeightsSync } from "./checkpoint.ts";
+ * import { convertedCopy } from "./convert.ts";
+ * const w = loadWeightsSync("../shared/fixtures/torch-bin/pre-ln-zip");
+ * const { dir } = await convertedCopy(w, Deno.makeTempDirSync());
+ * console.log(loadWeightsSync(dir).format); // "safetensors"
+ * ```
+ */
+export async function convertedCopy(
+  weights: LoadedWeights,
+  cacheDir: string,
+): Promise<{ dir: string; converted: boolean }> {
+  if (weights.format !== "bin") return { dir: weights.dir, converted: false };
+  const dir = `${cacheDir}/${await sourceKey(weights)}`;
+  try {
+    if (Deno.statSync(`${dir}/model.safetensors`).isFile) return { dir, converted: false };
+  } catch { /* not cached yet */ }
+  writeStandardFolder(weights, dir);
+  return { dir, converted: true };
+}
