@@ -6,8 +6,9 @@
  *
  * The model: `--model` when given; else `facebook/opt-125m` from the Hugging Face cache, or
  * from the hub when it answers within a few seconds (never with `--offline` or
- * `HF_HUB_OFFLINE=1`); else the project's tiny checkpoint `../shared/models/tiny-opt-e2e`;
- * else a message saying how to get a model.
+ * `HF_HUB_OFFLINE=1`); else the tiny checkpoint the repository ships,
+ * `bundled/models/tiny-opt-e2e` (so a bare clone without network works); else a message
+ * saying how to get a model.
  *
  * @example
  * ```sh
@@ -55,7 +56,7 @@ export interface ChooseModelOptions {
   offline?: boolean;
   /** Connect timeout for the hub, ms (default 4000). */
   connectTimeoutMs?: number;
-  /** The tiny checkpoint's folder (default `../shared/models/tiny-opt-e2e`). */
+  /** The tiny checkpoint's folder (default `bundled/models/tiny-opt-e2e`). */
   tinyDir?: string;
   /** The hub id tried first (default {@linkcode DEMO_HUB_MODEL}). */
   hubModel?: string;
@@ -112,7 +113,7 @@ export async function chooseDemoModel(options: ChooseModelOptions = {}): Promise
     return {
       model: tinyDir,
       tiny: true,
-      note: `the project's tiny checkpoint ${tinyDir} (${why.join("; ")})`,
+      note: `the tiny checkpoint the repository ships, ${tinyDir} (${why.join("; ")})`,
     };
   }
   throw new UsageError(

@@ -1,19 +1,27 @@
 /**
- * Where the command line finds the project's shared material (`../shared` beside the
- * repository) when no path is given.
+ * Where the command line finds its default model and data when no path is given: the
+ * repository's own `bundled/` folder (the tiny checkpoint with its model card, the E2E
+ * devset with its CC BY-SA 4.0 attribution), so that a bare clone works without network
+ * and without the project's `../shared` folder.
  *
  * @module
  */
 import { fileURLToPath } from "node:url";
 
-/** `../shared` beside the repository root. */
+/** The repository's `bundled/` folder (default model and data, see its README.md). */
+export const BUNDLED_DIR: string = fileURLToPath(new URL("../bundled/", import.meta.url));
+
+/**
+ * `../shared` beside the repository: the project's shared material (documents, test
+ * fixtures). Optional: nothing the README's commands run needs it.
+ */
 export const SHARED_DIR: string = fileURLToPath(new URL("../../shared/", import.meta.url));
 
-/** The small trained OPT-architecture checkpoint in `../shared`. */
-export const TINY_MODEL_DIR: string = `${SHARED_DIR}models/tiny-opt-e2e`;
+/** The small trained OPT-architecture checkpoint (not Meta's OPT) in `bundled/`. */
+export const TINY_MODEL_DIR: string = `${BUNDLED_DIR}models/tiny-opt-e2e`;
 
-/** The E2E devset in `../shared`. */
-export const E2E_DEVSET: string = `${SHARED_DIR}data/e2e/devset.csv`;
+/** The E2E (cleaned) validation split in `bundled/` (CC BY-SA 4.0). */
+export const E2E_DEVSET: string = `${BUNDLED_DIR}data/e2e/devset.csv`;
 
 /**
  * Whether a path exists.

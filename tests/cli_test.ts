@@ -7,7 +7,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/as
 import { COMMANDS } from "../cli/main.ts";
 
 const ROOT = new URL("../", import.meta.url);
-const TINY = new URL("../../shared/models/tiny-opt-e2e", import.meta.url).pathname;
+const TINY = new URL("../bundled/models/tiny-opt-e2e", import.meta.url).pathname;
 const XDG = Deno.makeTempDirSync({ prefix: "cli-xdg-" }); // quiets Mesa's Vulkan loader
 Deno.chmodSync(XDG, 0o700);
 

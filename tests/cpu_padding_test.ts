@@ -15,15 +15,14 @@ import { loadWeightsSync, writeRandomCheckpoint } from "../model/mod.ts";
 import { parsePolicy, plan } from "../schedule/mod.ts";
 
 const TOL = 1e-5;
-const SHARED = new URL("../../shared/", import.meta.url);
-const TINY = new URL("models/tiny-opt-e2e/", SHARED);
+const TINY = new URL("../bundled/models/tiny-opt-e2e/", import.meta.url);
 
 function sharedPath(url: URL): string {
   const path = decodeURIComponent(url.pathname);
   try {
     Deno.statSync(path);
   } catch {
-    throw new Error(`shared test material missing: ${path} (expected ../shared next to the repo)`);
+    throw new Error(`bundled test material missing: ${path} (part of the repository)`);
   }
   return path;
 }

@@ -1,5 +1,5 @@
 /**
- * Engine accounting on `../shared/models/tiny-opt-e2e` (CPU backend), SPEC §4-5:
+ * Engine accounting on `bundled/models/tiny-opt-e2e` (CPU backend), SPEC §4-5:
  *
  * - `linear:max=12,min=4,warmup=1,horizon=32` with 32 generated tokens: per-token `layers`
  *   equal the plan's `generatedLayers` and a hand-written list; `layerSpeedup` equals the

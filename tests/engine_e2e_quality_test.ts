@@ -1,6 +1,6 @@
 /**
- * End-to-end quality on the shared trained checkpoint (CPU backend): greedy `generate` on
- * the first 10 distinct MRs of `../shared/data/e2e/devset.csv` with the prompt `"<mr>\n"`
+ * End-to-end quality on the bundled trained checkpoint (CPU backend): greedy `generate` on
+ * the first 10 distinct MRs of `bundled/data/e2e/devset.csv` with the prompt `"<mr>\n"`
  * (the format tiny-opt-e2e was trained with) names the restaurant (`name[...]`) in at least
  * 8 of 10 outputs. Those 10 MRs all name "Alimentum", so a second check takes the first MR
  * of each of the first 10 distinct names and runs it under a SkipDecode linear plan (the

@@ -13,15 +13,14 @@ import {
 } from "../eval/data.ts";
 import { scoreCorpus, scoreFiles } from "../eval/score.ts";
 import { corpusBleu } from "../eval/bleu.ts";
+import { sharedPath } from "./shared_paths.ts";
 
-const SHARED = new URL("../../shared/", import.meta.url);
-const DEVSET = new URL("data/e2e/devset.csv", SHARED);
+// The devset the repository ships (bundled/data/e2e/devset.csv, CC BY-SA 4.0).
+const DEVSET = new URL("../bundled/data/e2e/devset.csv", import.meta.url);
 
-async function requireShared(url: URL): Promise<void> {
-  try {
-    await Deno.stat(url);
-  } catch {
-    throw new Error(`missing shared file ${url.pathname} (expected ../shared beside the repo)`);
+function requireShared(url: URL): void {
+  if (decodeURIComponent(url.pathname) !== sharedPath("data/e2e/devset.csv")) {
+    throw new Error(`unexpected devset ${url.pathname}`);
   }
 }
 
@@ -73,8 +72,8 @@ Deno.test("parseE2eCsv: bad header and malformed rows are named", () => {
   assertThrows(() => parseE2eCsv("mr,ref\na,\n", "x.csv"), DataError, 'line 2: empty "ref"');
 });
 
-Deno.test("loadE2eCsv: the shared devset (4299 rows) groups consistently", async () => {
-  await requireShared(DEVSET);
+Deno.test("loadE2eCsv: the bundled devset (4299 rows) groups consistently", async () => {
+  requireShared(DEVSET);
   assertEquals(E2E_DEVSET_URL.href, DEVSET.href);
   const items = await loadE2eCsv(DEVSET);
   const rows = items.reduce((s, it) => s + it.refs.length, 0);
@@ -95,7 +94,7 @@ Deno.test("loadE2eCsv: the shared devset (4299 rows) groups consistently", async
 });
 
 Deno.test("devset leave-one-out: BLEU and ROUGE-L equal sacreBLEU's and rouge-score's", async () => {
-  await requireShared(DEVSET);
+  requireShared(DEVSET);
   // Each MR with at least two references: its first reference is the hypothesis, the
   // others are the references (852 segments, 1 to 32 references each). Expected
   // figures from sacreBLEU 2.6.0 (BLEU().corpus_score, defaults) and from rouge-score's

@@ -19,7 +19,7 @@ import {
 import { tokenAgreement } from "../eval/agreement.ts";
 import { oracleDepths, oracleSets } from "../eval/oracle.ts";
 
-const TINY = new URL("../../shared/models/tiny-opt-e2e/", import.meta.url);
+const TINY = new URL("../bundled/models/tiny-opt-e2e/", import.meta.url);
 
 /**
  * A model whose forward gives, at every real column with input token `t` and `n` active
@@ -260,7 +260,9 @@ async function tinyModel() {
   try {
     await Deno.stat(new URL("config.json", TINY));
   } catch {
-    throw new Error(`missing ${TINY.pathname}: the shared tiny checkpoint is needed`);
+    throw new Error(
+      `missing ${TINY.pathname}: the bundled tiny checkpoint is part of the repository`,
+    );
   }
   const { loadModel } = await import("../decode/mod.ts");
   return await loadModel(decodeURIComponent(TINY.pathname), {

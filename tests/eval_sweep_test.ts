@@ -1,5 +1,5 @@
 /**
- * Sweeps: the table on the shared tiny checkpoint (full first, speedups, metrics, agreement),
+ * Sweeps: the table on the bundled tiny checkpoint (full first, speedups, metrics, agreement),
  * the result cache (a rerun reuses everything; a new policy against a cached `full` is
  * flagged as timed in another run), report folders, the progress display, the cache
  * helpers, the default policies and the demo's model choice.
@@ -29,14 +29,14 @@ import { defaultPolicies, loadSweepItems } from "../cli/sweep.ts";
 import { chooseDemoModel } from "../cli/demo.ts";
 
 const TINY = decodeURIComponent(
-  new URL("../../shared/models/tiny-opt-e2e", import.meta.url).pathname,
+  new URL("../bundled/models/tiny-opt-e2e", import.meta.url).pathname,
 );
 
 async function tinyModel() {
   try {
     await Deno.stat(`${TINY}/config.json`);
   } catch {
-    throw new Error(`missing ${TINY}: the shared tiny checkpoint is needed`);
+    throw new Error(`missing ${TINY}: the bundled tiny checkpoint is part of the repository`);
   }
   const { loadModel } = await import("../decode/mod.ts");
   return await loadModel(TINY, { backend: "cpu", onNote: () => {} });

@@ -8,6 +8,7 @@ import { loadWeights } from "../model/checkpoint.ts";
 import { writeRandomCheckpoint } from "../model/fixture.ts";
 import { type DownloadProgress, hubCacheDir, resolveModel } from "../model/hub.ts";
 import { assertCheckpointError, sharedModelDir, withTempDir } from "./model_test_helpers.ts";
+import { sharedPath } from "./shared_paths.ts";
 
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 
@@ -68,7 +69,7 @@ async function withEnv(vars: Record<string, string | undefined>, fn: () => Promi
 }
 
 function tokenizerDir(): string {
-  return sharedModelDir().replace(/models\/tiny-opt-e2e$/, "tokenizers/opt");
+  return sharedPath("tokenizers/opt");
 }
 
 Deno.test("hub: download into the HF cache layout, then cache hits, offline from cache", async () => {

@@ -6,6 +6,7 @@
  */
 import { CheckpointError, type CheckpointErrorKind } from "../model/errors.ts";
 import { assert, assertStringIncludes } from "@std/assert";
+import { sharedPath } from "./shared_paths.ts";
 
 /** Runs `fn` with a fresh temp folder, removed afterwards. */
 export async function withTempDir<T>(fn: (dir: string) => T | Promise<T>): Promise<T> {
@@ -78,16 +79,7 @@ export async function assertCheckpointError(
   return caught;
 }
 
-/** The shared trained checkpoint, or a clear failure naming the missing path. */
+/** The trained tiny checkpoint the repository ships (`bundled/models/tiny-opt-e2e`). */
 export function sharedModelDir(): string {
-  const dir = new URL("../../shared/models/tiny-opt-e2e/", import.meta.url).pathname;
-  try {
-    Deno.statSync(`${dir}config.json`);
-  } catch {
-    throw new Error(
-      `the shared checkpoint is missing: ${dir}config.json not found (tests read ../shared ` +
-        `beside the repository)`,
-    );
-  }
-  return dir.replace(/\/$/, "");
+  return sharedPath("models/tiny-opt-e2e");
 }

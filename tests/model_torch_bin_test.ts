@@ -18,7 +18,10 @@ import {
   writeTorchBin,
 } from "../bench/torch_bin_writer.ts";
 import { fullPlan, GPU_TEST, relL2, testGpu } from "./webgpu_helpers.ts";
-import { sharedPath } from "./shared_paths.ts";
+import { missingShared, sharedPath } from "./shared_paths.ts";
+
+/** The PyTorch fixtures live only in ../shared: without it these tests are skipped loudly. */
+const NO_FIXTURES = missingShared("fixtures/torch-bin");
 import { withTempDir } from "./model_test_helpers.ts";
 
 interface Expected {
@@ -66,7 +69,9 @@ async function checkAgainstReference(name: string, backend: Backend, exp: Expect
   assertEquals(d.tokens.map((t) => t[0]), exp.argmax, `${name} (${backend.name}): greedy ids`);
 }
 
-Deno.test("torch .bin fixtures: formats detected, names and dtypes as written by PyTorch", async () => {
+Deno.test("torch .bin fixtures: formats detected, names and dtypes as written by PyTorch", {
+  ignore: NO_FIXTURES,
+}, async () => {
   const dir = sharedPath("fixtures/torch-bin");
   assertEquals(openTorchBin(`${dir}/pre-ln-zip/pytorch_model.bin`).format, "zip");
   assertEquals(openTorchBin(`${dir}/pre-ln-legacy/pytorch_model.bin`).format, "legacy");
@@ -84,7 +89,9 @@ Deno.test("torch .bin fixtures: formats detected, names and dtypes as written by
   assertEquals(a.layers[2].fc2.weight.bytes(), b.layers[2].fc2.weight.bytes());
 });
 
-Deno.test("torch .bin fixtures give PyTorch's logits and argmax on the CPU", async () => {
+Deno.test("torch .bin fixtures give PyTorch's logits and argmax on the CPU", {
+  ignore: NO_FIXTURES,
+}, async () => {
   const exp = expected();
   for (const name of FIXTURES) {
     const w = await loadWeights(sharedPath(`fixtures/torch-bin/${name}`));
@@ -100,6 +107,7 @@ Deno.test("torch .bin fixtures give PyTorch's logits and argmax on the CPU", asy
 Deno.test({
   name: "torch .bin fixtures give PyTorch's logits and argmax on WebGPU",
   ...GPU_TEST,
+  ignore: NO_FIXTURES,
   fn: async () => {
     const gpu = await testGpu();
     if (!gpu) return;

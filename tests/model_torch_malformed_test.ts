@@ -18,7 +18,10 @@ import {
   type WriteTorchBinOptions,
 } from "../bench/torch_bin_writer.ts";
 import { assertCheckpointError, withTempDir } from "./model_test_helpers.ts";
-import { sharedPath } from "./shared_paths.ts";
+import { missingShared, sharedPath } from "./shared_paths.ts";
+
+/** The PyTorch fixtures live only in ../shared: without it those tests are skipped loudly. */
+const NO_FIXTURES = missingShared("fixtures/torch-bin");
 
 const enc = new TextEncoder();
 
@@ -230,7 +233,9 @@ Deno.test("malformed .bin: 27 defects, each a CheckpointError naming the file", 
   });
 });
 
-Deno.test("malformed .bin through loadWeights: the folder's file and shard are named", async () => {
+Deno.test("malformed .bin through loadWeights: the folder's file and shard are named", {
+  ignore: NO_FIXTURES,
+}, async () => {
   await withTempDir(async (dir) => {
     const fixture = sharedPath("fixtures/torch-bin/pre-ln-sharded");
     for (const f of Deno.readDirSync(fixture)) {
@@ -348,56 +353,64 @@ function mutate(base: Uint8Array, r: () => number, pickleEnd: number): Uint8Arra
   return out;
 }
 
-Deno.test("fuzz: 4500 seeded mutations of .bin files (one written by PyTorch) give only CheckpointErrors, no hang", async () => {
-  await withTempDir((dir) => {
-    const bases: [string, Uint8Array, number][] = [];
-    for (
-      const [label, options] of [["zip", {}], ["zip64", { zip64: true }], ["legacy", {
-        format: "legacy",
-      }]] as const
-    ) {
-      const p = write(dir, `${label}.bin`, options as WriteTorchBinOptions);
-      bases.push([label, Deno.readFileSync(p), label === "legacy" ? 1200 : 700]);
-    }
-    // And the real PyTorch file (its data.pkl is the first 5.6 kB).
-    const real = Deno.readFileSync(sharedPath("fixtures/torch-bin/pre-ln-zip/pytorch_model.bin"));
-    bases.push(["pytorch", real, 5600]);
-    const path = `${dir}/mutant.bin`;
-    let errors = 0, loaded = 0, slowest = 0;
-    const kinds = new Map<string, number>();
-    for (const [label, base, pickleEnd] of bases) {
-      const r = rng(label.length * 1000 + 9);
-      for (let i = 0; i < (label === "pytorch" ? 1500 : 1000); i++) {
-        const bytes = mutate(base, r, pickleEnd);
-        Deno.writeFileSync(path, bytes);
-        const t0 = performance.now();
-        try {
-          const f = openTorchBin(path);
-          for (const t of f.tensors.values()) {
-            const b = t.bytes();
-            assertEquals(b.byteLength, t.byteLength);
-          }
-          loaded++;
-        } catch (e) {
-          if (!(e instanceof CheckpointError)) {
-            throw new Error(
-              `${label} mutation ${i}: not a CheckpointError: ${e}\n${(e as Error).stack}`,
-            );
-          }
-          assert(e.message.includes(path), `${label} mutation ${i}: ${e.message}`);
-          errors++;
-          kinds.set(e.kind, (kinds.get(e.kind) ?? 0) + 1);
-        }
-        slowest = Math.max(slowest, performance.now() - t0);
+Deno.test(
+  "fuzz: 4500 seeded mutations of .bin files (one written by PyTorch) give only CheckpointErrors, no hang",
+  {
+    ignore: NO_FIXTURES,
+  },
+  async () => {
+    await withTempDir((dir) => {
+      const bases: [string, Uint8Array, number][] = [];
+      for (
+        const [label, options] of [["zip", {}], ["zip64", { zip64: true }], ["legacy", {
+          format: "legacy",
+        }]] as const
+      ) {
+        const p = write(dir, `${label}.bin`, options as WriteTorchBinOptions);
+        bases.push([label, Deno.readFileSync(p), label === "legacy" ? 1200 : 700]);
       }
-    }
-    console.log(
-      `fuzz: ${errors} CheckpointErrors (${[...kinds].map(([k, n]) => `${k} ${n}`).join(", ")}), ` +
-        `${loaded} mutants still loadable, slowest ${slowest.toFixed(1)} ms`,
-    );
-    assertEquals(errors + loaded, 4500);
-    assert(loaded > 0, "some mutations (in tensor bytes) leave a loadable file");
-    assert(errors > 2000, `only ${errors} mutations were caught`);
-    assertLess(slowest, 2000);
-  });
-});
+      // And the real PyTorch file (its data.pkl is the first 5.6 kB).
+      const real = Deno.readFileSync(sharedPath("fixtures/torch-bin/pre-ln-zip/pytorch_model.bin"));
+      bases.push(["pytorch", real, 5600]);
+      const path = `${dir}/mutant.bin`;
+      let errors = 0, loaded = 0, slowest = 0;
+      const kinds = new Map<string, number>();
+      for (const [label, base, pickleEnd] of bases) {
+        const r = rng(label.length * 1000 + 9);
+        for (let i = 0; i < (label === "pytorch" ? 1500 : 1000); i++) {
+          const bytes = mutate(base, r, pickleEnd);
+          Deno.writeFileSync(path, bytes);
+          const t0 = performance.now();
+          try {
+            const f = openTorchBin(path);
+            for (const t of f.tensors.values()) {
+              const b = t.bytes();
+              assertEquals(b.byteLength, t.byteLength);
+            }
+            loaded++;
+          } catch (e) {
+            if (!(e instanceof CheckpointError)) {
+              throw new Error(
+                `${label} mutation ${i}: not a CheckpointError: ${e}\n${(e as Error).stack}`,
+              );
+            }
+            assert(e.message.includes(path), `${label} mutation ${i}: ${e.message}`);
+            errors++;
+            kinds.set(e.kind, (kinds.get(e.kind) ?? 0) + 1);
+          }
+          slowest = Math.max(slowest, performance.now() - t0);
+        }
+      }
+      console.log(
+        `fuzz: ${errors} CheckpointErrors (${
+          [...kinds].map(([k, n]) => `${k} ${n}`).join(", ")
+        }), ` +
+          `${loaded} mutants still loadable, slowest ${slowest.toFixed(1)} ms`,
+      );
+      assertEquals(errors + loaded, 4500);
+      assert(loaded > 0, "some mutations (in tensor bytes) leave a loadable file");
+      assert(errors > 2000, `only ${errors} mutations were caught`);
+      assertLess(slowest, 2000);
+    });
+  },
+);

@@ -1,12 +1,9 @@
 import { assertEquals, assertRejects, assertStringIncludes, assertThrows } from "@std/assert";
 import { loadTokenizer, parseMerges, parseVocab, TokenizerError } from "../tokenizer/mod.ts";
+import { sharedPath } from "./shared_paths.ts";
 
-const OPT = decodeURIComponent(new URL("../../shared/tokenizers/opt", import.meta.url).pathname);
-try {
-  await Deno.stat(`${OPT}/vocab.json`);
-} catch {
-  throw new Error(`shared test data missing: ${OPT}/vocab.json`);
-}
+// OPT's tokenizer files (shipped in bundled/models/tiny-opt-e2e).
+const OPT = sharedPath("tokenizers/opt");
 
 /** Runs `body` with a fresh temp dir holding `files` (name -> text), then removes it. */
 async function withDir(files: Record<string, string>, body: (dir: string) => Promise<void>) {

@@ -1,21 +1,12 @@
 import { assert, assertEquals, assertGreater } from "@std/assert";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { loadTokenizer, type OptTokenizer } from "../tokenizer/mod.ts";
+import { sharedPath } from "./shared_paths.ts";
 
-/** A directory under ../shared, with a clear failure when it is absent. */
-async function sharedDir(rel: string): Promise<string> {
-  const path = decodeURIComponent(new URL(`../../shared/${rel}`, import.meta.url).pathname);
-  try {
-    await Deno.stat(path);
-  } catch {
-    throw new Error(`shared test data missing: ${path} (expected ../shared next to the repo)`);
-  }
-  return path;
-}
-
-const OPT = await sharedDir("tokenizers/opt");
-const TINY = await sharedDir("models/tiny-opt-e2e");
-const DEVSET = `${await sharedDir("data/e2e")}/devset.csv`;
+// OPT's tokenizer files, the tiny checkpoint and the devset ship in bundled/.
+const OPT = sharedPath("tokenizers/opt");
+const TINY = sharedPath("models/tiny-opt-e2e");
+const DEVSET = sharedPath("data/e2e/devset.csv");
 const opt = await loadTokenizer(OPT);
 const tiny = await loadTokenizer(TINY);
 

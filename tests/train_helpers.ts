@@ -79,13 +79,5 @@ export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return Math.sqrt(num / Math.max(den, 1e-300));
 }
 
-/** Path of a file in `../shared`, failing with a clear message when it is absent. */
-export function sharedPath(rel: string): string {
-  const path = decodeURIComponent(new URL(`../../shared/${rel}`, import.meta.url).pathname);
-  try {
-    Deno.statSync(path);
-  } catch {
-    throw new Error(`missing shared file ${path} (tests read ../shared beside the repository)`);
-  }
-  return path;
-}
+/** Test material: the bundled copy or `../shared` (see `shared_paths.ts`). */
+export { sharedPath } from "./shared_paths.ts";

@@ -1,5 +1,5 @@
 /**
- * The WebGPU backend on `../shared/models/tiny-opt-e2e` under a nested SkipDecode-style
+ * The WebGPU backend on `bundled/models/tiny-opt-e2e` under a nested SkipDecode-style
  * plan (warm-up layer 0 plus a shrinking set of top layers): greedy tokens identical to the
  * CPU reference on 8 E2E devset prompts, alone and in one left-padded batch of 8.
  */

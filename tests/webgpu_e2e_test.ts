@@ -1,5 +1,5 @@
 /**
- * The WebGPU backend on the shared trained checkpoint `../shared/models/tiny-opt-e2e`, full
+ * The WebGPU backend on the bundled trained checkpoint `bundled/models/tiny-opt-e2e`, full
  * plan: logits match the CPU reference (relative L2 < 1e-4, full and skip plans) and greedy
  * tokens are identical on 8 E2E devset prompts, alone and in one left-padded batch of 8.
  */

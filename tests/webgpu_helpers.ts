@@ -132,17 +132,8 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-/** Path of a file in `../shared`, failing with a clear message when it is absent. */
-export function sharedPath(rel: string): string {
-  const url = new URL(`../../shared/${rel}`, import.meta.url);
-  const path = decodeURIComponent(url.pathname);
-  try {
-    Deno.statSync(path);
-  } catch {
-    throw new Error(`missing shared file ${path} (tests read ../shared beside the repository)`);
-  }
-  return path;
-}
+/** Test material: the bundled copy or `../shared` (see `shared_paths.ts`). */
+export { sharedPath } from "./shared_paths.ts";
 
 /**
  * A nested skip plan over `columns` columns of an `L`-layer model: columns before
