@@ -20,6 +20,7 @@ import {
   UsageError,
 } from "./command.ts";
 import { checkOutputPath, OutputFolder } from "../eval/output.ts";
+import { parsePolicy } from "../schedule/mod.ts";
 import { loadModel } from "../decode/mod.ts";
 import { loadE2eCsv } from "../eval/data.ts";
 import { runSweep, type SweepItem, sweepItemsFromE2e, sweepToJson } from "../eval/sweep.ts";
@@ -242,6 +243,9 @@ export const sweepCommand: Command = {
       checkLength(model, maxNewTokens, items.map((it) => model.tokenizer.encode(it.prompt).length));
       const policies = (v.policy as string[] | undefined) ??
         defaultPolicies(model.config.numHiddenLayers, Math.min(24, maxNewTokens));
+      const names = policies.map((p) => String(parsePolicy(p)));
+      const dup = names.find((n, i) => names.indexOf(n) !== i);
+      if (dup) throw new UsageError(`--policy ${dup} is given twice`);
       folder = OutputFolder.open(out, { option: "--out" });
       const result = await runSweep(model, items, policies, {
         maxNewTokens,

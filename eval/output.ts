@@ -8,13 +8,14 @@
  * path is a symbolic link (a link inside `reports/` must not carry writes elsewhere), that
  * the path is not a file, and that no other run uses the folder: it takes an exclusive
  * lock on `.skipdecode.lock` inside it (an OS file lock, released by the OS when the
- * process ends, however it ends, so an interrupted run never leaves a stale lock).
+ * process ends, however it ends, so an interrupted run never leaves a stale lock). A run
+ * that created the folder and wrote nothing (it failed or diverged first) removes it.
  *
  * Every file goes through {@linkcode atomicWrite} (a temporary name in the same folder,
  * then a rename), so a reader, or an interrupt, sees the old complete file or the new
  * complete one, never a truncated one. A set of files (a report) is written with
  * {@linkcode OutputFolder.writeSet}: staged in a hidden folder, then moved into place
- * together; files the previous set had and the new one does not (an old run's charts)
+ * together, with Ctrl-C held back for those few renames ({@linkcode withInterruptsHeld}); files the previous set had and the new one does not (an old run's charts)
  * are removed, so a folder never mixes two runs' reports. Leftovers of interrupted runs
  * (temporary files, staging folders) are removed when the next run opens the folder.
  *
@@ -41,12 +42,50 @@ export class OutputError extends Error {
   }
 }
 
-/** The lock file inside every output folder (never removed: see the module documentation). */
+/**
+ * The lock file inside every output folder. It stays after a run (removing a lock file
+ * others may have opened would let two runs hold "the" lock), except in a folder the run
+ * created and left empty, which is removed with it.
+ */
 export const LOCK_FILE = ".skipdecode.lock";
 /** The list of files the last completed {@linkcode OutputFolder.writeSet} wrote. */
 export const MANIFEST_FILE = ".skipdecode-files.json";
 
 const TEMP_NAME = /^\..*\.tmp-[0-9a-f-]{36}$|^\.staging-[0-9a-f-]{36}$|\.incomplete$/;
+
+/**
+ * Runs `fn` with SIGINT and SIGTERM held back: an interrupt that arrives meanwhile ends
+ * the process (exit code 130) only after `fn` returns, so a set of renames that must
+ * happen together (a report, a checkpoint) is never cut in half by Ctrl-C.
+ *
+ * @param fn the work to protect (keep it short: renames, small writes)
+ * @returns what `fn` returns
+ * @example
+ * ```ts
+ * import { withInterruptsHeld } from "./output.ts";
+ * withInterruptsHeld(() => console.log("not interrupted here"));
+ * ```
+ */
+export function withInterruptsHeld<T>(fn: () => T): T {
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+  };
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  const added: Deno.Signal[] = [];
+  for (const s of signals) {
+    try {
+      Deno.addSignalListener(s, onSignal);
+      added.push(s);
+    } catch { /* not supported here */ }
+  }
+  try {
+    return fn();
+  } finally {
+    for (const s of added) Deno.removeSignalListener(s, onSignal);
+    if (interrupted) Deno.exit(130);
+  }
+}
 
 /**
  * Writes a file atomically: to a temporary name in the same folder, then renamed over
@@ -146,11 +185,13 @@ export class OutputFolder {
   /** The option that named it. */
   readonly option: string;
   #lock: Deno.FsFile | undefined;
+  #created: boolean;
 
-  private constructor(dir: string, option: string, lock: Deno.FsFile) {
+  private constructor(dir: string, option: string, lock: Deno.FsFile, created: boolean) {
     this.dir = dir;
     this.option = option;
     this.#lock = lock;
+    this.#created = created;
   }
 
   /**
@@ -172,19 +213,32 @@ export class OutputFolder {
   static open(dir: string, options: OpenOutputOptions = {}): OutputFolder {
     const option = options.option ?? "--out";
     checkOutputPath(dir, option);
+    const lockPath = join(dir, LOCK_FILE);
     let lock: Deno.FsFile;
-    try {
-      Deno.mkdirSync(dir, { recursive: true });
-      lock = Deno.openSync(join(dir, LOCK_FILE), { read: true, write: true, create: true });
-    } catch (e) {
-      throw new OutputError(`${option} ${dir}: cannot create the folder: ${(e as Error).message}`);
-    }
     let held = false;
-    try {
-      held = lock.tryLockSync(true);
-    } catch (e) {
+    let created = false;
+    for (let attempt = 0;; attempt++) {
+      try {
+        created ||= lstat(dir) === undefined;
+        Deno.mkdirSync(dir, { recursive: true });
+        lock = Deno.openSync(lockPath, { read: true, write: true, create: true });
+      } catch (e) {
+        throw new OutputError(
+          `${option} ${dir}: cannot create the folder: ${(e as Error).message}`,
+        );
+      }
+      try {
+        held = lock.tryLockSync(true);
+      } catch (e) {
+        lock.close();
+        throw new OutputError(
+          `${option} ${dir}: cannot lock ${LOCK_FILE}: ${(e as Error).message}`,
+        );
+      }
+      // A run that created the folder removes it when it wrote nothing: the lock we hold
+      // must still be the file at the path, else open again.
+      if (!held || lock.statSync().ino === lstat(lockPath)?.ino || attempt >= 5) break;
       lock.close();
-      throw new OutputError(`${option} ${dir}: cannot lock ${LOCK_FILE}: ${(e as Error).message}`);
     }
     if (!held) {
       let who = "";
@@ -203,7 +257,7 @@ export class OutputFolder {
         new TextEncoder().encode(`pid ${Deno.pid} since ${new Date().toISOString()}\n`),
       );
     } catch { /* the lock holds without the note */ }
-    const out = new OutputFolder(dir, option, lock);
+    const out = new OutputFolder(dir, option, lock!, created);
     out.#removeLeftovers(dir, 2);
     return out;
   }
@@ -310,15 +364,17 @@ export class OutputFolder {
       const names = [...Deno.readDirSync(stage)].filter((e) => e.isFile).map((e) => e.name)
         .filter((n) => !n.startsWith(".")).sort();
       const previous = this.#manifest();
-      for (const n of names) Deno.renameSync(join(stage, n), join(this.dir, n));
-      for (const n of previous) {
-        if (!names.includes(n)) {
-          try {
-            Deno.removeSync(join(this.dir, n));
-          } catch { /* already gone */ }
+      withInterruptsHeld(() => {
+        for (const n of names) Deno.renameSync(join(stage, n), join(this.dir, n));
+        for (const n of previous) {
+          if (!names.includes(n)) {
+            try {
+              Deno.removeSync(join(this.dir, n));
+            } catch { /* already gone */ }
+          }
         }
-      }
-      atomicWrite(join(this.dir, MANIFEST_FILE), JSON.stringify(names) + "\n");
+        atomicWrite(join(this.dir, MANIFEST_FILE), JSON.stringify(names) + "\n");
+      });
       return names;
     } catch (e) {
       if (e instanceof OutputError) throw e;
@@ -346,7 +402,8 @@ export class OutputFolder {
   }
 
   /**
-   * Releases the lock (the lock file stays; see the module documentation).
+   * Releases the lock. The lock file stays, unless this run created the folder and wrote
+   * nothing into it: then the folder is removed.
    *
    * @example
    * ```ts
@@ -356,6 +413,16 @@ export class OutputFolder {
    */
   close(): void {
     if (!this.#lock) return;
+    if (this.#created) {
+      // Created by this run and nothing written: leave no trace.
+      try {
+        const left = [...Deno.readDirSync(this.dir)].map((e) => e.name);
+        if (left.every((n) => n === LOCK_FILE)) {
+          Deno.removeSync(join(this.dir, LOCK_FILE));
+          Deno.removeSync(this.dir);
+        }
+      } catch { /* keep it */ }
+    }
     try {
       this.#lock.unlockSync();
     } catch { /* closing releases it too */ }

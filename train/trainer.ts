@@ -8,7 +8,7 @@
  * @module
  */
 import { loadE2eCsv, readText } from "../eval/data.ts";
-import { atomicWrite, checkOutputPath, OutputFolder } from "../eval/output.ts";
+import { atomicWrite, checkOutputPath, OutputFolder, withInterruptsHeld } from "../eval/output.ts";
 import { lossCurveChart } from "../plots/charts.ts";
 import { toHtml } from "../plots/html.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
@@ -198,7 +198,7 @@ export function evalPolicySources(config: TrainConfig): { name: string; source: 
       ? [String(own.policy), "full"]
       : [policySourceToString(own), "full"];
   })();
-  return names.map((n) => {
+  return [...new Set(names)].map((n) => {
     const source = parsePolicySource(n);
     return { name: source.kind === "fixed" ? String(source.policy) : n, source };
   });
@@ -325,14 +325,17 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     folder.close();
     throw e;
   }
-  // A loss above twice that of guessing uniformly over the vocabulary has diverged.
-  const lossLimit = 2 * Math.log(modelCfg.vocabSize);
+  // A loss above twice that of guessing uniformly over the vocabulary, and above three
+  // times the run's first one, has diverged.
+  let baseline: number | undefined;
   const diverged = (what: string, value: number) => {
-    if (Number.isFinite(value) && value <= lossLimit) return;
+    if (baseline === undefined && Number.isFinite(value)) baseline = value;
+    const limit = Math.max(2 * Math.log(modelCfg.vocabSize), 3 * (baseline ?? 0));
+    if (Number.isFinite(value) && value <= limit) return;
     throw new TrainError(
       `training diverged at step ${state.step}: ${what} is ${value} (limit ${
-        lossLimit.toFixed(1)
-      } = 2 ln(vocab)); stopped without saving it. Lower --lr (now ${config.lr})` +
+        limit.toFixed(1)
+      }); stopped without saving it. Lower --lr (now ${config.lr})` +
         (config.clipNorm > 0 ? "" : " or set --clip-norm"),
     );
   };
@@ -370,13 +373,17 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     const snap = await engine.snapshot();
     state.data = stream.position();
     state.policyState = policyRandom.state();
-    saveCheckpoint(dir, {
-      params: snap.params,
-      adam: snap.adam,
-      dtype: config.dtype,
-      tokenizerDir: source,
-      trainerState: state,
-    });
+    // Every file of a checkpoint is renamed into place; Ctrl-C waits for the whole set,
+    // so weights, optimizer and trainer state always belong to the same step.
+    withInterruptsHeld(() =>
+      saveCheckpoint(dir, {
+        params: snap.params,
+        adam: snap.adam,
+        dtype: config.dtype,
+        tokenizerDir: source,
+        trainerState: state,
+      })
+    );
     note(`saved ${dir}`);
   };
 
