@@ -41,10 +41,12 @@ export type {
 } from "./model/types.ts";
 export {
   CheckpointError,
+  convertCheckpoint,
   describeModel,
   loadModel as loadCheckpoint,
   loadWeights,
   openSafetensors,
+  openTorchBin,
   OPT_SHAPES,
   parseOptConfig,
   resolveModel,
@@ -55,6 +57,7 @@ export {
 export type {
   CheckpointErrorDetails,
   CheckpointErrorKind,
+  ConvertResult,
   DownloadProgress,
   FileTensor,
   LoadedWeights,
@@ -68,6 +71,7 @@ export type {
   SafetensorsFile,
   SafetensorsHeader,
   SafetensorsWriteEntry,
+  TorchBinFile,
 } from "./model/mod.ts";
 export { loadTokenizer, OptTokenizer, TokenizerError } from "./tokenizer/mod.ts";
 export type {

@@ -2,9 +2,15 @@
  * Reading and writing Hugging Face OPT checkpoints exactly.
  *
  * - {@linkcode resolveModel} / {@linkcode loadModel}: a folder or hub id (`facebook/opt-125m`)
- *   to a local folder, via the Hugging Face cache, downloading safetensors when needed.
- * - {@linkcode loadWeights}: a folder (`config.json` + `model.safetensors` or shards) to
- *   {@linkcode OptWeights}, names normalised, shapes checked, bytes read lazily.
+ *   to a local folder, via the Hugging Face cache, downloading safetensors or, as
+ *   transformers does when a repository has none, PyTorch `.bin` weights.
+ * - {@linkcode loadWeights}: a folder (`config.json` + `model.safetensors`, sharded
+ *   safetensors, `pytorch_model.bin` or `.bin` shards) to {@linkcode OptWeights}, names
+ *   normalised, shapes checked, bytes read lazily.
+ * - {@linkcode openTorchBin}: PyTorch `.bin` files (ZIP, ZIP64 or legacy) through a
+ *   restricted unpickler that never executes anything.
+ * - {@linkcode convertCheckpoint}: any checkpoint to a standard Hugging Face folder with
+ *   `model.safetensors`; {@linkcode convertedCopy}: the same, cached by source identity.
  * - {@linkcode parseOptConfig}, {@linkcode optConfigToJson}, {@linkcode OPT_SHAPES}: configs.
  * - {@linkcode openSafetensors}, {@linkcode writeSafetensors}, {@linkcode tensorToFloat32}:
  *   the file format and exact f16/bf16/f32 conversions.
@@ -63,6 +69,7 @@ export type {
 export {
   allTensors,
   describeModel,
+  findWeightFile,
   hasFinalLayerNorm,
   loadWeights,
   loadWeightsSync,
@@ -70,7 +77,20 @@ export {
   optTensorSpecs,
   SAFE_WEIGHTS_INDEX_NAME,
   SAFE_WEIGHTS_NAME,
+  WEIGHTS_INDEX_NAME,
+  WEIGHTS_NAME,
 } from "./checkpoint.ts";
+export { openTorchBin } from "./torch_bin.ts";
+export type { TorchBinFile } from "./torch_bin.ts";
+export { ALLOWED_GLOBALS } from "./torch_pickle.ts";
+export {
+  convertCheckpoint,
+  convertedCopy,
+  sourceKey,
+  standardName,
+  writeStandardFolder,
+} from "./convert.ts";
+export type { ConvertResult } from "./convert.ts";
 export type { LoadedWeights, ModelDescription, OptTensorSpec } from "./checkpoint.ts";
 export {
   hubCacheDir,

@@ -34,7 +34,15 @@ export const ALLOWED_GLOBALS: ReadonlySet<string> = new Set([
   "torch.BFloat16Storage",
 ]);
 
-/** A global named by the pickle: only its name (nothing is imported or called). */
+/**
+ * A global named by the pickle: only its name (nothing is imported or called).
+ *
+ * @example
+ * ```ts
+ * import { PickleGlobal } from "./torch_pickle.ts";
+ * console.log(new PickleGlobal("torch.HalfStorage").name);
+ * ```
+ */
 export class PickleGlobal {
   /** Makes a global reference. */
   constructor(
@@ -55,8 +63,6 @@ export interface UnpickleHooks {
 const MAX_STRING = 1 << 24;
 /** Most memo entries accepted. */
 const MAX_MEMO = 1 << 22;
-
-const MARK = Symbol("mark");
 
 interface Op {
   code: number;
@@ -311,7 +317,15 @@ export function scanPickle(src: ByteSource, start: number, end: number, where: s
   }
 }
 
-/** Short description of a value for messages (never recursing deeply). */
+/**
+ * Short description of an unpickled value for messages (never recursing deeply).
+ *
+ * @example
+ * ```ts
+ * import { describePickleValue } from "./torch_pickle.ts";
+ * console.log(describePickleValue(["storage", 3, null])); // ("storage", 3, None)
+ * ```
+ */
 export function describePickleValue(v: unknown, depth = 0): string {
   if (v === null) return "None";
   if (typeof v === "string") return JSON.stringify(v.length > 40 ? v.slice(0, 40) + "..." : v);

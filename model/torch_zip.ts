@@ -57,7 +57,15 @@ function u64(dv: DataView, at: number, file: string, field: string): number {
   return Number(v);
 }
 
-/** Whether the bytes start like a ZIP archive (`PK\x03\x04`). */
+/**
+ * Whether the bytes start like a ZIP archive (`PK\x03\x04`).
+ *
+ * @example
+ * ```ts
+ * import { isZip } from "./torch_zip.ts";
+ * console.log(isZip(new Uint8Array([0x50, 0x4b, 3, 4]))); // true
+ * ```
+ */
 export function isZip(head: Uint8Array): boolean {
   return head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 3 &&
     head[3] === 4;
