@@ -1,9 +1,12 @@
 /**
- * End-to-end decode benchmark: tokens/s of `full` and of linear plans at about 2x, 3x and
- * 4x layer speedup, batch sizes 1, 8 and 32, on both backends, for an OPT-125m-shaped
- * random model and the shared tiny checkpoint. Each measured speedup (wall time of `full`
- * over wall time of the policy, same model, backend and batch, same run) is printed beside
- * the plan's layer and FLOP speedups (SPEC §5).
+ * End-to-end decode benchmark: tokens/s of `full` and of linear plans at the target layer
+ * speedups (`deno task bench`: about 2x and 3x), batch sizes 1, 8 and 32, on both backends
+ * and on the PyTorch eager reference (`torch_engine.ts`, when it can run), for an
+ * OPT-125m-shaped random model and the shared tiny checkpoint, all engines timed
+ * interleaved. Each measured speedup (wall time of `full` over wall time of the policy,
+ * same model, engine and batch, same run) is printed beside the plan's layer and FLOP
+ * speedups (SPEC §5); {@linkcode sideBySideMarkdown} puts the engines side by side and
+ * {@linkcode skipNeverSlowerCheck} checks that no skip plan is slower than `full`.
  *
  * Run: `deno task bench` (add `--quick` for a run of under a minute).
  *
@@ -15,6 +18,7 @@ import { type BackendName, createBackend } from "../backend/mod.ts";
 import type { Backend } from "../backend/types.ts";
 import { loadWeights, writeRandomCheckpoint } from "../model/mod.ts";
 import type { OptConfig } from "../model/types.ts";
+import { startTorchEngine, type TorchEngineOptions } from "./torch_engine.ts";
 
 /** One measured configuration. */
 export interface DecodeBenchRow {
@@ -46,6 +50,10 @@ export interface DecodeBenchRow {
   decodeSpeedup: number;
   /** Awaited readbacks per decode. */
   readbacks: number;
+  /** Wall milliseconds of every timed repeat. */
+  msAll?: number[];
+  /** Fraction of generated tokens equal to the first engine's (same batch and policy). */
+  sameTokens?: number;
 }
 
 /** Options of {@linkcode runDecodeBench}. */
@@ -65,7 +73,14 @@ export interface DecodeBenchOptions {
   /** Timed repeats per policy, interleaved across policies (median reported). */
   repeats: number;
   /** Skip a (model, backend, batch) whose `full` decode would exceed this many GFLOP. */
-  maxGflop?: Partial<Record<BackendName, number>>;
+  maxGflop?: Partial<Record<BackendName | "torch", number>>;
+  /**
+   * Also time the PyTorch eager reference (`bench/torch_decode.py`) interleaved with the
+   * backends, when `/usr/bin/python3` with `torch` can run here (options: its threads).
+   */
+  torch?: boolean | TorchEngineOptions;
+  /** Called with the reason when `torch` was asked for but cannot run. */
+  onTorchSkipped?: (reason: string) => void;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -109,28 +124,55 @@ function prompts(config: OptConfig, batch: number, length: number, seed: number)
   ]);
 }
 
+/** Something that decodes: a project backend or the PyTorch reference. */
+interface Engine {
+  readonly name: string;
+  decode(req: {
+    prompts: number[][];
+    maxNewTokens: number;
+    sets: number[][];
+    padTokenId: number;
+  }): Promise<{ tokens: number[][]; timing: { decodeMs: number; readbacks: number } }>;
+}
+
 async function timeDecode(
-  backend: Backend,
+  engine: Engine,
   rows: number[][],
   p: Plan,
-): Promise<{ ms: number; decodeMs: number; readbacks: number }> {
+  padTokenId: number,
+): Promise<{ ms: number; decodeMs: number; readbacks: number; tokens: number[][] }> {
   const t = performance.now();
-  const out = await backend.decode({
+  const out = await engine.decode({
     prompts: rows,
     maxNewTokens: p.maxNewTokens,
-    sets: p.sets,
-    padTokenId: backend.config.padTokenId,
+    sets: p.sets as number[][],
+    padTokenId,
   });
   return {
     ms: performance.now() - t,
     decodeMs: out.timing.decodeMs,
     readbacks: out.timing.readbacks,
+    tokens: out.tokens,
   };
 }
 
+function agreement(a: number[][], b: number[][]): number {
+  let same = 0, all = 0;
+  a.forEach((row, i) =>
+    row.forEach((id, j) => {
+      all++;
+      if (b[i]?.[j] === id) same++;
+    })
+  );
+  return all ? same / all : 1;
+}
+
 /**
- * Runs the benchmark and returns one row per (model, backend, batch, policy). EOS is not
- * honoured, so every row generates exactly `maxNewTokens` tokens.
+ * Runs the benchmark and returns one row per (model, engine, batch, policy). EOS is not
+ * honoured, so every row generates exactly `maxNewTokens` tokens. All engines of a model
+ * (the backends, and the PyTorch reference when `torch` is set and it can run) are loaded
+ * at once and timed interleaved: each repeat rotates through the policies and, inside each
+ * policy, through the engines, so that a change of machine load hits all of them alike.
  *
  * @example
  * ```ts
@@ -154,46 +196,69 @@ export async function runDecodeBench(options: DecodeBenchOptions): Promise<Decod
     const plans = policies.map((policy) =>
       plan(policy, { ...dimsFromConfig(cfg), promptLength: P, maxNewTokens: N })
     );
-    for (const name of options.backends) {
-      const backend = await createBackend(weights, { backend: name, onNote: log });
-      try {
-        for (const batch of options.batches) {
-          const gflop = plans[0].accounting!.fullTotalFlops * batch / 1e9;
-          const limit = options.maxGflop?.[name];
+    const engines: Engine[] = [];
+    const closers: (() => Promise<void> | void)[] = [];
+    try {
+      for (const name of options.backends) {
+        const backend: Backend = await createBackend(weights, { backend: name, onNote: log });
+        engines.push(backend);
+        closers.push(() => backend.dispose());
+      }
+      if (options.torch) {
+        const t = await startTorchEngine(m.dir, options.torch === true ? {} : options.torch);
+        if ("engine" in t) {
+          engines.push(t.engine);
+          closers.push(() => t.engine.close());
+          log(`${m.label}: PyTorch reference: ${t.engine.description}`);
+        } else {
+          log(`${m.label}: PyTorch reference skipped: ${t.skipped}`);
+          options.onTorchSkipped?.(t.skipped);
+        }
+      }
+      for (const batch of options.batches) {
+        const gflop = plans[0].accounting!.fullTotalFlops * batch / 1e9;
+        const active = engines.filter((e) => {
+          const limit = options.maxGflop?.[e.name as BackendName];
           if (limit !== undefined && gflop > limit) {
-            log(
-              `skip ${m.label} ${backend.name} batch ${batch}: ${
-                gflop.toFixed(0)
-              } GFLOP > ${limit}`,
-            );
-            continue;
+            log(`skip ${m.label} ${e.name} batch ${batch}: ${gflop.toFixed(0)} GFLOP > ${limit}`);
+            return false;
           }
-          const input = prompts(cfg, batch, P, 7);
-          await timeDecode(backend, input, plans[0]); // warm-up: pipelines, caches
-          // Repeats rotate through the policies so that a change of machine load during the
-          // run hits every policy alike; each policy's median is reported.
-          const times = plans.map(() => [] as number[]);
-          const decodeTimes = plans.map(() => [] as number[]);
-          const readbacks = plans.map(() => 0);
-          for (let r = 0; r < options.repeats; r++) {
-            for (let i = 0; i < plans.length; i++) {
-              const k = (i + r) % plans.length;
-              const t = await timeDecode(backend, input, plans[k]);
-              times[k].push(t.ms);
-              decodeTimes[k].push(t.decodeMs);
-              readbacks[k] = t.readbacks;
+          return true;
+        });
+        if (!active.length) continue;
+        const input = prompts(cfg, batch, P, 7);
+        const pad = cfg.padTokenId;
+        // warm-up (pipelines, caches, allocator): a short decode of the same batch and prompt
+        const warm = plan(full(), { ...dimsFromConfig(cfg), promptLength: P, maxNewTokens: 2 });
+        for (const e of active) await timeDecode(e, input, warm, pad);
+        const times = active.map(() => plans.map(() => [] as number[]));
+        const decodeTimes = active.map(() => plans.map(() => [] as number[]));
+        const readbacks = active.map(() => plans.map(() => 0));
+        const tokens = active.map(() => plans.map(() => [] as number[][]));
+        for (let r = 0; r < options.repeats; r++) {
+          for (let i = 0; i < plans.length; i++) {
+            const k = (i + r) % plans.length;
+            for (let j = 0; j < active.length; j++) {
+              const e = (j + r + i) % active.length;
+              const t = await timeDecode(active[e], input, plans[k], pad);
+              times[e][k].push(t.ms);
+              decodeTimes[e][k].push(t.decodeMs);
+              readbacks[e][k] = t.readbacks;
+              tokens[e][k] = t.tokens;
             }
           }
-          const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-          const fullMs = median(times[0]);
-          const fullDecodeMs = median(decodeTimes[0]);
+        }
+        const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+        active.forEach((engine, e) => {
+          const fullMs = median(times[e][0]);
+          const fullDecodeMs = median(decodeTimes[e][0]);
           plans.forEach((p, k) => {
-            const ms = median(times[k]);
+            const ms = median(times[e][k]);
             const measured = fullMs / ms;
             const flop = p.accounting!.flopSpeedup;
             const row: DecodeBenchRow = {
               model: m.label,
-              backend: backend.name,
+              backend: engine.name,
               batch,
               policy: String(p.policy),
               layerSpeedup: p.layerSpeedup,
@@ -202,16 +267,18 @@ export async function runDecodeBench(options: DecodeBenchOptions): Promise<Decod
               tokensPerSecond: (batch * N) / (ms / 1000),
               measuredSpeedup: measured,
               ofFlopSpeedup: measured / flop,
-              decodeSpeedup: fullDecodeMs / median(decodeTimes[k]),
-              readbacks: readbacks[k],
+              decodeSpeedup: fullDecodeMs / median(decodeTimes[e][k]),
+              readbacks: readbacks[e][k],
+              msAll: times[e][k],
             };
+            if (e > 0) row.sameTokens = agreement(tokens[e][k], tokens[0][k]);
             rows.push(row);
             log(formatRow(row));
           });
-        }
-      } finally {
-        backend.dispose();
+        });
       }
+    } finally {
+      for (const c of closers) await c();
     }
   }
   return rows;
@@ -262,4 +329,92 @@ export function ensureOpt125mFixture(cacheDir: string): string {
     writeRandomCheckpoint(dir, { shape: "opt-125m", seed: 125, dtype: "F16" });
     return dir;
   }
+}
+
+/**
+ * The side-by-side table: per (model, batch, policy), tokens/s of each project backend and
+ * of the PyTorch eager reference, and each backend's ratio to PyTorch (above 1: faster).
+ *
+ * @example
+ * ```ts
+ * console.log(sideBySideMarkdown(rows));
+ * ```
+ */
+export function sideBySideMarkdown(rows: DecodeBenchRow[]): string {
+  const engines = [...new Set(rows.map((r) => r.backend))].filter((e) => e !== "torch");
+  const hasTorch = rows.some((r) => r.backend === "torch");
+  const keys = [...new Set(rows.map((r) => `${r.model}\u0000${r.batch}\u0000${r.policy}`))];
+  const head = [
+    "model",
+    "batch",
+    "policy",
+    "FLOP speedup",
+    ...engines.map((e) => `${e} tok/s`),
+    ...(hasTorch ? ["PyTorch tok/s", ...engines.map((e) => `${e} / PyTorch`)] : []),
+    ...(hasTorch ? ["PyTorch tokens = first backend's"] : []),
+  ];
+  const lines = [
+    `| ${head.join(" | ")} |`,
+    `| ${head.map((_, i) => (i < 3 ? "---" : "---:")).join(" | ")} |`,
+  ];
+  for (const key of keys) {
+    const [model, batch, policy] = key.split("\u0000");
+    const of = (e: string) =>
+      rows.find((r) =>
+        r.model === model && String(r.batch) === batch && r.policy === policy && r.backend === e
+      );
+    const any = rows.find((r) =>
+      r.model === model && String(r.batch) === batch && r.policy === policy
+    )!;
+    const t = of("torch");
+    const cells = [
+      model,
+      batch,
+      policy,
+      any.flopSpeedup.toFixed(2),
+      ...engines.map((e) => of(e)?.tokensPerSecond.toFixed(1) ?? "–"),
+    ];
+    if (hasTorch) {
+      cells.push(t ? t.tokensPerSecond.toFixed(1) : "–");
+      for (const e of engines) {
+        const r = of(e);
+        cells.push(r && t ? (r.tokensPerSecond / t.tokensPerSecond).toFixed(2) : "–");
+      }
+      cells.push(t?.sameTokens !== undefined ? `${(100 * t.sameTokens).toFixed(0)}%` : "–");
+    }
+    lines.push(`| ${cells.join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+/**
+ * Checks that no skip plan is slower than `full` (median wall time, same model, engine and
+ * batch, same run); returns one line per engine and batch and whether all passed.
+ *
+ * @example
+ * ```ts
+ * const { ok, lines } = skipNeverSlowerCheck(rows);
+ * ```
+ */
+export function skipNeverSlowerCheck(rows: DecodeBenchRow[]): { ok: boolean; lines: string[] } {
+  const lines: string[] = [];
+  let ok = true;
+  const groups = new Map<string, DecodeBenchRow[]>();
+  for (const r of rows) {
+    const k = `${r.model} ${r.backend} batch ${r.batch}`;
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  for (const [k, rs] of groups) {
+    const full = rs.find((r) => r.policy === "full");
+    if (!full) continue;
+    const skips = rs.filter((r) => r !== full);
+    const slower = skips.filter((r) => r.ms > full.ms);
+    if (slower.length) ok = false;
+    lines.push(
+      `${slower.length ? "FAIL" : "ok  "} ${k}: full ${full.ms.toFixed(0)} ms; ` +
+        skips.map((r) => `${r.measuredSpeedup.toFixed(2)}x`).join(", ") +
+        (slower.length ? ` (slower: ${slower.map((r) => r.policy).join("; ")})` : ""),
+    );
+  }
+  return { ok, lines };
 }

@@ -1,7 +1,8 @@
 /**
  * Benchmarks: the matrix-product kernels against the plain TypeScript matmul, and
- * end-to-end decode of `full` against linear plans at about 2x, 3x and 4x layer speedup on
- * both backends. `deno task bench` runs both (`--quick` in under a minute).
+ * end-to-end decode of `full` against linear plans at about 2x and 3x layer speedup on
+ * both backends and, side by side, on a PyTorch eager reference (`torch_decode.py`) when
+ * `/usr/bin/python3` has `torch`. `deno task bench` runs both (`--quick` in under a minute).
  *
  * @example
  * ```ts
@@ -21,7 +22,17 @@ export {
   ensureOpt125mFixture,
   linearForSpeedup,
   runDecodeBench,
+  sideBySideMarkdown,
+  skipNeverSlowerCheck,
 } from "./decode_bench.ts";
+export {
+  startTorchEngine,
+  TORCH_PYTHON,
+  type TorchDecodeOutput,
+  type TorchDecodeRequest,
+  type TorchEngine,
+  type TorchEngineOptions,
+} from "./torch_engine.ts";
 export { type BenchRow, matmulBenchMain } from "./matmul_bench.ts";
 export type { BackendName } from "../backend/mod.ts";
 export type * from "../schedule/mod.ts";

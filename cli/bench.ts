@@ -10,15 +10,20 @@ import {
   decodeBenchMarkdown,
   ensureOpt125mFixture,
   runDecodeBench,
+  sideBySideMarkdown,
+  skipNeverSlowerCheck,
 } from "../bench/decode_bench.ts";
 import type { BackendName } from "../backend/mod.ts";
 import { exists, TINY_MODEL_DIR } from "./paths.ts";
 import { quietVulkanRuntimeDir } from "../kernels/device.ts";
 
-const HELP = `deno task bench [--quick] [--backend cpu|webgpu|both] [--skip-kernels] [--out DIR]
+const HELP =
+  `deno task bench [--quick] [--backend cpu|webgpu|both] [--skip-kernels] [--no-torch] [--out DIR]
   --quick         tiny checkpoint only, batches 1 and 8, 16 tokens: under a minute
   --backend       which backends to run (default both; webgpu needs an adapter)
   --skip-kernels  only the end-to-end decode benchmark
+  --no-torch      do not run the PyTorch eager reference (run when /usr/bin/python3 has torch)
+  --threads N     PyTorch threads (default: the machine's cores)
   --out DIR       where to write decode.json / decode.md (default out/bench)`;
 
 /**
@@ -34,6 +39,8 @@ export async function benchMain(args: string[]): Promise<number> {
     quick: { type: "boolean" },
     backend: { type: "string" },
     "skip-kernels": { type: "boolean" },
+    torch: { type: "boolean", default: true },
+    threads: { type: "string" },
     out: { type: "string" },
     help: { type: "boolean" },
   });
@@ -42,6 +49,15 @@ export async function benchMain(args: string[]): Promise<number> {
     return 0;
   }
   const quick = !!values.quick;
+  const threads = values.threads === undefined
+    ? navigator.hardwareConcurrency
+    : Number(values.threads);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
+    console.error(
+      `error: --threads must be a whole number from 1 to 1024, got "${values.threads}"`,
+    );
+    return 2;
+  }
   const out = (values.out as string | undefined) ?? "out/bench";
   const which = (values.backend as string | undefined) ?? "both";
   quietVulkanRuntimeDir();
@@ -75,23 +91,59 @@ export async function benchMain(args: string[]): Promise<number> {
   }
   const models = [{ label: "tiny-opt-e2e", dir: TINY_MODEL_DIR }];
   if (!quick) models.push({ label: "opt-125m-shaped", dir: ensureOpt125mFixture(".cache/bench") });
+  const load = () => {
+    try {
+      return Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
+    } catch {
+      return "unknown";
+    }
+  };
   console.log(
-    "\nEnd-to-end decode (greedy, EOS ignored; measured speedup = wall time of full / policy, same run)",
+    "\nEnd-to-end decode (greedy, EOS ignored; measured speedup = wall time of full / policy, " +
+      "same run; every engine timed interleaved; tokens/s include the prefill)",
   );
+  console.log(`load average at start: ${load()}`);
   console.log(decodeBenchMarkdown([]));
+  let torchSkipped: string | undefined;
+  const t0 = performance.now();
   const rows = await runDecodeBench({
     models,
     backends,
     batches: quick ? [1, 8] : [1, 8, 32],
-    targets: [2, 3, 4],
+    targets: [2, 3],
     promptLength: 16,
     maxNewTokens: quick ? 16 : 32,
     repeats: quick ? 1 : 3,
     maxGflop: { cpu: quick ? 20 : 30 },
+    torch: values.torch ? { threads } : false,
+    onTorchSkipped: (why) => (torchSkipped = why),
     log: (line) => console.log(line),
   });
+  const side = sideBySideMarkdown(rows);
+  const check = skipNeverSlowerCheck(rows);
+  const torchNote = !values.torch
+    ? "PyTorch reference: not run (--no-torch)"
+    : torchSkipped
+    ? `PyTorch reference: skipped (${torchSkipped})`
+    : `PyTorch reference: bench/torch_decode.py, eager f32, KV cache, greedy, ${threads} threads`;
+  const summary = [
+    "",
+    `Side by side (tokens/s incl. prefill, median of ${quick ? 1 : 3}; ratio = backend / PyTorch)`,
+    torchNote,
+    side,
+    "",
+    `Check: skip plans never slower than full: ${check.ok ? "PASS" : "FAIL"}`,
+    ...check.lines.map((l) => `  ${l}`),
+    `load average at end: ${load()}; decode benchmark ${
+      ((performance.now() - t0) / 1000).toFixed(0)
+    } s`,
+  ].join("\n");
+  console.log(summary);
   await Deno.writeTextFile(`${out}/decode.json`, JSON.stringify(rows, null, 2));
-  await Deno.writeTextFile(`${out}/decode.md`, decodeBenchMarkdown(rows) + "\n");
+  await Deno.writeTextFile(
+    `${out}/decode.md`,
+    decodeBenchMarkdown(rows) + "\n" + summary + "\n",
+  );
   console.log(`\nwrote ${out}/decode.json and ${out}/decode.md`);
   return 0;
 }
