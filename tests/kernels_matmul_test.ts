@@ -29,6 +29,8 @@ const device = await adapter.requestDevice({
     maxBufferSize: Number(adapter.limits.maxBufferSize),
   },
 });
+// Destroyed when this module ends (see webgpu_helpers.ts).
+globalThis.addEventListener("unload", () => device.destroy());
 device.addEventListener("uncapturederror", (e) => {
   console.error("uncaptured WebGPU error:", (e as GPUUncapturedErrorEvent).error.message);
 });

@@ -94,6 +94,7 @@ async function nbconvert(
       "notebook_execute.RoutingExecutePreprocessor",
       "--RoutingExecutePreprocessor.kernel_name=deno",
       "--RoutingExecutePreprocessor.timeout=600",
+      "--RoutingExecutePreprocessor.startup_timeout=300",
       "--output",
       out,
       input,

@@ -12,6 +12,12 @@ import { Recorder } from "../kernels/encode.ts";
 quietVulkanRuntimeDir();
 
 let shared: Promise<GpuContext | null> | undefined;
+let sharedGpu: GpuContext | null = null;
+
+// Every test module runs in its own isolate: destroy the module's device when the module
+// ends, on its own thread, instead of leaving it to the isolate's teardown (or to process
+// exit, where Mesa's exit-time cleanup can race a device still being torn down).
+globalThis.addEventListener("unload", () => sharedGpu?.device.destroy());
 
 /**
  * The shared test device, or `null` (with a loud warning) when no adapter exists. With the
@@ -26,7 +32,8 @@ export function testGpu(): Promise<GpuContext | null> {
       console.warn(`\n!!! SKIPPING WebGPU TEST: ${msg} !!!\n`);
       return null;
     }
-    return await requestGpu();
+    sharedGpu = await requestGpu();
+    return sharedGpu;
   })();
   return shared;
 }

@@ -12,7 +12,7 @@ import { AdapterRejectedError, assertAdapterValid, validateAdapter } from "../ke
 import { loadWeights, writeRandomCheckpoint } from "../model/mod.ts";
 import { GPU_TEST, testGpu } from "./webgpu_helpers.ts";
 
-const FAMILIES = ["matmul", "layernorm", "attention vec4", "attention scalar", "embedding"];
+const FAMILIES = ["matmul", "layernorm", "attention", "embedding", "select"];
 
 /** A small random checkpoint (its folder is removed at exit). */
 async function fixture() {
@@ -33,7 +33,8 @@ Deno.test({
     for (const f of FAMILIES) {
       assert(first.checks.some((c) => c.name.startsWith(f)), `no ${f} check`);
     }
-    assert(first.checks.some((c) => c.name.startsWith("select")), "no select check");
+    const attention = first.checks.filter((c) => c.name.startsWith("attention"));
+    assert(attention.length >= 2, "attention: one head size per kernel variant");
     assert(
       first.checks.some((c) => c.name.includes("f16")) &&
         first.checks.some((c) => c.name.includes("f32")),
@@ -45,7 +46,9 @@ Deno.test({
         `included), ${again.ms.toFixed(0)} ms with compiled kernels; ` +
         first.checks.map((c) => `${c.name} ${c.error.toExponential(1)}`).join(", "),
     );
-    assertLess(again.ms, 500);
+    // about 60 ms measured on lavapipe (2 cores); the bound leaves room for a loaded machine
+    // and still catches a validation that recompiles its kernels every time
+    assertLess(again.ms, 3000);
     const cached = await assertAdapterValid(gpu);
     assertEquals(await assertAdapterValid(gpu), cached, "validated once per device");
   },
