@@ -287,3 +287,21 @@ Deno.test("torch .bin: ZIP64 records, sharded .bin through pytorch_model.bin.ind
     assertEquals(tensorToFloat32(w.embedTokens).length, 40 * 16);
   });
 });
+
+Deno.test("torch .bin written by PyTorch: strided, offset, shared, f16 stride 2, bf16, _metadata", () => {
+  // tests/fixtures/torch/make_strided.py wrote these with PyTorch 1.13 (ZIP and legacy).
+  const dir = new URL("./fixtures/torch/", import.meta.url).pathname;
+  const exp: Record<string, { shape: number[]; values: number[] }> = JSON.parse(
+    Deno.readTextFileSync(`${dir}strided-expected.json`),
+  );
+  for (const file of ["strided-zip.bin", "strided-legacy.bin"]) {
+    const f = openTorchBin(`${dir}${file}`);
+    assertEquals(f.storages, 5, `${file}: five storages for seven tensors`);
+    assertEquals([...f.tensors.keys()], Object.keys(exp), file);
+    for (const [name, e] of Object.entries(exp)) {
+      const t = f.tensors.get(name)!;
+      assertEquals([...t.shape], e.shape, `${file} ${name}`);
+      assertEquals(Array.from(tensorToFloat32(t)), e.values, `${file} ${name}`);
+    }
+  }
+});
