@@ -1,5 +1,5 @@
 /**
- * Left padding and OPT position ids for a batch of rows (SPEC §3), shared by backends.
+ * Left padding and OPT position ids for a batch of rows (docs/DESIGN.md §3), shared by backends.
  *
  * @module
  */

@@ -5,7 +5,7 @@
  * OPT-125m-shaped random model and the shared tiny checkpoint, all engines timed
  * interleaved. Each measured speedup (wall time of `full` over wall time of the policy,
  * same model, engine and batch, same run) is printed beside the plan's layer and FLOP
- * speedups (SPEC §5); {@linkcode sideBySideMarkdown} puts the engines side by side and
+ * speedups (docs/DESIGN.md §5); {@linkcode sideBySideMarkdown} puts the engines side by side and
  * {@linkcode skipNeverSlowerCheck} checks that no skip plan is slower than `full`.
  *
  * Run: `deno task bench` (add `--quick` for a run of under a minute).

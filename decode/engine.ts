@@ -3,7 +3,7 @@
  *
  * Prompts are split into batches of `batchSize`; each batch is left-padded to its longest
  * prompt `P`, so every row's first generated token sits in column `P - 1` and all rows
- * share one layer budget per column (SPEC §1-3). The plan of the policy for that batch is
+ * share one layer budget per column (docs/DESIGN.md §1-3). The plan of the policy for that batch is
  * validated (nesting invariant) and run by the backend with a KV cache sized per layer.
  *
  * @module
@@ -60,7 +60,7 @@ export interface GenerationResult {
   finish: "eos" | "length";
   /** `layers[i]`: layers run on the column that produced generated token `i`. */
   layers: number[];
-  /** `flops[i]`: FLOPs spent on that column for this row (SPEC §5). */
+  /** `flops[i]`: FLOPs spent on that column for this row (docs/DESIGN.md §5). */
   flops: number[];
   /** `[step][k] = [id, logit]` when `logitsTopK` was asked. */
   topk?: [number, number][][];

@@ -1,5 +1,5 @@
 /**
- * Agreement with the full model (SPEC §8): the share of generated tokens equal to the
+ * Agreement with the full model (docs/DESIGN.md §8): the share of generated tokens equal to the
  * `full` policy's, compared position by position.
  *
  * Definition: for one item with policy tokens `a` and full tokens `f` (EOS included when it

@@ -1,5 +1,5 @@
 /**
- * Corpus BLEU as sacreBLEU computes it with its defaults (SPEC.md section 8): `13a`
+ * Corpus BLEU as sacreBLEU computes it with its defaults (docs/DESIGN.md §8): `13a`
  * tokenisation, maximum n-gram order 4, case-sensitive, `exp` smoothing, no effective
  * order, brevity penalty from the closest reference length per segment (ties go to the
  * shorter one), any number of references per segment. Scores are on the 0 to 100 scale.

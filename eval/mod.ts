@@ -1,5 +1,5 @@
 /**
- * Quality metrics and evaluation data (SPEC.md section 8).
+ * Quality metrics and evaluation data (docs/DESIGN.md §8).
  *
  * - {@linkcode corpusBleu}: corpus BLEU with sacreBLEU's defaults (13a, exp smoothing,
  *   case-sensitive, several references per segment), 0 to 100.

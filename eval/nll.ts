@@ -1,9 +1,9 @@
 /**
  * Teacher-forced negative log-likelihood and perplexity of references under a plan
- * (SPEC §8): one uncached forward per batch, no sampling, the same per-column layer sets
+ * (docs/DESIGN.md §8): one uncached forward per batch, no sampling, the same per-column layer sets
  * the engine would use.
  *
- * Layout of one batch (SPEC §3): each item is `prompt` (BOS included) followed by its
+ * Layout of one batch (docs/DESIGN.md §3): each item is `prompt` (BOS included) followed by its
  * target `reference tokens + EOS`. Prompts are left-padded to the batch's longest prompt
  * `P`, so target token `i` of every row is produced by column `P - 1 + i`, exactly where a
  * generation would produce generated token `i`. Shorter targets are right-extended with

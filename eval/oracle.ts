@@ -1,5 +1,5 @@
 /**
- * Oracle depth per position (SPEC §8): for each position of the full model's greedy
+ * Oracle depth per position (docs/DESIGN.md §8): for each position of the full model's greedy
  * output, the smallest layer budget `n` whose greedy token there equals the full model's.
  * It tests the paper's assumption that later tokens need fewer layers.
  *
@@ -82,7 +82,7 @@ export interface OracleResult {
  * The layer sets of one oracle forward: columns `0 .. P - 2` run all `L` layers, columns
  * `P - 1 .. columns - 1` (those producing generated tokens) the SkipDecode set of budget
  * `n` with `warmup` warm-up layers, or the bottom `n` layers for `kind: "earlyexit"`.
- * Budgets only shrink, so the sets nest (SPEC §2).
+ * Budgets only shrink, so the sets nest (docs/DESIGN.md §2).
  *
  * @param o layers `L`, prompt length `P`, columns, budget `n`, warm-up `w`, set kind
  * @returns one ascending layer set per column

@@ -1,5 +1,5 @@
 /**
- * ROUGE-L as Google's `rouge-score` package computes it by default (SPEC.md section 8):
+ * ROUGE-L as Google's `rouge-score` package computes it by default (docs/DESIGN.md §8):
  * text is lower-cased, every run of characters outside `[a-z0-9]` becomes a space, tokens
  * are split on whitespace (no stemming); precision and recall are the longest common
  * subsequence over the hypothesis and reference lengths, F = 2PR / (P + R) (0 when

@@ -1,7 +1,7 @@
 /**
  * The toolkit's charts as plain Plotly figures: layer budget per position, the
  * quality/speedup frontier, the per-position NLL gap to the full model, the oracle-depth
- * distribution, and training loss curves. Generated positions are the SPEC's generated
+ * distribution, and training loss curves. Generated positions are docs/DESIGN.md §3's generated
  * index `j` (0 = first generated token).
  *
  * @example

@@ -1,7 +1,7 @@
 /**
  * The two errors of `schedule/`: {@linkcode PolicyError} for a bad policy (parameters,
  * command-line or JSON form) and {@linkcode PlanError} for a bad plan (empty, out-of-range
- * or unsorted sets, or sets that break the nesting invariant of SPEC §2).
+ * or unsorted sets, or sets that break the nesting invariant of docs/DESIGN.md §2).
  *
  * @module
  */

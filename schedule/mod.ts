@@ -1,5 +1,5 @@
 /**
- * Exit policies and plans of SkipDecode (SPEC §2-5).
+ * Exit policies and plans of SkipDecode (docs/DESIGN.md §2-5).
  *
  * A {@linkcode Policy} gives each column of a batch a layer budget and a set of active
  * layers; {@linkcode plan} evaluates it over the columns a run uses (`0 .. P + N - 2`),
@@ -41,7 +41,7 @@
  *   plan(bad, { layers: 12, promptLength: 1, maxNewTokens: 4 });
  * } catch (e) {
  *   console.log((e as Error).message);
- *   // "column 2 runs layer 0, which column 1 skipped: plans must nest (SPEC §2)"
+ *   // "column 2 runs layer 0, which column 1 skipped: plans must nest (docs/DESIGN.md §2)"
  * }
  * ```
  *

@@ -1,5 +1,5 @@
 /**
- * Plans (SPEC §2-3, §5): the per-column active-layer sets a policy gives a batch, checked
+ * Plans (docs/DESIGN.md §2-3, §5): the per-column active-layer sets a policy gives a batch, checked
  * against the nesting invariant (`S(c) ⊆ S(c')` for all `c' < c`), with the figures the
  * engine and the benchmark report: layers run per generated token, the prefix of columns
  * each layer runs on (its KV-cache slots), FLOPs and the two speedups.
@@ -13,7 +13,7 @@
 import { PlanError, PolicyError } from "./errors.ts";
 import { type ColumnContext, isPolicy, type Policy } from "./policy.ts";
 
-/** The model sizes the compute accounting needs (SPEC §5). */
+/** The model sizes the compute accounting needs (docs/DESIGN.md §5). */
 export interface ModelDims {
   /** Model width `d`. */
   hiddenSize: number;
@@ -224,7 +224,7 @@ export function validatePlan(sets: readonly (readonly number[])[], layers: numbe
     }
     if (set.length === 0) {
       throw new PlanError(
-        `column ${c} has no active layers: every column needs a non-empty set (SPEC §2)`,
+        `column ${c} has no active layers: every column needs a non-empty set (docs/DESIGN.md §2)`,
         { column: c },
       );
     }
@@ -248,7 +248,7 @@ export function validatePlan(sets: readonly (readonly number[])[], layers: numbe
 }
 
 /**
- * Checks the nesting invariant of SPEC §2: for all `c' < c`, `S(c) ⊆ S(c')`. Checking
+ * Checks the nesting invariant of docs/DESIGN.md §2: for all `c' < c`, `S(c) ⊆ S(c')`. Checking
  * neighbours suffices (⊆ is transitive). Throws a {@linkcode PlanError} naming the first
  * column that runs a layer its predecessor skipped.
  *
@@ -257,7 +257,7 @@ export function validatePlan(sets: readonly (readonly number[])[], layers: numbe
  * import { checkNesting } from "./mod.ts";
  * checkNesting([[0, 1, 2], [1, 2]]); // ok
  * // checkNesting([[1, 2], [0, 2]]) throws:
- * // "column 1 runs layer 0, which column 0 skipped: plans must nest (SPEC §2)"
+ * // "column 1 runs layer 0, which column 0 skipped: plans must nest (docs/DESIGN.md §2)"
  * ```
  */
 export function checkNesting(sets: readonly (readonly number[])[]): void {
@@ -266,7 +266,9 @@ export function checkNesting(sets: readonly (readonly number[])[]): void {
     for (const l of sets[c]) {
       if (!before.has(l)) {
         throw new PlanError(
-          `column ${c} runs layer ${l}, which column ${c - 1} skipped: plans must nest (SPEC §2)`,
+          `column ${c} runs layer ${l}, which column ${
+            c - 1
+          } skipped: plans must nest (docs/DESIGN.md §2)`,
           { column: c, layer: l },
         );
       }
@@ -275,7 +277,7 @@ export function checkNesting(sets: readonly (readonly number[])[]): void {
 }
 
 /**
- * FLOPs of one column for one row (SPEC §5): per active layer `2 * (4 d^2 + 2 d f)` plus
+ * FLOPs of one column for one row (docs/DESIGN.md §5): per active layer `2 * (4 d^2 + 2 d f)` plus
  * `4 d * ctx` with `ctx = column + 1` keys (nesting: every earlier column ran the layer),
  * plus `2 d V` for the LM head, plus `2 d dp` each for `project_in`/`project_out` when
  * `dp != d`.

@@ -1,5 +1,5 @@
 /**
- * Exit policies (SPEC §3-4): a policy maps a column to a layer budget `n` and the budget to
+ * Exit policies (docs/DESIGN.md §3-4): a policy maps a column to a layer budget `n` and the budget to
  * a set of active layers. The built-ins are {@linkcode full}, {@linkcode constant},
  * {@linkcode linear}, {@linkcode powerLaw}, {@linkcode earlyExit}; {@linkcode customPolicy}
  * wraps a function of your own. Every policy is plain data plus pure functions: `toJSON()`
@@ -150,7 +150,7 @@ export const BUILTIN_POLICY_NAMES: readonly string[] = Object.freeze([
 ]);
 
 /**
- * The SkipDecode layer set of SPEC §4 for budget `n` and `w` warm-up layers:
+ * The SkipDecode layer set of docs/DESIGN.md §4 for budget `n` and `w` warm-up layers:
  * `{0 .. w-1} ∪ {L-(n-w) .. L-1}`, ascending. Requires integers `0 <= w < n <= L`.
  *
  * @example
@@ -307,7 +307,7 @@ export interface LinearOptions {
  * `linear(max, min, warmup, H)`: budget
  * `clamp(round(max - (max - min) * min(j / (H - 1), 1)), min, max)`, `H = 1` gives `min`.
  *
- * The expression is evaluated literally with `Math.round` on doubles (SPEC §4): e.g.
+ * The expression is evaluated literally with `Math.round` on doubles (docs/DESIGN.md §4): e.g.
  * `max=20, min=1, H=39, j=21` is 9.5 on paper but 9.4999… in doubles, so the budget is 9.
  *
  * @example
@@ -583,7 +583,7 @@ function scheduled(s: Schedule): Policy {
 
 /**
  * `clamp(round(max - (max - min) * min(j / (H - 1), 1)), min, max)` evaluated literally in
- * JavaScript doubles, as SPEC §4 states it, so any other implementation of the formula
+ * JavaScript doubles, as docs/DESIGN.md §4 states it, so any other implementation of the formula
  * agrees bit for bit (including the rare exact halves that doubles round down).
  */
 function linearBudget(max: number, min: number, j: number, H: number): number {

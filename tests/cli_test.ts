@@ -63,7 +63,7 @@ Deno.test("cli generate --json: results, per-token layers, top-k, speedups", asy
     assertEquals(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assertEquals(out.results.length, 2);
-    // Column P-1 (prompt, full depth) makes token 0; the budget then follows SPEC §4:
+    // Column P-1 (prompt, full depth) makes token 0; the budget then follows docs/DESIGN.md §4:
     // round(12 - 8 * j / 31) for j = 0..10 -> 12 12 11 11 11 11 10 10 10 10 9.
     assertEquals(out.results[0].layers, [12, 12, 12, 11, 11, 11, 11, 10, 10, 10, 10, 9]);
     for (const [i, res] of out.results.entries()) {

@@ -1,5 +1,5 @@
 /**
- * CPU reference backend, SPEC §7 "decoding with the KV cache and a plan equals recomputing
+ * CPU reference backend, docs/DESIGN.md §7 "decoding with the KV cache and a plan equals recomputing
  * every step from scratch with the same per-column layer sets", on random checkpoints of
  * awkward shapes (odd widths, 3 heads, post-LN opt-350m style with `project_in`/`out` and
  * no final LayerNorm, untied head), f16 and f32, a ragged left-padded batch, and the `full`

@@ -1,5 +1,5 @@
 /**
- * Padding invariance on the CPU backend (SPEC §3, §7): a prompt decoded alone and the same
+ * Padding invariance on the CPU backend (docs/DESIGN.md §3, §7): a prompt decoded alone and the same
  * prompt inside a left-padded batch with longer and shorter prompts (at any row) give the
  * same tokens, and logits within a relative error of 1e-5, under `full` and under a skip
  * plan with prompt mode `full` (each batch gets the plan of its own padded length `P`; with

@@ -1,6 +1,6 @@
 /**
  * The CPU backend against an independent oracle: a deliberately naive float64 OPT forward
- * written here from SPEC §2-3 and §6 (one unpadded row at a time, positions `0..n-1` at
+ * written here from docs/DESIGN.md §2-3 and §6 (one unpadded row at a time, positions `0..n-1` at
  * table row `pos + 2`, pre-LN or post-LN, `project_in`/`project_out`, final LayerNorm only
  * when pre-LN, `q` scaled by `head_dim ** -0.5`, a skipped layer is the identity and is not
  * attended to by later columns). `decode()` and `forward()` share the backend's layer loop,

@@ -1,9 +1,9 @@
 /**
- * Engine accounting on `bundled/models/tiny-opt-e2e` (CPU backend), SPEC §4-5:
+ * Engine accounting on `bundled/models/tiny-opt-e2e` (CPU backend), docs/DESIGN.md §4-5:
  *
  * - `linear:max=12,min=4,warmup=1,horizon=32` with 32 generated tokens: per-token `layers`
  *   equal the plan's `generatedLayers` and a hand-written list; `layerSpeedup` equals the
- *   hand-computed `Σ L / Σ layers`; `flops` and `flopSpeedup` equal SPEC §5's formula
+ *   hand-computed `Σ L / Σ layers`; `flops` and `flopSpeedup` equal docs/DESIGN.md §5's formula
  *   evaluated here; the logits were really computed with the plan's sets (uncached
  *   `forward()` with those sets gives the same logits).
  * - `earlyexit` runs exactly the bottom `n` layers and its tokens differ from SkipDecode's.
@@ -50,7 +50,7 @@ const EXPECTED_LAYERS = [
 // layer speedup = Σ L / Σ layers = 32 * 12 / 264 = 384 / 264 = 16 / 11 = 1.4545...
 const EXPECTED_LAYER_SPEEDUP = 384 / 264;
 
-/** SPEC §5 FLOPs of one column for one row, written out independently of schedule/. */
+/** docs/DESIGN.md §5 FLOPs of one column for one row, written out independently of schedule/. */
 function specFlops(layers: number, column: number): number {
   const d = cfg.hiddenSize, f = cfg.ffnDim, V = cfg.vocabSize;
   assertEquals(cfg.wordEmbedProjDim, d); // no project_in/out in tiny-opt-e2e

@@ -77,7 +77,7 @@ Deno.test("loadE2eCsv: the bundled devset (4299 rows) groups consistently", asyn
   assertEquals(E2E_DEVSET_URL.href, DEVSET.href);
   const items = await loadE2eCsv(DEVSET);
   const rows = items.reduce((s, it) => s + it.refs.length, 0);
-  assertEquals(rows, 4299); // SPEC.md section 9: 4299 mr,ref pairs
+  assertEquals(rows, 4299); // docs/DESIGN.md §9: 4299 mr,ref pairs
   assertEquals(new Set(items.map((it) => it.mr)).size, items.length); // distinct MRs
   // Counted independently with Python's csv module: 1484 distinct MRs, 1 to 33 refs each.
   assertEquals(items.length, 1484);

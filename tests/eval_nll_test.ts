@@ -1,5 +1,5 @@
 /**
- * Teacher-forced NLL, agreement with the full model and oracle depth (SPEC §8): hand-worked
+ * Teacher-forced NLL, agreement with the full model and oracle depth (docs/DESIGN.md §8): hand-worked
  * examples on a mock backend whose logits are a known function of the input token and the
  * column's layer count, then checks on the shared tiny checkpoint (the NLL of the model's
  * own greedy output equals what the cached decode saw, under `full` and under a plan;

@@ -1,6 +1,6 @@
 /**
  * Serialised policies: the command-line form (`parsePolicy`) and JSON (`policyFromJson`)
- * round-trip for every policy, the SPEC examples parse, and bad specs or JSON give a
+ * round-trip for every policy, the docs/DESIGN.md examples parse, and bad specs or JSON give a
  * PolicyError naming the key at fault.
  */
 import { assert, assertEquals, assertStrictEquals, assertThrows } from "@std/assert";
@@ -87,7 +87,7 @@ Deno.test("command-line and JSON forms round-trip for 2000 random policies", () 
   assertEquals([...seen].sort(), ["constant", "earlyexit", "full", "linear", "powerlaw"]);
 });
 
-Deno.test("the SPEC and brief examples parse to the intended parameters", () => {
+Deno.test("the docs/DESIGN.md and brief examples parse to the intended parameters", () => {
   assertEquals(parsePolicy("full").toJSON(), { kind: "full" });
   assertEquals(parsePolicy("constant:n=6,warmup=1").toJSON(), {
     kind: "constant",

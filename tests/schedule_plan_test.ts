@@ -1,5 +1,5 @@
 /**
- * Plans (SPEC §2, §3, §5): the nesting invariant and its error messages, malformed sets,
+ * Plans (docs/DESIGN.md §2, §3, §5): the nesting invariant and its error messages, malformed sets,
  * hand-computed plans, compute accounting, KV bytes, the text table and the JSON form.
  */
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
@@ -105,7 +105,7 @@ Deno.test("a custom policy that breaks the invariant is refused, naming column a
   const e = assertThrows(
     () => plan(grows, { layers: 6, promptLength: 3, maxNewTokens: 5 }),
     PlanError,
-    "column 4 runs layer 0, which column 3 skipped: plans must nest (SPEC §2)",
+    "column 4 runs layer 0, which column 3 skipped: plans must nest (docs/DESIGN.md §2)",
   );
   assertEquals([e.column, e.layer], [4, 0]);
 
@@ -224,7 +224,7 @@ Deno.test("malformed sets are refused with the column named", () => {
   );
 });
 
-Deno.test("compute accounting: FLOPs per column and both speedups (SPEC §5)", () => {
+Deno.test("compute accounting: FLOPs per column and both speedups (docs/DESIGN.md §5)", () => {
   // d = 4, f = 8, V = 10, L = 2, P = 1, N = 2: columns 0 and 1, both generated-token columns.
   // per layer 2 * (4*16 + 2*4*8) = 256 projection/MLP FLOPs, plus 4 * 4 * ctx attention.
   // column 0 (prompt, full): 2 * (256 + 16) + 2*4*10 = 624

@@ -1,6 +1,6 @@
 /**
- * Property tests of the built-in policies (SPEC §3-4): over thousands of random parameter
- * sets, every plan nests, and every budget and layer set equals the SPEC formula recomputed
+ * Property tests of the built-in policies (docs/DESIGN.md §3-4): over thousands of random parameter
+ * sets, every plan nests, and every budget and layer set equals the docs/DESIGN.md §4 formula recomputed
  * here independently (the literal `Math.round` expression for `linear`, including `H = 1`),
  * in both prompt modes; `earlyExit` runs exactly `{0..n-1}`, `full` all layers.
  */
@@ -32,7 +32,7 @@ function rng(seed: number): () => number {
 }
 const intIn = (r: () => number, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
 
-/** SPEC §4 linear, written out literally as the SPEC states it (JavaScript `Math.round`). */
+/** docs/DESIGN.md §4 linear, written out literally as docs/DESIGN.md §4 states it (JavaScript `Math.round`). */
 function specLinear(max: number, min: number, j: number, H: number): number {
   if (H === 1) return min;
   return Math.min(max, Math.max(min, Math.round(max - (max - min) * Math.min(j / (H - 1), 1))));
@@ -119,7 +119,7 @@ function checkPlanAgainst(
   return p;
 }
 
-Deno.test("linear: budgets and sets equal SPEC §4 over 3000 random cases", () => {
+Deno.test("linear: budgets and sets equal docs/DESIGN.md §4 over 3000 random cases", () => {
   const r = rng(1);
   for (let i = 0; i < 3000; i++) {
     const k = randomCase(r);
@@ -142,7 +142,7 @@ Deno.test("linear: budgets and sets equal SPEC §4 over 3000 random cases", () =
   }
 });
 
-Deno.test("powerLaw: budgets and sets equal SPEC §4 over 3000 random cases", () => {
+Deno.test("powerLaw: budgets and sets equal docs/DESIGN.md §4 over 3000 random cases", () => {
   const r = rng(2);
   for (let i = 0; i < 3000; i++) {
     const k = randomCase(r);
@@ -196,7 +196,7 @@ Deno.test("constant, full and earlyExit over 2000 random cases", () => {
   }
 });
 
-Deno.test("linear: Math.round on doubles, exactly as SPEC §4 writes it; H = 1 gives min", () => {
+Deno.test("linear: Math.round on doubles, exactly as docs/DESIGN.md §4 writes it; H = 1 gives min", () => {
   const ctx = (column: number, P: number, N: number, L: number) => ({
     column,
     promptLength: P,
@@ -204,7 +204,7 @@ Deno.test("linear: Math.round on doubles, exactly as SPEC §4 writes it; H = 1 g
     layers: L,
   });
   // 20 - 19 * 21 / 38 is 9.5 on paper but 9.4999... in doubles: Math.round gives 9, and so
-  // must the policy (the SPEC's formula is the JavaScript expression, evaluated literally).
+  // must the policy (the formula of docs/DESIGN.md §4 is the JavaScript expression, evaluated literally).
   const p = linear({ max: 20, min: 1, horizon: 39 });
   assertEquals(Math.round(20 - (20 - 1) * Math.min(21 / 38, 1)), 9);
   assertEquals(p.budget(ctx(1 + 21, 1, 50, 24)), 9);

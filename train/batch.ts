@@ -1,5 +1,5 @@
 /**
- * Training batches: sequences left-padded to a common length (as at inference, SPEC §3),
+ * Training batches: sequences left-padded to a common length (as at inference, docs/DESIGN.md §3),
  * OPT position ids, the target of every column (loss on target tokens only) and per-row,
  * per-column layer masks.
  *

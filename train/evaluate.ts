@@ -1,5 +1,5 @@
 /**
- * Teacher-forced NLL of target tokens under a policy (SPEC §8): the same per-column layer
+ * Teacher-forced NLL of target tokens under a policy (docs/DESIGN.md §8): the same per-column layer
  * sets as inference, scored by a training engine (or directly by the CPU reference).
  *
  * @module

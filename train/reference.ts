@@ -4,7 +4,7 @@
  * and post-LN with `project_in`/`project_out` as in opt-350m), the tied (or untied) LM head
  * and cross-entropy on target tokens only.
  *
- * Per-column layer masks work exactly as at inference (SPEC §2): a column that skips layer
+ * Per-column layer masks work exactly as at inference (docs/DESIGN.md §2): a column that skips layer
  * `l` passes its hidden state through unchanged, so in the backward its gradient passes
  * straight through too; the keys and values of layer `l` come only from the columns of the
  * same row that run it (with nesting, a prefix of the row).
