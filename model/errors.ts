@@ -19,16 +19,19 @@
 /**
  * What went wrong, coarsely, for code that reacts to a failure (or counts them):
  * - `io`: a file could not be read or written (missing, unreadable, short read);
- * - `format`: a safetensors or JSON file is malformed (header, offsets, truncation);
+ * - `format`: a safetensors, PyTorch `.bin` or JSON file is malformed (header, offsets,
+ *   truncation, ZIP records, a pickle opcode or global outside the allowed set);
  * - `dtype`: a tensor has a dtype this toolkit does not read;
  * - `config`: `config.json` is missing a field, has a wrong type or an unsupported value;
  * - `missing-tensor`: a tensor the config requires is absent;
  * - `shape`: a tensor's shape disagrees with the config;
- * - `index`: the sharded index (`model.safetensors.index.json`) is wrong or names a missing shard;
+ * - `index`: the sharded index (`model.safetensors.index.json` or
+ *   `pytorch_model.bin.index.json`) is wrong or names a missing shard;
  * - `not-found`: a model directory, hub repository or required file does not exist;
  * - `offline`: the model is not cached and network access is off;
  * - `network`: a download failed (timeout, HTTP error, connection refused, short body);
- * - `unsupported`: a valid checkpoint in a form this toolkit does not read (e.g. `.bin`).
+ * - `unsupported`: a valid checkpoint in a form this toolkit does not read (e.g. a
+ *   big-endian PyTorch file).
  */
 export type CheckpointErrorKind =
   | "io"
