@@ -10,6 +10,11 @@
  * `bundled/models/tiny-opt-e2e` (so a bare clone without network works); else a message
  * saying how to get a model.
  *
+ * What it measures depends on the model (`heldout_text.ts`): an E2E-trained checkpoint (the
+ * tiny one) is scored on E2E with BLEU and ROUGE-L; a pretrained model such as
+ * facebook/opt-125m on held-out text with teacher-forced NLL and agreement with the full
+ * model, and the report says which.
+ *
  * @example
  * ```sh
  * deno task demo                 # report in reports/demo/
@@ -120,7 +125,7 @@ export async function chooseDemoModel(options: ChooseModelOptions = {}): Promise
   throw new UsageError(
     `no model for the demo: ${why.join("; ")}, and the tiny checkpoint ${tinyDir} is ` +
       `missing. Pass --model DIR (a Hugging Face OPT folder with config.json and ` +
-      `safetensors weights) or --model ORG/NAME, or run once with network access so ` +
+      `safetensors or PyTorch .bin weights) or --model ORG/NAME, or run once with network access so ` +
       `${hub} is downloaded into the Hugging Face cache (e.g. \`huggingface-cli download ` +
       `${hub}\`).`,
   );
