@@ -10,7 +10,7 @@
  * @example Generate under a linear exit policy
  * ```ts
  * import { generate, loadModel } from "./mod.ts";
- * const model = await loadModel("../shared/models/tiny-opt-e2e", { backend: "auto" });
+ * const model = await loadModel("bundled/models/tiny-opt-e2e", { backend: "auto" });
  * const out = await generate(model, ["name[Alimentum], area[city centre]\n"], {
  *   policy: "linear:max=12,min=4,warmup=1,horizon=32",
  * });

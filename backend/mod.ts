@@ -7,7 +7,7 @@
  * ```ts
  * import { createBackend } from "./mod.ts";
  * import { loadWeights } from "../model/mod.ts";
- * const backend = await createBackend(await loadWeights("../shared/models/tiny-opt-e2e"), { backend: "cpu" });
+ * const backend = await createBackend(await loadWeights("bundled/models/tiny-opt-e2e"), { backend: "cpu" });
  * ```
  * @module
  */

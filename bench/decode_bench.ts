@@ -2,7 +2,7 @@
  * End-to-end decode benchmark: tokens/s of `full` and of linear plans at the target layer
  * speedups (`deno task bench`: about 2x and 3x), batch sizes 1, 8 and 32, on both backends
  * and on the PyTorch eager reference (`torch_engine.ts`, when it can run), for an
- * OPT-125m-shaped random model and the shared tiny checkpoint, all engines timed
+ * OPT-125m-shaped random model and the bundled tiny checkpoint, all engines timed
  * interleaved. Each measured speedup (wall time of `full` over wall time of the policy,
  * same model, engine and batch, same run) is printed beside the plan's layer and FLOP
  * speedups (docs/DESIGN.md §5); {@linkcode sideBySideMarkdown} puts the engines side by side and
@@ -177,7 +177,7 @@ function agreement(a: number[][], b: number[][]): number {
  * @example
  * ```ts
  * const rows = await runDecodeBench({
- *   models: [{ label: "tiny", dir: "../shared/models/tiny-opt-e2e" }], backends: ["cpu"],
+ *   models: [{ label: "tiny", dir: "bundled/models/tiny-opt-e2e" }], backends: ["cpu"],
  *   batches: [1], targets: [2], promptLength: 8, maxNewTokens: 8, repeats: 1,
  * });
  * ```

@@ -8,7 +8,7 @@
  * ```ts
  * import { decodeBenchMarkdown, runDecodeBench } from "./mod.ts";
  * const rows = await runDecodeBench({
- *   models: [{ label: "tiny", dir: "../shared/models/tiny-opt-e2e" }], backends: ["cpu"],
+ *   models: [{ label: "tiny", dir: "bundled/models/tiny-opt-e2e" }], backends: ["cpu"],
  *   batches: [1], targets: [2], promptLength: 8, maxNewTokens: 8, repeats: 1,
  * });
  * console.log(decodeBenchMarkdown(rows));

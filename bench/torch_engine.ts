@@ -13,7 +13,7 @@
  *
  * @example
  * ```ts
- * const t = await startTorchEngine("../shared/models/tiny-opt-e2e", { threads: 2 });
+ * const t = await startTorchEngine("bundled/models/tiny-opt-e2e", { threads: 2 });
  * if ("engine" in t) {
  *   const out = await t.engine.decode({ prompts: [[2, 100]], maxNewTokens: 4, sets: [] });
  *   console.log(out.tokens);

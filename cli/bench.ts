@@ -85,7 +85,7 @@ export async function benchMain(args: string[]): Promise<number> {
 
   if (!exists(TINY_MODEL_DIR)) {
     console.error(
-      `error: ${TINY_MODEL_DIR} is missing (the shared tiny checkpoint beside the repository)`,
+      `error: ${TINY_MODEL_DIR} is missing (the tiny checkpoint ships with the repository in bundled/)`,
     );
     return 2;
   }

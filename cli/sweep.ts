@@ -66,7 +66,7 @@ export function defaultPolicies(layers: number, horizon: number): string[] {
 /**
  * Loads sweep items from an E2E-style CSV (grouped by `mr`), the first `count` of them.
  *
- * @param path the CSV (default: the shared devset)
+ * @param path the CSV (default: the devset the repository ships in `bundled/`)
  * @param count how many items (default all)
  * @param template prompt template (default `"{mr}\n"`)
  * @returns the items
@@ -87,8 +87,8 @@ export async function loadSweepItems(
     throw new UsageError(
       path
         ? `data file ${file} not found`
-        : `the E2E devset ${file} is missing: it lives in ../shared beside the repository; ` +
-          `pass --data FILE (a CSV with mr,ref columns) instead`,
+        : `the E2E devset ${file} is missing (it ships with the repository in bundled/; ` +
+          `restore it from git) or pass --data FILE (a CSV with mr,ref columns)`,
     );
   }
   const all = await loadE2eCsv(file);
@@ -140,7 +140,7 @@ export const sweepCommand: Command = {
     data: {
       type: "string",
       value: "CSV",
-      description: "E2E-style CSV with mr,ref columns (default: ../shared devset)",
+      description: "E2E-style CSV with mr,ref columns (default: the bundled E2E devset)",
     },
     template: {
       type: "string",

@@ -7,7 +7,7 @@
  *
  * @example
  * ```sh
- * deno task train --model ../shared/models/tiny-opt-e2e --policy linear:max=6,min=2,warmup=1,horizon=32 \
+ * deno task train --model bundled/models/tiny-opt-e2e --policy linear:max=6,min=2,warmup=1,horizon=32 \
  *   --steps 100 --batch-size 8 --lr 1e-4 --out out/ft-linear6
  * ```
  * @module

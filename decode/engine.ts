@@ -137,7 +137,7 @@ export function resolvePolicy(policy: Policy | string = "full", promptMode?: Pro
  * @example
  * ```ts
  * import { loadModel } from "./model.ts";
- * const model = await loadModel("../shared/models/tiny-opt-e2e", { backend: "cpu" });
+ * const model = await loadModel("bundled/models/tiny-opt-e2e", { backend: "cpu" });
  * const out = await generate(model, ["name[Alimentum], area[city centre]\n"], {
  *   policy: "linear:max=12,min=4,warmup=1,horizon=32", maxNewTokens: 32,
  * });

@@ -42,7 +42,7 @@ export interface LoadModelOptions extends ResolveModelOptions {
  *
  * @example
  * ```ts
- * const model = await loadModel("../shared/models/tiny-opt-e2e", { backend: "cpu" });
+ * const model = await loadModel("bundled/models/tiny-opt-e2e", { backend: "cpu" });
  * console.log(model.config.numHiddenLayers); // 12
  * model.dispose();
  * ```

@@ -18,7 +18,7 @@
  * ```ts
  * import { loadModel } from "../decode/mod.ts";
  * import { teacherForcedNll } from "./nll.ts";
- * const model = await loadModel("../shared/models/tiny-opt-e2e", { backend: "cpu" });
+ * const model = await loadModel("bundled/models/tiny-opt-e2e", { backend: "cpu" });
  * const out = await teacherForcedNll(model, [
  *   { prompt: "name[Alimentum], area[city centre]\n", reference: "Alimentum is in the city centre." },
  * ], { policy: "linear:max=12,min=4,warmup=1", horizon: 64 });
@@ -194,7 +194,7 @@ export function tokenNll(logits: ArrayLike<number>, target: number): number {
  * ```ts
  * import { loadModel } from "../decode/mod.ts";
  * import { teacherForcedNll } from "./nll.ts";
- * const model = await loadModel("../shared/models/tiny-opt-e2e", { backend: "cpu" });
+ * const model = await loadModel("bundled/models/tiny-opt-e2e", { backend: "cpu" });
  * const full = await teacherForcedNll(model, [{ prompt: "name[Aromi]\n", reference: "Aromi." }]);
  * console.log(full.items[0].perToken);
  * ```

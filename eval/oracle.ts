@@ -21,7 +21,7 @@
  * ```ts
  * import { generate, loadModel } from "../decode/mod.ts";
  * import { oracleDepths } from "./oracle.ts";
- * const model = await loadModel("../shared/models/tiny-opt-e2e", { backend: "cpu" });
+ * const model = await loadModel("bundled/models/tiny-opt-e2e", { backend: "cpu" });
  * const prompts = ["name[Aromi], eatType[coffee shop]\n"];
  * const full = await generate(model, prompts, { maxNewTokens: 32 });
  * const o = await oracleDepths(model, prompts.map((p, i) => ({

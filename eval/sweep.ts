@@ -21,7 +21,7 @@
  * import { loadModel } from "../decode/mod.ts";
  * import { E2E_DEVSET_URL, loadE2eCsv } from "./data.ts";
  * import { runSweep, sweepItemsFromE2e, sweepToMarkdown } from "./sweep.ts";
- * const model = await loadModel("../shared/models/tiny-opt-e2e", { backend: "cpu" });
+ * const model = await loadModel("bundled/models/tiny-opt-e2e", { backend: "cpu" });
  * const items = sweepItemsFromE2e((await loadE2eCsv(E2E_DEVSET_URL)).slice(0, 16));
  * const result = await runSweep(model, items, [
  *   "full", "linear:max=12,min=4,warmup=1", "earlyexit:linear:max=12,min=4",
@@ -400,7 +400,7 @@ function paramCount(model: Model): number {
  * ```ts
  * import { loadModel } from "../decode/mod.ts";
  * import { runSweep } from "./sweep.ts";
- * const model = await loadModel("../shared/models/tiny-opt-e2e", { backend: "cpu" });
+ * const model = await loadModel("bundled/models/tiny-opt-e2e", { backend: "cpu" });
  * const r = await runSweep(model, [{ prompt: "name[Aromi]\n", refs: ["Aromi is a place."] }],
  *   ["linear:max=12,min=4,warmup=1"], { maxNewTokens: 24, progress: false });
  * console.log(r.rows.map((x) => [x.policy, x.layerSpeedup, x.bleu]));

@@ -12,7 +12,7 @@
  * @example
  * ```ts
  * import { describeModel, loadWeights } from "./checkpoint.ts";
- * const w = await loadWeights("../shared/models/tiny-opt-e2e");
+ * const w = await loadWeights("bundled/models/tiny-opt-e2e");
  * console.log(describeModel(w).summary);
  * ```
  *
@@ -143,7 +143,7 @@ export function hasFinalLayerNorm(config: OptConfig): boolean {
  * Maps a stored weight name to its normalised form: `model.decoder.X` and `decoder.X`
  * become `decoder.X`, `lm_head.weight` stays; anything else gives `undefined`. Attention
  * projections stored as `layers.N.q_proj.*` (without Hugging Face's `self_attn.` segment,
- * as in `../shared/models/tiny-opt-e2e`) are mapped to `layers.N.self_attn.q_proj.*`.
+ * as in `bundled/models/tiny-opt-e2e`) are mapped to `layers.N.self_attn.q_proj.*`.
  *
  * @example
  * ```ts
@@ -354,7 +354,7 @@ function constantTensor(name: string, n: number, value: number): Tensor {
  * @example
  * ```ts
  * import { loadWeightsSync } from "./checkpoint.ts";
- * const w = loadWeightsSync("../shared/models/tiny-opt-e2e");
+ * const w = loadWeightsSync("bundled/models/tiny-opt-e2e");
  * console.log(w.layers.length, w.lmHead === w.embedTokens); // 12 true
  * ```
  */
@@ -563,7 +563,7 @@ export function loadWeightsSync(dir: string): LoadedWeights {
  * @example
  * ```ts
  * import { loadWeights } from "./checkpoint.ts";
- * const w = await loadWeights("../shared/models/tiny-opt-e2e");
+ * const w = await loadWeights("bundled/models/tiny-opt-e2e");
  * console.log(w.config.hiddenSize); // 128
  * ```
  */
@@ -582,7 +582,7 @@ export function loadWeights(dir: string): Promise<LoadedWeights> {
  * @example
  * ```ts
  * import { allTensors, loadWeightsSync } from "./checkpoint.ts";
- * const w = loadWeightsSync("../shared/models/tiny-opt-e2e");
+ * const w = loadWeightsSync("bundled/models/tiny-opt-e2e");
  * console.log(allTensors(w).length); // 196
  * ```
  */
@@ -641,7 +641,7 @@ export interface ModelDescription {
  * @example
  * ```ts
  * import { describeModel, loadWeightsSync } from "./checkpoint.ts";
- * const info = describeModel(loadWeightsSync("../shared/models/tiny-opt-e2e"));
+ * const info = describeModel(loadWeightsSync("bundled/models/tiny-opt-e2e"));
  * console.log(info.parameters, info.bytes);
  * ```
  */

@@ -154,7 +154,7 @@ export function parseOptConfig(json: unknown, source = "config.json"): OptConfig
  * @example
  * ```ts
  * import { readOptConfig } from "./config.ts";
- * const cfg = readOptConfig("../shared/models/tiny-opt-e2e/config.json");
+ * const cfg = readOptConfig("bundled/models/tiny-opt-e2e/config.json");
  * console.log(cfg.numHiddenLayers);
  * ```
  */

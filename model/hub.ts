@@ -236,7 +236,7 @@ function missingFiles(snap: string): string[] {
  * ```ts
  * import { resolveModel } from "./hub.ts";
  * import { loadWeights } from "./checkpoint.ts";
- * const { dir } = await resolveModel("../shared/models/tiny-opt-e2e");
+ * const { dir } = await resolveModel("bundled/models/tiny-opt-e2e");
  * const weights = await loadWeights(dir);
  * ```
  */
@@ -637,7 +637,7 @@ async function download(
  * @example
  * ```ts
  * import { loadModel } from "./hub.ts";
- * const { weights, resolved } = await loadModel("../shared/models/tiny-opt-e2e");
+ * const { weights, resolved } = await loadModel("bundled/models/tiny-opt-e2e");
  * console.log(resolved.source, weights.layers.length); // "local" 12
  * ```
  */

@@ -21,7 +21,7 @@
  * @example
  * ```ts
  * import { describeModel, loadModel, tensorToFloat32 } from "./mod.ts";
- * const { weights } = await loadModel("../shared/models/tiny-opt-e2e");
+ * const { weights } = await loadModel("bundled/models/tiny-opt-e2e");
  * console.log(describeModel(weights).summary);
  * const fc1 = tensorToFloat32(weights.layers[0].fc1.weight); // [ffn, d] row-major
  * ```

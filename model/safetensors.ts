@@ -637,7 +637,7 @@ export interface SafetensorsFile {
  * @example
  * ```ts
  * import { openSafetensors } from "./safetensors.ts";
- * const f = openSafetensors("../shared/models/tiny-opt-e2e/model.safetensors");
+ * const f = openSafetensors("bundled/models/tiny-opt-e2e/model.safetensors");
  * console.log(f.tensors.size);
  * ```
  */

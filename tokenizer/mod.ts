@@ -9,7 +9,7 @@
  * @example
  * ```ts
  * import { loadTokenizer } from "./mod.ts";
- * const tok = await loadTokenizer("../shared/tokenizers/opt");
+ * const tok = await loadTokenizer("bundled/models/tiny-opt-e2e");
  * const ids = tok.encode("I like you."); // [2, 100, 101, 47, 4]
  * const stream = tok.createStreamDecoder();
  * let text = "";

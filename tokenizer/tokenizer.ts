@@ -5,7 +5,7 @@
  * @example
  * ```ts
  * import { loadTokenizer } from "./tokenizer.ts";
- * const tok = await loadTokenizer("../shared/tokenizers/opt");
+ * const tok = await loadTokenizer("bundled/models/tiny-opt-e2e");
  * const ids = tok.encode("Hello, my dog is cute"); // [2, 31414, 6, 127, 2335, 16, 11962]
  * console.log(tok.decode(ids)); // "Hello, my dog is cute"
  * ```
@@ -90,7 +90,7 @@ const OPT_SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>"];
  * @example
  * ```ts
  * import { loadTokenizer } from "./tokenizer.ts";
- * const tok = await loadTokenizer("../shared/tokenizers/opt");
+ * const tok = await loadTokenizer("bundled/models/tiny-opt-e2e");
  * console.log(tok.encode("I like you.")); // [2, 100, 101, 47, 4]
  * console.log(tok.bosTokenId, tok.eosTokenId, tok.padTokenId, tok.vocabSize); // 2 2 1 50265
  * ```
@@ -160,7 +160,7 @@ export class OptTokenizer {
    * @example
    * ```ts
    * import { loadTokenizer } from "./tokenizer.ts";
-   * const tok = await loadTokenizer("../shared/tokenizers/opt");
+   * const tok = await loadTokenizer("bundled/models/tiny-opt-e2e");
    * console.log(tok.encode("I like you.", { addBos: false })); // [100, 101, 47, 4]
    * ```
    */
@@ -184,7 +184,7 @@ export class OptTokenizer {
    * @example
    * ```ts
    * import { loadTokenizer } from "./tokenizer.ts";
-   * const tok = await loadTokenizer("../shared/tokenizers/opt");
+   * const tok = await loadTokenizer("bundled/models/tiny-opt-e2e");
    * console.log(tok.decode([2, 100, 101, 47, 4])); // "I like you."
    * console.log(tok.decode([2, 100], { skipSpecialTokens: false })); // "</s>I"
    * ```
@@ -216,7 +216,7 @@ export class OptTokenizer {
    * @example
    * ```ts
    * import { loadTokenizer } from "./tokenizer.ts";
-   * const tok = await loadTokenizer("../shared/tokenizers/opt");
+   * const tok = await loadTokenizer("bundled/models/tiny-opt-e2e");
    * const stream = tok.createStreamDecoder();
    * let text = "";
    * for (const id of tok.encode("café 🙂")) text += stream.push(id);
@@ -234,7 +234,7 @@ export class OptTokenizer {
    * @example
    * ```ts
    * import { loadTokenizer } from "./tokenizer.ts";
-   * const tok = await loadTokenizer("../shared/tokenizers/opt");
+   * const tok = await loadTokenizer("bundled/models/tiny-opt-e2e");
    * console.log(tok.tokenToId("</s>")); // 2
    * ```
    */
@@ -248,7 +248,7 @@ export class OptTokenizer {
    * @example
    * ```ts
    * import { loadTokenizer } from "./tokenizer.ts";
-   * const tok = await loadTokenizer("../shared/tokenizers/opt");
+   * const tok = await loadTokenizer("bundled/models/tiny-opt-e2e");
    * console.log(tok.idToToken(2335)); // "Ġdog"
    * ```
    */
@@ -263,7 +263,7 @@ export class OptTokenizer {
    * @example
    * ```ts
    * import { loadTokenizer } from "./tokenizer.ts";
-   * const tok = await loadTokenizer("../shared/tokenizers/opt");
+   * const tok = await loadTokenizer("bundled/models/tiny-opt-e2e");
    * const text = JSON.stringify(tok.toTokenizerJson());
    * console.log(text.length > 1e6);
    * ```
@@ -288,7 +288,7 @@ export class OptTokenizer {
  * @example
  * ```ts
  * import { loadTokenizer } from "./tokenizer.ts";
- * const tok = await loadTokenizer("../shared/models/tiny-opt-e2e");
+ * const tok = await loadTokenizer("bundled/models/tiny-opt-e2e");
  * console.log(tok.encode("name[Alimentum]\n").length);
  * ```
  */

@@ -72,7 +72,7 @@ function f32(a: ArrayLike<number>): Float32Array {
  *
  * @example
  * ```ts
- * // saveCheckpoint("out/step-100", { params, adam, tokenizerDir: "../shared/models/tiny-opt-e2e" });
+ * // saveCheckpoint("out/step-100", { params, adam, tokenizerDir: "bundled/models/tiny-opt-e2e" });
  * ```
  */
 export function saveCheckpoint(dir: string, options: SaveCheckpointOptions): void {
@@ -167,7 +167,7 @@ export interface TrainingCheckpoint {
  *
  * @example
  * ```ts
- * const ck = loadTrainingCheckpoint("../shared/models/tiny-opt-e2e");
+ * const ck = loadTrainingCheckpoint("bundled/models/tiny-opt-e2e");
  * console.log(ck.adam === undefined); // true: a plain model folder
  * ```
  */

@@ -1,6 +1,6 @@
 /**
  * Training data, tokenized once: E2E-style pairs (prompt `"<mr>\n"`, target reference +
- * EOS, as `../shared/models/tiny-opt-e2e` was trained) and plain text (BOS, then windows of
+ * EOS, as `bundled/models/tiny-opt-e2e` was trained) and plain text (BOS, then windows of
  * the text as targets); batches of examples of similar length (less padding).
  *
  * @module
@@ -26,7 +26,7 @@ export interface TextEncoder {
  * @example
  * ```ts
  * import { loadTokenizer } from "../tokenizer/mod.ts";
- * const tok = await loadTokenizer("../shared/tokenizers/opt");
+ * const tok = await loadTokenizer("bundled/models/tiny-opt-e2e");
  * const { examples } = e2eExamples([{ mr: "name[A]", refs: ["A is good ."] }], tok);
  * console.log(examples[0].target.at(-1)); // 2
  * ```
@@ -61,7 +61,7 @@ export function e2eExamples(
  * @example
  * ```ts
  * import { loadTokenizer } from "../tokenizer/mod.ts";
- * const tok = await loadTokenizer("../shared/tokenizers/opt");
+ * const tok = await loadTokenizer("bundled/models/tiny-opt-e2e");
  * const ex = textExamples("Hello there.\n\nA second document.", tok, 64);
  * console.log(ex.length); // 2
  * ```

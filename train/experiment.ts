@@ -7,7 +7,7 @@
  *
  * ```sh
  * deno run --allow-read --allow-write --allow-env train/experiment.ts \
- *   --model ../shared/models/tiny-opt-e2e --policy linear:max=6,min=2,warmup=1,horizon=16 \
+ *   --model bundled/models/tiny-opt-e2e --policy linear:max=6,min=2,warmup=1,horizon=16 \
  *   --steps 120 --batch-size 8 --lr 2e-4 --out out/ft-linear6
  * ```
  *

@@ -21,7 +21,7 @@
  * ```ts
  * import { resolveTrainConfig, train } from "./mod.ts";
  * const result = await train(resolveTrainConfig([{
- *   model: "../shared/models/tiny-opt-e2e",
+ *   model: "bundled/models/tiny-opt-e2e",
  *   out: "out/ft-linear6",
  *   policy: "linear:max=6,min=2,warmup=1,horizon=32",
  *   steps: 50,

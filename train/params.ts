@@ -176,7 +176,7 @@ export class ParamSet {
  * @example
  * ```ts
  * import { loadWeightsSync } from "../model/mod.ts";
- * const params = paramsFromWeights(loadWeightsSync("../shared/models/tiny-opt-e2e"));
+ * const params = paramsFromWeights(loadWeightsSync("bundled/models/tiny-opt-e2e"));
  * console.log(params.size); // 8.8 M
  * ```
  */

@@ -1,7 +1,7 @@
 /**
  * Which exit policy each training example runs under: one fixed policy (the paper's
  * setting: fine-tune for the policy you will decode with) or a random SkipDecode linear
- * plan per example (how `../shared/models/tiny-opt-e2e` was trained, so one model tolerates
+ * plan per example (how `bundled/models/tiny-opt-e2e` was trained, so one model tolerates
  * many policies).
  *
  * Command-line forms: any policy (`linear:max=6,min=2,warmup=1,horizon=32`, `full`, ...),

@@ -29,8 +29,12 @@ import type { AdamState } from "./optim.ts";
 import type { ParamSet } from "./params.ts";
 import { relative, resolve } from "node:path";
 
-/** Where `data: "e2e"` points: the shared E2E devset beside the repository. */
-export const SHARED_E2E_DEVSET: URL = new URL("../../shared/data/e2e/devset.csv", import.meta.url);
+/**
+ * Where `data: "e2e"` points: the E2E devset the repository ships
+ * (`bundled/data/e2e/devset.csv`, CC BY-SA 4.0). The name is kept from when it lived in
+ * `../shared`.
+ */
+export const SHARED_E2E_DEVSET: URL = new URL("../bundled/data/e2e/devset.csv", import.meta.url);
 
 /** One logged optimiser step. */
 export interface StepLog {
@@ -249,7 +253,7 @@ function writeReports(out: string, state: TrainerState): void {
  *
  * @example
  * ```ts
- * // const r = await train(resolveTrainConfig([{ model: "../shared/models/tiny-opt-e2e",
+ * // const r = await train(resolveTrainConfig([{ model: "bundled/models/tiny-opt-e2e",
  * //   out: "out/ft", policy: "linear:max=6,min=2,warmup=1,horizon=32", steps: 50 }]));
  * // console.log(r.state.evals.at(-1));
  * ```

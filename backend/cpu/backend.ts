@@ -79,7 +79,7 @@ interface Session {
  * @example
  * ```ts
  * import { loadWeights } from "../../model/mod.ts";
- * const cpu = createCpuBackend(await loadWeights("../shared/models/tiny-opt-e2e"));
+ * const cpu = createCpuBackend(await loadWeights("bundled/models/tiny-opt-e2e"));
  * const out = await cpu.decode({ prompts: [[2, 100]], maxNewTokens: 4, sets: Array(5).fill([...Array(12).keys()]), padTokenId: 1 });
  * ```
  */
@@ -359,7 +359,7 @@ export class CpuBackend implements Backend {
  * @example
  * ```ts
  * import { loadWeights } from "../../model/mod.ts";
- * const backend = createCpuBackend(await loadWeights("../shared/models/tiny-opt-e2e"));
+ * const backend = createCpuBackend(await loadWeights("bundled/models/tiny-opt-e2e"));
  * ```
  */
 export function createCpuBackend(weights: OptWeights): CpuBackend {

@@ -15,7 +15,7 @@
  * ```ts
  * import { createWebGpuBackend } from "./backend.ts";
  * import { loadWeights } from "../../model/mod.ts";
- * const gpu = await createWebGpuBackend(await loadWeights("../shared/models/tiny-opt-e2e"));
+ * const gpu = await createWebGpuBackend(await loadWeights("bundled/models/tiny-opt-e2e"));
  * const out = await gpu.decode({
  *   prompts: [[2, 100, 101]], maxNewTokens: 8, padTokenId: 1, eosTokenId: 2,
  *   sets: Array.from({ length: 10 }, () => [...Array(12).keys()]),
@@ -629,7 +629,7 @@ export class WebGpuBackend implements Backend {
  * ```ts
  * import { createWebGpuBackend } from "./backend.ts";
  * import { loadWeights } from "../../model/mod.ts";
- * const backend = await createWebGpuBackend(await loadWeights("../shared/models/tiny-opt-e2e"));
+ * const backend = await createWebGpuBackend(await loadWeights("bundled/models/tiny-opt-e2e"));
  * console.log(backend.name, backend.matmul.variant);
  * backend.dispose();
  * ```

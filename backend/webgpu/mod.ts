@@ -8,7 +8,7 @@
  * import { createWebGpuBackend, gpuAvailable } from "./mod.ts";
  * import { loadWeights } from "../../model/mod.ts";
  * if (await gpuAvailable()) {
- *   const backend = await createWebGpuBackend(await loadWeights("../shared/models/tiny-opt-e2e"));
+ *   const backend = await createWebGpuBackend(await loadWeights("bundled/models/tiny-opt-e2e"));
  *   backend.dispose();
  * }
  * ```

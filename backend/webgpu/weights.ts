@@ -13,7 +13,7 @@
  * import { uploadModel } from "./weights.ts";
  * const gpu = await requestGpu();
  * const mm = createMatmulKernels(gpu.device, { adapterInfo: gpu.info });
- * const model = await uploadModel(gpu, mm, await loadWeights("../shared/models/tiny-opt-e2e"));
+ * const model = await uploadModel(gpu, mm, await loadWeights("bundled/models/tiny-opt-e2e"));
  * console.log(model.bytes);
  * model.destroy();
  * ```
