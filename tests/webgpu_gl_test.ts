@@ -5,9 +5,9 @@
  * adapter and decodes a small random OPT on it. Every kernel family must pass there (the
  * texture matmul read zeros from one-layer array textures before, see
  * `kernels/matmul/texture.ts`), the decode must equal the CPU's, and the run must not flood
- * stderr (wgpu logged a warning per dispatch). Without EGL/GL libraries there is no such
- * adapter: the test then says so loudly and checks nothing (CI has them: `libegl1` comes
- * with `mesa-vulkan-drivers`' dependencies).
+ * stderr (wgpu logged a warning per dispatch). Without EGL/GL libraries (`libegl1
+ * libegl-mesa0 libgl1-mesa-dri`) there is no such adapter: the test then says so loudly and
+ * checks nothing, except under CI (`CI` set, `.ci/run` installs them), where it fails.
  */
 import { assert, assertEquals, assertLess } from "@std/assert";
 import { fileURLToPath } from "node:url";
