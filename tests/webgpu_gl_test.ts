@@ -34,9 +34,9 @@ Deno.test("the GL adapter computes what the CPU does, without a flood on stderr"
       tokens: { gpu: number[][]; cpu: number[][] };
     };
     if (!result.adapter) {
-      console.warn(
-        "\n!!! NO GL ADAPTER (libegl1 libgl1-mesa-dri missing): GL test checks nothing !!!\n",
-      );
+      const msg = "no GL adapter (apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri)";
+      if (Deno.env.get("CI")) throw new Error(`${msg}; CI is set, so the GL test fails`);
+      console.warn(`\n!!! SKIPPING THE GL ADAPTER TEST: ${msg} !!!\n`);
       return;
     }
     const lines = stderr.split("\n").filter((l) => l.trim()).length;
