@@ -212,3 +212,89 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: v
 }
 `;
 }
+
+/**
+ * Attention v3, "lanes", for software adapters (llvmpipe): one invocation per (query row,
+ * head), `workgroup_size(8)` (one 256-bit SIMD vector of 8 such pairs), no workgroup
+ * memory and no barriers. The head's scaled query sits in `H4` named `vec4` registers
+ * (the kernel is generated per head size, `headDim = 4 * H4`), and each invocation walks
+ * its keys once with an online softmax: running max `mx`, running sum `l` and `H4` `vec4`
+ * accumulators rescaled by `exp(old max - new max)` when the max grows; the output is the
+ * accumulator divided by `l` (0 when no key is allowed). Mathematically the softmax of the
+ * other kernels; rounding differs from the CPU reference's two-pass form by a few ulps.
+ *
+ * Why: the workgroup kernels spend most of their time in barriers (coroutine switches on
+ * llvmpipe), zero-initialising their workgroup arrays and reducing; at batch 8 and more one
+ * decode step's attention cost about as much as its matrix products (see the tuning log in
+ * `kernels/matmul/README.md`, "end to end").
+ *
+ * Bindings as {@linkcode attentionWgsl}, `q`, `k`, `v`, `out` as `array<vec4<f32>>`.
+ * Dispatch `(min(G, 32768), ceil(G / 32768))` workgroups, `G = ceil(m * heads / 8)`;
+ * invocation `gid = (wg.y * num_workgroups.x + wg.x) * 8 + lane` is row `gid / heads`,
+ * head `gid % heads`.
+ */
+export function attentionLanesWgsl(h4: number): string {
+  const idx = Array.from({ length: h4 }, (_, i) => i);
+  // balanced sum of the H4 products (shorter dependency chains than a running sum)
+  const tree = (terms: string[]): string => {
+    if (terms.length === 1) return terms[0];
+    const half = Math.ceil(terms.length / 2);
+    return `(${tree(terms.slice(0, half))} + ${tree(terms.slice(half))})`;
+  };
+  return /* wgsl */ `
+// attention-lanes (H4=${h4}, headDim ${
+    4 * h4
+  }): one invocation per (row, head), online softmax; see attention_wgsl.ts
+struct Params {
+  m: u32,
+  d: u32,
+  headDim: u32,
+  batch: u32,
+  colStart: u32,
+  scale: f32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> k: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> v: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> pad: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
+@compute @workgroup_size(8)
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lane: u32,
+) {
+  let heads = p.d / p.headDim;
+  let gid = (wg.y * nwg.x + wg.x) * 8u + lane;
+  if (gid >= p.m * heads) { return; }
+  let r = gid / heads;
+  let h = gid % heads;
+  let b = r % p.batch;
+  let c = p.colStart + r / p.batch;
+  let start = pad[b];
+  let d4 = p.d / 4u;
+  let ho = h * ${h4}u;
+  let qo = r * d4 + ho;
+${idx.map((i) => `  let q${i} = q[qo + ${i}u] * p.scale;`).join("\n")}
+${idx.map((i) => `  var a${i} = vec4<f32>(0.0);`).join("\n")}
+  var mx = -3.4028235e38;
+  var l = 0.0;
+  if (c >= start) {
+    for (var t = start; t <= c; t = t + 1u) {
+      let ko = (t * p.batch + b) * d4 + ho;
+      let s4 = ${tree(idx.map((i) => `q${i} * k[ko + ${i}u]`))};
+      let s = (s4.x + s4.y) + (s4.z + s4.w);
+      let mn = max(mx, s);
+      let corr = exp(mx - mn);
+      let e = exp(s - mn);
+      l = l * corr + e;
+      mx = mn;
+${idx.map((i) => `      a${i} = a${i} * corr + e * v[ko + ${i}u];`).join("\n")}
+    }
+  }
+  let inv = select(0.0, 1.0 / l, l > 0.0);
+${idx.map((i) => `  out[qo + ${i}u] = a${i} * inv;`).join("\n")}
+}
+`;
+}

@@ -172,7 +172,7 @@ export async function validateAdapter(
   const run = async (): Promise<AdapterValidation> => {
     const [ln, att, sel] = await Promise.all([
       createLayerNorm(gpu),
-      createAttention(gpu, 64),
+      createAttention(gpu, 64, undefined, { headDims: [8] }), // the lanes kernel too (llvmpipe)
       createSelect(gpu),
     ]);
     const group = new AllocationGroup(gpu);
@@ -264,8 +264,9 @@ export async function validateAdapter(
     }
 
     // attention: 2 rows (one left-padded), 5 cached columns, queries of the last 2 columns;
-    // heads of 8 (the vec4 kernel) and of 5 (the scalar one)
-    for (const [heads, hd] of [[3, 8], [2, 5]]) {
+    // heads of 8 (the lanes kernel on software adapters, else vec4), of 12 (vec4) and of 5
+    // (the scalar one)
+    for (const [heads, hd] of [[3, 8], [2, 12], [2, 5]]) {
       const d = heads * hd, slots = 5, pads = [0, 2], colStart = 3, columns = 2;
       const k = values(slots * B * d, 21 + hd, 1.5), v = values(slots * B * d, 22 + hd);
       const m = columns * B;
@@ -296,7 +297,7 @@ export async function validateAdapter(
         attendOne(qs, keys, vals, c + 1, d, heads, (t) => t >= pads[b], want.subarray(r * d));
       }
       pending.push({
-        name: `attention ${hd % 4 ? "scalar" : "vec4"}`,
+        name: `attention ${att.kindFor(hd, d)}`,
         src: out,
         bytes: m * d * 4,
         tolerance: 1e-4,

@@ -18,8 +18,9 @@ Deno.test({
   fn: async () => {
     const gpu = await testGpu();
     if (!gpu) return;
-    for (const wg of [8, 64]) {
-      const att = await createAttention(gpu, 100, wg);
+    for (const [wg, lanes] of [[8, false], [64, false], [8, true]] as const) {
+      // lanes: the one-invocation-per-(row, head) kernel for head sizes 24 and 80
+      const att = await createAttention(gpu, 100, wg, { lanes, headDims: [24, 80] });
       for (
         const [B, heads, hd, slots, pads] of [
           [3, 3, 24, 11, [0, 3, 8]],
@@ -67,7 +68,7 @@ Deno.test({
           const err = maxAbsDiff(got, want);
           console.log(
             `attention (${
-              hd % 4 ? "scalar" : `vec4, wg ${wg}`
+              att.kindFor(hd, d) === "vec4" ? `vec4, wg ${wg}` : att.kindFor(hd, d)
             }) B=${B} heads=${heads} hd=${hd} cols ${colStart}..${
               colStart + columns - 1
             } pads=${pads}: max |diff| ${err}`,

@@ -123,7 +123,7 @@ export async function createGraph(
     await Promise.all([
       createEmbedding(gpu, model.tokens, model.positions),
       createLayerNorm(gpu),
-      createAttention(gpu, maxColumns),
+      createAttention(gpu, maxColumns, undefined, { headDims: [d / cfg.numAttentionHeads] }),
       createSelect(gpu),
     ]);
   await mm.ready();
