@@ -16,6 +16,7 @@ import {
 import type { BackendName } from "../backend/mod.ts";
 import { exists, TINY_MODEL_DIR } from "./paths.ts";
 import { quietVulkanRuntimeDir } from "../kernels/device.ts";
+import { atomicWrite, checkOutputPath } from "../eval/output.ts";
 
 const HELP =
   `deno task bench [--quick] [--backend cpu|webgpu|both] [--skip-kernels] [--no-torch] [--out DIR]
@@ -51,7 +52,9 @@ export async function benchMain(args: string[]): Promise<number> {
   const quick = !!values.quick;
   const threads = values.threads === undefined
     ? navigator.hardwareConcurrency
-    : Number(values.threads);
+    : /^[0-9]+$/.test(values.threads as string) // decimal digits only, as cli/command.ts
+    ? Number(values.threads)
+    : NaN;
   if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
     console.error(
       `error: --threads must be a whole number from 1 to 1024, got "${values.threads}"`,
@@ -60,6 +63,12 @@ export async function benchMain(args: string[]): Promise<number> {
   }
   const out = (values.out as string | undefined) ?? "out/bench";
   const which = (values.backend as string | undefined) ?? "both";
+  try {
+    checkOutputPath(out, "--out"); // before any benchmark runs
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    return 2;
+  }
   quietVulkanRuntimeDir();
   const adapter = await navigator.gpu?.requestAdapter();
   const backends: BackendName[] = which === "both" ? ["cpu", "webgpu"] : [which as BackendName];
@@ -139,11 +148,8 @@ export async function benchMain(args: string[]): Promise<number> {
     } s`,
   ].join("\n");
   console.log(summary);
-  await Deno.writeTextFile(`${out}/decode.json`, JSON.stringify(rows, null, 2));
-  await Deno.writeTextFile(
-    `${out}/decode.md`,
-    decodeBenchMarkdown(rows) + "\n" + summary + "\n",
-  );
+  atomicWrite(`${out}/decode.json`, JSON.stringify(rows, null, 2));
+  atomicWrite(`${out}/decode.md`, decodeBenchMarkdown(rows) + "\n" + summary + "\n");
   console.log(`\nwrote ${out}/decode.json and ${out}/decode.md`);
   return 0;
 }

@@ -76,6 +76,16 @@ export {
 } from "./oracle.ts";
 export { CACHE_VERSION, canonicalJson, defaultCacheDir, hashKey, ResultCache } from "./cache.ts";
 export {
+  atomicWrite,
+  checkOutputPath,
+  LOCK_FILE,
+  MANIFEST_FILE,
+  type OpenOutputOptions,
+  OutputError,
+  OutputFolder,
+  withInterruptsHeld,
+} from "./output.ts";
+export {
   createProgress,
   formatDuration,
   type ProgressDisplay,
