@@ -18,6 +18,7 @@ import { generate } from "../decode/engine.ts";
 import { corpusBleu } from "../eval/bleu.ts";
 import { corpusRougeL } from "../eval/rouge.ts";
 import { type E2eItem, loadE2eCsv } from "../eval/data.ts";
+import { atomicWrite } from "../eval/output.ts";
 import { frontierChart, type FrontierPoint } from "../plots/charts.ts";
 import { loadTokenizer, type OptTokenizer } from "../tokenizer/mod.ts";
 import type { Example } from "./batch.ts";
@@ -301,7 +302,8 @@ if (import.meta.main) {
     "usage: deno run --allow-read --allow-env --allow-write=./out train/experiment.ts " +
     "--model DIR --policy SPEC [--eval-policy SPEC ...] [--steps N] [--batch-size B] " +
     "[--grad-accum K] [--lr X] [--warmup-steps N] [--held-out N] [--bleu-items N] " +
-    "[--nll-pairs N] [--seen-pairs N] [--eval-every N] [--backend cpu|webgpu] [--seed S] [--out DIR]\n" +
+    "[--nll-pairs N] [--seen-pairs N] [--eval-every N] [--backend cpu|webgpu] [--seed S] [--out DIR] " +
+    "[--overwrite]\n" +
     "Fine-tunes with the policy active and reports BLEU/ROUGE-L/NLL per policy before and after.";
   if (Deno.args.includes("--help")) {
     console.log(USAGE);
@@ -328,6 +330,7 @@ if (import.meta.main) {
         "eval-every": { type: "string" },
         "grad-accum": { type: "string" },
         "seen-pairs": { type: "string" },
+        overwrite: { type: "boolean" },
       },
     });
   } catch (e) {
@@ -335,7 +338,15 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   const { values } = parsed;
-  const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  // Decimal numbers only (no 0x4, Infinity, blanks); ranges are checked by resolveTrainConfig.
+  const num = (v: string | undefined) => {
+    if (v === undefined) return undefined;
+    if (!/^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/.test(v)) {
+      console.error(`error: not a decimal number: "${v}"\n${USAGE}`);
+      Deno.exit(2);
+    }
+    return Number(v);
+  };
   const config = resolveTrainConfig([{
     model: values.model,
     out: values.out ?? "out/finetune-experiment",
@@ -363,6 +374,7 @@ if (import.meta.main) {
     seenPairs: num(values["seen-pairs"]),
     onNote: (l) => console.log(l),
     hooks: {
+      overwrite: values.overwrite,
       onStep: (s) => {
         if (s.step % 10 === 0) {
           console.log(
@@ -381,12 +393,12 @@ if (import.meta.main) {
   const md = reportMarkdown(report);
   console.log(md);
   console.log(`total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-  Deno.writeTextFileSync(`${config.out}/experiment.json`, JSON.stringify(report, null, 1) + "\n");
-  Deno.writeTextFileSync(`${config.out}/experiment.md`, md + "\n");
+  atomicWrite(`${config.out}/experiment.json`, JSON.stringify(report, null, 1) + "\n");
+  atomicWrite(`${config.out}/experiment.md`, md + "\n");
   const { toHtml } = await import("../plots/html.ts");
   const fig = frontierChart([
     ...frontierPoints(report.before, "BLEU", "before "),
     ...frontierPoints(report.after, "BLEU", "after "),
   ], { title: "BLEU against layer speedup, before and after fine-tuning" });
-  Deno.writeTextFileSync(`${config.out}/frontier.html`, toHtml(fig, { title: "frontier" }));
+  atomicWrite(`${config.out}/frontier.html`, toHtml(fig, { title: "frontier" }));
 }
