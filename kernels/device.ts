@@ -109,8 +109,9 @@ let runtimeDirChecked = false;
 /**
  * Mesa's Vulkan loader prints "XDG_RUNTIME_DIR is invalid or not set" on every adapter
  * request without that variable; this points it at a private temporary folder when it is
- * unset (best effort: without write or env permission nothing changes and the warning is
- * harmless). Called before every adapter request of this module.
+ * unset, or at `.cache/xdg-runtime` in the working directory when the temporary folder is
+ * not writable (best effort: without any write or env permission nothing changes and the
+ * warning is harmless). Called before every adapter request of this module.
  *
  * @example
  * ```ts
@@ -123,10 +124,27 @@ export function quietVulkanRuntimeDir(): void {
   runtimeDirChecked = true;
   try {
     if (Deno.env.get("XDG_RUNTIME_DIR")) return;
-    const dir = Deno.makeTempDirSync({ prefix: "skipdecode-xdg-" });
-    Deno.chmodSync(dir, 0o700);
-    Deno.env.set("XDG_RUNTIME_DIR", dir);
-  } catch { /* no permission: keep the harmless warning */ }
+  } catch {
+    return; // no permission to read it: keep the harmless warning
+  }
+  // A private temporary folder; else `.cache/xdg-runtime` under the working directory (the
+  // CLI tasks may write `./.cache` but not the temporary folder).
+  const candidates = [
+    () => Deno.makeTempDirSync({ prefix: "skipdecode-xdg-" }),
+    () => {
+      const dir = `${Deno.cwd()}/.cache/xdg-runtime`;
+      Deno.mkdirSync(dir, { recursive: true });
+      return dir;
+    },
+  ];
+  for (const make of candidates) {
+    try {
+      const dir = make();
+      Deno.chmodSync(dir, 0o700);
+      Deno.env.set("XDG_RUNTIME_DIR", dir);
+      return;
+    } catch { /* no permission here: try the next place */ }
+  }
 }
 
 function limitsOf(source: GPUSupportedLimits): GpuLimits {
