@@ -240,6 +240,33 @@ export async function validateAdapter(
       }
     }
 
+    // matmul with a LayerNorm prologue (the texture variant's repack_ln_rows), f16 weights
+    for (const mm of variants) {
+      const w = halves(N * K, 6);
+      const lin = mm.uploadLinear(
+        tensor("validation.wln", "F16", [N, K], w.bytes),
+        tensor("validation.b", "F32", [N], new Uint8Array(bias.buffer)),
+        "validation LN prologue",
+      );
+      created.push(lin);
+      if (!mm.canNormalise(lin)) continue;
+      const lw = values(K, 7), lb = values(K, 8, 0.5);
+      const y = nan(M * N, "y (LN prologue)");
+      const lnArg = { w: buffer(lw, "prologue ln w"), b: buffer(lb, "prologue ln b") };
+      rec.foreign(
+        "matmul",
+        (enc) => mm.encode(enc, { x: xb, y, m: M, linear: lin, layerNorm: lnArg }),
+      );
+      const want = linear(layerNorm(x, lw, lb, M, K), w.f32, bias, M, K, N);
+      pending.push({
+        name: `matmul ${mm.variant} layernorm prologue`,
+        src: y,
+        bytes: M * N * 4,
+        tolerance: 1e-4,
+        judge: (d) => maxDiff(new Float32Array(d), want),
+      });
+    }
+
     // LayerNorm over 3 rows of width 45
     {
       const m = 3, d = 45;

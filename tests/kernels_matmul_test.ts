@@ -5,7 +5,7 @@
  * artificial limits, many encodes in one submission, and clear errors.
  */
 import { assert, assertEquals, assertLess, assertRejects, assertThrows } from "@std/assert";
-import { linear as cpuLinear } from "../backend/cpu/ops.ts";
+import { layerNorm as cpuLayerNorm, linear as cpuLinear } from "../backend/cpu/ops.ts";
 import type { DType, Tensor } from "../model/types.ts";
 import {
   autoVariant,
@@ -319,6 +319,102 @@ for (const variant of MATMUL_VARIANTS) {
     console.log(`  ${variant}: 6 encodes (m = 1, 9, 4, 1, 9, 2) of one linear in one submission`);
     lin.destroy();
     x.destroy();
+  });
+
+  Deno.test(`matmul ${variant}: xUnchanged (q, k, v of one X) is exact, and ignored when X differs`, async () => {
+    const mm = createMatmulKernels(device, { variant });
+    const next = rng(11);
+    const k = 77, n = 50;
+    const ws = [0, 1, 2].map((i) => randomTensor(`w${i}`, i === 1 ? "F32" : "F16", [n, k], next));
+    const b = randomTensor("b", "F32", [n], next);
+    const lins = ws.map((w, i) => mm.uploadLinear(w.tensor, b.tensor, `qkv ${i}`));
+    const data = [0, 1].map(() => new Float32Array(17 * k).map(() => next()));
+    const xs = data.map((d, i) => storageBuffer(d, `x${i}`));
+    const enc = device.createCommandEncoder();
+    const runs: { what: string; y: GPUBuffer; expect: Float32Array }[] = [];
+    // (x, m, linear, xUnchanged): a true promise, a changed m, a changed buffer, a repeat
+    const steps: [number, number, number, boolean][] = [
+      [0, 17, 0, false],
+      [0, 17, 1, true],
+      [0, 17, 2, true],
+      [0, 5, 0, true], // m differs from the last repack: must repack
+      [1, 5, 1, true], // another buffer: must repack
+      [1, 5, 2, true],
+      [0, 17, 0, true], // X 0 again after X 1: must repack
+    ];
+    for (const [xi, m, li, xUnchanged] of steps) {
+      const y = storageBuffer(new Float32Array(m * n).fill(POISON), "y");
+      mm.encode(enc, { x: xs[xi], y, m, linear: lins[li], xUnchanged });
+      runs.push({
+        what: `x${xi} m=${m} w${li} xUnchanged=${xUnchanged}`,
+        y,
+        expect: cpuLinear(data[xi].subarray(0, m * k), ws[li].values, b.values, m, k, n),
+      });
+    }
+    device.queue.submit([enc.finish()]);
+    for (const r of runs) {
+      const got = await readBack(r.y);
+      for (let i = 0; i < r.expect.length; i++) {
+        assert(Math.abs(got[i] - r.expect[i]) < 1e-5, `${r.what} element ${i}: ${got[i]}`);
+      }
+      r.y.destroy();
+    }
+    lins.forEach((l) => l.destroy());
+    xs.forEach((x) => x.destroy());
+  });
+
+  Deno.test(`matmul ${variant}: LayerNorm prologue equals layerNorm then linear`, async () => {
+    const mm = createMatmulKernels(device, { variant });
+    const next = rng(13);
+    let worst = 0, cases = 0;
+    for (const k of [5, 77, 768]) {
+      for (const m of [1, 6, 17]) {
+        const n = 50;
+        const w = randomTensor("w", m === 6 ? "F32" : "F16", [n, k], next);
+        const b = randomTensor("b", "F32", [n], next);
+        const lin = mm.uploadLinear(w.tensor, b.tensor, "ln prologue");
+        // rows with an offset mean and scale, as a residual stream has
+        const xData = new Float32Array(m * k).map((_, i) => 3 * next() + (i % 7) - 2);
+        const lw = new Float32Array(k).map(() => 1 + next()), lb = new Float32Array(k).map(next);
+        const x = storageBuffer(xData, "x");
+        const lnw = storageBuffer(lw, "ln w"), lnb = storageBuffer(lb, "ln b");
+        const y = storageBuffer(new Float32Array(m * n).fill(POISON), "y");
+        const y2 = storageBuffer(new Float32Array(m * n).fill(POISON), "y2");
+        if (!mm.canNormalise(lin)) {
+          const enc = device.createCommandEncoder();
+          assertThrows(
+            () => mm.encode(enc, { x, y, m, linear: lin, layerNorm: { w: lnw, b: lnb } }),
+            Error,
+            "no LayerNorm prologue",
+          );
+        } else {
+          const enc = device.createCommandEncoder();
+          const layerNorm = { w: lnw, b: lnb };
+          mm.encode(enc, { x, y, m, linear: lin, layerNorm, relu: true });
+          // a second product of the same normalised X reuses the repack (xUnchanged)
+          mm.encode(enc, { x, y: y2, m, linear: lin, layerNorm, xUnchanged: true });
+          device.queue.submit([enc.finish()]);
+          const normed = cpuLayerNorm(xData, lw, lb, m, k);
+          const want = cpuLinear(normed, w.values, b.values, m, k, n);
+          const [got, got2] = [await readBack(y), await readBack(y2)];
+          for (let i = 0; i < want.length; i++) {
+            const e1 = Math.abs(got[i] - Math.max(want[i], 0)) / (1 + Math.abs(want[i]));
+            const e2 = Math.abs(got2[i] - want[i]) / (1 + Math.abs(want[i]));
+            assert(
+              e1 < 1e-4 && e2 < 1e-4, // LN sums in another order than the CPU (as the validation)
+              `K=${k} M=${m} element ${i}: ${got[i]} ${got2[i]} vs ${want[i]}`,
+            );
+            worst = Math.max(worst, e1, e2);
+          }
+          cases++;
+        }
+        [x, lnw, lnb, y, y2].forEach((bf) => bf.destroy());
+        lin.destroy();
+      }
+    }
+    console.log(
+      `  ${variant}: LayerNorm prologue, ${cases} cases, max rel error ${worst.toExponential(2)}`,
+    );
   });
 }
 

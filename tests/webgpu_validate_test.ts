@@ -98,7 +98,11 @@ Deno.test({
       assert(mm.rewrites() > 0);
       assertEquals(
         report.checks.filter((c) => !c.ok).map((c) => c.name),
-        ["matmul v2_texture_uniform f16 weights", "matmul v2_texture_uniform f32 weights"],
+        [
+          "matmul v2_texture_uniform f16 weights",
+          "matmul v2_texture_uniform f32 weights",
+          "matmul v2_texture_uniform layernorm prologue",
+        ],
       );
       // the backend refuses the adapter; "auto" runs on the CPU and says why in one line
       const weights = await fixture();

@@ -139,6 +139,12 @@ export async function createGraph(
     extra: Partial<LinearArgs> = {},
   ) => matmul(rec, "matmul", { x, y, m, linear, ...extra });
 
+  // Pre-LN layers fold their two LayerNorms into the products that read them (q/k/v and
+  // fc1) where the matmul variant can (the texture variant normalises while it repacks X):
+  // two dispatches fewer per layer, and ws.hn is not written.
+  const fuseLn = pre &&
+    model.layers.every((W) => mm.canNormalise(W.q) && mm.canNormalise(W.fc1));
+
   return {
     model,
     maxColumns,
@@ -165,11 +171,13 @@ export async function createGraph(
     layer(rec, ws, l, m, colStart) {
       const W = model.layers[l];
       const kvOffset = colStart * ws.batch * d * 4;
-      if (pre) ln.encode(rec, { x: ws.h, w: W.ln1.w, b: W.ln1.b, out: ws.hn, m, d });
-      const src = pre ? ws.hn : ws.h;
-      lin(rec, W.q, src, ws.q, m);
-      lin(rec, W.k, src, ws.k[l], m, { yOffset: kvOffset });
-      lin(rec, W.v, src, ws.v[l], m, { yOffset: kvOffset });
+      if (pre && !fuseLn) ln.encode(rec, { x: ws.h, w: W.ln1.w, b: W.ln1.b, out: ws.hn, m, d });
+      const src = pre && !fuseLn ? ws.hn : ws.h;
+      const ln1 = fuseLn ? { layerNorm: W.ln1 } : {};
+      lin(rec, W.q, src, ws.q, m, ln1);
+      // k and v read the same X as q: the texture matmul reuses its repacked copy
+      lin(rec, W.k, src, ws.k[l], m, { yOffset: kvOffset, xUnchanged: true, ...ln1 });
+      lin(rec, W.v, src, ws.v[l], m, { yOffset: kvOffset, xUnchanged: true, ...ln1 });
       att.encode(rec, {
         q: ws.q,
         k: ws.k[l],
@@ -183,7 +191,10 @@ export async function createGraph(
         colStart,
       });
       lin(rec, W.o, ws.att, ws.h, m, { residual: ws.h }); // h += attn
-      if (pre) {
+      if (pre && fuseLn) {
+        lin(rec, W.fc1, ws.h, ws.f, m, { relu: true, layerNorm: W.ln2 });
+        lin(rec, W.fc2, ws.f, ws.h, m, { residual: ws.h }); // h += mlp
+      } else if (pre) {
         ln.encode(rec, { x: ws.h, w: W.ln2.w, b: W.ln2.b, out: ws.hn, m, d });
         lin(rec, W.fc1, ws.hn, ws.f, m, { relu: true });
         lin(rec, W.fc2, ws.f, ws.h, m, { residual: ws.h }); // h += mlp

@@ -71,6 +71,20 @@ export interface LinearArgs {
   residual?: GPUBuffer;
   /** Byte offset of `R` (multiple of 4). */
   residualOffset?: number;
+  /**
+   * The caller promises that `X` (same buffer, offset and `m`) was also the input of the
+   * previous encode on this encoder and nothing wrote it since (q, k and v of one layer).
+   * The texture variant then reuses its repacked copy of `X` instead of repacking it again
+   * (one dispatch fewer); it repacks anyway when its last repack was of another `X`.
+   */
+  xUnchanged?: boolean;
+  /**
+   * Normalise each row of `X` first: `Y = (LN(X) W^T + b) ...` with LayerNorm parameters
+   * `w`, `b` (f32 `[K]`) and `eps` (default 1e-5), biased variance as PyTorch. Only for
+   * linears where {@linkcode MatmulKernels.canNormalise} is true (the texture variant
+   * folds it into its repack of `X`: one dispatch instead of two).
+   */
+  layerNorm?: { w: GPUBuffer; b: GPUBuffer; eps?: number };
 }
 
 /** A set of compiled matmul kernels on one device. */
@@ -87,6 +101,8 @@ export interface MatmulKernels {
    * one submission: per-call parameters live in immutable cached uniforms.
    */
   encode(encoder: GPUCommandEncoder, args: LinearArgs): void;
+  /** Whether `encode` accepts `layerNorm` for this linear (its variant folds it in). */
+  canNormalise(linear: DeviceLinear): boolean;
   /** Resolves once every pipeline compiled; rejects with an error naming a failed kernel. */
   ready(): Promise<void>;
 }
@@ -266,7 +282,7 @@ export function createMatmulKernels(device: GPUDevice, options: MatmulOptions = 
           residual = args.residual;
         }
       }
-      const resolved: ResolvedArgs = {
+      const resolved: { -readonly [P in keyof ResolvedArgs]: ResolvedArgs[P] } = {
         x: args.x,
         xOffset,
         y: args.y,
@@ -276,8 +292,25 @@ export function createMatmulKernels(device: GPUDevice, options: MatmulOptions = 
         residual,
         residualOffset,
         accumulate,
+        xUnchanged: !!args.xUnchanged,
+        layerNorm: null,
       };
+      if (args.layerNorm) {
+        if (!v.layerNorm) {
+          throw new Error(`matmul ${label}: variant ${v.name} has no LayerNorm prologue`);
+        }
+        const { w, b } = args.layerNorm;
+        need(w, 0, lin.k * 4, `layerNorm w [${lin.k}]`);
+        need(b, 0, lin.k * 4, `layerNorm b [${lin.k}]`);
+        if (w === args.y || b === args.y) {
+          throw new Error(`matmul ${label}: layerNorm parameters must not be the y buffer`);
+        }
+        resolved.layerNorm = { w, b, eps: args.layerNorm.eps ?? 1e-5 };
+      }
       v.encode(encoder, lin, resolved);
+    },
+    canNormalise(linear: DeviceLinear): boolean {
+      return !!owner.get(linear as VariantLinear)?.layerNorm;
     },
     async ready(): Promise<void> {
       await Promise.all([...variants.values()].map((v) => v.ready()));

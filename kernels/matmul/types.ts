@@ -25,6 +25,10 @@ export interface ResolvedArgs {
   readonly residualOffset: number;
   /** `Y += ...` (the residual is `Y` itself). */
   readonly accumulate: boolean;
+  /** The caller promises `X` is unchanged since the previous encode (see `LinearArgs`). */
+  readonly xUnchanged: boolean;
+  /** LayerNorm of each row of `X` before the product (variants with `layerNorm` only). */
+  readonly layerNorm: { w: GPUBuffer; b: GPUBuffer; eps: number } | null;
 }
 
 /** What a variant needs from the device and the caller's options. */
@@ -63,4 +67,6 @@ export interface Variant {
   encode(encoder: GPUCommandEncoder, linear: VariantLinear, args: ResolvedArgs): void;
   /** Resolves when every pipeline made so far compiled; rejects naming the failed kernel. */
   ready(): Promise<void>;
+  /** Whether `encode` takes a LayerNorm prologue (`ResolvedArgs.layerNorm`). */
+  readonly layerNorm?: boolean;
 }
