@@ -28,9 +28,16 @@ const VOCAB = await Deno.readTextFile(`${OPT}/vocab.json`);
 const MERGES = await Deno.readTextFile(`${OPT}/merges.txt`);
 
 Deno.test("tokenizer errors: missing directory and missing files name what was looked for", async () => {
-  const missing = "/nonexistent/tokenizer/dir";
-  const e = await rejectsWith(missing, missing, "not found");
-  assertEquals(e.path, missing);
+  // a missing folder the tests may read (deno test runs with --allow-read scoped to the
+  // repository and the temporary folder: a path outside them is a permission error instead)
+  const parent = await Deno.makeTempDir({ prefix: "tokenizer-missing-" });
+  const missing = `${parent}/no/such/dir`;
+  try {
+    const e = await rejectsWith(missing, missing, "not found");
+    assertEquals(e.path, missing);
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
   await withDir({}, async (dir) => {
     await rejectsWith(dir, `no tokenizer in ${dir}`, "tokenizer.json", "vocab.json + merges.txt");
   });
