@@ -9,7 +9,8 @@ layer by layer on each layer's prefix of prompt columns, the LM head runs on the
 column only, then one column per token, as the project's backends do.
 
 Protocol (one JSON object per line on stdin, one reply per line on stdout):
-  {"cmd": "load", "dir": DIR, "threads": 2}          -> {"ok": true, "torch": "1.13..."}
+  {"cmd": "load", "dir": DIR, "threads": 2, "device": "cpu"|"cuda"}
+      -> {"ok": true, "torch": "1.13...", "threads": 2, "device": "cpu"}
   {"cmd": "decode", "prompts": [[...]], "sets": [[...], ...], "maxNewTokens": N}
       -> {"ok": true, "ms": wall, "prefillMs": ..., "tokens": [[...]]}
   {"cmd": "quit"}
@@ -57,14 +58,15 @@ def read_safetensors(path):
 
 
 class Opt:
-    def __init__(self, model_dir):
+    def __init__(self, model_dir, device="cpu"):
+        self.device = torch.device(device)
         with open(f"{model_dir}/config.json") as f:
             cfg = json.load(f)
         self.d = cfg["hidden_size"]
         self.heads = cfg["num_attention_heads"]
         self.L = cfg["num_hidden_layers"]
         self.pre = cfg.get("do_layer_norm_before", True)
-        t = read_safetensors(f"{model_dir}/model.safetensors")
+        t = {k: v.to(self.device) for k, v in read_safetensors(f"{model_dir}/model.safetensors").items()}
 
         def get(suffix):
             for k, v in t.items():
@@ -108,7 +110,7 @@ class Opt:
         keys = kc[:, :, :c0 + n]
         s = torch.matmul(q, keys.transpose(2, 3))
         if n > 1:
-            mask = torch.ones(n, c0 + n, dtype=torch.bool).tril(c0)
+            mask = torch.ones(n, c0 + n, dtype=torch.bool, device=x.device).tril(c0)
             s = s.masked_fill(~mask, float("-inf"))
         a = torch.matmul(torch.softmax(s, dim=-1), vc[:, :, :c0 + n])
         a = a.transpose(1, 2).reshape(B, n, d)
@@ -147,10 +149,12 @@ class Opt:
         for c in range(columns):
             for l in sets[c]:
                 caps[l] = c + 1
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        sync()
         t0 = time.perf_counter()
-        kc = [torch.empty(B, H, cap, d // H) for cap in caps]
-        vc = [torch.empty(B, H, cap, d // H) for cap in caps]
-        ids = torch.tensor(prompts, dtype=torch.long)
+        kc = [torch.empty(B, H, cap, d // H, device=self.device) for cap in caps]
+        vc = [torch.empty(B, H, cap, d // H, device=self.device) for cap in caps]
+        ids = torch.tensor(prompts, dtype=torch.long, device=self.device)
         x = self.embed_cols(ids, 0)
         for l in range(self.L):
             q = 0
@@ -160,6 +164,7 @@ class Opt:
                 x = torch.cat([self.layer(l, x[:, :q], 0, kc[l], vc[l]), x[:, q:]], dim=1) \
                     if q < P else self.layer(l, x, 0, kc[l], vc[l])
         tok = self.head_logits(x[:, P - 1:P]).argmax(-1)  # [B, 1]
+        sync()
         t1 = time.perf_counter()
         out = [tok]
         for i in range(1, N):
@@ -169,6 +174,7 @@ class Opt:
                 x = self.layer(l, x, c, kc[l], vc[l])
             tok = self.head_logits(x).argmax(-1)
             out.append(tok)
+        sync()
         t2 = time.perf_counter()
         tokens = torch.cat(out, dim=1).tolist()
         return {"ms": (t2 - t0) * 1e3, "prefillMs": (t1 - t0) * 1e3, "tokens": tokens}
@@ -187,8 +193,13 @@ def main():
                 break
             if cmd == "load":
                 torch.set_num_threads(int(req.get("threads", 2)))
-                model = Opt(req["dir"])
-                reply = {"ok": True, "torch": torch.__version__, "threads": torch.get_num_threads()}
+                device = req.get("device", "cpu")
+                if device == "cuda" and not torch.cuda.is_available():
+                    raise ValueError("device cuda asked for, but torch.cuda.is_available() is false")
+                model = Opt(req["dir"], device)
+                name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
+                reply = {"ok": True, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                         "device": name}
             elif cmd == "decode":
                 if model is None:
                     raise ValueError("no model loaded")

@@ -61,6 +61,8 @@ export interface TorchEngine {
 export interface TorchEngineOptions {
   /** `torch.set_num_threads` (default 2, the machine's cores in the project's benchmark). */
   threads?: number;
+  /** `"cpu"` (default) or `"cuda"` (PyTorch CUDA eager, on a GPU machine). */
+  device?: "cpu" | "cuda";
 }
 
 /**
@@ -140,12 +142,13 @@ export async function startTorchEngine(
     await child.status;
     await stderr.catch(() => "");
   };
-  let loaded: { torch: string; threads: number };
+  let loaded: { torch: string; threads: number; device: string };
   try {
     loaded = await call({
       cmd: "load",
       dir: await Deno.realPath(modelDir).catch(() => modelDir),
       threads: options.threads ?? 2,
+      device: options.device ?? "cpu",
     });
   } catch (e) {
     await close();
@@ -155,7 +158,9 @@ export async function startTorchEngine(
   }
   const engine: TorchEngine = {
     name: "torch",
-    description: `PyTorch ${loaded.torch} eager f32 (${loaded.threads} threads)`,
+    description: `PyTorch ${loaded.torch} eager f32 (${
+      loaded.device === "cpu" ? `${loaded.threads} threads` : loaded.device
+    })`,
     async decode(req) {
       const r = await call({
         cmd: "decode",

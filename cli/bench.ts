@@ -20,11 +20,12 @@ import { atomicWrite, checkOutputPath } from "../eval/output.ts";
 
 const HELP =
   `deno task bench [--quick] [--backend cpu|webgpu|both] [--skip-kernels] [--no-torch] [--out DIR]
-  --quick         tiny checkpoint only, batches 1 and 8, 16 tokens: under a minute
+  --quick         tiny checkpoint only, batches 1 and 4, 16 tokens, 2 repeats: under a minute
   --backend       which backends to run (default both; webgpu needs an adapter)
   --skip-kernels  only the end-to-end decode benchmark
   --no-torch      do not run the PyTorch eager reference (run when /usr/bin/python3 has torch)
   --threads N     PyTorch threads (default: the machine's cores)
+  --torch-device  cpu (default) or cuda: PyTorch CUDA eager on a GPU machine
   --out DIR       where to write decode.json / decode.md (default out/bench)`;
 
 /**
@@ -42,6 +43,7 @@ export async function benchMain(args: string[]): Promise<number> {
     "skip-kernels": { type: "boolean" },
     torch: { type: "boolean", default: true },
     threads: { type: "string" },
+    "torch-device": { type: "string" },
     out: { type: "string" },
     help: { type: "boolean" },
   });
@@ -100,6 +102,11 @@ export async function benchMain(args: string[]): Promise<number> {
   }
   const models = [{ label: "tiny-opt-e2e", dir: TINY_MODEL_DIR }];
   if (!quick) models.push({ label: "opt-125m-shaped", dir: ensureOpt125mFixture(".cache/bench") });
+  const torchDevice = (values["torch-device"] as string | undefined) ?? "cpu";
+  if (torchDevice !== "cpu" && torchDevice !== "cuda") {
+    console.error(`error: --torch-device must be cpu or cuda, got "${torchDevice}"`);
+    return 2;
+  }
   const load = () => {
     try {
       return Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
@@ -118,13 +125,13 @@ export async function benchMain(args: string[]): Promise<number> {
   const rows = await runDecodeBench({
     models,
     backends,
-    batches: quick ? [1, 8] : [1, 8, 32],
+    batches: quick ? [1, 4] : [1, 8, 32],
     targets: [2, 3],
     promptLength: 16,
     maxNewTokens: quick ? 16 : 32,
-    repeats: quick ? 1 : 3,
+    repeats: quick ? 2 : 3,
     maxGflop: { cpu: quick ? 20 : 30 },
-    torch: values.torch ? { threads } : false,
+    torch: values.torch ? { threads, device: torchDevice } : false,
     onTorchSkipped: (why) => (torchSkipped = why),
     log: (line) => console.log(line),
   });
@@ -134,10 +141,14 @@ export async function benchMain(args: string[]): Promise<number> {
     ? "PyTorch reference: not run (--no-torch)"
     : torchSkipped
     ? `PyTorch reference: skipped (${torchSkipped})`
-    : `PyTorch reference: bench/torch_decode.py, eager f32, KV cache, greedy, ${threads} threads`;
+    : `PyTorch reference: bench/torch_decode.py, eager f32, KV cache, greedy, ${
+      torchDevice === "cuda" ? "CUDA" : `${threads} threads`
+    }`;
   const summary = [
     "",
-    `Side by side (tokens/s incl. prefill, median of ${quick ? 1 : 3}; ratio = backend / PyTorch)`,
+    `Side by side (tokens/s incl. prefill, median of ${
+      quick ? 2 : 3
+    } repeats; ratio = backend / PyTorch)`,
     torchNote,
     side,
     "",
