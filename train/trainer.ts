@@ -308,7 +308,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const L = modelCfg.numHiddenLayers, pad = modelCfg.padTokenId;
   const maxLength = Math.min(config.maxLength, modelCfg.maxPositionEmbeddings + 1);
   const data = await loadData({ ...config, maxLength }, source, note);
-  if (data.train.length === 0) throw new Error(`no training examples in ${config.data}`);
+  if (data.train.length === 0) throw new TrainError(`no training examples in ${config.data}`);
   const policySource = parsePolicySource(config.policy);
   const evals = evalPolicySources(config);
   if (config.batchSize > data.train.length) {
