@@ -334,6 +334,11 @@ export function pngOption(v: unknown): "auto" | false {
   return false;
 }
 
+/** What the `deno.json` tasks may touch, for messages about refused permissions. */
+export const TASK_SCOPE =
+  "the tasks read the repository, ../shared and ~/.cache/huggingface and write out/, " +
+  "reports/ and .cache/; use `deno run -A cli/main.ts ...` for other places";
+
 /**
  * The one-line message and exit code of an error that ended a command: 2 for usage errors,
  * bad input (errors named `...Error` by this project, `RangeError`) and refused
@@ -354,7 +359,7 @@ export function errorReport(e: unknown): { message: string; code: number } {
   if (denied) {
     message = `this task is not allowed to do that: ${
       message.replace(/,? run again with[^\n]*/i, "")
-    } (only the folders and variables its deno.json task grants)`;
+    } (${TASK_SCOPE})`;
   }
   const expected = denied || err instanceof UsageError || err instanceof RangeError ||
     (/Error$/.test(err?.name ?? "") && err.name !== "Error" && err.name !== "TypeError");

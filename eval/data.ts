@@ -99,6 +99,9 @@ export async function readText(path: string | URL, what: string): Promise<string
       ? "not found"
       : e instanceof Deno.errors.IsADirectory
       ? "it is a folder"
+      : e instanceof Deno.errors.NotCapable
+      ? "this process may not read it (the deno.json tasks read the repository, ../shared " +
+        "and ~/.cache/huggingface; use `deno run -A cli/main.ts ...` for other places)"
       : (e as Error).message;
     throw new DataError(`cannot read ${what} ${pathName(path)}: ${why}`);
   }

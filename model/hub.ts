@@ -244,7 +244,13 @@ export async function resolveModel(
   idOrDir: string,
   options: ResolveModelOptions = {},
 ): Promise<ResolvedModel> {
-  const st = statOrUndefined(idOrDir);
+  let st: Deno.FileInfo | undefined;
+  try {
+    st = Deno.statSync(idOrDir);
+  } catch (e) {
+    // Not allowed to look is not "does not exist": say so (the command line names the path).
+    if (e instanceof Deno.errors.NotCapable) throw e;
+  }
   if (st?.isDirectory) return { dir: idOrDir, source: "local", downloaded: [] };
   if (st) {
     throw new CheckpointError(`${idOrDir} is a file; expected a model folder or a hub id`, {

@@ -168,6 +168,14 @@ const CASES: Case[] = [
   },
   { args: ["generate", "--model", "{box}/nowhere", "--prompt", "x"], pattern: /nowhere/ },
   { args: ["generate", "--no-such-flag"], pattern: /--no-such-flag/ },
+  {
+    args: ["generate", "--model", "/opt/skipdecode-elsewhere", "--prompt", "x"],
+    pattern: /not allowed to do that: Requires read access to "\/opt\/skipdecode-elsewhere"/,
+  },
+  {
+    args: ["score", "--hyp", "/etc/hostname", "--ref", "/etc/hostname"],
+    pattern: /hypothesis file \/etc\/hostname: this process may not read it/,
+  },
   // sweep
   { args: [...SW, "--max-new-tokens", "1e9", "--out", "{box}/o"], pattern: /"1e9"/ },
   {
