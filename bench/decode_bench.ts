@@ -60,8 +60,8 @@ export interface DecodeBenchRow {
 
 /** Options of {@linkcode runDecodeBench}. */
 export interface DecodeBenchOptions {
-  /** Models: label and checkpoint folder. */
-  models: { label: string; dir: string }[];
+  /** Models: label, checkpoint folder and (optionally) their own batch sizes. */
+  models: { label: string; dir: string; batches?: number[] }[];
   /** Backends to run. */
   backends: BackendName[];
   /** Batch sizes. */
@@ -217,7 +217,7 @@ export async function runDecodeBench(options: DecodeBenchOptions): Promise<Decod
           options.onTorchSkipped?.(t.skipped);
         }
       }
-      for (const batch of options.batches) {
+      for (const batch of m.batches ?? options.batches) {
         const gflop = plans[0].accounting!.fullTotalFlops * batch / 1e9;
         const active = engines.filter((e) => {
           const limit = options.maxGflop?.[e.name as BackendName];
