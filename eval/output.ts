@@ -241,10 +241,15 @@ export class OutputFolder {
       lock.close();
     }
     if (!held) {
+      // The holder writes its note right after taking the lock: a note read in between is
+      // empty, so look again for a moment before saying less.
       let who = "";
-      try {
-        who = new TextDecoder().decode(Deno.readFileSync(join(dir, LOCK_FILE))).trim();
-      } catch { /* unreadable: say less */ }
+      for (let look = 0; look < 50 && !who; look++) {
+        if (look > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        try {
+          who = new TextDecoder().decode(Deno.readFileSync(join(dir, LOCK_FILE))).trim();
+        } catch { /* unreadable: say less */ }
+      }
       lock.close();
       throw new OutputError(
         `${option} ${dir} is in use by another run${who ? ` (${who})` : ""}; wait for it ` +
