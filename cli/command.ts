@@ -361,8 +361,9 @@ export function errorReport(e: unknown): { message: string; code: number } {
       message.replace(/,? run again with[^\n]*/i, "")
     } (${TASK_SCOPE})`;
   }
-  const expected = denied || err instanceof UsageError || err instanceof RangeError ||
-    (/Error$/.test(err?.name ?? "") && err.name !== "Error" && err.name !== "TypeError");
+  const name = String(err?.name ?? "");
+  const expected = denied || e instanceof UsageError || e instanceof RangeError ||
+    (/Error$/.test(name) && name !== "Error" && name !== "TypeError");
   return { message: message.split(/\s*\n+\s*/).join(" "), code: expected ? 2 : 1 };
 }
 
