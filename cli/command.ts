@@ -337,7 +337,8 @@ export function pngOption(v: unknown): "auto" | false {
 /** What the `deno.json` tasks may touch, for messages about refused permissions. */
 export const TASK_SCOPE =
   "the tasks read the repository, ../shared and ~/.cache/huggingface and write out/, " +
-  "reports/ and .cache/; use `deno run -A cli/main.ts ...` for other places";
+  "reports/ and .cache/; for other places grant just those, e.g. " +
+  "`deno run --allow-read=.,/path/to/model --allow-env --allow-write=./out cli/main.ts ...`";
 
 /**
  * The one-line message and exit code of an error that ended a command: 2 for usage errors,

@@ -101,7 +101,8 @@ export async function readText(path: string | URL, what: string): Promise<string
       ? "it is a folder"
       : e instanceof Deno.errors.NotCapable
       ? "this process may not read it (the deno.json tasks read the repository, ../shared " +
-        "and ~/.cache/huggingface; use `deno run -A cli/main.ts ...` for other places)"
+        "and ~/.cache/huggingface; grant this file alone with " +
+        `\`deno run --allow-read=.,${path} --allow-env --allow-write=./out cli/main.ts ...\`)`
       : (e as Error).message;
     throw new DataError(`cannot read ${what} ${pathName(path)}: ${why}`);
   }
