@@ -24,6 +24,7 @@
  * @module
  */
 import { CheckpointError } from "./errors.ts";
+import { readFileRange } from "./byte_source.ts";
 import type { DType, Tensor } from "./types.ts";
 
 /** Bytes per element of each supported dtype. */
@@ -324,50 +325,6 @@ export interface FileTensor extends Tensor {
   readonly offset: number;
   /** Byte length of the tensor's data. */
   readonly byteLength: number;
-}
-
-/**
- * Reads `length` bytes at `offset` of a file into a fresh buffer.
- *
- * @throws {CheckpointError} when the file cannot be read or ends early.
- */
-function readRange(file: string, offset: number, length: number, what: string): Uint8Array {
-  const out = new Uint8Array(length);
-  let f: Deno.FsFile;
-  try {
-    f = Deno.openSync(file, { read: true });
-  } catch (e) {
-    throw new CheckpointError(`cannot open ${file} to read ${what}: ${(e as Error).message}`, {
-      file,
-      kind: "io",
-      cause: e,
-    });
-  }
-  try {
-    f.seekSync(offset, Deno.SeekMode.Start);
-    let got = 0;
-    while (got < length) {
-      const n = f.readSync(out.subarray(got));
-      if (n === null || n === 0) {
-        throw new CheckpointError(
-          `${file} is truncated: ${what} needs bytes ${offset}..${offset + length} ` +
-            `but the file ends after ${offset + got} (was it changed after opening?)`,
-          { file, kind: "format" },
-        );
-      }
-      got += n;
-    }
-  } catch (e) {
-    if (e instanceof CheckpointError) throw e;
-    throw new CheckpointError(`cannot read ${what} from ${file}: ${(e as Error).message}`, {
-      file,
-      kind: "io",
-      cause: e,
-    });
-  } finally {
-    f.close();
-  }
-  return out;
 }
 
 /**
@@ -728,7 +685,7 @@ function makeFileTensor(file: string, dataStart: number, e: SafetensorsEntry): F
     file,
     offset,
     byteLength,
-    bytes: () => readRange(file, offset, byteLength, `tensor ${JSON.stringify(e.name)}`),
+    bytes: () => readFileRange(file, offset, byteLength, `tensor ${JSON.stringify(e.name)}`),
   };
   return t;
 }
