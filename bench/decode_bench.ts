@@ -394,7 +394,8 @@ export function sideBySideMarkdown(rows: DecodeBenchRow[]): string {
  * Checks that no skip plan is slower than `full` (same model, engine and batch, same run),
  * comparing the fastest of the interleaved repeats (other processes only ever add time, so
  * the minimum is the least noisy estimate); returns one line per engine and batch (with
- * the median-based speedups too) and whether all passed.
+ * the median-based speedups too) and whether all of the project's backends passed (the
+ * PyTorch reference's lines are marked "info").
  *
  * @example
  * ```ts
@@ -415,9 +416,13 @@ export function skipNeverSlowerCheck(rows: DecodeBenchRow[]): { ok: boolean; lin
     const skips = rs.filter((r) => r !== full);
     const best = (r: DecodeBenchRow) => r.msMin ?? r.ms;
     const slower = skips.filter((r) => best(r) > best(full));
-    if (slower.length) ok = false;
+    // the PyTorch reference is shown, not judged: the check is about the project's backends
+    const reference = full.backend === "torch";
+    if (slower.length && !reference) ok = false;
     lines.push(
-      `${slower.length ? "FAIL" : "ok  "} ${k}: full ${best(full).toFixed(0)} ms (fastest ` +
+      `${reference ? "info" : slower.length ? "FAIL" : "ok  "} ${k}: full ${
+        best(full).toFixed(0)
+      } ms (fastest ` +
         `repeat); skip plans ${
           skips.map((r) => `${(best(full) / best(r)).toFixed(2)}x`).join(", ")
         }` +
