@@ -22,15 +22,24 @@ import { allTensors, type LoadedWeights, loadWeightsSync } from "./checkpoint.ts
 import { CheckpointError } from "./errors.ts";
 import { writeSafetensors } from "./safetensors.ts";
 
-/** Tokenizer and generation files copied when the source has them. */
-const SIDE_FILES = [
+/**
+ * Tokenizer and generation files that travel with a checkpoint when present: fetched from
+ * the hub and copied by {@linkcode convertCheckpoint}.
+ *
+ * @example
+ * ```ts
+ * import { OPTIONAL_MODEL_FILES } from "./convert.ts";
+ * console.log(OPTIONAL_MODEL_FILES.includes("vocab.json")); // true
+ * ```
+ */
+export const OPTIONAL_MODEL_FILES: readonly string[] = Object.freeze([
   "tokenizer.json",
   "vocab.json",
   "merges.txt",
   "tokenizer_config.json",
   "special_tokens_map.json",
   "generation_config.json",
-];
+]);
 
 /** What {@linkcode convertCheckpoint} wrote. */
 export interface ConvertResult {
@@ -101,7 +110,7 @@ export function writeStandardFolder(weights: LoadedWeights, out: string): Conver
   }
   // Side files first, the weights last: a folder with model.safetensors is complete.
   const files: string[] = [];
-  for (const name of ["config.json", ...SIDE_FILES]) {
+  for (const name of ["config.json", ...OPTIONAL_MODEL_FILES]) {
     const from = `${weights.dir}/${name}`;
     try {
       if (!Deno.statSync(from).isFile) continue;

@@ -26,8 +26,9 @@ import {
   WEIGHTS_INDEX_NAME,
   WEIGHTS_NAME,
 } from "./checkpoint.ts";
-import { convertedCopy } from "./convert.ts";
+import { convertedCopy, OPTIONAL_MODEL_FILES } from "./convert.ts";
 import { CheckpointError } from "./errors.ts";
+export { OPTIONAL_MODEL_FILES };
 
 /** Options of {@linkcode resolveModel}. */
 export interface ResolveModelOptions {
@@ -84,16 +85,6 @@ export interface ResolvedModel {
   /** Files fetched by this call. */
   downloaded: string[];
 }
-
-/** Tokenizer and generation files fetched when the repository has them. */
-export const OPTIONAL_MODEL_FILES: readonly string[] = Object.freeze([
-  "tokenizer.json",
-  "vocab.json",
-  "merges.txt",
-  "tokenizer_config.json",
-  "special_tokens_map.json",
-  "generation_config.json",
-]);
 
 function env(name: string): string | undefined {
   try {
