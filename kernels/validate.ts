@@ -36,6 +36,7 @@ import { createMatmulKernels } from "./matmul/mod.ts";
 import { ParamArena } from "./params.ts";
 import { createSelect } from "./select.ts";
 import { uploadTable } from "./tables.ts";
+import { seededRandom } from "../model/random.ts";
 
 /** One check of {@linkcode validateAdapter}. */
 export interface AdapterCheck {
@@ -74,27 +75,15 @@ export const VALIDATION_HELP =
   "Install a Vulkan driver (on Debian: apt-get install -y --no-install-recommends libvulkan1 " +
   "mesa-vulkan-drivers), or run on the CPU (--backend cpu)";
 
-/** A seeded generator of uniforms in [0, 1) (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** `n` values in `[-scale, scale)`, never zero. */
 function values(n: number, seed: number, scale = 1): Float32Array {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   return Float32Array.from({ length: n }, () => ((2 * r() - 1) || 0.5) * scale);
 }
 
 /** `n` f16 values (as bytes) in ±[0.25, 2), and the exact f32 values they hold. */
 function halves(n: number, seed: number): { bytes: Uint8Array; f32: Float32Array } {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const h = Uint16Array.from(
     { length: n },
     () => ((r() < 0.5 ? 1 : 0) << 15) | ((13 + Math.floor(r() * 3)) << 10) | Math.floor(r() * 1024),
@@ -334,7 +323,7 @@ export async function validateAdapter(
 
     // embedding: token (f16) + position (f32) rows of a left-padded [COLS, B] id grid
     {
-      const r = rng(31);
+      const r = seededRandom(31);
       const ids = new Uint32Array(COLS * B);
       for (let c = 0; c < COLS; c++) {
         for (let b = 0; b < B; b++) ids[c * B + b] = c < PADS[b] ? 1 : Math.floor(r() * V);

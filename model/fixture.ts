@@ -37,6 +37,7 @@ import {
   writeSafetensors,
 } from "./safetensors.ts";
 import type { DType, OptConfig } from "./types.ts";
+import { mulberry32Bits } from "./random.ts";
 
 /** The shape used for fields a partial shape leaves out: tiny and fast. */
 export const TINY_OPT_SHAPE: Readonly<OptConfig> = Object.freeze({
@@ -126,15 +127,6 @@ export function fixtureConfig(
   merged.torchDtype = { F16: "float16", BF16: "bfloat16", F32: "float32" }[dtype];
   // Round trip through the parser to reject impossible shapes with its messages.
   return parseOptConfig(optConfigToJson(merged), "fixture shape");
-}
-
-/** mulberry32 step: returns the next state and 32 random bits. */
-function mulberry32Bits(state: number): [number, number] {
-  const a = (state + 0x6d2b79f5) >>> 0;
-  let t = a;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return [a, (t ^ (t >>> 14)) >>> 0];
 }
 
 let normalTable: Float32Array | undefined;

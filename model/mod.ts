@@ -38,6 +38,7 @@ export type {
   Tensor,
 } from "./types.ts";
 export { CheckpointError } from "./errors.ts";
+export { mulberry32Bits, seededRandom, type SeededRandom } from "./random.ts";
 export type { CheckpointErrorDetails, CheckpointErrorKind } from "./errors.ts";
 export { OPT_SHAPES, optConfigToJson, parseOptConfig, readOptConfig } from "./config.ts";
 export type { OptShapeName } from "./config.ts";

@@ -18,31 +18,9 @@ import type { ColumnLayerSets } from "../backend/types.ts";
 import { loadWeightsSync, writeRandomCheckpoint } from "../model/mod.ts";
 import type { DType, OptConfig } from "../model/types.ts";
 import { customPolicy, parsePolicy, plan, type Policy } from "../schedule/mod.ts";
+import { relL2, rng } from "./helpers.ts";
 
 const TOL = 1e-5;
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Relative L2 error `|a - b| / |b|`. */
-function relErr(a: Float32Array, b: Float32Array): number {
-  assertEquals(a.length, b.length, "logit vectors differ in length");
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  assert(den > 0, "reference logits are all zero");
-  return Math.sqrt(num / den);
-}
 
 /** Writes a random checkpoint in a temp folder and builds a CPU backend from it. */
 function fixtureBackend(
@@ -175,7 +153,7 @@ for (const [k, tc] of CASES.entries()) {
         for (let i = 0; i < N; i++) {
           const ref = at(fwd.logits, b, P - 1 + i);
           const got = out.logits![b][i];
-          const e = relErr(got, ref);
+          const e = relL2(got, ref);
           worst = Math.max(worst, e);
           if (e !== 0) identical = false;
           assertLess(e, TOL, `${policy} row ${b} step ${i}: rel err ${e}`);
@@ -193,7 +171,7 @@ for (const [k, tc] of CASES.entries()) {
           const one = await backend.forward({ rows: sub, sets, padTokenId: cfg.padTokenId });
           assertEquals(one.length, c + 1);
           keep.forEach((b, r) => {
-            const e = relErr(at(one.logits, r, c, c + 1), at(fwd.logits, b, c));
+            const e = relL2(at(one.logits, r, c, c + 1), at(fwd.logits, b, c));
             worstCol = Math.max(worstCol, e);
             assertLess(e, TOL, `${policy} column ${c} row ${b} recomputed alone: rel err ${e}`);
           });
@@ -229,8 +207,8 @@ Deno.test("KV cache == recompute (CPU): skip plans really skip (logits differ fr
   const full = await run("full");
   const skip = await run("constant:n=2,warmup=1");
   // Column P - 1 is a prompt column (all layers in prompt mode full): same first logits.
-  assertEquals(relErr(skip[0], full[0]), 0);
-  const e = relErr(skip[1], full[1]);
+  assertEquals(relL2(skip[0], full[0]), 0);
+  const e = relL2(skip[1], full[1]);
   assert(e > 1e-3, `constant:n=2 should change step 1's logits (rel diff ${e})`);
   console.log(`  constant:n=2 vs full: step 0 identical, step 1 rel diff ${e.toFixed(3)}`);
 });

@@ -13,41 +13,9 @@ import type { DecodeOutput } from "../backend/types.ts";
 import { generate, loadModel } from "../decode/mod.ts";
 import { loadWeightsSync, writeRandomCheckpoint } from "../model/mod.ts";
 import { parsePolicy, plan } from "../schedule/mod.ts";
+import { relL2, rng, sharedPath } from "./helpers.ts";
 
 const TOL = 1e-5;
-const TINY = new URL("../bundled/models/tiny-opt-e2e/", import.meta.url);
-
-function sharedPath(url: URL): string {
-  const path = decodeURIComponent(url.pathname);
-  try {
-    Deno.statSync(path);
-  } catch {
-    throw new Error(`bundled test material missing: ${path} (part of the repository)`);
-  }
-  return path;
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function relErr(a: Float32Array, b: Float32Array): number {
-  assertEquals(a.length, b.length);
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  assert(den > 0, "reference logits are all zero");
-  return Math.sqrt(num / den);
-}
 
 Deno.test("padding invariance (CPU backend, random checkpoint): alone == in padded batches", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "skipdecode-pad-" });
@@ -104,7 +72,7 @@ Deno.test("padding invariance (CPU backend, random checkpoint): alone == in padd
       const out = await decode(prompts);
       assertEquals(out.tokens[row], alone.tokens[0], `${spec}: tokens in batch differ from alone`);
       for (let i = 0; i < N; i++) {
-        const e = relErr(out.logits![row][i], alone.logits![0][i]);
+        const e = relL2(out.logits![row][i], alone.logits![0][i]);
         worst = Math.max(worst, e);
         assertLess(e, TOL, `${spec}: batch of lengths ${prompts.map((p) => p.length)} step ${i}`);
       }
@@ -117,7 +85,7 @@ Deno.test("padding invariance (CPU backend, random checkpoint): alone == in padd
 });
 
 Deno.test("padding invariance (engine on tiny-opt-e2e, greedy, EOS): alone == batched", async () => {
-  const model = await loadModel(sharedPath(TINY), { backend: "cpu", onNote: () => {} });
+  const model = await loadModel(sharedPath("models/tiny-opt-e2e"), { backend: "cpu", onNote: () => {} });
   try {
     const prompts = [
       "name[The Eagle], eatType[coffee shop], food[Japanese], priceRange[less than £20], " +
@@ -148,7 +116,7 @@ Deno.test("padding invariance (engine on tiny-opt-e2e, greedy, EOS): alone == ba
         assertEquals(b.finish, a.finish);
         assertEquals(b.layers, a.layers);
         a.logits!.forEach((la, i) => {
-          const e = relErr(b.logits![i], la);
+          const e = relL2(b.logits![i], la);
           worst = Math.max(worst, e);
           assertLess(e, TOL, `${policy}: prompt ${k} step ${i}`);
         });

@@ -17,30 +17,9 @@ import {
 } from "../model/mod.ts";
 import type { DType, OptConfig, Tensor } from "../model/types.ts";
 import { parsePolicy, plan } from "../schedule/mod.ts";
+import { relL2, rng } from "./helpers.ts";
 
 const TOL = 1e-5;
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assertEquals(a.length, b.length);
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  assert(den > 0, "reference logits are all zero");
-  return Math.sqrt(num / den);
-}
 
 type Vec = Float64Array;
 const f64 = (t: Tensor): Vec => Float64Array.from(tensorToFloat32(t));
@@ -203,7 +182,7 @@ for (const tc of CASES) {
           for (let t = 0; t < row.length; t++) {
             const c = off + t;
             const got = fwd.logits.subarray((b * T + c) * V, (b * T + c + 1) * V);
-            const e = relErr(got, ref[t]);
+            const e = relL2(got, ref[t]);
             worst = Math.max(worst, e);
             assertLess(e, TOL, `${spec}: row ${b} token ${t} (column ${c}) rel err ${e}`);
           }

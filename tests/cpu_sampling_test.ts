@@ -15,17 +15,7 @@ import { assert, assertEquals, assertLess } from "@std/assert";
 import { argmax } from "../backend/cpu/ops.ts";
 import { selectToken, stepUniform } from "../backend/sampling.ts";
 import type { SamplingOptions } from "../backend/types.ts";
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from "./helpers.ts";
 
 /** The plain definition: full comparator sort, then top-k, top-p, temperature, draw. */
 function referenceSelect(logits: Float32Array, o: SamplingOptions, row: number, step: number) {

@@ -12,7 +12,7 @@
 import { assert, assertAlmostEquals, assertEquals, assertLess } from "@std/assert";
 import { generate, loadModel } from "../decode/mod.ts";
 import { fullPlanSets } from "../schedule/mod.ts";
-import { sharedPath } from "./shared_paths.ts";
+import { relL2, sharedPath } from "./helpers.ts";
 
 const model = await loadModel(sharedPath("models/tiny-opt-e2e"), {
   backend: "cpu",
@@ -55,15 +55,6 @@ function specFlops(layers: number, column: number): number {
   const d = cfg.hiddenSize, f = cfg.ffnDim, V = cfg.vocabSize;
   assertEquals(cfg.wordEmbedProjDim, d); // no project_in/out in tiny-opt-e2e
   return layers * (2 * (4 * d * d + 2 * d * f) + 4 * d * (column + 1)) + 2 * d * V;
-}
-
-function relErr(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 Deno.test("engine accounting: linear:max=12,min=4,warmup=1,horizon=32, 32 tokens", async () => {
@@ -130,7 +121,7 @@ Deno.test("engine accounting: linear:max=12,min=4,warmup=1,horizon=32, 32 tokens
     let worst = 0;
     for (let i = 0; i < 32; i++) {
       const c = P - 1 + i;
-      const e = relErr(r.logits![i], fwd.logits.subarray(c * V, (c + 1) * V));
+      const e = relL2(r.logits![i], fwd.logits.subarray(c * V, (c + 1) * V));
       worst = Math.max(worst, e);
       assertLess(e, 1e-5, `prompt ${k} token ${i}: engine logits vs forward with plan sets`);
     }

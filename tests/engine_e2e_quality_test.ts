@@ -9,7 +9,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { generate, loadModel } from "../decode/mod.ts";
 import { applyTemplate, E2E_TEMPLATE, loadE2eCsv } from "../eval/data.ts";
-import { sharedPath } from "./shared_paths.ts";
+import { sharedPath } from "./helpers.ts";
 
 const model = await loadModel(sharedPath("models/tiny-opt-e2e"), {
   backend: "cpu",

@@ -11,7 +11,7 @@ import { generate, resolvePolicy } from "../decode/mod.ts";
 import { loadWeightsSync, writeRandomCheckpoint } from "../model/mod.ts";
 import { customPolicy, earlyExit, linear, PlanError, PolicyError } from "../schedule/mod.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
-import { sharedPath } from "./shared_paths.ts";
+import { sharedPath } from "./helpers.ts";
 
 const L = 4, MAX_POS = 32;
 

@@ -8,7 +8,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { generate, loadModel } from "../decode/mod.ts";
 import type { SamplingOptions } from "../backend/types.ts";
-import { sharedPath } from "./shared_paths.ts";
+import { sharedPath } from "./helpers.ts";
 
 const model = await loadModel(sharedPath("models/tiny-opt-e2e"), {
   backend: "cpu",

@@ -13,7 +13,7 @@ import {
 } from "../eval/data.ts";
 import { scoreCorpus, scoreFiles } from "../eval/score.ts";
 import { corpusBleu } from "../eval/bleu.ts";
-import { sharedPath } from "./shared_paths.ts";
+import { sharedPath } from "./helpers.ts";
 
 // The devset the repository ships (bundled/data/e2e/devset.csv, CC BY-SA 4.0).
 const DEVSET = new URL("../bundled/data/e2e/devset.csv", import.meta.url);

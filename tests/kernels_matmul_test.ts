@@ -16,6 +16,7 @@ import {
 } from "../kernels/matmul/mod.ts";
 import { compilePipeline } from "../kernels/matmul/common.ts";
 import { halfToFloat } from "../kernels/matmul/host.ts";
+import { rng as uniform } from "./helpers.ts";
 
 const adapter = await navigator.gpu.requestAdapter();
 if (!adapter) {
@@ -35,16 +36,10 @@ device.addEventListener("uncapturederror", (e) => {
   console.error("uncaptured WebGPU error:", (e as GPUUncapturedErrorEvent).error.message);
 });
 
-/** Deterministic PRNG (mulberry32) for values in [-1, 1). */
+/** Deterministic values in [-1, 1) from the shared seeded generator (tests/helpers.ts). */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const r = uniform(seed);
+  return () => r() * 2 - 1;
 }
 
 function floatToHalf(v: number): number {

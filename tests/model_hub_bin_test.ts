@@ -10,7 +10,7 @@ import { createCpuBackend } from "../backend/cpu/backend.ts";
 import { loadWeights } from "../model/checkpoint.ts";
 import { type DownloadProgress, resolveModel } from "../model/hub.ts";
 import { fullPlan } from "./webgpu_helpers.ts";
-import { missingShared, sharedPath } from "./shared_paths.ts";
+import { missingShared, sharedPath } from "./helpers.ts";
 import { assertCheckpointError, withTempDir } from "./model_test_helpers.ts";
 
 const COMMIT = "89abcdef0123456789abcdef0123456789abcdef";

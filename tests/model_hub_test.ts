@@ -8,7 +8,7 @@ import { loadWeights } from "../model/checkpoint.ts";
 import { writeRandomCheckpoint } from "../model/fixture.ts";
 import { type DownloadProgress, hubCacheDir, resolveModel } from "../model/hub.ts";
 import { assertCheckpointError, sharedModelDir, withTempDir } from "./model_test_helpers.ts";
-import { sharedPath } from "./shared_paths.ts";
+import { sharedPath } from "./helpers.ts";
 
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 

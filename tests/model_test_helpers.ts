@@ -6,7 +6,7 @@
  */
 import { CheckpointError, type CheckpointErrorKind } from "../model/errors.ts";
 import { assert, assertStringIncludes } from "@std/assert";
-import { sharedPath } from "./shared_paths.ts";
+import { sharedPath } from "./helpers.ts";
 
 /** Runs `fn` with a fresh temp folder, removed afterwards. */
 export async function withTempDir<T>(fn: (dir: string) => T | Promise<T>): Promise<T> {

@@ -18,7 +18,7 @@ import {
   writeTorchBin,
 } from "../bench/torch_bin_writer.ts";
 import { fullPlan, GPU_TEST, relL2, testGpu } from "./webgpu_helpers.ts";
-import { missingShared, sharedPath } from "./shared_paths.ts";
+import { missingShared, sharedPath } from "./helpers.ts";
 
 /** The PyTorch fixtures live only in ../shared: without it these tests are skipped loudly. */
 const NO_FIXTURES = missingShared("fixtures/torch-bin");

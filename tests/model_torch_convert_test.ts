@@ -10,7 +10,7 @@ import { convertCheckpoint, convertedCopy } from "../model/convert.ts";
 import { openSafetensors } from "../model/safetensors.ts";
 import { loadModel } from "../model/hub.ts";
 import { fullPlan } from "./webgpu_helpers.ts";
-import { missingShared, sharedPath } from "./shared_paths.ts";
+import { missingShared, sharedPath } from "./helpers.ts";
 
 /** The PyTorch fixtures live only in ../shared: without it these tests are skipped loudly. */
 const NO_FIXTURES = missingShared("fixtures/torch-bin");

@@ -18,7 +18,7 @@ import {
   type WriteTorchBinOptions,
 } from "../bench/torch_bin_writer.ts";
 import { assertCheckpointError, withTempDir } from "./model_test_helpers.ts";
-import { missingShared, sharedPath } from "./shared_paths.ts";
+import { missingShared, rng, sharedPath } from "./helpers.ts";
 
 /** The PyTorch fixtures live only in ../shared: without it those tests are skipped loudly. */
 const NO_FIXTURES = missingShared("fixtures/torch-bin");
@@ -302,18 +302,6 @@ Deno.test("restricted unpickler: every disallowed global is refused in the scan,
     }
   }
 });
-
-/** A seeded generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function mutate(base: Uint8Array, r: () => number, pickleEnd: number): Uint8Array {
   const b = base.slice();

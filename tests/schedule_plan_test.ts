@@ -24,18 +24,8 @@ import {
   setsForColumns,
   validatePlan,
 } from "../schedule/mod.ts";
+import { intIn, rng } from "./helpers.ts";
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const intIn = (r: () => number, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
 
 Deno.test("hand example: linear:max=12,min=4,warmup=1,horizon=32, L=12, P=5, N=32", () => {
   const p = plan(parsePolicy("linear:max=12,min=4,warmup=1,horizon=32"), {

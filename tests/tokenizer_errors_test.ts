@@ -1,6 +1,6 @@
 import { assertEquals, assertRejects, assertStringIncludes, assertThrows } from "@std/assert";
 import { loadTokenizer, parseMerges, parseVocab, TokenizerError } from "../tokenizer/mod.ts";
-import { sharedPath } from "./shared_paths.ts";
+import { sharedPath } from "./helpers.ts";
 
 // OPT's tokenizer files (shipped in bundled/models/tiny-opt-e2e).
 const OPT = sharedPath("tokenizers/opt");

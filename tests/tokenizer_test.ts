@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertGreater } from "@std/assert";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { loadTokenizer, type OptTokenizer } from "../tokenizer/mod.ts";
-import { sharedPath } from "./shared_paths.ts";
+import { sharedPath } from "./helpers.ts";
 
 // OPT's tokenizer files, the tiny checkpoint and the devset ship in bundled/.
 const OPT = sharedPath("tokenizers/opt");

@@ -10,6 +10,9 @@ import type { OptConfig } from "../model/types.ts";
 import { ParamSet, type Precision } from "../train/params.ts";
 import { exampleSets, type PlannedExample } from "../train/batch.ts";
 import { parsePolicy } from "../schedule/mod.ts";
+import { rng } from "./helpers.ts";
+// The shared test helpers, re-exported for the tests that import them from here.
+export { relL2, rng, sharedPath } from "./helpers.ts";
 
 /** A tiny pre-LN config (awkward sizes) and its opt-350m-style post-LN twin. */
 export function tinyConfig(kind: "pre" | "post", extra: Partial<OptConfig> = {}): OptConfig {
@@ -35,18 +38,6 @@ export function randomParams(config: OptConfig, seed: number, precision: Precisi
   return new ParamSet(config, precision, arrays);
 }
 
-/** A seeded uniform generator in [0, 1) (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Examples of different prompt and target lengths (so the batch has padding), planned with
  * a skipping policy that suits `layers` (a prompt at full depth, budgets decaying to 2).
@@ -67,17 +58,3 @@ export function plannedExamples(
   });
 }
 
-/** Relative L2 error `|a - b| / |b|`; NaN anywhere gives Infinity. */
-export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (!Number.isFinite(a[i]) || !Number.isFinite(b[i])) return Infinity;
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-300));
-}
-
-/** Test material: the bundled copy or `../shared` (see `shared_paths.ts`). */
-export { sharedPath } from "./shared_paths.ts";

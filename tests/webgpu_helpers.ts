@@ -8,6 +8,8 @@
 import { type GpuContext, quietVulkanRuntimeDir, requestGpu } from "../kernels/device.ts";
 import { ParamArena } from "../kernels/params.ts";
 import { Recorder } from "../kernels/encode.ts";
+// The shared test helpers, re-exported for the tests that import them from here.
+export { maxAbsDiff, randomF32, relL2, rng, sharedPath } from "./helpers.ts";
 
 quietVulkanRuntimeDir();
 
@@ -95,52 +97,6 @@ export async function readF32(gpu: GpuContext, buf: GPUBuffer, n?: number): Prom
 export async function readU32(gpu: GpuContext, buf: GPUBuffer, n?: number): Promise<Uint32Array> {
   return new Uint32Array(await readBytes(gpu, buf, n === undefined ? buf.size : n * 4));
 }
-
-/** A seeded generator of uniforms in [0, 1) (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** `n` seeded values in `[-scale, scale)`. */
-export function randomF32(n: number, seed: number, scale = 1): Float32Array {
-  const r = rng(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (2 * r() - 1) * scale;
-  return out;
-}
-
-/** Relative L2 error `|a - b| / |b|`; NaN anywhere gives Infinity. */
-export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (!Number.isFinite(a[i]) || !Number.isFinite(b[i])) return Infinity;
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
-
-/** Largest absolute difference; NaN anywhere gives Infinity. */
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (!Number.isFinite(d)) return Infinity;
-    m = Math.max(m, d);
-  }
-  return m;
-}
-
-/** Test material: the bundled copy or `../shared` (see `shared_paths.ts`). */
-export { sharedPath } from "./shared_paths.ts";
 
 /**
  * A nested skip plan over `columns` columns of an `L`-layer model: columns before

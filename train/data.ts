@@ -7,6 +7,7 @@
  */
 import type { E2eItem } from "../eval/data.ts";
 import type { Example } from "./batch.ts";
+import { seededRandom } from "../model/random.ts";
 
 /** What tokenization needs (an `OptTokenizer` fits). */
 export interface TextEncoder {
@@ -141,28 +142,8 @@ export function lengthBatches<T extends Example>(
   return shuffled(batches, random);
 }
 
-/**
- * A seeded generator of uniforms in [0, 1) (mulberry32), with its state readable for
- * checkpoints (`state()`) and restorable (`seededRandom(seed, state)`).
- *
- * @example
- * ```ts
- * const r = seededRandom(7);
- * const a = r(), s = r.state(), b = r();
- * console.log(seededRandom(7, s)() === b); // true
- * ```
- */
-export function seededRandom(seed: number, state?: number): (() => number) & { state(): number } {
-  let a = (state ?? seed) >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return Object.assign(next, { state: () => a });
-}
+/** The project's seeded generator (mulberry32), defined in `model/random.ts`. */
+export { seededRandom };
 
 /**
  * A Fisher-Yates shuffled copy.
