@@ -21,6 +21,14 @@ export { CpuBackend, createCpuBackend } from "./cpu/backend.ts";
 export * from "./cpu/ops.ts";
 export { hash32, selectToken, stepUniform, validateSampling } from "./sampling.ts";
 export { checkColumns, checkTokenIds, type PaddedBatch, padLeft } from "./batch.ts";
+export {
+  ReadoutBuilder,
+  readoutColumns,
+  type ReadoutEntry,
+  readoutEntry,
+  type ReducedLogits,
+  reduceLogits,
+} from "./readout.ts";
 
 /**
  * Which backend to run: `"auto"` picks WebGPU when an adapter exists and passes the adapter

@@ -88,6 +88,52 @@ export interface ForwardRequest {
   sets: ColumnLayerSets;
   /** Id placed in padding columns. */
   padTokenId: number;
+  /**
+   * Per-layer readout (logit lens), off when absent: see {@linkcode ReadoutRequest}. When
+   * absent the forward does no extra work and allocates nothing for it.
+   */
+  readout?: ReadoutRequest;
+}
+
+/**
+ * What the per-layer readout (logit lens) of {@linkcode ForwardRequest} returns. For the
+ * output `h_l` of every decoder layer `l = 1 .. L` (index `l - 1` here) at every column:
+ * `p_l = softmax(head(h_l))`, where `head` is the model's own head (final LayerNorm when the
+ * model has one, `project_out` when it has one, then the LM head), so the last layer's
+ * readout is the model's own next-token distribution.
+ *
+ * A layer skipped at a column (not in that column's active set) is the identity, so its
+ * readout there equals the previous layer's (for layer 0, the readout of the embedding).
+ */
+export interface ReadoutRequest {
+  /** How many most likely tokens to keep per layer and column (1 or more). */
+  topK: number;
+}
+
+/**
+ * The per-layer readout of a forward: flat arrays, row-major over
+ * `[rows, length, layers(, topK)]`. Padding columns hold id -1, probability 0 and NaN
+ * entropy; `nextProb` is the probability of the token in the next column of the row
+ * (teacher forcing) and NaN at the last column. Read one entry with `readoutEntry`
+ * (`backend/readout.ts`).
+ */
+export interface Readout {
+  /** Rows of the batch. */
+  rows: number;
+  /** Padded length `T`. */
+  length: number;
+  /** Decoder layers `L` (readouts per column). */
+  layers: number;
+  /** Tokens kept per readout. */
+  topK: number;
+  /** Ids of the `topK` most likely tokens, most likely first (ties: lower id first). */
+  topIds: Int32Array;
+  /** Their probabilities. */
+  topProbs: Float32Array;
+  /** Entropy of the distribution, nats. */
+  entropy: Float32Array;
+  /** Probability of the next column's token; NaN at the last column and in padding. */
+  nextProb: Float32Array;
 }
 
 /** Logits of every column: `logits[(row * T + c) * vocabSize + v]`; padding columns are 0. */
@@ -96,6 +142,8 @@ export interface ForwardOutput {
   length: number;
   /** `[rows, length, vocabSize]` row-major. */
   logits: Float32Array;
+  /** The per-layer readout, when the request asked for it. */
+  readout?: Readout;
 }
 
 /** A model loaded on a device. */

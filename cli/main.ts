@@ -17,6 +17,7 @@ import { demoCommand } from "./demo.ts";
 import { sweepCommand } from "./sweep.ts";
 import { trainCmd } from "./train.ts";
 import { convertCommand } from "./convert.ts";
+import { readoutCommand } from "./readout.ts";
 
 /** Every command, by name. */
 export const COMMANDS: Command[] = [
@@ -28,6 +29,7 @@ export const COMMANDS: Command[] = [
   tokenizeCommand,
   trainCmd,
   convertCommand,
+  readoutCommand,
 ];
 
 function usage(): string {

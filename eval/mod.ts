@@ -117,3 +117,17 @@ export {
   sweepFigures,
   writeSweepReport,
 } from "./report.ts";
+export {
+  CALM_NOTE,
+  calmExit,
+  type CalmItem,
+  type CalmOptions,
+  type CalmResult,
+  type CalmRow,
+  calmTable,
+  evaluateCalm,
+  type ReadoutGeneration,
+  readoutGeneration,
+  type ReadoutGenerationOptions,
+  type ReadoutModel,
+} from "./readout.ts";

@@ -40,6 +40,7 @@ export {
   oracleDepthChart,
   paretoFront,
 } from "./charts.ts";
+export { type LensChartOptions, type LensData, logitLensChart } from "./lens.ts";
 export { type HtmlOptions, PLOTLY_VERSION, scriptJson, toHtml, toHtmlFragment } from "./html.ts";
 export { display, type DisplayBundle, displayBundle, PLOTLY_MIME } from "./display.ts";
 export { type PngOptions, renderFigurePng, renderPng } from "./png.ts";

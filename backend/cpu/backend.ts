@@ -19,6 +19,7 @@ import type {
   ForwardRequest,
 } from "../types.ts";
 import { checkColumns, checkTokenIds, type PaddedBatch, padLeft } from "../batch.ts";
+import { ReadoutBuilder } from "../readout.ts";
 import { selectToken, validateSampling } from "../sampling.ts";
 import { addInPlace, attendOne, gatherRows, layerNorm, linear, relu, topK } from "./ops.ts";
 
@@ -124,7 +125,11 @@ export class CpuBackend implements Backend {
     return Promise.resolve(this.#decode(req));
   }
 
-  /** Uncached forward: every column's logits under per-column layer sets. */
+  /**
+   * Uncached forward: every column's logits under per-column layer sets, and with
+   * `readout` the per-layer readout (the model's head on every layer's output; a layer a
+   * column skipped repeats the previous layer's readout there).
+   */
   forward(req: ForwardRequest): Promise<ForwardOutput> {
     checkTokenIds(req.rows, this.config.vocabSize, "row");
     const batch = padLeft(req.rows, req.padTokenId);
@@ -132,14 +137,41 @@ export class CpuBackend implements Backend {
     checkColumns(req.sets, T, this.config.numHiddenLayers, this.config.maxPositionEmbeddings);
     const session = this.#session(batch, req.sets, T);
     const cols = Array.from({ length: T }, (_, c) => c);
-    const logits = this.#run(session, 0, T, batch.tokens, req.sets, cols);
+    const readout = req.readout
+      ? new ReadoutBuilder(req.rows, req.sets, this.config.numHiddenLayers, req.readout.topK)
+      : undefined;
+    const logits = this.#run(
+      session,
+      0,
+      T,
+      batch.tokens,
+      req.sets,
+      cols,
+      readout && ((l: number, x: Float32Array) => this.#readLayer(readout, l, x, T)),
+    );
     const V = this.config.vocabSize;
     for (let b = 0; b < batch.batch; b++) {
       for (let c = 0; c < T; c++) {
         if (!batch.mask[b * T + c]) logits.fill(0, (b * T + c) * V, (b * T + c + 1) * V);
       }
     }
+    if (readout) return Promise.resolve({ length: T, logits, readout: readout.finish() });
     return Promise.resolve({ length: T, logits });
+  }
+
+  /** The readout of layer `l` from the residual stream `x[B*T, d]` of a whole-sequence run. */
+  #readLayer(readout: ReadoutBuilder, l: number, x: Float32Array, T: number): void {
+    const d = this.config.hiddenSize, V = this.config.vocabSize;
+    const todo = readout.columns(l);
+    const block = 16; // rows per head call: bounds the logits scratch to 16 * V floats
+    for (let i0 = 0; i0 < todo.length; i0 += block) {
+      const part = todo.slice(i0, i0 + block);
+      const h = new Float32Array(part.length * d);
+      part.forEach(([b, c], i) => h.set(x.subarray((b * T + c) * d, (b * T + c + 1) * d), i * d));
+      const logits = this.#applyHead(h, part.length);
+      part.forEach(([b, c], i) => readout.set(l, b, c, logits.subarray(i * V, (i + 1) * V)));
+    }
+    readout.repeatSkipped(l);
   }
 
   /** Nothing to free on the CPU. */
@@ -255,6 +287,7 @@ export class CpuBackend implements Backend {
     ids: Int32Array,
     sets: ColumnLayerSets,
     wanted: number[],
+    onLayer?: (l: number, x: Float32Array) => void,
   ): Float32Array {
     const cfg = this.config;
     const { batch, caches } = s;
@@ -276,7 +309,10 @@ export class CpuBackend implements Backend {
     for (let l = 0; l < this.#layers.length; l++) {
       const cols: number[] = []; // columns of this call that run layer l
       for (let c = c0; c < c1; c++) if (sets[c].includes(l)) cols.push(c);
-      if (cols.length === 0) continue; // skipped layer: identity
+      if (cols.length === 0) { // skipped layer: identity
+        onLayer?.(l, x);
+        continue;
+      }
       const W = this.#layers[l];
       const cache = caches[l];
       const m = B * cols.length;
@@ -338,18 +374,25 @@ export class CpuBackend implements Backend {
           )
         );
       }
+      onLayer?.(l, x);
     }
     // Head: final LN, project_out, LM head, for the wanted columns only.
     const w = wanted.length;
-    let hsel: Float32Array = new Float32Array(B * w * d);
+    const hsel: Float32Array = new Float32Array(B * w * d);
     for (let b = 0; b < B; b++) {
       wanted.forEach((c, i) =>
         hsel.set(x.subarray((b * n + c - c0) * d, (b * n + c - c0 + 1) * d), (b * w + i) * d)
       );
     }
-    if (this.#finalLn) hsel = layerNorm(hsel, this.#finalLn.w, this.#finalLn.b, B * w, d);
-    if (this.#projectOut) hsel = apply(this.#projectOut, hsel, B * w);
-    return linear(hsel, this.#head, undefined, B * w, dp, cfg.vocabSize);
+    return this.#applyHead(hsel, B * w);
+  }
+
+  /** The model's head on `m` rows of the residual stream: final LN, project_out, LM head. */
+  #applyHead(h: Float32Array, m: number): Float32Array {
+    const d = this.config.hiddenSize, dp = this.config.wordEmbedProjDim;
+    if (this.#finalLn) h = layerNorm(h, this.#finalLn.w, this.#finalLn.b, m, d);
+    if (this.#projectOut) h = apply(this.#projectOut, h, m);
+    return linear(h, this.#head, undefined, m, dp, this.config.vocabSize);
   }
 }
 

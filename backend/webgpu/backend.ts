@@ -41,6 +41,7 @@ import { type FamilyTime, TimestampProfiler } from "../../kernels/profiler.ts";
 import type { OptConfig, OptWeights } from "../../model/types.ts";
 import { checkNesting } from "../../schedule/plan.ts";
 import { checkColumns } from "../batch.ts";
+import { ReadoutBuilder } from "../readout.ts";
 import { topK } from "../cpu/ops.ts";
 import { validateSampling } from "../sampling.ts";
 import type {
@@ -520,7 +521,10 @@ export class WebGpuBackend implements Backend {
     }
   }
 
-  /** Uncached forward over whole sequences; every column's logits (padding columns 0). */
+  /**
+   * Uncached forward over whole sequences; every column's logits (padding columns 0), and
+   * with `readout` the per-layer readout (see {@linkcode ForwardRequest.readout}).
+   */
   async forward(req: ForwardRequest): Promise<ForwardOutput> {
     this.#check("forward");
     const cfg = this.config;
@@ -528,6 +532,7 @@ export class WebGpuBackend implements Backend {
     const B = req.rows.length;
     const T = Math.max(0, ...req.rows.map((r) => r.length));
     const pads = this.#validate(req.rows, "forward", req.padTokenId, req.sets, T);
+    if (req.readout) return await this.#forwardReadout(req, pads, T);
     const M = T * B;
     // LM-head blocks of rows whose logits fit one binding (and 64 MiB of scratch)
     const block = Math.max(
@@ -602,6 +607,112 @@ export class WebGpuBackend implements Backend {
         r0 += rows;
       }
       return { length: T, logits: out };
+    } finally {
+      arena.destroy();
+      destroy();
+    }
+  }
+
+  /**
+   * The forward with a per-layer readout: one submission per layer (and per staging block
+   * of rows), each running the layer on its prefix of columns, then the model's head
+   * (final LN, `project_out`, LM head: the existing kernels) on the rows whose readout
+   * changed, whose logits are read back and reduced on the CPU
+   * (`backend/readout.ts`). After the last layer the head runs on every row, which also
+   * gives the forward's logits.
+   */
+  async #forwardReadout(req: ForwardRequest, pads: number[], T: number): Promise<ForwardOutput> {
+    const cfg = this.config;
+    const V = cfg.vocabSize, L = cfg.numHiddenLayers;
+    const B = req.rows.length;
+    const M = T * B;
+    const builder = new ReadoutBuilder(req.rows, req.sets, L, req.readout!.topK);
+    const block = Math.max(
+      1,
+      Math.min(
+        M,
+        Math.floor(Math.min(this.gpu.limits.maxStorageBufferBindingSize, 1 << 26) / (V * 4)),
+      ),
+    );
+    const { ws, destroy } = await this.#allocate({
+      batch: B,
+      rows: M,
+      columns: T,
+      headRows: block,
+      slots: this.#slots(req.sets, T),
+      sampling: false,
+    });
+    const out = new Float32Array(M * V);
+    const device = this.gpu.device;
+    const maxStaging = Math.max(block * V * 4, Math.min(this.gpu.limits.maxBufferSize, 1 << 28));
+    const chunkRows = Math.max(block, Math.floor(maxStaging / (V * 4 * block)) * block);
+    const arena = new ParamArena(this.gpu, this.#graph.slicesPerStep + 8);
+    const rec = new Recorder(this.gpu, arena);
+    const g = this.#graph;
+    try {
+      this.#writeInputs(ws, req.rows, pads, T, req.padTokenId);
+      for (let l = 0; l < L; l++) {
+        let q = 0; // columns 0 .. q-1 run layer l (a prefix, by the nesting invariant)
+        while (q < T && req.sets[q].includes(l)) q++;
+        const todo = builder.columns(l);
+        const wanted = new Uint8Array(M); // GPU row c * B + b whose readout is computed
+        for (const [b, c] of todo) wanted[c * B + b] = 1;
+        // rows to run the head on: those computed (a prefix), all of them after the last layer
+        const R = l === L - 1 ? M : (l === 0 ? T : q) * B;
+        let encoded = false;
+        for (let r0 = 0; r0 < Math.max(R, 1); r0 += chunkRows) {
+          const rows = Math.min(chunkRows, R - r0);
+          const staging = rows > 0
+            ? device.createBuffer({
+              label: `readout of layer ${l} rows ${r0}..${r0 + rows - 1}`,
+              size: rows * V * 4,
+              usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+            })
+            : undefined;
+          try {
+            device.pushErrorScope("validation");
+            rec.begin(`readout layer ${l}`);
+            if (!encoded) {
+              if (l === 0) g.embed(rec, ws, 0, T);
+              if (q > 0) g.layer(rec, ws, l, q * B, 0);
+              encoded = true;
+            }
+            if (staging) {
+              const src = g.finalNorm(rec, ws, r0, rows);
+              for (let b0 = 0; b0 < rows; b0 += block) {
+                const n = Math.min(block, rows - b0);
+                g.logits(rec, ws, { buf: src.buf, row: src.row + b0 }, n);
+                rec.foreign(
+                  "readback",
+                  (e) => e.copyBufferToBuffer(ws.logits, 0, staging, b0 * V * 4, n * V * 4),
+                );
+              }
+            }
+            device.queue.submit([rec.finish()]);
+            const validation = device.popErrorScope();
+            const mapped = staging ? staging.mapAsync(GPUMapMode.READ) : Promise.resolve();
+            const [err] = await Promise.all([validation, mapped.catch((e) => e)]);
+            assertAlive(this.gpu, "forward");
+            if (err) {
+              throw new GpuError(`forward: GPU validation error: ${err.message}`, "validation");
+            }
+            if (!staging) continue;
+            const data = new Float32Array(staging.getMappedRange());
+            for (let r = r0; r < r0 + rows; r++) {
+              const c = Math.floor(r / B), b = r % B;
+              if (c < pads[b]) continue; // padding: no readout, logits stay 0
+              const row = data.subarray((r - r0) * V, (r - r0 + 1) * V);
+              if (wanted[r]) builder.set(l, b, c, row);
+              if (l === L - 1) out.set(row, (b * T + c) * V);
+            }
+            staging.unmap();
+          } finally {
+            staging?.destroy();
+          }
+        }
+        builder.repeatSkipped(l);
+      }
+      return { length: T, logits: out, readout: builder.finish() };
     } finally {
       arena.destroy();
       destroy();
