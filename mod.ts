@@ -130,3 +130,21 @@ export * from "./schedule/mod.ts";
 export * from "./decode/mod.ts";
 export * from "./eval/mod.ts";
 export * from "./plots/mod.ts";
+// Skip-aware fine-tuning (train/): its entry points; train/mod.ts has the rest.
+export {
+  type EvalLog,
+  type ExperimentReport,
+  finetuneExperiment,
+  loadTrainingCheckpoint,
+  type PolicyQuality,
+  policyQuality,
+  resolveTrainConfig,
+  saveCheckpoint,
+  type StepLog,
+  train,
+  TRAIN_DEFAULTS,
+  type TrainConfig,
+  TrainError,
+  type TrainHooks,
+  type TrainResult,
+} from "./train/mod.ts";

@@ -37,7 +37,7 @@ import { loadModel } from "../decode/mod.ts";
 import { offlineFromEnv, resolveModel } from "../model/hub.ts";
 import { runSweep } from "../eval/sweep.ts";
 import { writeSweepReport } from "../eval/report.ts";
-import { defaultPolicies, loadSweepItems } from "./sweep.ts";
+import { dataHeldOut, defaultPolicies, loadSweepItems, sweepDataFile } from "./sweep.ts";
 import { E2E_HELD_OUT, heldOutTextItems, measuresFor } from "./heldout_text.ts";
 import { exists, TINY_MODEL_DIR } from "./paths.ts";
 
@@ -261,6 +261,7 @@ export const demoCommand: Command = {
         title: "SkipDecode demo",
         intro,
         png,
+        data: dataHeldOut(text ? text.file : sweepDataFile()),
         ...(measures === "text" ? { metric: "agreement" as const } : {}),
       }, items);
       const secs = (performance.now() - t0) / 1000;

@@ -15,6 +15,7 @@ import { planCommand } from "./plan.ts";
 import { scoreCommand } from "./score.ts";
 import { demoCommand } from "./demo.ts";
 import { sweepCommand } from "./sweep.ts";
+import { procedureCommand } from "./procedure.ts";
 import { trainCmd } from "./train.ts";
 import { convertCommand } from "./convert.ts";
 import { readoutCommand } from "./readout.ts";
@@ -24,6 +25,7 @@ export const COMMANDS: Command[] = [
   demoCommand,
   generateCommand,
   sweepCommand,
+  procedureCommand,
   planCommand,
   scoreCommand,
   tokenizeCommand,

@@ -22,10 +22,101 @@ import {
 import { checkOutputPath, OutputFolder } from "../eval/output.ts";
 import { parsePolicy } from "../schedule/mod.ts";
 import { loadModel } from "../decode/mod.ts";
-import { loadE2eCsv } from "../eval/data.ts";
+import { applyTemplate, DataError, loadE2eCsv, readText } from "../eval/data.ts";
+import { E2E_HELD_OUT } from "./heldout_text.ts";
 import { runSweep, type SweepItem, sweepItemsFromE2e, sweepToJson } from "../eval/sweep.ts";
 import { type FrontierMetric, type FrontierSpeedup, writeSweepReport } from "../eval/report.ts";
-import { E2E_DEVSET, exists, TINY_MODEL_DIR } from "./paths.ts";
+import { E2E_DEVSET, exists, SHARED_DIR, TINY_MODEL_DIR } from "./paths.ts";
+
+/**
+ * The data file of a sweep or the demo when none is given: the E2E test split part in
+ * `../shared` (no shared model was trained on it) when present, else the devset the
+ * repository ships (which the shared models were trained on: not held out).
+ *
+ * @param path `--data`, when given
+ * @returns the file
+ * @example
+ * ```ts
+ * import { sweepDataFile } from "./sweep.ts";
+ * sweepDataFile("my.csv"); // "my.csv"
+ * ```
+ */
+export function sweepDataFile(path?: string): string {
+  return path ?? (exists(E2E_HELD_OUT) ? E2E_HELD_OUT : E2E_DEVSET);
+}
+
+/**
+ * Whether a data file is held out from the project's shared models' training: the E2E
+ * test split part yes, the devset (bundled or shared) no, any other file unknown.
+ *
+ * @param file a data file
+ * @returns the file, whether it is held out and why
+ * @example
+ * ```ts
+ * import { dataHeldOut } from "./sweep.ts";
+ * dataHeldOut("other.csv").heldOut; // undefined
+ * ```
+ */
+export function dataHeldOut(file: string): { file: string; heldOut?: boolean; why?: string } {
+  const name = file.split("/").pop();
+  if (file === E2E_HELD_OUT || name === "testset-part2.csv") {
+    return { file, heldOut: true, why: "E2E test split part 2: no shared model saw it" };
+  }
+  if (file === E2E_DEVSET || file === `${SHARED_DIR}data/e2e/devset.csv` || name === "devset.csv") {
+    return {
+      file,
+      heldOut: false,
+      why: "the E2E devset: the shared tiny models were trained on it",
+    };
+  }
+  return { file };
+}
+
+/**
+ * Reads sweep items from a JSONL file: one JSON object per line with `refs` (a non-empty
+ * list of strings) and either `prompt` (used as is) or `mr` (filled into the template).
+ * Blank lines are skipped.
+ *
+ * @param path the file
+ * @param template prompt template for `mr` lines (default `"{mr}\n"`)
+ * @returns the items
+ * @throws DataError naming the file, line and field at fault
+ * @example
+ * ```ts
+ * import { loadSweepJsonl } from "./sweep.ts";
+ * // await loadSweepJsonl("items.jsonl"); // lines like {"mr": "name[X]", "refs": ["X."]}
+ * ```
+ */
+export async function loadSweepJsonl(path: string, template = "{mr}\n"): Promise<SweepItem[]> {
+  const text = await readText(path, "data file");
+  const items: SweepItem[] = [];
+  text.split("\n").forEach((line, i) => {
+    if (line.trim() === "") return;
+    const at = `${path}:${i + 1}`;
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch (e) {
+      throw new DataError(`${at}: not JSON (${(e as Error).message})`);
+    }
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+      throw new DataError(`${at}: expected an object with "refs" and "prompt" or "mr"`);
+    }
+    const o = v as Record<string, unknown>;
+    if (
+      !Array.isArray(o.refs) || o.refs.length === 0 || !o.refs.every((r) => typeof r === "string")
+    ) {
+      throw new DataError(`${at}: "refs" must be a non-empty list of strings`);
+    }
+    let prompt: string;
+    if (typeof o.prompt === "string") prompt = o.prompt;
+    else if (typeof o.mr === "string") prompt = applyTemplate(template, { mr: o.mr });
+    else throw new DataError(`${at}: needs a "prompt" or "mr" string`);
+    items.push({ prompt, refs: o.refs as string[] });
+  });
+  if (items.length === 0) throw new DataError(`${path} holds no items`);
+  return items;
+}
 
 /**
  * The default policies of a sweep or the demo for a model of `layers` layers and outputs
@@ -64,9 +155,11 @@ export function defaultPolicies(layers: number, horizon: number): string[] {
 }
 
 /**
- * Loads sweep items from an E2E-style CSV (grouped by `mr`), the first `count` of them.
+ * Loads sweep items from an E2E-style CSV (grouped by `mr`) or a JSONL file
+ * ({@linkcode loadSweepJsonl}), the first `count` of them.
  *
- * @param path the CSV (default: the devset the repository ships in `bundled/`)
+ * @param path the file (default {@linkcode sweepDataFile}: the held-out E2E test split part
+ *   when `../shared` has it, else the devset the repository ships in `bundled/`)
  * @param count how many items (default all)
  * @param template prompt template (default `"{mr}\n"`)
  * @returns the items
@@ -82,7 +175,7 @@ export async function loadSweepItems(
   count?: number,
   template?: string,
 ): Promise<SweepItem[]> {
-  const file = path ?? E2E_DEVSET;
+  const file = sweepDataFile(path);
   if (!exists(file)) {
     throw new UsageError(
       path
@@ -90,6 +183,10 @@ export async function loadSweepItems(
         : `the E2E devset ${file} is missing (it ships with the repository in bundled/; ` +
           `restore it from git) or pass --data FILE (a CSV with mr,ref columns)`,
     );
+  }
+  if (/\.jsonl$/i.test(file)) {
+    const all = await loadSweepJsonl(file, template);
+    return count === undefined ? all : all.slice(0, count);
   }
   const all = await loadE2eCsv(file);
   return sweepItemsFromE2e(count === undefined ? all : all.slice(0, count), template);
@@ -140,7 +237,8 @@ export const sweepCommand: Command = {
     data: {
       type: "string",
       value: "CSV",
-      description: "E2E-style CSV with mr,ref columns (default: the bundled E2E devset)",
+      description: "E2E-style CSV with mr,ref columns, or JSONL with {mr or prompt, refs} " +
+        "(default: ../shared's held-out testset-part2.csv when present, else the bundled devset)",
     },
     template: {
       type: "string",
@@ -257,6 +355,7 @@ export const sweepCommand: Command = {
       const files = await writeSweepReport(result, folder, {
         title: "SkipDecode policy sweep",
         png,
+        data: dataHeldOut(sweepDataFile(v.data as string | undefined)),
         metric,
         speedup,
       }, items);

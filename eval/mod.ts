@@ -101,6 +101,7 @@ export {
   type SweepItem,
   sweepItemsFromE2e,
   type SweepOptions,
+  type SweepOracle,
   type SweepResult,
   type SweepRow,
   sweepToJson,
@@ -131,3 +132,43 @@ export {
   type ReadoutGenerationOptions,
   type ReadoutModel,
 } from "./readout.ts";
+// Reference points and intervals: fixed-token speedups, the monotone bound, fitPolicy,
+// bootstrap intervals; the paper's procedure (before, fine-tune per policy, after).
+export {
+  bootstrapBleu,
+  bootstrapInterval,
+  bootstrapMean,
+  type BootstrapOptions,
+  bootstrapRatio,
+  bootstrapRougeL,
+  type Interval,
+  mulberry32,
+  positionIntervals,
+} from "./bootstrap.ts";
+export {
+  boundLayerSpeedup,
+  boundPolicy,
+  type FitOptions,
+  fitPolicy,
+  type FitResult,
+  type FixedTokenItem,
+  type FixedTokenSpeedup,
+  fixedTokenSpeedup,
+  monotoneBound,
+} from "./fit.ts";
+export {
+  isTunedPolicy,
+  type LaterTokens,
+  laterTokens,
+  overlappingItems,
+  type PositionSeries,
+  type ProcedureAfter,
+  procedureFigures,
+  type ProcedureOptions,
+  type ProcedureReportOptions,
+  type ProcedureResult,
+  procedureTable,
+  procedureToJson,
+  runProcedure,
+  writeProcedureReport,
+} from "./procedure.ts";

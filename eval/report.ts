@@ -23,7 +23,7 @@ import {
 import type { Figure } from "../plots/figure.ts";
 import { toHtml } from "../plots/html.ts";
 import { renderFigurePng } from "../plots/png.ts";
-import { parsePolicy, type PolicyJson } from "../schedule/mod.ts";
+import { labelPolicy, parsePolicy } from "../schedule/mod.ts";
 import { type SweepResult, sweepToJson, sweepToMarkdown } from "./sweep.ts";
 import { OutputFolder } from "./output.ts";
 
@@ -58,26 +58,6 @@ export interface SweepFigures {
   oracleDepth?: Figure;
 }
 
-function compact(json: PolicyJson): string {
-  const j = json as unknown as Record<string, unknown>;
-  const w = (x: unknown) => ` w${x ?? 0}`;
-  const decay = j.promptMode === "decay" ? " decay" : "";
-  switch (j.kind) {
-    case "full":
-      return "full";
-    case "constant":
-      return `constant ${j.n}${w(j.warmup)}${decay}`;
-    case "linear":
-      return `linear ${j.max}→${j.min}${w(j.warmup)}${j.horizon ? ` H${j.horizon}` : ""}${decay}`;
-    case "powerlaw":
-      return `power ${j.max}→${j.min}${w(j.warmup)} α${j.alpha} τ${j.tau}${decay}`;
-    case "earlyexit":
-      return `early-exit ${compact(j.inner as PolicyJson).replace(/ w\d+/, "")}`;
-    default:
-      return String(j.name ?? j.kind);
-  }
-}
-
 /**
  * A short label of a policy for charts: `linear 12→4 w1 H24`, `power 12→2 w1 α1 τ4`,
  * `early-exit linear 10→2 H24`, `... decay` for prompt decay. Custom policies keep their
@@ -93,7 +73,7 @@ function compact(json: PolicyJson): string {
  */
 export function policyLabel(policy: string): string {
   try {
-    return compact(parsePolicy(policy).toJSON());
+    return labelPolicy(parsePolicy(policy)); // from the policy's descriptor (schedule/)
   } catch {
     return policy; // a custom policy's name
   }
@@ -133,7 +113,10 @@ export function sweepFigures(result: SweepResult, options: SweepFigureOptions = 
   const L = result.model.layers;
   const budgets = budgetChart(
     result.budgets.map((b) => ({ name: policyLabel(b.policy), budgets: b.budgets })),
-    { layers: L, title: `Layer budget per generated position (L = ${L})` },
+    {
+      layers: L,
+      title: `Layer budget per generated position (mean over the items' batch plans; L = ${L})`,
+    },
   );
   // Early-exit baselines dotted: they often share a SkipDecode policy's budgets.
   budgets.data.forEach((t, k) => {
@@ -158,9 +141,25 @@ export function sweepFigures(result: SweepResult, options: SweepFigureOptions = 
         ? r.bleu
         : r.agreement,
       metric: METRIC_NAMES[metric],
+      ...(metric === "bleu" ? { qualityCI: r.bleuCI } : {}),
+      ...(metric === "rougeL" ? { qualityCI: r.rougeLCI } : {}),
+      ...(speedup === "layer" ? { speedupCI: r.layerSpeedupCI } : {}),
     })),
     {
       higherIsBetter: metric !== "nll",
+      ...(result.oracle && speedup === "layer"
+        ? {
+          reference: {
+            name: "best monotone schedule (oracle bound)",
+            speedup: result.oracle.boundLayerSpeedup,
+            quality: metric === "bleu"
+              ? result.oracle.boundDecode.bleu
+              : metric === "agreement"
+              ? result.oracle.boundDecode.agreement
+              : undefined,
+          },
+        }
+        : {}),
       speedupLabel: `${speedup === "layer" ? "layer" : speedup === "flop" ? "FLOP" : "measured"} ` +
         `speedup over the full model`,
       title: `${METRIC_NAMES[metric]} against ${speedup} speedup (${result.items} items)`,
@@ -210,6 +209,11 @@ export interface ReportOptions extends SweepFigureOptions {
   onNote?: (note: string) => void;
   /** Sample outputs shown in the report (default 3). */
   samples?: number;
+  /**
+   * The data file and whether it is held out from the model's training (said at the top
+   * of the report; `undefined`: not known).
+   */
+  data?: { file: string; heldOut?: boolean; why?: string };
 }
 
 /** Files written by {@linkcode writeSweepReport}, relative to the folder. */
@@ -336,6 +340,18 @@ function reportMarkdown(
   const out: string[] = [`# ${options.title ?? "SkipDecode sweep"}`, ""];
   if (options.intro) out.push(options.intro.trim(), "");
   const m = result.model;
+  if (options.data) {
+    const d = options.data;
+    out.push(
+      `- Data: \`${d.file}\` — ` +
+        (d.heldOut === true
+          ? "**held out** (no item was seen in training)"
+          : d.heldOut === false
+          ? "**not held out**: the model was trained on this data, so its figures flatter it"
+          : "held out: unknown") +
+        (d.why ? ` (${d.why})` : ""),
+    );
+  }
   out.push(
     `- Model: \`${m.source}\` (${m.layers} layers, hidden ${m.hiddenSize}, ` +
       `${(m.params / 1e6).toFixed(1)} M parameters), backend \`${result.backend}\``,
@@ -348,7 +364,8 @@ function reportMarkdown(
     "",
     sweepToMarkdown(result),
     "Layer speedup is the paper's headline figure (Σ L / Σ active layers over the generated " +
-      "tokens); FLOP speedup counts the LM head and attention too, which is what wall time can " +
+      "tokens); the fixed-token speedups count each policy's plan on the full model's own " +
+      "outputs, the same tokens for every policy; FLOP speedup counts the LM head and attention too, which is what wall time can " +
       "reach; measured speedup is `full`'s decode wall time per step over the policy's " +
       "(same batches and backend; a step is one generated column of a batch).",
     "",

@@ -3,7 +3,16 @@
  * backend) and collect one table: layer speedup, FLOP speedup, measured speedup (decode
  * wall time per step of `full` over the policy's, same batches, same backend, same run),
  * BLEU, ROUGE-L, teacher-forced NLL of the references and agreement with the full model's
- * tokens. Optionally the oracle depth of the full model's outputs.
+ * tokens, with 95% bootstrap intervals over items (seeded) for BLEU, ROUGE-L and the layer
+ * speedup; the fixed-token speedups (each policy's plan on the full model's own outputs, so
+ * longer outputs cannot make a policy look faster, see `fit.ts`), the mean output length
+ * and the share of outputs cut at the length cap; agreement by position. Optionally the
+ * oracle depth of the full model's outputs, its monotone bound (the best nested schedule
+ * at or above the depths) and a decode under that bound.
+ *
+ * Indices: `i` is the generated-token index (token `i` comes from column `P - 1 + i`); a
+ * policy's own input index `j = c - P` is one less (`i = j + 1`). Per-position figures here
+ * are by `i`.
  *
  * Generations run batch by batch, every policy on a batch before the next one (rotating
  * the order), so that load changes on a shared machine affect all policies alike.
@@ -40,6 +49,8 @@ import { applyTemplate, E2E_TEMPLATE, type E2eItem } from "./data.ts";
 import { type NllResult, summarizeNll, teacherForcedNll } from "./nll.ts";
 import { tokenAgreement } from "./agreement.ts";
 import { oracleDepths, type OracleResult } from "./oracle.ts";
+import { bootstrapBleu, bootstrapRatio, bootstrapRougeL, type Interval } from "./bootstrap.ts";
+import { boundLayerSpeedup, boundPolicy, fixedTokenSpeedup, monotoneBound } from "./fit.ts";
 import { defaultCacheDir, hashKey, ResultCache } from "./cache.ts";
 import {
   createProgress,
@@ -83,8 +94,12 @@ export interface SweepOptions {
   onProgress?: (state: ProgressState) => void;
   /** Custom policies that policy strings may name. */
   customPolicies?: readonly Policy[];
-  /** Receives one-line notes (cache trouble). Default: stderr. */
+  /** Receives one-line notes (cache trouble, implicit horizons). Default: stderr. */
   onNote?: (note: string) => void;
+  /** Bootstrap resamples of the confidence intervals (default 1000). */
+  resamples?: number;
+  /** Seed of the bootstrap (default 0). */
+  seed?: number;
 }
 
 /** One row of the sweep table. */
@@ -96,6 +111,17 @@ export interface SweepRow {
   /** Full-model FLOPs over the policy's on the same generated tokens. */
   flopSpeedup: number;
   /**
+   * Layer speedup of the policy's plan on the full model's own outputs (teacher forced:
+   * the same tokens for every policy), so longer outputs cannot make a policy look
+   * faster; `full` gets 1, and two policies with the same budgets per position get the
+   * same figure.
+   */
+  fixedLayerSpeedup: number;
+  /** FLOP speedup on the full model's outputs, as `fixedLayerSpeedup`. */
+  fixedFlopSpeedup: number;
+  /** 95% bootstrap interval of `layerSpeedup` over items (seeded). */
+  layerSpeedupCI: Interval;
+  /**
    * Decode wall time per step of `full` over this policy's, same batches, same backend,
    * same run (see `timedInSameRun`). A step is one generated column of a batch (a batch
    * runs until its longest output ends), so policies whose outputs differ in length
@@ -105,8 +131,12 @@ export interface SweepRow {
   measuredSpeedup: number;
   /** Corpus BLEU, 0 to 100 (sacreBLEU defaults). */
   bleu: number;
+  /** 95% bootstrap interval of `bleu` over items (seeded). */
+  bleuCI: Interval;
   /** Corpus ROUGE-L F, 0 to 1. */
   rougeL: number;
+  /** 95% bootstrap interval of `rougeL` over items (seeded). */
+  rougeLCI: Interval;
   /** Teacher-forced NLL per reference token (nats), `null` when not computed. */
   nll: number | null;
   /** `exp(nll)`, `null` when not computed. */
@@ -115,6 +145,12 @@ export interface SweepRow {
   agreement: number;
   /** Items whose output equals the full model's exactly. */
   exactMatches: number;
+  /** Generated tokens per item (EOS included). */
+  meanLength: number;
+  /** Share of items stopped by `maxNewTokens` rather than EOS. */
+  capShare: number;
+  /** Mean prompt FLOPs per item under the plan (columns before the first producing one). */
+  prefillFlops: number;
   /** Tokens generated (EOS included). */
   generatedTokens: number;
   /** Wall milliseconds of the whole generation (tokenising, prefill, decode). */
@@ -129,6 +165,32 @@ export interface SweepRow {
   cached: boolean;
   /** This policy's and `full`'s timings were measured in the same run. */
   timedInSameRun: boolean;
+}
+
+/** The oracle of a sweep: depths, their monotone bound and a decode with it. */
+export interface SweepOracle extends OracleResult {
+  /** Per item, the suffix maximum of its depths (`monotoneBound`). */
+  monotoneBound: number[][];
+  /** `Σ L·positions / Σ bound`: the layer speedup of the best monotone schedule. */
+  boundLayerSpeedup: number;
+  /**
+   * The oracle items decoded under their own bound schedules (depths were found one
+   * budget at a time, so the bound need not reproduce the full outputs).
+   */
+  boundDecode: {
+    /** Agreement with the full model's tokens. */
+    agreement: number;
+    /** Items equal to the full model's output. */
+    exactMatches: number;
+    /** Layer speedup of the generated tokens. */
+    layerSpeedup: number;
+    /** BLEU of the bound outputs on the oracle items. */
+    bleu: number;
+    /** BLEU of the full model's outputs on the same items. */
+    fullBleu: number;
+    /** The bound outputs. */
+    outputs: string[];
+  };
 }
 
 /** One policy's outputs, in item order. */
@@ -155,12 +217,20 @@ export interface SweepResult {
   batchSize: number;
   /** Outputs of every policy. */
   generations: SweepGeneration[];
-  /** Budget per generated index of each policy (plan of the first batch). */
+  /**
+   * Budget per generated index `i` of each policy: the mean over items of their batch
+   * plan's budget (batches differ under prompt decay, whose budgets depend on the prompt
+   * length).
+   */
   budgets: { policy: string; budgets: number[] }[];
   /** Teacher-forced NLL per generated index of each policy (when NLL was computed). */
   positionNll: { policy: string; nll: number[]; counts: number[] }[];
-  /** Oracle depths of the full model's outputs, when asked. */
-  oracle?: OracleResult;
+  /** Per-token teacher-forced NLL of every scored reference, per policy (not in the JSON). */
+  nllItems: { policy: string; perToken: number[][] }[];
+  /** Agreement with `full` per generated index `i`, and the items compared there. */
+  agreementByPosition: { policy: string; agreement: number[]; counts: number[] }[];
+  /** Oracle depths of the full model's outputs with their monotone bound, when asked. */
+  oracle?: SweepOracle;
   /** Identifier of this run (stored with every fresh cache entry). */
   runId: string;
   /** ISO time the run began. */
@@ -385,33 +455,57 @@ function paramCount(model: Model): number {
     (c.maxPositionEmbeddings + 2) * d;
 }
 
-/**
- * Runs a list of policies over items and builds the sweep table (see the module
- * documentation). `full` is added first when missing: it is the reference of the
- * measured speedup and the agreement.
- *
- * @param model a loaded model (`loadModel`)
- * @param items prompts with references
- * @param policies policies or their command-line forms
- * @param options generation length, batch size, cache, NLL, oracle, progress
- * @returns the table, the outputs, and the per-position figures for the charts
- * @throws RangeError for duplicate policies or no items
- * @example
- * ```ts
- * import { loadModel } from "../decode/mod.ts";
- * import { runSweep } from "./sweep.ts";
- * const model = await loadModel("bundled/models/tiny-opt-e2e", { backend: "cpu" });
- * const r = await runSweep(model, [{ prompt: "name[Aromi]\n", refs: ["Aromi is a place."] }],
- *   ["linear:max=12,min=4,warmup=1"], { maxNewTokens: 24, progress: false });
- * console.log(r.rows.map((x) => [x.policy, x.layerSpeedup, x.bleu]));
- * ```
- */
-export async function runSweep(
+/** Everything the steps of a sweep share (built by {@linkcode prepareSweep}). */
+interface SweepContext {
+  model: Model;
+  items: readonly SweepItem[];
+  options: SweepOptions;
+  resolved: Policy[];
+  names: string[];
+  N: number;
+  batchSize: number;
+  L: number;
+  cache: ResultCache;
+  display?: ProgressDisplay;
+  mKey: unknown;
+  backendName: string;
+  prompts: string[];
+  promptLengths: number[];
+  nllPairs: { prompt: string; reference: string }[];
+  oracleCount: number;
+  oracleWarmup: number;
+  setsKey: (p: Policy) => Promise<string>;
+  runId: string;
+  startedAt: string;
+  t0: number;
+  cacheHits: number;
+  unitsDone: number;
+  report: (label: string, done: number, total: number, weight: number, base: number) => void;
+  note: (line: string) => void;
+}
+
+// Progress units (measured on the tiny model): a generated item or a scored reference
+// costs about one forward of a batch row, an oracle item about four (and its bound decode
+// about one more).
+const ORACLE_UNITS = 5;
+
+/** Policies whose linear decay has no horizon: it falls back to `maxNewTokens`. */
+function implicitHorizon(p: Policy): boolean {
+  const j = p.toJSON() as unknown as Record<string, unknown>;
+  if (j.kind === "earlyexit") {
+    return (j.inner as Record<string, unknown>).kind === "linear" &&
+      (j.inner as Record<string, unknown>).horizon === undefined;
+  }
+  return j.kind === "linear" && j.horizon === undefined;
+}
+
+/** Step 0: checks the inputs and sets up the cache, progress and cache keys. */
+async function prepareSweep(
   model: Model,
   items: readonly SweepItem[],
   policies: readonly (Policy | string)[],
-  options: SweepOptions = {},
-): Promise<SweepResult> {
+  options: SweepOptions,
+): Promise<SweepContext> {
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
   const runId = `${startedAt}-${crypto.randomUUID().slice(0, 8)}`;
@@ -430,7 +524,16 @@ export async function runSweep(
   const names = resolved.map(String);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) throw new RangeError(`runSweep: policy "${dup}" is listed twice`);
-
+  const note = options.onNote ?? ((n: string) => console.error(`note: ${n}`));
+  for (const p of resolved) {
+    if (implicitHorizon(p)) {
+      note(
+        `${
+          String(p)
+        } has no horizon: its decay spans maxNewTokens = ${N} (add horizon=H to fix it)`,
+      );
+    }
+  }
   const cache = new ResultCache(
     options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir,
     options.onNote,
@@ -453,12 +556,8 @@ export async function runSweep(
         reference: r,
       }))
     );
-  // Progress units (measured on the tiny model): a generated item or a scored reference
-  // costs about one forward of a batch row, an oracle item about four.
-  const ORACLE_UNITS = 4;
   const totalUnits = resolved.length * (items.length + nllPairs.length) +
     oracleCount * ORACLE_UNITS;
-  let unitsDone = 0;
   const report = (label: string, done: number, total: number, weight: number, base: number) => {
     const state: ProgressState = {
       label,
@@ -469,9 +568,6 @@ export async function runSweep(
     display?.update(state);
     options.onProgress?.(state);
   };
-
-  const mKey = await modelKey(model);
-  const backendName = model.backend.name;
   const prompts = items.map((it) => it.prompt);
   const promptLengths = prompts.map((p) => model.tokenizer.encode(p).length);
   // Before any plan is built (a plan holds a layer set per column: 1e9 columns is no plan).
@@ -501,19 +597,52 @@ export async function runSweep(
         setsForColumns(p, { layers: L, promptLength: P, maxNewTokens: N, columns: P + N - 1 })
       ),
     );
-  let cacheHits = 0;
+  return {
+    model,
+    items,
+    options,
+    resolved,
+    names,
+    N,
+    batchSize,
+    L,
+    cache,
+    display,
+    mKey: await modelKey(model),
+    backendName: model.backend.name,
+    prompts,
+    promptLengths,
+    nllPairs,
+    oracleCount,
+    oracleWarmup,
+    setsKey,
+    runId,
+    startedAt,
+    t0,
+    cacheHits: 0,
+    unitsDone: 0,
+    report,
+    note,
+  };
+}
 
-  // 1. Generations. Cached ones are read; the others run batch by batch, every missing
-  // policy on a batch before the next batch (in a rotating order), so that load changes on a
-  // shared machine hit all of them alike and the measured speedups compare like with like.
+/**
+ * Step 1: generations. Cached ones are read; the others run batch by batch, every missing
+ * policy on a batch before the next batch (in a rotating order), so that load changes on a
+ * shared machine hit all of them alike and the measured speedups compare like with like.
+ */
+async function sweepGenerations(
+  ctx: SweepContext,
+): Promise<{ entry: GenEntry; cached: boolean }[]> {
+  const { model, resolved, names, prompts, N, batchSize, cache, items } = ctx;
   const keys = [];
   for (let k = 0; k < resolved.length; k++) {
     keys.push({
       kind: "generate",
-      model: mKey,
-      backend: backendName,
+      model: ctx.mKey,
+      backend: ctx.backendName,
       policy: names[k],
-      sets: await setsKey(resolved[k]),
+      sets: await ctx.setsKey(resolved[k]),
       prompts,
       maxNewTokens: N,
       batchSize,
@@ -523,7 +652,7 @@ export async function runSweep(
   for (const key of keys) {
     found.push(await cache.get<GenEntry>(key, (v) => checkGenEntry(v, items.length)));
   }
-  cacheHits += found.filter(Boolean).length;
+  ctx.cacheHits += found.filter(Boolean).length;
   const todo = resolved.map((_, k) => k).filter((k) => !found[k]);
   if (todo.length > 0) {
     // Untimed warm-up (JIT, shader compilation) so the first timed policy is not penalised.
@@ -531,8 +660,8 @@ export async function runSweep(
     const acc = new Map(todo.map((k) => [k, newAccumulator()]));
     const batches = Math.ceil(items.length / batchSize);
     const label = `generate ${todo.length} ${todo.length === 1 ? "policy" : "policies"}`;
-    const base = unitsDone;
-    report(label, 0, items.length, todo.length, base);
+    const base = ctx.unitsDone;
+    ctx.report(label, 0, items.length, todo.length, base);
     for (let b = 0; b < batches; b++) {
       const rows = prompts.slice(b * batchSize, (b + 1) * batchSize);
       for (let i = 0; i < todo.length; i++) {
@@ -544,18 +673,27 @@ export async function runSweep(
         });
         accumulate(acc.get(k)!, out);
       }
-      report(label, Math.min((b + 1) * batchSize, items.length), items.length, todo.length, base);
+      ctx.report(
+        label,
+        Math.min((b + 1) * batchSize, items.length),
+        items.length,
+        todo.length,
+        base,
+      );
     }
     for (const k of todo) {
-      const entry = finishAccumulator(acc.get(k)!, model.config.numHiddenLayers, runId, batchSize);
+      const entry = finishAccumulator(acc.get(k)!, ctx.L, ctx.runId, batchSize);
       await cache.put(keys[k], entry);
       found[k] = entry;
     }
   }
-  unitsDone += resolved.length * items.length;
-  const gens = found.map((entry, k) => ({ entry: entry!, cached: !todo.includes(k) }));
+  ctx.unitsDone += resolved.length * items.length;
+  return found.map((entry, k) => ({ entry: entry!, cached: !todo.includes(k) }));
+}
 
-  // 2. Teacher-forced NLL of the references under each policy's plan (horizon N).
+/** Step 2: teacher-forced NLL of the references under each policy's plan (horizon N). */
+async function sweepNll(ctx: SweepContext): Promise<(NllResult | undefined)[]> {
+  const { resolved, names, nllPairs, N, batchSize, cache, model } = ctx;
   const nlls: (NllResult | undefined)[] = [];
   for (let k = 0; k < resolved.length; k++) {
     if (nllPairs.length === 0) {
@@ -565,19 +703,19 @@ export async function runSweep(
     const label = `nll ${names[k]} (${k + 1}/${resolved.length})`;
     const key = {
       kind: "nll",
-      model: mKey,
-      backend: backendName,
+      model: ctx.mKey,
+      backend: ctx.backendName,
       policy: names[k],
-      sets: await setsKey(resolved[k]),
+      sets: await ctx.setsKey(resolved[k]),
       pairs: nllPairs,
       horizon: N,
       batchSize,
     };
-    const base = unitsDone;
+    const base = ctx.unitsDone;
     const hit = await cache.get<NllEntry>(key, (v) => checkNllEntry(v, nllPairs.length));
     let result: NllResult;
     if (hit) {
-      cacheHits++;
+      ctx.cacheHits++;
       result = summarizeNll(
         names[k],
         hit.perToken.map((p) => ({
@@ -587,69 +725,161 @@ export async function runSweep(
         })),
       );
     } else {
-      report(label, 0, nllPairs.length, 1, base);
+      ctx.report(label, 0, nllPairs.length, 1, base);
       result = await teacherForcedNll(model, nllPairs, {
         policy: resolved[k],
         horizon: N,
         batchSize,
-        onProgress: (done, total) => report(label, done, total, 1, base),
+        onProgress: (done, total) => ctx.report(label, done, total, 1, base),
       });
       await cache.put(key, { perToken: result.items.map((i) => i.perToken) } as NllEntry);
     }
-    report(label, nllPairs.length, nllPairs.length, 1, base);
-    unitsDone += nllPairs.length;
+    ctx.report(label, nllPairs.length, nllPairs.length, 1, base);
+    ctx.unitsDone += nllPairs.length;
     nlls.push(result);
   }
+  return nlls;
+}
 
-  // 3. Oracle depth of the full model's outputs.
-  let oracle: OracleResult | undefined;
-  if (oracleCount > 0) {
-    const fullOut = gens[0].entry.outputs.slice(0, oracleCount);
-    const oItems = fullOut.map((o, i) => ({ prompt: prompts[i], tokens: o.ids }));
-    const key = {
-      kind: "oracle",
-      model: mKey,
-      backend: backendName,
-      items: oItems,
+/**
+ * Step 3: oracle depth of the full model's outputs, their monotone bound, and a decode
+ * of every oracle item under its own bound schedule (one item per batch), scored for
+ * agreement with the full model.
+ */
+async function sweepOracle(
+  ctx: SweepContext,
+  fullEntry: GenEntry,
+): Promise<SweepOracle | undefined> {
+  const { oracleCount, oracleWarmup, prompts, model, batchSize, cache, N } = ctx;
+  if (oracleCount === 0) return undefined;
+  const fullOut = fullEntry.outputs.slice(0, oracleCount);
+  const oItems = fullOut.map((o, i) => ({ prompt: prompts[i], tokens: o.ids }));
+  const key = {
+    kind: "oracle",
+    model: ctx.mKey,
+    backend: ctx.backendName,
+    items: oItems,
+    warmup: oracleWarmup,
+    setKind: "skipdecode",
+    batchSize,
+  };
+  const base = ctx.unitsDone;
+  const label = `oracle depth (w=${oracleWarmup})`;
+  let oracle = await cache.get<OracleResult>(key, (v) => checkOracleEntry(v, oracleCount));
+  if (oracle) ctx.cacheHits++;
+  else {
+    ctx.report(label, 0, oracleCount, ORACLE_UNITS, base);
+    oracle = await oracleDepths(model, oItems, {
       warmup: oracleWarmup,
-      setKind: "skipdecode",
       batchSize,
-    };
-    const base = unitsDone;
-    const label = `oracle depth (w=${oracleWarmup})`;
-    oracle = await cache.get<OracleResult>(key, (v) => checkOracleEntry(v, oracleCount));
-    if (oracle) cacheHits++;
-    else {
-      report(label, 0, oracleCount, ORACLE_UNITS, base);
-      oracle = await oracleDepths(model, oItems, {
-        warmup: oracleWarmup,
-        batchSize,
-        onProgress: (done, total) => report(label, done, total, ORACLE_UNITS, base),
-      });
-      await cache.put(key, oracle);
-    }
-    report(label, oracleCount, oracleCount, ORACLE_UNITS, base);
+      onProgress: (done, total) => ctx.report(label, done, total, ORACLE_UNITS - 1, base),
+    });
+    await cache.put(key, oracle);
   }
+  const bound = monotoneBound(oracle.depths);
+  // The bound decode: each item alone (its plan depends on its own bound).
+  const boundIds: number[][] = [];
+  const boundTexts: string[] = [];
+  let layersRun = 0, tokens = 0;
+  for (let i = 0; i < oracleCount; i++) {
+    if (bound[i].length === 0) {
+      boundIds.push([]);
+      boundTexts.push("");
+      continue;
+    }
+    const out = await generate(model, [prompts[i]], {
+      policy: boundPolicy(bound[i], { layers: ctx.L, warmup: oracleWarmup }),
+      maxNewTokens: N,
+      batchSize: 1,
+    });
+    const r = out.results[0];
+    boundIds.push(r.ids);
+    boundTexts.push(r.text.trim());
+    layersRun += r.layers.reduce((a, b) => a + b, 0);
+    tokens += r.ids.length;
+    ctx.report(
+      "decode with the monotone bound",
+      i + 1,
+      oracleCount,
+      1,
+      base + (ORACLE_UNITS - 1) * oracleCount,
+    );
+  }
+  const agree = tokenAgreement(boundIds, fullOut.map((o) => o.ids));
+  const refs = ctx.items.slice(0, oracleCount).map((it) => it.refs);
+  ctx.unitsDone += oracleCount * ORACLE_UNITS;
+  return {
+    ...oracle,
+    monotoneBound: bound,
+    boundLayerSpeedup: boundLayerSpeedup(bound, ctx.L),
+    boundDecode: {
+      agreement: agree.agreement,
+      exactMatches: agree.exactMatches,
+      layerSpeedup: layersRun ? (tokens * ctx.L) / layersRun : 1,
+      bleu: corpusBleu(boundTexts, refs).score,
+      fullBleu: corpusBleu(fullOut.map((o) => o.text.trim()), refs).score,
+      outputs: boundTexts,
+    },
+  };
+}
 
-  // 4. The table.
+/** Step 4: the table (with fixed-token speedups and bootstrap intervals) and per-position data. */
+function sweepRows(
+  ctx: SweepContext,
+  gens: { entry: GenEntry; cached: boolean }[],
+  nlls: (NllResult | undefined)[],
+): {
+  rows: SweepRow[];
+  agreementByPosition: SweepResult["agreementByPosition"];
+  budgets: SweepResult["budgets"];
+} {
+  const { items, names, N, batchSize, promptLengths, model } = ctx;
   const refs = items.map((it) => it.refs);
   const full = gens[0].entry;
   const fullIds = full.outputs.map((o) => o.ids);
+  const fullLengths = fullIds.map((ids) => ids.length);
+  const boot = { resamples: ctx.options.resamples ?? 1000, seed: ctx.options.seed ?? 0 };
+  const agreementByPosition: SweepResult["agreementByPosition"] = [];
+  const budgets: SweepResult["budgets"] = [];
   const rows: SweepRow[] = gens.map(({ entry, cached }, k) => {
     const hyps = entry.outputs.map((o) => o.text.trim());
     const agree = tokenAgreement(entry.outputs.map((o) => o.ids), fullIds);
+    agreementByPosition.push({
+      policy: names[k],
+      agreement: agree.byPosition,
+      counts: agree.positionCounts,
+    });
     const nll = nlls[k];
+    const opts = { config: model.config, promptLengths, batchSize, maxNewTokens: N };
+    const fixedTok = fixedTokenSpeedup(ctx.resolved[k], { ...opts, lengths: fullLengths });
+    const own = fixedTokenSpeedup(ctx.resolved[k], {
+      ...opts,
+      lengths: entry.outputs.map((o) => o.ids.length),
+    });
+    budgets.push({ policy: names[k], budgets: own.meanBudgets });
     return {
       policy: names[k],
       layerSpeedup: entry.layerSpeedup,
       flopSpeedup: entry.flopSpeedup,
+      fixedLayerSpeedup: fixedTok.layerSpeedup,
+      fixedFlopSpeedup: fixedTok.flopSpeedup,
       measuredSpeedup: measuredSpeedup(full, entry),
       bleu: corpusBleu(hyps, refs).score,
+      bleuCI: bootstrapBleu(hyps, refs, boot),
       rougeL: corpusRougeL(hyps, refs).fmeasure,
+      rougeLCI: bootstrapRougeL(hyps, refs, boot),
+      layerSpeedupCI: bootstrapRatio(
+        own.items.map((x) => x.fullLayers),
+        own.items.map((x) => x.layers),
+        boot,
+      ),
       nll: nll ? nll.meanNll : null,
       perplexity: nll ? nll.perplexity : null,
       agreement: agree.agreement,
       exactMatches: agree.exactMatches,
+      meanLength: entry.generatedTokens / items.length,
+      capShare: entry.outputs.filter((o) => o.finish === "length").length / items.length,
+      prefillFlops: own.prefillFlops,
       generatedTokens: entry.generatedTokens,
       generateMs: entry.totalMs,
       decodeMs: entry.decodeMs,
@@ -659,34 +889,75 @@ export async function runSweep(
       timedInSameRun: entry.runId === full.runId,
     };
   });
-  const wallMs = performance.now() - t0;
-  await display?.finish(
-    `sweep: ${resolved.length} policies x ${items.length} items on ${backendName}` +
-      (cacheHits ? `, ${cacheHits} cached results reused` : ""),
+  return { rows, agreementByPosition, budgets };
+}
+
+/**
+ * Runs a list of policies over items and builds the sweep table (see the module
+ * documentation). `full` is added first when missing: it is the reference of the
+ * measured speedup, the fixed-token speedups and the agreement. The work runs in named
+ * steps: prepare (checks, cache keys), generations, NLL, oracle (with the monotone bound
+ * and its decode), table.
+ *
+ * @param model a loaded model (`loadModel`)
+ * @param items prompts with references
+ * @param policies policies or their command-line forms
+ * @param options generation length, batch size, cache, NLL, oracle, progress
+ * @returns the table, the outputs, and the per-position figures for the charts
+ * @throws RangeError for duplicate policies or no items
+ * @example
+ * ```ts
+ * import { loadModel } from "../decode/mod.ts";
+ * import { runSweep } from "./sweep.ts";
+ * const model = await loadModel("bundled/models/tiny-opt-e2e", { backend: "cpu" });
+ * const r = await runSweep(model, [{ prompt: "name[Aromi]\n", refs: ["Aromi is a place."] }],
+ *   ["linear:max=12,min=4,warmup=1"], { maxNewTokens: 24, progress: false });
+ * console.log(r.rows.map((x) => [x.policy, x.layerSpeedup, x.fixedLayerSpeedup, x.bleu]));
+ * ```
+ */
+export async function runSweep(
+  model: Model,
+  items: readonly SweepItem[],
+  policies: readonly (Policy | string)[],
+  options: SweepOptions = {},
+): Promise<SweepResult> {
+  const ctx = await prepareSweep(model, items, policies, options);
+  const gens = await sweepGenerations(ctx);
+  const nlls = await sweepNll(ctx);
+  const oracle = await sweepOracle(ctx, gens[0].entry);
+  const { rows, agreementByPosition, budgets } = sweepRows(ctx, gens, nlls);
+  const wallMs = performance.now() - ctx.t0;
+  await ctx.display?.finish(
+    `sweep: ${ctx.resolved.length} policies x ${items.length} items on ${ctx.backendName}` +
+      (ctx.cacheHits ? `, ${ctx.cacheHits} cached results reused` : ""),
   );
   return {
     rows,
     model: {
       source: model.source,
       dir: model.dir,
-      layers: L,
+      layers: ctx.L,
       hiddenSize: model.config.hiddenSize,
       params: paramCount(model),
     },
-    backend: backendName,
+    backend: ctx.backendName,
     items: items.length,
-    maxNewTokens: N,
-    batchSize,
-    generations: gens.map(({ entry }, k) => ({ policy: names[k], outputs: entry.outputs })),
-    budgets: gens.map(({ entry }, k) => ({ policy: names[k], budgets: entry.budgets })),
+    maxNewTokens: ctx.N,
+    batchSize: ctx.batchSize,
+    generations: gens.map(({ entry }, k) => ({ policy: ctx.names[k], outputs: entry.outputs })),
+    budgets,
     positionNll: nlls.flatMap((n, k) =>
-      n ? [{ policy: names[k], nll: n.positionNll, counts: n.positionCounts }] : []
+      n ? [{ policy: ctx.names[k], nll: n.positionNll, counts: n.positionCounts }] : []
     ),
+    nllItems: nlls.flatMap((n, k) =>
+      n ? [{ policy: ctx.names[k], perToken: n.items.map((i) => i.perToken) }] : []
+    ),
+    agreementByPosition,
     oracle,
-    runId,
-    startedAt,
+    runId: ctx.runId,
+    startedAt: ctx.startedAt,
     wallMs,
-    cacheHits,
+    cacheHits: ctx.cacheHits,
   };
 }
 
@@ -712,6 +983,7 @@ export function sweepToJson(result: SweepResult): Record<string, unknown> {
     wallMs: result.wallMs,
     cacheHits: result.cacheHits,
     rows: result.rows,
+    agreementByPosition: result.agreementByPosition,
     ...(result.oracle
       ? {
         oracle: {
@@ -719,6 +991,11 @@ export function sweepToJson(result: SweepResult): Record<string, unknown> {
           meanByPosition: result.oracle.meanByPosition,
           warmup: result.oracle.warmup,
           items: result.oracle.depths.length,
+          depths: result.oracle.depths,
+          monotoneBound: result.oracle.monotoneBound,
+          boundLayerSpeedup: result.oracle.boundLayerSpeedup,
+          boundAgreement: result.oracle.boundDecode.agreement,
+          boundDecode: { ...result.oracle.boundDecode, outputs: undefined },
         },
       }
       : {}),
@@ -726,6 +1003,8 @@ export function sweepToJson(result: SweepResult): Record<string, unknown> {
 }
 
 const fixed = (x: number | null, digits: number) => x === null ? "–" : x.toFixed(digits);
+const ci = (x: Interval, digits: number) =>
+  Number.isFinite(x[0]) ? ` [${x[0].toFixed(digits)}, ${x[1].toFixed(digits)}]` : "";
 
 /**
  * The sweep table in Markdown: policy, layer / FLOP / measured speedup, BLEU, ROUGE-L,
@@ -742,27 +1021,49 @@ const fixed = (x: number | null, digits: number) => x === null ? "–" : x.toFix
  */
 export function sweepToMarkdown(result: SweepResult): string {
   const lines = [
-    "| policy | layer speedup | FLOP speedup | measured speedup | BLEU | ROUGE-L | NLL | agreement |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| policy | layer speedup [95% CI] | fixed-token layer speedup | FLOP speedup | " +
+    "fixed-token FLOP speedup | measured speedup | BLEU [95% CI] | ROUGE-L [95% CI] | NLL | " +
+    "agreement | mean length | at cap |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   let mixed = false;
   for (const r of result.rows) {
     const mark = r.timedInSameRun ? "" : "†";
     mixed ||= !r.timedInSameRun;
     lines.push(
-      `| \`${r.policy}\` | ${r.layerSpeedup.toFixed(2)}x | ${r.flopSpeedup.toFixed(2)}x | ` +
-        `${r.measuredSpeedup.toFixed(2)}x${mark} | ${r.bleu.toFixed(2)} | ` +
-        `${r.rougeL.toFixed(4)} | ${fixed(r.nll, 4)} | ${(100 * r.agreement).toFixed(1)}% |`,
+      `| \`${r.policy}\` | ${r.layerSpeedup.toFixed(2)}x${ci(r.layerSpeedupCI, 2)} | ` +
+        `${r.fixedLayerSpeedup.toFixed(2)}x | ${r.flopSpeedup.toFixed(2)}x | ` +
+        `${r.fixedFlopSpeedup.toFixed(2)}x | ${r.measuredSpeedup.toFixed(2)}x${mark} | ` +
+        `${r.bleu.toFixed(2)}${ci(r.bleuCI, 1)} | ${r.rougeL.toFixed(4)}${ci(r.rougeLCI, 3)} | ` +
+        `${fixed(r.nll, 4)} | ${(100 * r.agreement).toFixed(1)}% | ${r.meanLength.toFixed(1)} | ` +
+        `${(100 * r.capShare).toFixed(0)}% |`,
     );
   }
   const notes = [
     "",
     `${result.items} items, at most ${result.maxNewTokens} new tokens, batches of ` +
     `${result.batchSize}, ${result.backend} backend. BLEU: sacreBLEU defaults (0-100); ` +
-    `ROUGE-L: F-measure (0-1); NLL: teacher-forced nats per reference token under the ` +
-    `policy's plan; agreement: share of generated tokens equal to \`full\`'s; measured ` +
-    `speedup: \`full\`'s decode time per step over the policy's.`,
+    `ROUGE-L: F-measure (0-1); intervals: 95% bootstrap over items (seeded); NLL: ` +
+    `teacher-forced nats per reference token under the policy's plan; agreement: share of ` +
+    `generated tokens equal to \`full\`'s; layer and FLOP speedup: on the tokens each ` +
+    `policy generated; fixed-token speedups: the policy's plan on \`full\`'s own outputs ` +
+    `(the same tokens for every policy: longer outputs cannot make a policy look faster); ` +
+    `measured speedup: \`full\`'s decode time per step over the policy's; mean length: ` +
+    `generated tokens per item; at cap: share of items stopped by the length limit.`,
   ];
+  if (result.oracle) {
+    const o = result.oracle;
+    notes.push(
+      "",
+      `Best monotone schedule (suffix maximum of the oracle depths, ${o.depths.length} items): ` +
+        `layer speedup ${o.boundLayerSpeedup.toFixed(2)}x on \`full\`'s tokens; decoded with ` +
+        `it, agreement ${(100 * o.boundDecode.agreement).toFixed(1)}% ` +
+        `(${o.boundDecode.exactMatches}/${o.depths.length} outputs identical), BLEU ` +
+        `${o.boundDecode.bleu.toFixed(2)} against \`full\`'s ${
+          o.boundDecode.fullBleu.toFixed(2)
+        } on those items.`,
+    );
+  }
   if (mixed) {
     notes.push(
       "",

@@ -123,6 +123,20 @@ export interface FrontierPoint {
   quality: number;
   /** What `quality` is, e.g. `"BLEU"`; every point must use the same metric. */
   metric: string;
+  /** An interval of `quality` (e.g. a 95% bootstrap interval), drawn as an error bar. */
+  qualityCI?: [number, number];
+  /** An interval of `speedup`, drawn as a horizontal error bar. */
+  speedupCI?: [number, number];
+}
+
+/** A reference point of the frontier chart (e.g. the best monotone schedule). */
+export interface FrontierReference {
+  /** Its label. */
+  name: string;
+  /** Its speedup (a dashed vertical line is drawn there). */
+  speedup: number;
+  /** Its quality, when known (a diamond marker). */
+  quality?: number;
 }
 
 /**
@@ -163,7 +177,8 @@ export function paretoFront(
  *
  * @param points one per policy, all with the same `metric`
  * @param opts title, `higherIsBetter` (default true), `speedupLabel` (x-axis title)
- * @returns the figure: trace 0 the policies, trace 1 the frontier
+ * @returns the figure: trace 0 the policies (with error bars when the points have
+ *   intervals), trace 1 the frontier, trace 2 the reference when given
  * @throws RangeError for a non-finite figure or mixed metrics, naming the point
  * @example
  * ```ts
@@ -176,9 +191,16 @@ export function paretoFront(
  */
 export function frontierChart(
   points: readonly FrontierPoint[],
-  opts: ChartOptions & { higherIsBetter?: boolean; speedupLabel?: string } = {},
+  opts: ChartOptions & {
+    higherIsBetter?: boolean;
+    speedupLabel?: string;
+    reference?: FrontierReference;
+  } = {},
 ): Figure {
   const metric = points[0]?.metric ?? "quality";
+  const bar = (ci: [number, number] | undefined, v: number, side: 0 | 1) =>
+    ci && Number.isFinite(ci[side]) ? Math.max(0, side ? ci[1] - v : v - ci[0]) : 0;
+  const anyQ = points.some((p) => p.qualityCI), anyS = points.some((p) => p.speedupCI);
   points.forEach((p, i) => {
     const what = `frontierChart: point ${i} ("${p.name}")`;
     if (!Number.isFinite(p.speedup) || p.speedup <= 0) {
@@ -207,6 +229,32 @@ export function frontierChart(
         line: { width: 1, color: "#333" },
       },
       hovertemplate: `%{text}<br>speedup %{x:.2f}x<br>${metric} %{y:.4g}<extra></extra>`,
+      ...(anyQ
+        ? {
+          error_y: {
+            type: "data",
+            symmetric: false,
+            array: points.map((p) => bar(p.qualityCI, p.quality, 1)),
+            arrayminus: points.map((p) => bar(p.qualityCI, p.quality, 0)),
+            color: "#666",
+            thickness: 1,
+            width: 4,
+          },
+        }
+        : {}),
+      ...(anyS
+        ? {
+          error_x: {
+            type: "data",
+            symmetric: false,
+            array: points.map((p) => bar(p.speedupCI, p.speedup, 1)),
+            arrayminus: points.map((p) => bar(p.speedupCI, p.speedup, 0)),
+            color: "#999",
+            thickness: 1,
+            width: 3,
+          },
+        }
+        : {}),
     },
     {
       type: "scatter",
@@ -229,8 +277,46 @@ export function frontierChart(
     const span = hi - lo || Math.abs(hi) * 0.2 || 1;
     return [lo - below * span, hi + above * span];
   };
-  const xs = points.map((p) => p.speedup).concat([1]);
-  const ys = points.map((p) => p.quality);
+  const ref = opts.reference;
+  const xs = points.flatMap((p) => [p.speedup, ...(p.speedupCI ?? [])]).concat([1])
+    .concat(ref ? [ref.speedup] : []).filter(Number.isFinite);
+  const ys = points.flatMap((p) => [p.quality, ...(p.qualityCI ?? [])])
+    .concat(ref?.quality !== undefined ? [ref.quality] : []).filter(Number.isFinite);
+  const shapes: Record<string, unknown>[] = [{
+    type: "line",
+    xref: "x",
+    x0: 1,
+    x1: 1,
+    yref: "paper",
+    y0: 0,
+    y1: 1,
+    line: { dash: "dot", color: "#bbb", width: 1 },
+  }];
+  if (ref) {
+    if (!Number.isFinite(ref.speedup) || ref.speedup <= 0) {
+      throw new RangeError(`frontierChart: reference "${ref.name}" has speedup ${ref.speedup}`);
+    }
+    shapes.push({
+      type: "line",
+      xref: "x",
+      x0: ref.speedup,
+      x1: ref.speedup,
+      yref: "paper",
+      y0: 0,
+      y1: 1,
+      line: { dash: "dash", color: "#d62728", width: 1 },
+    });
+    data.push({
+      type: "scatter",
+      mode: ref.quality !== undefined ? "markers" : "lines",
+      name: ref.name,
+      x: [ref.speedup],
+      y: [ref.quality ?? null],
+      marker: { size: 12, symbol: "diamond", color: "#d62728" },
+      line: { dash: "dash", color: "#d62728" },
+      hovertemplate: `${ref.name}<br>speedup %{x:.2f}x<extra></extra>`,
+    });
+  }
   return {
     data,
     layout: {
@@ -244,18 +330,79 @@ export function frontierChart(
         ...(layout.yaxis as object),
         ...(ys.length > 0 ? { range: pad(Math.min(...ys), Math.max(...ys), 0.1, 0.18) } : {}),
       },
-      shapes: [{
-        type: "line",
-        xref: "x",
-        x0: 1,
-        x1: 1,
-        yref: "paper",
-        y0: 0,
-        y1: 1,
-        line: { dash: "dot", color: "#bbb", width: 1 },
-      }],
+      shapes,
     },
   };
+}
+
+/** One line with a 95% band of {@linkcode intervalChart}. */
+export interface IntervalSeries {
+  /** Legend name. */
+  name: string;
+  /** x values (e.g. generated index i). */
+  x: number[];
+  /** Means. */
+  mean: number[];
+  /** Lower ends of the intervals. */
+  lo: number[];
+  /** Upper ends of the intervals. */
+  hi: number[];
+}
+
+/**
+ * Lines with shaded intervals (e.g. oracle depth or NLL gap by position with bootstrap
+ * intervals), one colour per series.
+ *
+ * @param series one entry per line; `x`, `mean`, `lo` and `hi` of equal length
+ * @param opts title and axis titles
+ * @returns the figure: per series, a band trace and a line trace
+ * @throws RangeError naming a series whose arrays differ in length
+ * @example
+ * ```ts
+ * import { intervalChart } from "./charts.ts";
+ * const fig = intervalChart([{ name: "depth", x: [0, 1], mean: [6, 3], lo: [5, 2], hi: [7, 4] }]);
+ * ```
+ */
+export function intervalChart(
+  series: readonly IntervalSeries[],
+  opts: ChartOptions & { xTitle?: string; yTitle?: string } = {},
+): Figure {
+  const colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"];
+  const data: Trace[] = [];
+  series.forEach((s, k) => {
+    const n = s.x.length;
+    if (s.mean.length !== n || s.lo.length !== n || s.hi.length !== n) {
+      throw new RangeError(`intervalChart: series "${s.name}" has arrays of different lengths`);
+    }
+    const c = colors[k % colors.length];
+    data.push({
+      type: "scatter",
+      mode: "lines",
+      name: `${s.name} (95% CI)`,
+      x: [...s.x, ...[...s.x].reverse()],
+      y: [...s.hi, ...[...s.lo].reverse()],
+      fill: "toself",
+      fillcolor: `${c}33`,
+      line: { width: 0, color: c },
+      hoverinfo: "skip",
+      showlegend: false,
+    });
+    data.push({
+      type: "scatter",
+      mode: "lines+markers",
+      name: s.name,
+      x: [...s.x],
+      y: [...s.mean],
+      line: { color: c, width: 2 },
+      marker: { size: 5, color: c },
+    });
+  });
+  const layout = baseLayout(
+    opts.title ?? "by position",
+    opts.xTitle ?? "generated token index i",
+    opts.yTitle ?? "value",
+  );
+  return { data, layout };
 }
 
 /** One policy's per-position NLL gap to the full model. */

@@ -33,7 +33,10 @@ export {
   type ChartOptions,
   frontierChart,
   type FrontierPoint,
+  type FrontierReference,
   type GapSeries,
+  intervalChart,
+  type IntervalSeries,
   lossCurveChart,
   type LossSeries,
   nllGapChart,
@@ -44,3 +47,4 @@ export { type LensChartOptions, type LensData, logitLensChart } from "./lens.ts"
 export { type HtmlOptions, PLOTLY_VERSION, scriptJson, toHtml, toHtmlFragment } from "./html.ts";
 export { display, type DisplayBundle, displayBundle, PLOTLY_MIME } from "./display.ts";
 export { type PngOptions, renderFigurePng, renderPng } from "./png.ts";
+export { type NotebookSetup, notebookSetup } from "./notebook.ts";

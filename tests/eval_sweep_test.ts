@@ -27,6 +27,7 @@ import { corpusBleu } from "../eval/bleu.ts";
 import { tokenAgreement } from "../eval/agreement.ts";
 import { defaultPolicies, loadSweepItems } from "../cli/sweep.ts";
 import { chooseDemoModel } from "../cli/demo.ts";
+import { E2E_DEVSET } from "../cli/paths.ts";
 
 const TINY = decodeURIComponent(
   new URL("../bundled/models/tiny-opt-e2e", import.meta.url).pathname,
@@ -149,7 +150,7 @@ Deno.test("sweep on the tiny model: table, cache reuse, timings from another run
   const model = await tinyModel();
   const dir = await Deno.makeTempDir();
   try {
-    const items: SweepItem[] = (await loadSweepItems(undefined, 3)).slice(0, 3);
+    const items: SweepItem[] = (await loadSweepItems(E2E_DEVSET, 3)).slice(0, 3);
     assertEquals(items[0].prompt, "name[Alimentum], area[city centre], familyFriendly[no]\n");
     const policies = ["linear:max=8,min=2,warmup=1,horizon=8", "earlyexit:constant:n=3"];
     const opts = {
@@ -264,7 +265,7 @@ Deno.test("sweep on the tiny model: table, cache reuse, timings from another run
 Deno.test("sweep: oracle depths of the full outputs on a subset", async () => {
   const model = await tinyModel();
   try {
-    const items = await loadSweepItems(undefined, 2);
+    const items = await loadSweepItems(E2E_DEVSET, 2);
     const r = await runSweep(model, items, ["full"], {
       maxNewTokens: 6,
       cacheDir: false,

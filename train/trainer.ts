@@ -310,6 +310,16 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const data = await loadData({ ...config, maxLength }, source, note);
   if (data.train.length === 0) throw new TrainError(`no training examples in ${config.data}`);
   const policySource = parsePolicySource(config.policy);
+  if (policySource.kind === "fixed") {
+    const j = policySource.policy.toJSON() as unknown as Record<string, unknown>;
+    const lin = j.kind === "earlyexit" ? j.inner as Record<string, unknown> : j;
+    if (lin.kind === "linear" && lin.horizon === undefined) {
+      note(
+        `${config.policy} has no horizon: in training its decay spans each example's own ` +
+          `target length (at inference, maxNewTokens); add horizon=H to fix it`,
+      );
+    }
+  }
   const evals = evalPolicySources(config);
   if (config.batchSize > data.train.length) {
     throw new TrainError(

@@ -1,0 +1,266 @@
+/**
+ * `skipdecode procedure`: the paper's procedure on one model. Measures every policy on
+ * `--test` before any adaptation, fine-tunes one copy of the model per SkipDecode policy
+ * on `--train` with that policy active, measures each policy again on its own copy, and
+ * writes a report (table, before/after chart, later-tokens charts, the command that
+ * reproduces it) to `--out`. `full` and the early-exit baselines are measured but not
+ * fine-tuned. `--json` prints `{"before": [rows], "after": [rows], ...}` with rows shaped
+ * as `sweep --json` rows.
+ *
+ * @example
+ * ```sh
+ * deno task skipdecode procedure --model ../shared/models/tiny-opt-e2e-dense \
+ *   --train bundled/data/e2e/devset.csv --test ../shared/data/e2e/testset-part2.csv \
+ *   --policy full --policy linear:max=10,min=2,warmup=1,horizon=24 --steps 40 --items 32 \
+ *   --out reports/procedure
+ * ```
+ * @module
+ */
+import {
+  backendOption,
+  type Command,
+  intOption,
+  MAX_BATCH,
+  MAX_NEW_TOKENS,
+  numberOption,
+  pngOption,
+  UsageError,
+} from "./command.ts";
+import { checkOutputPath, OutputFolder } from "../eval/output.ts";
+import { parsePolicy, plan } from "../schedule/mod.ts";
+import { loadE2eCsv } from "../eval/data.ts";
+import { procedureToJson, runProcedure, writeProcedureReport } from "../eval/procedure.ts";
+import { E2E_HELD_OUT } from "./heldout_text.ts";
+import { E2E_DEVSET, exists, SHARED_DIR } from "./paths.ts";
+
+/** The dense checkpoint in `../shared` (every layer on every column in training). */
+export const DENSE_MODEL_DIR: string = `${SHARED_DIR}models/tiny-opt-e2e-dense`;
+
+/**
+ * The procedure's default policies for `layers` layers and a horizon: `full`; linear
+ * decays at about 2x, 3x, 4x and 5x layer speedup with one warm-up layer and without;
+ * a power law; the 2x decay with prompt decay; the early-exit twin of the 2x decay
+ * without warm-up (same budgets per position).
+ *
+ * @param layers decoder layers `L` (at least 6)
+ * @param horizon the linear decays' horizon
+ * @returns the policies' command-line forms, `full` first
+ * @example
+ * ```ts
+ * import { procedurePolicies } from "./procedure.ts";
+ * procedurePolicies(12, 24).length; // 12
+ * ```
+ */
+export function procedurePolicies(layers: number, horizon: number): string[] {
+  if (!Number.isInteger(layers) || layers < 6) {
+    throw new RangeError(`procedurePolicies: layers must be an integer >= 6, got ${layers}`);
+  }
+  // mean budget (max + min) / 2 over the horizon, about L / k for a k-times speedup
+  const maxFor = (k: number) => Math.max(3, Math.min(layers, Math.round((2 * layers) / k - 2)));
+  const lin = (k: number, w: number) =>
+    `linear:max=${maxFor(k)},min=2,warmup=${w},horizon=${horizon}`;
+  const out = ["full"];
+  for (const k of [2, 3, 4, 5]) out.push(lin(k, 1), lin(k, 0));
+  out.push(`powerlaw:max=${layers},min=2,warmup=1,alpha=1,tau=4`);
+  out.push(`${lin(2, 1)},prompt=decay`);
+  out.push(`earlyexit:${lin(2, 0)}`);
+  return out;
+}
+
+/** The `procedure` command. */
+export const procedureCommand: Command = {
+  name: "procedure",
+  summary: "the paper's procedure: before, fine-tune per policy, after, on held-out data",
+  options: {
+    model: {
+      type: "string",
+      value: "DIR",
+      description: "model folder (default: ../shared/models/tiny-opt-e2e-dense)",
+    },
+    train: {
+      type: "string",
+      value: "CSV",
+      description: "fine-tuning data, mr,ref CSV (default: the bundled E2E devset)",
+    },
+    test: {
+      type: "string",
+      value: "CSV",
+      description: "test data, mr,ref CSV (default: ../shared/data/e2e/testset-part2.csv)",
+    },
+    policy: {
+      type: "string",
+      multiple: true,
+      value: "SPEC",
+      description: "a policy (full is always added); default: 2x-5x linear with and without " +
+        "warm-up, power law, prompt decay, early exit",
+    },
+    steps: {
+      type: "string",
+      value: "N",
+      description: "fine-tuning steps per policy",
+      default: "50",
+    },
+    items: { type: "string", value: "N", description: "test MRs to use", default: "64" },
+    "max-new-tokens": {
+      type: "string",
+      value: "N",
+      description: "tokens to generate per prompt",
+      default: "64",
+    },
+    "batch-size": { type: "string", value: "B", description: "generation batch", default: "8" },
+    "train-batch-size": {
+      type: "string",
+      value: "B",
+      description: "fine-tuning micro-batch",
+      default: "8",
+    },
+    lr: { type: "string", value: "LR", description: "peak learning rate", default: "1e-4" },
+    oracle: {
+      type: "string",
+      value: "N",
+      description: "oracle-depth items (default: all test items, at most 32)",
+    },
+    resamples: {
+      type: "string",
+      value: "N",
+      description: "bootstrap resamples of the intervals",
+      default: "1000",
+    },
+    backend: {
+      type: "string",
+      value: "auto|cpu|webgpu",
+      description: "where to generate (training runs on the CPU)",
+      default: "auto",
+    },
+    out: {
+      type: "string",
+      value: "DIR",
+      description: "report folder",
+      default: "reports/procedure",
+    },
+    "models-dir": {
+      type: "string",
+      value: "DIR",
+      description: "where the fine-tuned copies go (default: out/procedure-models)",
+    },
+    "cache-dir": {
+      type: "string",
+      value: "DIR",
+      description: "result cache (default .cache/skipdecode or $SKIPDECODE_CACHE_DIR)",
+    },
+    cache: {
+      type: "boolean",
+      description: "reuse and store results in the cache (--no-cache: neither)",
+      default: true,
+    },
+    png: {
+      type: "boolean",
+      description: "PNG pictures of the charts with Chromium (default: when allowed and installed)",
+    },
+    json: { type: "boolean", description: "print {before, after} rows as JSON on stdout" },
+  },
+  async run(v) {
+    // Every option, file and policy is checked before any model is loaded or trained.
+    const backend = backendOption(v.backend);
+    const steps = intOption(v, "steps", 1, 1_000_000)!;
+    const items = intOption(v, "items", 1)!;
+    const maxNewTokens = intOption(v, "max-new-tokens", 1, MAX_NEW_TOKENS)!;
+    const batchSize = intOption(v, "batch-size", 1, MAX_BATCH)!;
+    const trainBatchSize = intOption(v, "train-batch-size", 1, MAX_BATCH)!;
+    const lr = numberOption(v, "lr", { above: 0, max: 1 })!;
+    const oracleItems = intOption(v, "oracle", 0);
+    const resamples = intOption(v, "resamples", 1, 100_000)!;
+    const png = pngOption(v.png);
+    const model = (v.model as string | undefined) ?? DENSE_MODEL_DIR;
+    if (!exists(`${model}/config.json`)) {
+      throw new UsageError(
+        v.model === undefined
+          ? `the dense model ${model} is missing (it lives in ../shared): pass --model DIR`
+          : `--model ${model}: no config.json there (a local checkpoint folder is needed: ` +
+            `the procedure fine-tunes it)`,
+      );
+    }
+    const trainFile = (v.train as string | undefined) ?? E2E_DEVSET;
+    const testFile = (v.test as string | undefined) ??
+      (exists(E2E_HELD_OUT) ? E2E_HELD_OUT : undefined);
+    if (testFile === undefined) {
+      throw new UsageError(
+        `no --test given and the held-out ${E2E_HELD_OUT} is missing: pass --test CSV`,
+      );
+    }
+    for (const [opt, file] of [["--train", trainFile], ["--test", testFile]]) {
+      if (!exists(file)) throw new UsageError(`${opt} ${file} not found`);
+    }
+    // Parsing now names a malformed file before any work.
+    await loadE2eCsv(trainFile);
+    await loadE2eCsv(testFile);
+    const given = v.policy as string[] | undefined;
+    let layers = 12;
+    try {
+      layers = Number(JSON.parse(Deno.readTextFileSync(`${model}/config.json`)).num_hidden_layers);
+    } catch (e) {
+      throw new UsageError(`--model ${model}: config.json is unreadable: ${(e as Error).message}`);
+    }
+    const policies = (given ?? procedurePolicies(layers, 24)).map((p) => {
+      try {
+        const policy = parsePolicy(p);
+        plan(policy, { layers, promptLength: 2, maxNewTokens: 2 }); // fits the model's layers
+        return String(policy);
+      } catch (e) {
+        throw new UsageError(`--policy ${p}: ${(e as Error).message}`);
+      }
+    });
+    const dup = policies.find((n, i) => policies.indexOf(n) !== i);
+    if (dup) throw new UsageError(`--policy ${dup} is given twice`);
+    const out = v.out as string;
+    checkOutputPath(out, "--out");
+    const modelsDir = (v["models-dir"] as string | undefined) ?? "out/procedure-models";
+    checkOutputPath(modelsDir, "--models-dir");
+    const command = [
+      "deno task skipdecode procedure",
+      `--model ${model}`,
+      `--train ${trainFile}`,
+      `--test ${testFile}`,
+      ...policies.map((p) => `--policy ${p}`),
+      `--steps ${steps}`,
+      `--items ${items}`,
+      `--max-new-tokens ${maxNewTokens}`,
+      `--batch-size ${batchSize}`,
+      `--train-batch-size ${trainBatchSize}`,
+      `--lr ${lr}`,
+      ...(oracleItems !== undefined ? [`--oracle ${oracleItems}`] : []),
+      `--out ${out}`,
+    ].join(" \\\n  ");
+    const folder = OutputFolder.open(out, { option: "--out" });
+    try {
+      const result = await runProcedure({
+        model,
+        train: trainFile,
+        test: testFile,
+        policies,
+        steps,
+        items,
+        modelsDir,
+        maxNewTokens,
+        batchSize,
+        trainBatchSize,
+        lr,
+        oracleItems,
+        backend,
+        resamples,
+        cacheDir: v.cache === false ? false : (v["cache-dir"] as string | undefined),
+      });
+      const files = await writeProcedureReport(result, folder, { command, png });
+      if (v.json) console.log(JSON.stringify(procedureToJson(result)));
+      else {
+        console.error(
+          `wrote ${out}/${files.report} (${files.html.length} charts, ${files.png.length} PNGs)` +
+            (result.heldOut ? "" : " — NOT held out: the test file overlaps the training file"),
+        );
+      }
+      return 0;
+    } finally {
+      folder.close();
+    }
+  },
+};

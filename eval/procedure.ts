@@ -1,0 +1,645 @@
+/**
+ * The paper's procedure (SkipDecode, §4): measure every policy on held-out data before any
+ * adaptation, fine-tune one copy of the model per SkipDecode policy with that policy
+ * active, and measure each policy again on its own fine-tuned copy. `full` and the
+ * early-exit baselines are measured but not fine-tuned (their `after` rows repeat the
+ * `before` ones, marked `fineTuned: false`).
+ *
+ * Besides the sweep figures (fixed-token speedups, bootstrap intervals, oracle bound) it
+ * asks whether "later tokens are easier" holds: the oracle depth and the teacher-forced
+ * NLL gap (policy − full) by generated position, with bootstrap intervals, before and
+ * after fine-tuning, and a plain sentence on the trend.
+ *
+ * @example
+ * ```ts
+ * import { runProcedure } from "./procedure.ts";
+ * const r = await runProcedure({
+ *   model: "../shared/models/tiny-opt-e2e-dense",
+ *   train: "bundled/data/e2e/devset.csv",
+ *   test: "../shared/data/e2e/testset-part2.csv",
+ *   policies: ["full", "linear:max=8,min=2,warmup=1,horizon=16"],
+ *   steps: 4,
+ *   items: 4,
+ *   modelsDir: "out/procedure-models",
+ * });
+ * console.log(r.after.map((x) => [x.row.policy, x.row.bleu]));
+ * ```
+ * @module
+ */
+import { loadModel } from "../decode/mod.ts";
+import { parsePolicy } from "../schedule/mod.ts";
+import { resolveTrainConfig } from "../train/config.ts";
+import { train } from "../train/trainer.ts";
+import { type E2eItem, loadE2eCsv } from "./data.ts";
+import { bootstrapMean, type Interval, positionIntervals } from "./bootstrap.ts";
+import type { ProgressMode } from "./progress.ts";
+import { frontierChart, intervalChart } from "../plots/charts.ts";
+import type { Figure } from "../plots/figure.ts";
+import { toHtml } from "../plots/html.ts";
+import { renderFigurePng } from "../plots/png.ts";
+import type { OutputFolder } from "./output.ts";
+import { policyLabel } from "./report.ts";
+import {
+  runSweep,
+  type SweepItem,
+  sweepItemsFromE2e,
+  type SweepResult,
+  type SweepRow,
+} from "./sweep.ts";
+
+/** What {@linkcode runProcedure} needs. */
+export interface ProcedureOptions {
+  /** The model folder (the dense checkpoint, as a pretrained OPT). */
+  model: string;
+  /** Training CSV (`mr,ref`). */
+  train: string;
+  /** Test CSV (`mr,ref`); should share no MR with `train`. */
+  test: string;
+  /** Policies; `full` is added when missing. */
+  policies: readonly string[];
+  /** Optimiser steps per fine-tuning. */
+  steps: number;
+  /** Test MRs used (the first `items`). */
+  items: number;
+  /** Where the fine-tuned copies go (one folder per policy). */
+  modelsDir: string;
+  /** Tokens to generate per prompt (default 64). */
+  maxNewTokens?: number;
+  /** Rows per generation batch (default 8). */
+  batchSize?: number;
+  /** Examples per training micro-batch (default 8). */
+  trainBatchSize?: number;
+  /** Peak learning rate (default 1e-4). */
+  lr?: number;
+  /** Oracle items (default: all test items, at most 32). */
+  oracleItems?: number;
+  /**
+   * Fine-tuned copies whose oracle depth is computed too (the first ones in policy order;
+   * default 2): the oracle costs several forwards per item.
+   */
+  afterOracle?: number;
+  /** Generation backend (default `"auto"`). */
+  backend?: "auto" | "cpu" | "webgpu";
+  /** Result cache (default the sweep's; `false`: none). */
+  cacheDir?: string | false;
+  /** Bootstrap resamples (default 1000). */
+  resamples?: number;
+  /** One-line notes (progress, the overlap warning). Default: stderr. */
+  onNote?: (line: string) => void;
+  /** Sweep progress display (default `false`). */
+  progress?: false | ProgressMode;
+}
+
+/** One policy's figures after the procedure. */
+export interface ProcedureAfter {
+  /** The row, measured on the copy fine-tuned for this policy (or the `before` row). */
+  row: SweepRow & { fineTuned: boolean };
+  /** The sweep on the fine-tuned copy (`full` of that copy and the policy); none when not tuned. */
+  sweep?: SweepResult;
+  /** The fine-tuned copy's folder. */
+  modelDir?: string;
+  /** Training wall seconds. */
+  trainSeconds?: number;
+}
+
+/** Per-position mean and interval. */
+export interface PositionSeries {
+  /** Label (e.g. `before` or a policy). */
+  name: string;
+  /** Generated index `i`. */
+  x: number[];
+  /** Mean at each position. */
+  mean: number[];
+  /** 95% interval ends. */
+  lo: number[];
+  /** 95% interval ends. */
+  hi: number[];
+}
+
+/** "Later tokens are easier?": the figures and the sentence. */
+export interface LaterTokens {
+  /** Oracle depth by position: the dense model, then each fine-tuned copy. */
+  depth: PositionSeries[];
+  /** NLL gap (policy − full) by position, before and after, per SkipDecode policy. */
+  nllGap: PositionSeries[];
+  /** Mean oracle depth over early positions (1-4) minus late ones, per item, with interval. */
+  depthDrop: { mean: number; ci: Interval; items: number } | null;
+  /** The plain sentence for the report. */
+  sentence: string;
+}
+
+/** What {@linkcode runProcedure} returns. */
+export interface ProcedureResult {
+  /** The settings. */
+  options: ProcedureOptions;
+  /** Policies in order, `full` first. */
+  policies: string[];
+  /** The sweep before any adaptation. */
+  before: SweepResult;
+  /** One per policy, in order. */
+  after: ProcedureAfter[];
+  /** Test MRs also in the training file (0 for held-out data). */
+  overlap: number;
+  /** Whether the test data are held out from the fine-tuning data. */
+  heldOut: boolean;
+  /** Per-position analysis. */
+  laterTokens: LaterTokens;
+  /** Wall seconds of the whole procedure. */
+  wallSeconds: number;
+}
+
+/**
+ * Whether the procedure fine-tunes for a policy: SkipDecode policies yes; `full` and the
+ * early-exit baselines no.
+ *
+ * @param policy a policy's command-line form
+ * @returns true for a SkipDecode policy
+ * @example
+ * ```ts
+ * import { isTunedPolicy } from "./procedure.ts";
+ * isTunedPolicy("earlyexit:linear:max=10,min=2"); // false
+ * ```
+ */
+export function isTunedPolicy(policy: string): boolean {
+  const p = String(parsePolicy(policy));
+  return p !== "full" && !p.startsWith("earlyexit:");
+}
+
+/**
+ * Test items that share an MR (or, after templating, a prompt) with the training data.
+ *
+ * @param train training items
+ * @param test test items
+ * @returns the indices of the test items also in training
+ * @example
+ * ```ts
+ * import { overlappingItems } from "./procedure.ts";
+ * overlappingItems([{ mr: "a", refs: ["x"] }], [{ mr: "a", refs: ["y"] }, { mr: "b", refs: ["z"] }]); // [0]
+ * ```
+ */
+export function overlappingItems(
+  train: readonly E2eItem[],
+  test: readonly E2eItem[],
+): number[] {
+  const norm = (s: string) => s.trim().replace(/\s+/g, " ");
+  const seen = new Set(train.map((t) => norm(t.mr)));
+  return test.flatMap((t, i) => seen.has(norm(t.mr)) ? [i] : []);
+}
+
+/** Per-item NLL gap (policy − full) by position of one sweep, for one policy. */
+function gapValues(sweep: SweepResult, policy: string): number[][] | undefined {
+  const full = sweep.nllItems.find((n) => n.policy === "full");
+  const p = sweep.nllItems.find((n) => n.policy === policy);
+  if (!full || !p) return undefined;
+  return p.perToken.map((row, k) => row.map((v, j) => v - full.perToken[k][j]));
+}
+
+function series(
+  name: string,
+  values: readonly (readonly number[])[],
+  minItems: number,
+  resamples: number,
+): PositionSeries {
+  const pos = positionIntervals(values, { minItems, resamples, seed: 7 });
+  return {
+    name,
+    x: pos.map((p) => p.position),
+    mean: pos.map((p) => p.mean),
+    lo: pos.map((p) => p.ci[0]),
+    hi: pos.map((p) => p.ci[1]),
+  };
+}
+
+/**
+ * The "later tokens are easier" analysis of a procedure's sweeps.
+ *
+ * @param before the sweep of the dense model
+ * @param after the fine-tuned policies' sweeps
+ * @param resamples bootstrap resamples
+ * @returns depth and NLL-gap series with intervals, the early-late depth drop, a sentence
+ * @example
+ * ```ts
+ * import { laterTokens } from "./procedure.ts";
+ * // const lt = laterTokens(result.before, result.after, 1000);
+ * ```
+ */
+export function laterTokens(
+  before: SweepResult,
+  after: readonly ProcedureAfter[],
+  resamples = 1000,
+): LaterTokens {
+  const minItems = (n: number) => Math.min(n, Math.max(3, Math.ceil(n * 0.1)));
+  const depth: PositionSeries[] = [];
+  if (before.oracle) {
+    const d = before.oracle.depths;
+    depth.push(series("dense model", d, minItems(d.length), resamples));
+  }
+  const nllGap: PositionSeries[] = [];
+  let gaps = 0;
+  for (const a of after) {
+    if (!a.sweep || !a.row.fineTuned) continue;
+    const o = a.sweep.oracle;
+    if (o) {
+      depth.push(
+        series(`fine-tuned for ${a.row.policy}`, o.depths, minItems(o.depths.length), resamples),
+      );
+    }
+    if (gaps++ >= 3) continue; // the NLL-gap chart shows the first three tuned policies
+    const g0 = gapValues(before, a.row.policy);
+    const g1 = gapValues(a.sweep, a.row.policy);
+    if (g0) nllGap.push(series(`before: ${a.row.policy}`, g0, minItems(g0.length), resamples));
+    if (g1) nllGap.push(series(`after: ${a.row.policy}`, g1, minItems(g1.length), resamples));
+  }
+  // Early positions 1-4 (position 0 is produced by the last prompt column) against the
+  // positions from 12 on, per item that has both.
+  let depthDrop: LaterTokens["depthDrop"] = null;
+  let sentence = "No oracle depths were computed, so the trend by position is not known.";
+  if (before.oracle) {
+    const diffs = before.oracle.depths.filter((d) => d.length > 12).map((d) => {
+      const early = d.slice(1, 5), late = d.slice(12);
+      const m = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      return m(early) - m(late);
+    });
+    if (diffs.length >= 2) {
+      const ci = bootstrapMean(diffs, { resamples, seed: 11 });
+      const mean = diffs.reduce((a, b) => a + b, 0) / diffs.length;
+      depthDrop = { mean, ci, items: diffs.length };
+      const L = before.model.layers;
+      const what = ci[0] > 0
+        ? "holds here: the full model's tokens need fewer layers later in the output"
+        : ci[1] < 0
+        ? "is reversed here: later tokens need more layers than early ones"
+        : "is not supported here: the oracle depth shows no clear trend by position";
+      sentence = `"Later tokens are easier" ${what} (oracle depth at positions 1-4 minus ` +
+        `positions ≥ 12: ${mean.toFixed(2)} of ${L} layers, 95% CI [${ci[0].toFixed(2)}, ` +
+        `${ci[1].toFixed(2)}], ${diffs.length} outputs of the dense model).`;
+    } else {
+      sentence = "Too few outputs reach position 12 to compare early and late oracle depths.";
+    }
+  }
+  return { depth, nllGap, depthDrop, sentence };
+}
+
+/**
+ * Runs the procedure (see the module documentation): loads and checks the data (a test
+ * file sharing MRs with the training file is reported as not held out, with a loud
+ * warning), sweeps the dense model, fine-tunes one copy per SkipDecode policy on the
+ * training file with that policy active, and sweeps each copy.
+ *
+ * @param o model, data, policies, sizes (see {@linkcode ProcedureOptions})
+ * @returns before and after sweeps, the held-out status, the per-position analysis
+ * @example
+ * ```ts
+ * import { runProcedure } from "./procedure.ts";
+ * // const r = await runProcedure({ model, train, test, policies, steps: 50, items: 100, modelsDir });
+ * ```
+ */
+export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult> {
+  const t0 = performance.now();
+  const note = o.onNote ?? ((l: string) => console.error(l));
+  const trainItems = await loadE2eCsv(o.train);
+  const testAll = await loadE2eCsv(o.test);
+  const test = testAll.slice(0, o.items);
+  const overlap = overlappingItems(trainItems, test);
+  if (overlap.length > 0) {
+    note(
+      `WARNING: ${overlap.length} of ${test.length} test MRs of ${o.test} are also in the ` +
+        `training file ${o.train}: the figures are NOT held out`,
+    );
+  }
+  const policies = [...o.policies].map((p) => String(parsePolicy(p)));
+  if (!policies.includes("full")) policies.unshift("full");
+  const items: SweepItem[] = sweepItemsFromE2e(test);
+  const sweepOpts = {
+    maxNewTokens: o.maxNewTokens ?? 64,
+    batchSize: o.batchSize ?? 8,
+    cacheDir: o.cacheDir,
+    oracle: { items: Math.min(o.oracleItems ?? 32, items.length), warmup: 1 },
+    progress: o.progress ?? false,
+    resamples: o.resamples,
+    onNote: note,
+  } as const;
+  note(`before: ${policies.length} policies on ${items.length} test items (${o.model})`);
+  const base = await loadModel(o.model, { backend: o.backend ?? "auto", onNote: note });
+  let before: SweepResult;
+  try {
+    before = await runSweep(base, items, policies, sweepOpts);
+  } finally {
+    base.dispose();
+  }
+  const after: ProcedureAfter[] = [];
+  let tunedCount = 0;
+  for (const [k, policy] of policies.entries()) {
+    const row0 = before.rows.find((r) => r.policy === policy)!;
+    if (!isTunedPolicy(policy)) {
+      after.push({ row: { ...row0, fineTuned: false } });
+      continue;
+    }
+    const dir = `${o.modelsDir}/${String(k).padStart(2, "0")}-${slug(policy)}`;
+    note(`fine-tuning for ${policy}: ${o.steps} steps on ${o.train} -> ${dir}`);
+    const t = performance.now();
+    await train(
+      resolveTrainConfig([{
+        model: o.model,
+        out: dir,
+        data: o.train,
+        heldOut: 0,
+        policy,
+        steps: o.steps,
+        batchSize: o.trainBatchSize ?? 8,
+        lr: o.lr ?? 1e-4,
+        warmupSteps: Math.min(10, Math.max(1, Math.floor(o.steps / 10))),
+        evalEvery: 0,
+        backend: "cpu",
+      }]),
+      { overwrite: true, onNote: note },
+    );
+    const trainSeconds = (performance.now() - t) / 1000;
+    const tuned = await loadModel(dir, { backend: o.backend ?? "auto", onNote: note });
+    try {
+      const withOracle = tunedCount++ < (o.afterOracle ?? 2);
+      const sweep = await runSweep(tuned, items, ["full", policy], {
+        ...sweepOpts,
+        oracle: withOracle ? sweepOpts.oracle : false,
+      });
+      const row = sweep.rows.find((r) => r.policy === policy)!;
+      after.push({ row: { ...row, fineTuned: true }, sweep, modelDir: dir, trainSeconds });
+      note(
+        `after: ${policy}: BLEU ${row0.bleu.toFixed(2)} -> ${row.bleu.toFixed(2)} ` +
+          `(${trainSeconds.toFixed(0)} s of training)`,
+      );
+    } finally {
+      tuned.dispose();
+    }
+  }
+  return {
+    options: o,
+    policies,
+    before,
+    after,
+    overlap: overlap.length,
+    heldOut: overlap.length === 0,
+    laterTokens: laterTokens(before, after, o.resamples ?? 1000),
+    wallSeconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/** A folder name for a policy. */
+function slug(policy: string): string {
+  return policy.replace(/[^A-Za-z0-9.=-]+/g, "_").slice(0, 80);
+}
+
+/** Options of {@linkcode writeProcedureReport}. */
+export interface ProcedureReportOptions {
+  /** The command line that reproduces the run (shown in the report). */
+  command?: string;
+  /** Render PNGs with headless Chromium (`"auto"`: when installed). */
+  png?: boolean | "auto";
+  /** Notes (PNG trouble). Default: stderr. */
+  onNote?: (line: string) => void;
+}
+
+/**
+ * The charts of a procedure: BLEU against fixed-token layer speedup before and after
+ * (error bars, the dense model's monotone bound), oracle depth and NLL gap by position.
+ *
+ * @param r a procedure result
+ * @returns chart name to figure
+ * @example
+ * ```ts
+ * import { procedureFigures } from "./procedure.ts";
+ * // const { frontier } = procedureFigures(result);
+ * ```
+ */
+export function procedureFigures(r: ProcedureResult): Record<string, Figure> {
+  const label = (p: string) => policyLabel(p);
+  const point = (row: SweepRow, prefix: string) => ({
+    name: `${prefix}${label(row.policy)}`,
+    speedup: row.fixedLayerSpeedup,
+    quality: row.bleu,
+    metric: "BLEU",
+    qualityCI: row.bleuCI,
+  });
+  const pts = [
+    ...r.before.rows.map((row) => point(row, "before: ")),
+    ...r.after.filter((a) => a.row.fineTuned).map((a) => point(a.row, "after: ")),
+  ];
+  const o = r.before.oracle;
+  const figs: Record<string, Figure> = {
+    frontier: frontierChart(pts, {
+      title: `Held-out BLEU against fixed-token layer speedup, before and after fine-tuning ` +
+        `(${r.before.items} items${r.heldOut ? "" : ", NOT held out"})`,
+      speedupLabel: "layer speedup on the full model's own outputs (fixed tokens)",
+      ...(o
+        ? {
+          reference: {
+            name: "best monotone schedule (dense model)",
+            speedup: o.boundLayerSpeedup,
+            quality: o.boundDecode.bleu,
+          },
+        }
+        : {}),
+    }),
+  };
+  if (r.laterTokens.depth.length > 0) {
+    figs.oracle_depth = intervalChart(r.laterTokens.depth, {
+      title: "Oracle depth by position (mean, 95% bootstrap CI)",
+      yTitle: "smallest budget reproducing the full model's token",
+    });
+  }
+  if (r.laterTokens.nllGap.length > 0) {
+    figs.nll_gap = intervalChart(r.laterTokens.nllGap, {
+      title: "Teacher-forced NLL gap (policy − full) by position, before and after fine-tuning",
+      yTitle: "NLL gap (nats/token)",
+    });
+  }
+  return figs;
+}
+
+const f2 = (x: number) => x.toFixed(2);
+const ciText = (c: Interval, d = 1) =>
+  Number.isFinite(c[0]) ? ` [${c[0].toFixed(d)}, ${c[1].toFixed(d)}]` : "";
+
+/**
+ * The procedure's table in Markdown: per policy, whether it was fine-tuned, BLEU before
+ * and after with intervals, generated-token and fixed-token speedups, NLL, agreement,
+ * mean length and share of outputs at the length cap.
+ *
+ * @param r a procedure result
+ * @returns the table
+ * @example
+ * ```ts
+ * import { procedureTable } from "./procedure.ts";
+ * // console.log(procedureTable(result));
+ * ```
+ */
+export function procedureTable(r: ProcedureResult): string {
+  const lines = [
+    "| policy | fine-tuned | BLEU before [95% CI] | BLEU after [95% CI] | layer speedup " +
+    "(generated tokens) before → after | fixed-token layer speedup | fixed-token FLOP speedup | " +
+    "NLL before → after | agreement before → after | mean length before → after | at cap " +
+    "before → after |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  r.after.forEach((a) => {
+    const b = r.before.rows.find((x) => x.policy === a.row.policy)!;
+    const x = a.row;
+    const nll = (v: number | null) => v === null ? "–" : v.toFixed(3);
+    lines.push(
+      `| \`${x.policy}\` | ${a.row.fineTuned ? "yes" : "no"} | ${b.bleu.toFixed(2)}${
+        ciText(b.bleuCI)
+      } | ${a.row.fineTuned ? `${x.bleu.toFixed(2)}${ciText(x.bleuCI)}` : "(not tuned)"} | ` +
+        `${f2(b.layerSpeedup)}x → ${f2(x.layerSpeedup)}x | ${f2(x.fixedLayerSpeedup)}x | ` +
+        `${f2(x.fixedFlopSpeedup)}x | ${nll(b.nll)} → ${nll(x.nll)} | ` +
+        `${(100 * b.agreement).toFixed(1)}% → ${(100 * x.agreement).toFixed(1)}% | ` +
+        `${b.meanLength.toFixed(1)} → ${x.meanLength.toFixed(1)} | ` +
+        `${(100 * b.capShare).toFixed(0)}% → ${(100 * x.capShare).toFixed(0)}% |`,
+    );
+  });
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * Writes a procedure's report folder as one unit: `report.md` (data and whether it is
+ * held out, the commands, the table, the charts, the later-tokens sentence),
+ * `procedure.json` (`{ before: [rows], after: [rows] }` plus settings), and the charts as
+ * HTML (and PNG with Chromium).
+ *
+ * @param r a procedure result
+ * @param folder an output folder the caller holds
+ * @param options command line, PNG, notes
+ * @returns file names written
+ * @example
+ * ```ts
+ * import { writeProcedureReport } from "./procedure.ts";
+ * // await writeProcedureReport(result, OutputFolder.open("reports/procedure"), { command });
+ * ```
+ */
+export async function writeProcedureReport(
+  r: ProcedureResult,
+  folder: OutputFolder,
+  options: ProcedureReportOptions = {},
+): Promise<{ report: string; json: string; html: string[]; png: string[] }> {
+  const note = options.onNote ?? ((n: string) => console.error(`note: ${n}`));
+  const stage = folder.staging();
+  const set: Record<string, string> = {};
+  const html: string[] = [], png: string[] = [];
+  let pngMode = options.png ?? "auto";
+  const figs = procedureFigures(r);
+  for (const [name, fig] of Object.entries(figs)) {
+    const title = ((fig.layout.title as { text?: string })?.text) ?? name;
+    set[`${name}.html`] = toHtml(fig, { title });
+    html.push(`${name}.html`);
+    if (pngMode !== false) {
+      try {
+        const ok = await renderFigurePng(fig, `${stage}/${name}.png`, {
+          title,
+          width: 1100,
+          height: 650,
+        });
+        if (ok) png.push(`${name}.png`);
+        else {
+          if (pngMode === true) note("chromium is not installed: no PNG pictures");
+          pngMode = false;
+        }
+      } catch (e) {
+        note(`no PNG for ${name}: ${(e as Error).message.split("\n")[0]}`);
+        pngMode = false;
+      }
+    }
+  }
+  set["procedure.json"] = JSON.stringify(procedureToJson(r), null, 1) + "\n";
+  const o = r.options;
+  const heldOutLine = r.heldOut
+    ? `**Held out**: no test MR appears in the training file.`
+    : `**NOT HELD OUT**: ${r.overlap} of ${r.before.items} test MRs are also in the training ` +
+      `file, so these figures flatter the model.`;
+  const out = [
+    "# The SkipDecode procedure: before and after fine-tuning per policy",
+    "",
+    `- Model: \`${o.model}\` (${r.before.model.layers} layers, hidden ${r.before.model.hiddenSize})`,
+    `- Training data: \`${o.train}\`; test data: \`${o.test}\` (first ${r.before.items} MRs)`,
+    `- ${heldOutLine}`,
+    `- Fine-tuning: ${o.steps} steps per SkipDecode policy, batch ${o.trainBatchSize ?? 8}, ` +
+    `lr ${o.lr ?? 1e-4}, the policy active (CPU trainer); \`full\` and the early-exit ` +
+    `baselines are measured but **not fine-tuned** (their after figures are the before ones).`,
+    `- Generation: greedy, at most ${r.before.maxNewTokens} new tokens, batches of ` +
+    `${r.before.batchSize}, ${r.before.backend} backend; ${r.wallSeconds.toFixed(0)} s in all`,
+    "",
+    "## Reproduce",
+    "",
+    "```sh",
+    options.command ?? "deno task skipdecode procedure ...",
+    "```",
+    "",
+    "## Results",
+    "",
+    procedureTable(r),
+    "BLEU: sacreBLEU defaults with 95% bootstrap intervals over items (seeded). The " +
+    "layer speedup on generated tokens depends on how long each policy's outputs are; the " +
+    "fixed-token speedups count each policy's plan on the full model's own outputs (the " +
+    "same tokens for every policy), so a policy cannot look faster by writing longer outputs.",
+    "",
+  ];
+  const ob = r.before.oracle;
+  if (ob) {
+    out.push(
+      `Best monotone schedule of the dense model (suffix maximum of the oracle depths, ` +
+        `${ob.depths.length} items): ${f2(ob.boundLayerSpeedup)}x layer speedup; decoded with ` +
+        `it, agreement with full ${(100 * ob.boundDecode.agreement).toFixed(1)}%, BLEU ` +
+        `${f2(ob.boundDecode.bleu)} (full: ${f2(ob.boundDecode.fullBleu)}) on those items.`,
+      "",
+    );
+  }
+  out.push("## Later tokens are easier?", "", r.laterTokens.sentence, "");
+  const titles: Record<string, string> = {
+    frontier: "BLEU against fixed-token layer speedup",
+    oracle_depth: "Oracle depth by position",
+    nll_gap: "NLL gap by position",
+  };
+  out.push("## Charts", "");
+  for (const name of Object.keys(figs)) {
+    out.push(`### ${titles[name] ?? name}`, "");
+    if (png.includes(`${name}.png`)) out.push(`![${titles[name]}](${name}.png)`, "");
+    out.push(`Interactive: [${name}.html](${name}.html)`, "");
+  }
+  set["report.md"] = out.join("\n");
+  folder.writeSet(set, stage);
+  return { report: "report.md", json: "procedure.json", html, png };
+}
+
+/**
+ * The procedure as JSON: `{ before: [rows], after: [rows], ... }`, rows shaped as
+ * `sweep --json` rows (each `after` row measured on the copy fine-tuned for its own policy,
+ * with `fineTuned`), plus the held-out status and the later-tokens analysis.
+ *
+ * @param r a procedure result
+ * @returns plain JSON
+ * @example
+ * ```ts
+ * import { procedureToJson } from "./procedure.ts";
+ * // console.log(JSON.stringify(procedureToJson(result)));
+ * ```
+ */
+export function procedureToJson(r: ProcedureResult): Record<string, unknown> {
+  return {
+    before: r.before.rows,
+    after: r.after.map((a) => a.row),
+    model: r.options.model,
+    train: r.options.train,
+    test: r.options.test,
+    items: r.before.items,
+    steps: r.options.steps,
+    heldOut: r.heldOut,
+    overlap: r.overlap,
+    oracle: r.before.oracle
+      ? {
+        boundLayerSpeedup: r.before.oracle.boundLayerSpeedup,
+        boundAgreement: r.before.oracle.boundDecode.agreement,
+        meanByPosition: r.before.oracle.meanByPosition,
+      }
+      : undefined,
+    laterTokens: r.laterTokens,
+    wallSeconds: r.wallSeconds,
+  };
+}
