@@ -6,9 +6,14 @@
  * - Encoding: {@linkcode ParamArena} (per-dispatch uniforms, dynamic offsets),
  *   {@linkcode Recorder} (passes, bind groups), {@linkcode TimestampProfiler}.
  * - Tables: {@linkcode uploadTable} (f16/bf16/f32 rows split across bindings).
- * - Kernels (each a `*_wgsl.ts` template plus its dispatcher): embedding, LayerNorm,
- *   attention (prefill and decode over a column-major KV cache), next-token selection
- *   (argmax and seeded sampling). Matrix products live in `kernels/matmul/`.
+ * - Kernels grouped by op, one folder each (`attention/`, `layernorm/`, `embedding/`,
+ *   `select/`, `matmul/`, `elementwise/`, `cross_entropy/`, `adamw/`): the inference
+ *   kernel (`wgsl.ts` template plus its dispatcher `mod.ts`; `matmul/` has its own README
+ *   and variants), the training kernels (`*.wgsl` plus `train.ts`, gathered by
+ *   {@linkcode TrainKernels}) and the op's one CPU reference (`reference.ts`, generic over
+ *   `Float32Array`/`Float64Array`, shared by the CPU backend and the training reference).
+ * - {@linkcode createDeclaredKernel}: bindings and uniforms read from the WGSL, so the
+ *   dispatch takes named arguments that cannot drift from the shader.
  * - Adapter validation: {@linkcode validateAdapter} runs every family once on a small known
  *   problem; {@linkcode assertAdapterValid} refuses an adapter that computes wrong numbers.
  *
@@ -69,13 +74,53 @@ export {
   type EmbeddingArgs,
   type EmbeddingKernel,
   type EmbeddingMode,
-} from "./embedding.ts";
-export { embeddingWgsl, type TableShape } from "./embedding_wgsl.ts";
-export { createLayerNorm, type LayerNormArgs, type LayerNormKernel } from "./layernorm.ts";
-export { layerNormWgsl } from "./layernorm_wgsl.ts";
-export { type AttentionArgs, type AttentionKernel, createAttention } from "./attention.ts";
-export { attentionVec4Wgsl, attentionWgsl, MAX_HEAD_DIM } from "./attention_wgsl.ts";
-export { createSelect, type SelectArgs, type SelectKernel } from "./select.ts";
-export { SELECT_WGSL } from "./select_wgsl.ts";
+} from "./embedding/mod.ts";
+export { embeddingWgsl, type TableShape } from "./embedding/wgsl.ts";
+export { createLayerNorm, type LayerNormArgs, type LayerNormKernel } from "./layernorm/mod.ts";
+export { layerNormWgsl } from "./layernorm/wgsl.ts";
+export { type AttentionArgs, type AttentionKernel, createAttention } from "./attention/mod.ts";
+export { attentionVec4Wgsl, attentionWgsl, MAX_HEAD_DIM } from "./attention/wgsl.ts";
+export { createSelect, type SelectArgs, type SelectKernel } from "./select/mod.ts";
+export { SELECT_WGSL } from "./select/wgsl.ts";
+export {
+  createDeclaredKernel,
+  type DeclaredKernel,
+  type DispatchArgs,
+  grid,
+  type KernelSet,
+  rowGroups,
+  type WgslInterface,
+  wgslInterface,
+} from "./declare.ts";
+export { segments, TrainKernels } from "./train.ts";
+export type { MatmulKind, TrainMatmulArgs } from "./train.ts";
+export type {
+  LayerNormBackwardArgs,
+  LayerNormForwardArgs,
+  LnParamGradsArgs,
+} from "./layernorm/train.ts";
+export type {
+  AttentionBackwardArgs,
+  AttentionForwardArgs,
+  AttentionShape,
+} from "./attention/train.ts";
+export type {
+  EmbedForwardArgs,
+  GatherRowsArgs,
+  ScatterRowsArgs,
+  SegmentSumArgs,
+} from "./embedding/train.ts";
+export type { AxpyArgs, ReluArgs, ReluBackwardArgs } from "./elementwise/train.ts";
+export type { CrossEntropyArgs } from "./cross_entropy/train.ts";
+export type { AdamWArgs, AdamWHyper, NormFinalizeArgs, SumSquaresArgs } from "./adamw/train.ts";
+export type { BiasGradArgs } from "./matmul/train.ts";
+export { allocLike, type FloatArray } from "./float.ts";
+export * from "./matmul/reference.ts";
+export * from "./layernorm/reference.ts";
+export * from "./attention/reference.ts";
+export * from "./embedding/reference.ts";
+export * from "./elementwise/reference.ts";
+export * from "./select/reference.ts";
+export * from "./cross_entropy/reference.ts";
 export type { DType } from "../model/types.ts";
 export type { SamplingOptions } from "../backend/types.ts";

@@ -24,17 +24,20 @@
  *
  * @module
  */
-import { attendOne, layerNorm, linear, positionIds } from "../backend/cpu/ops.ts";
+import { attendOne } from "./attention/reference.ts";
+import { positionIds } from "./embedding/reference.ts";
+import { layerNorm } from "./layernorm/reference.ts";
+import { linear } from "./matmul/reference.ts";
 import { bytesToFloat32 } from "../model/safetensors.ts";
 import type { DType, Tensor } from "../model/types.ts";
-import { createAttention } from "./attention.ts";
+import { createAttention } from "./attention/mod.ts";
 import { AllocationGroup, type GpuContext, GpuError } from "./device.ts";
-import { createEmbedding } from "./embedding.ts";
+import { createEmbedding } from "./embedding/mod.ts";
 import { Recorder } from "./encode.ts";
-import { createLayerNorm } from "./layernorm.ts";
+import { createLayerNorm } from "./layernorm/mod.ts";
 import { createMatmulKernels } from "./matmul/mod.ts";
 import { ParamArena } from "./params.ts";
-import { createSelect } from "./select.ts";
+import { createSelect } from "./select/mod.ts";
 import { uploadTable } from "./tables.ts";
 import { seededRandom } from "../model/random.ts";
 

@@ -23,15 +23,17 @@ import { CheckpointError } from "./errors.ts";
 import { type FileTensor, memoryTensor, openSafetensors, renameTensor } from "./safetensors.ts";
 import { DTYPE_SIZES, shapeSize } from "./safetensors.ts";
 import { openTorchBin } from "./torch_bin.ts";
-import type {
-  DType,
-  LayerNormWeights,
-  LinearWeights,
-  OptConfig,
-  OptLayerWeights,
-  OptWeights,
-  Tensor,
-} from "./types.ts";
+import {
+  buildOptTree,
+  type ParamSite,
+  siteTensors,
+  type TensorKinds,
+  treeEntries,
+} from "./params.ts";
+import type { DType, OptWeights, Tensor } from "./types.ts";
+
+export { hasFinalLayerNorm, optTensorSpecs } from "./params.ts";
+export type { OptTensorSpec } from "./params.ts";
 
 /** Name of the single-file weights. */
 export const SAFE_WEIGHTS_NAME = "model.safetensors";
@@ -56,87 +58,8 @@ export interface LoadedWeights extends OptWeights {
   warnings: string[];
 }
 
-/** One tensor an OPT configuration implies, by normalised name. */
-export interface OptTensorSpec {
-  /** Normalised name, e.g. `decoder.layers.0.fc1.weight` or `lm_head.weight`. */
-  name: string;
-  /** Expected shape. */
-  shape: number[];
-  /** What the shape follows from, for error messages. */
-  why: string;
-}
-
 function join(dir: string, file: string): string {
   return dir.endsWith("/") ? dir + file : `${dir}/${file}`;
-}
-
-/**
- * Lists every tensor an OPT configuration implies, with normalised names and shapes, in
- * the order Hugging Face's `OPTForCausalLM` declares them. `lm_head.weight` is listed only
- * when `withLmHead` is true (an untied head, or a tied one stored explicitly).
- *
- * @example
- * ```ts
- * import { optTensorSpecs } from "./checkpoint.ts";
- * import { OPT_SHAPES } from "./config.ts";
- * console.log(optTensorSpecs(OPT_SHAPES["opt-350m"]).length); // 2 + 2 + 24 * 16 = 388
- * ```
- */
-export function optTensorSpecs(config: OptConfig, withLmHead = false): OptTensorSpec[] {
-  const c = config;
-  const d = c.hiddenSize, f = c.ffnDim, e = c.wordEmbedProjDim;
-  const specs: OptTensorSpec[] = [];
-  const add = (name: string, shape: number[], why: string) => specs.push({ name, shape, why });
-  add("decoder.embed_tokens.weight", [c.vocabSize, e], "[vocab_size, word_embed_proj_dim]");
-  add(
-    "decoder.embed_positions.weight",
-    [c.maxPositionEmbeddings + 2, d],
-    "[max_position_embeddings + 2, hidden_size]",
-  );
-  if (e !== d) {
-    add("decoder.project_out.weight", [e, d], "[word_embed_proj_dim, hidden_size]");
-    add("decoder.project_in.weight", [d, e], "[hidden_size, word_embed_proj_dim]");
-  }
-  if (hasFinalLayerNorm(c) && c.layerNormElementwiseAffine) {
-    add("decoder.final_layer_norm.weight", [d], "[hidden_size]");
-    add("decoder.final_layer_norm.bias", [d], "[hidden_size]");
-  }
-  for (let i = 0; i < c.numHiddenLayers; i++) {
-    const p = `decoder.layers.${i}`;
-    for (const proj of ["k_proj", "v_proj", "q_proj", "out_proj"]) {
-      add(`${p}.self_attn.${proj}.weight`, [d, d], "[hidden_size, hidden_size]");
-      if (c.enableBias) add(`${p}.self_attn.${proj}.bias`, [d], "[hidden_size]");
-    }
-    if (c.layerNormElementwiseAffine) {
-      add(`${p}.self_attn_layer_norm.weight`, [d], "[hidden_size]");
-      add(`${p}.self_attn_layer_norm.bias`, [d], "[hidden_size]");
-    }
-    add(`${p}.fc1.weight`, [f, d], "[ffn_dim, hidden_size]");
-    if (c.enableBias) add(`${p}.fc1.bias`, [f], "[ffn_dim]");
-    add(`${p}.fc2.weight`, [d, f], "[hidden_size, ffn_dim]");
-    if (c.enableBias) add(`${p}.fc2.bias`, [d], "[hidden_size]");
-    if (c.layerNormElementwiseAffine) {
-      add(`${p}.final_layer_norm.weight`, [d], "[hidden_size]");
-      add(`${p}.final_layer_norm.bias`, [d], "[hidden_size]");
-    }
-  }
-  if (withLmHead) add("lm_head.weight", [c.vocabSize, e], "[vocab_size, word_embed_proj_dim]");
-  return specs;
-}
-
-/**
- * Whether the decoder has a final LayerNorm: as in Hugging Face, iff
- * `do_layer_norm_before && !_remove_final_layer_norm`.
- *
- * @example
- * ```ts
- * import { hasFinalLayerNorm } from "./checkpoint.ts";
- * import { OPT_SHAPES } from "./config.ts";
- * console.log(hasFinalLayerNorm(OPT_SHAPES["opt-350m"])); // false
- * ```
- */
-export function hasFinalLayerNorm(config: OptConfig): boolean {
-  return config.doLayerNormBefore && !config.removeFinalLayerNorm;
 }
 
 /**
@@ -419,7 +342,10 @@ export function loadWeightsSync(dir: string): LoadedWeights {
     );
   }
   const used = new Set<string>();
+  const got = new Map<string, Tensor>(); // one object per name: a tied head is the embedding
   const need = (name: string, shape: number[], why: string): Tensor => {
+    const known = got.get(name);
+    if (known) return known;
     const t = byName.get(name);
     if (!t) {
       const hint = name.startsWith("decoder.layers.")
@@ -438,95 +364,59 @@ export function loadWeightsSync(dir: string): LoadedWeights {
       );
     }
     used.add(name);
-    return renameTensor(t, name);
+    const renamed = renameTensor(t, name);
+    got.set(name, renamed);
+    return renamed;
   };
   const c = config;
-  const d = c.hiddenSize, f = c.ffnDim, e = c.wordEmbedProjDim;
-  const linear = (p: string, out: number, inp: number, why: string): LinearWeights => {
-    const lw: LinearWeights = {
-      weight: need(`${p}.weight`, [out, inp], `[${why}]`),
-    };
-    if (c.enableBias) lw.bias = need(`${p}.bias`, [out], `[${why.split(",")[0]}]`);
-    return lw;
+  // One walk over the parameter tree (model/params.ts): every group the config implies,
+  // each tensor checked by name and shape. A tied head is the embedding object itself.
+  const tensor = (site: ParamSite, part: "weight" | "bias"): Tensor => {
+    const spec = siteTensors(c, site).find((t) => t.part === part)!;
+    return need(spec.name, spec.shape, spec.why);
   };
-  const layerNorm = (p: string): LayerNormWeights =>
-    c.layerNormElementwiseAffine
-      ? {
-        weight: need(`${p}.weight`, [d], "[hidden_size]"),
-        bias: need(`${p}.bias`, [d], "[hidden_size]"),
+  const tree = buildOptTree<TensorKinds>(c, {
+    table: (site) => tensor(site, "weight"),
+    matrix: (site) => {
+      if (!site.tied) {
+        if (site.key === "lmHead" && !byName.has("lm_head.weight")) {
+          throw new CheckpointError(
+            `missing tensor lm_head.weight in ${where}: config.json sets tie_word_embeddings ` +
+              `to false, so the LM head cannot be tied to the token embedding`,
+            { file: blame, kind: "missing-tensor", tensor: "lm_head.weight" },
+          );
+        }
+        return tensor(site, "weight");
       }
-      : { weight: constantTensor(`${p}.weight`, d, 1), bias: constantTensor(`${p}.bias`, d, 0) };
-
-  const embedTokens = need(
-    "decoder.embed_tokens.weight",
-    [c.vocabSize, e],
-    "[vocab_size, word_embed_proj_dim]",
-  );
-  const embedPositions = need(
-    "decoder.embed_positions.weight",
-    [c.maxPositionEmbeddings + 2, d],
-    "[max_position_embeddings + 2, hidden_size]",
-  );
+      if (byName.has("lm_head.weight")) {
+        used.add("lm_head.weight");
+        warnings.push(
+          "lm_head.weight is ignored because tie_word_embeddings is true (as in Hugging Face, " +
+            "the LM head is the token embedding)",
+        );
+      }
+      return need(`${site.source}.weight`, site.shape, site.decl.shapeWhy);
+    },
+    linear: (site) => ({
+      weight: tensor(site, "weight"),
+      ...(c.enableBias ? { bias: tensor(site, "bias") } : {}),
+    }),
+    layerNorm: (site) =>
+      c.layerNormElementwiseAffine
+        ? { weight: tensor(site, "weight"), bias: tensor(site, "bias") }
+        : {
+          weight: constantTensor(`${site.name}.weight`, site.shape[0], 1),
+          bias: constantTensor(`${site.name}.bias`, site.shape[0], 0),
+        },
+  });
   const weights: LoadedWeights = {
-    config,
-    embedTokens,
-    embedPositions,
-    lmHead: embedTokens,
-    layers: [],
+    ...tree,
     dir,
     files,
     format: bin ? "bin" : "safetensors",
     sharded,
     warnings,
   };
-  if (e !== d) {
-    weights.projectIn = need(
-      "decoder.project_in.weight",
-      [d, e],
-      "[hidden_size, word_embed_proj_dim]",
-    );
-    weights.projectOut = need(
-      "decoder.project_out.weight",
-      [e, d],
-      "[word_embed_proj_dim, hidden_size]",
-    );
-  }
-  if (hasFinalLayerNorm(c)) weights.finalLayerNorm = layerNorm("decoder.final_layer_norm");
-  for (let i = 0; i < c.numHiddenLayers; i++) {
-    const p = `decoder.layers.${i}`;
-    const layer: OptLayerWeights = {
-      selfAttnLayerNorm: layerNorm(`${p}.self_attn_layer_norm`),
-      qProj: linear(`${p}.self_attn.q_proj`, d, d, "hidden_size, hidden_size"),
-      kProj: linear(`${p}.self_attn.k_proj`, d, d, "hidden_size, hidden_size"),
-      vProj: linear(`${p}.self_attn.v_proj`, d, d, "hidden_size, hidden_size"),
-      outProj: linear(`${p}.self_attn.out_proj`, d, d, "hidden_size, hidden_size"),
-      finalLayerNorm: layerNorm(`${p}.final_layer_norm`),
-      fc1: linear(`${p}.fc1`, f, d, "ffn_dim, hidden_size"),
-      fc2: linear(`${p}.fc2`, d, f, "hidden_size, ffn_dim"),
-    };
-    weights.layers.push(layer);
-  }
-  if (byName.has("lm_head.weight")) {
-    if (c.tieWordEmbeddings) {
-      used.add("lm_head.weight");
-      warnings.push(
-        "lm_head.weight is ignored because tie_word_embeddings is true (as in Hugging Face, " +
-          "the LM head is the token embedding)",
-      );
-    } else {
-      weights.lmHead = need(
-        "lm_head.weight",
-        [c.vocabSize, e],
-        "[vocab_size, word_embed_proj_dim]",
-      );
-    }
-  } else if (!c.tieWordEmbeddings) {
-    throw new CheckpointError(
-      `missing tensor lm_head.weight in ${where}: config.json sets tie_word_embeddings to ` +
-        `false, so the LM head cannot be tied to the token embedding`,
-      { file: blame, kind: "missing-tensor", tensor: "lm_head.weight" },
-    );
-  }
   const unusedNames = [...byName.keys()].filter((n) => !used.has(n));
   // Weights of layers the config does not count: the config is wrong, and running fewer
   // layers than the model was trained with would give wrong outputs without a word.
@@ -591,31 +481,13 @@ export function allTensors(weights: OptWeights): Tensor[] {
   const add = (t: Tensor | undefined) => {
     if (t && !synthetic.has(t)) out.add(t);
   };
-  const addLinear = (l: LinearWeights) => {
-    add(l.weight);
-    add(l.bias);
-  };
-  const addLn = (l: LayerNormWeights | undefined) => {
-    add(l?.weight);
-    add(l?.bias);
-  };
-  add(weights.embedTokens);
-  add(weights.embedPositions);
-  add(weights.projectIn);
-  add(weights.projectOut);
-  addLn(weights.finalLayerNorm);
-  for (const l of weights.layers) {
-    addLn(l.selfAttnLayerNorm);
-    addLinear(l.qProj);
-    addLinear(l.kProj);
-    addLinear(l.vProj);
-    addLinear(l.outProj);
-    addLn(l.finalLayerNorm);
-    addLinear(l.fc1);
-    addLinear(l.fc2);
+  for (const { value } of treeEntries<TensorKinds>(weights)) {
+    if ("shape" in value) add(value);
+    else {
+      add(value.weight);
+      add(value.bias);
+    }
   }
-  // A separate head only counts when it is a different tensor than the embedding.
-  if (weights.lmHead !== weights.embedTokens) add(weights.lmHead);
   return [...out];
 }
 

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { OptLayerTree, OptTree, TensorKinds } from "./params.ts";
 
 /** Element types a checkpoint may store. */
 export type DType = "F16" | "BF16" | "F32";
@@ -78,42 +79,17 @@ export interface LayerNormWeights {
   bias: Tensor;
 }
 
-/** The weights of one decoder layer. */
-export interface OptLayerWeights {
-  /** LayerNorm before (pre-LN) or after (post-LN) attention. */
-  selfAttnLayerNorm: LayerNormWeights;
-  /** `[d, d]` each. */
-  qProj: LinearWeights;
-  /** `[d, d]`. */
-  kProj: LinearWeights;
-  /** `[d, d]`. */
-  vProj: LinearWeights;
-  /** `[d, d]`. */
-  outProj: LinearWeights;
-  /** LayerNorm before (pre-LN) or after (post-LN) the MLP. */
-  finalLayerNorm: LayerNormWeights;
-  /** `[f, d]`. */
-  fc1: LinearWeights;
-  /** `[d, f]`. */
-  fc2: LinearWeights;
-}
+/**
+ * The weights of one decoder layer: one field per entry of `LAYER_PARAMS` (`model/params.ts`),
+ * named as in Hugging Face (`qProj` is `self_attn.q_proj`, `selfAttnLayerNorm` is
+ * `self_attn_layer_norm`, ...).
+ */
+export type OptLayerWeights = OptLayerTree<TensorKinds>;
 
-/** All weights of an OPT model, names normalised and shapes checked against the config. */
-export interface OptWeights {
-  /** The configuration the shapes were checked against. */
-  config: OptConfig;
-  /** `[vocabSize, wordEmbedProjDim]`. */
-  embedTokens: Tensor;
-  /** `[maxPositionEmbeddings + 2, hiddenSize]` (OPT's offset of 2). */
-  embedPositions: Tensor;
-  /** `[hiddenSize, wordEmbedProjDim]`, bias-free; only when the two widths differ (opt-350m). */
-  projectIn?: Tensor;
-  /** `[wordEmbedProjDim, hiddenSize]`, bias-free; only when the two widths differ (opt-350m). */
-  projectOut?: Tensor;
-  /** Decoder final LayerNorm; absent in post-LN models (opt-350m). */
-  finalLayerNorm?: LayerNormWeights;
-  /** `[vocabSize, wordEmbedProjDim]`; the same object as `embedTokens` when tied. */
-  lmHead: Tensor;
-  /** `numHiddenLayers` layers. */
-  layers: OptLayerWeights[];
-}
+/**
+ * All weights of an OPT model, names normalised and shapes checked against the config: one
+ * field per entry of `MODEL_PARAMS` (`model/params.ts`). `projectIn`/`projectOut` exist only
+ * when `wordEmbedProjDim` differs from `hiddenSize` (opt-350m), `finalLayerNorm` only in
+ * pre-LN models; `lmHead` is the same object as `embedTokens` when tied.
+ */
+export type OptWeights = OptTree<TensorKinds>;

@@ -1,6 +1,6 @@
 import { assertLess, assertThrows } from "@std/assert";
-import { attendOne } from "../backend/cpu/ops.ts";
-import { createAttention } from "../kernels/attention.ts";
+import { attendOne } from "../kernels/attention/reference.ts";
+import { createAttention } from "../kernels/attention/mod.ts";
 import {
   GPU_TEST,
   maxAbsDiff,

@@ -1,7 +1,7 @@
 import { assertEquals, assertLess } from "@std/assert";
-import { positionIds } from "../backend/cpu/ops.ts";
+import { positionIds } from "../kernels/embedding/reference.ts";
 import { AllocationGroup } from "../kernels/device.ts";
-import { createEmbedding } from "../kernels/embedding.ts";
+import { createEmbedding } from "../kernels/embedding/mod.ts";
 import { uploadTable } from "../kernels/tables.ts";
 import { bytesToFloat32, float32ToBytes } from "../model/safetensors.ts";
 import type { DType } from "../model/types.ts";

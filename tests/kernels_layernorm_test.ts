@@ -1,6 +1,6 @@
 import { assert, assertLess } from "@std/assert";
-import { layerNorm } from "../backend/cpu/ops.ts";
-import { createLayerNorm } from "../kernels/layernorm.ts";
+import { layerNorm } from "../kernels/layernorm/reference.ts";
+import { createLayerNorm } from "../kernels/layernorm/mod.ts";
 import {
   GPU_TEST,
   maxAbsDiff,

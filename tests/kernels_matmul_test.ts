@@ -5,7 +5,8 @@
  * artificial limits, many encodes in one submission, and clear errors.
  */
 import { assert, assertEquals, assertLess, assertRejects, assertThrows } from "@std/assert";
-import { layerNorm as cpuLayerNorm, linear as cpuLinear } from "../backend/cpu/ops.ts";
+import { layerNorm as cpuLayerNorm } from "../kernels/layernorm/reference.ts";
+import { linear as cpuLinear } from "../kernels/matmul/reference.ts";
 import type { DType, Tensor } from "../model/types.ts";
 import {
   autoVariant,

@@ -1,8 +1,8 @@
 import { assertEquals, assertGreater } from "@std/assert";
-import { argmax } from "../backend/cpu/ops.ts";
+import { argmax } from "../kernels/select/reference.ts";
 import { selectToken } from "../backend/sampling.ts";
 import type { SamplingOptions } from "../backend/types.ts";
-import { createSelect } from "../kernels/select.ts";
+import { createSelect } from "../kernels/select/mod.ts";
 import {
   GPU_TEST,
   poisoned,

@@ -10,7 +10,7 @@ import { CpuEngine } from "../train/engine.ts";
 import { createGpuEngine } from "../train/gpu_engine.ts";
 import { modelView } from "../train/params.ts";
 import { backward, forward } from "../train/reference.ts";
-import { TrainKernels } from "../kernels/backward/mod.ts";
+import { TrainKernels } from "../kernels/train.ts";
 import type { OptConfig } from "../model/types.ts";
 import { writeRandomCheckpoint } from "../model/fixture.ts";
 import { resolveTrainConfig } from "../train/config.ts";

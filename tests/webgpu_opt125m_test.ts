@@ -32,7 +32,7 @@ Deno.test({
       const wg = await createWebGpuBackend(weights, { gpu, maxBindingBytes });
       const loadMs = performance.now() - t;
       try {
-        const tokens = wg.model.tokens;
+        const tokens = wg.model.embedTokens;
         console.log(
           `opt-125m: checkpoint ${writeMs.toFixed(0)} ms, GPU load ${loadMs.toFixed(0)} ms ` +
             `(${(wg.model.bytes / 1048576).toFixed(0)} MiB on the device, matmul ` +

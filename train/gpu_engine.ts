@@ -4,7 +4,7 @@
  * its gradient, LM-head and layer backward, embedding gradients) and one readback (the
  * NLLs); an optimiser step is one submission (global norm, clipping and AdamW without a
  * round trip) and one readback (the norm). It mirrors the CPU reference (`reference.ts`)
- * op for op, with the kernels of `kernels/backward/`.
+ * op for op, with the training kernels of `kernels/train.ts`.
  *
  * The LM head runs in chunks of target rows so a chunk's logits `[rows, V]` fit one
  * storage binding.
@@ -15,11 +15,12 @@ import { type GpuContext, requestGpu } from "../kernels/device.ts";
 import type { Binding } from "../kernels/encode.ts";
 import { Recorder } from "../kernels/encode.ts";
 import { ParamArena } from "../kernels/params.ts";
-import { segments, TrainKernels } from "../kernels/backward/mod.ts";
+import { segments, TrainKernels } from "../kernels/train.ts";
 import type { TrainBatch } from "./batch.ts";
 import type { StepReport, TrainEngine } from "./engine.ts";
 import { type AdamState, type AdamWConfig, adamWConfig, type AdamWOptions } from "./optim.ts";
 import { ParamSet } from "./params.ts";
+import { buildOptTree, type OptTree, type ParamKinds, type ParamSite } from "../model/params.ts";
 
 /** Options of {@linkcode createGpuEngine}. */
 export interface GpuEngineOptions {
@@ -41,25 +42,14 @@ interface LnBufs {
   w: GPUBuffer;
   b: GPUBuffer;
 }
-interface LayerBufs {
-  ln1: LnBufs;
-  q: LinBufs;
-  k: LinBufs;
-  v: LinBufs;
-  o: LinBufs;
-  ln2: LnBufs;
-  fc1: LinBufs;
-  fc2: LinBufs;
+/** Device buffers of the parameter tree (model/params.ts), one element type per kind. */
+interface BufKinds extends ParamKinds {
+  table: GPUBuffer;
+  matrix: LinBufs;
+  linear: LinBufs;
+  layerNorm: LnBufs;
 }
-interface ModelBufs {
-  embed: GPUBuffer;
-  pos: GPUBuffer;
-  projIn?: LinBufs;
-  projOut?: LinBufs;
-  finalLn?: LnBufs;
-  head: GPUBuffer;
-  layers: LayerBufs[];
-}
+type ModelBufs = OptTree<BufKinds>;
 
 /** Activations of one layer kept for the backward (GPU buffers, `m` active columns). */
 interface LayerActs {
@@ -174,40 +164,20 @@ export class GpuEngine implements TrainEngine {
   }
 
   #view(bufs: GPUBuffer[]): ModelBufs {
-    const c = this.#params.config;
-    const d = c.hiddenSize, f = c.ffnDim, dp = c.wordEmbedProjDim;
     const index = new Map(this.#params.specs.map((s, i) => [s.name, i]));
     const get = (n: string) => bufs[index.get(n)!];
-    const has = (n: string) => index.has(n);
-    const lin = (n: string, out: number, inp: number): LinBufs => ({
-      w: get(`${n}.weight`),
-      b: has(`${n}.bias`) ? get(`${n}.bias`) : undefined,
-      out,
-      in: inp,
+    const lin = (s: ParamSite): LinBufs => ({
+      w: get(`${s.source}.weight`),
+      b: index.has(`${s.source}.bias`) ? get(`${s.source}.bias`) : undefined,
+      out: s.shape[0],
+      in: s.shape[1],
     });
-    const ln = (n: string): LnBufs => ({ w: get(`${n}.weight`), b: get(`${n}.bias`) });
-    const embed = get("decoder.embed_tokens.weight");
-    return {
-      embed,
-      pos: get("decoder.embed_positions.weight"),
-      projIn: has("decoder.project_in.weight") ? lin("decoder.project_in", d, dp) : undefined,
-      projOut: has("decoder.project_out.weight") ? lin("decoder.project_out", dp, d) : undefined,
-      finalLn: has("decoder.final_layer_norm.weight") ? ln("decoder.final_layer_norm") : undefined,
-      head: has("lm_head.weight") ? get("lm_head.weight") : embed,
-      layers: Array.from({ length: c.numHiddenLayers }, (_, i) => {
-        const n = `decoder.layers.${i}`;
-        return {
-          ln1: ln(`${n}.self_attn_layer_norm`),
-          q: lin(`${n}.self_attn.q_proj`, d, d),
-          k: lin(`${n}.self_attn.k_proj`, d, d),
-          v: lin(`${n}.self_attn.v_proj`, d, d),
-          o: lin(`${n}.self_attn.out_proj`, d, d),
-          ln2: ln(`${n}.final_layer_norm`),
-          fc1: lin(`${n}.fc1`, f, d),
-          fc2: lin(`${n}.fc2`, d, f),
-        };
-      }),
-    };
+    return buildOptTree<BufKinds>(this.#params.config, {
+      table: (s) => get(`${s.source}.weight`),
+      matrix: lin,
+      linear: lin,
+      layerNorm: (s) => ({ w: get(`${s.name}.weight`), b: get(`${s.name}.bias`) }),
+    });
   }
 
   /** A temporary f32 buffer of `n` elements, freed after the current submission. */
@@ -248,7 +218,17 @@ export class GpuEngine implements TrainEngine {
   /** `y[m, out] = (x W^T + b) * alpha`. */
   #linear(l: LinBufs, x: Binding, m: number, alpha = 1): GPUBuffer {
     const y = this.#tmp(m * l.out);
-    this.kernels.matmul(this.#rec, "NT", x, l.w, y, m, l.in, l.out, { bias: l.b, alpha });
+    this.kernels.matmul(this.#rec, {
+      kind: "NT",
+      a: x,
+      b: l.w,
+      c: y,
+      m,
+      k: l.in,
+      n: l.out,
+      bias: l.b,
+      alpha,
+    });
     return y;
   }
 
@@ -263,9 +243,20 @@ export class GpuEngine implements TrainEngine {
     accumulateDx = false,
   ): void {
     const k = this.kernels, rec = this.#rec;
-    k.matmul(rec, "TN", dy, x, g.w, p.out, m, p.in, { accumulate: true });
-    if (g.b) k.biasGrad(rec, dy, g.b, m, p.out);
-    if (dx) k.matmul(rec, "NN", dy, p.w, dx, m, p.out, p.in, { accumulate: accumulateDx });
+    k.matmul(rec, { kind: "TN", a: dy, b: x, c: g.w, m: p.out, k: m, n: p.in, accumulate: true });
+    if (g.b) k.biasGrad(rec, { dy, db: g.b, m, n: p.out });
+    if (dx) {
+      k.matmul(rec, {
+        kind: "NN",
+        a: dy,
+        b: p.w,
+        c: dx,
+        m,
+        k: p.out,
+        n: p.in,
+        accumulate: accumulateDx,
+      });
+    }
   }
 
   /** Records the forward of a batch; returns what the backward needs. */
@@ -296,14 +287,30 @@ export class GpuEngine implements TrainEngine {
     const tokens = this.#upload(Uint32Array.from(batch.tokens, (t) => Math.max(0, t)));
     const positions = this.#upload(batch.positions);
     const emb = this.#tmp(N * dp);
-    k.embedForward(rec, "tokens", P.embed, tokens, positions, emb, N, dp);
+    k.embedForward(rec, {
+      mode: "tokens",
+      table: P.embedTokens,
+      tokens,
+      positions,
+      out: emb,
+      n: N,
+      width: dp,
+    });
     let x: GPUBuffer;
-    if (P.projIn) x = this.#linear(P.projIn, emb, N);
+    if (P.projectIn) x = this.#linear(P.projectIn, emb, N);
     else {
       x = this.#tmp(N * d);
       this.#copy(emb, 0, x, 0, N * d * 4);
     }
-    k.embedForward(rec, "positions", P.pos, tokens, positions, x, N, d);
+    k.embedForward(rec, {
+      mode: "positions",
+      table: P.embedPositions,
+      tokens,
+      positions,
+      out: x,
+      n: N,
+      width: d,
+    });
     const pre = c.doLayerNormBefore;
     const scaleQ = (d / H) ** -0.5;
     const acts: (LayerActs | undefined)[] = [];
@@ -319,42 +326,78 @@ export class GpuEngine implements TrainEngine {
         start = this.#upload(cols.start),
         rowEnd = this.#upload(cols.rowEnd);
       const h = this.#tmp(m * d);
-      k.gatherRows(rec, x, idx, h, m, d);
+      k.gatherRows(rec, { src: x, idx, out: h, n: m, width: d });
       const xhat1 = this.#tmp(m * d), rstd1 = this.#tmp(m);
       let a = h;
       if (pre) {
         a = this.#tmp(m * d);
-        k.layerNormForward(rec, h, W.ln1.w, W.ln1.b, a, xhat1, rstd1, m, d);
+        k.layerNormForward(rec, {
+          x: h,
+          w: W.selfAttnLayerNorm.w,
+          b: W.selfAttnLayerNorm.b,
+          y: a,
+          xhat: xhat1,
+          rstd: rstd1,
+          m,
+          d,
+        });
       }
-      const q = this.#linear(W.q, a, m, scaleQ);
-      const kk = this.#linear(W.k, a, m);
-      const v = this.#linear(W.v, a, m);
+      const q = this.#linear(W.qProj, a, m, scaleQ);
+      const kk = this.#linear(W.kProj, a, m);
+      const v = this.#linear(W.vProj, a, m);
       const probs = this.#tmp(m * H * cols.tmax), ctx = this.#tmp(m * d);
-      k.attentionForward(rec, q, kk, v, start, probs, ctx, m, d, H, cols.tmax);
-      const r1 = this.#linear(W.o, ctx, m);
-      k.axpy(rec, h, r1, m * d);
+      k.attentionForward(rec, { q, k: kk, v, start, probs, ctx, m, d, heads: H, tmax: cols.tmax });
+      const r1 = this.#linear(W.outProj, ctx, m);
+      k.axpy(rec, { x: h, y: r1, n: m * d });
       let res1 = r1;
       if (!pre) {
         res1 = this.#tmp(m * d);
-        k.layerNormForward(rec, r1, W.ln1.w, W.ln1.b, res1, xhat1, rstd1, m, d);
+        k.layerNormForward(rec, {
+          x: r1,
+          w: W.selfAttnLayerNorm.w,
+          b: W.selfAttnLayerNorm.b,
+          y: res1,
+          xhat: xhat1,
+          rstd: rstd1,
+          m,
+          d,
+        });
       }
       const xhat2 = this.#tmp(m * d), rstd2 = this.#tmp(m);
       let a2 = res1;
       if (pre) {
         a2 = this.#tmp(m * d);
-        k.layerNormForward(rec, res1, W.ln2.w, W.ln2.b, a2, xhat2, rstd2, m, d);
+        k.layerNormForward(rec, {
+          x: res1,
+          w: W.finalLayerNorm.w,
+          b: W.finalLayerNorm.b,
+          y: a2,
+          xhat: xhat2,
+          rstd: rstd2,
+          m,
+          d,
+        });
       }
       const u = this.#linear(W.fc1, a2, m);
       const z = this.#tmp(m * f);
-      k.relu(rec, u, z, m * f);
+      k.relu(rec, { u, out: z, n: m * f });
       const out = this.#linear(W.fc2, z, m);
-      k.axpy(rec, res1, out, m * d);
+      k.axpy(rec, { x: res1, y: out, n: m * d });
       let y = out;
       if (!pre) {
         y = this.#tmp(m * d);
-        k.layerNormForward(rec, out, W.ln2.w, W.ln2.b, y, xhat2, rstd2, m, d);
+        k.layerNormForward(rec, {
+          x: out,
+          w: W.finalLayerNorm.w,
+          b: W.finalLayerNorm.b,
+          y,
+          xhat: xhat2,
+          rstd: rstd2,
+          m,
+          d,
+        });
       }
-      k.scatterRows(rec, y, idx, x, m, d);
+      k.scatterRows(rec, { rows: y, idx, dst: x, n: m, width: d });
       acts.push({
         m,
         tmax: cols.tmax,
@@ -389,14 +432,23 @@ export class GpuEngine implements TrainEngine {
     const nll = this.#tmp(n, "nll");
     const tgtIdx = this.#upload(Uint32Array.from(tgtPos));
     const hf = this.#tmp(n * d);
-    k.gatherRows(rec, x, tgtIdx, hf, n, d);
+    k.gatherRows(rec, { src: x, idx: tgtIdx, out: hf, n, width: d });
     let hfl = hf;
     const xhatf = this.#tmp(n * d), rstdf = this.#tmp(n);
-    if (P.finalLn) {
+    if (P.finalLayerNorm) {
       hfl = this.#tmp(n * d);
-      k.layerNormForward(rec, hf, P.finalLn.w, P.finalLn.b, hfl, xhatf, rstdf, n, d);
+      k.layerNormForward(rec, {
+        x: hf,
+        w: P.finalLayerNorm.w,
+        b: P.finalLayerNorm.b,
+        y: hfl,
+        xhat: xhatf,
+        rstd: rstdf,
+        m: n,
+        d,
+      });
     }
-    const hp = P.projOut ? this.#linear(P.projOut, hfl, n) : hfl;
+    const hp = P.projectOut ? this.#linear(P.projectOut, hfl, n) : hfl;
     const dhp = train ? this.#tmp(n * dp) : undefined;
     const rows = Math.max(1, Math.min(n, Math.floor(this.#maxLogitsBytes / (V * 4))));
     const logits = this.#tmp(Math.min(n, rows) * V, "logits chunk");
@@ -406,13 +458,30 @@ export class GpuEngine implements TrainEngine {
       this.#copy(hp, r0 * dp * 4, hpChunk, 0, nc * dp * 4);
       const tgtChunk = this.#upload(Uint32Array.from(tgt.slice(r0, r0 + nc)));
       const nllChunk = this.#tmp(nc, "nll chunk");
-      k.matmul(rec, "NT", hpChunk, P.head, logits, nc, dp, V);
-      k.crossEntropy(rec, tgtChunk, logits, nllChunk, nc, V, train, scale);
+      k.matmul(rec, { kind: "NT", a: hpChunk, b: P.lmHead.w, c: logits, m: nc, k: dp, n: V });
+      k.crossEntropy(rec, {
+        targets: tgtChunk,
+        logits,
+        nll: nllChunk,
+        rows: nc,
+        vocab: V,
+        train,
+        scale,
+      });
       this.#copy(nllChunk, 0, nll, r0 * 4, nc * 4);
       if (train) {
         // dhp = dlogits · head, dhead += dlogitsᵀ · hp (TN: [V, dp])
-        k.matmul(rec, "NN", logits, P.head, dhpChunk, nc, V, dp);
-        k.matmul(rec, "TN", logits, hpChunk, this.#G.head, V, nc, dp, { accumulate: true });
+        k.matmul(rec, { kind: "NN", a: logits, b: P.lmHead.w, c: dhpChunk, m: nc, k: V, n: dp });
+        k.matmul(rec, {
+          kind: "TN",
+          a: logits,
+          b: hpChunk,
+          c: this.#G.lmHead.w,
+          m: V,
+          k: nc,
+          n: dp,
+          accumulate: true,
+        });
         this.#copy(dhpChunk, 0, dhp!, r0 * dp * 4, nc * dp * 4);
       }
     }
@@ -425,117 +494,194 @@ export class GpuEngine implements TrainEngine {
     const d = c.hiddenSize, dp = c.wordEmbedProjDim, H = c.numAttentionHeads, f = c.ffnDim;
     const { N, n } = s;
     let dhf = s.dhp!;
-    if (P.projOut) {
+    if (P.projectOut) {
       dhf = this.#tmp(n * d);
-      this.#linearBack(P.projOut, G.projOut!, s.dhp!, s.hfl, n, dhf);
+      this.#linearBack(P.projectOut, G.projectOut!, s.dhp!, s.hfl, n, dhf);
     }
-    if (P.finalLn) {
+    if (P.finalLayerNorm) {
       const dh = this.#tmp(n * d);
-      k.layerNormBackward(rec, dhf, s.xhatf, s.rstdf, P.finalLn.w, dh, n, d, false);
-      k.lnParamGrads(rec, dhf, s.xhatf, G.finalLn!.w, G.finalLn!.b, n, d);
+      k.layerNormBackward(rec, {
+        dy: dhf,
+        xhat: s.xhatf,
+        rstd: s.rstdf,
+        w: P.finalLayerNorm.w,
+        dx: dh,
+        m: n,
+        d,
+        accumulate: false,
+      });
+      k.lnParamGrads(rec, {
+        dy: dhf,
+        xhat: s.xhatf,
+        dw: G.finalLayerNorm!.w,
+        db: G.finalLayerNorm!.b,
+        m: n,
+        d,
+      });
       dhf = dh;
     }
     const dx = this.#tmp(N * d, "residual gradient");
     this.#clear(dx);
-    k.scatterRows(rec, dhf, s.tgtIdx, dx, n, d);
+    k.scatterRows(rec, { rows: dhf, idx: s.tgtIdx, dst: dx, n, width: d });
     const pre = c.doLayerNormBefore;
     for (let l = c.numHiddenLayers - 1; l >= 0; l--) {
       const A = s.acts[l];
       if (!A) continue;
       const W = P.layers[l], Gl = G.layers[l], m = A.m;
       const dy = this.#tmp(m * d);
-      k.gatherRows(rec, dx, A.idx, dy, m, d);
+      k.gatherRows(rec, { src: dx, idx: A.idx, out: dy, n: m, width: d });
       let dres1 = dy;
       if (!pre) {
         dres1 = this.#tmp(m * d);
-        k.layerNormBackward(rec, dy, A.xhat2, A.rstd2, W.ln2.w, dres1, m, d, false);
-        k.lnParamGrads(rec, dy, A.xhat2, Gl.ln2.w, Gl.ln2.b, m, d);
+        k.layerNormBackward(rec, {
+          dy,
+          xhat: A.xhat2,
+          rstd: A.rstd2,
+          w: W.finalLayerNorm.w,
+          dx: dres1,
+          m,
+          d,
+          accumulate: false,
+        });
+        k.lnParamGrads(rec, {
+          dy,
+          xhat: A.xhat2,
+          dw: Gl.finalLayerNorm.w,
+          db: Gl.finalLayerNorm.b,
+          m,
+          d,
+        });
       }
       const dz = this.#tmp(m * f);
       this.#linearBack(W.fc2, Gl.fc2, dres1, A.z, m, dz);
-      k.reluBackward(rec, A.u, dz, m * f);
+      k.reluBackward(rec, { u: A.u, dz, n: m * f });
       const da2 = this.#tmp(m * d);
       this.#linearBack(W.fc1, Gl.fc1, dz, A.a2, m, da2);
       const dr1 = this.#tmp(m * d);
       this.#copy(dres1, 0, dr1, 0, m * d * 4);
       if (pre) {
-        k.layerNormBackward(rec, da2, A.xhat2, A.rstd2, W.ln2.w, dr1, m, d, true);
-        k.lnParamGrads(rec, da2, A.xhat2, Gl.ln2.w, Gl.ln2.b, m, d);
+        k.layerNormBackward(rec, {
+          dy: da2,
+          xhat: A.xhat2,
+          rstd: A.rstd2,
+          w: W.finalLayerNorm.w,
+          dx: dr1,
+          m,
+          d,
+          accumulate: true,
+        });
+        k.lnParamGrads(rec, {
+          dy: da2,
+          xhat: A.xhat2,
+          dw: Gl.finalLayerNorm.w,
+          db: Gl.finalLayerNorm.b,
+          m,
+          d,
+        });
       } else {
-        k.axpy(rec, da2, dr1, m * d);
+        k.axpy(rec, { x: da2, y: dr1, n: m * d });
       }
       let dsum = dr1;
       if (!pre) {
         dsum = this.#tmp(m * d);
-        k.layerNormBackward(rec, dr1, A.xhat1, A.rstd1, W.ln1.w, dsum, m, d, false);
-        k.lnParamGrads(rec, dr1, A.xhat1, Gl.ln1.w, Gl.ln1.b, m, d);
+        k.layerNormBackward(rec, {
+          dy: dr1,
+          xhat: A.xhat1,
+          rstd: A.rstd1,
+          w: W.selfAttnLayerNorm.w,
+          dx: dsum,
+          m,
+          d,
+          accumulate: false,
+        });
+        k.lnParamGrads(rec, {
+          dy: dr1,
+          xhat: A.xhat1,
+          dw: Gl.selfAttnLayerNorm.w,
+          db: Gl.selfAttnLayerNorm.b,
+          m,
+          d,
+        });
       }
       const dctx = this.#tmp(m * d);
-      this.#linearBack(W.o, Gl.o, dsum, A.ctx, m, dctx);
+      this.#linearBack(W.outProj, Gl.outProj, dsum, A.ctx, m, dctx);
       const ds = this.#tmp(m * H * A.tmax);
       const dq = this.#tmp(m * d), dk = this.#tmp(m * d), dv = this.#tmp(m * d);
-      k.attentionBackward(
-        rec,
+      k.attentionBackward(rec, {
         dctx,
-        A.q,
-        A.k,
-        A.v,
-        A.probs,
-        A.start,
-        A.rowEnd,
+        q: A.q,
+        k: A.k,
+        v: A.v,
+        probs: A.probs,
+        start: A.start,
+        rowEnd: A.rowEnd,
         ds,
         dq,
         dk,
         dv,
         m,
         d,
-        H,
-        A.tmax,
-        (d / H) ** -0.5,
-      );
+        heads: H,
+        tmax: A.tmax,
+        scale: (d / H) ** -0.5,
+      });
       const da = this.#tmp(m * d);
-      this.#linearBack(W.q, Gl.q, dq, A.a, m, da, false);
-      this.#linearBack(W.k, Gl.k, dk, A.a, m, da, true);
-      this.#linearBack(W.v, Gl.v, dv, A.a, m, da, true);
+      this.#linearBack(W.qProj, Gl.qProj, dq, A.a, m, da, false);
+      this.#linearBack(W.kProj, Gl.kProj, dk, A.a, m, da, true);
+      this.#linearBack(W.vProj, Gl.vProj, dv, A.a, m, da, true);
       const dh = this.#tmp(m * d);
       this.#copy(dsum, 0, dh, 0, m * d * 4);
       if (pre) {
-        k.layerNormBackward(rec, da, A.xhat1, A.rstd1, W.ln1.w, dh, m, d, true);
-        k.lnParamGrads(rec, da, A.xhat1, Gl.ln1.w, Gl.ln1.b, m, d);
+        k.layerNormBackward(rec, {
+          dy: da,
+          xhat: A.xhat1,
+          rstd: A.rstd1,
+          w: W.selfAttnLayerNorm.w,
+          dx: dh,
+          m,
+          d,
+          accumulate: true,
+        });
+        k.lnParamGrads(rec, {
+          dy: da,
+          xhat: A.xhat1,
+          dw: Gl.selfAttnLayerNorm.w,
+          db: Gl.selfAttnLayerNorm.b,
+          m,
+          d,
+        });
       } else {
-        k.axpy(rec, da, dh, m * d);
+        k.axpy(rec, { x: da, y: dh, n: m * d });
       }
-      k.scatterRows(rec, dh, A.idx, dx, m, d); // skipped columns keep theirs: identity
+      k.scatterRows(rec, { rows: dh, idx: A.idx, dst: dx, n: m, width: d }); // skipped columns keep theirs: identity
     }
     // Embeddings: x = project_in(embed[ids]) + pos[p + 2]; sums per row id, no atomics
     let de = dx;
-    if (P.projIn) {
+    if (P.projectIn) {
       de = this.#tmp(N * dp);
-      this.#linearBack(P.projIn, G.projIn!, dx, s.emb, N, de);
+      this.#linearBack(P.projectIn, G.projectIn!, dx, s.emb, N, de);
     }
     const real = (i: number) => batch.positions[i] >= 0;
     const ts = segments(batch.tokens, real);
-    k.segmentSum(
-      rec,
-      this.#upload(ts.ids),
-      this.#upload(ts.seg),
-      this.#upload(ts.order),
-      de,
-      G.embed,
-      ts.ids.length,
-      dp,
-    );
+    k.segmentSum(rec, {
+      ids: this.#upload(ts.ids),
+      seg: this.#upload(ts.seg),
+      order: this.#upload(ts.order),
+      src: de,
+      dst: G.embedTokens,
+      units: ts.ids.length,
+      width: dp,
+    });
     const ps = segments(Int32Array.from(batch.positions, (p) => p + 2), real);
-    k.segmentSum(
-      rec,
-      this.#upload(ps.ids),
-      this.#upload(ps.seg),
-      this.#upload(ps.order),
-      dx,
-      G.pos,
-      ps.ids.length,
-      d,
-    );
+    k.segmentSum(rec, {
+      ids: this.#upload(ps.ids),
+      seg: this.#upload(ps.seg),
+      order: this.#upload(ps.order),
+      src: dx,
+      dst: G.embedPositions,
+      units: ps.ids.length,
+      width: d,
+    });
   }
 
   async #readNll(nll: GPUBuffer, n: number): Promise<Float64Array> {
@@ -596,8 +742,21 @@ export class GpuEngine implements TrainEngine {
     rec.arena.reserve(2 * specs.length + 8);
     rec.begin("optimizer step");
     let off = 0;
-    specs.forEach((s, i) => (off += k.sumSquares(rec, this.#g[i], this.#partials, s.size, off)));
-    k.normFinalize(rec, this.#partials, this.#norm, off, clipNorm);
+    specs.forEach((
+      s,
+      i,
+    ) => (off += k.sumSquares(rec, {
+      x: this.#g[i],
+      partials: this.#partials,
+      n: s.size,
+      offset: off,
+    })));
+    k.normFinalize(rec, {
+      partials: this.#partials,
+      out: this.#norm,
+      count: off,
+      maxNorm: clipNorm,
+    });
     const h = {
       beta1: cfg.beta1,
       beta2: cfg.beta2,
@@ -607,9 +766,17 @@ export class GpuEngine implements TrainEngine {
     };
     specs.forEach((s, i) => {
       const decay = s.decay && cfg.weightDecay > 0 ? 1 - lr * cfg.weightDecay : 1;
-      k.adamw(rec, this.#g[i], this.#norm, this.#p[i], this.#m[i], this.#v[i], s.size, {
-        ...h,
-        decay,
+      k.adamw(rec, {
+        grad: this.#g[i],
+        norm: this.#norm,
+        param: this.#p[i],
+        m: this.#m[i],
+        v: this.#v[i],
+        n: s.size,
+        hyper: {
+          ...h,
+          decay,
+        },
       });
     });
     for (const g of this.#g) this.#clear(g);

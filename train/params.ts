@@ -10,27 +10,24 @@
  *
  * @module
  */
-import { optTensorSpecs } from "../model/checkpoint.ts";
+import {
+  buildOptTree,
+  type OptLayerTree,
+  optTensorSpecs,
+  type OptTree,
+  type ParamKinds,
+  type ParamSite,
+  type TensorKinds,
+  treeEntries,
+} from "../model/params.ts";
 import { float32ToBytes, memoryTensor, tensorToFloat32 } from "../model/safetensors.ts";
-import type { LinearWeights, OptConfig, OptWeights, Tensor } from "../model/types.ts";
+import type { OptConfig, OptWeights, Tensor } from "../model/types.ts";
 
-/** A float buffer: f32 for training, f64 for exact gradient checks. */
-export type FloatArray = Float32Array | Float64Array;
+import { allocLike, type FloatArray } from "../kernels/float.ts";
+export { allocLike, type FloatArray };
 
 /** Element type of a parameter set. */
 export type Precision = "f32" | "f64";
-
-/**
- * A zeroed array of `n` elements of the same type as `like`.
- *
- * @example
- * ```ts
- * allocLike(new Float64Array(1), 3); // Float64Array [0, 0, 0]
- * ```
- */
-export function allocLike(like: FloatArray, n: number): FloatArray {
-  return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
-}
 
 /**
  * A zeroed array of `n` elements of a precision.
@@ -74,7 +71,7 @@ export function paramSpecs(config: OptConfig): ParamSpec[] {
     name: s.name,
     shape: [...s.shape],
     size: s.shape.reduce((a, b) => a * b, 1),
-    decay: !(s.name.endsWith(".bias") || s.name.includes("layer_norm")),
+    decay: s.part === "weight" && s.kind !== "layerNorm",
   }));
 }
 
@@ -189,35 +186,13 @@ export function paramsFromWeights(weights: OptWeights, precision: Precision = "f
     );
   }
   const byName = new Map<string, Tensor>();
-  const add = (t: Tensor | undefined) => t && byName.set(t.name, t);
-  add(weights.embedTokens);
-  add(weights.embedPositions);
-  add(weights.projectIn);
-  add(weights.projectOut);
-  add(weights.finalLayerNorm?.weight);
-  add(weights.finalLayerNorm?.bias);
-  if (weights.lmHead !== weights.embedTokens) byName.set("lm_head.weight", weights.lmHead);
-  for (const l of weights.layers) {
-    for (
-      const t of [
-        l.selfAttnLayerNorm.weight,
-        l.selfAttnLayerNorm.bias,
-        l.qProj.weight,
-        l.qProj.bias,
-        l.kProj.weight,
-        l.kProj.bias,
-        l.vProj.weight,
-        l.vProj.bias,
-        l.outProj.weight,
-        l.outProj.bias,
-        l.finalLayerNorm.weight,
-        l.finalLayerNorm.bias,
-        l.fc1.weight,
-        l.fc1.bias,
-        l.fc2.weight,
-        l.fc2.bias,
-      ]
-    ) add(t);
+  for (const { site, value } of treeEntries<TensorKinds>(weights)) {
+    if (site.tied) continue; // the embedding itself
+    if ("shape" in value) byName.set(`${site.name}.weight`, value);
+    else {
+      byName.set(`${site.name}.weight`, value.weight);
+      if (value.bias) byName.set(`${site.name}.bias`, value.bias);
+    }
   }
   const specs = paramSpecs(config);
   const arrays = specs.map((s) => {
@@ -240,45 +215,27 @@ export function paramsFromWeights(weights: OptWeights, precision: Precision = "f
  * ```
  */
 export function weightsFromParams(params: ParamSet): OptWeights {
+  const tensors = new Map<string, Tensor>(); // one object per name: a tied head is the embedding
   const t = (name: string): Tensor => {
+    if (tensors.has(name)) return tensors.get(name)!;
     const spec = params.specs.find((s) => s.name === name)!;
     const a = params.get(name);
-    return memoryTensor(
+    const tensor = memoryTensor(
       name,
       "F32",
       spec.shape,
       float32ToBytes(a instanceof Float32Array ? a : Float32Array.from(a), "F32"),
     );
+    tensors.set(name, tensor);
+    return tensor;
   };
   const opt = (name: string) => (params.has(name) ? t(name) : undefined);
-  const lin = (n: string): LinearWeights => ({ weight: t(`${n}.weight`), bias: opt(`${n}.bias`) });
-  const ln = (n: string) => ({ weight: t(`${n}.weight`), bias: t(`${n}.bias`) });
-  const c = params.config;
-  const embedTokens = t("decoder.embed_tokens.weight");
-  return {
-    config: c,
-    embedTokens,
-    embedPositions: t("decoder.embed_positions.weight"),
-    projectIn: opt("decoder.project_in.weight"),
-    projectOut: opt("decoder.project_out.weight"),
-    finalLayerNorm: params.has("decoder.final_layer_norm.weight")
-      ? ln("decoder.final_layer_norm")
-      : undefined,
-    lmHead: params.has("lm_head.weight") ? t("lm_head.weight") : embedTokens,
-    layers: Array.from({ length: c.numHiddenLayers }, (_, i) => {
-      const n = `decoder.layers.${i}`;
-      return {
-        selfAttnLayerNorm: ln(`${n}.self_attn_layer_norm`),
-        qProj: lin(`${n}.self_attn.q_proj`),
-        kProj: lin(`${n}.self_attn.k_proj`),
-        vProj: lin(`${n}.self_attn.v_proj`),
-        outProj: lin(`${n}.self_attn.out_proj`),
-        finalLayerNorm: ln(`${n}.final_layer_norm`),
-        fc1: lin(`${n}.fc1`),
-        fc2: lin(`${n}.fc2`),
-      };
-    }),
-  };
+  return buildOptTree<TensorKinds>(params.config, {
+    table: (s) => t(`${s.source}.weight`),
+    matrix: (s) => t(`${s.source}.weight`),
+    linear: (s) => ({ weight: t(`${s.name}.weight`), bias: opt(`${s.name}.bias`) }),
+    layerNorm: (s) => ({ weight: t(`${s.name}.weight`), bias: t(`${s.name}.bias`) }),
+  });
 }
 
 /** A linear map's arrays: `w[out, in]`, `b[out]`. */
@@ -301,45 +258,26 @@ export interface LnArrays {
   b: FloatArray;
 }
 
-/** One decoder layer's arrays. */
-export interface LayerArrays {
-  /** Attention LayerNorm. */
-  ln1: LnArrays;
-  /** Query projection `[d, d]`. */
-  q: LinearArrays;
-  /** Key projection. */
-  k: LinearArrays;
-  /** Value projection. */
-  v: LinearArrays;
-  /** Output projection. */
-  o: LinearArrays;
-  /** MLP LayerNorm. */
-  ln2: LnArrays;
-  /** `[f, d]`. */
-  fc1: LinearArrays;
-  /** `[d, f]`. */
-  fc2: LinearArrays;
+/** The element types of a parameter set's views, one per kind of parameter group. */
+export interface ArrayKinds extends ParamKinds {
+  /** An embedding table `[rows, cols]`. */
+  table: FloatArray;
+  /** A bias-free linear map (`project_in`, `project_out`, the LM head). */
+  matrix: LinearArrays;
+  /** A linear map with its bias. */
+  linear: LinearArrays;
+  /** A LayerNorm. */
+  layerNorm: LnArrays;
 }
 
-/** Structured references into a {@linkcode ParamSet} (no copies). */
-export interface ModelArrays {
-  /** The configuration. */
-  config: OptConfig;
-  /** `[V, dp]`. */
-  embed: FloatArray;
-  /** `[maxPos + 2, d]`. */
-  pos: FloatArray;
-  /** `dp -> d`, bias-free (opt-350m style). */
-  projIn?: LinearArrays;
-  /** `d -> dp`, bias-free. */
-  projOut?: LinearArrays;
-  /** Decoder final LayerNorm (pre-LN models). */
-  finalLn?: LnArrays;
-  /** `[V, dp]`; the same array as `embed` when tied. */
-  head: FloatArray;
-  /** The decoder layers. */
-  layers: LayerArrays[];
-}
+/** One decoder layer's arrays (fields as in `model/params.ts`). */
+export type LayerArrays = OptLayerTree<ArrayKinds>;
+
+/**
+ * Structured references into a {@linkcode ParamSet} (no copies): the parameter tree of
+ * `model/params.ts`; a tied `lmHead.w` is the same array as `embedTokens`.
+ */
+export type ModelArrays = OptTree<ArrayKinds>;
 
 /**
  * Structured references into a parameter set (weights or gradients alike).
@@ -348,46 +286,21 @@ export interface ModelArrays {
  * ```ts
  * import { TINY_OPT_SHAPE } from "../model/fixture.ts";
  * const m = modelView(new ParamSet(TINY_OPT_SHAPE, "f64"));
- * console.log(m.layers[0].fc1.out, m.head === m.embed); // 64 true
+ * console.log(m.layers[0].fc1.out, m.lmHead.w === m.embedTokens); // 64 true
  * ```
  */
 export function modelView(p: ParamSet): ModelArrays {
-  const c = p.config;
-  const d = c.hiddenSize, f = c.ffnDim, dp = c.wordEmbedProjDim;
-  const get = (n: string) => p.get(n);
   const opt = (n: string) => (p.has(n) ? p.get(n) : undefined);
-  const lin = (n: string, out: number, inp: number): LinearArrays => ({
-    w: get(`${n}.weight`),
-    b: opt(`${n}.bias`),
-    out,
-    in: inp,
+  const lin = (s: ParamSite): LinearArrays => ({
+    w: p.get(`${s.source}.weight`),
+    b: opt(`${s.source}.bias`),
+    out: s.shape[0],
+    in: s.shape[1],
   });
-  const ln = (n: string): LnArrays => ({ w: get(`${n}.weight`), b: get(`${n}.bias`) });
-  const embed = get("decoder.embed_tokens.weight");
-  return {
-    config: c,
-    embed,
-    pos: get("decoder.embed_positions.weight"),
-    projIn: p.has("decoder.project_in.weight")
-      ? { w: get("decoder.project_in.weight"), out: d, in: dp }
-      : undefined,
-    projOut: p.has("decoder.project_out.weight")
-      ? { w: get("decoder.project_out.weight"), out: dp, in: d }
-      : undefined,
-    finalLn: p.has("decoder.final_layer_norm.weight") ? ln("decoder.final_layer_norm") : undefined,
-    head: p.has("lm_head.weight") ? get("lm_head.weight") : embed,
-    layers: Array.from({ length: c.numHiddenLayers }, (_, i) => {
-      const n = `decoder.layers.${i}`;
-      return {
-        ln1: ln(`${n}.self_attn_layer_norm`),
-        q: lin(`${n}.self_attn.q_proj`, d, d),
-        k: lin(`${n}.self_attn.k_proj`, d, d),
-        v: lin(`${n}.self_attn.v_proj`, d, d),
-        o: lin(`${n}.self_attn.out_proj`, d, d),
-        ln2: ln(`${n}.final_layer_norm`),
-        fc1: lin(`${n}.fc1`, f, d),
-        fc2: lin(`${n}.fc2`, d, f),
-      };
-    }),
-  };
+  return buildOptTree<ArrayKinds>(p.config, {
+    table: (s) => p.get(`${s.source}.weight`),
+    matrix: lin,
+    linear: lin,
+    layerNorm: (s) => ({ w: p.get(`${s.name}.weight`), b: p.get(`${s.name}.bias`) }),
+  });
 }

@@ -23,14 +23,15 @@ import {
   attentionForward,
   axpy,
   crossEntropy,
-  gather,
+  gatherRows,
   layerNormBackward,
   layerNormForward,
+  linear,
   linearBackwardInput,
   linearBackwardParams,
-  linearForward,
   type LnSaved,
-  scatter,
+  relu,
+  scatterRows,
 } from "./ops.ts";
 import { allocLike, type FloatArray, type LinearArrays, type ModelArrays } from "./params.ts";
 
@@ -121,7 +122,7 @@ function activeColumns(batch: TrainBatch, l: number): { idx: Int32Array; start: 
 }
 
 function lin(l: LinearArrays, x: FloatArray, m: number): FloatArray {
-  return linearForward(x, l.w, l.b, m, l.in, l.out);
+  return linear(x, l.w, l.b, m, l.in, l.out);
 }
 
 /** `dx += dy W`, `dW += dy^T x`, `db += Σ dy` for a linear map and its gradient arrays. */
@@ -145,7 +146,7 @@ function embed(m: ModelArrays, batch: TrainBatch): { x: FloatArray; emb: FloatAr
   const c = m.config;
   const d = c.hiddenSize, dp = c.wordEmbedProjDim, V = c.vocabSize;
   const N = batch.rows * batch.length;
-  const emb = allocLike(m.embed, N * dp);
+  const emb = allocLike(m.embedTokens, N * dp);
   for (let i = 0; i < N; i++) {
     if (batch.positions[i] < 0) continue;
     const t = batch.tokens[i];
@@ -155,9 +156,9 @@ function embed(m: ModelArrays, batch: TrainBatch): { x: FloatArray; emb: FloatAr
           `is outside the vocabulary 0..${V - 1}`,
       );
     }
-    emb.set(m.embed.subarray(t * dp, t * dp + dp), i * dp);
+    emb.set(m.embedTokens.subarray(t * dp, t * dp + dp), i * dp);
   }
-  const x = m.projIn ? lin(m.projIn, emb, N) : emb.slice();
+  const x = m.projectIn ? lin(m.projectIn, emb, N) : emb.slice();
   const maxPos = c.maxPositionEmbeddings;
   for (let i = 0; i < N; i++) {
     const p = batch.positions[i];
@@ -172,7 +173,7 @@ function embed(m: ModelArrays, batch: TrainBatch): { x: FloatArray; emb: FloatAr
       );
     }
     const o = (p + 2) * d;
-    for (let e = 0; e < d; e++) x[i * d + e] += m.pos[o + e];
+    for (let e = 0; e < d; e++) x[i * d + e] += m.embedPositions[o + e];
   }
   return { x, emb };
 }
@@ -188,32 +189,32 @@ function runLayers(m: ModelArrays, batch: TrainBatch, x: FloatArray): LayerSaved
     const W = m.layers[l];
     const { idx, start } = activeColumns(batch, l);
     const n = idx.length;
-    const h = gather(x, idx, d); // [m, d]
+    const h = gatherRows(x, d, idx); // [m, d]
     let a: FloatArray, ln1: LnSaved;
     if (pre) {
-      const r = layerNormForward(h, W.ln1.w, W.ln1.b, n, d);
+      const r = layerNormForward(h, W.selfAttnLayerNorm.w, W.selfAttnLayerNorm.b, n, d);
       a = r.y;
       ln1 = r;
     } else {
       a = h;
       ln1 = undefined as unknown as LnSaved; // set after the attention block
     }
-    const q = lin(W.q, a, n);
+    const q = lin(W.qProj, a, n);
     for (let i = 0; i < q.length; i++) q[i] *= scale;
-    const k = lin(W.k, a, n);
-    const v = lin(W.v, a, n);
+    const k = lin(W.kProj, a, n);
+    const v = lin(W.vProj, a, n);
     const { ctx, probs, off } = attentionForward(q, k, v, start, n, d, H);
-    const r1 = lin(W.o, ctx, n);
+    const r1 = lin(W.outProj, ctx, n);
     axpy(r1, h); // r1 = h + attn
     let res1 = r1;
     if (!pre) {
-      const r = layerNormForward(r1, W.ln1.w, W.ln1.b, n, d);
+      const r = layerNormForward(r1, W.selfAttnLayerNorm.w, W.selfAttnLayerNorm.b, n, d);
       ln1 = r;
       res1 = r.y;
     }
     let a2: FloatArray, ln2: LnSaved;
     if (pre) {
-      const r = layerNormForward(res1, W.ln2.w, W.ln2.b, n, d);
+      const r = layerNormForward(res1, W.finalLayerNorm.w, W.finalLayerNorm.b, n, d);
       a2 = r.y;
       ln2 = r;
     } else {
@@ -221,17 +222,16 @@ function runLayers(m: ModelArrays, batch: TrainBatch, x: FloatArray): LayerSaved
       ln2 = undefined as unknown as LnSaved;
     }
     const u = lin(W.fc1, a2, n);
-    const z = allocLike(u, u.length);
-    for (let i = 0; i < u.length; i++) z[i] = u[i] > 0 ? u[i] : 0;
+    const z = relu(u, allocLike(u, u.length));
     const out = lin(W.fc2, z, n);
     axpy(out, res1);
     let y = out;
     if (!pre) {
-      const r = layerNormForward(out, W.ln2.w, W.ln2.b, n, d);
+      const r = layerNormForward(out, W.finalLayerNorm.w, W.finalLayerNorm.b, n, d);
       ln2 = r;
       y = r.y;
     }
-    scatter(y, idx, d, x);
+    scatterRows(y, d, idx, x);
     saved.push({ idx, start, a, ln1, q, k, v, probs, off, ctx, ln2, a2, u, z });
   }
   return saved;
@@ -245,14 +245,14 @@ function headInput(
 ): { lnf?: LnSaved; hf: FloatArray; hp: FloatArray } {
   const d = m.config.hiddenSize;
   const n = idx.length;
-  let hf = gather(x, idx, d);
+  let hf = gatherRows(x, d, idx);
   let lnf: LnSaved | undefined;
-  if (m.finalLn) {
-    const r = layerNormForward(hf, m.finalLn.w, m.finalLn.b, n, d);
+  if (m.finalLayerNorm) {
+    const r = layerNormForward(hf, m.finalLayerNorm.w, m.finalLayerNorm.b, n, d);
     lnf = r;
     hf = r.y;
   }
-  const hp = m.projOut ? lin(m.projOut, hf, n) : hf;
+  const hp = m.projectOut ? lin(m.projectOut, hf, n) : hf;
   return { lnf, hf, hp };
 }
 
@@ -308,7 +308,7 @@ export function forward(
   }
   const n = tgtIdx.length;
   const { lnf, hf, hp } = headInput(m, x, tgtIdx);
-  const logits = linearForward(hp, m.head, undefined, n, dp, V);
+  const logits = linear(hp, m.lmHead.w, undefined, n, dp, V);
   const train = options.train ?? true;
   const nll = crossEntropy(logits, tgt, n, V, train);
   let loss = 0;
@@ -347,9 +347,9 @@ export function forwardLogits(m: ModelArrays, batch: TrainBatch): FloatArray {
   const idx = Int32Array.from(real);
   const { hp } = headInput(m, x, idx);
   const V = c.vocabSize;
-  const logits = linearForward(hp, m.head, undefined, idx.length, c.wordEmbedProjDim, V);
+  const logits = linear(hp, m.lmHead.w, undefined, idx.length, c.wordEmbedProjDim, V);
   const out = allocLike(logits, N * V);
-  scatter(logits, idx, V, out);
+  scatterRows(logits, V, idx, out);
   return out;
 }
 
@@ -377,34 +377,52 @@ export function backward(m: ModelArrays, g: ModelArrays, s: ForwardState, scale:
   for (let i = 0; i < dlog.length; i++) dlog[i] = s.dlogits[i] * scale;
   // LM head: logits = hp · head^T
   const dhp = allocLike(dlog, n * dp);
-  linearBackwardParams(dlog, s.hp, n, dp, V, g.head);
-  linearBackwardInput(dlog, m.head, n, dp, V, dhp);
+  linearBackwardParams(dlog, s.hp, n, dp, V, g.lmHead.w);
+  linearBackwardInput(dlog, m.lmHead.w, n, dp, V, dhp);
   let dhf = dhp;
-  if (m.projOut) {
+  if (m.projectOut) {
     dhf = allocLike(dlog, n * d);
-    linBack(m.projOut, g.projOut!, dhp, s.hf, n, dhf);
+    linBack(m.projectOut, g.projectOut!, dhp, s.hf, n, dhf);
   }
-  if (m.finalLn) {
+  if (m.finalLayerNorm) {
     const dh = allocLike(dlog, n * d);
-    layerNormBackward(dhf, s.lnf!, m.finalLn.w, n, d, dh, g.finalLn!.w, g.finalLn!.b);
+    layerNormBackward(
+      dhf,
+      s.lnf!,
+      m.finalLayerNorm.w,
+      n,
+      d,
+      dh,
+      g.finalLayerNorm!.w,
+      g.finalLayerNorm!.b,
+    );
     dhf = dh;
   }
   const dx = allocLike(dlog, N * d); // gradient of the residual stream
-  scatter(dhf, s.tgtIdx, d, dx);
+  scatterRows(dhf, d, s.tgtIdx, dx);
   const pre = c.doLayerNormBefore;
   const scaleQ = (d / H) ** -0.5;
   for (let l = c.numHiddenLayers - 1; l >= 0; l--) {
     const S = s.layers[l], W = m.layers[l], G = g.layers[l];
     const k = S.idx.length;
     if (k === 0) continue;
-    let dy = gather(dx, S.idx, d); // gradient of the layer's output
+    let dy = gatherRows(dx, d, S.idx); // gradient of the layer's output
     // MLP block
     let dres1: FloatArray;
     if (pre) {
       dres1 = dy;
     } else {
       dres1 = allocLike(dy, k * d);
-      layerNormBackward(dy, S.ln2, W.ln2.w, k, d, dres1, G.ln2.w, G.ln2.b);
+      layerNormBackward(
+        dy,
+        S.ln2,
+        W.finalLayerNorm.w,
+        k,
+        d,
+        dres1,
+        G.finalLayerNorm.w,
+        G.finalLayerNorm.b,
+      );
       dy = dres1;
     }
     const dz = allocLike(dy, k * c.ffnDim);
@@ -413,37 +431,66 @@ export function backward(m: ModelArrays, g: ModelArrays, s: ForwardState, scale:
     const da2 = allocLike(dy, k * d);
     linBack(W.fc1, G.fc1, dz, S.a2, k, da2);
     const dr1 = dres1.slice(); // residual path
-    if (pre) layerNormBackward(da2, S.ln2, W.ln2.w, k, d, dr1, G.ln2.w, G.ln2.b);
-    else axpy(dr1, da2);
+    if (pre) {
+      layerNormBackward(
+        da2,
+        S.ln2,
+        W.finalLayerNorm.w,
+        k,
+        d,
+        dr1,
+        G.finalLayerNorm.w,
+        G.finalLayerNorm.b,
+      );
+    } else axpy(dr1, da2);
     // Attention block: r1 = h + out_proj(ctx) (post-LN: res1 = LN1(r1))
     let dsum: FloatArray = dr1;
     if (!pre) {
       dsum = allocLike(dy, k * d);
-      layerNormBackward(dr1, S.ln1, W.ln1.w, k, d, dsum, G.ln1.w, G.ln1.b);
+      layerNormBackward(
+        dr1,
+        S.ln1,
+        W.selfAttnLayerNorm.w,
+        k,
+        d,
+        dsum,
+        G.selfAttnLayerNorm.w,
+        G.selfAttnLayerNorm.b,
+      );
     }
     const dctx = allocLike(dy, k * d);
-    linBack(W.o, G.o, dsum, S.ctx, k, dctx);
+    linBack(W.outProj, G.outProj, dsum, S.ctx, k, dctx);
     const dq = allocLike(dy, k * d), dk = allocLike(dy, k * d), dv = allocLike(dy, k * d);
     attentionBackward(dctx, S.q, S.k, S.v, S.probs, S.off, S.start, k, d, H, dq, dk, dv);
     for (let i = 0; i < dq.length; i++) dq[i] *= scaleQ;
     const da = allocLike(dy, k * d);
-    linBack(W.q, G.q, dq, S.a, k, da);
-    linBack(W.k, G.k, dk, S.a, k, da);
-    linBack(W.v, G.v, dv, S.a, k, da);
+    linBack(W.qProj, G.qProj, dq, S.a, k, da);
+    linBack(W.kProj, G.kProj, dk, S.a, k, da);
+    linBack(W.vProj, G.vProj, dv, S.a, k, da);
     const dh = dsum.slice();
-    if (pre) layerNormBackward(da, S.ln1, W.ln1.w, k, d, dh, G.ln1.w, G.ln1.b);
-    else axpy(dh, da);
-    scatter(dh, S.idx, d, dx); // skipped columns keep their gradient: identity
+    if (pre) {
+      layerNormBackward(
+        da,
+        S.ln1,
+        W.selfAttnLayerNorm.w,
+        k,
+        d,
+        dh,
+        G.selfAttnLayerNorm.w,
+        G.selfAttnLayerNorm.b,
+      );
+    } else axpy(dh, da);
+    scatterRows(dh, d, S.idx, dx); // skipped columns keep their gradient: identity
   }
   // Embeddings: x = project_in(embed[ids]) + pos[p + 2]
-  const de = m.projIn ? allocLike(dx, N * dp) : dx;
-  if (m.projIn) linBack(m.projIn, g.projIn!, dx, s.emb, N, de);
+  const de = m.projectIn ? allocLike(dx, N * dp) : dx;
+  if (m.projectIn) linBack(m.projectIn, g.projectIn!, dx, s.emb, N, de);
   for (let i = 0; i < N; i++) {
     const p = batch.positions[i];
     if (p < 0) continue;
     const po = (p + 2) * d, xo = i * d;
-    for (let e = 0; e < d; e++) g.pos[po + e] += dx[xo + e];
+    for (let e = 0; e < d; e++) g.embedPositions[po + e] += dx[xo + e];
     const to = batch.tokens[i] * dp, eo = i * dp;
-    for (let e = 0; e < dp; e++) g.embed[to + e] += de[eo + e];
+    for (let e = 0; e < dp; e++) g.embedTokens[to + e] += de[eo + e];
   }
 }

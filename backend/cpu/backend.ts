@@ -8,7 +8,8 @@
  *
  * @module
  */
-import type { LayerNormWeights, LinearWeights, OptConfig, OptWeights } from "../../model/types.ts";
+import type { OptConfig, OptWeights, Tensor } from "../../model/types.ts";
+import { mapOptTree, type OptTree, type ParamKinds, type TensorKinds } from "../../model/params.ts";
 import { tensorToFloat32 } from "../../model/safetensors.ts";
 import type {
   Backend,
@@ -21,41 +22,28 @@ import type {
 import { checkColumns, checkTokenIds, type PaddedBatch, padLeft } from "../batch.ts";
 import { ReadoutBuilder } from "../readout.ts";
 import { selectToken, validateSampling } from "../sampling.ts";
-import { addInPlace, attendOne, gatherRows, layerNorm, linear, relu, topK } from "./ops.ts";
+import { attendOne, axpy, gatherRows, layerNorm, linear, relu, topK } from "./ops.ts";
 
+/** A linear map's f32 arrays. */
 interface Lin {
   w: Float32Array; // [out, in]
   b?: Float32Array; // [out]
   out: number;
   in: number;
 }
+/** A LayerNorm's f32 arrays. */
 interface Ln {
   w: Float32Array;
   b: Float32Array;
 }
-interface Layer {
-  ln1: Ln;
-  q: Lin;
-  k: Lin;
-  v: Lin;
-  o: Lin;
-  ln2: Ln;
-  fc1: Lin;
-  fc2: Lin;
+/** The model's arrays, one field per entry of model/params.ts. */
+interface CpuKinds extends ParamKinds {
+  table: Float32Array;
+  matrix: Lin;
+  linear: Lin;
+  layerNorm: Ln;
 }
 
-function lin(t: LinearWeights): Lin {
-  const [out, inp] = t.weight.shape;
-  return {
-    w: tensorToFloat32(t.weight),
-    b: t.bias ? tensorToFloat32(t.bias) : undefined,
-    out,
-    in: inp,
-  };
-}
-function ln(t: LayerNormWeights): Ln {
-  return { w: tensorToFloat32(t.weight), b: tensorToFloat32(t.bias) };
-}
 function apply(l: Lin, x: Float32Array, m: number): Float32Array {
   return linear(x, l.w, l.b, m, l.in, l.out);
 }
@@ -89,35 +77,27 @@ export class CpuBackend implements Backend {
   readonly name = "cpu";
   /** The model configuration. */
   readonly config: OptConfig;
-  #embed: Float32Array; // [V, dp]
-  #pos: Float32Array; // [maxPos + 2, d]
-  #projectIn?: Lin; // dp -> d
-  #projectOut?: Lin; // d -> dp
-  #finalLn?: Ln;
-  #head: Float32Array; // [V, dp]
-  #layers: Layer[];
+  #model: OptTree<CpuKinds>;
 
-  /** Converts all weights to f32 (exact for f16 and bf16). */
+  /** Converts all weights to f32 (exact for f16 and bf16); a tied head shares the array. */
   constructor(weights: OptWeights) {
     this.config = weights.config;
-    this.#embed = tensorToFloat32(weights.embedTokens);
-    this.#head = weights.lmHead === weights.embedTokens
-      ? this.#embed
-      : tensorToFloat32(weights.lmHead);
-    this.#pos = tensorToFloat32(weights.embedPositions);
-    if (weights.projectIn) this.#projectIn = lin({ weight: weights.projectIn });
-    if (weights.projectOut) this.#projectOut = lin({ weight: weights.projectOut });
-    if (weights.finalLayerNorm) this.#finalLn = ln(weights.finalLayerNorm);
-    this.#layers = weights.layers.map((l) => ({
-      ln1: ln(l.selfAttnLayerNorm),
-      q: lin(l.qProj),
-      k: lin(l.kProj),
-      v: lin(l.vProj),
-      o: lin(l.outProj),
-      ln2: ln(l.finalLayerNorm),
-      fc1: lin(l.fc1),
-      fc2: lin(l.fc2),
-    }));
+    const arrays = new Map<Tensor, Float32Array>();
+    const f32 = (t: Tensor) => {
+      if (!arrays.has(t)) arrays.set(t, tensorToFloat32(t));
+      return arrays.get(t)!;
+    };
+    this.#model = mapOptTree<TensorKinds, CpuKinds>(weights, {
+      table: f32,
+      matrix: (t) => ({ w: f32(t), out: t.shape[0], in: t.shape[1] }),
+      linear: (l) => ({
+        w: f32(l.weight),
+        b: l.bias ? f32(l.bias) : undefined,
+        out: l.weight.shape[0],
+        in: l.weight.shape[1],
+      }),
+      layerNorm: (n) => ({ w: f32(n.weight), b: f32(n.bias) }),
+    });
   }
 
   /** Prefill + token loop with a KV cache sized by the plan. */
@@ -295,25 +275,26 @@ export class CpuBackend implements Backend {
     const d = cfg.hiddenSize, dp = cfg.wordEmbedProjDim, H = cfg.numAttentionHeads;
     const scale = (d / H) ** -0.5;
     // Embedding: x[B*n, d] = project_in(embed_tokens[ids]) + embed_positions[pos + 2]
-    let x: Float32Array = gatherRows(this.#embed, dp, ids); // [B*n, dp]
-    if (this.#projectIn) x = apply(this.#projectIn, x, B * n);
+    const M = this.#model;
+    let x: Float32Array = gatherRows(M.embedTokens, dp, ids); // [B*n, dp]
+    if (M.projectIn) x = apply(M.projectIn, x, B * n);
     for (let b = 0; b < B; b++) {
       for (let j = 0; j < n; j++) {
         const p = batch.positions[b * T + c0 + j] + 2;
-        addInPlace(
+        axpy(
           x.subarray((b * n + j) * d, (b * n + j + 1) * d),
-          this.#pos.subarray(p * d, p * d + d),
+          M.embedPositions.subarray(p * d, p * d + d),
         );
       }
     }
-    for (let l = 0; l < this.#layers.length; l++) {
+    for (let l = 0; l < M.layers.length; l++) {
       const cols: number[] = []; // columns of this call that run layer l
       for (let c = c0; c < c1; c++) if (sets[c].includes(l)) cols.push(c);
       if (cols.length === 0) { // skipped layer: identity
         onLayer?.(l, x);
         continue;
       }
-      const W = this.#layers[l];
+      const W = M.layers[l];
       const cache = caches[l];
       const m = B * cols.length;
       const h = new Float32Array(m * d); // [B, cols, d] residual stream of the active columns
@@ -327,11 +308,11 @@ export class CpuBackend implements Backend {
       }
       const pre = cfg.doLayerNormBefore;
       // Attention block
-      const a = pre ? layerNorm(h, W.ln1.w, W.ln1.b, m, d) : h;
-      const q = apply(W.q, a, m);
+      const a = pre ? layerNorm(h, W.selfAttnLayerNorm.w, W.selfAttnLayerNorm.b, m, d) : h;
+      const q = apply(W.qProj, a, m);
       for (let i = 0; i < q.length; i++) q[i] *= scale;
-      const k = apply(W.k, a, m);
-      const v = apply(W.v, a, m);
+      const k = apply(W.kProj, a, m);
+      const v = apply(W.vProj, a, m);
       for (let b = 0; b < B; b++) {
         cols.forEach((c, i) => {
           const src = (b * cols.length + i) * d, dst = (b * cache.cap + c) * d;
@@ -358,14 +339,14 @@ export class CpuBackend implements Backend {
           );
         });
       }
-      const o = apply(W.o, att, m);
-      addInPlace(o, h); // o = h + attn
-      const r1 = pre ? o : layerNorm(o, W.ln1.w, W.ln1.b, m, d);
+      const o = apply(W.outProj, att, m);
+      axpy(o, h); // o = h + attn
+      const r1 = pre ? o : layerNorm(o, W.selfAttnLayerNorm.w, W.selfAttnLayerNorm.b, m, d);
       // MLP block
-      const a2 = pre ? layerNorm(r1, W.ln2.w, W.ln2.b, m, d) : r1;
+      const a2 = pre ? layerNorm(r1, W.finalLayerNorm.w, W.finalLayerNorm.b, m, d) : r1;
       const f = apply(W.fc2, relu(apply(W.fc1, a2, m)), m);
-      addInPlace(f, r1);
-      const out = pre ? f : layerNorm(f, W.ln2.w, W.ln2.b, m, d);
+      axpy(f, r1);
+      const out = pre ? f : layerNorm(f, W.finalLayerNorm.w, W.finalLayerNorm.b, m, d);
       for (let b = 0; b < B; b++) {
         cols.forEach((c, i) =>
           x.set(
@@ -389,10 +370,10 @@ export class CpuBackend implements Backend {
 
   /** The model's head on `m` rows of the residual stream: final LN, project_out, LM head. */
   #applyHead(h: Float32Array, m: number): Float32Array {
-    const d = this.config.hiddenSize, dp = this.config.wordEmbedProjDim;
-    if (this.#finalLn) h = layerNorm(h, this.#finalLn.w, this.#finalLn.b, m, d);
-    if (this.#projectOut) h = apply(this.#projectOut, h, m);
-    return linear(h, this.#head, undefined, m, dp, this.config.vocabSize);
+    const d = this.config.hiddenSize, M = this.#model;
+    if (M.finalLayerNorm) h = layerNorm(h, M.finalLayerNorm.w, M.finalLayerNorm.b, m, d);
+    if (M.projectOut) h = apply(M.projectOut, h, m);
+    return apply(M.lmHead, h, m);
   }
 }
 

@@ -42,7 +42,6 @@ import type { OptConfig, OptWeights } from "../../model/types.ts";
 import { checkNesting } from "../../schedule/plan.ts";
 import { checkColumns } from "../batch.ts";
 import { ReadoutBuilder } from "../readout.ts";
-import { topK } from "../cpu/ops.ts";
 import { validateSampling } from "../sampling.ts";
 import type {
   Backend,
@@ -60,6 +59,7 @@ import {
   type WorkspaceShape,
 } from "./graph.ts";
 import { type DeviceModel, uploadModel } from "./weights.ts";
+import { DecodeLoop, type DecodePlan } from "./decode_loop.ts";
 
 /** Options of {@linkcode createWebGpuBackend}. */
 export interface WebGpuBackendOptions {
@@ -103,29 +103,6 @@ export interface WebGpuDecodeOutput extends DecodeOutput {
    * was created with `profile`.
    */
   profile?: { prefill: Record<string, FamilyTime>; decode: Record<string, FamilyTime> };
-}
-
-/** Recorded work (a command buffer) and where its results will be read. */
-interface Prepared {
-  commands: GPUCommandBuffer;
-  staging: GPUBuffer;
-  /** Token indices `first .. first + count - 1` are in the staging buffer. */
-  first: number;
-  count: number;
-  doneOffset: number;
-  logitsOffset: number;
-  stampsOffset: number;
-  families: string[];
-}
-
-/** Submitted work whose results are read back with one `mapAsync`. */
-interface InFlight extends Prepared {
-  mapped: Promise<void>;
-  validation: Promise<GPUError | null>;
-}
-
-function sortedSet(sets: ColumnLayerSets, c: number): number[] {
-  return [...sets[c]].sort((a, b) => a - b);
 }
 
 /** The WebGPU implementation of {@linkcode Backend}. */
@@ -256,10 +233,8 @@ export class WebGpuBackend implements Backend {
     }
   }
 
-  /** Prefill + token loop; see the module documentation. */
-  async decode(req: DecodeRequest): Promise<WebGpuDecodeOutput> {
-    this.#check("decode");
-    const cfg = this.config;
+  /** Checks a decode request against the model; returns the sizes the loop needs. */
+  #planDecode(req: DecodeRequest): DecodePlan {
     const sampling = req.sampling ?? {};
     validateSampling(sampling);
     const N = req.maxNewTokens;
@@ -268,7 +243,7 @@ export class WebGpuBackend implements Backend {
     const P = Math.max(...req.prompts.map((p) => p.length));
     const columns = P + N - 1;
     const pads = this.#validate(req.prompts, "prompt", req.padTokenId, req.sets, columns);
-    const V = cfg.vocabSize;
+    const V = this.config.vocabSize;
     const eos = req.eosTokenId;
     if (eos !== undefined && (!Number.isInteger(eos) || eos < 0 || eos >= V)) {
       throw new RangeError(`eosTokenId ${eos} is not an id in 0..${V - 1}`);
@@ -283,238 +258,58 @@ export class WebGpuBackend implements Backend {
     }
     const record = kTop > 0 || !!req.recordLogits;
     const greedy = !((sampling.temperature ?? 0) > 0);
-    const L = cfg.numHiddenLayers;
+    return { req, sampling, B, P, N, V, columns, pads, eos, kTop, chunk, record, greedy };
+  }
 
+  /**
+   * Prefill + token loop (see the module documentation): check the request, allocate the
+   * workspace, upload the inputs, run the {@linkcode DecodeLoop}, free everything.
+   */
+  async decode(req: DecodeRequest): Promise<WebGpuDecodeOutput> {
+    this.#check("decode");
+    const plan = this.#planDecode(req);
+    const { B, P, N, chunk } = plan;
     const t0 = performance.now();
     const { ws, destroy } = await this.#allocate({
       batch: B,
       rows: P * B,
       columns: P + N,
       headRows: B,
-      slots: this.#slots(req.sets, columns),
-      sampling: !greedy,
+      slots: this.#slots(req.sets, plan.columns),
+      sampling: !plan.greedy,
     });
-    const stagings = new Set<GPUBuffer>();
     let profiler: TimestampProfiler | undefined;
+    let loop: DecodeLoop | undefined;
     // per call: concurrent decodes on one backend must not share parameter slices
     const arena = new ParamArena(this.gpu, this.#graph.slicesPerStep * chunk + 8);
     try {
-      this.#writeInputs(ws, req.prompts, pads, P, req.padTokenId);
+      this.#writeInputs(ws, req.prompts, plan.pads, P, req.padTokenId);
       if (this.#options.profile) {
+        const L = this.config.numHiddenLayers;
         profiler = new TimestampProfiler(
           this.gpu,
           (chunk + 1) * (this.#graph.slicesPerStep + 6 * L + 4),
         );
       }
       const rec = new Recorder(this.gpu, arena, profiler);
-
-      // Host-side results.
-      const tokens: number[][] = req.prompts.map(() => []);
-      const finish: ("eos" | "length")[] = req.prompts.map(() => "length");
-      const finished = new Array<boolean>(B).fill(false);
-      const topk = kTop ? req.prompts.map(() => [] as [number, number][][]) : undefined;
-      const logits = req.recordLogits ? req.prompts.map(() => [] as Float32Array[]) : undefined;
-
-      const device = this.gpu.device;
-      let encodeMs = 0;
-      const stampCapacity = profiler ? profiler.capacity * 16 : 0;
-      /**
-       * Records the work producing tokens `first .. first + count - 1` (not yet submitted);
-       * `body` records it, writing logits of slot `s` via `copyLogits(s)`. One staging
-       * buffer gets the tokens, EOS flags, logits and timestamps. Parameters go to the
-       * arena with a `writeBuffer` that the queue orders after earlier submissions, so a
-       * chunk can be recorded while the previous one runs.
-       */
-      const prepare = (
-        first: number,
-        count: number,
-        body: (copyLogits: (slot: number) => void) => void,
-      ): Prepared => {
-        const te = performance.now();
-        const doneOffset = count * B * 4;
-        const logitsOffset = doneOffset + B * 4;
-        const stampsOffset = Math.ceil((logitsOffset + (record ? count * B * V * 4 : 0)) / 8) * 8;
-        const staging = device.createBuffer({
-          label: `readback of tokens ${first}..${first + count - 1}`,
-          size: stampsOffset + stampCapacity + 8,
-          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-        });
-        stagings.add(staging);
-        device.pushErrorScope("validation");
-        const enc = rec.begin(`decode tokens ${first}..${first + count - 1}`);
-        body((slot) => {
-          if (!record) return;
-          rec.foreign("readback", (e) =>
-            e.copyBufferToBuffer(
-              ws.logits,
-              0,
-              staging,
-              logitsOffset + slot * B * V * 4,
-              B * V * 4,
-            ));
-        });
-        rec.endPass();
-        enc.copyBufferToBuffer(ws.ids, (P + first) * B * 4, staging, 0, count * B * 4);
-        enc.copyBufferToBuffer(ws.done, 0, staging, doneOffset, B * 4);
-        let families: string[] = [];
-        if (profiler) {
-          profiler.resolveInto(enc, staging, stampsOffset);
-          families = profiler.takeFamilies();
-        }
-        const commands = rec.finish();
-        encodeMs += performance.now() - te;
-        return {
-          commands,
-          staging,
-          first,
-          count,
-          doneOffset,
-          logitsOffset,
-          stampsOffset,
-          families,
-        };
-      };
-      /** Submits prepared work and starts its readback. */
-      const launch = (p: Prepared): InFlight => {
-        device.queue.submit([p.commands]);
-        const validation = device.popErrorScope();
-        const mapped = p.staging.mapAsync(GPUMapMode.READ);
-        mapped.catch(() => {}); // reported by receive()
-        return { ...p, mapped, validation };
-      };
-      /** Drops prepared work that will not run. */
-      const discard = (p: Prepared) => {
-        device.popErrorScope().catch(() => {});
-        stagings.delete(p.staging);
-        p.staging.destroy();
-      };
-
-      /** Final LN, LM head, logits copy and selection of the token produced at column `c`. */
-      const head = (c: number, inRow: number, slot: number, copy: (s: number) => void) => {
-        const g = this.#graph;
-        g.logits(rec, ws, g.finalNorm(rec, ws, inRow, B), B);
-        copy(slot);
-        g.select(rec, ws, (c + 1) * B, c - P + 1, sampling, eos);
-      };
-
-      /** Reads one submission back and appends its tokens to the rows still running. */
-      const receive = async (f: InFlight): Promise<void> => {
-        let mapError: unknown;
-        try {
-          await f.mapped;
-        } catch (e) {
-          mapError = e;
-        }
-        const err = await f.validation;
-        assertAlive(this.gpu, "decode");
-        if (err) throw new GpuError(`decode: GPU validation error: ${err.message}`, "validation");
-        if (mapError) {
-          throw new GpuError(`decode: readback failed: ${(mapError as Error).message}`, "device", {
-            cause: mapError,
-          });
-        }
-        const data = f.staging.getMappedRange();
-        const ids = new Uint32Array(data, 0, f.count * B);
-        const flags = new Uint32Array(data, f.doneOffset, B);
-        const logitsAll = record
-          ? new Float32Array(data, f.logitsOffset, f.count * B * V)
-          : undefined;
-        for (let s = 0; s < f.count; s++) {
-          const i = f.first + s; // token index
-          if (i >= N) break;
-          for (let b = 0; b < B; b++) {
-            if (finished[b]) continue;
-            const id = ids[s * B + b];
-            tokens[b].push(id);
-            if (logitsAll) {
-              const row = logitsAll.subarray((s * B + b) * V, (s * B + b + 1) * V);
-              if (topk) topk[b].push(topK(row, kTop));
-              if (logits) logits[b].push(row.slice());
-            }
-            if (eos !== undefined && id === eos) {
-              finished[b] = true;
-              finish[b] = "eos";
-            }
-          }
-        }
-        for (let b = 0; b < B; b++) {
-          if ((flags[b] === 1) !== finished[b]) {
-            throw new GpuError(
-              `decode: row ${b}: GPU EOS flag ${flags[b]} disagrees with its tokens`,
-              "validation",
-            );
-          }
-        }
-        if (profiler && f.families.length) {
-          const stamps = new BigUint64Array(
-            data.slice(f.stampsOffset, f.stampsOffset + f.families.length * 16),
-          );
-          profiler.accumulate(f.families, stamps, f.first === 0 ? "prefill" : "decode");
-        }
-        f.staging.unmap();
-        stagings.delete(f.staging);
-        f.staging.destroy();
-      };
-
-      // Prefill: every prompt column, then token 0 from the last prompt column.
-      let current = launch(prepare(0, 1, (copy) => {
-        this.#encodePrefix(rec, ws, req.sets, P);
-        head(P - 1, (P - 1) * B, 0, copy);
-      }));
-      let next = 1; // next token index to produce (decode step j = next - 1 at column P + j)
-      /** Records the next chunk of decode steps (while the GPU runs the current one). */
-      const ahead = (): Prepared | undefined => {
-        if (next >= N) return undefined;
-        const first = next, count = Math.min(chunk, N - next);
-        next += count;
-        return prepare(first, count, (copy) => {
-          for (let s = 0; s < count; s++) {
-            const c = P + first + s - 1; // column consuming token first + s - 1
-            this.#graph.embed(rec, ws, c, 1);
-            for (const l of sortedSet(req.sets, c)) this.#graph.layer(rec, ws, l, B, c);
-            head(c, 0, s, copy);
-          }
-        });
-      };
-      let prepared = ahead();
-      let chunks = 0;
-      let prefillMs = 0;
-      let tPrefill = t0;
-      let received = 0;
-      while (true) {
-        await receive(current);
-        if (received++ === 0) {
-          tPrefill = performance.now();
-          prefillMs = tPrefill - t0;
-        }
-        const over = finished.every(Boolean) || tokens.every((t) => t.length >= N);
-        if (over || !prepared) {
-          if (prepared) discard(prepared);
-          break;
-        }
-        current = launch(prepared);
-        chunks++;
-        prepared = ahead();
-      }
-      const t2 = performance.now();
-      const produced = Math.max(...tokens.map((t) => t.length));
+      loop = new DecodeLoop(
+        this.gpu,
+        this.#graph,
+        rec,
+        ws,
+        plan,
+        profiler,
+        (r) => this.#encodePrefix(r, ws, req.sets, P),
+      );
+      const out = await loop.run(t0);
       return {
-        tokens,
-        finish,
-        topk,
-        logits,
-        promptLength: P,
-        steps: produced - 1,
-        timing: { prefillMs, decodeMs: t2 - tPrefill, readbacks: received },
-        columnsRun: current.first + current.count - 1,
-        chunks,
-        encodeMs,
+        ...out,
         profile: profiler
           ? { prefill: profiler.totals("prefill"), decode: profiler.totals("decode") }
           : undefined,
       };
     } finally {
-      for (const s of stagings) s.destroy();
+      loop?.destroy();
       profiler?.destroy();
       arena.destroy();
       destroy();

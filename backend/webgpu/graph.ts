@@ -16,13 +16,13 @@
  *
  * @module
  */
-import { type AttentionKernel, createAttention } from "../../kernels/attention.ts";
-import { createEmbedding, type EmbeddingKernel } from "../../kernels/embedding.ts";
+import { type AttentionKernel, createAttention } from "../../kernels/attention/mod.ts";
+import { createEmbedding, type EmbeddingKernel } from "../../kernels/embedding/mod.ts";
 import { type GpuContext, GpuError } from "../../kernels/device.ts";
 import type { Recorder } from "../../kernels/encode.ts";
-import { createLayerNorm, type LayerNormKernel } from "../../kernels/layernorm.ts";
+import { createLayerNorm, type LayerNormKernel } from "../../kernels/layernorm/mod.ts";
 import type { DeviceLinear, LinearArgs, MatmulKernels } from "../../kernels/matmul/mod.ts";
-import { createSelect, type SelectKernel } from "../../kernels/select.ts";
+import { createSelect, type SelectKernel } from "../../kernels/select/mod.ts";
 import type { SamplingOptions } from "../types.ts";
 import type { DeviceModel } from "./weights.ts";
 
@@ -121,7 +121,7 @@ export async function createGraph(
   const maxColumns = Math.min(cfg.maxPositionEmbeddings, Math.floor(fit / 64) * 64);
   const [emb, ln, att, sel]: [EmbeddingKernel, LayerNormKernel, AttentionKernel, SelectKernel] =
     await Promise.all([
-      createEmbedding(gpu, model.tokens, model.positions),
+      createEmbedding(gpu, model.embedTokens, model.embedPositions),
       createLayerNorm(gpu),
       createAttention(gpu, maxColumns, undefined, { headDims: [d / cfg.numAttentionHeads] }),
       createSelect(gpu),
@@ -143,7 +143,7 @@ export async function createGraph(
   // fc1) where the matmul variant can (the texture variant normalises while it repacks X):
   // two dispatches fewer per layer, and ws.hn is not written.
   const fuseLn = pre &&
-    model.layers.every((W) => mm.canNormalise(W.q) && mm.canNormalise(W.fc1));
+    model.layers.every((W) => mm.canNormalise(W.qProj) && mm.canNormalise(W.fc1));
 
   return {
     model,
@@ -171,13 +171,22 @@ export async function createGraph(
     layer(rec, ws, l, m, colStart) {
       const W = model.layers[l];
       const kvOffset = colStart * ws.batch * d * 4;
-      if (pre && !fuseLn) ln.encode(rec, { x: ws.h, w: W.ln1.w, b: W.ln1.b, out: ws.hn, m, d });
+      if (pre && !fuseLn) {
+        ln.encode(rec, {
+          x: ws.h,
+          w: W.selfAttnLayerNorm.w,
+          b: W.selfAttnLayerNorm.b,
+          out: ws.hn,
+          m,
+          d,
+        });
+      }
       const src = pre && !fuseLn ? ws.hn : ws.h;
-      const ln1 = fuseLn ? { layerNorm: W.ln1 } : {};
-      lin(rec, W.q, src, ws.q, m, ln1);
+      const ln1 = fuseLn ? { layerNorm: W.selfAttnLayerNorm } : {};
+      lin(rec, W.qProj, src, ws.q, m, ln1);
       // k and v read the same X as q: the texture matmul reuses its repacked copy
-      lin(rec, W.k, src, ws.k[l], m, { yOffset: kvOffset, xUnchanged: true, ...ln1 });
-      lin(rec, W.v, src, ws.v[l], m, { yOffset: kvOffset, xUnchanged: true, ...ln1 });
+      lin(rec, W.kProj, src, ws.k[l], m, { yOffset: kvOffset, xUnchanged: true, ...ln1 });
+      lin(rec, W.vProj, src, ws.v[l], m, { yOffset: kvOffset, xUnchanged: true, ...ln1 });
       att.encode(rec, {
         q: ws.q,
         k: ws.k[l],
@@ -190,25 +199,32 @@ export async function createGraph(
         batch: ws.batch,
         colStart,
       });
-      lin(rec, W.o, ws.att, ws.h, m, { residual: ws.h }); // h += attn
+      lin(rec, W.outProj, ws.att, ws.h, m, { residual: ws.h }); // h += attn
       if (pre && fuseLn) {
-        lin(rec, W.fc1, ws.h, ws.f, m, { relu: true, layerNorm: W.ln2 });
+        lin(rec, W.fc1, ws.h, ws.f, m, { relu: true, layerNorm: W.finalLayerNorm });
         lin(rec, W.fc2, ws.f, ws.h, m, { residual: ws.h }); // h += mlp
       } else if (pre) {
-        ln.encode(rec, { x: ws.h, w: W.ln2.w, b: W.ln2.b, out: ws.hn, m, d });
+        ln.encode(rec, { x: ws.h, w: W.finalLayerNorm.w, b: W.finalLayerNorm.b, out: ws.hn, m, d });
         lin(rec, W.fc1, ws.hn, ws.f, m, { relu: true });
         lin(rec, W.fc2, ws.f, ws.h, m, { residual: ws.h }); // h += mlp
       } else {
-        ln.encode(rec, { x: ws.h, w: W.ln1.w, b: W.ln1.b, out: ws.hn, m, d });
+        ln.encode(rec, {
+          x: ws.h,
+          w: W.selfAttnLayerNorm.w,
+          b: W.selfAttnLayerNorm.b,
+          out: ws.hn,
+          m,
+          d,
+        });
         lin(rec, W.fc1, ws.hn, ws.f, m, { relu: true });
         lin(rec, W.fc2, ws.f, ws.hn, m, { residual: ws.hn }); // hn += mlp
-        ln.encode(rec, { x: ws.hn, w: W.ln2.w, b: W.ln2.b, out: ws.h, m, d });
+        ln.encode(rec, { x: ws.hn, w: W.finalLayerNorm.w, b: W.finalLayerNorm.b, out: ws.h, m, d });
       }
     },
 
     finalNorm(rec, ws, inRow, m) {
-      if (!model.finalLn) return { buf: ws.h, row: inRow };
-      const { w, b } = model.finalLn;
+      if (!model.finalLayerNorm) return { buf: ws.h, row: inRow };
+      const { w, b } = model.finalLayerNorm;
       ln.encode(rec, { x: ws.h, w, b, out: ws.hn, m, d, inRow, outRow: 0 });
       return { buf: ws.hn, row: 0 };
     },

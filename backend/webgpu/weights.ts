@@ -24,13 +24,14 @@ import { AllocationGroup, type GpuContext } from "../../kernels/device.ts";
 import type { DeviceLinear, MatmulKernels } from "../../kernels/matmul/mod.ts";
 import { type DeviceTable, uploadTable } from "../../kernels/tables.ts";
 import { tensorToFloat32 } from "../../model/safetensors.ts";
-import type {
-  LayerNormWeights,
-  LinearWeights,
-  OptConfig,
-  OptWeights,
-  Tensor,
-} from "../../model/types.ts";
+import {
+  mapOptTree,
+  type OptLayerTree,
+  type OptTree,
+  type ParamKinds,
+  type TensorKinds,
+} from "../../model/params.ts";
+import type { LayerNormWeights, LinearWeights, OptWeights, Tensor } from "../../model/types.ts";
 
 /** A LayerNorm's f32 parameters on the device. */
 export interface DeviceLayerNorm {
@@ -40,49 +41,28 @@ export interface DeviceLayerNorm {
   b: GPUBuffer;
 }
 
-/** One decoder layer on the device. */
-export interface DeviceLayer {
-  /** LayerNorm of the attention block. */
-  ln1: DeviceLayerNorm;
-  /** `[d, d]` each. */
-  q: DeviceLinear;
-  /** `[d, d]`. */
-  k: DeviceLinear;
-  /** `[d, d]`. */
-  v: DeviceLinear;
-  /** `[d, d]`. */
-  o: DeviceLinear;
-  /** LayerNorm of the MLP block. */
-  ln2: DeviceLayerNorm;
-  /** `[f, d]`. */
-  fc1: DeviceLinear;
-  /** `[d, f]`. */
-  fc2: DeviceLinear;
+/** The element types of the model on the device, one per kind of parameter group. */
+export interface DeviceKinds extends ParamKinds {
+  /** Embedding tables in checkpoint precision. */
+  table: DeviceTable;
+  /** `project_in`, `project_out` and the LM head (a separate upload of a tied embedding). */
+  matrix: DeviceLinear;
+  /** Linear maps with their biases. */
+  linear: DeviceLinear;
+  /** LayerNorm parameters in f32. */
+  layerNorm: DeviceLayerNorm;
 }
 
-/** The whole model on the device. */
-export interface DeviceModel {
-  /** The configuration. */
-  config: OptConfig;
-  /** `[V, dp]` token embedding. */
-  tokens: DeviceTable;
-  /** `[maxPos + 2, d]` position embedding. */
-  positions: DeviceTable;
-  /** `dp -> d`, when the widths differ. */
-  projectIn?: DeviceLinear;
-  /** `d -> dp`, when the widths differ. */
-  projectOut?: DeviceLinear;
-  /** Final LayerNorm (absent in post-LN models). */
-  finalLn?: DeviceLayerNorm;
-  /** `[V, dp]` LM head (a separate upload of the tied embedding). */
-  lmHead: DeviceLinear;
-  /** Decoder layers. */
-  layers: DeviceLayer[];
+/** One decoder layer on the device (fields as in `model/params.ts`). */
+export type DeviceLayer = OptLayerTree<DeviceKinds>;
+
+/** The whole model on the device: the parameter tree plus its size and a destructor. */
+export type DeviceModel = OptTree<DeviceKinds> & {
   /** Device bytes held. */
   bytes: number;
   /** Frees everything. */
   destroy(): void;
-}
+};
 
 /** Options of {@linkcode uploadModel}. */
 export interface UploadOptions {
@@ -107,7 +87,6 @@ export async function uploadModel(
   weights: OptWeights,
   options: UploadOptions = {},
 ): Promise<DeviceModel> {
-  const cfg = weights.config;
   const group = new AllocationGroup(gpu);
   const owned: { destroy(): void }[] = [];
   let bytes = 0;
@@ -145,23 +124,12 @@ export async function uploadModel(
   };
   try {
     const model: DeviceModel = {
-      config: cfg,
-      tokens: table(weights.embedTokens),
-      positions: table(weights.embedPositions),
-      projectIn: weights.projectIn ? linear(weights.projectIn) : undefined,
-      projectOut: weights.projectOut ? linear(weights.projectOut) : undefined,
-      finalLn: weights.finalLayerNorm ? ln(weights.finalLayerNorm) : undefined,
-      lmHead: linear(weights.lmHead),
-      layers: weights.layers.map((l) => ({
-        ln1: ln(l.selfAttnLayerNorm),
-        q: linear(l.qProj),
-        k: linear(l.kProj),
-        v: linear(l.vProj),
-        o: linear(l.outProj),
-        ln2: ln(l.finalLayerNorm),
-        fc1: linear(l.fc1),
-        fc2: linear(l.fc2),
-      })),
+      ...mapOptTree<TensorKinds, DeviceKinds>(weights, {
+        table,
+        matrix: linear,
+        linear,
+        layerNorm: ln,
+      }),
       bytes: 0,
       destroy: () => owned.forEach((o) => o.destroy()),
     };

@@ -1,0 +1,193 @@
+/**
+ * Kernels whose interface is declared once, in their WGSL: the `@binding` declarations (name,
+ * `read` or `read_write`) and the fields of `struct Params` (the per-dispatch uniforms,
+ * integers first, then floats) are read from the source, so the TypeScript side names its
+ * arguments and cannot drift from the shader: a binding or a field added to the WGSL is
+ * asked for by name at the next dispatch, a renamed one fails with both names.
+ *
+ * @example
+ * ```ts
+ * import { wgslInterface } from "./declare.ts";
+ * const code = `struct Params { n: u32, alpha: f32, }
+ * @group(0) @binding(0) var<uniform> p: Params;
+ * @group(0) @binding(1) var<storage, read> x: array<f32>;
+ * @group(0) @binding(2) var<storage, read_write> y: array<f32>;`;
+ * console.log(wgslInterface("axpy", code));
+ * // { bindings: [uniform p, read x, storage y], ints: ["n"], floats: ["alpha"] }
+ * ```
+ *
+ * @module
+ */
+import { type BindingKind, createKernel, type GpuContext, type Kernel } from "./device.ts";
+import type { Binding, Recorder } from "./encode.ts";
+
+/** A kernel's interface as its WGSL declares it. */
+export interface WgslInterface {
+  /** Bindings in order: binding 0 is the `Params` uniform. */
+  bindings: { name: string; kind: BindingKind }[];
+  /** Integer fields of `struct Params` (`u32`/`i32`), in order. */
+  ints: string[];
+  /** Float fields of `struct Params` (`f32`), in order, after the integers. */
+  floats: string[];
+}
+
+const BINDING = /@group\(0\)\s*@binding\((\d+)\)\s*var<([a-z_,\s]+)>\s*(\w+)\s*:/g;
+const FIELD = /(\w+)\s*:\s*(u32|i32|f32)\s*,?/g;
+
+/**
+ * Reads the bindings and the `Params` fields of a WGSL kernel.
+ *
+ * @throws {Error} naming the kernel when bindings are not numbered 0, 1, 2, ..., binding 0
+ *   is not the uniform, or an integer field follows a float one (the arena packs integers
+ *   first).
+ *
+ * @example
+ * ```ts
+ * const i = wgslInterface("k", "struct Params { n: u32, } @group(0) @binding(0) var<uniform> p: Params;");
+ * console.log(i.ints); // ["n"]
+ * ```
+ */
+export function wgslInterface(name: string, code: string): WgslInterface {
+  const bindings: { name: string; kind: BindingKind }[] = [];
+  for (const m of code.matchAll(BINDING)) {
+    const index = Number(m[1]);
+    if (index !== bindings.length) {
+      throw new Error(`kernel "${name}": binding ${index} (${m[3]}) is out of order`);
+    }
+    const access = m[2].replace(/\s+/g, "");
+    const kind: BindingKind = access === "uniform"
+      ? "uniform"
+      : access === "storage,read"
+      ? "read"
+      : access === "storage,read_write"
+      ? "storage"
+      : (() => {
+        throw new Error(`kernel "${name}": binding ${m[3]} has unsupported access <${m[2]}>`);
+      })();
+    bindings.push({ name: m[3], kind });
+  }
+  if (bindings[0]?.kind !== "uniform") {
+    throw new Error(`kernel "${name}": binding 0 must be the Params uniform`);
+  }
+  const struct = /struct\s+Params\s*\{([^}]*)\}/.exec(code);
+  const ints: string[] = [], floats: string[] = [];
+  for (const m of struct ? struct[1].matchAll(FIELD) : []) {
+    if (m[2] === "f32") floats.push(m[1]);
+    else if (floats.length > 0) {
+      throw new Error(`kernel "${name}": Params field ${m[1]} (${m[2]}) follows a float field`);
+    } else ints.push(m[1]);
+  }
+  return { bindings, ints, floats };
+}
+
+/** Named values of one dispatch: buffers by binding name, numbers by `Params` field. */
+export type DispatchArgs = Record<string, Binding | number | boolean | undefined>;
+
+/** A compiled kernel that takes its bindings and uniforms by name. */
+export interface DeclaredKernel {
+  /** The compiled kernel. */
+  kernel: Kernel;
+  /** What the WGSL declares. */
+  iface: WgslInterface;
+  /**
+   * Records one dispatch; `args` holds every binding (by its WGSL name) and every `Params`
+   * field (booleans become 1/0).
+   *
+   * @throws {Error} naming the kernel and the binding or field that `args` lacks.
+   */
+  dispatch(
+    rec: Recorder,
+    args: DispatchArgs,
+    workgroups: readonly [number, number?, number?],
+    family: string,
+  ): void;
+}
+
+/**
+ * Compiles a kernel whose bindings and uniforms are read from its WGSL.
+ *
+ * @example
+ * ```ts
+ * import { requestGpu } from "./device.ts";
+ * import { createDeclaredKernel } from "./declare.ts";
+ * // const k = await createDeclaredKernel(await requestGpu(), "relu", reluCode);
+ * // k.dispatch(rec, { u, out, n, stride, mode: 0 }, [groups], "train_elementwise");
+ * ```
+ */
+export async function createDeclaredKernel(
+  gpu: GpuContext,
+  name: string,
+  code: string,
+): Promise<DeclaredKernel> {
+  const iface = wgslInterface(name, code);
+  const kernel = await createKernel(gpu, name, code, iface.bindings.map((b) => b.kind));
+  const buffers = iface.bindings.slice(1).map((b) => b.name);
+  const number = (args: DispatchArgs, field: string): number => {
+    const v = args[field];
+    if (typeof v === "boolean") return v ? 1 : 0;
+    if (typeof v !== "number") {
+      throw new Error(`kernel "${name}": no value for Params field ${field}`);
+    }
+    return v;
+  };
+  return {
+    kernel,
+    iface,
+    dispatch(rec, args, workgroups, family) {
+      const bound = buffers.map((b) => {
+        const v = args[b];
+        if (v === undefined || typeof v === "number" || typeof v === "boolean") {
+          throw new Error(`kernel "${name}": no buffer for binding ${b}`);
+        }
+        return v;
+      });
+      rec.dispatch(
+        kernel,
+        bound,
+        iface.ints.map((f) => number(args, f)),
+        iface.floats.map((f) => number(args, f)),
+        workgroups,
+        family,
+      );
+    },
+  };
+}
+
+/** Compiled declared kernels by name, plus a spare buffer for optional bindings left unused. */
+export interface KernelSet {
+  /**
+   * The kernel of a name.
+   *
+   * @throws {Error} when no kernel of that name was compiled.
+   */
+  get(name: string): DeclaredKernel;
+  /** A 16-byte storage buffer bound where an optional binding is absent. */
+  spare: GPUBuffer;
+}
+
+/**
+ * Workgroups of size `wg` covering `n` elements on a 2D grid (x at most 65535); the kernel
+ * reads its element as `x + y * stride`.
+ *
+ * @example
+ * ```ts
+ * grid(100000 * 64, 64); // { groups: [65535, 2], stride: 4194240 }
+ * ```
+ */
+export function grid(n: number, wg: number): { groups: [number, number]; stride: number } {
+  const total = Math.max(1, Math.ceil(n / wg));
+  const x = Math.min(total, 65535);
+  return { groups: [x, Math.ceil(total / x)], stride: x * wg };
+}
+
+/**
+ * Workgroups for one workgroup per row (2D past 65535 rows, as the kernels expect).
+ *
+ * @example
+ * ```ts
+ * rowGroups(70000); // [65535, 2]
+ * ```
+ */
+export function rowGroups(rows: number): [number, number] {
+  return rows <= 65535 ? [rows, 1] : [65535, Math.ceil(rows / 65535)];
+}

@@ -1,0 +1,110 @@
+/**
+ * Dispatch of the embedding kernel (see `embedding_wgsl.ts`): token and position rows of
+ * a block of columns of the id grid, with OPT's position ids from left padding.
+ *
+ * @example
+ * ```ts
+ * import { createEmbedding } from "./mod.ts";
+ * // const emb = await createEmbedding(gpu, tokTable, posTable);
+ * // emb.encode(rec, { ids, pad, out, batch: 2, colStart: 0, columns: 3, mode: "sum" });
+ * ```
+ *
+ * @module
+ */
+import { createKernel, type GpuContext, GpuError, type Kernel } from "../device.ts";
+import type { Recorder } from "../encode.ts";
+import { embeddingWgsl } from "./wgsl.ts";
+import { type DeviceTable, tableKey } from "../tables.ts";
+
+/** What to write: token + position, the token row only, or the position row only. */
+export type EmbeddingMode = "sum" | "token" | "position";
+
+/** Arguments of one embedding dispatch. */
+export interface EmbeddingArgs {
+  /** `u32` id grid `[columns, B]` (column-major over the batch). */
+  ids: GPUBuffer;
+  /** `u32` left-padding length per row, `[B]`. */
+  pad: GPUBuffer;
+  /** f32 output `[columns * B, width]`. */
+  out: GPUBuffer;
+  /** Rows of the batch `B`. */
+  batch: number;
+  /** First column. */
+  colStart: number;
+  /** Columns to embed. */
+  columns: number;
+  /** What to write. */
+  mode: EmbeddingMode;
+}
+
+/** An embedding kernel bound to a token and a position table. */
+export interface EmbeddingKernel {
+  /** The compiled kernel. */
+  kernel: Kernel;
+  /** Records one dispatch. */
+  encode(rec: Recorder, args: EmbeddingArgs): void;
+}
+
+const MODES: Record<EmbeddingMode, number> = { sum: 0, token: 1, position: 2 };
+
+/**
+ * Compiles the embedding kernel for two tables.
+ *
+ * @example
+ * ```ts
+ * import { createEmbedding } from "./mod.ts";
+ * // const emb = await createEmbedding(gpu, tok, pos);
+ * ```
+ */
+export async function createEmbedding(
+  ctx: GpuContext,
+  tok: DeviceTable,
+  pos: DeviceTable,
+): Promise<EmbeddingKernel> {
+  const shape = (t: DeviceTable) => ({
+    format: t.format,
+    rowWords: t.rowWords,
+    rowsPerChunk: t.rowsPerChunk,
+    chunks: t.chunks.length,
+  });
+  const storage = 3 + tok.chunks.length + pos.chunks.length;
+  if (storage > ctx.limits.maxStorageBuffersPerShaderStage) {
+    throw new GpuError(
+      `embedding: ${tok.label} (${tok.chunks.length} buffers) and ${pos.label} ` +
+        `(${pos.chunks.length}) need ${storage} storage bindings; "${ctx.info.description}" ` +
+        `allows ${ctx.limits.maxStorageBuffersPerShaderStage}`,
+      "too-large",
+    );
+  }
+  const name = `embedding(${tableKey(tok)};${tableKey(pos)})`;
+  const bindings = [
+    "uniform",
+    "read",
+    "read",
+    "storage",
+    ...tok.chunks.map(() => "read" as const),
+    ...pos.chunks.map(() => "read" as const),
+  ] as const;
+  const kernel = await createKernel(ctx, name, embeddingWgsl(shape(tok), shape(pos)), bindings);
+  return {
+    kernel,
+    encode(rec, a) {
+      const width = a.mode === "token" ? tok.cols : pos.cols;
+      if (a.mode === "sum" && tok.cols !== pos.cols) {
+        throw new Error(
+          `embedding: token width ${tok.cols} differs from position width ${pos.cols}; ` +
+            `use mode "token" and project_in`,
+        );
+      }
+      const m = a.columns * a.batch;
+      rec.dispatch(
+        kernel,
+        [a.ids, a.pad, a.out, ...tok.chunks, ...pos.chunks],
+        [m, width, a.batch, a.colStart, MODES[a.mode]],
+        [],
+        [Math.ceil(width / 64), m],
+        "embedding",
+      );
+    },
+  };
+}

@@ -1,0 +1,72 @@
+/**
+ * WGSL of the embedding kernel (a template: the table bindings depend on how each table is
+ * split across buffers).
+ *
+ * @module
+ */
+import { type TableFormat, tableWgsl } from "../tables.ts";
+
+/** Shape of a table as the template needs it. */
+export interface TableShape {
+  /** Storage format. */
+  format: TableFormat;
+  /** Words per row. */
+  rowWords: number;
+  /** Rows per chunk. */
+  rowsPerChunk: number;
+  /** Chunk count. */
+  chunks: number;
+}
+
+/**
+ * Token + position embedding.
+ *
+ * Bindings: 0 params; 1 `ids: array<u32>` laid out `[column, B]` (the batch's id grid);
+ * 2 `pad: array<u32>` `[B]` (left-padding length of each row); 3 `out: array<f32>`
+ * `[m, width]`; then the token table chunks, then the position table chunks.
+ *
+ * Row `r` of the output is column `col = colStart + r / B`, batch row `b = r % B`. Its OPT
+ * position is `col - pad[b]` (`cumsum(mask) * mask - 1`), or `-1` in padding; the position
+ * table is read at `pos + 2` (OPT's offset). `mode`: 0 token + position (widths equal),
+ * 1 token row only (before `project_in`), 2 position row only.
+ *
+ * Workgroup `(64, 1)`: x runs over output columns, one workgroup row per output row;
+ * dispatch `(ceil(width / 64), m)`.
+ */
+export function embeddingWgsl(tok: TableShape, pos: TableShape): string {
+  return /* wgsl */ `
+// embedding: out[r, i] = tok[ids[colStart*B + r], i] (+) pos[pos(r) + 2, i]; see embedding_wgsl.ts
+struct Params {
+  m: u32,         // output rows
+  width: u32,     // output columns
+  batch: u32,     // B
+  colStart: u32,  // column of output row 0
+  mode: u32,      // 0 sum, 1 token only, 2 position only
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> ids: array<u32>;
+@group(0) @binding(2) var<storage, read> pad: array<u32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+${tableWgsl("tok", tok, 4)}
+${tableWgsl("pos", pos, 4 + tok.chunks)}
+
+@compute @workgroup_size(64, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let r = wg.y;
+  let i = wg.x * 64u + lid.x;
+  if (r >= p.m || i >= p.width) { return; }
+  let b = r % p.batch;
+  let col = p.colStart + r / p.batch;
+  var v = 0.0;
+  if (p.mode != 2u) {
+    v = tok_at(ids[p.colStart * p.batch + r], i);
+  }
+  if (p.mode != 1u) {
+    // position + 2, with padding at position -1 (table row 1)
+    let row = select(col - pad[b] + 2u, 1u, col < pad[b]);
+    v = v + pos_at(row, i);
+  }
+  out[r * p.width + i] = v;
+}
+`;
+}
