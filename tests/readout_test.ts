@@ -308,3 +308,44 @@ Deno.test("readout command: --json prints ids and columns (BOS and prompt includ
     assertEquals(out.columns[c][11].top[0][0], out.ids[c + 1]);
   }
 });
+
+Deno.test("readout command: the table, and --out writes the lens chart and readout.json", async () => {
+  const rel = `out/.test-readout-${crypto.randomUUID().slice(0, 8)}`;
+  const logged: string[] = [];
+  const log = console.log, err = console.error;
+  console.log = (...a: unknown[]) => logged.push(a.join(" "));
+  console.error = () => {};
+  let code;
+  try {
+    code = await runCommand(readoutCommand, [
+      "--prompt",
+      "name[Alimentum]\\n",
+      "--max-new-tokens",
+      "2",
+      "--top-k",
+      "1",
+      "--backend",
+      "cpu",
+      "--color",
+      "entropy",
+      "--out",
+      rel,
+    ]);
+  } finally {
+    console.log = log;
+    console.error = err;
+  }
+  try {
+    assertEquals(code, 0);
+    const table = logged.join("\n").split("\n");
+    assert(table[1].includes("L1") && table[1].includes("L12"), table[1]);
+    const saved = JSON.parse(Deno.readTextFileSync(`${rel}/readout.json`));
+    // header, rule, one line per column
+    assertEquals(table.length, 3 + saved.ids.length);
+    assertEquals(saved.columns.length, saved.ids.length);
+    const html = Deno.readTextFileSync(`${rel}/lens.html`);
+    assert(html.includes('"heatmap"') && html.includes("entropy"));
+  } finally {
+    Deno.removeSync(rel, { recursive: true });
+  }
+});
