@@ -18,7 +18,9 @@ import type { WebGpuBackendOptions } from "./webgpu/backend.ts";
 
 export type * from "./types.ts";
 export { CpuBackend, createCpuBackend } from "./cpu/backend.ts";
-export * from "./cpu/ops.ts";
+// The CPU reference ops under one name: `linear` here is the matmul reference, while
+// `linear` at the top level (mod.ts) is the exit policy of schedule/.
+export * as cpuOps from "./cpu/ops.ts";
 export { hash32, selectToken, stepUniform, validateSampling } from "./sampling.ts";
 export { checkColumns, checkTokenIds, type PaddedBatch, padLeft } from "./batch.ts";
 export {

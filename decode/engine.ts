@@ -17,8 +17,8 @@ import {
   type Plan,
   plan as makePlan,
   type Policy,
-  policyFromJson,
   type PromptMode,
+  withPromptMode,
 } from "../schedule/mod.ts";
 import type { Model } from "./model.ts";
 
@@ -104,31 +104,17 @@ export interface GenerateOutput {
 }
 
 /**
- * Resolves a policy argument and applies a prompt-mode override.
+ * Resolves a policy argument (a policy or its command-line form) and applies a prompt-mode
+ * override (`withPromptMode` of `schedule/`).
  *
  * @example
  * ```ts
- * resolvePolicy("linear:max=12,min=4,warmup=1", "decay").promptMode; // "decay"
+ * import { resolvePolicy } from "./engine.ts";
+ * console.log(resolvePolicy("linear:max=12,min=4,warmup=1", "decay").promptMode); // "decay"
  * ```
  */
 export function resolvePolicy(policy: Policy | string = "full", promptMode?: PromptMode): Policy {
-  const p = typeof policy === "string" ? parsePolicy(policy) : policy;
-  if (!promptMode || promptMode === p.promptMode) return p;
-  // earlyexit wraps another policy and keeps its prompt mode: override the wrapped one.
-  const withMode = (json: Record<string, unknown>): Record<string, unknown> => {
-    if (json.kind === "earlyexit") {
-      return { ...json, inner: withMode(json.inner as Record<string, unknown>) };
-    }
-    if (json.kind === "custom") {
-      throw new RangeError(
-        `cannot change the prompt mode of custom policy "${json.name}": set it in the policy`,
-      );
-    }
-    return json.kind === "full" ? json : { ...json, promptMode };
-  };
-  const json = p.toJSON() as unknown as Record<string, unknown>;
-  if (json.kind === "full") return p; // full runs every layer in either mode
-  return policyFromJson(withMode(json));
+  return withPromptMode(typeof policy === "string" ? parsePolicy(policy) : policy, promptMode);
 }
 
 /**

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { loadModel as loadCheckpoint, type ResolveModelOptions } from "../model/hub.ts";
+import { loadCheckpoint, type ResolveModelOptions } from "../model/hub.ts";
 import type { LoadedWeights } from "../model/checkpoint.ts";
 import type { OptConfig } from "../model/types.ts";
 import { loadTokenizer, type OptTokenizer } from "../tokenizer/mod.ts";

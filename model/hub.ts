@@ -50,7 +50,7 @@ export interface ResolveModelOptions {
    */
   progress?: boolean | ((p: DownloadProgress) => void);
   /**
-   * {@linkcode loadModel} only: a folder where PyTorch `.bin` weights are converted once to
+   * {@linkcode loadCheckpoint} only: a folder where PyTorch `.bin` weights are converted once to
    * a safetensors copy keyed by the source files' identity, and loaded from there after.
    * Off by default: `.bin` tensors are read by range like safetensors ones, so the copy
    * saves only the pickle parsing (tens of ms on a 1 GB file, see bench/torch_bin_bench.ts).
@@ -629,16 +629,17 @@ async function download(
 }
 
 /**
- * Resolves a folder or hub id (see {@linkcode resolveModel}) and loads its weights.
+ * Resolves a folder or hub id (see {@linkcode resolveModel}) and loads its weights (without a
+ * tokenizer or backend: `loadModel` of `decode/` builds a whole model on top of this).
  *
  * @example
  * ```ts
- * import { loadModel } from "./hub.ts";
- * const { weights, resolved } = await loadModel("bundled/models/tiny-opt-e2e");
+ * import { loadCheckpoint } from "./hub.ts";
+ * const { weights, resolved } = await loadCheckpoint("bundled/models/tiny-opt-e2e");
  * console.log(resolved.source, weights.layers.length); // "local" 12
  * ```
  */
-export async function loadModel(
+export async function loadCheckpoint(
   idOrDir: string,
   options: ResolveModelOptions = {},
 ): Promise<{ resolved: ResolvedModel; weights: LoadedWeights }> {

@@ -1,7 +1,7 @@
 /**
  * Reading and writing Hugging Face OPT checkpoints exactly.
  *
- * - {@linkcode resolveModel} / {@linkcode loadModel}: a folder or hub id (`facebook/opt-125m`)
+ * - {@linkcode resolveModel} / {@linkcode loadCheckpoint}: a folder or hub id (`facebook/opt-125m`)
  *   to a local folder, via the Hugging Face cache, downloading safetensors or, as
  *   transformers does when a repository has none, PyTorch `.bin` weights.
  * - {@linkcode loadWeights}: a folder (`config.json` + `model.safetensors`, sharded
@@ -12,16 +12,17 @@
  * - {@linkcode convertCheckpoint}: any checkpoint to a standard Hugging Face folder with
  *   `model.safetensors`; {@linkcode convertedCopy}: the same, cached by source identity.
  * - {@linkcode parseOptConfig}, {@linkcode optConfigToJson}, {@linkcode OPT_SHAPES}: configs.
- * - {@linkcode openSafetensors}, {@linkcode writeSafetensors}, {@linkcode tensorToFloat32}:
- *   the file format and exact f16/bf16/f32 conversions.
+ * - {@linkcode openSafetensors}, {@linkcode writeSafetensors}: the safetensors format;
+ *   {@linkcode tensorToFloat32}, {@linkcode float32ToBytes} (`dtype.ts`): exact f16/bf16/f32
+ *   conversions; {@linkcode memoryTensor} (`tensor.ts`): tensors held in memory.
  * - {@linkcode writeRandomCheckpoint}: deterministic random checkpoints for tests.
  *
  * Every failure is a {@linkcode CheckpointError} naming the file, tensor or field at fault.
  *
  * @example
  * ```ts
- * import { describeModel, loadModel, tensorToFloat32 } from "./mod.ts";
- * const { weights } = await loadModel("bundled/models/tiny-opt-e2e");
+ * import { describeModel, loadCheckpoint, tensorToFloat32 } from "./mod.ts";
+ * const { weights } = await loadCheckpoint("bundled/models/tiny-opt-e2e");
  * console.log(describeModel(weights).summary);
  * const fc1 = tensorToFloat32(weights.layers[0].fc1.weight); // [ffn, d] row-major
  * ```
@@ -38,26 +39,16 @@ export type {
   Tensor,
 } from "./types.ts";
 export { CheckpointError } from "./errors.ts";
-export { mulberry32Bits, seededRandom, type SeededRandom } from "./random.ts";
+export { mulberry32Bits, type SeededRandom, seededRandom } from "./random.ts";
 export type { CheckpointErrorDetails, CheckpointErrorKind } from "./errors.ts";
 export { OPT_SHAPES, optConfigToJson, parseOptConfig, readOptConfig } from "./config.ts";
 export type { OptShapeName } from "./config.ts";
+export * from "./dtype.ts";
+export * from "./tensor.ts";
 export {
-  bf16BitsToFloat32,
-  bytesToFloat32,
-  DTYPE_SIZES,
-  f16BitsToFloat32,
-  float32ToBf16Bits,
-  float32ToBytes,
-  float32ToF16Bits,
-  isDType,
   MAX_HEADER_BYTES,
-  memoryTensor,
   openSafetensors,
   parseSafetensorsHeader,
-  renameTensor,
-  shapeSize,
-  tensorToFloat32,
   writeSafetensors,
 } from "./safetensors.ts";
 export type {
@@ -95,7 +86,7 @@ export type { ConvertResult } from "./convert.ts";
 export type { LoadedWeights, ModelDescription, OptTensorSpec } from "./checkpoint.ts";
 export {
   hubCacheDir,
-  loadModel,
+  loadCheckpoint,
   offlineFromEnv,
   OPTIONAL_MODEL_FILES,
   repoFolderName,

@@ -8,8 +8,10 @@
  * speedups. `plan.sets` is what a backend's `DecodeRequest.sets` takes.
  *
  * Built-ins: {@linkcode full}, {@linkcode constant}, {@linkcode linear},
- * {@linkcode powerLaw}, {@linkcode earlyExit}; command-line forms via
- * {@linkcode parsePolicy}, JSON via {@linkcode policyFromJson}.
+ * {@linkcode powerLaw}, {@linkcode earlyExit}, each described once by a descriptor
+ * ({@linkcode LINEAR} etc., `builtins.ts`) from which its parsing, printing, JSON, errors and
+ * examples follow (`registry.ts`); command-line forms via {@linkcode parsePolicy}, JSON via
+ * {@linkcode policyFromJson}, the prompt-mode override via {@linkcode withPromptMode}.
  *
  * @example Built-in policy, plan, table
  * ```ts
@@ -48,46 +50,10 @@
  * @module
  */
 export { PlanError, PolicyError } from "./errors.ts";
-export {
-  BUILTIN_POLICY_NAMES,
-  checkContext,
-  type ColumnContext,
-  constant,
-  type ConstantOptions,
-  type ConstantPolicyJson,
-  customPolicy,
-  type CustomPolicyJson,
-  type CustomPolicyOptions,
-  earlyExit,
-  type EarlyExitPolicyJson,
-  earlyExitSet,
-  full,
-  type FullPolicyJson,
-  isPolicy,
-  linear,
-  type LinearOptions,
-  type LinearPolicyJson,
-  type Policy,
-  type PolicyJson,
-  powerLaw,
-  type PowerLawOptions,
-  type PowerLawPolicyJson,
-  type PromptMode,
-  skipDecodeSet,
-} from "./policy.ts";
-export { parsePolicy, policyFromJson, type PolicyLookup } from "./parse.ts";
-export {
-  checkNesting,
-  columnFlops,
-  dimsFromConfig,
-  fullPlanSets,
-  kvBytes,
-  type ModelDims,
-  type Plan,
-  plan,
-  type PlanAccounting,
-  type PlanOptions,
-  setsForColumns,
-  validatePlan,
-} from "./plan.ts";
-export { formatLayerSet, formatPlan, type PlanJson, planToJson } from "./format.ts";
+export * from "./policy.ts";
+export * from "./registry.ts";
+export * from "./builtins.ts";
+export * from "./custom.ts";
+export * from "./parse.ts";
+export * from "./plan.ts";
+export * from "./format.ts";

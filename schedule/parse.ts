@@ -2,21 +2,24 @@
  * The way back from a policy's two serialised forms: {@linkcode parsePolicy} reads the
  * command-line form (`linear:max=12,min=4,warmup=1,horizon=64`) and
  * {@linkcode policyFromJson} reads `policy.toJSON()`. Both are strict: an unknown policy or
- * key, a missing key or a bad number gives a {@linkcode PolicyError} naming the key.
+ * key, a missing key or a bad number gives a {@linkcode PolicyError} naming the key. Both are
+ * driven by the built-in policies' descriptors (`builtins.ts`, `registry.ts`): keys, required
+ * ones, examples and the factories come from there.
  *
  * @module
  */
 import { PolicyError } from "./errors.ts";
+import { isPolicy, type Policy, type PromptMode } from "./policy.ts";
 import {
-  constant,
-  earlyExit,
-  full,
-  isPolicy,
-  linear,
-  type Policy,
-  powerLaw,
-  type PromptMode,
-} from "./policy.ts";
+  builtinPolicies,
+  builtinPolicy,
+  type ParamSpec,
+  policyExamples,
+  type ScheduleDescriptor,
+  type ScheduleOptions,
+  schedulePolicy,
+} from "./registry.ts";
+import "./builtins.ts"; // registers the built-in policies
 
 /** Where custom policies are looked up by name when parsing. */
 export interface PolicyLookup {
@@ -24,27 +27,14 @@ export interface PolicyLookup {
   custom?: readonly Policy[];
 }
 
-/** The command-line keys of each parameterised built-in policy, required ones first. */
-const KEYS: Record<string, { required: string[]; optional: string[] }> = {
-  constant: { required: ["n"], optional: ["warmup", "prompt"] },
-  linear: { required: ["max", "min"], optional: ["warmup", "horizon", "prompt"] },
-  powerlaw: { required: ["max", "min", "alpha", "tau"], optional: ["warmup", "prompt"] },
-};
-
-const EXAMPLES = "full, constant:n=6,warmup=1, linear:max=12,min=4,warmup=1,horizon=64, " +
-  "powerlaw:max=12,min=2,warmup=1,alpha=1,tau=8, earlyexit:linear:max=12,min=4";
-
 /**
- * Parses the command-line form of a policy:
+ * Parses the command-line form of a policy: `name:key=value,...` for a built-in schedule
+ * (`linear:max=12,min=4,warmup=1,horizon=64`; the keys, their ranges and defaults are its
+ * descriptor's, see {@linkcode builtinPolicies}), `name:<policy>` for a wrapper
+ * (`earlyexit:linear:max=12,min=4`), or the exact name of a custom policy given in
+ * `lookup.custom`.
  *
- * - `full`
- * - `constant:n=6,warmup=1`
- * - `linear:max=12,min=4,warmup=1,horizon=64` (`horizon` optional: the generation length)
- * - `powerlaw:max=12,min=2,warmup=1,alpha=1,tau=8`
- * - `earlyexit:<policy>`, e.g. `earlyexit:linear:max=12,min=4,horizon=64`
- * - the exact name of a custom policy given in `lookup.custom`
- *
- * `warmup` defaults to 0; `prompt=full|decay` sets the prompt mode (default `full`).
+ * `prompt=full|decay` sets the prompt mode (default `full`) of a schedule that has one.
  * Names and keys are case-insensitive. `parsePolicy(String(p))` rebuilds `p`.
  *
  * @example
@@ -60,30 +50,14 @@ export function parsePolicy(spec: string, lookup: PolicyLookup = {}): Policy {
   }
   const text = spec.trim();
   if (text === "") {
-    throw new PolicyError(`empty policy spec; expected one of: ${EXAMPLES}`, "policy");
+    throw new PolicyError(`empty policy spec; expected one of: ${policyExamples()}`, "policy");
   }
   const colon = text.indexOf(":");
   const rawName = (colon < 0 ? text : text.slice(0, colon)).trim();
   const rest = colon < 0 ? "" : text.slice(colon + 1).trim();
   const name = rawName.toLowerCase();
-  if (name === "full") {
-    if (rest !== "") {
-      const key = rest.split(/[=,]/)[0].trim();
-      throw new PolicyError(`policy "full" takes no keys, got "${key}"`, key);
-    }
-    return full();
-  }
-  if (name === "earlyexit") {
-    if (rest === "") {
-      throw new PolicyError(
-        `policy "earlyexit" wraps another policy, e.g. earlyexit:linear:max=12,min=4`,
-        "earlyexit",
-      );
-    }
-    return earlyExit(parsePolicy(rest, lookup));
-  }
-  const keys = KEYS[name];
-  if (keys === undefined) {
+  const d = builtinPolicy(name);
+  if (d === undefined) {
     const custom = findCustom(rawName, lookup);
     if (custom !== undefined) {
       if (rest !== "") {
@@ -92,45 +66,42 @@ export function parsePolicy(spec: string, lookup: PolicyLookup = {}): Policy {
       return custom;
     }
     throw new PolicyError(
-      `unknown policy "${rawName}"; expected one of: ${EXAMPLES}` +
+      `unknown policy "${rawName}"; expected one of: ${policyExamples()}` +
         (lookup.custom?.length ? `, or ${lookup.custom.map((p) => p.name).join(", ")}` : ""),
       "policy",
     );
   }
-  const values = parseKeyValues(name, rest, [...keys.required, ...keys.optional]);
+  if (d.form === "wrapper") {
+    if (rest === "") {
+      throw new PolicyError(
+        `policy "${d.name}" wraps another policy, e.g. ${d.example}`,
+        d.name,
+      );
+    }
+    return d.wrap(parsePolicy(rest, lookup));
+  }
+  const allowed = keysOf(d);
+  if (allowed.length === 0 && rest !== "") {
+    const key = rest.split(/[=,]/)[0].trim();
+    throw new PolicyError(`policy "${d.name}" takes no keys, got "${key}"`, key);
+  }
+  const values = parseKeyValues(d.name, rest, allowed);
   // Bad values first, so `linear:max=abc` names "abc", not a missing key.
-  for (const [key, v] of values) if (key !== "prompt") parseNumber(name, key, v);
-  for (const key of keys.required) {
-    if (!values.has(key)) {
-      throw new PolicyError(`policy "${name}" needs key "${key}" (e.g. ${example(name)})`, key);
+  const options: Record<string, unknown> = {};
+  for (const [key, v] of values) {
+    options[key === "prompt" ? "promptMode" : key] = key === "prompt"
+      ? parsePromptMode(d.name, v)
+      : parseNumber(d.name, key, v);
+  }
+  for (const spec of d.params) {
+    if (isRequired(spec) && !values.has(spec.key)) {
+      throw new PolicyError(
+        `policy "${d.name}" needs key "${spec.key}" (e.g. ${d.example})`,
+        spec.key,
+      );
     }
   }
-  const num = (key: string) => {
-    const v = values.get(key);
-    return v === undefined ? undefined : parseNumber(name, key, v);
-  };
-  const promptMode = parsePromptMode(name, values.get("prompt"));
-  switch (name) {
-    case "constant":
-      return constant({ n: num("n")!, warmup: num("warmup"), promptMode });
-    case "linear":
-      return linear({
-        max: num("max")!,
-        min: num("min")!,
-        warmup: num("warmup"),
-        horizon: num("horizon"),
-        promptMode,
-      });
-    default:
-      return powerLaw({
-        max: num("max")!,
-        min: num("min")!,
-        warmup: num("warmup"),
-        alpha: num("alpha")!,
-        tau: num("tau")!,
-        promptMode,
-      });
-  }
+  return schedulePolicy(d, options as ScheduleOptions<readonly ParamSpec[]>);
 }
 
 /**
@@ -167,78 +138,67 @@ export function policyFromJson(json: unknown, lookup: PolicyLookup = {}): Policy
       }
     }
   };
-  const num = (k: string): number | undefined => {
-    const v = o[k];
-    if (v === undefined) return undefined;
+  if (kind === "custom") {
+    fields(["name", "promptMode"], ["name"]);
+    const found = typeof o.name === "string" ? findCustom(o.name, lookup) : undefined;
+    if (found === undefined) {
+      throw new PolicyError(
+        `custom policy ${show(o.name)} is not registered: its function is not data, so pass ` +
+          `the policy in lookup.custom to rebuild it`,
+        "name",
+      );
+    }
+    if (o.promptMode !== undefined && o.promptMode !== found.promptMode) {
+      throw new PolicyError(
+        `custom policy "${found.name}" has prompt mode "${found.promptMode}", the JSON says ` +
+          `${show(o.promptMode)}`,
+        "promptMode",
+      );
+    }
+    return found;
+  }
+  // JSON kinds are exact (lower case), unlike the command line's names.
+  const d = typeof kind === "string" && kind === kind.toLowerCase()
+    ? builtinPolicy(kind)
+    : undefined;
+  if (d === undefined) {
+    throw new PolicyError(
+      `unknown policy kind ${show(kind)} (expected ` +
+        `${builtinPolicies().map((b) => b.name).join(", ")} or custom)`,
+      "kind",
+    );
+  }
+  if (d.form === "wrapper") {
+    fields(["inner"], ["inner"]);
+    return d.wrap(policyFromJson(o.inner, lookup));
+  }
+  fields(
+    [...d.params.map((p) => p.key), ...(d.promptMode ? ["promptMode"] : [])],
+    d.params.filter(isRequired).map((p) => p.key),
+  );
+  const options: Record<string, unknown> = {};
+  for (const spec of d.params) {
+    const v = o[spec.key];
+    if (v === undefined) continue;
     if (typeof v !== "number") {
       throw new PolicyError(
-        `policy JSON of kind "${kind}": field "${k}" must be a number, got ${show(v)}`,
-        k,
+        `policy JSON of kind "${kind}": field "${spec.key}" must be a number, got ${show(v)}`,
+        spec.key,
       );
     }
-    return v;
-  };
-  const mode = o.promptMode as PromptMode | undefined;
-  switch (kind) {
-    case "full":
-      fields([], []);
-      return full();
-    case "constant":
-      fields(["n", "warmup", "promptMode"], ["n"]);
-      return constant({ n: num("n")!, warmup: num("warmup"), promptMode: mode });
-    case "linear":
-      fields(["max", "min", "warmup", "horizon", "promptMode"], ["max", "min"]);
-      return linear({
-        max: num("max")!,
-        min: num("min")!,
-        warmup: num("warmup"),
-        horizon: num("horizon"),
-        promptMode: mode,
-      });
-    case "powerlaw":
-      fields(["max", "min", "warmup", "alpha", "tau", "promptMode"], [
-        "max",
-        "min",
-        "alpha",
-        "tau",
-      ]);
-      return powerLaw({
-        max: num("max")!,
-        min: num("min")!,
-        warmup: num("warmup"),
-        alpha: num("alpha")!,
-        tau: num("tau")!,
-        promptMode: mode,
-      });
-    case "earlyexit":
-      fields(["inner"], ["inner"]);
-      return earlyExit(policyFromJson(o.inner, lookup));
-    case "custom": {
-      fields(["name", "promptMode"], ["name"]);
-      const found = typeof o.name === "string" ? findCustom(o.name, lookup) : undefined;
-      if (found === undefined) {
-        throw new PolicyError(
-          `custom policy ${show(o.name)} is not registered: its function is not data, so pass ` +
-            `the policy in lookup.custom to rebuild it`,
-          "name",
-        );
-      }
-      if (o.promptMode !== undefined && o.promptMode !== found.promptMode) {
-        throw new PolicyError(
-          `custom policy "${found.name}" has prompt mode "${found.promptMode}", the JSON says ` +
-            `${show(o.promptMode)}`,
-          "promptMode",
-        );
-      }
-      return found;
-    }
-    default:
-      throw new PolicyError(
-        `unknown policy kind ${show(kind)} (expected full, constant, linear, powerlaw, ` +
-          `earlyexit or custom)`,
-        "kind",
-      );
+    options[spec.key] = v;
   }
+  if (d.promptMode) options.promptMode = o.promptMode;
+  return schedulePolicy(d, options as ScheduleOptions<readonly ParamSpec[]>);
+}
+
+/** The command-line keys of a schedule: its parameters, then `prompt` when it takes one. */
+function keysOf(d: ScheduleDescriptor): string[] {
+  return [...d.params.map((p) => p.key), ...(d.promptMode ? ["prompt"] : [])];
+}
+
+function isRequired(spec: ParamSpec): boolean {
+  return spec.default === undefined && !spec.optional;
 }
 
 function findCustom(name: string, lookup: PolicyLookup): Policy | undefined {
@@ -297,14 +257,6 @@ function parsePromptMode(name: string, text: string | undefined): PromptMode | u
     );
   }
   return v;
-}
-
-function example(name: string): string {
-  return name === "constant"
-    ? "constant:n=6,warmup=1"
-    : name === "linear"
-    ? "linear:max=12,min=4,warmup=1,horizon=64"
-    : "powerlaw:max=12,min=2,warmup=1,alpha=1,tau=8";
 }
 
 function show(v: unknown): string {

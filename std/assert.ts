@@ -1,7 +1,25 @@
 /**
  * A small stand-in for `jsr:@std/assert` built on `node:assert/strict`, because the JSR
- * registry is unreachable here. Mapped as `@std/assert` in `deno.json`; switching to the
- * real package is one line there.
+ * registry is unreachable here. Mapped as `@std/assert` in `deno.json`.
+ *
+ * How it differs from `@std/assert` 1.x, exactly (so that pointing `deno.json`'s
+ * `@std/assert` at `jsr:@std/assert@^1` is the only change the tests need):
+ *
+ * - It has only the functions the tests use: `assert`, `assertEquals`, `assertNotEquals`,
+ *   `assertStrictEquals`, `assertAlmostEquals`, `assertGreater`, `assertLess`,
+ *   `assertStringIncludes`, `assertMatch`, `assertThrows`, `assertRejects` and
+ *   `AssertionError`, with the real signatures and return values (`assertThrows` and
+ *   `assertRejects` return the error).
+ * - `assertEquals` / `assertNotEquals` compare with `node:assert`'s `deepStrictEqual`, not
+ *   `@std/assert`'s own `equal`. They agree on what the tests compare (primitives, plain
+ *   objects, arrays, typed arrays, `Map`s, `Set`s, class instances of the same class); they
+ *   have not been checked against each other on exotic values (symbol keys, getters,
+ *   `WeakMap`s), where a real-package run may disagree.
+ * - Failure messages are worded differently (no coloured diff); tests here never match
+ *   on an assertion's own message.
+ * - `assertAlmostEquals`'s default tolerance is the real one: `|expected| * 1e-7` for a finite
+ *   `expected` (so `0` only equals `0` then) and `1e-7` otherwise. (Up to this commit the
+ *   stand-in used `max(|expected| * 1e-7, 1e-7)`; every call in the tests passes a tolerance.)
  *
  * @example
  * ```ts
@@ -89,8 +107,8 @@ export function assert_(expr: unknown, msg = "assertion failed"): asserts expr {
 export { assert_ as assert };
 
 /**
- * Asserts `|actual - expected| <= tolerance` (default `1e-7`, relative to `expected` when
- * it is large, as in `@std/assert`).
+ * Asserts `|actual - expected| <= tolerance`; the default tolerance is `@std/assert`'s:
+ * `|expected| * 1e-7` for a finite `expected`, else `1e-7`.
  *
  * @example
  * ```ts
@@ -104,7 +122,7 @@ export function assertAlmostEquals(
   msg?: string,
 ): void {
   if (Object.is(actual, expected)) return;
-  const tol = tolerance ?? Math.max(Math.abs(expected) * 1e-7, 1e-7);
+  const tol = tolerance ?? (Number.isFinite(expected) ? Math.abs(expected * 1e-7) : 1e-7);
   const delta = Math.abs(expected - actual);
   if (!(delta <= tol)) {
     fail(msg, `expected ${actual} to be close to ${expected} (delta ${delta} > ${tol})`);

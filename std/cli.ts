@@ -1,6 +1,19 @@
 /**
- * A small stand-in for `jsr:@std/cli`'s `parseArgs`, built on `node:util`'s `parseArgs`
- * because the JSR registry is unreachable here. Mapped as `@std/cli` in `deno.json`.
+ * Strict argument parsing on `node:util`'s `parseArgs`, mapped as `@std/cli` in `deno.json`
+ * because the JSR registry is unreachable here. Despite the mapping it does **not** have
+ * `jsr:@std/cli`'s `parseArgs` API, and pointing `@std/cli` at the real package would break
+ * `cli/command.ts` and `cli/bench.ts`:
+ *
+ * - It takes `node:util`'s option declarations (`{ model: { type: "string" } }`); `@std/cli`
+ *   takes minimist-style lists (`{ string: ["model"], boolean: [...], default, alias }`).
+ * - It returns `{ values, positionals }`; `@std/cli` returns `{ _: positionals, ...flags }`.
+ * - Unknown flags throw (`strict: true`), naming the flag; `@std/cli` accepts them unless an
+ *   `unknown` callback refuses them.
+ * - `--no-x` negates a boolean `x` (`allowNegative`); `@std/cli` needs `negatable: ["x"]`.
+ * - Repeated options are collected with `multiple: true` per option; `@std/cli` uses
+ *   `collect: [...]`.
+ *
+ * Moving to `@std/cli` means rewriting those two callers' parsing, not changing one line.
  *
  * @example
  * ```ts

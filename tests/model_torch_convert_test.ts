@@ -8,7 +8,7 @@ import { createCpuBackend } from "../backend/cpu/backend.ts";
 import { loadWeights } from "../model/checkpoint.ts";
 import { convertCheckpoint, convertedCopy } from "../model/convert.ts";
 import { openSafetensors } from "../model/safetensors.ts";
-import { loadModel } from "../model/hub.ts";
+import { loadCheckpoint } from "../model/hub.ts";
 import { fullPlan } from "./webgpu_helpers.ts";
 import { missingShared, sharedPath } from "./helpers.ts";
 
@@ -87,10 +87,10 @@ Deno.test("convert: the cached copy is keyed by the source file's identity", {
     // Safetensors weights need no copy.
     const d = await convertedCopy(await loadWeights(c.dir), cache);
     assertEquals([d.dir, d.converted], [c.dir, false]);
-    // loadModel with convertCache loads the copy.
-    const m = await loadModel(src, { convertCache: cache });
+    // loadCheckpoint with convertCache loads the copy.
+    const m = await loadCheckpoint(src, { convertCache: cache });
     assertEquals([m.weights.format, m.weights.dir, m.resolved.dir], ["safetensors", c.dir, src]);
-    assertEquals((await loadModel(src)).weights.format, "bin");
+    assertEquals((await loadCheckpoint(src)).weights.format, "bin");
   });
 });
 

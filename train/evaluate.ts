@@ -11,7 +11,7 @@ import type { TrainEngine } from "./engine.ts";
 import { planExamples, type PolicySource } from "./policies.ts";
 
 /** Mean NLL of a set of examples under one policy. */
-export interface NllResult {
+export interface TrainNllResult {
   /** The policy's command-line form. */
   policy: string;
   /** Mean NLL per target token (nats). */
@@ -40,7 +40,7 @@ export async function evaluateNll(
   padTokenId: number,
   batchSize = 16,
   name?: string,
-): Promise<NllResult> {
+): Promise<TrainNllResult> {
   const planned = planExamples(examples, source, layers, seededRandom(12345));
   // sort by length so batches carry little padding; the mean does not depend on order
   const order = planned.map((_, i) => i).sort((a, b) =>

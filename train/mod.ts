@@ -72,7 +72,7 @@ export {
   type QualityOptions,
   reportMarkdown,
 } from "./experiment.ts";
-export { evaluateNll, type NllResult } from "./evaluate.ts";
+export { evaluateNll, type TrainNllResult } from "./evaluate.ts";
 export {
   type AdamState,
   adamState,

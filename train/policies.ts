@@ -9,9 +9,7 @@
  *
  * @module
  */
-import { linear, type Policy } from "../schedule/policy.ts";
-import { full } from "../schedule/policy.ts";
-import { parsePolicy } from "../schedule/parse.ts";
+import { full, linear, parsePolicy, type Policy } from "../schedule/mod.ts";
 import { type Example, exampleSets, type PlannedExample } from "./batch.ts";
 
 /** Ranges of the random linear plans. */

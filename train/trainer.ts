@@ -17,7 +17,7 @@ import { loadTrainingCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { resolveTrainConfig, type TrainConfig, TrainError } from "./config.ts";
 import { e2eExamples, lengthBatches, seededRandom, splitItems, textExamples } from "./data.ts";
 import { CpuEngine, type TrainEngine } from "./engine.ts";
-import { evaluateNll, type NllResult } from "./evaluate.ts";
+import { evaluateNll, type TrainNllResult } from "./evaluate.ts";
 import { learningRate } from "./optim.ts";
 import {
   parsePolicySource,
@@ -59,7 +59,7 @@ export interface EvalLog {
   /** Step after which it ran (0: before training). */
   step: number;
   /** One result per evaluation policy. */
-  results: NllResult[];
+  results: TrainNllResult[];
 }
 
 /** The state written to `trainer_state.json`. */
@@ -372,7 +372,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
 
   const evaluate = async () => {
     if (data.heldOut.length === 0) return;
-    const results: NllResult[] = [];
+    const results: TrainNllResult[] = [];
     for (const e of evals) {
       results.push(
         await evaluateNll(engine, data.heldOut, e.source, L, pad, config.batchSize * 2, e.name),
