@@ -85,6 +85,33 @@ export {
 export type { ConvertResult } from "./convert.ts";
 export type { LoadedWeights, ModelDescription, OptTensorSpec } from "./checkpoint.ts";
 export {
+  buildOptTree,
+  LAYER_PARAMS,
+  mapOptTree,
+  MODEL_PARAMS,
+  paramSites,
+  siteTensors,
+  treeEntries,
+  walkSites,
+} from "./params.ts";
+export type {
+  LayerDecls,
+  LayerParamName,
+  ModelDecls,
+  ModelParamName,
+  OptionalModelParam,
+  OptLayerTree,
+  OptTree,
+  ParamDecl,
+  ParamKind,
+  ParamKinds,
+  ParamSite,
+  RequiredModelParam,
+  TensorKinds,
+  TreeBuilder,
+  TreeMapper,
+} from "./params.ts";
+export {
   hubCacheDir,
   loadCheckpoint,
   offlineFromEnv,

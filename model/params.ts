@@ -208,8 +208,10 @@ export const LAYER_PARAMS = {
   },
 } as const satisfies Record<string, ParamDecl>;
 
-type ModelDecls = typeof MODEL_PARAMS;
-type LayerDecls = typeof LAYER_PARAMS;
+/** The type of {@linkcode MODEL_PARAMS} (each group's kind as a literal). */
+export type ModelDecls = typeof MODEL_PARAMS;
+/** The type of {@linkcode LAYER_PARAMS} (each group's kind as a literal). */
+export type LayerDecls = typeof LAYER_PARAMS;
 
 /** A model-level group's field name (`embedTokens`, ..., `lmHead`). */
 export type ModelParamName = keyof ModelDecls;
@@ -245,10 +247,12 @@ export type OptLayerTree<K extends ParamKinds> = {
   [P in LayerParamName]: K[LayerDecls[P]["kind"]];
 };
 
-type RequiredModelParam = {
+/** The model-level groups every config has (`embedTokens`, `embedPositions`, `lmHead`). */
+export type RequiredModelParam = {
   [P in ModelParamName]: ModelDecls[P] extends { optional: true } ? never : P;
 }[ModelParamName];
-type OptionalModelParam = Exclude<ModelParamName, RequiredModelParam>;
+/** The model-level groups only some configs have (`projectIn`, `projectOut`, `finalLayerNorm`). */
+export type OptionalModelParam = Exclude<ModelParamName, RequiredModelParam>;
 
 /** The whole OPT parameter tree over element types `K`, with its configuration. */
 export type OptTree<K extends ParamKinds> =

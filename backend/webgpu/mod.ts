@@ -40,7 +40,20 @@ export {
   type ValidateOptions,
 } from "../../kernels/validate.ts";
 export type { FamilyTime } from "../../kernels/profiler.ts";
-export type { DeviceLayer, DeviceLayerNorm, DeviceModel, UploadOptions } from "./weights.ts";
+export type {
+  DeviceKinds,
+  DeviceLayer,
+  DeviceLayerNorm,
+  DeviceModel,
+  UploadOptions,
+} from "./weights.ts";
+export type {
+  OptLayerTree,
+  OptTree,
+  ParamKind,
+  ParamKinds,
+  TensorKinds,
+} from "../../model/params.ts";
 export type { DeviceTable, TableFormat } from "../../kernels/tables.ts";
 export type { DeviceLinear, LinearArgs, MatmulKernels } from "../../kernels/matmul/mod.ts";
 export type {
