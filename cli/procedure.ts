@@ -120,6 +120,12 @@ export const procedureCommand: Command = {
       value: "N",
       description: "oracle-depth items (default: all test items, at most 32)",
     },
+    "after-oracle": {
+      type: "string",
+      value: "N",
+      description: "fine-tuned copies (the first N) whose oracle depth is computed too",
+      default: "2",
+    },
     resamples: {
       type: "string",
       value: "N",
@@ -170,6 +176,7 @@ export const procedureCommand: Command = {
     const lr = numberOption(v, "lr", { above: 0, max: 1 })!;
     const oracleItems = intOption(v, "oracle", 0);
     const resamples = intOption(v, "resamples", 1, 100_000)!;
+    const afterOracle = intOption(v, "after-oracle", 0)!;
     const png = pngOption(v.png);
     const model = (v.model as string | undefined) ?? DENSE_MODEL_DIR;
     if (!exists(`${model}/config.json`)) {
@@ -229,6 +236,7 @@ export const procedureCommand: Command = {
       `--train-batch-size ${trainBatchSize}`,
       `--lr ${lr}`,
       ...(oracleItems !== undefined ? [`--oracle ${oracleItems}`] : []),
+      `--after-oracle ${afterOracle}`,
       `--out ${out}`,
     ].join(" \\\n  ");
     const folder = OutputFolder.open(out, { option: "--out" });
@@ -246,6 +254,7 @@ export const procedureCommand: Command = {
         trainBatchSize,
         lr,
         oracleItems,
+        afterOracle,
         backend,
         resamples,
         cacheDir: v.cache === false ? false : (v["cache-dir"] as string | undefined),
