@@ -38,21 +38,36 @@ export * from "./schedule/mod.ts";
 export * from "./decode/mod.ts";
 export * from "./eval/mod.ts";
 export * from "./plots/mod.ts";
-// Skip-aware fine-tuning (train/): its entry points; train/mod.ts has the rest.
+// Skip-aware fine-tuning (train/): its entry points and the types they use; train/mod.ts
+// has the rest.
 export {
+  type AdamState,
   type EvalLog,
+  type Example,
   type ExperimentReport,
   finetuneExperiment,
+  type FloatArray,
   loadTrainingCheckpoint,
+  type ParamSet,
+  type ParamSpec as TrainParamSpec,
   type PolicyQuality,
   policyQuality,
+  type Precision,
+  type QualityOptions,
   resolveTrainConfig,
   saveCheckpoint,
+  type SaveCheckpointOptions,
   type StepLog,
+  type StepReport,
   train,
+  type TrainBatch,
   TRAIN_DEFAULTS,
   type TrainConfig,
+  type TrainEngine,
+  type TrainerState,
   TrainError,
   type TrainHooks,
+  type TrainingCheckpoint,
+  type TrainNllResult,
   type TrainResult,
 } from "./train/mod.ts";
