@@ -5,6 +5,7 @@ import {
   budgetChart,
   frontierChart,
   type FrontierPoint,
+  intervalChart,
   lossCurveChart,
   nllGapChart,
   oracleDepthChart,
@@ -172,5 +173,58 @@ Deno.test("summarizeFigure: title, traces and axis titles", () => {
     s,
     'Layer budget per generated position: 1 trace (scatter "c6", 2 points); ' +
       "x: generated token index j, y: active layers",
+  );
+});
+
+Deno.test("frontierChart: asymmetric error bars from intervals, a reference line and marker", () => {
+  const fig = frontierChart([
+    { name: "full", speedup: 1, quality: 30, metric: "BLEU", qualityCI: [25, 36] },
+    {
+      name: "a",
+      speedup: 2,
+      quality: 20,
+      metric: "BLEU",
+      qualityCI: [18, 21],
+      speedupCI: [1.8, 2.3],
+    },
+  ], { reference: { name: "bound", speedup: 1.4, quality: 28 } });
+  const ey = fig.data[0].error_y as Any;
+  assertEquals(ey.array, [6, 1]);
+  assertEquals(ey.arrayminus, [5, 2]);
+  const ex = fig.data[0].error_x as Any;
+  assert(Math.abs(ex.array[1] - 0.3) < 1e-9 && Math.abs(ex.arrayminus[1] - 0.2) < 1e-9);
+  assertEquals(ex.array[0], 0); // no interval: no bar
+  assertEquals(fig.data[2].name, "bound");
+  assertEquals((fig.data[2] as Any).x, [1.4]);
+  assertEquals((fig.layout.shapes as Any[])[1].x0, 1.4);
+  // the y range covers the intervals
+  const yr = (fig.layout.yaxis as Any).range as number[];
+  assert(yr[0] < 18 && yr[1] > 36, String(yr));
+  assertThrows(
+    () => frontierChart([], { reference: { name: "r", speedup: 0 } }),
+    RangeError,
+    'reference "r"',
+  );
+  // without intervals the traces carry no error bars (as before)
+  assertEquals(
+    frontierChart([{ name: "x", speedup: 1, quality: 1, metric: "m" }]).data[0].error_y,
+    undefined,
+  );
+});
+
+Deno.test("intervalChart: a band and a line per series; mismatched arrays are named", () => {
+  const fig = intervalChart([
+    { name: "depth", x: [0, 1, 2], mean: [6, 4, 3], lo: [5, 3, 2], hi: [7, 5, 4] },
+    { name: "gap", x: [0], mean: [0.1], lo: [0], hi: [0.2] },
+  ], { yTitle: "layers" });
+  assertEquals(fig.data.length, 4);
+  assertEquals((fig.data[0] as Any).y, [7, 5, 4, 2, 3, 5]); // hi forward, lo backward
+  assertEquals(fig.data[0].fill, "toself");
+  assertEquals((fig.data[1] as Any).y, [6, 4, 3]);
+  assertEquals(axisTitle(fig, "yaxis"), "layers");
+  assertThrows(
+    () => intervalChart([{ name: "bad", x: [0, 1], mean: [1], lo: [1], hi: [1] }]),
+    RangeError,
+    '"bad"',
   );
 });
