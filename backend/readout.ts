@@ -32,6 +32,8 @@ export class ReadoutBuilder {
   #done: Uint8Array; // [B, T]: computed at the current layer
 
   /**
+   * Prepares an empty readout for a forward (padding columns stay empty).
+   *
    * @param rows the forward's rows (not padded; left-padded to the longest)
    * @param sets active layers per column of the padded batch
    * @param layers decoder layers `L`

@@ -184,7 +184,7 @@ export interface CalmResult {
 }
 
 /** The caveat printed with every CALM table. */
-export const CALM_NOTE =
+export const CALM_NOTE: string =
   "CALM-style confidence exit evaluated offline from the per-layer readout: teacher forced " +
   "on the full model's outputs (each position sees the full model's earlier tokens), and an " +
   "upper bound, since every layer ran at every earlier column (real CALM must fill the KV " +
