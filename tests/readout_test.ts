@@ -15,6 +15,7 @@ import { assert, assertEquals, assertLess, assertRejects, assertThrows } from "@
 import { createCpuBackend } from "../backend/cpu/backend.ts";
 import { ReadoutBuilder, readoutEntry, reduceLogits } from "../backend/readout.ts";
 import { runCommand, UsageError } from "../cli/command.ts";
+import { cli } from "./cli_helpers.ts";
 import { readoutCommand } from "../cli/readout.ts";
 import { loadModel } from "../decode/mod.ts";
 import { calmExit, evaluateCalm, readoutGeneration } from "../eval/readout.ts";
@@ -347,5 +348,19 @@ Deno.test("readout command: the table, and --out writes the lens chart and reado
     assert(html.includes('"heatmap"') && html.includes("entropy"));
   } finally {
     Deno.removeSync(rel, { recursive: true });
+  }
+});
+
+Deno.test("readout command as the task runs it: bad input is one line and exit 2", async () => {
+  const cases: [string[], RegExp][] = [
+    [["readout", "--calm", "0.5,2"], /^error: --calm threshold must be a number > 0 and <= 1/],
+    [["readout", "--prompt", "x", "--model", "/nonexistent/model"], /^error: .*nonexistent/],
+    [["readout", "--prompt", "x", "--top-k", "many"], /^error: --top-k must be a whole number/],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = await cli(args);
+    assertEquals(r.code, 2, `${args.join(" ")}: exit ${r.code}, ${r.stderr}`);
+    assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert(pattern.test(r.stderr), `${args.join(" ")}: ${r.stderr}`);
   }
 });
