@@ -53,7 +53,11 @@ export interface CreateBackendOptions {
  *
  * @example
  * ```ts
+ * import { loadWeights } from "../model/mod.ts";
+ * const weights = await loadWeights("bundled/models/tiny-opt-e2e");
  * const backend = await createBackend(weights, { backend: "auto", onNote: console.error });
+ * console.log(backend.name); // "webgpu" or "cpu"
+ * backend.dispose();
  * ```
  */
 export async function createBackend(

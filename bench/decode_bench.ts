@@ -302,6 +302,7 @@ function formatRow(r: DecodeBenchRow): string {
  *
  * @example
  * ```ts
+ * declare const rows: DecodeBenchRow[]; // from runDecodeBench
  * console.log(decodeBenchMarkdown(rows));
  * ```
  */
@@ -340,6 +341,7 @@ export function ensureOpt125mFixture(cacheDir: string): string {
  *
  * @example
  * ```ts
+ * declare const rows: DecodeBenchRow[]; // from runDecodeBench
  * console.log(sideBySideMarkdown(rows));
  * ```
  */
@@ -399,7 +401,9 @@ export function sideBySideMarkdown(rows: DecodeBenchRow[]): string {
  *
  * @example
  * ```ts
+ * declare const rows: DecodeBenchRow[]; // from runDecodeBench
  * const { ok, lines } = skipNeverSlowerCheck(rows);
+ * console.log(ok, lines.join("\n"));
  * ```
  */
 export function skipNeverSlowerCheck(rows: DecodeBenchRow[]): { ok: boolean; lines: string[] } {

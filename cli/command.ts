@@ -70,6 +70,7 @@ export function helpText(cmd: Command): string {
  *
  * @example
  * ```ts
+ * declare const cmd: Command; // e.g. one of cli/main.ts's commands
  * const code = await runCommand(cmd, ["--help"]);
  * ```
  */
@@ -285,7 +286,9 @@ export const MAX_NEW_TOKENS = 65536;
  * @throws UsageError naming `--max-new-tokens` and the largest value the model allows
  * @example
  * ```ts
- * // checkLength(model, 32, [5, 7]);
+ * import { checkLength } from "./command.ts";
+ * const model = { config: { maxPositionEmbeddings: 64 } };
+ * checkLength(model, 32, [5, 7]); // fits: 7 + 32 - 1 <= 64
  * ```
  */
 export function checkLength(

@@ -7,6 +7,12 @@
  * when they end (`tests/webgpu_helpers.ts`), with no GPU work left in flight, instead of
  * leaving them to process exit; an abort at exit is a failure to investigate, not a pass.
  *
+ * The examples in the JSDoc come first, in the full run (no arguments) or with `--docs` alone:
+ * every example of the repository type-checks (`deno check --doc-only .`; examples that need a
+ * GPU, the network, a checkpoint or a file on disk are only type-checked), and the examples of
+ * the pure modules in {@linkcode RUN_DOCS} run (`deno test --doc`). `deno task test FILES`
+ * runs just those test files.
+ *
  * @module
  */
 // Least privilege: what the tests read, write, look up and run, and no more.
@@ -28,6 +34,36 @@ const PERMISSIONS = [
   "--allow-net=127.0.0.1",
   `--allow-run=${Deno.execPath()},jupyter,chromium`,
 ];
+/**
+ * Modules whose JSDoc examples run as tests (pure: no GPU, network, checkpoint or output file).
+ * Every other example is type-checked only.
+ */
+const RUN_DOCS = [
+  "schedule/",
+  "model/dtype.ts",
+  "model/tensor.ts",
+  "model/random.ts",
+  "eval/bleu.ts",
+  "eval/rouge.ts",
+  "std/",
+];
+const docsOnly = Deno.args.length === 1 && Deno.args[0] === "--docs";
+if (Deno.args.length === 0 || docsOnly) {
+  const steps: [string, string[]][] = [
+    ["every JSDoc example type-checks", ["check", "--doc-only", "."]],
+    ["the pure modules' examples run", ["test", "--doc", `--allow-read=${ROOT}`, ...RUN_DOCS]],
+  ];
+  for (const [what, cmd] of steps) {
+    console.log(`tests/run.ts: ${what}: deno ${cmd.join(" ")}`);
+    const { code } = await new Deno.Command(Deno.execPath(), { args: cmd, cwd: ROOT }).spawn()
+      .status;
+    if (code !== 0) {
+      console.error(`tests/run.ts: ${what} failed (deno ${cmd.join(" ")})`);
+      Deno.exit(code || 1);
+    }
+  }
+  if (docsOnly) Deno.exit(0);
+}
 const args = ["test", ...PERMISSIONS, ...(Deno.args.length ? Deno.args : ["tests/"])];
 const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" })
   .spawn();

@@ -72,7 +72,12 @@ function f32(a: ArrayLike<number>): Float32Array {
  *
  * @example
  * ```ts
- * // saveCheckpoint("out/step-100", { params, adam, tokenizerDir: "bundled/models/tiny-opt-e2e" });
+ * import { saveCheckpoint } from "./checkpoint.ts";
+ * import { ParamSet } from "./params.ts";
+ * import { TINY_OPT_SHAPE } from "../model/fixture.ts";
+ * const dir = Deno.makeTempDirSync();
+ * saveCheckpoint(dir, { params: new ParamSet(TINY_OPT_SHAPE, "f32") });
+ * console.log(Deno.statSync(`${dir}/model.safetensors`).isFile); // true
  * ```
  */
 export function saveCheckpoint(dir: string, options: SaveCheckpointOptions): void {

@@ -2,7 +2,7 @@
  * A training engine owns the f32 master weights, their gradients and AdamW's state on one
  * device, and does the three things the loop needs: accumulate the gradient of a batch,
  * take an optimiser step, and score a batch. {@linkcode CpuEngine} runs the CPU reference
- * (`reference.ts`); `gpu_engine.ts` runs the WGSL kernels of `kernels/backward/`.
+ * (`reference.ts`); `gpu_engine.ts` runs the WGSL kernels of `kernels/train.ts`.
  *
  * @module
  */
@@ -52,9 +52,23 @@ export interface TrainEngine {
  *
  * @example
  * ```ts
- * // const engine = new CpuEngine(params, { weightDecay: 0.01 });
- * // const loss = await engine.accumulate(batch, 1 / batch.targetCount);
- * // await engine.step(1e-3, 1.0);
+ * import { CpuEngine } from "./engine.ts";
+ * import { collate } from "./batch.ts";
+ * import { ParamSet } from "./params.ts";
+ * import { TINY_OPT_SHAPE } from "../model/fixture.ts";
+ * import { seededRandom } from "../model/random.ts";
+ * import { fullPlanSets } from "../schedule/mod.ts";
+ * const config = TINY_OPT_SHAPE;
+ * const params = new ParamSet(config, "f32");
+ * const r = seededRandom(1);
+ * for (const a of params.arrays) a.forEach((_, i) => a[i] = (r() - 0.5) / 10);
+ * const L = config.numHiddenLayers;
+ * const example = { prompt: [2, 5, 6], target: [7, 2], sets: fullPlanSets(L, 4) };
+ * const batch = collate([example], L, config.padTokenId);
+ * const engine = new CpuEngine(params, { weightDecay: 0.01 });
+ * const nll = await engine.accumulate(batch, 1 / 2);
+ * const report = await engine.step(1e-3, 1.0);
+ * console.log(nll > 0, report.gradNorm > 0); // true true
  * ```
  */
 export class CpuEngine implements TrainEngine {

@@ -28,8 +28,13 @@ export interface TrainNllResult {
  *
  * @example
  * ```ts
- * // const r = await evaluateNll(engine, heldOut, parsePolicySource("full"), 12);
- * // console.log(r.nll, r.perplexity);
+ * import { evaluateNll } from "./evaluate.ts";
+ * import type { TrainEngine } from "./engine.ts";
+ * import { parsePolicySource } from "./policies.ts";
+ * declare const engine: TrainEngine; // e.g. a CpuEngine over a model's parameters
+ * const heldOut = [{ prompt: [2, 5, 6], target: [7, 2] }];
+ * const r = await evaluateNll(engine, heldOut, parsePolicySource("full"), 12, 1);
+ * console.log(r.nll, r.perplexity);
  * ```
  */
 export async function evaluateNll(

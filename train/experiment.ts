@@ -76,7 +76,14 @@ export interface QualityOptions {
  *
  * @example
  * ```ts
- * // const q = await policyQuality(params, tok, heldOutItems, heldOutPairs, ["full", "linear:max=6,min=2,warmup=1,horizon=16"]);
+ * import type { ParamSet } from "./params.ts";
+ * import type { Example } from "./batch.ts";
+ * import type { OptTokenizer } from "../tokenizer/mod.ts";
+ * import type { E2eItem } from "../eval/data.ts";
+ * declare const params: ParamSet, tok: OptTokenizer;
+ * declare const heldOutItems: E2eItem[], heldOutPairs: Example[];
+ * const policies = ["full", "linear:max=6,min=2,warmup=1,horizon=16"];
+ * const q = await policyQuality(params, tok, heldOutItems, heldOutPairs, policies);
  * ```
  */
 export async function policyQuality(
@@ -157,7 +164,9 @@ export async function policyQuality(
  *
  * @example
  * ```ts
- * // const fig = frontierChart(frontierPoints(before, "BLEU", "before: "));
+ * import { frontierChart } from "../plots/charts.ts";
+ * declare const before: PolicyQuality[]; // from policyQuality
+ * const fig = frontierChart(frontierPoints(before, "BLEU", "before: "));
  * ```
  */
 export function frontierPoints(
@@ -204,7 +213,12 @@ export interface ExperimentReport {
  *
  * @example
  * ```ts
- * // const r = await finetuneExperiment(resolveTrainConfig([{ model, out, policy, steps: 50 }]), ["full", policy]);
+ * import { resolveTrainConfig } from "./config.ts";
+ * const policy = "linear:max=6,min=2,warmup=1,horizon=16";
+ * const config = resolveTrainConfig([
+ *   { model: "bundled/models/tiny-opt-e2e", out: "out/ft", policy, steps: 50 },
+ * ]);
+ * const r = await finetuneExperiment(config, ["full", policy]);
  * ```
  */
 export async function finetuneExperiment(
@@ -264,7 +278,8 @@ export async function finetuneExperiment(
  *
  * @example
  * ```ts
- * // console.log(reportMarkdown(report));
+ * declare const report: ExperimentReport; // from finetuneExperiment
+ * console.log(reportMarkdown(report));
  * ```
  */
 export function reportMarkdown(r: ExperimentReport): string {

@@ -885,9 +885,12 @@ function activeColumns(
  *
  * @example
  * ```ts
- * // const engine = await createGpuEngine(params, { weightDecay: 0.01 });
- * // const loss = await engine.accumulate(batch, 1 / batch.targetCount);
- * // await engine.step(1e-4, 1);
+ * import type { ParamSet } from "./params.ts";
+ * import type { TrainBatch } from "./batch.ts";
+ * declare const params: ParamSet, batch: TrainBatch; // see CpuEngine's example
+ * const engine = await createGpuEngine(params, { weightDecay: 0.01 });
+ * const loss = await engine.accumulate(batch, 1 / batch.targetCount);
+ * await engine.step(1e-4, 1);
  * ```
  */
 export async function createGpuEngine(

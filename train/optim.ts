@@ -67,7 +67,11 @@ export function adamWConfig(o: AdamWOptions = {}): AdamWConfig {
  *
  * @example
  * ```ts
- * // const state = adamState(params);
+ * import { adamState } from "./optim.ts";
+ * import { ParamSet } from "./params.ts";
+ * import { TINY_OPT_SHAPE } from "../model/fixture.ts";
+ * const state = adamState(new ParamSet(TINY_OPT_SHAPE, "f32"));
+ * console.log(state.step); // 0
  * ```
  */
 export function adamState(params: ParamSet): AdamState {
@@ -79,7 +83,13 @@ export function adamState(params: ParamSet): AdamState {
  *
  * @example
  * ```ts
- * // const norm = gradNorm(grads);
+ * import { gradNorm } from "./optim.ts";
+ * import { ParamSet } from "./params.ts";
+ * import { TINY_OPT_SHAPE } from "../model/fixture.ts";
+ * const grads = new ParamSet(TINY_OPT_SHAPE, "f32");
+ * grads.arrays[0][0] = 3;
+ * grads.arrays[1][0] = 4;
+ * console.log(gradNorm(grads)); // 5
  * ```
  */
 export function gradNorm(grads: ParamSet): number {
@@ -108,12 +118,19 @@ export function clipCoefficient(norm: number, maxNorm: number): number {
  * `p *= 1 - lr·λ` (decay tensors only); `m = β1 m + (1 - β1) g`;
  * `v = β2 v + (1 - β2) g²`; `p -= (lr / (1 - β1^t)) · m / (sqrt(v) / sqrt(1 - β2^t) + ε)`.
  * Every intermediate is rounded to f32, as an f32 kernel (PyTorch's, or the WGSL one of
- * `kernels/backward/`) computes it.
+ * `kernels/train.ts`) computes it.
  *
  * @example
  * ```ts
- * // const state = adamState(params);
- * // adamWStep(params, grads, state, 1e-3, adamWConfig(), clipCoefficient(gradNorm(grads), 1));
+ * import { adamState, adamWConfig, adamWStep, clipCoefficient, gradNorm } from "./optim.ts";
+ * import { ParamSet } from "./params.ts";
+ * import { TINY_OPT_SHAPE } from "../model/fixture.ts";
+ * const params = new ParamSet(TINY_OPT_SHAPE, "f32");
+ * const grads = new ParamSet(TINY_OPT_SHAPE, "f32");
+ * grads.arrays[0].fill(0.5);
+ * const state = adamState(params);
+ * adamWStep(params, grads, state, 1e-3, adamWConfig(), clipCoefficient(gradNorm(grads), 1));
+ * console.log(state.step, params.arrays[0][0] < 0); // 1 true
  * ```
  */
 export function adamWStep(

@@ -334,7 +334,10 @@ export function forward(
  *
  * @example
  * ```ts
- * // const logits = forwardLogits(modelView(params), paddedBatch(rows, sets, 12, 1));
+ * import { modelView, type ParamSet } from "./params.ts";
+ * import type { TrainBatch } from "./batch.ts";
+ * declare const params: ParamSet, batch: TrainBatch; // see CpuEngine's example
+ * const logits = forwardLogits(modelView(params), batch);
  * ```
  */
 export function forwardLogits(m: ModelArrays, batch: TrainBatch): FloatArray {
@@ -362,8 +365,11 @@ export function forwardLogits(m: ModelArrays, batch: TrainBatch): FloatArray {
  *
  * @example
  * ```ts
- * // const s = forward(modelView(params), batch);
- * // backward(modelView(params), modelView(grads), s, 1 / batch.targetCount);
+ * import { modelView, type ParamSet } from "./params.ts";
+ * import type { TrainBatch } from "./batch.ts";
+ * declare const params: ParamSet, grads: ParamSet, batch: TrainBatch;
+ * const s = forward(modelView(params), batch);
+ * backward(modelView(params), modelView(grads), s, 1 / batch.targetCount);
  * ```
  */
 export function backward(m: ModelArrays, g: ModelArrays, s: ForwardState, scale: number): void {

@@ -253,9 +253,14 @@ function writeReports(out: string, state: TrainerState): void {
  *
  * @example
  * ```ts
- * // const r = await train(resolveTrainConfig([{ model: "bundled/models/tiny-opt-e2e",
- * //   out: "out/ft", policy: "linear:max=6,min=2,warmup=1,horizon=32", steps: 50 }]));
- * // console.log(r.state.evals.at(-1));
+ * import { resolveTrainConfig } from "./config.ts";
+ * const r = await train(resolveTrainConfig([{
+ *   model: "bundled/models/tiny-opt-e2e",
+ *   out: "out/ft",
+ *   policy: "linear:max=6,min=2,warmup=1,horizon=32",
+ *   steps: 50,
+ * }]));
+ * console.log(r.state.evals.at(-1));
  * ```
  */
 export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
@@ -537,7 +542,8 @@ async function defaultEngine(
  *
  * @example
  * ```ts
- * // const stored = storedTrainConfig("out/ft/checkpoint-50");
+ * const stored = storedTrainConfig("out/ft/checkpoint-50");
+ * console.log(stored.steps);
  * ```
  */
 export function storedTrainConfig(dir: string): TrainConfig {

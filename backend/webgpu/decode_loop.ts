@@ -10,9 +10,13 @@
  *
  * @example
  * ```ts
- * // const loop = new DecodeLoop(gpu, graph, rec, ws, plan, profiler, encodePrefix);
- * // const out = await loop.run(performance.now());
- * // loop.destroy();
+ * import type { GpuContext, Recorder } from "../../kernels/mod.ts";
+ * import type { Graph, Workspace } from "./graph.ts";
+ * // the backend's device, command graph, recorder, workspace and the decode's plan
+ * declare const gpu: GpuContext, graph: Graph, rec: Recorder, ws: Workspace, plan: DecodePlan;
+ * const loop = new DecodeLoop(gpu, graph, rec, ws, plan, undefined, () => {});
+ * const out = await loop.run(performance.now());
+ * loop.destroy();
  * ```
  *
  * @module

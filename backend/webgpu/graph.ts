@@ -10,8 +10,15 @@
  *
  * @example
  * ```ts
- * // const graph = await createGraph(gpu, mm, model);
- * // graph.embed(rec, ws, 0, P); for (const l of ...) graph.layer(rec, ws, l, Q * B, 0);
+ * import { createGraph, type Workspace } from "./graph.ts";
+ * import type { GpuContext, Recorder } from "../../kernels/mod.ts";
+ * import type { MatmulKernels } from "../../kernels/matmul/mod.ts";
+ * import type { DeviceModel } from "./weights.ts";
+ * declare const gpu: GpuContext, mm: MatmulKernels, model: DeviceModel;
+ * declare const rec: Recorder, ws: Workspace, P: number, B: number;
+ * const graph = await createGraph(gpu, mm, model);
+ * graph.embed(rec, ws, 0, P); // the prompt's P columns
+ * for (let l = 0; l < model.config.numHiddenLayers; l++) graph.layer(rec, ws, l, P * B, 0);
  * ```
  *
  * @module
@@ -105,7 +112,11 @@ export interface Graph {
  *
  * @example
  * ```ts
- * // const graph = await createGraph(gpu, mm, model);
+ * import type { GpuContext } from "../../kernels/mod.ts";
+ * import type { MatmulKernels } from "../../kernels/matmul/mod.ts";
+ * import type { DeviceModel } from "./weights.ts";
+ * declare const gpu: GpuContext, mm: MatmulKernels, model: DeviceModel; // see uploadModel
+ * const graph = await createGraph(gpu, mm, model);
  * ```
  */
 export async function createGraph(
@@ -280,7 +291,11 @@ export interface WorkspaceShape {
  *
  * @example
  * ```ts
- * // const ws = allocateWorkspace(gpu, model.config, group, shape);
+ * import type { AllocationGroup, GpuContext } from "../../kernels/mod.ts";
+ * import type { DeviceModel } from "./weights.ts";
+ * declare const gpu: GpuContext, model: DeviceModel, group: AllocationGroup;
+ * declare const shape: WorkspaceShape;
+ * const ws = allocateWorkspace(gpu, model, group, shape);
  * ```
  */
 export function allocateWorkspace(

@@ -78,7 +78,13 @@ export interface UploadOptions {
  *
  * @example
  * ```ts
- * // const model = await uploadModel(gpu, mm, weights, { maxBindingBytes: 32 << 20 });
+ * import { requestGpu } from "../../kernels/mod.ts";
+ * import { createMatmulKernels } from "../../kernels/matmul/mod.ts";
+ * import { loadWeights } from "../../model/mod.ts";
+ * const gpu = await requestGpu();
+ * const mm = createMatmulKernels(gpu.device);
+ * const weights = await loadWeights("bundled/models/tiny-opt-e2e");
+ * const model = await uploadModel(gpu, mm, weights, { maxBindingBytes: 32 << 20 });
  * ```
  */
 export async function uploadModel(

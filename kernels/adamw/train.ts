@@ -49,7 +49,13 @@ export interface SumSquaresArgs {
  *
  * @example
  * ```ts
- * // const count = encodeSumSquares(set, rec, { x, partials, n, offset });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const x: SumSquaresArgs["x"], partials: SumSquaresArgs["partials"],
+ *   n: SumSquaresArgs["n"], offset: SumSquaresArgs["offset"];
+ * const count = encodeSumSquares(set, rec, { x, partials, n, offset });
  * ```
  */
 export function encodeSumSquares(set: KernelSet, rec: Recorder, a: SumSquaresArgs): number {
@@ -84,7 +90,13 @@ export interface NormFinalizeArgs {
  *
  * @example
  * ```ts
- * // encodeNormFinalize(set, rec, { partials, out, count, maxNorm: 1 });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const partials: NormFinalizeArgs["partials"], out: NormFinalizeArgs["out"],
+ *   count: NormFinalizeArgs["count"];
+ * encodeNormFinalize(set, rec, { partials, out, count, maxNorm: 1 });
  * ```
  */
 export function encodeNormFinalize(set: KernelSet, rec: Recorder, a: NormFinalizeArgs): void {
@@ -135,7 +147,13 @@ export interface AdamWArgs {
  *
  * @example
  * ```ts
- * // encodeAdamW(set, rec, { grad, norm, param, m, v, n, hyper });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const grad: AdamWArgs["grad"], norm: AdamWArgs["norm"], param: AdamWArgs["param"],
+ *   m: AdamWArgs["m"], v: AdamWArgs["v"], n: AdamWArgs["n"], hyper: AdamWArgs["hyper"];
+ * encodeAdamW(set, rec, { grad, norm, param, m, v, n, hyper });
  * ```
  */
 export function encodeAdamW(set: KernelSet, rec: Recorder, a: AdamWArgs): void {

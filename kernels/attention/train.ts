@@ -69,7 +69,16 @@ export interface AttentionForwardArgs extends AttentionShape {
  *
  * @example
  * ```ts
- * // encodeAttentionForward(set, rec, { q, k, v, start, probs, ctx, m, d, heads, tmax });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const q: AttentionForwardArgs["q"], k: AttentionForwardArgs["k"],
+ *   v: AttentionForwardArgs["v"], start: AttentionForwardArgs["start"],
+ *   probs: AttentionForwardArgs["probs"], ctx: AttentionForwardArgs["ctx"],
+ *   m: AttentionForwardArgs["m"], d: AttentionForwardArgs["d"],
+ *   heads: AttentionForwardArgs["heads"], tmax: AttentionForwardArgs["tmax"];
+ * encodeAttentionForward(set, rec, { q, k, v, start, probs, ctx, m, d, heads, tmax });
  * ```
  */
 export function encodeAttentionForward(
@@ -122,7 +131,21 @@ export interface AttentionBackwardArgs extends AttentionShape {
  *
  * @example
  * ```ts
- * // encodeAttentionBackward(set, rec, { dctx, q, k, v, probs, start, rowEnd, ds, dq, dk, dv, m, d, heads, tmax, scale });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const dctx: AttentionBackwardArgs["dctx"], q: AttentionBackwardArgs["q"],
+ *   k: AttentionBackwardArgs["k"], v: AttentionBackwardArgs["v"],
+ *   probs: AttentionBackwardArgs["probs"], start: AttentionBackwardArgs["start"],
+ *   rowEnd: AttentionBackwardArgs["rowEnd"], ds: AttentionBackwardArgs["ds"],
+ *   dq: AttentionBackwardArgs["dq"], dk: AttentionBackwardArgs["dk"],
+ *   dv: AttentionBackwardArgs["dv"], m: AttentionBackwardArgs["m"], d: AttentionBackwardArgs["d"],
+ *   heads: AttentionBackwardArgs["heads"], tmax: AttentionBackwardArgs["tmax"],
+ *   scale: AttentionBackwardArgs["scale"];
+ * encodeAttentionBackward(set, rec, {
+ *   dctx, q, k, v, probs, start, rowEnd, ds, dq, dk, dv, m, d, heads, tmax, scale,
+ * });
  * ```
  */
 export function encodeAttentionBackward(

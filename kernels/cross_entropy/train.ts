@@ -50,7 +50,14 @@ export interface CrossEntropyArgs {
  *
  * @example
  * ```ts
- * // encodeCrossEntropy(set, rec, { targets, logits, nll, rows, vocab, train: true, scale });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const targets: CrossEntropyArgs["targets"], logits: CrossEntropyArgs["logits"],
+ *   nll: CrossEntropyArgs["nll"], rows: CrossEntropyArgs["rows"],
+ *   vocab: CrossEntropyArgs["vocab"], scale: CrossEntropyArgs["scale"];
+ * encodeCrossEntropy(set, rec, { targets, logits, nll, rows, vocab, train: true, scale });
  * ```
  */
 export function encodeCrossEntropy(set: KernelSet, rec: Recorder, a: CrossEntropyArgs): void {

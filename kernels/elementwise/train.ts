@@ -46,7 +46,12 @@ export interface AxpyArgs {
  *
  * @example
  * ```ts
- * // encodeAxpy(set, rec, { x, y, n });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const x: AxpyArgs["x"], y: AxpyArgs["y"], n: AxpyArgs["n"];
+ * encodeAxpy(set, rec, { x, y, n });
  * ```
  */
 export function encodeAxpy(set: KernelSet, rec: Recorder, a: AxpyArgs): void {
@@ -75,7 +80,12 @@ export interface ReluArgs {
  *
  * @example
  * ```ts
- * // encodeRelu(set, rec, { u, out, n });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const u: ReluArgs["u"], out: ReluArgs["out"], n: ReluArgs["n"];
+ * encodeRelu(set, rec, { u, out, n });
  * ```
  */
 export function encodeRelu(set: KernelSet, rec: Recorder, a: ReluArgs): void {
@@ -104,7 +114,12 @@ export interface ReluBackwardArgs {
  *
  * @example
  * ```ts
- * // encodeReluBackward(set, rec, { u, dz, n });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const u: ReluBackwardArgs["u"], dz: ReluBackwardArgs["dz"], n: ReluBackwardArgs["n"];
+ * encodeReluBackward(set, rec, { u, dz, n });
  * ```
  */
 export function encodeReluBackward(set: KernelSet, rec: Recorder, a: ReluBackwardArgs): void {

@@ -55,7 +55,13 @@ export interface GatherRowsArgs {
  *
  * @example
  * ```ts
- * // encodeGatherRows(set, rec, { src, idx, out, n, width });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const src: GatherRowsArgs["src"], idx: GatherRowsArgs["idx"],
+ *   out: GatherRowsArgs["out"], n: GatherRowsArgs["n"], width: GatherRowsArgs["width"];
+ * encodeGatherRows(set, rec, { src, idx, out, n, width });
  * ```
  */
 export function encodeGatherRows(set: KernelSet, rec: Recorder, a: GatherRowsArgs): void {
@@ -85,7 +91,13 @@ export interface ScatterRowsArgs {
  *
  * @example
  * ```ts
- * // encodeScatterRows(set, rec, { rows, idx, dst, n, width });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const rows: ScatterRowsArgs["rows"], idx: ScatterRowsArgs["idx"],
+ *   dst: ScatterRowsArgs["dst"], n: ScatterRowsArgs["n"], width: ScatterRowsArgs["width"];
+ * encodeScatterRows(set, rec, { rows, idx, dst, n, width });
  * ```
  */
 export function encodeScatterRows(set: KernelSet, rec: Recorder, a: ScatterRowsArgs): void {
@@ -126,7 +138,14 @@ export interface EmbedForwardArgs {
  *
  * @example
  * ```ts
- * // encodeEmbedForward(set, rec, { mode: "tokens", table, tokens, positions, out, n, width });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const table: EmbedForwardArgs["table"], tokens: EmbedForwardArgs["tokens"],
+ *   positions: EmbedForwardArgs["positions"], out: EmbedForwardArgs["out"],
+ *   n: EmbedForwardArgs["n"], width: EmbedForwardArgs["width"];
+ * encodeEmbedForward(set, rec, { mode: "tokens", table, tokens, positions, out, n, width });
  * ```
  */
 export function encodeEmbedForward(set: KernelSet, rec: Recorder, a: EmbedForwardArgs): void {
@@ -166,7 +185,14 @@ export interface SegmentSumArgs {
  *
  * @example
  * ```ts
- * // encodeSegmentSum(set, rec, { ids, seg, order, src, dst, units, width });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const ids: SegmentSumArgs["ids"], seg: SegmentSumArgs["seg"],
+ *   order: SegmentSumArgs["order"], src: SegmentSumArgs["src"], dst: SegmentSumArgs["dst"],
+ *   units: SegmentSumArgs["units"], width: SegmentSumArgs["width"];
+ * encodeSegmentSum(set, rec, { ids, seg, order, src, dst, units, width });
  * ```
  */
 export function encodeSegmentSum(set: KernelSet, rec: Recorder, a: SegmentSumArgs): void {

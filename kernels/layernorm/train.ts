@@ -59,7 +59,15 @@ export interface LayerNormForwardArgs {
  *
  * @example
  * ```ts
- * // encodeLayerNormForward(set, rec, { x, w, b, y, xhat, rstd, m, d });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const x: LayerNormForwardArgs["x"], w: LayerNormForwardArgs["w"],
+ *   b: LayerNormForwardArgs["b"], y: LayerNormForwardArgs["y"],
+ *   xhat: LayerNormForwardArgs["xhat"], rstd: LayerNormForwardArgs["rstd"],
+ *   m: LayerNormForwardArgs["m"], d: LayerNormForwardArgs["d"];
+ * encodeLayerNormForward(set, rec, { x, w, b, y, xhat, rstd, m, d });
  * ```
  */
 export function encodeLayerNormForward(
@@ -101,7 +109,14 @@ export interface LayerNormBackwardArgs {
  *
  * @example
  * ```ts
- * // encodeLayerNormBackward(set, rec, { dy, xhat, rstd, w, dx, m, d, accumulate: false });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const dy: LayerNormBackwardArgs["dy"], xhat: LayerNormBackwardArgs["xhat"],
+ *   rstd: LayerNormBackwardArgs["rstd"], w: LayerNormBackwardArgs["w"],
+ *   dx: LayerNormBackwardArgs["dx"], m: LayerNormBackwardArgs["m"], d: LayerNormBackwardArgs["d"];
+ * encodeLayerNormBackward(set, rec, { dy, xhat, rstd, w, dx, m, d, accumulate: false });
  * ```
  */
 export function encodeLayerNormBackward(
@@ -137,7 +152,14 @@ export interface LnParamGradsArgs {
  *
  * @example
  * ```ts
- * // encodeLnParamGrads(set, rec, { dy, xhat, dw, db, m, d });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const dy: LnParamGradsArgs["dy"], xhat: LnParamGradsArgs["xhat"],
+ *   dw: LnParamGradsArgs["dw"], db: LnParamGradsArgs["db"], m: LnParamGradsArgs["m"],
+ *   d: LnParamGradsArgs["d"];
+ * encodeLnParamGrads(set, rec, { dy, xhat, dw, db, m, d });
  * ```
  */
 export function encodeLnParamGrads(set: KernelSet, rec: Recorder, a: LnParamGradsArgs): void {

@@ -16,7 +16,8 @@ let nextId = 1;
  *
  * @example
  * ```ts
- * // bufferId(a) === bufferId(a), bufferId(a) !== bufferId(b)
+ * declare const a: GPUBuffer, b: GPUBuffer; // two buffers of one device
+ * console.log(bufferId(a) === bufferId(a), bufferId(a) !== bufferId(b)); // true true
  * ```
  */
 export function bufferId(b: GPUBuffer): number {
@@ -34,7 +35,9 @@ export function bufferId(b: GPUBuffer): number {
  *
  * @example
  * ```ts
- * // const u = new ParamCache(device, "matmul"); u.get([m, n, k]) -> GPUBuffer (32 bytes+)
+ * declare const device: GPUDevice;
+ * const u = new ParamCache(device, "matmul");
+ * const params: GPUBuffer = u.get([8, 768, 768]); // a 16-byte uniform holding m, n, k
  * ```
  */
 export class ParamCache {
@@ -97,8 +100,10 @@ export function window(start: number, bytes: number, align: number): Window {
  *
  * @example
  * ```ts
- * // const groups = new BindGroupCache();
- * // const g = groups.get("x:1:y:2", () => device.createBindGroup({ ... }));
+ * declare const device: GPUDevice, layout: GPUBindGroupLayout, x: GPUBuffer;
+ * const groups = new BindGroupCache();
+ * const g = groups.get(`x:${bufferId(x)}`, () =>
+ *   device.createBindGroup({ layout, entries: [{ binding: 0, resource: { buffer: x } }] }));
  * ```
  */
 export class BindGroupCache {
@@ -143,8 +148,9 @@ const pipelineCache = new WeakMap<GPUDevice, Map<string, CompiledPipeline>>();
  *
  * @example
  * ```ts
- * // const { pipeline, check } = compilePipeline(device, "matmul v1", code);
- * // await check;
+ * declare const device: GPUDevice, code: string; // a WGSL module with entry point main
+ * const { pipeline, check } = compilePipeline(device, "matmul v1", code);
+ * await check; // rejects naming the kernel when the WGSL does not compile
  * ```
  */
 export function compilePipeline(

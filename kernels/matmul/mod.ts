@@ -193,9 +193,13 @@ function checkOffset(name: string, off: number | undefined): number {
  *
  * @example
  * ```ts
- * // const mm = createMatmulKernels(device, { variant: "auto", adapterInfo: adapter.info });
- * // const lin = mm.uploadLinear(weights.layers[0].fc1.weight, weights.layers[0].fc1.bias);
- * // mm.encode(encoder, { x, y, m: 8, linear: lin, relu: true });
+ * import { loadWeights } from "../../model/mod.ts";
+ * declare const adapter: GPUAdapter, device: GPUDevice, x: GPUBuffer, y: GPUBuffer;
+ * const weights = await loadWeights("bundled/models/tiny-opt-e2e");
+ * const mm = createMatmulKernels(device, { variant: "auto", adapterInfo: adapter.info });
+ * const lin = mm.uploadLinear(weights.layers[0].fc1.weight, weights.layers[0].fc1.bias);
+ * const encoder = device.createCommandEncoder();
+ * mm.encode(encoder, { x, y, m: 8, linear: lin, relu: true });
  * ```
  */
 export function createMatmulKernels(device: GPUDevice, options: MatmulOptions = {}): MatmulKernels {

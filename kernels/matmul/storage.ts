@@ -73,9 +73,21 @@ const RELU = 1, RESIDUAL = 2, ACCUMULATE = 4;
  *
  * @example
  * ```ts
- * // const v = new StorageVariant(ctx, { name: "v1_storage_naive", code, kAlign: 2,
- * //   colsPerGroup: 64, rowsPerGroup: 1, colAlign: 1 });
- * // const lin = v.upload(hostLinear(weight, bias, "fc1")); v.encode(encoder, lin, args);
+ * import { hostLinear } from "./host.ts";
+ * import type { ResolvedArgs, VariantContext } from "./types.ts";
+ * import type { Tensor } from "../../model/types.ts";
+ * declare const ctx: VariantContext, code: string, weight: Tensor, bias: Tensor;
+ * declare const encoder: GPUCommandEncoder, args: ResolvedArgs;
+ * const v = new StorageVariant(ctx, {
+ *   name: "v1_storage_naive",
+ *   code,
+ *   kAlign: 2,
+ *   colsPerGroup: 64,
+ *   rowsPerGroup: 1,
+ *   colAlign: 1,
+ * });
+ * const lin = v.upload(hostLinear(weight, bias, "fc1"));
+ * v.encode(encoder, lin, args);
  * ```
  */
 export class StorageVariant implements Variant {

@@ -88,8 +88,12 @@ class TextureLinear implements VariantLinear {
  *
  * @example
  * ```ts
- * // const v = new TextureVariant(ctx);
- * // if (!v.unsupported(host)) v.encode(encoder, v.upload(host), args);
+ * import type { HostLinear } from "./host.ts";
+ * import type { ResolvedArgs, VariantContext } from "./types.ts";
+ * declare const ctx: VariantContext, host: HostLinear;
+ * declare const encoder: GPUCommandEncoder, args: ResolvedArgs;
+ * const v = new TextureVariant(ctx);
+ * if (!v.unsupported(host)) v.encode(encoder, v.upload(host), args);
  * ```
  */
 export class TextureVariant implements Variant {

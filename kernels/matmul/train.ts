@@ -76,7 +76,14 @@ export interface TrainMatmulArgs {
  *
  * @example
  * ```ts
- * // encodeTrainMatmul(set, rec, { kind: "NT", a: x, b: w, c: y, m, k, n, bias });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const x: TrainMatmulArgs["a"], w: TrainMatmulArgs["b"], y: TrainMatmulArgs["c"],
+ *   m: TrainMatmulArgs["m"], k: TrainMatmulArgs["k"], n: TrainMatmulArgs["n"],
+ *   bias: TrainMatmulArgs["bias"];
+ * encodeTrainMatmul(set, rec, { kind: "NT", a: x, b: w, c: y, m, k, n, bias });
  * ```
  */
 export function encodeTrainMatmul(set: KernelSet, rec: Recorder, a: TrainMatmulArgs): void {
@@ -117,7 +124,13 @@ export interface BiasGradArgs {
  *
  * @example
  * ```ts
- * // encodeBiasGrad(set, rec, { dy, db, m, n });
+ * import type { KernelSet } from "../declare.ts";
+ * import type { Recorder } from "../encode.ts";
+ * // the kernel set, a recording pass and the device buffers and sizes of the dispatch
+ * declare const set: KernelSet, rec: Recorder;
+ * declare const dy: BiasGradArgs["dy"], db: BiasGradArgs["db"], m: BiasGradArgs["m"],
+ *   n: BiasGradArgs["n"];
+ * encodeBiasGrad(set, rec, { dy, db, m, n });
  * ```
  */
 export function encodeBiasGrad(set: KernelSet, rec: Recorder, a: BiasGradArgs): void {
