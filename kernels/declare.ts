@@ -109,9 +109,18 @@ export interface DeclaredKernel {
  * @example
  * ```ts
  * import { requestGpu } from "./device.ts";
+ * import { Recorder } from "./encode.ts";
+ * import { ParamArena } from "./params.ts";
  * import { createDeclaredKernel } from "./declare.ts";
- * // const k = await createDeclaredKernel(await requestGpu(), "relu", reluCode);
- * // k.dispatch(rec, { u, out, n, stride, mode: 0 }, [groups], "train_elementwise");
+ * import { ELEMENTWISE_TRAIN_WGSL } from "./elementwise/train.ts";
+ * const gpu = await requestGpu();
+ * const relu = await createDeclaredKernel(gpu, "train_relu", ELEMENTWISE_TRAIN_WGSL.train_relu);
+ * const buf = () => gpu.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE });
+ * const rec = new Recorder(gpu, new ParamArena(gpu));
+ * rec.begin();
+ * // bindings u, out and Params fields n, stride, mode, all by the names the WGSL declares
+ * relu.dispatch(rec, { u: buf(), out: buf(), n: 64, stride: 64, mode: 0 }, [1], "relu");
+ * gpu.device.queue.submit([rec.finish()]);
  * ```
  */
 export async function createDeclaredKernel(
