@@ -11,24 +11,17 @@ import { CheckpointError } from "../model/errors.ts";
 import { writeRandomCheckpoint } from "../model/fixture.ts";
 import { tensorToFloat32 } from "../model/safetensors.ts";
 import { rawSafetensors, splitSafetensors, withTempDir } from "./model_test_helpers.ts";
+import { rng as uniform } from "./helpers.ts";
 
 const ITERATIONS = 3000;
 
-/** xorshift32: the fuzzer's own seeded generator. */
+/** The fuzzer's draws, from the tests' one seeded generator (tests/helpers.ts). */
 function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  const next = () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
+  const u = uniform(seed);
   return {
-    int: (n: number) => next() % n,
-    pick: <T>(xs: readonly T[]): T => xs[next() % xs.length],
-    float: () => next() / 4294967296,
+    int: (n: number) => Math.floor(u() * n),
+    pick: <T>(xs: readonly T[]): T => xs[Math.floor(u() * xs.length)],
+    float: u,
   };
 }
 
