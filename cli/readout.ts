@@ -239,7 +239,7 @@ export const readoutCommand: Command = {
           data: dataFile,
           heldOut: dataFile === E2E_HELD_OUT,
           items: items.length,
-          rows: calm.rows.map(({ layers: _, ...r }) => r),
+          rows: calm.rows, // each with `layers[item][position]`
           positions: calm.positions,
           note: calm.note,
         };

@@ -364,3 +364,41 @@ Deno.test("readout command as the task runs it: bad input is one line and exit 2
     assert(pattern.test(r.stderr), `${args.join(" ")}: ${r.stderr}`);
   }
 });
+
+Deno.test("readout command: --calm --json gives the table rows with per-position layers", async () => {
+  const logged: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => logged.push(a.join(" "));
+  let code;
+  try {
+    code = await runCommand(readoutCommand, [
+      "--calm",
+      "0.9",
+      "--calm-min-layer",
+      "4",
+      "--data",
+      "bundled/data/e2e/devset.csv",
+      "--items",
+      "2",
+      "--max-new-tokens",
+      "3",
+      "--backend",
+      "cpu",
+      "--json",
+    ]);
+  } finally {
+    console.log = log;
+  }
+  assertEquals(code, 0);
+  const out = JSON.parse(logged.join("\n"));
+  assertEquals(out.ids, undefined, "no --prompt: no readout of one");
+  assertEquals(out.calm.heldOut, false);
+  assertEquals(out.calm.items, 2);
+  const [full, calm] = out.calm.rows;
+  assertEquals(full.threshold, null);
+  assertEquals(calm.threshold, 0.9);
+  assertEquals(calm.layers.length, 2);
+  for (const l of calm.layers.flat()) assert(l >= 4 && l <= 12, `layer ${l}`);
+  assertEquals(calm.layers.flat().length, out.calm.positions);
+  assert(out.calm.note.includes("teacher forced") && out.calm.note.includes("upper bound"));
+});
