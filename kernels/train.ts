@@ -7,7 +7,7 @@
  * | op | kernels | dispatcher |
  * | --- | --- | --- |
  * | matmul | `train_matmul.wgsl` (NT, NN, TN), `train_bias_grad.wgsl` | `matmul/train.ts` |
- * | layernorm | `train_forward.wgsl`, `train_backward.wgsl`, `train_param_grads.wgsl` | `layernorm/train.ts` |
+ * | layernorm | `wgsl.ts` (the inference forward, keeping `xhat` and `rstd`), `train_backward.wgsl`, `train_param_grads.wgsl` | `layernorm/train.ts` |
  * | attention | `train_forward.wgsl`, `train_backward_q.wgsl`, `train_backward_kv.wgsl` | `attention/train.ts` |
  * | embedding | `train_forward.wgsl`, `train_segment_sum.wgsl`, `train_gather_rows.wgsl`, `train_scatter_rows.wgsl` | `embedding/train.ts` |
  * | elementwise | `axpy.wgsl`, `relu.wgsl` | `elementwise/train.ts` |

@@ -1,6 +1,6 @@
 /**
  * Dispatch of the training LayerNorm kernels: the forward that keeps `xhat` and `rstd`
- * (`train_forward.wgsl`), the input gradient (`train_backward.wgsl`) and the parameter
+ * (the inference kernel of `wgsl.ts` with `keep`), the input gradient (`train_backward.wgsl`) and the parameter
  * gradients (`train_param_grads.wgsl`). Their CPU reference is `reference.ts` beside this
  * file (`layerNormForward`, `layerNormBackward`).
  *
@@ -14,7 +14,7 @@
  */
 import { type KernelSet, rowGroups } from "../declare.ts";
 import type { Binding, Recorder } from "../encode.ts";
-import forwardCode from "./train_forward.wgsl" with { type: "text" };
+import { layerNormWgsl } from "./wgsl.ts";
 import backwardCode from "./train_backward.wgsl" with { type: "text" };
 import paramGradsCode from "./train_param_grads.wgsl" with { type: "text" };
 
@@ -27,7 +27,8 @@ import paramGradsCode from "./train_param_grads.wgsl" with { type: "text" };
  * ```
  */
 export const LAYERNORM_TRAIN_WGSL: Record<string, string> = {
-  train_layernorm_forward: forwardCode,
+  // the inference kernel's source, also writing xhat and rstd
+  train_layernorm_forward: layerNormWgsl(64, true),
   train_layernorm_backward: backwardCode,
   train_ln_param_grads: paramGradsCode,
 };
@@ -78,7 +79,7 @@ export function encodeLayerNormForward(
   if (a.m === 0) return;
   set.get("train_layernorm_forward").dispatch(
     rec,
-    { ...a, eps: a.eps ?? 1e-5 },
+    { ...a, out: a.y, inRow: 0, outRow: 0, eps: a.eps ?? 1e-5 },
     rowGroups(a.m),
     "train_layernorm",
   );
