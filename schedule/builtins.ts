@@ -96,10 +96,7 @@ export const LINEAR: ScheduleDescriptor<typeof LINEAR_PARAMS> = defineSchedule({
   top: "max",
   warmup: "warmup",
   horizon: "horizon",
-  check: (p, who) => {
-    rules.minAtMostMax(who, p.min, p.max);
-    rules.warmupBelow(who, p.warmup, "min", p.min);
-  },
+  check: decayRules,
   budget: (p, j, H) => {
     if (H === 1) return p.min;
     return clamp(Math.round(p.max - (p.max - p.min) * Math.min(j / (H - 1), 1)), p.min, p.max);
@@ -126,10 +123,7 @@ export const POWERLAW: ScheduleDescriptor<typeof POWERLAW_PARAMS> = defineSchedu
   example: "powerlaw:max=12,min=2,warmup=1,alpha=1,tau=8",
   top: "max",
   warmup: "warmup",
-  check: (p, who) => {
-    rules.minAtMostMax(who, p.min, p.max);
-    rules.warmupBelow(who, p.warmup, "min", p.min);
-  },
+  check: decayRules,
   budget: (p, j) =>
     clamp(Math.round(p.min + (p.max - p.min) * (1 + j / p.tau) ** -p.alpha), p.min, p.max),
   label: (p) => `power ${p.max}→${p.min} w${p.warmup} α${p.alpha} τ${p.tau}`,
@@ -283,6 +277,12 @@ export const BUILTIN_POLICY_NAMES: readonly string[] = Object.freeze([
   ...builtinPolicies().map((d) => d.name),
   "custom",
 ]);
+
+/** The rules of a decay from `max` to `min` above `warmup` layers (linear, power law). */
+function decayRules(p: { min: number; max: number; warmup: number }, who: string): void {
+  rules.minAtMostMax(who, p.min, p.max);
+  rules.warmupBelow(who, p.warmup, "min", p.min);
+}
 
 function clamp(x: number, lo: number, hi: number): number {
   return x < lo ? lo : x > hi ? hi : x;

@@ -188,10 +188,17 @@ export function isPolicy(value: unknown): value is Policy {
     typeof v.toJSON === "function" && typeof v.toString === "function";
 }
 
-// ---------------------------------------------------------------------------------------
-// internals
-
-function requireInt(who: string, key: string, value: unknown, lo: number): number {
+/**
+ * An integer `>= lo`, else a {@linkcode PolicyError} naming `key` (`"<who>: <key> must be an
+ * integer >= <lo>, got <value>"`): the check every integer parameter and argument goes through.
+ *
+ * @example
+ * ```ts
+ * import { requireInt } from "./policy.ts";
+ * console.log(requireInt("linear", "max", 12, 1)); // 12
+ * ```
+ */
+export function requireInt(who: string, key: string, value: unknown, lo: number): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < lo) {
     throw new PolicyError(
       `${who}: ${key} must be an integer >= ${lo}, got ${

@@ -20,6 +20,7 @@ import {
   type Policy,
   type PolicyJson,
   type PromptMode,
+  requireInt,
   skipDecodeSet,
 } from "./policy.ts";
 
@@ -425,17 +426,7 @@ function labelJson(json: PolicyJson): string {
  */
 export function checkParam(who: string, spec: ParamSpec, value: unknown): number {
   const { key, min } = spec;
-  if (spec.type === "int") {
-    if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
-      throw new PolicyError(
-        `${who}: ${key} must be an integer >= ${min}, got ${
-          typeof value === "string" ? JSON.stringify(value) : String(value)
-        }`,
-        key,
-      );
-    }
-    return value;
-  }
+  if (spec.type === "int") return requireInt(who, key, value, min);
   if (typeof value !== "number" || !Number.isFinite(value)) {
     throw new PolicyError(`${who}: ${key} must be a finite number, got ${String(value)}`, key);
   }
