@@ -9,7 +9,7 @@
  *   evaluation policy, Hugging Face checkpoints and exact resume.
  * - The CPU reference: {@linkcode forward} (keeps activations) and {@linkcode backward},
  *   generic over f32/f64; engines ({@linkcode CpuEngine}, {@linkcode createGpuEngine} with
- *   the WGSL kernels of `kernels/backward/`) own weights, gradients and optimizer state on
+ *   the WGSL kernels of `kernels/train.ts`) own weights, gradients and optimizer state on
  *   a device.
  * - {@linkcode policyQuality} / {@linkcode finetuneExperiment}: BLEU, NLL and speedups per
  *   policy before and after fine-tuning.
