@@ -83,6 +83,8 @@ export interface DecodeBenchOptions {
   torch?: boolean | TorchEngineOptions;
   /** Called with the reason when `torch` was asked for but cannot run. */
   onTorchSkipped?: (reason: string) => void;
+  /** Called with the PyTorch engine's description and warning (misleading BLAS), once. */
+  onTorchStarted?: (description: string, warning?: string) => void;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -212,6 +214,8 @@ export async function runDecodeBench(options: DecodeBenchOptions): Promise<Decod
           engines.push(t.engine);
           closers.push(() => t.engine.close());
           log(`${m.label}: PyTorch reference: ${t.engine.description}`);
+          if (t.engine.warning) log(`WARNING: ${t.engine.warning}`);
+          options.onTorchStarted?.(t.engine.description, t.engine.warning);
         } else {
           log(`${m.label}: PyTorch reference skipped: ${t.skipped}`);
           options.onTorchSkipped?.(t.skipped);

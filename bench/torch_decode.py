@@ -180,6 +180,34 @@ class Opt:
         return {"ms": (t2 - t0) * 1e3, "prefillMs": (t1 - t0) * 1e3, "tokens": tokens}
 
 
+def blas_info():
+    """The BLAS library this process mapped, and a 512x768x768 f32 GEMM's GFLOP/s.
+
+    Debian's python3-torch calls whatever provides libblas.so.3: the reference BLAS of
+    libblas3 (plain loops, ~1 GFLOP/s) unless libopenblas0 is installed. A reference-BLAS
+    PyTorch is an order of magnitude slower than what a user would run, so the caller warns.
+    """
+    a = torch.randn(512, 768)
+    b = torch.randn(768, 768)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(3):
+        a @ b
+    gflops = 3 * 2 * 512 * 768 * 768 / (time.perf_counter() - t) / 1e9
+    libs = set()
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                if "blas" in path.lower() or "mkl" in path.lower():
+                    libs.add(path)
+    except OSError:
+        pass
+    reference = any("/blas/libblas" in p for p in libs) and not any(
+        "openblas" in p.lower() or "mkl" in p.lower() for p in libs)
+    return {"blas": sorted(libs), "referenceBlas": reference, "gemmGflops": gflops}
+
+
 def main():
     model = None
     for line in sys.stdin:
@@ -199,7 +227,7 @@ def main():
                 model = Opt(req["dir"], device)
                 name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
                 reply = {"ok": True, "torch": torch.__version__, "threads": torch.get_num_threads(),
-                         "device": name}
+                         "device": name, **(blas_info() if device == "cpu" else {})}
             elif cmd == "decode":
                 if model is None:
                     raise ValueError("no model loaded")

@@ -125,6 +125,7 @@ export async function benchMain(args: string[]): Promise<number> {
   console.log(`load average at start: ${load()}`);
   console.log(decodeBenchMarkdown([]));
   let torchSkipped: string | undefined;
+  let torchStarted: { description: string; warning?: string } | undefined;
   const t0 = performance.now();
   const rows = await runDecodeBench({
     models,
@@ -137,6 +138,7 @@ export async function benchMain(args: string[]): Promise<number> {
     maxGflop: { cpu: quick ? 20 : 30 },
     torch: values.torch ? { threads, device: torchDevice } : false,
     onTorchSkipped: (why) => (torchSkipped = why),
+    onTorchStarted: (description, warning) => (torchStarted ??= { description, warning }),
     log: (line) => console.log(line),
   });
   const side = sideBySideMarkdown(rows);
@@ -146,8 +148,8 @@ export async function benchMain(args: string[]): Promise<number> {
     : torchSkipped
     ? `PyTorch reference: skipped (${torchSkipped})`
     : `PyTorch reference: bench/torch_decode.py, eager f32, KV cache, greedy, ${
-      torchDevice === "cuda" ? "CUDA" : `${threads} threads`
-    }`;
+      torchStarted?.description ?? (torchDevice === "cuda" ? "CUDA" : `${threads} threads`)
+    }${torchStarted?.warning ? `\nWARNING: ${torchStarted.warning}` : ""}`;
   const summary = [
     "",
     `Side by side (tokens/s incl. prefill, median of ${
