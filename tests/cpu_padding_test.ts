@@ -85,7 +85,10 @@ Deno.test("padding invariance (CPU backend, random checkpoint): alone == in padd
 });
 
 Deno.test("padding invariance (engine on tiny-opt-e2e, greedy, EOS): alone == batched", async () => {
-  const model = await loadModel(sharedPath("models/tiny-opt-e2e"), { backend: "cpu", onNote: () => {} });
+  const model = await loadModel(sharedPath("models/tiny-opt-e2e"), {
+    backend: "cpu",
+    onNote: () => {},
+  });
   try {
     const prompts = [
       "name[The Eagle], eatType[coffee shop], food[Japanese], priceRange[less than £20], " +

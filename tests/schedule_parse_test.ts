@@ -20,7 +20,6 @@ import {
 } from "../schedule/mod.ts";
 import { intIn, rng } from "./helpers.ts";
 
-
 function randomPolicy(r: () => number, depth = 0): Policy {
   const w = intIn(r, 0, 3);
   const min = intIn(r, w + 1, 8);

@@ -26,7 +26,6 @@ import {
 } from "../schedule/mod.ts";
 import { intIn, rng } from "./helpers.ts";
 
-
 Deno.test("hand example: linear:max=12,min=4,warmup=1,horizon=32, L=12, P=5, N=32", () => {
   const p = plan(parsePolicy("linear:max=12,min=4,warmup=1,horizon=32"), {
     layers: 12,

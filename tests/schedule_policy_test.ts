@@ -20,7 +20,6 @@ import {
 } from "../schedule/mod.ts";
 import { intIn, rng } from "./helpers.ts";
 
-
 /** docs/DESIGN.md §4 linear, written out literally as docs/DESIGN.md §4 states it (JavaScript `Math.round`). */
 function specLinear(max: number, min: number, j: number, H: number): number {
   if (H === 1) return min;

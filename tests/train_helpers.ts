@@ -57,4 +57,3 @@ export function plannedExamples(
     return { prompt, target, sets: exampleSets(p, config.numHiddenLayers, P, R) };
   });
 }
-
