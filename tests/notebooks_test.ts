@@ -5,7 +5,7 @@
  *
  * The kernel is registered in a temporary `JUPYTER_PATH` with the `deno` binary running
  * this test (`kernel.json` as `deno jupyter --install` writes it). The sweeps run small:
- * `SKIPDECODE_SWEEP_ITEMS=2`, `SKIPDECODE_SWEEP_TOKENS=12`, a fresh result cache, the CPU
+ * `SKIPDECODE_SWEEP_ITEMS=2`, `SKIPDECODE_SWEEP_TOKENS=12`, `SKIPDECODE_FT_STEPS=2`, a fresh result cache, the CPU
  * backend unless `SKIPDECODE_BACKEND` says otherwise. Needs Jupyter:
  * `apt-get install -y --no-install-recommends jupyter-nbconvert python3-nbclient jupyter-client jupyter-core`.
  */
@@ -16,7 +16,7 @@ const NOTEBOOKS = fileURLToPath(new URL("../notebooks/", import.meta.url));
 const TESTS = fileURLToPath(new URL("./", import.meta.url));
 const PLOTLY = "application/vnd.plotly.v1+json";
 /** The notebooks this test runs (others in the folder have their own tests). */
-const NAMES = ["quickstart", "policy_sweep", "custom_policy", "finetune"];
+const NAMES = ["quickstart", "policy_sweep", "custom_policy", "finetune", "procedure"];
 
 interface Output {
   output_type: string;
@@ -68,6 +68,7 @@ async function execute(name: string, tmp: string): Promise<Cell[]> {
     SKIPDECODE_CACHE_DIR: `${tmp}/cache`,
     SKIPDECODE_SWEEP_ITEMS: "2",
     SKIPDECODE_SWEEP_TOKENS: "12",
+    SKIPDECODE_FT_STEPS: "2",
     SKIPDECODE_BACKEND: Deno.env.get("SKIPDECODE_BACKEND") ?? "cpu",
     XDG_RUNTIME_DIR: tmp,
   };
@@ -176,7 +177,7 @@ Deno.test("notebooks execute under the Deno kernel and show Plotly charts", asyn
           join(o.text) + join(o.data?.["text/plain"] as string | undefined)
         ).join("\n");
         if (name === "policy_sweep" || name === "custom_policy") {
-          assert(text.includes("| policy | layer speedup |"), `${name}: no sweep table`);
+          assert(text.includes("| policy | layer speedup"), `${name}: no sweep table`);
           assert(/sweep: \d+ policies x 2 items/.test(text), `${name}: no final progress line`);
         }
         if (name === "policy_sweep") {
@@ -188,6 +189,13 @@ Deno.test("notebooks execute under the Deno kernel and show Plotly charts", asyn
         }
         if (name === "custom_policy") {
           assert(text.includes("refused: column"), "custom_policy: the nesting error is not shown");
+        }
+        if (name === "procedure") {
+          assert(text.includes("| policy | fine-tuned |"), "procedure: no before/after table");
+          assert(text.includes("Later tokens are easier") || text.includes("oracle depth"));
+          const titles = cells.flatMap((c) => c.outputs ?? []).filter((o) => o.data?.[PLOTLY])
+            .map((o) => String(o.data!["text/plain"]));
+          assert(titles.some((x) => x.includes("fixed-token")), "procedure: no frontier chart");
         }
         if (name === "finetune") {
           assert(/step \d+\/\d+: loss \d/.test(text), "finetune: no training progress line");
