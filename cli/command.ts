@@ -29,6 +29,8 @@ export interface Command {
   summary: string;
   /** Its options (`help` is added). */
   options: Record<string, OptionSpec>;
+  /** More text for `--help`, after the options (e.g. the policies and their keys). */
+  details?: () => string;
   /** Runs with parsed values; returns the exit code. */
   run(values: Record<string, unknown>, positionals: string[]): Promise<number>;
 }
@@ -62,6 +64,7 @@ export function helpText(cmd: Command): string {
     ].filter(Boolean).join("; ");
     lines.push(`  ${flag.padEnd(30)} ${o.description}${extra ? ` (${extra})` : ""}`);
   }
+  if (cmd.details) lines.push("", cmd.details());
   return lines.join("\n");
 }
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { type Command, intOption, promptModeOption, UsageError } from "./command.ts";
-import { formatPlan, plan, planToJson } from "../schedule/mod.ts";
+import { formatPlan, plan, planToJson, policyHelp } from "../schedule/mod.ts";
 import { resolvePolicy } from "../decode/engine.ts";
 
 /** Most layers `plan` accepts (OPT-175B has 96). */
@@ -42,6 +42,7 @@ export const planCommand: Command = {
     vocab: { type: "string", value: "V", description: "LM head rows", default: "50272" },
     json: { type: "boolean", description: "print JSON" },
   },
+  details: () => `Policies (--policy NAME:KEY=VALUE,...):\n${policyHelp()}`,
   run(v) {
     const mode = promptModeOption(v["prompt-mode"]);
     const dims = {

@@ -22,6 +22,7 @@ import {
   PolicyError,
   policyExamples,
   policyFromJson,
+  policyHelp,
   type ScheduleDescriptor,
   schedulePolicy,
   withPromptMode,
@@ -145,6 +146,24 @@ Deno.test("withPromptMode: schedules rebuilt, wrappers pass it on, full kept, cu
   const dims = { layers: 12, promptLength: 6, maxNewTokens: 4 };
   assertEquals(plan(lin, dims).budgets.slice(0, 6), new Array(6).fill(12));
   assert(plan(withPromptMode(lin, "decay"), dims).budgets[5] < 12);
+});
+
+Deno.test("policyHelp: every built-in with its example, and every key with range and default", () => {
+  const help = policyHelp();
+  for (const d of builtinPolicies()) {
+    assert(help.includes(`${d.name}: ${d.summary}`), d.name);
+    assert(help.includes(`e.g. ${d.example}`), d.name);
+  }
+  for (const d of schedules()) {
+    for (const p of d.params) {
+      const line = help.split("\n").find((l) =>
+        l.trim().startsWith(`${p.key} `) && l.includes(p.doc)
+      );
+      assert(line !== undefined, `${d.name}.${p.key} missing from the help`);
+      assert(line.includes(p.type === "int" ? "integer" : "number"), line);
+      if (p.default !== undefined) assert(line.includes(`default ${p.default}`), line);
+    }
+  }
 });
 
 Deno.test("labelPolicy: the chart labels", () => {
