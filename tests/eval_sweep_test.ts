@@ -227,7 +227,11 @@ Deno.test("sweep on the tiny model: table, cache reuse, timings from another run
     assertEquals(more.rows[3].timedInSameRun, false);
     assertEquals(more.rows[3].cached, false);
     const md = sweepToMarkdown(more);
-    assertStringIncludes(md, "| policy | layer speedup | FLOP speedup | measured speedup |");
+    assertStringIncludes(
+      md,
+      "| policy | layer speedup [95% CI] | fixed-token layer speedup | FLOP speedup | " +
+        "fixed-token FLOP speedup | measured speedup | BLEU [95% CI] |",
+    );
     assertStringIncludes(md, "`constant:n=6,warmup=1`");
     assertStringIncludes(md, "x† |");
     assertStringIncludes(md, "different runs");
