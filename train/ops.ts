@@ -3,8 +3,10 @@
  * backward. Each op has one implementation, in `kernels/<op>/reference.ts` beside its WGSL
  * kernels, generic over `Float32Array` (training) and `Float64Array` (the finite-difference
  * check) and shared with the CPU inference backend (`backend/cpu/ops.ts`): the forwards
- * here (`linear`, `layerNorm`, `attendOne`, `gatherRows`, `relu`) are the ones inference
- * runs. Every backward function *adds* into its gradient outputs.
+ * here (`layerNorm`, `attendOne`, `gatherRows`, `relu`) are the ones inference runs; a
+ * linear map's forward is `linearForward`, the matrix product of its backward (faster at
+ * training sizes than inference's `linear`, see `kernels/matmul/reference.ts`). Every
+ * backward function *adds* into its gradient outputs.
  *
  * @example
  * ```ts
@@ -21,6 +23,7 @@ export {
   linear,
   linearBackwardInput,
   linearBackwardParams,
+  linearForward,
   matmulNT,
   transpose,
 } from "../kernels/matmul/reference.ts";

@@ -26,9 +26,9 @@ import {
   gatherRows,
   layerNormBackward,
   layerNormForward,
-  linear,
   linearBackwardInput,
   linearBackwardParams,
+  linearForward,
   type LnSaved,
   relu,
   scatterRows,
@@ -122,7 +122,7 @@ function activeColumns(batch: TrainBatch, l: number): { idx: Int32Array; start: 
 }
 
 function lin(l: LinearArrays, x: FloatArray, m: number): FloatArray {
-  return linear(x, l.w, l.b, m, l.in, l.out);
+  return linearForward(x, l.w, l.b, m, l.in, l.out);
 }
 
 /** `dx += dy W`, `dW += dy^T x`, `db += Σ dy` for a linear map and its gradient arrays. */
@@ -308,7 +308,7 @@ export function forward(
   }
   const n = tgtIdx.length;
   const { lnf, hf, hp } = headInput(m, x, tgtIdx);
-  const logits = linear(hp, m.lmHead.w, undefined, n, dp, V);
+  const logits = linearForward(hp, m.lmHead.w, undefined, n, dp, V);
   const train = options.train ?? true;
   const nll = crossEntropy(logits, tgt, n, V, train);
   let loss = 0;
@@ -350,7 +350,7 @@ export function forwardLogits(m: ModelArrays, batch: TrainBatch): FloatArray {
   const idx = Int32Array.from(real);
   const { hp } = headInput(m, x, idx);
   const V = c.vocabSize;
-  const logits = linear(hp, m.lmHead.w, undefined, idx.length, c.wordEmbedProjDim, V);
+  const logits = linearForward(hp, m.lmHead.w, undefined, idx.length, c.wordEmbedProjDim, V);
   const out = allocLike(logits, N * V);
   scatterRows(logits, V, idx, out);
   return out;

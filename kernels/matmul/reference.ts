@@ -1,8 +1,10 @@
 /**
  * The CPU reference of the matrix products, generic over `Float32Array`/`Float64Array`:
- * {@linkcode linear} (the forward of every linear map: the CPU backend, the training
- * reference and the oracle of the WGSL variants of this folder), and the products of the
- * backward ({@linkcode matmulNT} on transposed operands: input and weight gradients).
+ * {@linkcode linear} (the forward of a linear map at inference: the CPU backend and the
+ * oracle of the WGSL variants of this folder) and {@linkcode matmulNT}, the product of
+ * training (the forward through {@linkcode linearForward}, and on transposed operands the
+ * input and weight gradients). The two sum in different orders on purpose: `linear`'s order
+ * is what the CPU backend's outputs rest on, `matmulNT` is 1.3-2.2x faster at training sizes.
  *
  * Layouts are row-major; linear weights are `[out, in]` as in Hugging Face checkpoints. Each
  * output is one sum in a fixed order, so a row's result never depends on how many other
@@ -24,7 +26,7 @@ const LINEAR_ROW_BLOCK = 8;
 
 /**
  * `y[M, N] = x[M, K] · w[N, K]^T (+ b[N])`, summed over `k` in order with four partial sums
- * (the forward of every linear map, at inference and in training).
+ * (the forward of every linear map at inference: the CPU backend and the WGSL oracle).
  *
  * @example
  * ```ts
@@ -184,6 +186,36 @@ export function transpose(a: FloatArray, rows: number, cols: number): FloatArray
         for (let c = c0; c < c1; c++) out[c * rows + r] = a[r * cols + c];
       }
     }
+  }
+  return out;
+}
+
+/**
+ * `y[M, N] = x[M, K] · w[N, K]^T (+ b[N])` through {@linkcode matmulNT} (writes `y`): the
+ * training reference's forward of a linear map, the same product as {@linkcode linear}
+ * summed the way the backward's products are (one ascending sum per output, tiled over `N`
+ * and `K`; like `linear`, a row's result does not depend on `M`). It is 1.3-2.2x faster at
+ * training sizes (M = 392, K = 128 or 512; the LM head at M = 160, N = 50272: interleaved
+ * min of 9, load 7 on 2 cores); {@linkcode linear} keeps the order of four partial sums
+ * that the CPU backend's outputs, its exactness tests and the WGSL variants' tests rest on.
+ *
+ * @example
+ * ```ts
+ * linearForward(new Float64Array([1, 2]), new Float64Array([3, 4]), undefined, 1, 2, 1); // [11]
+ * ```
+ */
+export function linearForward(
+  x: FloatArray,
+  w: FloatArray,
+  b: FloatArray | undefined,
+  m: number,
+  k: number,
+  n: number,
+  out: FloatArray = allocLike(x, m * n),
+): FloatArray {
+  matmulNT(x, w, m, k, n, out);
+  if (b) {
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[i * n + j] += b[j];
   }
   return out;
 }
