@@ -241,14 +241,27 @@ export function laterTokens(
     const o = a.sweep.oracle;
     if (o) {
       depth.push(
-        series(`fine-tuned for ${a.row.policy}`, o.depths, minItems(o.depths.length), resamples),
+        series(
+          `fine-tuned for ${policyLabel(a.row.policy)}`,
+          o.depths,
+          minItems(o.depths.length),
+          resamples,
+        ),
       );
     }
     if (gaps++ >= 3) continue; // the NLL-gap chart shows the first three tuned policies
     const g0 = gapValues(before, a.row.policy);
     const g1 = gapValues(a.sweep, a.row.policy);
-    if (g0) nllGap.push(series(`before: ${a.row.policy}`, g0, minItems(g0.length), resamples));
-    if (g1) nllGap.push(series(`after: ${a.row.policy}`, g1, minItems(g1.length), resamples));
+    if (g0) {
+      nllGap.push(
+        series(`before: ${policyLabel(a.row.policy)}`, g0, minItems(g0.length), resamples),
+      );
+    }
+    if (g1) {
+      nllGap.push(
+        series(`after: ${policyLabel(a.row.policy)}`, g1, minItems(g1.length), resamples),
+      );
+    }
   }
   // Early positions 1-4 (position 0 is produced by the last prompt column) against the
   // positions from 12 on, per item that has both.

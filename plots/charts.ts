@@ -402,6 +402,10 @@ export function intervalChart(
     opts.xTitle ?? "generated token index i",
     opts.yTitle ?? "value",
   );
+  // Room above the plot for a legend of several rows (it sits under the title).
+  const rows = Math.ceil(series.length / 3);
+  const margin = (layout.margin ?? {}) as Record<string, number>;
+  if (rows > 1) layout.margin = { ...margin, t: (margin.t ?? 90) + 22 * (rows - 1) };
   return { data, layout };
 }
 
