@@ -18,6 +18,7 @@
  */
 import { computeBleu, corpusBleu, MAX_NGRAM_ORDER } from "./bleu.ts";
 import { rougeLMulti } from "./rouge.ts";
+import { seededRandom } from "../model/random.ts";
 
 /** A 95% interval `[lo, hi]`. */
 export type Interval = [number, number];
@@ -30,29 +31,6 @@ export interface BootstrapOptions {
   seed?: number;
   /** Coverage (default 0.95). */
   level?: number;
-}
-
-/**
- * A small seeded generator (mulberry32): numbers in `[0, 1)`.
- *
- * @param seed any integer
- * @returns the generator
- * @example
- * ```ts
- * import { mulberry32 } from "./bootstrap.ts";
- * const r = mulberry32(7);
- * console.log(r() === mulberry32(7)()); // true
- * ```
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function percentile(sorted: readonly number[], q: number): number {
@@ -88,7 +66,7 @@ export function bootstrapInterval(
   }
   if (!(level > 0 && level < 1)) throw new RangeError(`bootstrap level must be in (0, 1)`);
   if (count === 0) return [NaN, NaN];
-  const random = mulberry32(options.seed ?? 0);
+  const random = seededRandom(options.seed ?? 0); // the project's one generator (mulberry32)
   const values: number[] = [];
   const idx = new Array<number>(count);
   for (let b = 0; b < B; b++) {

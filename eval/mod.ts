@@ -142,7 +142,6 @@ export {
   bootstrapRatio,
   bootstrapRougeL,
   type Interval,
-  mulberry32,
   positionIntervals,
 } from "./bootstrap.ts";
 export {
