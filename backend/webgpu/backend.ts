@@ -329,37 +329,15 @@ export class WebGpuBackend implements Backend {
     const pads = this.#validate(req.rows, "forward", req.padTokenId, req.sets, T);
     if (req.readout) return await this.#forwardReadout(req, pads, T);
     const M = T * B;
-    // LM-head blocks of rows whose logits fit one binding (and 64 MiB of scratch)
-    const block = Math.max(
-      1,
-      Math.min(
-        M,
-        Math.floor(Math.min(this.gpu.limits.maxStorageBufferBindingSize, 1 << 26) / (V * 4)),
-      ),
-    );
-    const { ws, destroy } = await this.#allocate({
-      batch: B,
-      rows: M,
-      columns: T,
-      headRows: block,
-      slots: this.#slots(req.sets, T),
-      sampling: false,
-    });
-    const out = new Float32Array(M * V);
+    const { ws, block, chunkRows, out, rec, release } = await this.#forwardResources(req, T);
     const device = this.gpu.device;
-    const maxStaging = Math.max(block * V * 4, Math.min(this.gpu.limits.maxBufferSize, 1 << 28));
-    const arena = new ParamArena(this.gpu, this.#graph.slicesPerStep + 8);
-    const rec = new Recorder(this.gpu, arena);
     try {
       this.#writeInputs(ws, req.rows, pads, T, req.padTokenId);
       let src: { buf: GPUBuffer; row: number } | undefined;
       let r0 = 0;
       while (r0 < M) {
         // one submission: (the layers, the first time) then LM-head blocks into one staging
-        const rows = Math.min(
-          M - r0,
-          Math.max(block, Math.floor(maxStaging / (V * 4 * block)) * block),
-        );
+        const rows = Math.min(M - r0, chunkRows);
         const staging = device.createBuffer({
           label: `forward logits rows ${r0}..${r0 + rows - 1}`,
           size: rows * V * 4,
@@ -380,14 +358,7 @@ export class WebGpuBackend implements Backend {
               (e) => e.copyBufferToBuffer(ws.logits, 0, staging, b0 * V * 4, n * V * 4),
             );
           }
-          device.queue.submit([rec.finish()]);
-          const validation = device.popErrorScope();
-          const mapped = staging.mapAsync(GPUMapMode.READ);
-          const [err] = await Promise.all([validation, mapped.catch((e) => e)]);
-          assertAlive(this.gpu, "forward");
-          if (err) {
-            throw new GpuError(`forward: GPU validation error: ${err.message}`, "validation");
-          }
+          await this.#submitAndMap(rec, staging);
           const data = new Float32Array(staging.getMappedRange());
           // GPU row r = c * B + b  ->  output [b, c, :]
           for (let r = r0; r < r0 + rows; r++) {
@@ -403,9 +374,64 @@ export class WebGpuBackend implements Backend {
       }
       return { length: T, logits: out };
     } finally {
-      arena.destroy();
-      destroy();
+      release();
     }
+  }
+
+  /**
+   * What both forwards hold for a call: LM-head blocks of rows whose logits fit one binding
+   * (and 64 MiB of scratch), staging chunks of whole blocks (at most 256 MiB or the
+   * device's buffer limit), the workspaces, the output logits and a command recorder;
+   * `release` frees the device memory.
+   */
+  async #forwardResources(req: ForwardRequest, T: number) {
+    const V = this.config.vocabSize;
+    const B = req.rows.length;
+    const M = T * B;
+    const block = Math.max(
+      1,
+      Math.min(
+        M,
+        Math.floor(Math.min(this.gpu.limits.maxStorageBufferBindingSize, 1 << 26) / (V * 4)),
+      ),
+    );
+    const { ws, destroy } = await this.#allocate({
+      batch: B,
+      rows: M,
+      columns: T,
+      headRows: block,
+      slots: this.#slots(req.sets, T),
+      sampling: false,
+    });
+    const maxStaging = Math.max(block * V * 4, Math.min(this.gpu.limits.maxBufferSize, 1 << 28));
+    const chunkRows = Math.max(block, Math.floor(maxStaging / (V * 4 * block)) * block);
+    const arena = new ParamArena(this.gpu, this.#graph.slicesPerStep + 8);
+    return {
+      ws,
+      block,
+      chunkRows,
+      out: new Float32Array(M * V),
+      rec: new Recorder(this.gpu, arena),
+      release: () => {
+        arena.destroy();
+        destroy();
+      },
+    };
+  }
+
+  /**
+   * Submits what `rec` recorded (inside the validation scope its caller pushed), maps
+   * `staging` for reading when given, and throws a `GpuError` on a validation error or a
+   * lost device.
+   */
+  async #submitAndMap(rec: Recorder, staging: GPUBuffer | undefined): Promise<void> {
+    const device = this.gpu.device;
+    device.queue.submit([rec.finish()]);
+    const validation = device.popErrorScope();
+    const mapped = staging ? staging.mapAsync(GPUMapMode.READ) : Promise.resolve();
+    const [err] = await Promise.all([validation, mapped.catch((e) => e)]);
+    assertAlive(this.gpu, "forward");
+    if (err) throw new GpuError(`forward: GPU validation error: ${err.message}`, "validation");
   }
 
   /**
@@ -422,27 +448,8 @@ export class WebGpuBackend implements Backend {
     const B = req.rows.length;
     const M = T * B;
     const builder = new ReadoutBuilder(req.rows, req.sets, L, req.readout!.topK);
-    const block = Math.max(
-      1,
-      Math.min(
-        M,
-        Math.floor(Math.min(this.gpu.limits.maxStorageBufferBindingSize, 1 << 26) / (V * 4)),
-      ),
-    );
-    const { ws, destroy } = await this.#allocate({
-      batch: B,
-      rows: M,
-      columns: T,
-      headRows: block,
-      slots: this.#slots(req.sets, T),
-      sampling: false,
-    });
-    const out = new Float32Array(M * V);
+    const { ws, block, chunkRows, out, rec, release } = await this.#forwardResources(req, T);
     const device = this.gpu.device;
-    const maxStaging = Math.max(block * V * 4, Math.min(this.gpu.limits.maxBufferSize, 1 << 28));
-    const chunkRows = Math.max(block, Math.floor(maxStaging / (V * 4 * block)) * block);
-    const arena = new ParamArena(this.gpu, this.#graph.slicesPerStep + 8);
-    const rec = new Recorder(this.gpu, arena);
     const g = this.#graph;
     try {
       this.#writeInputs(ws, req.rows, pads, T, req.padTokenId);
@@ -483,14 +490,7 @@ export class WebGpuBackend implements Backend {
                 );
               }
             }
-            device.queue.submit([rec.finish()]);
-            const validation = device.popErrorScope();
-            const mapped = staging ? staging.mapAsync(GPUMapMode.READ) : Promise.resolve();
-            const [err] = await Promise.all([validation, mapped.catch((e) => e)]);
-            assertAlive(this.gpu, "forward");
-            if (err) {
-              throw new GpuError(`forward: GPU validation error: ${err.message}`, "validation");
-            }
+            await this.#submitAndMap(rec, staging);
             if (!staging) continue;
             const data = new Float32Array(staging.getMappedRange());
             for (let r = r0; r < r0 + rows; r++) {
@@ -509,8 +509,7 @@ export class WebGpuBackend implements Backend {
       }
       return { length: T, logits: out, readout: builder.finish() };
     } finally {
-      arena.destroy();
-      destroy();
+      release();
     }
   }
 
