@@ -156,6 +156,114 @@ export interface Backend {
   decode(request: DecodeRequest): Promise<DecodeOutput>;
   /** Uncached forward, every column's logits. */
   forward(request: ForwardRequest): Promise<ForwardOutput>;
+  /** Opens a {@linkcode RowBatch}: sequences at their own positions (continuous batching). */
+  openRows(options: RowBatchOptions): RowBatch;
   /** Frees device memory. */
+  dispose(): void;
+}
+
+/**
+ * Options of {@linkcode Backend.openRows}: how many sequences a {@linkcode RowBatch} holds at
+ * once and how long any of them may grow.
+ */
+export interface RowBatchOptions {
+  /** Slots (sequences held at once), 1 or more. */
+  capacity: number;
+  /**
+   * Positions one slot may reach at most (prompt plus generated tokens); at most the model's
+   * position table (`max_position_embeddings`). Sizes the per-slot page tables, not the KV
+   * memory, which grows with what each slot's plan actually runs.
+   */
+  maxLength: number;
+}
+
+/**
+ * Work for one slot in a {@linkcode RowBatch.run} call: `tokens` run at the slot's next
+ * positions `length(slot) .. length(slot) + tokens.length - 1`, token `i` at the layers
+ * `sets[i]`. A new sequence's prompt is one entry with the whole prompt (prefill); a decode
+ * step is one token; a speculative verification is several.
+ */
+export interface RowWork {
+  /** The slot, `0 .. capacity - 1`. */
+  slot: number;
+  /** Token ids to run, 1 or more. */
+  tokens: readonly number[];
+  /** Active layers of each token, ascending, non-empty: `sets[i]` is `tokens[i]`'s set. */
+  sets: ColumnLayerSets;
+  /**
+   * Whose next-token choice to return: `"last"` (default) the last token's only, `"all"`
+   * one per token (speculative verification).
+   */
+  want?: "last" | "all";
+  /** How the next token is chosen; greedy by default. */
+  sampling?: SamplingOptions;
+  /**
+   * The sampler's step of the first choice returned (the row's generated-token index; `want:
+   * "all"` counts up from it). The draw depends on `(sampling.seed, step)` only, never on the
+   * slot or the batch mates. Default 0.
+   */
+  step?: number;
+  /** Also return the K largest logits of every choice, highest first. */
+  logitsTopK?: number;
+  /** Also return the full logits of every choice (tests; costly). */
+  recordLogits?: boolean;
+}
+
+/** What {@linkcode RowBatch.run} returns for one {@linkcode RowWork}. */
+export interface RowResult {
+  /** The chosen next token after each wanted position (one for `want: "last"`). */
+  tokens: number[];
+  /** `[choice][k] = [id, logit]` when `logitsTopK` was asked. */
+  topk?: [number, number][][];
+  /** Full logits per choice when `recordLogits` was asked. */
+  logits?: Float32Array[];
+}
+
+/** Counters of a {@linkcode RowBatch}, for the no-recompute tests and the server's metrics. */
+export interface RowBatchStats {
+  /** KV entries written (one per slot, layer and position run there). */
+  kvWrites: number;
+  /** Of those, writes to a (slot, layer, position) already written since the slot last started
+   * or was truncated below it: always 0 (the engine never recomputes KV). */
+  kvRewrites: number;
+  /** KV bytes allocated now, and the most ever allocated. */
+  kvBytes: number;
+  /** The most KV bytes ever allocated at once. */
+  peakKvBytes: number;
+  /** Layer evaluations of tokens (one per token and active layer). */
+  layerSteps: number;
+}
+
+/**
+ * Sequences at their own positions (continuous batching, speculative verification): a
+ * backend's per-slot state. Each {@linkcode RowBatch.run} call runs some tokens of some slots,
+ * each token at its slot's next position with its own active-layer set, as one batched product
+ * per layer over every token that runs that layer (a skipped layer is the identity on that
+ * token's hidden state). Positions are the slot's own (`0 ..`, OPT table row `p + 2`; no
+ * padding). Attention at layer `l` reads the slot's own KV of layer `l`.
+ *
+ * The nesting invariant, per slot: the backend keeps, per slot and layer, how many leading
+ * positions have KV. Running layer `l` at position `p` needs every position before `p` to have
+ * run `l`; a call that breaks this is refused before any work with a `RangeError` naming the
+ * slot, the position and the layer. So KV is never recomputed: a position's KV at a layer is
+ * written once, unless {@linkcode RowBatch.truncate} dropped it.
+ */
+export interface RowBatch {
+  /** Slots held at once. */
+  readonly capacity: number;
+  /** Runs the entries (distinct slots) as one batched forward; one result per entry, in order. */
+  run(entries: readonly RowWork[]): Promise<RowResult[]>;
+  /** Tokens run so far in `slot` (its next position). */
+  length(slot: number): number;
+  /**
+   * Keeps the first `length` positions of `slot` and drops its KV beyond them at every layer;
+   * the next token runs at position `length` (speculative decoding's rollback).
+   */
+  truncate(slot: number, length: number): void;
+  /** Frees `slot` and its KV; its next `run` starts a new sequence at position 0. */
+  release(slot: number): void;
+  /** Counters since the batch was opened. */
+  stats(): RowBatchStats;
+  /** Frees the device memory; the batch cannot be used afterwards. */
   dispose(): void;
 }

@@ -56,6 +56,9 @@ function mockModel(
       });
       return Promise.resolve({ length: T, logits });
     },
+    openRows() {
+      throw new Error("not used by the NLL test");
+    },
     dispose() {},
   } as Backend;
   const tokenizer = {

@@ -18,6 +18,8 @@ import type {
   DecodeRequest,
   ForwardOutput,
   ForwardRequest,
+  RowBatch,
+  RowBatchOptions,
 } from "../types.ts";
 import { checkColumns, checkTokenIds, type PaddedBatch, padLeft } from "../batch.ts";
 import { ReadoutBuilder } from "../readout.ts";
@@ -152,6 +154,11 @@ export class CpuBackend implements Backend {
       part.forEach(([b, c], i) => readout.set(l, b, c, logits.subarray(i * V, (i + 1) * V)));
     }
     readout.repeatSkipped(l);
+  }
+
+  /** Sequences at their own positions: not implemented yet on this backend (work in progress). */
+  openRows(_options: RowBatchOptions): RowBatch {
+    throw new Error(`${this.name} backend: openRows is not implemented yet`);
   }
 
   /** Nothing to free on the CPU. */

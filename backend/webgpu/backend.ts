@@ -50,6 +50,8 @@ import type {
   DecodeRequest,
   ForwardOutput,
   ForwardRequest,
+  RowBatch,
+  RowBatchOptions,
 } from "../types.ts";
 import {
   allocateWorkspace,
@@ -511,6 +513,11 @@ export class WebGpuBackend implements Backend {
     } finally {
       release();
     }
+  }
+
+  /** Sequences at their own positions: not implemented yet on this backend (work in progress). */
+  openRows(_options: RowBatchOptions): RowBatch {
+    throw new Error(`${this.name} backend: openRows is not implemented yet`);
   }
 
   /** Frees the weights (and the device, when the backend created it). */
