@@ -10,8 +10,9 @@
  */
 import { assert, assertEquals, assertLess, assertRejects } from "@std/assert";
 import { createCpuBackend } from "../backend/cpu/backend.ts";
-import type { Backend, RowBatch } from "../backend/types.ts";
+import type { Backend } from "../backend/types.ts";
 import { createWebGpuBackend } from "../backend/webgpu/mod.ts";
+import { loadTokenizer } from "../tokenizer/mod.ts";
 import {
   loadWeights,
   type OptWeights,
@@ -19,6 +20,13 @@ import {
   writeRandomCheckpoint,
 } from "../model/mod.ts";
 import { BUNDLED, intIn } from "./helpers.ts";
+import {
+  driveRows,
+  mixedPolicies,
+  randomPrompts,
+  type RowRequest,
+  soloDecode,
+} from "./rows_helpers.ts";
 import { GPU_TEST, relL2, rng, testGpu } from "./webgpu_helpers.ts";
 
 const FIXTURES: [string, RandomCheckpointOptions][] = [
@@ -41,160 +49,73 @@ const FIXTURES: [string, RandomCheckpointOptions][] = [
     seed: 12,
   }],
   ["pre-LN f32, head size 6 (scalar kernels)", {
-    shape: { hiddenSize: 30, numAttentionHeads: 5, ffnDim: 46, numHiddenLayers: 3, vocabSize: 99 },
+    shape: { hiddenSize: 30, numAttentionHeads: 5, ffnDim: 46, numHiddenLayers: 4, vocabSize: 99 },
     dtype: "F32",
     seed: 13,
   }],
 ];
 
-/** A request: prompt, tokens to generate and its per-column plan (prompt columns first). */
-interface Request {
-  prompt: number[];
-  n: number;
-  sets: number[][];
-}
-
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /**
- * A nested per-request plan: every layer on the prompt, then one of four policy shapes
- * (full, SkipDecode-style decreasing budgets with warm-up layer 0, early exit, constant)
- * with the request's own rates.
+ * Runs `requests` through a WebGPU row batch and a CPU row batch (A's seeded adversarial
+ * driver: prefills and prompt chunks beside decode steps, idle rows, shuffled entries, slots
+ * released and reused), then compares every request with the WebGPU and CPU solo decodes
+ * and with the CPU row batch: tokens equal, logits within 1e-5 (relative L2) of the WebGPU
+ * solo decode and within 1e-4 of the CPU.
  */
-function requestPlan(L: number, P: number, n: number, kind: number, r: () => number): number[][] {
-  const all = range(L);
-  const every = intIn(r, 1, 3), min = intIn(r, 1, Math.max(1, L - 1));
-  return range(P + n - 1).map((c) => {
-    if (c < P || kind === 0) return all;
-    const j = c - P;
-    const budget = Math.max(min, L - 1 - Math.floor(j / every));
-    if (kind === 1) return budget >= L ? all : [0, ...all.slice(L - budget + 1)];
-    if (kind === 2) return all.slice(0, budget);
-    return [0, ...all.slice(L - min + 1)].filter((l, i, a) => a.indexOf(l) === i);
-  });
-}
-
-function makeRequests(L: number, V: number, count: number, seed: number): Request[] {
-  const r = rng(seed);
-  return range(count).map((i) => {
-    const P = intIn(r, 1, 9), n = intIn(r, 2, 9);
-    const prompt = [2, ...range(P - 1).map(() => intIn(r, 3, V - 1))];
-    return { prompt, n, sets: requestPlan(L, P, n, i % 4, r) };
-  });
-}
-
-/** What a request produced: tokens and the logits of each choice. */
-interface Produced {
-  tokens: number[];
-  logits: Float32Array[];
-}
-
-/**
- * Runs `requests` through `rows` with `capacity` slots: each call admits waiting requests
- * into free slots (a seeded coin decides whether a free slot admits now or waits, so
- * prefills land next to decode steps), runs one decode step of every running request,
- * and releases a slot as soon as its request has its tokens.
- */
-async function drive(
-  rows: RowBatch,
-  requests: Request[],
-  seed: number,
-): Promise<{ produced: Produced[]; calls: number; tokensRun: number; layerRuns: number }> {
-  const r = rng(seed);
-  const produced: Produced[] = requests.map(() => ({ tokens: [], logits: [] }));
-  const slotOf = new Array<number>(rows.capacity).fill(-1);
-  let next = 0, calls = 0, tokensRun = 0, layerRuns = 0;
-  while (next < requests.length || slotOf.some((q) => q >= 0)) {
-    const entries = [];
-    const owners: number[] = [];
-    for (let s = 0; s < rows.capacity; s++) {
-      const q = slotOf[s];
-      if (q >= 0) {
-        const req = requests[q], j = produced[q].tokens.length; // next token index
-        const set = req.sets[req.prompt.length + j - 1];
-        entries.push({
-          slot: s,
-          tokens: [produced[q].tokens[j - 1]],
-          sets: [set],
-          step: j,
-          recordLogits: true,
-        });
-        owners.push(q);
-      } else if (next < requests.length && (r() < 0.6 || slotOf.every((x) => x < 0))) {
-        assertEquals(rows.length(s), 0, `slot ${s} is free, so it starts at position 0`);
-        const req = requests[next];
-        slotOf[s] = next;
-        entries.push({
-          slot: s,
-          tokens: req.prompt,
-          sets: req.sets.slice(0, req.prompt.length),
-          step: 0,
-          recordLogits: true,
-        });
-        owners.push(next++);
-      }
-    }
-    // adversarial order of the entries inside a call
-    for (let i = entries.length - 1; i > 0; i--) {
-      const k = intIn(r, 0, i);
-      [entries[i], entries[k]] = [entries[k], entries[i]];
-      [owners[i], owners[k]] = [owners[k], owners[i]];
-    }
-    const results = await rows.run(entries);
-    calls++;
-    entries.forEach((e, i) => {
-      const q = owners[i];
-      tokensRun += e.tokens.length;
-      layerRuns += e.sets.reduce((a, s) => a + s.length, 0);
-      assertEquals(results[i].tokens.length, 1);
-      produced[q].tokens.push(results[i].tokens[0]);
-      produced[q].logits.push(results[i].logits![0]);
-      if (produced[q].tokens.length === requests[q].n) {
-        rows.release(e.slot);
-        slotOf[e.slot] = -1;
-      }
-    });
-  }
-  return { produced, calls, tokensRun, layerRuns };
-}
-
-async function solo(backend: Backend, req: Request): Promise<Produced> {
-  const out = await backend.decode({
-    prompts: [req.prompt],
-    maxNewTokens: req.n,
-    sets: req.sets,
-    padTokenId: 1,
-    recordLogits: true,
-  });
-  return { tokens: out.tokens[0], logits: out.logits![0] };
-}
-
-/** Compares a driven run with the solo decodes; returns the worst logit errors. */
-async function compareWithSolo(
+async function checkAgainstOracles(
   weights: OptWeights,
-  gpuBackend: Backend,
-  requests: Request[],
-  produced: Produced[],
+  wg: Backend,
+  requests: RowRequest[],
+  capacity: number,
+  seed: number,
   label: string,
 ): Promise<void> {
+  const L = weights.config.numHiddenLayers;
+  const maxLength = Math.max(...requests.map((q) => q.prompt.length + q.maxNewTokens));
+  const rows = wg.openRows({ capacity, maxLength });
   const cpu = createCpuBackend(weights);
-  let gpuErr = 0, cpuErr = 0;
-  for (let q = 0; q < requests.length; q++) {
-    const g = await solo(gpuBackend, requests[q]);
-    const c = await solo(cpu, requests[q]);
-    assertEquals(produced[q].tokens, g.tokens, `${label}: request ${q} vs WebGPU solo decode`);
-    assertEquals(produced[q].tokens, c.tokens, `${label}: request ${q} vs CPU solo decode`);
-    for (let j = 0; j < requests[q].n; j++) {
-      gpuErr = Math.max(gpuErr, relL2(produced[q].logits[j], g.logits[j]));
-      cpuErr = Math.max(cpuErr, relL2(produced[q].logits[j], c.logits[j]));
+  const cpuRows = cpu.openRows({ capacity, maxLength });
+  try {
+    const run = await driveRows(rows, L, requests, seed);
+    const ref = await driveRows(cpuRows, L, requests, seed);
+    const stats = rows.stats();
+    assertEquals(stats.kvRewrites, 0, "no KV is recomputed");
+    assertEquals(stats.kvWrites, run.pairs, "one KV write per (token, layer) run");
+    assertEquals(stats.layerSteps, run.pairs);
+    assertEquals(stats.kvWrites, cpuRows.stats().kvWrites);
+    assertEquals(stats.kvBytes, 0, "every slot was released, so no page is held");
+    assert(stats.peakKvBytes > 0);
+    assert(run.mixedCalls > 0, "some calls mix a prefill with decode steps");
+    let gpuErr = 0, cpuErr = 0, rowsErr = 0;
+    for (let q = 0; q < requests.length; q++) {
+      const got = run.outputs[q];
+      const g = await soloDecode(wg, requests[q]);
+      const c = await soloDecode(cpu, requests[q]);
+      const what = `${label}: request ${q} (${requests[q].policy.name})`;
+      assertEquals(got.tokens, g.tokens, `${what} vs its WebGPU solo decode`);
+      assertEquals(got.tokens, c.tokens, `${what} vs its CPU solo decode`);
+      assertEquals(got.tokens, ref.outputs[q].tokens, `${what} vs the CPU row batch`);
+      got.logits.forEach((x, j) => {
+        gpuErr = Math.max(gpuErr, relL2(x, g.logits[j]));
+        cpuErr = Math.max(cpuErr, relL2(x, c.logits[j]));
+        rowsErr = Math.max(rowsErr, relL2(x, ref.outputs[q].logits[j]));
+      });
     }
+    console.log(
+      `${label}: ${requests.length} requests, ${run.calls} calls (${run.mixedCalls} mixed), ` +
+        `${run.reusedSlots} slots reused: tokens equal; logits max rel L2 ` +
+        `${gpuErr.toExponential(2)} vs WebGPU solo, ${cpuErr.toExponential(2)} vs CPU solo, ` +
+        `${rowsErr.toExponential(2)} vs CPU rows; peak KV ${stats.peakKvBytes} bytes`,
+    );
+    assertLess(gpuErr, 1e-5, `${label}: logits vs the WebGPU solo decode`);
+    assertLess(cpuErr, 1e-4, `${label}: logits vs the CPU solo decode`);
+    assertLess(rowsErr, 1e-4, `${label}: logits vs the CPU row batch`);
+  } finally {
+    rows.dispose();
+    cpuRows.dispose();
   }
-  console.log(
-    `${label}: ${requests.length} requests equal their solo decodes; logits max rel L2 ` +
-      `${gpuErr.toExponential(2)} vs WebGPU solo, ${cpuErr.toExponential(2)} vs CPU`,
-  );
-  assertLess(gpuErr, 1e-5, `${label}: logits vs the WebGPU solo decode`);
-  assertLess(cpuErr, 1e-4, `${label}: logits vs the CPU solo decode`);
 }
 
 for (const [name, options] of FIXTURES) {
@@ -211,21 +132,15 @@ for (const [name, options] of FIXTURES) {
         const L = weights.config.numHiddenLayers, V = weights.config.vocabSize;
         const wg = await createWebGpuBackend(weights, { gpu });
         try {
-          const requests = makeRequests(L, V, 7, options.seed! * 7);
-          const rows = wg.openRows({ capacity: 3, maxLength: 20 });
-          try {
-            const run = await drive(rows, requests, options.seed!);
-            const stats = rows.stats();
-            assertEquals(stats.kvRewrites, 0, "no KV is recomputed");
-            assertEquals(stats.kvWrites, run.layerRuns, "one KV write per token and layer run");
-            assertEquals(stats.layerSteps, run.layerRuns);
-            assertEquals(stats.kvBytes, 0, "every slot was released, so no page is held");
-            assert(stats.peakKvBytes > 0);
-            assert(run.calls < run.tokensRun, "calls batch several slots");
-            await compareWithSolo(weights, wg, requests, run.produced, name);
-          } finally {
-            rows.dispose();
-          }
+          const policies = mixedPolicies(L);
+          const r = rng(options.seed!);
+          const lengths = Array.from({ length: 8 }, () => intIn(r, 1, 9));
+          const requests = randomPrompts(lengths, V, options.seed!).map((prompt, i) => ({
+            prompt,
+            policy: policies[i % policies.length],
+            maxNewTokens: intIn(r, 2, 9),
+          }));
+          await checkAgainstOracles(weights, wg, requests, 3, options.seed!, name);
         } finally {
           wg.dispose();
         }
@@ -237,7 +152,7 @@ for (const [name, options] of FIXTURES) {
 }
 
 Deno.test({
-  name: "webgpu rows: the shipped tiny model, three policies in one batch, equal solo decodes",
+  name: "webgpu rows: the shipped tiny model, mixed policies in one batch, equal solo decodes",
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
@@ -245,27 +160,20 @@ Deno.test({
     const weights = await loadWeights(new URL("models/tiny-opt-e2e", BUNDLED).pathname);
     const wg = await createWebGpuBackend(weights, { gpu });
     try {
-      const L = weights.config.numHiddenLayers;
-      // "name[food=Alimentum], area[city centre]\n"-like prompts (ids from the tokenizer)
-      const prompts = [
-        [2, 13650, 10975, 15139, 5214, 1215, 17550, 742, 6, 443, 10975, 14853, 2100, 742, 50118],
-        [2, 13650, 10975, 133, 5713, 742, 50118],
-        [2, 13650, 10975, 4688, 23619, 742, 6, 689, 10975, 16776, 742, 50118],
+      const tok = await loadTokenizer(new URL("models/tiny-opt-e2e", BUNDLED).pathname);
+      const policies = mixedPolicies(weights.config.numHiddenLayers);
+      const mrs = [
+        "name[The Eagle], eatType[coffee shop], food[Japanese]",
+        "name[Alimentum], area[city centre]",
+        "name[Zizzi], eatType[pub], customer rating[5 out of 5], near[Burger King]",
+        "name[Cotto]",
       ];
-      const n = 10, r = rng(5);
-      const requests = prompts.map((prompt, i) => ({
-        prompt,
-        n,
-        sets: requestPlan(L, prompt.length, n, [0, 1, 2][i], r),
+      const requests = mrs.map((mr, i) => ({
+        prompt: tok.encode(`${mr}\n`),
+        policy: policies[(i * 2 + 1) % policies.length],
+        maxNewTokens: 8 + i,
       }));
-      const rows = wg.openRows({ capacity: 2, maxLength: 40 });
-      try {
-        const run = await drive(rows, requests, 9);
-        assertEquals(rows.stats().kvRewrites, 0);
-        await compareWithSolo(weights, wg, requests, run.produced, "tiny-opt-e2e");
-      } finally {
-        rows.dispose();
-      }
+      await checkAgainstOracles(weights, wg, requests, 2, 21, "tiny-opt-e2e");
     } finally {
       wg.dispose();
     }
@@ -331,7 +239,7 @@ Deno.test({
         const err = await assertRejects(
           () => rows.run([{ slot: 1, tokens: [toks[3]], sets: [[0, 3, 4]] }]),
           RangeError,
-          "slot 1: position 7 runs layer 3",
+          "slot 1, position 7: runs layer 3",
         );
         assert(String(err).includes("layer 3"));
         assertEquals(rows.length(1), 7, "a refused call changes nothing");
@@ -343,24 +251,24 @@ Deno.test({
               { slot: 1, tokens: [toks[3]], sets: [[1]] },
             ]),
           RangeError,
-          "slot 1: position 7 runs layer 1",
+          "slot 1, position 7: runs layer 1",
         );
         assertEquals(rows.length(0), 0);
         await assertRejects(
           () => rows.run([{ slot: 2, tokens: [2], sets: [all] }]),
           RangeError,
-          "slot 2 is not in 0..1",
+          "slot 2 is not an integer in 0..1",
         );
         await assertRejects(
           () => rows.run([{ slot: 0, tokens: [2, 9999], sets: [all, all] }]),
           RangeError,
-          "token 1 is 9999",
+          "token 1: id 9999",
         );
         await assertRejects(
           () =>
             rows.run([{ slot: 0, tokens: range(17).map(() => 2), sets: range(17).map(() => all) }]),
           RangeError,
-          "maxLength 16",
+          "exceed the slot's maxLength 16",
         );
 
         // seeded sampling keyed by (seed, step): equal to the solo decode's draws

@@ -16,9 +16,12 @@
  * back. Sampling runs on the host with `backend/sampling.ts`'s `selectToken` keyed by
  * `(seed, row 0, step)`, the draw a solo decode of the same sequence makes.
  *
- * Every call is checked whole before anything is recorded or any state changes
- * ({@linkcode checkRowWork}): slots, ids, sets, lengths and, per slot, the nesting
- * invariant (a position may run layer `l` only if every earlier position of its slot did).
+ * Every call is checked whole before anything is recorded or any state changes, by the
+ * validator both backends share (`schedule/requests.ts` `validateRowWork`: slots, ids, sets,
+ * lengths, options) and the per-slot nesting tracker (`schedule/active.ts`
+ * `NestingTracker`: a position may run layer `l` only if every earlier position of its slot
+ * did; a break names the slot, the position and the layer). Which tokens run layer `l` is
+ * `schedule/active.ts`'s `tokensRunning`, as on the CPU.
  *
  * @example
  * ```ts
@@ -47,11 +50,13 @@ import {
 } from "../../kernels/embedding/train.ts";
 import { createPagedAttention, type PagedAttentionKernels } from "../../kernels/attention/paged.ts";
 import { topK } from "../cpu/ops.ts";
-import { selectToken, validateSampling } from "../sampling.ts";
+import { selectToken } from "../sampling.ts";
 import type { RowBatch, RowBatchOptions, RowBatchStats, RowResult, RowWork } from "../types.ts";
 import { allocateWorkspace, type Graph, type Workspace } from "./graph.ts";
 import type { DeviceModel } from "./weights.ts";
 import { KvPages } from "./kv_pages.ts";
+import { NestingTracker, tokensRunning } from "../../schedule/active.ts";
+import { validateRowWork } from "../../schedule/requests.ts";
 
 /** Kernels the per-row engine adds to the graph's: gather/scatter of rows, paged attention. */
 export interface RowKernels {
@@ -93,119 +98,11 @@ export async function createRowKernels(gpu: GpuContext, headDim: number): Promis
   };
 }
 
-/** What the host knows of one slot. */
-interface SlotState {
-  /** Positions run. */
-  length: number;
-  /** Per layer: leading positions with KV. */
-  filled: number[];
-  /** Per layer: highest position written + 1 since the slot started or was truncated. */
-  written: number[];
-}
-
 /** One token of a call. */
 interface CallToken {
   slot: number;
   pos: number;
   set: readonly number[];
-}
-
-/**
- * Checks a {@linkcode RowBatch.run} call against the batch's state without changing it;
- * returns the call's tokens in order and each touched slot's per-layer prefix after it.
- *
- * @throws {RangeError} naming the entry, slot, token, position or layer at fault; a nesting
- *   break names the slot, the position and the layer.
- *
- * @example
- * ```ts
- * const { tokens } = checkRowWork(
- *   [{ slot: 0, tokens: [2, 5], sets: [[0, 1], [1]] }],
- *   { capacity: 1, maxLength: 8, layers: 2, vocab: 10 },
- *   () => ({ length: 0, filled: [0, 0] }),
- * );
- * console.log(tokens.length); // 2
- * ```
- */
-export function checkRowWork(
-  entries: readonly RowWork[],
-  dims: { capacity: number; maxLength: number; layers: number; vocab: number },
-  state: (slot: number) => { length: number; filled: readonly number[] },
-): { tokens: CallToken[]; after: Map<number, number[]> } {
-  const { capacity, maxLength, layers: L, vocab: V } = dims;
-  if (!Array.isArray(entries)) throw new RangeError("run: entries must be an array of RowWork");
-  const tokens: CallToken[] = [];
-  const after = new Map<number, number[]>();
-  entries.forEach((e, i) => {
-    const what = `run entry ${i}`;
-    if (typeof e !== "object" || e === null) throw new RangeError(`${what} is not a RowWork`);
-    const s = e.slot;
-    if (!Number.isInteger(s) || s < 0 || s >= capacity) {
-      throw new RangeError(`${what}: slot ${s} is not in 0..${capacity - 1}`);
-    }
-    if (after.has(s)) throw new RangeError(`${what}: slot ${s} appears twice in one call`);
-    if (!Array.isArray(e.tokens) || e.tokens.length === 0) {
-      throw new RangeError(`${what} (slot ${s}): tokens must be a non-empty array of ids`);
-    }
-    if (!Array.isArray(e.sets) || e.sets.length !== e.tokens.length) {
-      throw new RangeError(
-        `${what} (slot ${s}): sets has ${e.sets?.length} entries for ${e.tokens.length} tokens`,
-      );
-    }
-    if (e.want !== undefined && e.want !== "last" && e.want !== "all") {
-      throw new RangeError(`${what} (slot ${s}): want must be "last" or "all", got ${e.want}`);
-    }
-    if (e.sampling !== undefined) validateSampling(e.sampling);
-    const step = e.step ?? 0;
-    if (!Number.isInteger(step) || step < 0) {
-      throw new RangeError(`${what} (slot ${s}): step must be a non-negative integer, got ${step}`);
-    }
-    const k = e.logitsTopK ?? 0;
-    if (!Number.isInteger(k) || k < 0 || k > V) {
-      throw new RangeError(
-        `${what} (slot ${s}): logitsTopK must be an integer in 0..${V}, got ${k}`,
-      );
-    }
-    const st = state(s);
-    if (st.length + e.tokens.length > maxLength) {
-      throw new RangeError(
-        `${what}: slot ${s} at position ${st.length} cannot take ${e.tokens.length} more ` +
-          `tokens (maxLength ${maxLength})`,
-      );
-    }
-    const filled = [...st.filled];
-    e.tokens.forEach((id: number, j: number) => {
-      const pos = st.length + j;
-      if (!Number.isInteger(id) || id < 0 || id >= V) {
-        throw new RangeError(`${what}: slot ${s} token ${j} is ${id}, not an id in 0..${V - 1}`);
-      }
-      const set = e.sets[j];
-      if (!Array.isArray(set) || set.length === 0) {
-        throw new RangeError(`${what}: slot ${s} position ${pos} has an empty layer set`);
-      }
-      set.forEach((l, n) => {
-        if (!Number.isInteger(l) || l < 0 || l >= L) {
-          throw new RangeError(
-            `${what}: slot ${s} position ${pos}: layer ${l} is not in 0..${L - 1}`,
-          );
-        }
-        if (n > 0 && l <= set[n - 1]) {
-          throw new RangeError(`${what}: slot ${s} position ${pos}: layers must be ascending`);
-        }
-        if (filled[l] !== pos) {
-          throw new RangeError(
-            `slot ${s}: position ${pos} runs layer ${l}, but the slot's layer ${l} holds KV ` +
-              `for positions 0..${filled[l] - 1} only (a layer skipped at an earlier ` +
-              `position cannot run again: nesting)`,
-          );
-        }
-        filled[l] = pos + 1;
-      });
-      tokens.push({ slot: s, pos, set });
-    });
-    after.set(s, filled);
-  });
-  return { tokens, after };
 }
 
 /** Scratch buffers of a call, grown to the largest call so far. */
@@ -233,9 +130,9 @@ export class WebGpuRowBatch implements RowBatch {
   #model: DeviceModel;
   #kernels: Promise<RowKernels>;
   #maxLength: number;
-  #slots: SlotState[];
+  #tracker: NestingTracker;
   #pages: KvPages;
-  #stats: RowBatchStats = { kvWrites: 0, kvRewrites: 0, kvBytes: 0, peakKvBytes: 0, layerSteps: 0 };
+  #peakKvBytes = 0;
   #scratch?: Scratch;
   #tableBuf: GPUBuffer;
   #rec: Recorder;
@@ -272,11 +169,7 @@ export class WebGpuRowBatch implements RowBatch {
     this.#maxLength = maxLength;
     this.#alive = alive;
     const L = cfg.numHiddenLayers;
-    this.#slots = Array.from({ length: capacity }, () => ({
-      length: 0,
-      filled: new Array<number>(L).fill(0),
-      written: new Array<number>(L).fill(0),
-    }));
+    this.#tracker = new NestingTracker(capacity, L, maxLength);
     this.#pages = new KvPages(gpu, { layers: L, capacity, maxLength, width: cfg.hiddenSize });
     this.#tableBuf = gpu.device.createBuffer({
       label: `KV page tables [${L}, ${capacity}, ${this.#pages.maxPages}]`,
@@ -285,13 +178,6 @@ export class WebGpuRowBatch implements RowBatch {
     });
     this.#arena = new ParamArena(gpu, 16 * L + 32);
     this.#rec = new Recorder(gpu, this.#arena);
-  }
-
-  #slot(slot: number, operation: string): SlotState {
-    if (!Number.isInteger(slot) || slot < 0 || slot >= this.capacity) {
-      throw new RangeError(`${operation}: slot ${slot} is not in 0..${this.capacity - 1}`);
-    }
-    return this.#slots[slot];
   }
 
   #usable(operation: string): void {
@@ -310,37 +196,32 @@ export class WebGpuRowBatch implements RowBatch {
 
   /** Tokens run so far in `slot`. */
   length(slot: number): number {
-    return this.#slot(slot, "length").length;
+    return this.#tracker.length(slot);
   }
 
   /** Keeps the first `length` positions of `slot`, giving back the pages beyond them. */
   truncate(slot: number, length: number): void {
     this.#usable("truncate");
-    const st = this.#slot(slot, "truncate");
-    if (!Number.isInteger(length) || length < 0 || length > st.length) {
-      throw new RangeError(
-        `truncate: length ${length} for slot ${slot} is not in 0..${st.length} (its length)`,
-      );
+    this.#tracker.truncate(slot, length);
+    for (let l = 0; l < this.#tracker.layers; l++) {
+      this.#pages.shrink(slot, l, this.#tracker.kvLength(slot, l));
     }
-    st.length = length;
-    for (let l = 0; l < st.filled.length; l++) {
-      st.filled[l] = Math.min(st.filled[l], length);
-      st.written[l] = Math.min(st.written[l], length);
-      this.#pages.shrink(slot, l, st.filled[l]);
-    }
-    this.#stats.kvBytes = this.#pages.bytesHeld;
   }
 
   /** Frees `slot` and its pages. */
   release(slot: number): void {
     this.#usable("release");
-    this.#slot(slot, "release");
-    this.truncate(slot, 0);
+    this.#tracker.release(slot);
+    for (let l = 0; l < this.#tracker.layers; l++) this.#pages.shrink(slot, l, 0);
   }
 
   /** Counters since the batch was opened. */
   stats(): RowBatchStats {
-    return { ...this.#stats };
+    return {
+      ...this.#tracker.counters(),
+      kvBytes: this.#pages.bytesHeld,
+      peakKvBytes: this.#peakKvBytes,
+    };
   }
 
   /** Frees the device memory. */
@@ -409,23 +290,36 @@ export class WebGpuRowBatch implements RowBatch {
     this.#usable("run");
     const cfg = this.#model.config;
     const L = cfg.numHiddenLayers, V = cfg.vocabSize;
-    const { tokens, after } = checkRowWork(
-      entries,
-      { capacity: this.capacity, maxLength: this.#maxLength, layers: L, vocab: V },
-      (s) => this.#slots[s],
-    );
+    validateRowWork(entries, {
+      ...cfg,
+      capacity: this.capacity,
+      maxLength: this.#maxLength,
+      lengthOf: (slot) => this.#tracker.length(slot),
+    });
+    this.#tracker.check(entries); // nesting per slot, before any work
     if (entries.length === 0) return [];
-    const T = tokens.length;
-    // the rows each layer runs (in token order) and the wanted rows of the head
-    const active: number[][] = Array.from({ length: L }, () => []);
-    tokens.forEach((t, i) => t.set.forEach((l) => active[l].push(i)));
-    const wanted: number[] = [];
-    let at = 0;
+    // the call's tokens: entry i's token j is row base[i] + j, at its slot's next positions
+    const tokens: CallToken[] = [];
+    const base: number[] = [];
+    const wanted: number[] = []; // rows whose next-token choice is returned
+    const after = new Map<number, number[]>(); // slot -> per-layer KV prefix after the call
     for (const e of entries) {
-      if (e.want === "all") e.tokens.forEach((_, j) => wanted.push(at + j));
-      else wanted.push(at + e.tokens.length - 1);
-      at += e.tokens.length;
+      base.push(tokens.length);
+      const p0 = this.#tracker.length(e.slot);
+      const kv = Array.from({ length: L }, (_, l) => this.#tracker.kvLength(e.slot, l));
+      e.sets.forEach((set, j) => {
+        if (e.want === "all" || j === e.tokens.length - 1) wanted.push(tokens.length);
+        tokens.push({ slot: e.slot, pos: p0 + j, set });
+        for (const l of set) kv[l] = p0 + j + 1;
+      });
+      after.set(e.slot, kv);
     }
+    const T = tokens.length;
+    // the rows each layer runs, in the order schedule/ gives (entry by entry, tokens in order)
+    const active = Array.from(
+      { length: L },
+      (_, l) => tokensRunning(entries, l).map((r) => base[r.entry] + r.token),
+    );
     const W = wanted.length;
     const maxHead = Math.floor(this.#gpu.limits.maxStorageBufferBindingSize / (V * 4));
     if (W > maxHead) {
@@ -481,24 +375,15 @@ export class WebGpuRowBatch implements RowBatch {
       this.#busy = false;
       this.#pages.afterSubmit();
       // commit the host state (the pages were taken above)
-      if (!this.#broken) this.#commit(tokens, after);
+      if (!this.#broken) this.#commit(entries, tokens);
     }
   }
 
-  #commit(tokens: CallToken[], after: Map<number, number[]>): void {
-    for (const t of tokens) {
-      const st = this.#slots[t.slot];
-      for (const l of t.set) {
-        if (t.pos < st.written[l]) this.#stats.kvRewrites++;
-        st.written[l] = Math.max(st.written[l], t.pos + 1);
-        this.#stats.kvWrites++;
-        this.#stats.layerSteps++;
-      }
-      st.length = t.pos + 1;
-    }
-    for (const [s, filled] of after) this.#slots[s].filled = filled;
-    this.#stats.kvBytes = this.#pages.bytesHeld;
-    this.#stats.peakKvBytes = Math.max(this.#stats.peakKvBytes, this.#stats.kvBytes);
+  /** Records a call that ran: the tracker's lengths, prefixes and counted KV writes. */
+  #commit(entries: readonly RowWork[], tokens: CallToken[]): void {
+    this.#tracker.commit(entries);
+    for (const t of tokens) for (const l of t.set) this.#tracker.noteWrite(t.slot, l, t.pos);
+    this.#peakKvBytes = Math.max(this.#peakKvBytes, this.#pages.bytesHeld);
   }
 
   /** Records the call; returns the staging buffer the results are copied into. */
