@@ -51,6 +51,7 @@ import type {
   DecodeRequest,
   ForwardOutput,
   ForwardRequest,
+  RowBatch,
   RowBatchOptions,
 } from "../types.ts";
 import { createRowKernels, type RowKernels, WebGpuRowBatch } from "./rows.ts";
@@ -513,7 +514,7 @@ export class WebGpuBackend implements Backend {
    * with paged KV (see `rows.ts`). Its extra kernels compile once per backend, at the
    * first `run`.
    */
-  openRows(options: RowBatchOptions): WebGpuRowBatch {
+  openRows(options: RowBatchOptions): RowBatch {
     this.#check("openRows");
     const cfg = this.config;
     this.#rowKernels ??= createRowKernels(this.gpu, cfg.hiddenSize / cfg.numAttentionHeads);
