@@ -372,3 +372,60 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "webgpu rows: KV pages follow each slot's plan and equal the CPU batch's",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    if (!gpu) return;
+    const dir = Deno.makeTempDirSync({ prefix: "webgpu-rows-" });
+    try {
+      writeRandomCheckpoint(dir, FIXTURES[0][1]);
+      const weights = await loadWeights(dir);
+      const L = weights.config.numHiddenLayers, d = weights.config.hiddenSize;
+      const wg = await createWebGpuBackend(weights, { gpu });
+      const rows = wg.openRows({ capacity: 2, maxLength: 40 });
+      const cpuRows = createCpuBackend(weights).openRows({ capacity: 2, maxLength: 40 });
+      try {
+        const all = range(L);
+        const T = 37;
+        const ids = range(T).map((i) => 3 + (i * 7) % 50);
+        // slot 0 at full depth; slot 1 drops to its first and last layers from position 10
+        const full = range(T).map(() => all);
+        const skip = range(T).map((p) => (p < 10 ? all : [0, L - 1]));
+        const work = [
+          { slot: 0, tokens: ids, sets: full },
+          { slot: 1, tokens: ids, sets: skip },
+        ];
+        await rows.run(work);
+        await cpuRows.run(work);
+        const page = 2 * 16 * d * 4; // keys and values of 16 positions
+        const pages = (sets: number[][]) =>
+          range(L).reduce(
+            (n, l) => n + Math.ceil(sets.filter((s) => s.includes(l)).length / 16),
+            0,
+          );
+        const want = (pages(full) + pages(skip)) * page;
+        const got = rows.stats();
+        console.log(
+          `KV: ${got.kvBytes} bytes (full slot ${pages(full)} pages, skipping slot ` +
+            `${pages(skip)} pages of ${page} bytes)`,
+        );
+        assertEquals(got.kvBytes, want);
+        assertLess(pages(skip), pages(full));
+        assertEquals(got.kvBytes, cpuRows.stats().kvBytes, "same pages as the CPU batch");
+        rows.truncate(0, 5);
+        rows.release(1);
+        assertEquals(rows.stats().kvBytes, L * page, "truncate to 5 keeps one page per layer");
+        assertEquals(rows.stats().peakKvBytes, want);
+      } finally {
+        rows.dispose();
+        cpuRows.dispose();
+        wg.dispose();
+      }
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
