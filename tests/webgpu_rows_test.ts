@@ -8,7 +8,7 @@
  * the CPU's; KV is never recomputed (`kvRewrites === 0`, `kvWrites` counted), and nesting
  * breaks are refused with the slot, position and layer named, before any state changes.
  */
-import { assert, assertEquals, assertLess, assertRejects } from "@std/assert";
+import { assert, assertEquals, assertLess, assertRejects, assertThrows } from "@std/assert";
 import { createCpuBackend } from "../backend/cpu/backend.ts";
 import type { Backend } from "../backend/types.ts";
 import { createWebGpuBackend } from "../backend/webgpu/mod.ts";
@@ -271,6 +271,20 @@ Deno.test({
           RangeError,
           "exceed the slot's maxLength 16",
         );
+
+        // one run at a time: a second run, a release or a truncate while one is in flight is
+        // refused (the state the first one checked stays the state it records against)
+        const inFlight = rows.run([{ slot: 0, tokens: [2, 5], sets: [all, all] }]);
+        await assertRejects(
+          () => rows.run([{ slot: 1, tokens: [toks[3]], sets: [[0]] }]),
+          Error,
+          "in flight",
+        );
+        assertThrows(() => rows.release(0), Error, "in flight");
+        assertThrows(() => rows.truncate(1, 2), Error, "in flight");
+        await inFlight;
+        assertEquals([rows.length(0), rows.length(1)], [2, 7]);
+        rows.release(0);
 
         // seeded sampling keyed by (seed, step): equal to the solo decode's draws
         const sampling = { temperature: 0.9, topK: 20, seed: 77 };

@@ -288,6 +288,10 @@ export class WebGpuRowBatch implements RowBatch {
   /** Runs the entries as one submission (see the module documentation). */
   async run(entries: readonly RowWork[]): Promise<RowResult[]> {
     this.#usable("run");
+    // compiled once per backend at the first run; awaited before the checks, so that nothing
+    // (a release, another run) can change the state between the checks and the recording
+    const kernels = await this.#kernels;
+    this.#usable("run");
     const cfg = this.#model.config;
     const L = cfg.numHiddenLayers, V = cfg.vocabSize;
     validateRowWork(entries, {
@@ -342,9 +346,7 @@ export class WebGpuRowBatch implements RowBatch {
       offsets.push(words);
       words += seg(l < L ? active[l].length : W);
     }
-    const kernels = await this.#kernels;
-    this.#usable("run");
-    this.#busy = true;
+    this.#busy = true; // no await between the checks above and this
     try {
       const sc = await this.#scratchFor(T, W, words);
       // state: take the pages the call writes
