@@ -347,9 +347,13 @@ export class WebGpuRowBatch implements RowBatch {
       words += seg(l < L ? active[l].length : W);
     }
     this.#busy = true; // no await between the checks above and this
+    let taken = false, ran = false;
+    let staging: { buffer: GPUBuffer; logitsOffset: number } | undefined;
     try {
       const sc = await this.#scratchFor(T, W, words);
-      // state: take the pages the call writes
+      // state: take the pages the call writes (from here on a failure leaves the batch unusable:
+      // pools may have been replaced in a submission that did not run)
+      taken = true;
       for (const [s, filled] of after) {
         for (let l = 0; l < L; l++) this.#pages.grow(s, l, filled[l]);
       }
@@ -362,22 +366,18 @@ export class WebGpuRowBatch implements RowBatch {
       q.writeBuffer(sc.slot, 0, new Uint32Array(tokens.map((t) => t.slot)));
       q.writeBuffer(sc.idx, 0, idx);
       q.writeBuffer(this.#tableBuf, 0, this.#pages.table);
-      const staging = this.#record(kernels, sc, T, W, active, offsets, entries);
+      staging = this.#record(kernels, sc, T, W, active, offsets, entries);
       const data = await this.#submit(staging.buffer);
-      try {
-        return this.#results(entries, data, staging.logitsOffset, W, V);
-      } finally {
-        staging.buffer.unmap();
-        staging.buffer.destroy();
-      }
+      ran = true;
+      this.#commit(entries, tokens); // the host state follows what the GPU wrote
+      return this.#results(entries, data, staging.logitsOffset, W, V);
     } catch (e) {
-      this.#broken = e as Error;
+      if (taken && !ran) this.#broken = e as Error;
       throw e;
     } finally {
       this.#busy = false;
+      staging?.buffer.destroy(); // unmaps it too
       this.#pages.afterSubmit();
-      // commit the host state (the pages were taken above)
-      if (!this.#broken) this.#commit(entries, tokens);
     }
   }
 
