@@ -19,6 +19,7 @@ import {
   skipDecodeSet,
 } from "../schedule/mod.ts";
 import { checkDraftLength, generate, loadModel, speculativeDecode } from "../decode/mod.ts";
+import { compareDrafts } from "../eval/speculative.ts";
 import { missingShared, sharedPath } from "./helpers.ts";
 import { randomCpuBackend, randomPrompts } from "./rows_helpers.ts";
 
@@ -191,6 +192,8 @@ async function checkEqualsFull(
           // tokens = the prefill's + (accepted + 1) per verification; drafts <= K per round
           assertEquals(s.accepted + s.verifications + 1, r.tokens.length, where);
           assert(s.accepted <= s.drafted && s.drafted <= k * s.verifications, where);
+          assertEquals(s.draftOutcome.length, r.tokens.length, where);
+          assertEquals(s.draftOutcome.filter((x) => x === 1).length, s.accepted, where);
           assert(s.flopRatio >= 1, `${where}: FLOP ratio ${s.flopRatio} >= 1`);
         });
         runs++;
@@ -338,4 +341,47 @@ Deno.test("speculative: bad input is refused in one line; a full draft gets a no
   assertEquals(out.results[0].ids, plain.results[0].ids);
   assertEquals(out.speculative!.acceptanceRate, 1);
   assert(out.flopSpeedup <= 1, "speculation never lowers FLOPs");
+});
+
+Deno.test("speculative: compareDrafts reports costs, acceptance with intervals, by draft index and position", async () => {
+  const backend = randomCpuBackend({
+    hiddenSize: 36,
+    numAttentionHeads: 3,
+    ffnDim: 52,
+    vocabSize: 97,
+    numHiddenLayers: 6,
+    maxPositionEmbeddings: 64,
+  }, 23);
+  const prompts = randomPrompts([3, 5, 2, 4, 6, 3], 97, 8);
+  const rows = await compareDrafts(backend, prompts, {
+    drafts: ["earlyexit:constant:n=3", "constant:n=3,warmup=1", "full"],
+    ks: [2, 4],
+    maxNewTokens: 10,
+    batchSize: 3,
+    bootstrap: { resamples: 200, seed: 1 },
+  });
+  assertEquals(rows.map((r) => `${r.draft} K=${r.k}`), [
+    "earlyexit:constant:n=3,warmup=0 K=2",
+    "earlyexit:constant:n=3,warmup=0 K=4",
+    "constant:n=3,warmup=1 K=2",
+    "constant:n=3,warmup=1 K=4",
+    "full K=2",
+    "full K=4",
+  ]);
+  for (const r of rows) {
+    const [lo, hi] = r.ci.acceptanceRate;
+    assert(lo <= r.acceptanceRate + 1e-12 && r.acceptanceRate <= hi + 1e-12, `${r.draft}: CI`);
+    assert(r.byDraftIndex.length <= r.k && r.byDraftIndex.length > 0);
+    for (const f of [...r.byDraftIndex, ...r.byTokenPosition]) assert(f.mean >= 0 && f.mean <= 1);
+    assert(Math.abs(r.layerSpeedup * r.layerPassesPerToken - 6) < 1e-9);
+    assert(r.flopRatio >= 1);
+  }
+  // the draft's cost is its active layers over L: 3 of 6 for both constant drafts, 1 for full
+  assertEquals(rows.map((r) => r.draftCost), [0.5, 0.5, 0.5, 0.5, 1, 1]);
+  // a full draft is always accepted, every draft index and position
+  for (const r of rows.slice(4)) {
+    assertEquals(r.acceptanceRate, 1);
+    assertEquals(r.ci.acceptanceRate, [1, 1]);
+    assert(r.byTokenPosition.every((f) => f.mean === 1));
+  }
 });
