@@ -26,6 +26,7 @@ const HELP =
   --no-torch      do not run the PyTorch eager reference (run when /usr/bin/python3 has torch)
   --threads N     PyTorch threads (default: the machine's cores)
   --torch-device  cpu (default) or cuda: PyTorch CUDA eager on a GPU machine
+  --speculative   only the speculative-decoding benchmark (full vs SkipDecode/early-exit drafts)
   --out DIR       where to write decode.json / decode.md (default out/bench)`;
 
 /**
@@ -45,6 +46,7 @@ export async function benchMain(args: string[]): Promise<number> {
     threads: { type: "string" },
     "torch-device": { type: "string" },
     out: { type: "string" },
+    speculative: { type: "boolean" },
     help: { type: "boolean" },
   });
   if (values.help) {
@@ -86,6 +88,11 @@ export async function benchMain(args: string[]): Promise<number> {
   }
   if (adapter) console.log(`adapter: ${adapter.info.description || adapter.info.vendor}`);
   Deno.mkdirSync(out, { recursive: true });
+  if (values.speculative) {
+    const { speculativeBenchMain } = await import("../bench/speculative_bench.ts");
+    await speculativeBenchMain({ out, backends, quick, log: (l) => console.log(l) });
+    return 0;
+  }
 
   if (!values["skip-kernels"] && adapter) {
     const { matmulBenchMain } = await import("../bench/matmul_bench.ts");
