@@ -399,7 +399,7 @@ export class Scheduler {
     this.#closed = true;
     for (const e of this.#queue.splice(0)) this.#finish(e, "cancelled");
     if (this.#pumping) {
-      let timer: number | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const expired = new Promise<void>((r) => (timer = setTimeout(r, graceMs)));
       await Promise.race([this.#pumping, expired]);
       clearTimeout(timer);
