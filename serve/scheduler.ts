@@ -341,15 +341,13 @@ export class Scheduler {
   }
 
   /**
-   * Queues a request. Throws `RangeError`/`PolicyError` for a bad request (naming the field),
-   * {@linkcode QueueFullError} when the queue is full and {@linkcode SchedulerClosedError}
-   * after {@linkcode Scheduler.close}.
+   * Throws {@linkcode SchedulerClosedError} after `close`, {@linkcode QueueFullError} (counted
+   * as a refusal) when `count` more requests do not fit in the queue now.
    */
-  submit(request: CompletionRequest): CompletionHandle {
-    const entry = this.#prepare(request);
+  assertAccepts(count: number): void {
     if (this.#closed) throw new SchedulerClosedError();
     if (this.#failure) throw this.#failure;
-    if (!this.canAccept()) {
+    if (!this.canAccept(count)) {
       this.#m.rejected++;
       throw new QueueFullError(
         `the queue is full (${this.#queue.length} requests waiting, ${this.#capacity} rows ` +
@@ -357,6 +355,16 @@ export class Scheduler {
         this.#retryAfter(),
       );
     }
+  }
+
+  /**
+   * Queues a request. Throws `RangeError`/`PolicyError` for a bad request (naming the field),
+   * {@linkcode QueueFullError} when the queue is full and {@linkcode SchedulerClosedError}
+   * after {@linkcode Scheduler.close}.
+   */
+  submit(request: CompletionRequest): CompletionHandle {
+    const entry = this.#prepare(request);
+    this.assertAccepts(1);
     const done = new Promise<Completion>((r) => (entry.resolve = r));
     if (entry.signal) {
       if (entry.signal.aborted) {
