@@ -21,6 +21,7 @@
  * @module
  */
 import type { ColumnLayerSets, Readout } from "./types.ts";
+import { runsLayer } from "../schedule/active.ts";
 
 /** Collects a forward's per-layer readout; see the module documentation. */
 export class ReadoutBuilder {
@@ -79,7 +80,7 @@ export class ReadoutBuilder {
     const out: [number, number][] = [];
     this.#done.fill(0);
     for (let c = 0; c < T; c++) {
-      if (l > 0 && !this.#sets[c].includes(l)) continue;
+      if (l > 0 && !runsLayer(this.#sets[c], l)) continue;
       for (let b = 0; b < B; b++) if (c >= this.#pads[b]) out.push([b, c]);
     }
     return out;

@@ -57,3 +57,5 @@ export * from "./custom.ts";
 export * from "./parse.ts";
 export * from "./plan.ts";
 export * from "./format.ts";
+export * from "./active.ts";
+export * from "./requests.ts";

@@ -12,6 +12,7 @@
  */
 import { PlanError, PolicyError } from "./errors.ts";
 import { type ColumnContext, isPolicy, type Policy } from "./policy.ts";
+import { layerCapacity } from "./active.ts";
 
 /** The model sizes the compute accounting needs (docs/DESIGN.md §5). */
 export interface ModelDims {
@@ -133,7 +134,7 @@ export function plan(policy: Policy, options: PlanOptions): Plan {
   const columns = P + N - 1;
   const { sets, budgets } = evaluate(policy, L, P, N, columns);
   const generatedLayers = sets.slice(P - 1).map((s) => s.length);
-  const prefix = prefixLengths(sets, L);
+  const prefix = layerCapacity(sets, L);
   const layerSpeedup = (N * L) / generatedLayers.reduce((a, b) => a + b, 0);
   const dims = dimsOf(options);
   const result: Plan = {
@@ -401,12 +402,6 @@ function call(policy: Policy, method: "layerSet" | "budget", ctx: ColumnContext)
       { cause: e },
     );
   }
-}
-
-function prefixLengths(sets: number[][], L: number): number[] {
-  const prefix = new Array<number>(L).fill(0);
-  for (const set of sets) for (const l of set) prefix[l]++;
-  return prefix;
 }
 
 function dimsOf(o: PlanOptions): ModelDims | undefined {

@@ -17,6 +17,7 @@ import { Recorder } from "../kernels/encode.ts";
 import { ParamArena } from "../kernels/params.ts";
 import { segments, TrainKernels } from "../kernels/train.ts";
 import type { TrainBatch } from "./batch.ts";
+import { packActive, type PackedActive } from "../schedule/active.ts";
 import type { StepReport, TrainEngine } from "./engine.ts";
 import { type AdamState, type AdamWConfig, adamWConfig, type AdamWOptions } from "./optim.ts";
 import { ParamSet } from "./params.ts";
@@ -850,32 +851,9 @@ export class GpuEngine implements TrainEngine {
 }
 
 /** Active columns of layer `l`, packed, with each one's row start and end and the longest row. */
-function activeColumns(
-  batch: TrainBatch,
-  l: number,
-): { idx: Uint32Array; start: Uint32Array; rowEnd: Uint32Array; tmax: number } {
+function activeColumns(batch: TrainBatch, l: number): PackedActive {
   const N = batch.rows * batch.length;
-  const mask = batch.active.subarray(l * N, (l + 1) * N);
-  const idx: number[] = [], start: number[] = [], rowEnd: number[] = [];
-  let tmax = 0;
-  for (let r = 0; r < batch.rows; r++) {
-    const first = idx.length;
-    for (let c = 0; c < batch.length; c++) {
-      if (mask[r * batch.length + c]) idx.push(r * batch.length + c);
-    }
-    const count = idx.length - first;
-    tmax = Math.max(tmax, count);
-    for (let j = 0; j < count; j++) {
-      start.push(first);
-      rowEnd.push(first + count - 1);
-    }
-  }
-  return {
-    idx: Uint32Array.from(idx),
-    start: Uint32Array.from(start),
-    rowEnd: Uint32Array.from(rowEnd),
-    tmax,
-  };
+  return packActive(batch.active.subarray(l * N, (l + 1) * N), batch.rows, batch.length);
 }
 
 /**

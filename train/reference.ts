@@ -18,6 +18,7 @@
  * @module
  */
 import type { TrainBatch } from "./batch.ts";
+import { packActive } from "../schedule/active.ts";
 import {
   attentionBackward,
   attentionForward,
@@ -99,26 +100,14 @@ export interface ForwardOptions {
   train?: boolean;
 }
 
-/** Lists active columns of a layer and, per column, its row's first active column. */
+/**
+ * Active columns of a layer and, per column, its row's first active column: the packing of
+ * `schedule/active.ts` (`packActive`), viewed as the `Int32Array`s the ops take.
+ */
 function activeColumns(batch: TrainBatch, l: number): { idx: Int32Array; start: Int32Array } {
   const N = batch.rows * batch.length;
-  const mask = batch.active.subarray(l * N, (l + 1) * N);
-  let m = 0;
-  for (let i = 0; i < N; i++) m += mask[i];
-  const idx = new Int32Array(m), start = new Int32Array(m);
-  let j = 0, rowStart = 0, row = -1;
-  for (let i = 0; i < N; i++) {
-    if (!mask[i]) continue;
-    const r = Math.floor(i / batch.length);
-    if (r !== row) {
-      row = r;
-      rowStart = j;
-    }
-    idx[j] = i;
-    start[j] = rowStart;
-    j++;
-  }
-  return { idx, start };
+  const p = packActive(batch.active.subarray(l * N, (l + 1) * N), batch.rows, batch.length);
+  return { idx: new Int32Array(p.idx.buffer), start: new Int32Array(p.start.buffer) };
 }
 
 function lin(l: LinearArrays, x: FloatArray, m: number): FloatArray {

@@ -8,9 +8,7 @@
  *
  * @module
  */
-import type { OptConfig, OptWeights, Tensor } from "../../model/types.ts";
-import { mapOptTree, type OptTree, type ParamKinds, type TensorKinds } from "../../model/params.ts";
-import { tensorToFloat32 } from "../../model/safetensors.ts";
+import type { OptConfig, OptWeights } from "../../model/types.ts";
 import type {
   Backend,
   ColumnLayerSets,
@@ -23,32 +21,12 @@ import type {
 } from "../types.ts";
 import { checkColumns, checkTokenIds, type PaddedBatch, padLeft } from "../batch.ts";
 import { ReadoutBuilder } from "../readout.ts";
-import { selectToken, validateSampling } from "../sampling.ts";
-import { attendOne, axpy, gatherRows, layerNorm, linear, relu, topK } from "./ops.ts";
-
-/** A linear map's f32 arrays. */
-interface Lin {
-  w: Float32Array; // [out, in]
-  b?: Float32Array; // [out]
-  out: number;
-  in: number;
-}
-/** A LayerNorm's f32 arrays. */
-interface Ln {
-  w: Float32Array;
-  b: Float32Array;
-}
-/** The model's arrays, one field per entry of model/params.ts. */
-interface CpuKinds extends ParamKinds {
-  table: Float32Array;
-  matrix: Lin;
-  linear: Lin;
-  layerNorm: Ln;
-}
-
-function apply(l: Lin, x: Float32Array, m: number): Float32Array {
-  return linear(x, l.w, l.b, m, l.in, l.out);
-}
+import { selectToken } from "../sampling.ts";
+import { columnsRunning, layerExtent } from "../../schedule/active.ts";
+import { validateDecodeRequest } from "../../schedule/requests.ts";
+import { attendOne, topK } from "./ops.ts";
+import { applyHead, type CpuModel, embed, layerForward, loadCpuModel } from "./model.ts";
+import { CpuRowBatch } from "./rows.ts";
 
 /** One layer's KV cache: slot = column; `ran[c]` says whether column `c` ran the layer. */
 interface LayerCache {
@@ -79,27 +57,12 @@ export class CpuBackend implements Backend {
   readonly name = "cpu";
   /** The model configuration. */
   readonly config: OptConfig;
-  #model: OptTree<CpuKinds>;
+  #model: CpuModel;
 
   /** Converts all weights to f32 (exact for f16 and bf16); a tied head shares the array. */
   constructor(weights: OptWeights) {
     this.config = weights.config;
-    const arrays = new Map<Tensor, Float32Array>();
-    const f32 = (t: Tensor) => {
-      if (!arrays.has(t)) arrays.set(t, tensorToFloat32(t));
-      return arrays.get(t)!;
-    };
-    this.#model = mapOptTree<TensorKinds, CpuKinds>(weights, {
-      table: f32,
-      matrix: (t) => ({ w: f32(t), out: t.shape[0], in: t.shape[1] }),
-      linear: (l) => ({
-        w: f32(l.weight),
-        b: l.bias ? f32(l.bias) : undefined,
-        out: l.weight.shape[0],
-        in: l.weight.shape[1],
-      }),
-      layerNorm: (n) => ({ w: f32(n.weight), b: f32(n.bias) }),
-    });
+    this.#model = loadCpuModel(weights);
   }
 
   /** Prefill + token loop with a KV cache sized by the plan. */
@@ -156,9 +119,13 @@ export class CpuBackend implements Backend {
     readout.repeatSkipped(l);
   }
 
-  /** Sequences at their own positions: not implemented yet on this backend (work in progress). */
-  openRows(_options: RowBatchOptions): RowBatch {
-    throw new Error(`${this.name} backend: openRows is not implemented yet`);
+  /**
+   * Sequences at their own positions (continuous batching, speculative verification): the
+   * CPU reference of the {@linkcode RowBatch} contract, KV in pages per slot and layer
+   * allocated as each slot's plan runs that layer (`rows.ts`).
+   */
+  openRows(options: RowBatchOptions): RowBatch {
+    return new CpuRowBatch(this.#model, this.config, options);
   }
 
   /** Nothing to free on the CPU. */
@@ -166,24 +133,8 @@ export class CpuBackend implements Backend {
 
   #decode(req: DecodeRequest): DecodeOutput {
     const cfg = this.config;
-    const sampling = req.sampling ?? {};
-    validateSampling(sampling);
-    checkTokenIds(req.prompts, cfg.vocabSize, "prompt");
-    if (req.prompts.length === 0) throw new RangeError("batch has no rows");
-    req.prompts.forEach((p, b) => {
-      // Checked here: the padded batch below appends generated columns to every row.
-      if (p.length === 0) {
-        throw new RangeError(`prompt ${b} is empty: every row needs at least one token (BOS)`);
-      }
-    });
-    const B = req.prompts.length;
-    const P = Math.max(...req.prompts.map((p) => p.length));
-    const N = req.maxNewTokens;
-    if (!Number.isInteger(N) || N < 1) {
-      throw new RangeError(`maxNewTokens must be an integer >= 1, got ${N}`);
-    }
-    const columns = P + N - 1; // columns run: 0 .. P+N-2
-    checkColumns(req.sets, columns, cfg.numHiddenLayers, cfg.maxPositionEmbeddings);
+    // One validator for both backends: ids, sizes, fields, coverage and nesting of the plan.
+    const { B, P, N, columns, sampling } = validateDecodeRequest(req, cfg); // columns: 0 .. P+N-2
     // One padded batch covers every column the loop may run: appending placeholder
     // generated tokens keeps each row's left padding and continues its positions.
     const full = padLeft(
@@ -251,8 +202,7 @@ export class CpuBackend implements Backend {
     const d = this.config.hiddenSize;
     const caches: LayerCache[] = [];
     for (let l = 0; l < L; l++) {
-      let cap = 0;
-      for (let c = 0; c < columns; c++) if (sets[c].includes(l)) cap = c + 1;
+      const cap = layerExtent(sets, l, columns);
       caches.push({
         k: new Float32Array(batch.batch * cap * d),
         v: new Float32Array(batch.batch * cap * d),
@@ -279,29 +229,16 @@ export class CpuBackend implements Backend {
     const cfg = this.config;
     const { batch, caches } = s;
     const B = batch.batch, T = batch.length, n = c1 - c0;
-    const d = cfg.hiddenSize, dp = cfg.wordEmbedProjDim, H = cfg.numAttentionHeads;
-    const scale = (d / H) ** -0.5;
-    // Embedding: x[B*n, d] = project_in(embed_tokens[ids]) + embed_positions[pos + 2]
+    const d = cfg.hiddenSize, H = cfg.numAttentionHeads;
     const M = this.#model;
-    let x: Float32Array = gatherRows(M.embedTokens, dp, ids); // [B*n, dp]
-    if (M.projectIn) x = apply(M.projectIn, x, B * n);
-    for (let b = 0; b < B; b++) {
-      for (let j = 0; j < n; j++) {
-        const p = batch.positions[b * T + c0 + j] + 2;
-        axpy(
-          x.subarray((b * n + j) * d, (b * n + j + 1) * d),
-          M.embedPositions.subarray(p * d, p * d + d),
-        );
-      }
-    }
+    // Embedding: x[B*n, d] at each token's OPT position
+    const x = embed(M, cfg, ids, (i) => batch.positions[Math.floor(i / n) * T + c0 + (i % n)]);
     for (let l = 0; l < M.layers.length; l++) {
-      const cols: number[] = []; // columns of this call that run layer l
-      for (let c = c0; c < c1; c++) if (sets[c].includes(l)) cols.push(c);
+      const cols = columnsRunning(sets, l, c0, c1); // columns of this call that run layer l
       if (cols.length === 0) { // skipped layer: identity
         onLayer?.(l, x);
         continue;
       }
-      const W = M.layers[l];
       const cache = caches[l];
       const m = B * cols.length;
       const h = new Float32Array(m * d); // [B, cols, d] residual stream of the active columns
@@ -313,47 +250,33 @@ export class CpuBackend implements Backend {
           )
         );
       }
-      const pre = cfg.doLayerNormBefore;
-      // Attention block
-      const a = pre ? layerNorm(h, W.selfAttnLayerNorm.w, W.selfAttnLayerNorm.b, m, d) : h;
-      const q = apply(W.qProj, a, m);
-      for (let i = 0; i < q.length; i++) q[i] *= scale;
-      const k = apply(W.kProj, a, m);
-      const v = apply(W.vProj, a, m);
-      for (let b = 0; b < B; b++) {
-        cols.forEach((c, i) => {
-          const src = (b * cols.length + i) * d, dst = (b * cache.cap + c) * d;
-          cache.k.set(k.subarray(src, src + d), dst);
-          cache.v.set(v.subarray(src, src + d), dst);
-          cache.ran[c] = 1;
-        });
-      }
-      const att = new Float32Array(m * d);
-      for (let b = 0; b < B; b++) {
-        const keys = cache.k.subarray(b * cache.cap * d, (b + 1) * cache.cap * d);
-        const vals = cache.v.subarray(b * cache.cap * d, (b + 1) * cache.cap * d);
-        cols.forEach((c, i) => {
-          const r = b * cols.length + i;
-          attendOne(
-            q.subarray(r * d, r * d + d),
-            keys,
-            vals,
-            c + 1,
-            d,
-            H,
-            (t) => cache.ran[t] === 1 && batch.mask[b * T + t] === 1,
-            att.subarray(r * d, r * d + d),
-          );
-        });
-      }
-      const o = apply(W.outProj, att, m);
-      axpy(o, h); // o = h + attn
-      const r1 = pre ? o : layerNorm(o, W.selfAttnLayerNorm.w, W.selfAttnLayerNorm.b, m, d);
-      // MLP block
-      const a2 = pre ? layerNorm(r1, W.finalLayerNorm.w, W.finalLayerNorm.b, m, d) : r1;
-      const f = apply(W.fc2, relu(apply(W.fc1, a2, m)), m);
-      axpy(f, r1);
-      const out = pre ? f : layerNorm(f, W.finalLayerNorm.w, W.finalLayerNorm.b, m, d);
+      const out = layerForward(cfg, M.layers[l], h, m, (q, k, v, att) => {
+        for (let b = 0; b < B; b++) {
+          cols.forEach((c, i) => {
+            const src = (b * cols.length + i) * d, dst = (b * cache.cap + c) * d;
+            cache.k.set(k.subarray(src, src + d), dst);
+            cache.v.set(v.subarray(src, src + d), dst);
+            cache.ran[c] = 1;
+          });
+        }
+        for (let b = 0; b < B; b++) {
+          const keys = cache.k.subarray(b * cache.cap * d, (b + 1) * cache.cap * d);
+          const vals = cache.v.subarray(b * cache.cap * d, (b + 1) * cache.cap * d);
+          cols.forEach((c, i) => {
+            const r = b * cols.length + i;
+            attendOne(
+              q.subarray(r * d, r * d + d),
+              keys,
+              vals,
+              c + 1,
+              d,
+              H,
+              (t) => cache.ran[t] === 1 && batch.mask[b * T + t] === 1,
+              att.subarray(r * d, r * d + d),
+            );
+          });
+        }
+      });
       for (let b = 0; b < B; b++) {
         cols.forEach((c, i) =>
           x.set(
@@ -377,13 +300,9 @@ export class CpuBackend implements Backend {
 
   /** The model's head on `m` rows of the residual stream: final LN, project_out, LM head. */
   #applyHead(h: Float32Array, m: number): Float32Array {
-    const d = this.config.hiddenSize, M = this.#model;
-    if (M.finalLayerNorm) h = layerNorm(h, M.finalLayerNorm.w, M.finalLayerNorm.b, m, d);
-    if (M.projectOut) h = apply(M.projectOut, h, m);
-    return apply(M.lmHead, h, m);
+    return applyHead(this.#model, this.config, h, m);
   }
 }
-
 /**
  * Makes the CPU reference backend for loaded weights.
  *
