@@ -238,6 +238,7 @@ async function completions(req: Request, options: ServerOptions): Promise<Respon
         maxTokens: p.maxTokens,
         policy,
         stop: p.stop,
+        stopAtEos: !p.ignoreEos,
         sampling: samplingOf(p),
         signal: abort.signal,
       })

@@ -5,8 +5,8 @@
  * type, param}}`. Supported: `model`, `prompt` (a string, a list of strings, a list of token
  * ids or a list of such lists), `max_tokens`, `temperature` (0 = greedy, the default here,
  * unlike OpenAI's 1, so that a bare request equals `generate`), `top_p`, `seed`, `stop`,
- * `stream`, `stream_options.include_usage`, `n` (1 only), `user`, and the SkipDecode extension
- * `policy` (the `--policy` syntax). Fields of OpenAI's API that the server cannot honour
+ * `stream`, `stream_options.include_usage`, `n` (1 only), `user`, the SkipDecode extension `policy` (the
+ * `--policy` syntax) and vLLM's extension `ignore_eos`. Fields of OpenAI's API that the server cannot honour
  * (`echo`, `logprobs`, `best_of` > 1, penalties, `logit_bias`, `suffix`) and unknown fields
  * are refused, not ignored.
  *
@@ -74,6 +74,8 @@ export interface CompletionParams {
   stream: boolean;
   /** Send a last chunk with `usage` (stream only). */
   includeUsage: boolean;
+  /** The `ignore_eos` extension (as vLLM's): run to `max_tokens` past EOS. */
+  ignoreEos: boolean;
   /** The `policy` extension field, parsed; absent: the server's default. */
   policy?: Policy;
 }
@@ -99,6 +101,7 @@ const KNOWN = new Set([
   "n",
   "user",
   "policy",
+  "ignore_eos",
   "echo",
   "logprobs",
   "best_of",
@@ -214,6 +217,10 @@ export function parseCompletionBody(body: unknown, limits: CompletionLimits): Co
       throw bad("logit_bias", "is not supported by this server");
     }
   }
+  const ignoreEos = optional(b.ignore_eos, false, (v) => {
+    if (typeof v !== "boolean") throw bad("ignore_eos", "must be true or false");
+    return v;
+  });
   const policy = optional(b.policy, undefined as Policy | undefined, (v) => {
     if (typeof v !== "string") throw bad("policy", 'must be a policy string such as "full"');
     try {
@@ -232,6 +239,7 @@ export function parseCompletionBody(body: unknown, limits: CompletionLimits): Co
     stop,
     stream,
     includeUsage,
+    ignoreEos,
     ...(policy ? { policy } : {}),
   };
 }
