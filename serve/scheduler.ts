@@ -282,6 +282,8 @@ export class Scheduler {
     steps: 0,
   };
   #stepMs = 0;
+  /** The row batch's counters when it was freed (metrics after close). */
+  #lastStats?: RowBatchStats;
 
   /** Makes a scheduler; the row batch is opened at the first step. */
   constructor(model: SchedulerModel, options: SchedulerOptions = {}) {
@@ -393,7 +395,7 @@ export class Scheduler {
       runningRows: running,
       capacity: this.#capacity,
       meanActiveLayers: this.#m.tokens ? this.#m.layerSum / this.#m.tokens : 0,
-      rows: this.#rows?.stats() ??
+      rows: this.#rows?.stats() ?? this.#lastStats ??
         { kvWrites: 0, kvRewrites: 0, kvBytes: 0, peakKvBytes: 0, layerSteps: 0 },
     };
   }
@@ -414,6 +416,7 @@ export class Scheduler {
       for (const e of this.#slots) if (e) e.aborted = true;
       await this.#pumping;
     }
+    if (this.#rows) this.#lastStats = this.#rows.stats();
     this.#rows?.dispose();
     this.#rows = undefined;
   }
