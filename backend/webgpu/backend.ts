@@ -50,9 +50,9 @@ import type {
   DecodeRequest,
   ForwardOutput,
   ForwardRequest,
-  RowBatch,
   RowBatchOptions,
 } from "../types.ts";
+import { createRowKernels, type RowKernels, WebGpuRowBatch } from "./rows.ts";
 import {
   allocateWorkspace,
   createGraph,
@@ -125,6 +125,7 @@ export class WebGpuBackend implements Backend {
   #ownsDevice: boolean;
   #options: WebGpuBackendOptions;
   #disposed = false;
+  #rowKernels?: Promise<RowKernels>;
 
   /** Use {@linkcode createWebGpuBackend}. */
   constructor(
@@ -515,9 +516,22 @@ export class WebGpuBackend implements Backend {
     }
   }
 
-  /** Sequences at their own positions: not implemented yet on this backend (work in progress). */
-  openRows(_options: RowBatchOptions): RowBatch {
-    throw new Error(`${this.name} backend: openRows is not implemented yet`);
+  /**
+   * Sequences at their own positions (continuous batching): a {@linkcode WebGpuRowBatch}
+   * with paged KV (see `rows.ts`). Its extra kernels compile once per backend, at the
+   * first `run`.
+   */
+  openRows(options: RowBatchOptions): WebGpuRowBatch {
+    this.#check("openRows");
+    const cfg = this.config;
+    this.#rowKernels ??= createRowKernels(this.gpu, cfg.hiddenSize / cfg.numAttentionHeads);
+    return new WebGpuRowBatch(
+      this.gpu,
+      this.#graph,
+      this.#rowKernels,
+      options,
+      (operation) => this.#check(operation),
+    );
   }
 
   /** Frees the weights (and the device, when the backend created it). */

@@ -71,6 +71,16 @@ export interface Workspace {
   v: GPUBuffer[];
 }
 
+/** Where a layer's `k`/`v` projections go: two buffers and a byte offset into both. */
+export interface KvTarget {
+  /** Keys `[m, d]` from `offset`. */
+  k: GPUBuffer;
+  /** Values. */
+  v: GPUBuffer;
+  /** Byte offset of row 0. */
+  offset: number;
+}
+
 /** Where the input of the LM head lives: a buffer and its first row. */
 export interface RowSource {
   /** The buffer. */
@@ -87,10 +97,33 @@ export interface Graph {
   maxColumns: number;
   /** Arena slices one column block uses at most (embedding + layers + head + select). */
   slicesPerStep: number;
-  /** Embeds columns `colStart .. colStart + columns - 1` into `ws.h` rows `0 ..`. */
-  embed(rec: Recorder, ws: Workspace, colStart: number, columns: number): void;
+  /**
+   * Embeds columns `colStart .. colStart + columns - 1` into `ws.h` rows `0 ..`; with
+   * `positions`, `ws.pad` holds each row's position (rows at their own positions).
+   */
+  embed(
+    rec: Recorder,
+    ws: Workspace,
+    colStart: number,
+    columns: number,
+    positions?: boolean,
+  ): void;
   /** Runs layer `l` on rows `0 .. m-1` (columns from `colStart`), in place on `ws.h`. */
   layer(rec: Recorder, ws: Workspace, l: number, m: number, colStart: number): void;
+  /**
+   * Runs layer `l` on rows `0 .. m-1` of `ws.h` in place, writing the `k`/`v` projections
+   * to `kv` and letting `attend` record the attention (reading `ws.q` and the keys, writing
+   * `ws.att`): the layer body shared by the column-batched decode ({@linkcode layer}) and
+   * the per-row engine (`rows.ts`, paged KV).
+   */
+  layerWith(
+    rec: Recorder,
+    ws: Workspace,
+    l: number,
+    m: number,
+    kv: KvTarget,
+    attend: () => void,
+  ): void;
   /** Final LayerNorm of `m` rows of `ws.h` from `inRow` (into `ws.hn`), if the model has one. */
   finalNorm(rec: Recorder, ws: Workspace, inRow: number, m: number): RowSource;
   /** `project_out` (if any) and the LM head of `m` rows of `src` into `ws.logits`. */
@@ -156,13 +189,62 @@ export async function createGraph(
   const fuseLn = pre &&
     model.layers.every((W) => mm.canNormalise(W.qProj) && mm.canNormalise(W.fc1));
 
+  const layerWith = (
+    rec: Recorder,
+    ws: Workspace,
+    l: number,
+    m: number,
+    kv: KvTarget,
+    attend: () => void,
+  ): void => {
+    const W = model.layers[l];
+    if (pre && !fuseLn) {
+      ln.encode(rec, {
+        x: ws.h,
+        w: W.selfAttnLayerNorm.w,
+        b: W.selfAttnLayerNorm.b,
+        out: ws.hn,
+        m,
+        d,
+      });
+    }
+    const src = pre && !fuseLn ? ws.hn : ws.h;
+    const ln1 = fuseLn ? { layerNorm: W.selfAttnLayerNorm } : {};
+    lin(rec, W.qProj, src, ws.q, m, ln1);
+    // k and v read the same X as q: the texture matmul reuses its repacked copy
+    lin(rec, W.kProj, src, kv.k, m, { yOffset: kv.offset, xUnchanged: true, ...ln1 });
+    lin(rec, W.vProj, src, kv.v, m, { yOffset: kv.offset, xUnchanged: true, ...ln1 });
+    attend(); // q, kv -> ws.att
+    lin(rec, W.outProj, ws.att, ws.h, m, { residual: ws.h }); // h += attn
+    if (pre && fuseLn) {
+      lin(rec, W.fc1, ws.h, ws.f, m, { relu: true, layerNorm: W.finalLayerNorm });
+      lin(rec, W.fc2, ws.f, ws.h, m, { residual: ws.h }); // h += mlp
+    } else if (pre) {
+      ln.encode(rec, { x: ws.h, w: W.finalLayerNorm.w, b: W.finalLayerNorm.b, out: ws.hn, m, d });
+      lin(rec, W.fc1, ws.hn, ws.f, m, { relu: true });
+      lin(rec, W.fc2, ws.f, ws.h, m, { residual: ws.h }); // h += mlp
+    } else {
+      ln.encode(rec, {
+        x: ws.h,
+        w: W.selfAttnLayerNorm.w,
+        b: W.selfAttnLayerNorm.b,
+        out: ws.hn,
+        m,
+        d,
+      });
+      lin(rec, W.fc1, ws.hn, ws.f, m, { relu: true });
+      lin(rec, W.fc2, ws.f, ws.hn, m, { residual: ws.hn }); // hn += mlp
+      ln.encode(rec, { x: ws.hn, w: W.finalLayerNorm.w, b: W.finalLayerNorm.b, out: ws.h, m, d });
+    }
+  };
+
   return {
     model,
     maxColumns,
     slicesPerStep: 2 + 3 * cfg.numHiddenLayers + 2,
 
-    embed(rec, ws, colStart, columns) {
-      const base = { ids: ws.ids, pad: ws.pad, batch: ws.batch, colStart, columns };
+    embed(rec, ws, colStart, columns, positions = false) {
+      const base = { ids: ws.ids, pad: ws.pad, batch: ws.batch, colStart, columns, positions };
       const m = columns * ws.batch;
       if (model.projectIn) {
         emb.encode(rec, { ...base, out: ws.tok!, mode: "token" });
@@ -180,58 +262,23 @@ export async function createGraph(
     },
 
     layer(rec, ws, l, m, colStart) {
-      const W = model.layers[l];
-      const kvOffset = colStart * ws.batch * d * 4;
-      if (pre && !fuseLn) {
-        ln.encode(rec, {
-          x: ws.h,
-          w: W.selfAttnLayerNorm.w,
-          b: W.selfAttnLayerNorm.b,
-          out: ws.hn,
+      const kv = { k: ws.k[l], v: ws.v[l], offset: colStart * ws.batch * d * 4 };
+      layerWith(rec, ws, l, m, kv, () =>
+        att.encode(rec, {
+          q: ws.q,
+          k: ws.k[l],
+          v: ws.v[l],
+          pad: ws.pad,
+          out: ws.att,
           m,
           d,
-        });
-      }
-      const src = pre && !fuseLn ? ws.hn : ws.h;
-      const ln1 = fuseLn ? { layerNorm: W.selfAttnLayerNorm } : {};
-      lin(rec, W.qProj, src, ws.q, m, ln1);
-      // k and v read the same X as q: the texture matmul reuses its repacked copy
-      lin(rec, W.kProj, src, ws.k[l], m, { yOffset: kvOffset, xUnchanged: true, ...ln1 });
-      lin(rec, W.vProj, src, ws.v[l], m, { yOffset: kvOffset, xUnchanged: true, ...ln1 });
-      att.encode(rec, {
-        q: ws.q,
-        k: ws.k[l],
-        v: ws.v[l],
-        pad: ws.pad,
-        out: ws.att,
-        m,
-        d,
-        heads: cfg.numAttentionHeads,
-        batch: ws.batch,
-        colStart,
-      });
-      lin(rec, W.outProj, ws.att, ws.h, m, { residual: ws.h }); // h += attn
-      if (pre && fuseLn) {
-        lin(rec, W.fc1, ws.h, ws.f, m, { relu: true, layerNorm: W.finalLayerNorm });
-        lin(rec, W.fc2, ws.f, ws.h, m, { residual: ws.h }); // h += mlp
-      } else if (pre) {
-        ln.encode(rec, { x: ws.h, w: W.finalLayerNorm.w, b: W.finalLayerNorm.b, out: ws.hn, m, d });
-        lin(rec, W.fc1, ws.hn, ws.f, m, { relu: true });
-        lin(rec, W.fc2, ws.f, ws.h, m, { residual: ws.h }); // h += mlp
-      } else {
-        ln.encode(rec, {
-          x: ws.h,
-          w: W.selfAttnLayerNorm.w,
-          b: W.selfAttnLayerNorm.b,
-          out: ws.hn,
-          m,
-          d,
-        });
-        lin(rec, W.fc1, ws.hn, ws.f, m, { relu: true });
-        lin(rec, W.fc2, ws.f, ws.hn, m, { residual: ws.hn }); // hn += mlp
-        ln.encode(rec, { x: ws.hn, w: W.finalLayerNorm.w, b: W.finalLayerNorm.b, out: ws.h, m, d });
-      }
+          heads: cfg.numAttentionHeads,
+          batch: ws.batch,
+          colStart,
+        }));
     },
+
+    layerWith,
 
     finalNorm(rec, ws, inRow, m) {
       if (!model.finalLayerNorm) return { buf: ws.h, row: inRow };

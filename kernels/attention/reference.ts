@@ -176,3 +176,93 @@ export function attentionBackward(
     }
   }
 }
+
+/** A paged KV layout on the CPU (see `paged.ts`): token tables and one layer's pages. */
+export interface PagedLayoutReference {
+  /** `[m]`: the call's token index of each compact row. */
+  rows: ArrayLike<number>;
+  /** `[tokens]`: each token's slot. */
+  slot: ArrayLike<number>;
+  /** `[tokens]`: each token's position in its slot. */
+  pos: ArrayLike<number>;
+  /** `[capacity, maxPages]`: the layer's page ids. */
+  table: ArrayLike<number>;
+  /** Positions per page. */
+  pageSize: number;
+  /** Page-table entries per slot. */
+  maxPages: number;
+}
+
+/** Pool row of position `u` of slot `s` under a page table. */
+function poolRow(a: PagedLayoutReference, s: number, u: number): number {
+  return a.table[s * a.maxPages + Math.floor(u / a.pageSize)] * a.pageSize + (u % a.pageSize);
+}
+
+/**
+ * The paged KV write (`kv_write.wgsl`): row `i` of `kin`/`vin` (`[m, d]`) goes to the pool row
+ * of token `rows[i]`'s slot and position.
+ *
+ * @example
+ * ```ts
+ * import { kvWriteReference } from "./reference.ts";
+ * const kpool = new Float32Array(4), vpool = new Float32Array(4);
+ * kvWriteReference(new Float32Array([5]), new Float32Array([6]), kpool, vpool, 1, {
+ *   rows: [0], slot: [0], pos: [1], table: [1], pageSize: 2, maxPages: 1,
+ * });
+ * // kpool[3] === 5 (page 1, offset 1)
+ * ```
+ */
+export function kvWriteReference(
+  kin: FloatArray,
+  vin: FloatArray,
+  kpool: FloatArray,
+  vpool: FloatArray,
+  d: number,
+  a: PagedLayoutReference,
+): void {
+  for (let i = 0; i < a.rows.length; i++) {
+    const t = a.rows[i];
+    const o = poolRow(a, a.slot[t], a.pos[t]) * d;
+    kpool.set(kin.subarray(i * d, (i + 1) * d), o);
+    vpool.set(vin.subarray(i * d, (i + 1) * d), o);
+  }
+}
+
+/**
+ * Paged attention (`paged.ts`): query row `r` (`q [m, d]`, unscaled) of token `t = rows[r]`
+ * attends its slot's keys at positions `0 .. pos[t]` read through the page table; returns
+ * `[m, d]`. Scores and softmax in f64 ({@linkcode attendOne}).
+ *
+ * @example
+ * ```ts
+ * import { pagedAttentionReference } from "./reference.ts";
+ * const out = pagedAttentionReference(new Float32Array([1]), new Float32Array([2]),
+ *   new Float32Array([7]), 1, 1, { rows: [0], slot: [0], pos: [0], table: [0], pageSize: 1, maxPages: 1 });
+ * // out = [7]
+ * ```
+ */
+export function pagedAttentionReference(
+  q: FloatArray,
+  kpool: FloatArray,
+  vpool: FloatArray,
+  d: number,
+  heads: number,
+  a: PagedLayoutReference,
+): Float32Array {
+  const m = a.rows.length;
+  const scale = 1 / Math.sqrt(d / heads);
+  const out = new Float32Array(m * d);
+  for (let r = 0; r < m; r++) {
+    const t = a.rows[r], s = a.slot[t], n = a.pos[t] + 1;
+    const keys = new Float32Array(n * d), values = new Float32Array(n * d);
+    for (let u = 0; u < n; u++) {
+      const o = poolRow(a, s, u) * d;
+      keys.set(kpool.subarray(o, o + d), u * d);
+      values.set(vpool.subarray(o, o + d), u * d);
+    }
+    const qs = new Float32Array(d);
+    for (let i = 0; i < d; i++) qs[i] = q[r * d + i] * scale;
+    out.set(attendOne(qs, keys, values, n, d, heads, () => true), r * d);
+  }
+  return out;
+}

@@ -214,6 +214,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: v
 }
 
 /**
+ * A WGSL expression summing `terms` as a balanced tree (shorter dependency chains than a
+ * running sum). The lanes kernel and the paged kernel (`paged.ts`) both use it, so they add
+ * a head's products in the same order.
+ *
+ * @example
+ * ```ts
+ * balancedSum(["a", "b", "c"]); // "((a + b) + c)"
+ * ```
+ */
+export function balancedSum(terms: string[]): string {
+  if (terms.length === 1) return terms[0];
+  const half = Math.ceil(terms.length / 2);
+  return `(${balancedSum(terms.slice(0, half))} + ${balancedSum(terms.slice(half))})`;
+}
+
+/**
  * Attention v3, "lanes", for software adapters (llvmpipe): one invocation per (query row,
  * head), `workgroup_size(8)` (one 256-bit SIMD vector of 8 such pairs), no workgroup
  * memory and no barriers. The head's scaled query sits in `H4` named `vec4` registers
@@ -235,12 +251,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: v
  */
 export function attentionLanesWgsl(h4: number): string {
   const idx = Array.from({ length: h4 }, (_, i) => i);
-  // balanced sum of the H4 products (shorter dependency chains than a running sum)
-  const tree = (terms: string[]): string => {
-    if (terms.length === 1) return terms[0];
-    const half = Math.ceil(terms.length / 2);
-    return `(${tree(terms.slice(0, half))} + ${tree(terms.slice(half))})`;
-  };
+  const tree = balancedSum;
   return /* wgsl */ `
 // attention-lanes (H4=${h4}, headDim ${
     4 * h4

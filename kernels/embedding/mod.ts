@@ -35,6 +35,11 @@ export interface EmbeddingArgs {
   columns: number;
   /** What to write. */
   mode: EmbeddingMode;
+  /**
+   * `pad` holds each row's position itself instead of its left padding (rows at their own
+   * positions: `columns` 1, `batch` the row count).
+   */
+  positions?: boolean;
 }
 
 /** An embedding kernel bound to a token and a position table. */
@@ -100,7 +105,7 @@ export async function createEmbedding(
       rec.dispatch(
         kernel,
         [a.ids, a.pad, a.out, ...tok.chunks, ...pos.chunks],
-        [m, width, a.batch, a.colStart, MODES[a.mode]],
+        [m, width, a.batch, a.colStart, MODES[a.mode] | (a.positions ? 4 : 0)],
         [],
         [Math.ceil(width / 64), m],
         "embedding",

@@ -27,8 +27,9 @@ export interface TableShape {
  *
  * Row `r` of the output is column `col = colStart + r / B`, batch row `b = r % B`. Its OPT
  * position is `col - pad[b]` (`cumsum(mask) * mask - 1`), or `-1` in padding; the position
- * table is read at `pos + 2` (OPT's offset). `mode`: 0 token + position (widths equal),
- * 1 token row only (before `project_in`), 2 position row only.
+ * table is read at `pos + 2` (OPT's offset). `mode & 3`: 0 token + position (widths equal),
+ * 1 token row only (before `project_in`), 2 position row only; `mode & 4`: `pad[b]` holds
+ * row `b`'s position itself (the per-row engine: each row at its own position, no padding).
  *
  * Workgroup `(64, 1)`: x runs over output columns, one workgroup row per output row;
  * dispatch `(ceil(width / 64), m)`.
@@ -41,7 +42,7 @@ struct Params {
   width: u32,     // output columns
   batch: u32,     // B
   colStart: u32,  // column of output row 0
-  mode: u32,      // 0 sum, 1 token only, 2 position only
+  mode: u32,      // & 3: 0 sum, 1 token only, 2 position only; & 4: pad[b] is the position
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
@@ -57,13 +58,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   if (r >= p.m || i >= p.width) { return; }
   let b = r % p.batch;
   let col = p.colStart + r / p.batch;
+  let what = p.mode & 3u;
   var v = 0.0;
-  if (p.mode != 2u) {
+  if (what != 2u) {
     v = tok_at(ids[p.colStart * p.batch + r], i);
   }
-  if (p.mode != 1u) {
-    // position + 2, with padding at position -1 (table row 1)
-    let row = select(col - pad[b] + 2u, 1u, col < pad[b]);
+  if (what != 1u) {
+    // position + 2, with padding at position -1 (table row 1); mode bit 4: pad[b] is the
+    // position itself (sequences at their own positions, no padding)
+    var row = select(col - pad[b] + 2u, 1u, col < pad[b]);
+    if ((p.mode & 4u) != 0u) { row = pad[b] + 2u; }
     v = v + pos_at(row, i);
   }
   out[r * p.width + i] = v;
