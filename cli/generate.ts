@@ -90,6 +90,12 @@ export const generateCommand: Command = {
       description: "decode steps per GPU readback",
       default: "16",
     },
+    speculative: {
+      type: "string",
+      value: "K",
+      description: "self-speculative decoding: --policy drafts up to K tokens, all layers " +
+        "verify them (greedy; the output equals --policy full's)",
+    },
     eos: { type: "boolean", description: "stop a row at EOS (--no-eos: never)", default: true },
     offline: { type: "boolean", description: "never use the network (also HF_HUB_OFFLINE=1)" },
     json: { type: "boolean", description: "print JSON" },
@@ -104,6 +110,12 @@ export const generateCommand: Command = {
     const seed = intOption(v, "seed", 0, 2 ** 32 - 1);
     intOption(v, "batch-size", 1, MAX_BATCH);
     intOption(v, "chunk-size", 1, 4096);
+    const speculative = intOption(v, "speculative", 1, MAX_NEW_TOKENS);
+    if (speculative !== undefined && (temperature ?? 0) > 0) {
+      throw new UsageError(
+        "--speculative is greedy only: drop --temperature (or set it to 0)",
+      );
+    }
     const prompts: string[] = ((v.prompt as string[] | undefined) ?? []).map((p) =>
       p.replaceAll("\\n", "\n")
     );
@@ -117,6 +129,15 @@ export const generateCommand: Command = {
     });
     try {
       checkLength(model, maxNewTokens, prompts.map((p) => model.tokenizer.encode(p).length));
+      const positions = model.config.maxPositionEmbeddings;
+      if (speculative !== undefined && speculative > positions - 1) {
+        throw new UsageError(
+          `--speculative ${speculative} is too large: a verification runs K + 1 positions and ` +
+            `the model has ${positions} (max_position_embeddings), so K is at most ${
+              positions - 1
+            }`,
+        );
+      }
       const out = await generate(model, prompts, {
         policy: v.policy as string,
         promptMode,
@@ -125,6 +146,8 @@ export const generateCommand: Command = {
         logitsTopK,
         chunkSize: intOption(v, "chunk-size", 1, 4096),
         stopAtEos: v.eos !== false,
+        speculative,
+        onNote: (note) => console.error(`note: ${note}`),
         sampling: {
           temperature,
           topK,
@@ -140,6 +163,7 @@ export const generateCommand: Command = {
           finish: r.finish,
           layers: r.layers,
           ...(r.topk ? { topk: r.topk } : {}),
+          ...(r.speculative ? { speculative: r.speculative } : {}),
         })),
         policy: out.policy,
         backend: out.backend,
@@ -148,6 +172,7 @@ export const generateCommand: Command = {
         kvBytes: out.kvBytes,
         kvBytesFull: out.kvBytesFull,
         timing: out.timing,
+        ...(out.speculative ? { speculative: out.speculative } : {}),
       };
       if (v.json) {
         console.log(JSON.stringify(report));
@@ -171,6 +196,16 @@ export const generateCommand: Command = {
               out.timing.tokensPerSecond.toFixed(1)
             } tokens/s, ${out.timing.readbacks} readbacks)`,
         );
+        const sp = out.speculative;
+        if (sp) {
+          console.log(
+            `speculative K=${sp.k}: ${sp.accepted} of ${sp.drafted} drafts accepted ` +
+              `(${(100 * sp.acceptanceRate).toFixed(1)}%, ${
+                sp.meanAcceptedLength.toFixed(2)
+              } per verification), ${sp.layerPassesPerToken.toFixed(2)} layer passes per ` +
+              `token, FLOPs ${sp.flopRatio.toFixed(3)}x full's (speculation never lowers FLOPs)`,
+          );
+        }
       }
       return 0;
     } finally {

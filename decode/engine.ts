@@ -21,6 +21,12 @@ import {
   withPromptMode,
 } from "../schedule/mod.ts";
 import type { Model } from "./model.ts";
+import {
+  checkDraftLength,
+  speculativeGenerate,
+  type SpeculativeStats,
+  type SpeculativeSummary,
+} from "./speculative.ts";
 
 /** Options of {@linkcode generate}. */
 export interface GenerateOptions {
@@ -44,6 +50,14 @@ export interface GenerateOptions {
   stopAtEos?: boolean;
   /** Called after each batch with prompts done and total. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Self-speculative decoding (`decode/speculative.ts`): the policy drafts up to this many
+   * tokens per round and the full model verifies them, so greedy outputs equal `full`'s.
+   * Greedy only. Absent: plain decoding under the policy.
+   */
+  speculative?: number;
+  /** Receives one-line notes (e.g. a `full` draft policy, which cannot gain). */
+  onNote?: (note: string) => void;
 }
 
 /** One prompt's generation. */
@@ -66,6 +80,8 @@ export interface GenerationResult {
   topk?: [number, number][][];
   /** Full logits per step when `recordLogits` was asked. */
   logits?: Float32Array[];
+  /** Per-row drafting figures, with `speculative`. */
+  speculative?: SpeculativeStats;
 }
 
 /** What {@linkcode generate} returns. */
@@ -84,8 +100,10 @@ export interface GenerateOutput {
   kvBytes: number;
   /** The same with every layer cached on every column. */
   kvBytesFull: number;
-  /** The plan of each batch. */
+  /** The plan of each batch (the draft's plans, with `speculative`). */
   plans: Plan[];
+  /** Totals over all rows, with `speculative` (layer speedup then counts layer passes). */
+  speculative?: SpeculativeSummary;
   /** Where the time went. */
   timing: {
     /** Prefill milliseconds, all batches. */
@@ -160,6 +178,20 @@ export async function generate(
     }
   });
   checkTokenIds(encoded, config.vocabSize, "prompt"); // before any batch runs
+  if (options.speculative !== undefined) {
+    checkDraftLength(options.speculative, config.maxPositionEmbeddings);
+    if ((options.sampling?.temperature ?? 0) > 0) {
+      throw new RangeError(
+        "speculative decoding is greedy only: sampling.temperature must be 0 with speculative",
+      );
+    }
+    if (policy.toJSON().kind === "full") {
+      options.onNote?.(
+        "the draft policy is full: every draft runs all layers, so speculation cannot gain",
+      );
+    }
+    return speculativeGenerate(model, prompts, encoded, policy, N, batchSize, options, start);
+  }
   const results: GenerationResult[] = [];
   const plans: Plan[] = [];
   let prefillMs = 0, decodeMs = 0, readbacks = 0;

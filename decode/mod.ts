@@ -21,3 +21,12 @@ export {
   type GenerationResult,
   resolvePolicy,
 } from "./engine.ts";
+export {
+  checkDraftLength,
+  speculativeDecode,
+  type SpeculativeOptions,
+  type SpeculativeOutput,
+  type SpeculativeRow,
+  type SpeculativeStats,
+  type SpeculativeSummary,
+} from "./speculative.ts";
