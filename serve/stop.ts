@@ -26,6 +26,8 @@ export class StopText {
   #stopped = false;
 
   /**
+   * Makes an empty accumulator.
+   *
    * @param stops Stop strings (non-empty); none: nothing is ever held back.
    */
   constructor(stops: readonly string[] = []) {
