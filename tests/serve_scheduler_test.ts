@@ -165,6 +165,20 @@ for (const mode of ["per-row", "aligned", "static"] as AdmissionMode[]) {
   });
 }
 
+Deno.test("scheduler: a sampled request draws as its solo decode does, beside other rows", async () => {
+  const sampling = { temperature: 0.9, topK: 40, topP: 0.95, seed: 11 };
+  const s = new Scheduler(model, { capacity: 3 });
+  const others = [0, 1].map((i) => s.submit({ prompt: PROMPTS[i], maxTokens: 9 }));
+  const h = s.submit({ prompt: PROMPTS[3], maxTokens: 12, sampling });
+  const c = await h.done;
+  await Promise.all(others.map((o) => o.done));
+  const want = await generate(model, [PROMPTS[3]], { maxNewTokens: 12, batchSize: 1, sampling });
+  assertEquals(c.ids, want.results[0].ids);
+  const greedy = await solo(PROMPTS[3], "full", 12);
+  assert(c.ids.join() !== greedy.ids.join(), "sampling gave the greedy tokens");
+  await s.close();
+});
+
 Deno.test("scheduler: a stop string ends the row at once (text cut before it, across tokens)", async () => {
   const s = new Scheduler(model, { capacity: 2 });
   const full = await solo(PROMPTS[0], "full", 16);
