@@ -23,11 +23,13 @@ import { runServeBench, serveBenchMarkdown } from "../bench/serve_bench.ts";
 const HELP =
   `deno task bench [--quick] [--backend cpu|webgpu|both] [--skip-kernels] [--no-torch] [--out DIR]
 deno task bench --serve [--quick] [--backend cpu|webgpu] [--requests N] [--rate R] [--batch-size B]
+                        [--repeats N]
   --serve         only the serving benchmark (bench/serve_bench.ts): static, aligned and per-row
                   admission on the same seeded Poisson arrivals of E2E prompts, interleaved
   --requests N    serving: requests per run (default 48; --quick 12)
   --rate R        serving: mean arrivals per second (default 6; --quick 8)
   --batch-size B  serving: rows decoded at once in every mode (default 8; --quick 4)
+  --repeats N     serving: interleaved repeats of the three modes (default 2; --quick 1)
   --quick         tiny checkpoint only, batches 1 and 4, 16 tokens, 2 repeats: under a minute
   --backend       which backends to run (default both; webgpu needs an adapter)
   --skip-kernels  only the end-to-end decode benchmark
@@ -58,6 +60,7 @@ export async function benchMain(args: string[]): Promise<number> {
     requests: { type: "string" },
     rate: { type: "string" },
     "batch-size": { type: "string" },
+    repeats: { type: "string" },
   });
   if (values.help) {
     console.log(HELP);
@@ -215,7 +218,7 @@ async function serveBench(
       rate: num("rate", quick ? 8 : 6, false),
       capacity: num("batch-size", quick ? 4 : 8, true),
       maxTokens: quick ? 48 : 64,
-      repeats: quick ? 1 : 2,
+      repeats: num("repeats", quick ? 1 : 2, true),
       timeLimit: quick ? 60 : 240,
     };
   } catch (e) {
