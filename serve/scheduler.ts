@@ -27,8 +27,9 @@
  *   whose budget depends on the column alone).
  * - `static`: lock-step batches for comparison: a batch is admitted only when every slot is
  *   free (up to `capacity` requests in arrival order) and runs until its last row finishes;
- *   slots of finished rows idle meanwhile. Under the `full` prompt mode this gives the same
- *   tokens and layer sets as today's column-wise `generate` of those requests.
+ *   slots of finished rows idle meanwhile. Under the `full` prompt mode, for requests with one
+ *   policy and one `maxTokens`, this gives the tokens and the layer sets per generated index of
+ *   today's column-wise `generate` of those requests (without its padding).
  *
  * A row frees its slot (`RowBatch.release`) in the step it finishes: EOS, a stop string (in
  * the decoded text, matched across token boundaries and never splitting a multi-byte
