@@ -36,6 +36,7 @@ export * from "./backend/mod.ts";
 export * from "./backend/webgpu/mod.ts";
 export * from "./schedule/mod.ts";
 export * from "./decode/mod.ts";
+export * from "./serve/mod.ts";
 export * from "./eval/mod.ts";
 export * from "./plots/mod.ts";
 // Skip-aware fine-tuning (train/): its entry points and the types they use; train/mod.ts

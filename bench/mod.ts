@@ -34,6 +34,13 @@ export {
   type TorchEngineOptions,
 } from "./torch_engine.ts";
 export { type BenchRow, matmulBenchMain } from "./matmul_bench.ts";
+export {
+  runServeBench,
+  serveBenchMarkdown,
+  type ServeBenchOptions,
+  type ServeBenchResult,
+  type ServeBenchRow,
+} from "./serve_bench.ts";
 export type { BackendName } from "../backend/mod.ts";
 export type * from "../schedule/mod.ts";
 export type { DType } from "../model/types.ts";

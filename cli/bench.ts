@@ -1,7 +1,8 @@
 /**
  * `deno task bench`: the kernel benchmark (matrix products, `bench/matmul_bench.ts`) and the
  * end-to-end decode benchmark (`bench/decode_bench.ts`), printed as tables and written as
- * JSON and Markdown under `out/bench/`. `--quick` runs in under a minute.
+ * JSON and Markdown under `out/bench/`. `--quick` runs in under a minute. `--serve` runs the
+ * serving benchmark instead (`bench/serve_bench.ts`: continuous batching against static).
  *
  * @module
  */
@@ -17,9 +18,18 @@ import type { BackendName } from "../backend/mod.ts";
 import { exists, TINY_MODEL_DIR } from "./paths.ts";
 import { quietVulkanRuntimeDir } from "../kernels/device.ts";
 import { atomicWrite, checkOutputPath } from "../eval/output.ts";
+import { runServeBench, serveBenchMarkdown } from "../bench/serve_bench.ts";
 
 const HELP =
   `deno task bench [--quick] [--backend cpu|webgpu|both] [--skip-kernels] [--no-torch] [--out DIR]
+deno task bench --serve [--quick] [--backend cpu|webgpu] [--requests N] [--rate R] [--batch-size B]
+                        [--repeats N]
+  --serve         only the serving benchmark (bench/serve_bench.ts): static, aligned and per-row
+                  admission on the same seeded Poisson arrivals of E2E prompts, interleaved
+  --requests N    serving: requests per run (default 48; --quick 12)
+  --rate R        serving: mean arrivals per second (default 6; --quick 8)
+  --batch-size B  serving: rows decoded at once in every mode (default 8; --quick 4)
+  --repeats N     serving: interleaved repeats of the three modes (default 2; --quick 1)
   --quick         tiny checkpoint only, batches 1 and 4, 16 tokens, 2 repeats: under a minute
   --backend       which backends to run (default both; webgpu needs an adapter)
   --skip-kernels  only the end-to-end decode benchmark
@@ -48,6 +58,11 @@ export async function benchMain(args: string[]): Promise<number> {
     out: { type: "string" },
     speculative: { type: "boolean" },
     help: { type: "boolean" },
+    serve: { type: "boolean" },
+    requests: { type: "string" },
+    rate: { type: "string" },
+    "batch-size": { type: "string" },
+    repeats: { type: "string" },
   });
   if (values.help) {
     console.log(HELP);
@@ -74,6 +89,9 @@ export async function benchMain(args: string[]): Promise<number> {
     return 2;
   }
   quietVulkanRuntimeDir();
+  if (values.serve) {
+    return await serveBench(values, quick, out, which === "both" ? "cpu" : which);
+  }
   const adapter = await navigator.gpu?.requestAdapter();
   const backends: BackendName[] = which === "both" ? ["cpu", "webgpu"] : [which as BackendName];
   if (!backends.every((b) => b === "cpu" || b === "webgpu")) {
@@ -176,6 +194,53 @@ export async function benchMain(args: string[]): Promise<number> {
   atomicWrite(`${out}/decode.md`, decodeBenchMarkdown(rows) + "\n" + summary + "\n");
   console.log(`\nwrote ${out}/decode.json and ${out}/decode.md`);
   return 0;
+}
+
+/** `--serve`: the serving benchmark, printed and written as serve.json / serve.md. */
+async function serveBench(
+  values: Record<string, unknown>,
+  quick: boolean,
+  out: string,
+  backend: string,
+): Promise<number> {
+  const num = (name: string, fallback: number, integer: boolean) => {
+    const v = values[name];
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    const ok = /^[0-9.]+$/.test(String(v)) && n > 0 && (!integer || Number.isInteger(n));
+    if (!ok) {
+      throw new Error(`--${name} must be a ${integer ? "whole " : ""}number above 0, got "${v}"`);
+    }
+    return n;
+  };
+  if (backend !== "cpu" && backend !== "webgpu") {
+    console.error(`error: --backend must be cpu or webgpu with --serve, got "${backend}"`);
+    return 2;
+  }
+  let options;
+  try {
+    options = {
+      backend: backend as BackendName,
+      requests: num("requests", quick ? 12 : 48, true),
+      rate: num("rate", quick ? 8 : 6, false),
+      capacity: num("batch-size", quick ? 4 : 8, true),
+      maxTokens: quick ? 48 : 64,
+      repeats: num("repeats", quick ? 1 : 2, true),
+      timeLimit: quick ? 60 : 240,
+    };
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    return 2;
+  }
+  console.log("\nServing: static vs aligned vs per-row admission, same arrivals, interleaved");
+  const r = await runServeBench({ ...options, log: (l) => console.log(l) });
+  const md = serveBenchMarkdown(r);
+  console.log("\n" + md);
+  Deno.mkdirSync(out, { recursive: true });
+  atomicWrite(`${out}/serve.json`, JSON.stringify(r, null, 2));
+  atomicWrite(`${out}/serve.md`, md + "\n");
+  console.log(`\nwrote ${out}/serve.json and ${out}/serve.md`);
+  return r.sameTokens ? 0 : 1;
 }
 
 if (import.meta.main) Deno.exit(await benchMain(Deno.args));

@@ -19,6 +19,7 @@ import { procedureCommand } from "./procedure.ts";
 import { trainCmd } from "./train.ts";
 import { convertCommand } from "./convert.ts";
 import { readoutCommand } from "./readout.ts";
+import { serveCommand } from "./serve.ts";
 
 /** Every command, by name. */
 export const COMMANDS: Command[] = [
@@ -32,6 +33,7 @@ export const COMMANDS: Command[] = [
   trainCmd,
   convertCommand,
   readoutCommand,
+  serveCommand,
 ];
 
 function usage(): string {

@@ -1,0 +1,86 @@
+/**
+ * `deno task serve` as a user runs it (a subprocess with the task's permissions, offline, the
+ * tiny checkpoint on the CPU): it answers on the port it prints, and SIGTERM stops admitting
+ * (a new request gets 503 or a refused connection), ends the in-flight streamed row within the
+ * shutdown bound (its stream still ends with `data: [DONE]`) and exits 0.
+ */
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { spawnCli, TINY } from "./cli_helpers.ts";
+
+Deno.test("serve command: answers, then SIGTERM ends the in-flight row within the bound and exits 0", async () => {
+  const grace = 1;
+  const child = spawnCli(
+    ["serve", "--model", TINY, "--backend", "cpu", "--port", "0", "--batch-size", "2"]
+      .concat(["--shutdown-timeout", String(grace), "--offline"]),
+    { task: "serve" },
+  );
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  let url = "";
+  const t0 = performance.now();
+  while (!url) {
+    const { value, done } = await lines.read();
+    assert(!done, `serve exited before listening: ${out}`);
+    out += value;
+    url = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/)?.[1] ?? "";
+    assert(performance.now() - t0 < 60_000, "serve did not listen within 60 s");
+  }
+  const stdoutRest = (async () => {
+    while (true) {
+      const { value, done } = await lines.read();
+      if (done) return;
+      out += value;
+    }
+  })();
+  const health = await fetch(`${url}/health`);
+  assertEquals((await health.json()).status, "ok");
+  // A long streamed row (ignore_eos, 200 tokens: beyond the bound at CPU speed).
+  const res = await fetch(`${url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model: "tiny-opt-e2e",
+      prompt: "name[Alimentum]\n",
+      max_tokens: 200,
+      ignore_eos: true,
+      stream: true,
+    }),
+  });
+  assertEquals(res.status, 200, res.status === 200 ? "" : await res.text());
+  const body = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let stream = (await body.read()).value ?? "";
+  const killed = performance.now();
+  child.kill("SIGTERM");
+  // While shutting down, a new request is refused (503), or the listener is already closed.
+  try {
+    const late = await fetch(`${url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny-opt-e2e", prompt: "x", max_tokens: 2 }),
+    });
+    assertEquals(late.status, 503);
+    assert(late.headers.get("retry-after"));
+    await late.body?.cancel();
+  } catch (e) {
+    assert(e instanceof TypeError, `unexpected ${e}`); // connection refused
+  }
+  while (true) {
+    const { value, done } = await body.read();
+    if (done) break;
+    stream += value;
+  }
+  const status = await child.status;
+  await stdoutRest;
+  const seconds = (performance.now() - killed) / 1000;
+  const stderr = await new Response(child.stderr).text();
+  assertEquals(status.code, 0, `exit ${status.code} ${status.signal}: ${stderr}`);
+  assert(seconds < grace + 10, `exited ${seconds.toFixed(1)} s after SIGTERM (bound ${grace} s)`);
+  assertMatch(stream, /"finish_reason":"length"/);
+  assertMatch(stream, /data: \[DONE\]\n\n$/);
+  const chunks = stream.split("\n\n").filter((c) => c.startsWith("data: {")).length;
+  assert(chunks < 200, `the row ran to its limit (${chunks} chunks) instead of being cut`);
+  assertMatch(out, /stopped/);
+  console.log(
+    `  exit 0 ${seconds.toFixed(2)} s after SIGTERM; the row was cut after ${chunks} chunks`,
+  );
+});
