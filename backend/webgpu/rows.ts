@@ -85,15 +85,16 @@ export async function createRowKernels(gpu: GpuContext, headDim: number): Promis
   ]);
   const spare = gpu.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
   const byName = new Map([[names[0], gather], [names[1], scatter]]);
+  const rows: KernelSet = {
+    spare,
+    get(name) {
+      const k = byName.get(name);
+      if (!k) throw new Error(`row kernels: no kernel ${name}`);
+      return k;
+    },
+  };
   return {
-    rows: {
-      spare,
-      get(name) {
-        const k = byName.get(name);
-        if (!k) throw new Error(`row kernels: no kernel ${name}`);
-        return k;
-      },
-    } as KernelSet,
+    rows,
     paged,
   };
 }
