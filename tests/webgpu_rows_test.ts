@@ -90,6 +90,7 @@ async function checkAgainstOracles(
     assertEquals(stats.kvBytes, 0, "every slot was released, so no page is held");
     assert(stats.peakKvBytes > 0);
     assert(run.mixedCalls > 0, "some calls mix a prefill with decode steps");
+    assert(run.reusedSlots > 0, "some slots serve a second request after a release");
     let gpuErr = 0, cpuErr = 0, rowsErr = 0;
     for (let q = 0; q < requests.length; q++) {
       const got = run.outputs[q];
