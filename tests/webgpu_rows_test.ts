@@ -87,6 +87,7 @@ async function checkAgainstOracles(
     assertEquals(stats.kvWrites, run.pairs, "one KV write per (token, layer) run");
     assertEquals(stats.layerSteps, run.pairs);
     assertEquals(stats.kvWrites, cpuRows.stats().kvWrites);
+    assertEquals(stats.peakKvBytes, cpuRows.stats().peakKvBytes, "the same pages as the CPU's");
     assertEquals(stats.kvBytes, 0, "every slot was released, so no page is held");
     assert(stats.peakKvBytes > 0);
     assert(run.mixedCalls > 0, "some calls mix a prefill with decode steps");
@@ -287,6 +288,14 @@ Deno.test({
         await inFlight;
         assertEquals([rows.length(0), rows.length(1)], [2, 7]);
         rows.release(0);
+
+        // bad options of openRows name the option
+        assertThrows(() => wg.openRows({ capacity: 0, maxLength: 8 }), RangeError, "capacity");
+        assertThrows(
+          () => wg.openRows({ capacity: 1, maxLength: weights.config.maxPositionEmbeddings + 1 }),
+          RangeError,
+          "maxLength",
+        );
 
         // seeded sampling keyed by (seed, step): equal to the solo decode's draws
         const sampling = { temperature: 0.9, topK: 20, seed: 77 };
