@@ -333,12 +333,14 @@ Deno.test("speculative: bad input is refused in one line; a full draft gets a no
     policy: "full",
     speculative: 2,
     maxNewTokens: 6,
+    logitsTopK: 3,
     onNote: (n) => notes.push(n),
   });
   assertEquals(notes.length, 1);
   assert(notes[0].includes("draft policy is full"), notes[0]);
-  const plain = await generate(model, prompt, { maxNewTokens: 6 });
+  const plain = await generate(model, prompt, { maxNewTokens: 6, logitsTopK: 3 });
   assertEquals(out.results[0].ids, plain.results[0].ids);
+  assertEquals(out.results[0].topk, plain.results[0].topk);
   assertEquals(out.speculative!.acceptanceRate, 1);
   assert(out.flopSpeedup <= 1, "speculation never lowers FLOPs");
 });

@@ -20,7 +20,8 @@ import {
   writeRandomCheckpoint,
 } from "../model/mod.ts";
 import { BUNDLED, intIn, missingShared, sharedPath } from "./helpers.ts";
-import { fullPlanSets } from "../schedule/mod.ts";
+import { fullPlanSets, parsePolicy } from "../schedule/mod.ts";
+import { speculativeDecode } from "../decode/mod.ts";
 import {
   driveRows,
   mixedPolicies,
@@ -86,9 +87,11 @@ async function checkAgainstOracles(
     assertEquals(stats.kvWrites, run.pairs, "one KV write per (token, layer) run");
     assertEquals(stats.layerSteps, run.pairs);
     assertEquals(stats.kvWrites, cpuRows.stats().kvWrites);
+    assertEquals(stats.peakKvBytes, cpuRows.stats().peakKvBytes, "the same pages as the CPU's");
     assertEquals(stats.kvBytes, 0, "every slot was released, so no page is held");
     assert(stats.peakKvBytes > 0);
     assert(run.mixedCalls > 0, "some calls mix a prefill with decode steps");
+    assert(run.reusedSlots > 0, "some slots serve a second request after a release");
     let gpuErr = 0, cpuErr = 0, rowsErr = 0;
     for (let q = 0; q < requests.length; q++) {
       const got = run.outputs[q];
@@ -286,6 +289,14 @@ Deno.test({
         assertEquals([rows.length(0), rows.length(1)], [2, 7]);
         rows.release(0);
 
+        // bad options of openRows name the option
+        assertThrows(() => wg.openRows({ capacity: 0, maxLength: 8 }), RangeError, "capacity");
+        assertThrows(
+          () => wg.openRows({ capacity: 1, maxLength: weights.config.maxPositionEmbeddings + 1 }),
+          RangeError,
+          "maxLength",
+        );
+
         // seeded sampling keyed by (seed, step): equal to the solo decode's draws
         const sampling = { temperature: 0.9, topK: 20, seed: 77 };
         const sref = await wg.decode({
@@ -437,6 +448,76 @@ Deno.test({
         rows.dispose();
         cpuRows.dispose();
         wg.dispose();
+      }
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu rows: self-speculative decoding on the WebGPU row batch equals full (truncate, want all)",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    if (!gpu) return;
+    const dir = Deno.makeTempDirSync({ prefix: "webgpu-rows-" });
+    try {
+      writeRandomCheckpoint(dir, FIXTURES[1][1]);
+      for (const path of [dir, new URL("models/tiny-opt-e2e", BUNDLED).pathname]) {
+        const weights = await loadWeights(path);
+        const L = weights.config.numHiddenLayers, V = weights.config.vocabSize;
+        const wg = await createWebGpuBackend(weights, { gpu });
+        try {
+          const prompts = randomPrompts([5, 2, 8], Math.min(V, 2000), 3);
+          const N = 12;
+          const full = await wg.decode({
+            prompts,
+            maxNewTokens: N,
+            sets: fullPlanSets(L, Math.max(...prompts.map((p) => p.length)) + N - 1),
+            padTokenId: 1,
+            recordLogits: true,
+          });
+          const drafts = [
+            parsePolicy(`linear:max=${L},min=2,warmup=1`),
+            parsePolicy(`earlyexit:constant:n=${Math.ceil(L / 2)}`),
+          ];
+          let worst = 0, accepted = 0, drafted = 0;
+          // the tiny model's 50k-row LM head is slow on llvmpipe: one draft and K there
+          const tiny = path !== dir;
+          for (const draft of tiny ? drafts.slice(0, 1) : drafts) {
+            for (const [k, batchSize] of tiny ? [[3, 2]] : [[1, 3], [3, 2], [5, 3]]) {
+              const out = await speculativeDecode(wg, prompts, {
+                draft,
+                k,
+                maxNewTokens: N,
+                batchSize,
+                recordLogits: true,
+              });
+              out.rows.forEach((r, i) => {
+                assertEquals(r.tokens, full.tokens[i], `${draft.name} K=${k} prompt ${i}`);
+                r.logits!.forEach((
+                  l,
+                  t,
+                ) => (worst = Math.max(worst, relL2(l, full.logits![i][t]))));
+                accepted += r.stats.accepted;
+                drafted += r.stats.drafted;
+              });
+            }
+          }
+          console.log(
+            `${tiny ? "tiny-opt-e2e" : "post-LN fixture"}: speculative = full ` +
+              `(${accepted}/${drafted} drafts accepted), logits max rel L2 ${
+                worst.toExponential(2)
+              } ` +
+              `vs the WebGPU full decode`,
+          );
+          assertLess(worst, 1e-5);
+          assert(accepted > 0 && accepted < drafted, "some drafts accepted, some rejected");
+        } finally {
+          wg.dispose();
+        }
       }
     } finally {
       Deno.removeSync(dir, { recursive: true });

@@ -531,6 +531,7 @@ export class WebGpuBackend implements Backend {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    this.#rowKernels?.then((k) => k.rows.spare.destroy(), () => {});
     this.model.destroy();
     if (this.#ownsDevice) this.gpu.device.destroy();
   }

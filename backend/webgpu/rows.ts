@@ -85,15 +85,16 @@ export async function createRowKernels(gpu: GpuContext, headDim: number): Promis
   ]);
   const spare = gpu.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
   const byName = new Map([[names[0], gather], [names[1], scatter]]);
+  const rows: KernelSet = {
+    spare,
+    get(name) {
+      const k = byName.get(name);
+      if (!k) throw new Error(`row kernels: no kernel ${name}`);
+      return k;
+    },
+  };
   return {
-    rows: {
-      spare,
-      get(name) {
-        const k = byName.get(name);
-        if (!k) throw new Error(`row kernels: no kernel ${name}`);
-        return k;
-      },
-    } as KernelSet,
+    rows,
     paged,
   };
 }
@@ -121,7 +122,27 @@ interface Scratch {
   destroy(): void;
 }
 
-/** {@linkcode RowBatch} on the WebGPU backend (see the module documentation). */
+/**
+ * {@linkcode RowBatch} on the WebGPU backend (see the module documentation); made by
+ * `WebGpuBackend.openRows`.
+ *
+ * @example
+ * ```ts
+ * import { createWebGpuBackend } from "./backend.ts";
+ * import { loadWeights } from "../../model/mod.ts";
+ * const gpu = await createWebGpuBackend(await loadWeights("bundled/models/tiny-opt-e2e"));
+ * const rows = gpu.openRows({ capacity: 4, maxLength: 128 });
+ * const all = [...Array(12).keys()];
+ * // two sequences in one call: a prompt of three tokens and another of one
+ * const [a, b] = await rows.run([
+ *   { slot: 0, tokens: [2, 100, 101], sets: [all, all, all] },
+ *   { slot: 3, tokens: [2], sets: [all] },
+ * ]);
+ * console.log(a.tokens, b.tokens, rows.length(0), rows.length(3)); // ... 3 1
+ * rows.dispose();
+ * gpu.dispose();
+ * ```
+ */
 export class WebGpuRowBatch implements RowBatch {
   /** Slots held at once. */
   readonly capacity: number;
