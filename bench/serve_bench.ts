@@ -97,6 +97,8 @@ export interface ServeBenchRow {
   timeline: number[];
   /** Wall seconds of each repeat. */
   wallSeconds: number[];
+  /** Mean milliseconds of a step without prefill, by running rows (all repeats). */
+  stepMsByRows: Record<number, number>;
 }
 
 /** What {@linkcode runServeBench} returns. */
@@ -211,6 +213,7 @@ export async function runServeBench(options: ServeBenchOptions = {}): Promise<Se
         layerSteps: med((f) => f.layerSteps),
         timeline: figs[0].timeline,
         wallSeconds: figs.map((f) => f.wall),
+        stepMsByRows: meanByRows(figs.flatMap((f) => f.decodeSteps)),
       };
     });
     const lengths = [...tokensOf.values()].map((k) => k.split(",").length);
@@ -243,6 +246,16 @@ interface RunFigures {
   timeline: number[];
   wall: number;
   ids: (number[] | undefined)[];
+  decodeSteps: [number, number][];
+}
+
+function meanByRows(steps: [number, number][]): Record<number, number> {
+  const sums = new Map<number, [number, number]>();
+  for (const [rows, ms] of steps) {
+    const [a, n] = sums.get(rows) ?? [0, 0];
+    sums.set(rows, [a + ms, n + 1]);
+  }
+  return Object.fromEntries([...sums].sort((x, y) => x[0] - y[0]).map(([k, [a, n]]) => [k, a / n]));
 }
 
 async function runOnce(
@@ -308,6 +321,7 @@ async function runOnce(
     timeline,
     wall,
     ids: results.map((r) => r && r.c.finish !== "cancelled" ? r.c.ids : undefined),
+    decodeSteps: steps.filter((s) => s.admitted === 0).map((s) => [s.rows, s.ms]),
   };
 }
 
@@ -349,6 +363,15 @@ export function serveBenchMarkdown(r: ServeBenchResult): string {
     "",
     "Running rows over time (mean per tenth of the run, first repeat):",
     ...r.rows.map((row) => `- ${row.mode}: ${row.timeline.map((v) => v.toFixed(1)).join(" ")}`),
+    "",
+    "Step time by running rows (ms, steps without a prefill, mean over all repeats): what a",
+    "free slot would cost to fill; a step whose time grows in proportion to its rows gains",
+    "nothing from fuller batches.",
+    ...r.rows.map((row) =>
+      `- ${row.mode}: ${
+        Object.entries(row.stepMsByRows).map(([k, v]) => `${k}: ${v.toFixed(0)}`).join(", ")
+      }`
+    ),
     "",
     `Same tokens for every request in every mode and repeat: ${r.sameTokens ? "yes" : "NO"}`,
   ];

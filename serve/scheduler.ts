@@ -85,6 +85,8 @@ export interface StepInfo {
   queued: number;
   /** Layer evaluations of the step (one per token and active layer). */
   layerSteps: number;
+  /** Milliseconds the step's `RowBatch.run` took. */
+  ms: number;
 }
 
 /** One completion request. */
@@ -570,6 +572,7 @@ export class Scheduler {
         admitted,
         queued: this.#queue.length,
         layerSteps: this.#rows.stats().layerSteps - before,
+        ms: t1 - t0,
       });
       // Let the event loop serve HTTP and timers between steps.
       await new Promise((r) => setTimeout(r, 0));

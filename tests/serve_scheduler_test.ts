@@ -19,6 +19,7 @@ import {
   SchedulerClosedError,
   StopText,
 } from "../serve/mod.ts";
+import { dimsFromConfig, parsePolicy, plan } from "../schedule/mod.ts";
 import { BUNDLED, intIn, rng } from "./helpers.ts";
 
 const model = await loadModel(fileURLToPath(new URL("models/tiny-opt-e2e", BUNDLED)), {
@@ -135,6 +136,20 @@ for (const mode of ["per-row", "aligned", "static"] as AdmissionMode[]) {
     }
     const met = s.metrics();
     assertEquals(met.rows.kvRewrites, 0, "KV rewritten");
+    // Each request ran exactly its solo plan's sets at positions 0 .. P + g - 2 (its last token
+    // is never fed back): the row batch's layer-steps are their sum.
+    let expected = 0;
+    for (const [i, j] of jobs.entries()) {
+      const P = model.tokenizer.encode(j.prompt).length;
+      const sets = plan(parsePolicy(j.policy), {
+        ...dimsFromConfig(model.config),
+        promptLength: P,
+        maxNewTokens: j.n,
+      }).sets;
+      for (let p = 0; p <= P + done[i].ids.length - 2; p++) expected += sets[p].length;
+    }
+    assertEquals(met.rows.layerSteps, expected, "layer-steps differ from the requests' plans");
+    assertEquals(met.rows.kvWrites, expected, "KV writes differ from the requests' plans");
     assertEquals(met.requests, jobs.length);
     assertEquals(met.tokens, done.reduce((a, c) => a + c.ids.length, 0));
     assertEquals(met.runningRows, 0);
