@@ -214,6 +214,12 @@ export interface SpeculativeBenchMainOptions {
   backends: BackendName[];
   /** A small run (2 prompts, 8 tokens, 1 repeat). */
   quick: boolean;
+  /**
+   * Only `full` against the best SkipDecode draft of the CPU table on the dense fixture
+   * (`linear:max=12,min=6,warmup=1`, K = 3 and 2): 8 prompts x 16 tokens, 5 repeats, sized
+   * for the software WebGPU adapter.
+   */
+  best?: boolean;
   /** Where lines go. */
   log: (line: string) => void;
 }
@@ -238,18 +244,29 @@ export async function speculativeBenchMain(options: SpeculativeBenchMainOptions)
   const heldOut = "../shared/data/e2e/testset-part2.csv";
   const data = exists(heldOut) ? heldOut : "bundled/data/e2e/devset.csv";
   const items = await loadE2eCsv(data);
-  const q = options.quick;
+  const q = options.quick, best = !!options.best;
   const prompts = items.slice(0, q ? 2 : 8).map((it) => `${it.mr}\n`);
   const models = [
     { label: "tiny-opt-e2e-dense", dir: "../shared/models/tiny-opt-e2e-dense" },
     { label: "tiny-opt-e2e (skip-trained)", dir: TINY_MODEL_DIR.replace(/\/$/, "") },
-  ].filter((m) => exists(`${m.dir}/config.json`));
-  const drafts: DraftSpec[] = q ? [{ policy: "linear:max=12,min=4,warmup=1", k: 3 }] : [
-    { policy: "linear:max=12,min=6,warmup=1", k: 3 },
-    { policy: "linear:max=12,min=4,warmup=1", k: 4 },
-    { policy: "constant:n=8,warmup=1", k: 3 },
-    { policy: "earlyexit:constant:n=8", k: 3 },
-  ];
+  ].filter((m) => exists(`${m.dir}/config.json`)).slice(0, best ? 1 : 2);
+  if (best && models[0]?.label !== "tiny-opt-e2e-dense") {
+    throw new Error("bench --speculative --best needs ../shared/models/tiny-opt-e2e-dense");
+  }
+  const tokens = q ? 8 : best ? 16 : 32, repeats = q ? 1 : best ? 5 : 3;
+  const drafts: DraftSpec[] = q
+    ? [{ policy: "linear:max=12,min=4,warmup=1", k: 3 }]
+    : best
+    ? [{ policy: "linear:max=12,min=6,warmup=1", k: 3 }, {
+      policy: "linear:max=12,min=6,warmup=1",
+      k: 2,
+    }]
+    : [
+      { policy: "linear:max=12,min=6,warmup=1", k: 3 },
+      { policy: "linear:max=12,min=4,warmup=1", k: 4 },
+      { policy: "constant:n=8,warmup=1", k: 3 },
+      { policy: "earlyexit:constant:n=8", k: 3 },
+    ];
   const load = () => {
     try {
       return Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
@@ -264,7 +281,7 @@ export async function speculativeBenchMain(options: SpeculativeBenchMainOptions)
       const head =
         `${m.label} on ${backend}: ${prompts.length} ${
           data === heldOut ? "held-out" : "devset (not held out)"
-        } E2E prompts, ${q ? 8 : 32} tokens each (EOS ignored), median of ${q ? 1 : 3} ` +
+        } E2E prompts, ${tokens} tokens each (EOS ignored), median of ${repeats} ` +
         `interleaved repeats; load average at start ${load()}, ${new Date().toISOString()}`;
       options.log(`\nSpeculative decoding: ${head}`);
       const rows = await runSpeculativeBench({
@@ -273,8 +290,8 @@ export async function speculativeBenchMain(options: SpeculativeBenchMainOptions)
         prompts,
         batches: [1, 8],
         drafts,
-        maxNewTokens: q ? 8 : 32,
-        repeats: q ? 1 : 3,
+        maxNewTokens: tokens,
+        repeats,
         log: options.log,
       });
       const table = speculativeBenchMarkdown(rows);

@@ -37,6 +37,8 @@ deno task bench --serve [--quick] [--backend cpu|webgpu] [--requests N] [--rate 
   --threads N     PyTorch threads (default: the machine's cores)
   --torch-device  cpu (default) or cuda: PyTorch CUDA eager on a GPU machine
   --speculative   only the speculative-decoding benchmark (full vs SkipDecode/early-exit drafts)
+  --best          with --speculative: the dense fixture, full vs its best SkipDecode draft only
+                  (linear:max=12,min=6,warmup=1 K=3 and 2), 8 prompts x 16 tokens, 5 repeats
   --out DIR       where to write decode.json / decode.md (default out/bench)`;
 
 /**
@@ -57,6 +59,7 @@ export async function benchMain(args: string[]): Promise<number> {
     "torch-device": { type: "string" },
     out: { type: "string" },
     speculative: { type: "boolean" },
+    best: { type: "boolean" },
     help: { type: "boolean" },
     serve: { type: "boolean" },
     requests: { type: "string" },
@@ -108,7 +111,13 @@ export async function benchMain(args: string[]): Promise<number> {
   Deno.mkdirSync(out, { recursive: true });
   if (values.speculative) {
     const { speculativeBenchMain } = await import("../bench/speculative_bench.ts");
-    await speculativeBenchMain({ out, backends, quick, log: (l) => console.log(l) });
+    await speculativeBenchMain({
+      out,
+      backends,
+      quick,
+      best: !!values.best,
+      log: (l) => console.log(l),
+    });
     return 0;
   }
 

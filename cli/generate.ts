@@ -94,7 +94,8 @@ export const generateCommand: Command = {
       type: "string",
       value: "K",
       description: "self-speculative decoding: --policy drafts up to K tokens, all layers " +
-        "verify them (greedy; the output equals --policy full's)",
+        "verify them (greedy; the output equals --policy full's); auto: K from 1 to 8 picked " +
+        "by a short probe of the draft's acceptance (fewest predicted layer passes per token)",
     },
     eos: { type: "boolean", description: "stop a row at EOS (--no-eos: never)", default: true },
     offline: { type: "boolean", description: "never use the network (also HF_HUB_OFFLINE=1)" },
@@ -110,7 +111,9 @@ export const generateCommand: Command = {
     const seed = intOption(v, "seed", 0, 2 ** 32 - 1);
     intOption(v, "batch-size", 1, MAX_BATCH);
     intOption(v, "chunk-size", 1, 4096);
-    const speculative = intOption(v, "speculative", 1, MAX_NEW_TOKENS);
+    const speculative = v.speculative === "auto"
+      ? "auto" as const
+      : intOption(v, "speculative", 1, MAX_NEW_TOKENS);
     if (speculative !== undefined && (temperature ?? 0) > 0) {
       throw new UsageError(
         "--speculative is greedy only: drop --temperature (or set it to 0)",
@@ -130,7 +133,7 @@ export const generateCommand: Command = {
     try {
       checkLength(model, maxNewTokens, prompts.map((p) => model.tokenizer.encode(p).length));
       const positions = model.config.maxPositionEmbeddings;
-      if (speculative !== undefined && speculative > positions - 1) {
+      if (typeof speculative === "number" && speculative > positions - 1) {
         throw new UsageError(
           `--speculative ${speculative} is too large: a verification runs K + 1 positions and ` +
             `the model has ${positions} (max_position_embeddings), so K is at most ${

@@ -23,6 +23,7 @@ import {
 import type { Model } from "./model.ts";
 import {
   checkDraftLength,
+  chooseDraftLength,
   speculativeGenerate,
   type SpeculativeStats,
   type SpeculativeSummary,
@@ -53,9 +54,11 @@ export interface GenerateOptions {
   /**
    * Self-speculative decoding (`decode/speculative.ts`): the policy drafts up to this many
    * tokens per round and the full model verifies them, so greedy outputs equal `full`'s.
-   * Greedy only. Absent: plain decoding under the policy.
+   * Greedy only. Absent: plain decoding under the policy. `"auto"`: K from 1 to 8 picked by
+   * {@linkcode chooseDraftLength} (a short probe measures the draft's acceptance and K
+   * minimises the predicted layer passes per token); the pick is in `speculative.auto`.
    */
-  speculative?: number;
+  speculative?: number | "auto";
   /** Receives one-line notes (e.g. a `full` draft policy, which cannot gain). */
   onNote?: (note: string) => void;
 }
@@ -179,7 +182,16 @@ export async function generate(
   });
   checkTokenIds(encoded, config.vocabSize, "prompt"); // before any batch runs
   if (options.speculative !== undefined) {
-    checkDraftLength(options.speculative, config.maxPositionEmbeddings);
+    if (options.speculative !== "auto") {
+      if (typeof options.speculative !== "number") {
+        throw new RangeError(
+          `speculative must be an integer K from 1 or "auto", got ${
+            JSON.stringify(options.speculative)
+          }`,
+        );
+      }
+      checkDraftLength(options.speculative, config.maxPositionEmbeddings);
+    }
     if ((options.sampling?.temperature ?? 0) > 0) {
       throw new RangeError(
         "speculative decoding is greedy only: sampling.temperature must be 0 with speculative",
@@ -189,6 +201,35 @@ export async function generate(
       options.onNote?.(
         "the draft policy is full: every draft runs all layers, so speculation cannot gain",
       );
+    }
+    if (options.speculative === "auto") {
+      const auto = await chooseDraftLength(model.backend, encoded, {
+        draft: policy,
+        maxNewTokens: N,
+        probePrompts: Math.min(batchSize, 4),
+      });
+      options.onNote?.(
+        `speculative auto: K=${auto.k} (probe of ${
+          Math.min(batchSize, 4, encoded.length)
+        } prompts at K=8: prefix acceptance ${
+          auto.prefixAcceptance.map((a) => a.toFixed(2)).join(",")
+        }, draft ${auto.draftLayers.toFixed(1)} layers, predicted ${
+          auto.passesPerToken[auto.k - 1].toFixed(2)
+        } layer passes per token, ${auto.probeMs.toFixed(0)} ms)`,
+      );
+      const opts = { ...options, speculative: auto.k };
+      const out = await speculativeGenerate(
+        model,
+        prompts,
+        encoded,
+        policy,
+        N,
+        batchSize,
+        opts,
+        start,
+      );
+      out.speculative!.auto = auto;
+      return out;
     }
     return speculativeGenerate(model, prompts, encoded, policy, N, batchSize, options, start);
   }

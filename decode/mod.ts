@@ -23,6 +23,9 @@ export {
 } from "./engine.ts";
 export {
   checkDraftLength,
+  chooseDraftLength,
+  type ChooseDraftLengthOptions,
+  type DraftLengthChoice,
   speculativeDecode,
   type SpeculativeOptions,
   type SpeculativeOutput,

@@ -60,6 +60,11 @@ export interface SpeculativeOptions {
   recordLogits?: boolean;
   /** Record the K largest logits of every emitted token. */
   logitsTopK?: number;
+  /**
+   * Stop each row after this many tokens while drafting with the plan of `maxNewTokens`
+   * (the `--speculative auto` probe); default `maxNewTokens`.
+   */
+  stopAfter?: number;
 }
 
 /** Per-row statistics of speculative decoding. */
@@ -193,6 +198,10 @@ export async function speculativeDecode(
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new RangeError(`batchSize must be an integer >= 1, got ${batchSize}`);
   }
+  const stop = options.stopAfter ?? N;
+  if (!Number.isInteger(stop) || stop < 1 || stop > N) {
+    throw new RangeError(`stopAfter must be an integer from 1 to maxNewTokens ${N}, got ${stop}`);
+  }
   if (prompts.length === 0) return { rows: [], wallMs: 0, calls: 0, peakKvBytes: 0 };
   prompts.forEach((p, i) => {
     if (p.length === 0) throw new RangeError(`prompt ${i} is empty: it needs at least BOS`);
@@ -222,7 +231,7 @@ export async function speculativeDecode(
       row.out.finish = "eos";
       return true;
     }
-    return row.gen.length >= N;
+    return row.gen.length >= stop;
   };
   const finish = (slot: number, row: Live) => {
     const s = row.out.stats;
@@ -290,7 +299,7 @@ export async function speculativeDecode(
       const drafting = [...live.entries()].filter(([, r]) => r.gen.length > 0);
       for (const [, r] of drafting) {
         r.drafts = [];
-        r.kRound = Math.min(K, N - r.gen.length - 1);
+        r.kRound = Math.min(K, stop - r.gen.length - 1);
         r.p0 = r.P + r.gen.length - 1;
       }
       for (let s = 0; s < K; s++) {
@@ -360,6 +369,106 @@ export async function speculativeDecode(
   return { rows: outputs, wallMs: performance.now() - t0, calls, peakKvBytes };
 }
 
+/** Options of {@linkcode chooseDraftLength}. */
+export interface ChooseDraftLengthOptions {
+  /** The draft policy. */
+  draft: Policy;
+  /** Largest K considered (the probe drafts this many per round); default 8. */
+  maxK?: number;
+  /** Tokens the probe generates per prompt; default 12 (capped by the run's token limit). */
+  probeTokens?: number;
+  /** Prompts the probe decodes (the first ones of the run); default 4. */
+  probePrompts?: number;
+  /** The run's token limit per prompt (the draft plan depends on it). */
+  maxNewTokens: number;
+}
+
+/** What {@linkcode chooseDraftLength} picked and why. */
+export interface DraftLengthChoice {
+  /** The chosen draft length. */
+  k: number;
+  /** `prefixAcceptance[i]`: measured share of rounds whose first `i + 1` drafts were accepted. */
+  prefixAcceptance: number[];
+  /** Mean active layers of a draft step in the probe. */
+  draftLayers: number;
+  /** `passesPerToken[K - 1]`: the predicted layer passes per token at draft length K. */
+  passesPerToken: number[];
+  /** Wall milliseconds of the probe (spent on top of the run). */
+  probeMs: number;
+}
+
+/**
+ * `--speculative auto`: picks the draft length K from a short measured acceptance. A probe
+ * decodes the first `probePrompts` prompts for `probeTokens` tokens with K = `maxK` (the
+ * output is discarded) and measures, per draft index `i`, the share `a_i` of rounds whose
+ * first `i + 1` drafts were all accepted (capped by `a_{i-1}`), and the mean active layers `d` of a draft step.
+ * A round of length K then emits `1 + a_1 + ... + a_K` tokens on average and costs
+ * `K·d + L` layer passes (drafts plus one verification pass), so the chosen K minimises the
+ * predicted layer passes per token `(K·d + L) / (1 + Σ_{i≤K} a_i)`, the figure a
+ * memory-bound decode turns into time (ties: the smaller K). Greedy and deterministic: the
+ * same prompts give the same K.
+ *
+ * @example
+ * ```ts
+ * import { createCpuBackend } from "../backend/cpu/backend.ts";
+ * import { loadWeights } from "../model/mod.ts";
+ * import { parsePolicy } from "../schedule/mod.ts";
+ * import { chooseDraftLength } from "./speculative.ts";
+ * const cpu = createCpuBackend(await loadWeights("bundled/models/tiny-opt-e2e"));
+ * const choice = await chooseDraftLength(cpu, [[2, 100, 101]], {
+ *   draft: parsePolicy("linear:max=12,min=4,warmup=1"), maxNewTokens: 16,
+ * });
+ * console.log(choice.k, choice.passesPerToken);
+ * ```
+ */
+export async function chooseDraftLength(
+  backend: Backend,
+  prompts: readonly (readonly number[])[],
+  options: ChooseDraftLengthOptions,
+): Promise<DraftLengthChoice> {
+  const L = backend.config.numHiddenLayers;
+  const maxK = Math.min(options.maxK ?? 8, backend.config.maxPositionEmbeddings - 1);
+  checkDraftLength(maxK, backend.config.maxPositionEmbeddings);
+  const probe = prompts.slice(0, options.probePrompts ?? 4);
+  // The draft plan is the run's (same token limit); the probe stops early.
+  const N = options.maxNewTokens;
+  const out = await speculativeDecode(backend, probe, {
+    draft: options.draft,
+    k: maxK,
+    maxNewTokens: N,
+    batchSize: probe.length,
+    stopAfter: Math.min(options.probeTokens ?? 12, N),
+  });
+  let draftSteps = 0, draftPasses = 0;
+  const drafted = new Array(maxK).fill(0), accepted = new Array(maxK).fill(0);
+  for (const r of out.rows) {
+    const s = r.stats;
+    for (let i = 0; i < maxK; i++) {
+      drafted[i] += s.draftedAt[i] ?? 0;
+      accepted[i] += s.acceptedAt[i] ?? 0;
+    }
+    draftSteps += s.drafted;
+    draftPasses += s.layerPasses - L * (1 + s.verifications);
+  }
+  const d = draftSteps ? draftPasses / draftSteps : L;
+  // A draft index never reached in the probe is predicted from the last one reached; a longer
+  // prefix is never more likely than a shorter one (the rounds near the token limit that draft
+  // fewer can make the raw ratio rise), so each share is capped by the one before.
+  const prefixAcceptance: number[] = [];
+  for (let i = 0; i < maxK; i++) {
+    const prev = i > 0 ? prefixAcceptance[i - 1] : 1;
+    prefixAcceptance.push(Math.min(prev, drafted[i] ? accepted[i] / drafted[i] : i > 0 ? prev : 0));
+  }
+  const passesPerToken: number[] = [];
+  let expected = 1, k = 1;
+  for (let K = 1; K <= maxK; K++) {
+    expected += prefixAcceptance[K - 1];
+    passesPerToken.push((K * d + L) / expected);
+    if (passesPerToken[K - 1] < passesPerToken[k - 1] - 1e-12) k = K;
+  }
+  return { k, prefixAcceptance, draftLayers: d, passesPerToken, probeMs: out.wallMs };
+}
+
 /** Totals of a speculative `generate` over all rows. */
 export interface SpeculativeSummary {
   /** The draft length `K`. */
@@ -378,6 +487,8 @@ export interface SpeculativeSummary {
   flopRatio: number;
   /** Wall milliseconds of the decode. */
   wallMs: number;
+  /** With `speculative: "auto"`: how K was chosen (the probe's time is not in `wallMs`). */
+  auto?: DraftLengthChoice;
 }
 
 /**
@@ -409,7 +520,7 @@ export async function speculativeGenerate(
 ): Promise<GenerateOutput> {
   const { backend, tokenizer, config } = model;
   const L = config.numHiddenLayers;
-  const k = options.speculative!;
+  const k = options.speculative as number; // "auto" is resolved by generate
   const out = await speculativeDecode(backend, encoded, {
     draft: policy,
     k,

@@ -56,6 +56,29 @@ Deno.test("cli: generate --speculative K equals --policy full's output, with the
   assert(b.speculative.wallMs > 0);
 });
 
+Deno.test("cli: generate --speculative auto picks K by a probe, says so in a note and in JSON, equals full", async () => {
+  const [full, auto] = await pool(
+    [
+      [...BASE, "--json"],
+      [...BASE, "--json", "--policy", "constant:n=8,warmup=1", "--speculative", "auto"],
+    ],
+    2,
+    (args) => cli(args),
+  );
+  assertEquals(full.code, 0, full.stderr);
+  assertEquals(auto.code, 0, auto.stderr);
+  const a = JSON.parse(full.stdout), b = JSON.parse(auto.stdout);
+  assertEquals(
+    b.results.map((r: { ids: number[] }) => r.ids),
+    a.results.map((r: { ids: number[] }) => r.ids),
+  );
+  // the skip-trained model accepts nearly every draft of this 8-layer skip: a long K pays
+  assert(b.speculative.k > 1 && b.speculative.k <= 8, `K ${b.speculative.k}`);
+  assertEquals(b.speculative.auto.k, b.speculative.k);
+  assertEquals(b.speculative.auto.passesPerToken.length, 8);
+  assertMatch(auto.stderr, new RegExp(`note: speculative auto: K=${b.speculative.k} \\(probe`));
+});
+
 Deno.test("cli: bad --speculative values are one-line errors naming the option; a full draft is a note", async () => {
   const cases: [string[], RegExp][] = [
     [["--speculative", "0"], /--speculative must be a whole number from 1 to/],

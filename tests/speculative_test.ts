@@ -18,8 +18,15 @@ import {
   type Policy,
   skipDecodeSet,
 } from "../schedule/mod.ts";
-import { checkDraftLength, generate, loadModel, speculativeDecode } from "../decode/mod.ts";
+import {
+  checkDraftLength,
+  chooseDraftLength,
+  generate,
+  loadModel,
+  speculativeDecode,
+} from "../decode/mod.ts";
 import { compareDrafts } from "../eval/speculative.ts";
+import type { OptTokenizer } from "../tokenizer/mod.ts";
 import { missingShared, sharedPath } from "./helpers.ts";
 import { randomCpuBackend, randomPrompts } from "./rows_helpers.ts";
 
@@ -386,4 +393,67 @@ Deno.test("speculative: compareDrafts reports costs, acceptance with intervals, 
     assertEquals(r.ci.acceptanceRate, [1, 1]);
     assert(r.byTokenPosition.every((f) => f.mean === 1));
   }
+});
+
+Deno.test("speculative auto: K minimises the predicted layer passes per token of a measured probe; generate equals full", async () => {
+  const backend = randomCpuBackend({
+    hiddenSize: 36,
+    numAttentionHeads: 3,
+    ffnDim: 52,
+    vocabSize: 97,
+    numHiddenLayers: 6,
+    maxPositionEmbeddings: 64,
+  }, 31);
+  const L = 6;
+  const prompts = randomPrompts([3, 5, 2, 4, 6], 97, 9);
+  // ids in, ids out: the tokenizer only renders text
+  const tokenizer = { decode: (ids: number[]) => ids.join(" ") } as unknown as OptTokenizer;
+  const model = { backend, tokenizer, config: backend.config };
+  for (const draft of ["earlyexit:constant:n=3", "constant:n=3,warmup=1", "linear:max=6,min=2"]) {
+    const c = await chooseDraftLength(backend, prompts, {
+      draft: parsePolicy(draft),
+      maxNewTokens: 14,
+    });
+    // recompute the prediction from the reported measurements
+    assertEquals(c.passesPerToken.length, 8);
+    assert(c.draftLayers > 0 && c.draftLayers < L, `${draft}: draft layers ${c.draftLayers}`);
+    let expected = 1;
+    c.passesPerToken.forEach((ppt, i) => {
+      expected += c.prefixAcceptance[i];
+      assert(
+        Math.abs(ppt - ((i + 1) * c.draftLayers + L) / expected) < 1e-9,
+        `${draft} K=${i + 1}`,
+      );
+      if (i > 0) assert(c.prefixAcceptance[i] <= c.prefixAcceptance[i - 1] + 1e-12, draft);
+    });
+    const best = Math.min(...c.passesPerToken);
+    assertEquals(c.k, c.passesPerToken.indexOf(best) + 1, draft);
+    console.log(
+      `${draft}: auto K=${c.k}, prefix acceptance ${
+        c.prefixAcceptance.map((a) => a.toFixed(2)).join(",")
+      }, ${best.toFixed(2)} passes/token`,
+    );
+    // generate with "auto" runs that K and equals full
+    const common = { maxNewTokens: 14, stopAtEos: false, batchSize: 3 };
+    const full = await generate(model, prompts, common);
+    const auto = await generate(model, prompts, { ...common, policy: draft, speculative: "auto" });
+    assertEquals(auto.speculative!.auto!.k, auto.speculative!.k, draft);
+    auto.results.forEach((r, i) => assertEquals(r.ids, full.results[i].ids, `${draft} ${i}`));
+  }
+  // a full draft accepts everything and every K predicts L passes per token: the smallest wins
+  const full = await chooseDraftLength(backend, prompts, {
+    draft: parsePolicy("full"),
+    maxNewTokens: 10,
+  });
+  assertEquals(full.prefixAcceptance, new Array(8).fill(1));
+  assert(full.passesPerToken.every((p) => Math.abs(p - L) < 1e-9));
+  assertEquals(full.k, 1);
+  await assertRejects(
+    () =>
+      generate(model, [[2, 5]], {
+        speculative: "x" as never,
+      }),
+    RangeError,
+    'speculative must be an integer K from 1 or "auto", got "x"',
+  );
 });
