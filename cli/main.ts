@@ -19,6 +19,7 @@ import { procedureCommand } from "./procedure.ts";
 import { trainCmd } from "./train.ts";
 import { convertCommand } from "./convert.ts";
 import { readoutCommand } from "./readout.ts";
+import { mergeCommand } from "./merge.ts";
 
 /** Every command, by name. */
 export const COMMANDS: Command[] = [
@@ -26,6 +27,7 @@ export const COMMANDS: Command[] = [
   generateCommand,
   sweepCommand,
   procedureCommand,
+  mergeCommand,
   planCommand,
   scoreCommand,
   tokenizeCommand,

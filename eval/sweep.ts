@@ -1342,8 +1342,9 @@ export function sweepToMarkdown(result: SweepResult): string {
   if (mixed) {
     notes.push(
       "",
-      "† timings of this policy and of `full` come from different runs (cached): rerun " +
-        "without the cache for a same-run measurement.",
+      "† timings of this policy and of `full` come from different runs (cached, or work " +
+        "units of other processes): rerun in one process without the cache for a same-run " +
+        "measurement.",
     );
   }
   return [...lines, ...notes].join("\n") + "\n";

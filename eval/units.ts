@@ -249,8 +249,8 @@ export interface SweepUnitConfig {
   backend: string;
   /** The policies in the sweep's order, `full` first. */
   policies: string[];
-  /** The data file (as given), its item count and the prompt template. */
-  data: { file: string | null; items: number; template: string | null };
+  /** The data's item count and prompt template (the file's content is in `hashes.data`). */
+  data: { items: number; template: string | null };
   /** Tokens generated per prompt at most. */
   maxNewTokens: number;
   /** Rows per batch. */
