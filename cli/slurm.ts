@@ -89,6 +89,7 @@ export function sbatchScript(s: SbatchSpec): string {
     // Mesa's Vulkan loader wants a private runtime folder; one per task.
     'export XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/skipdecode-xdg-${SLURM_JOB_ID:-0}-${SLURM_ARRAY_TASK_ID:-0}"',
     'mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"',
+    "trap 'rm -rf \"$XDG_RUNTIME_DIR\"' EXIT",
     ...Object.entries(s.env ?? {}).map(([k, v]) => `export ${k}=${shellQuote(v)}`),
     'echo "skipdecode: task ${SLURM_ARRAY_TASK_ID} of ${SLURM_ARRAY_TASK_COUNT} on $(hostname)" >&2',
     s.command.map(shellQuote).join(" \\\n  "),
