@@ -113,6 +113,8 @@ export interface SweepShardSettings {
   batchSize: number;
   /** NLL mode. */
   nll: "first" | "all" | false;
+  /** Oracle items and warm-up (`false`: none). */
+  oracle: { items: number; warmup: number } | false;
   /** Prompt template. */
   template: string;
   /** The data file read (hashed into the manifest). */
@@ -158,6 +160,8 @@ export async function sweepShard(
       blockItems: s.unitItems,
       nll: s.nll,
       bootstrap: { resamples: 1000, seed: 0 },
+      oracle: s.oracle &&
+        { items: Math.min(s.oracle.items, items.length), warmup: s.oracle.warmup },
     },
     hashes: await contentHashes(model.dir, s.dataFile),
     report: { ...s.report, dataFile: s.dataFile },

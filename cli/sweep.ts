@@ -348,9 +348,6 @@ export const sweepCommand: Command = {
     checkOutputPath(out, "--out");
     const split = shardSettings(v, batchSize ?? 8);
     if (split.slurm) return await writeSlurmArray(v, split, sweepCommand);
-    if (split.shard && oracleItems > 0) {
-      throw new UsageError("--oracle is not split into work units yet: run it without --shard");
-    }
     const items = await loadSweepItems(v.data as string | undefined, count, template);
     const model = await loadModel(v.model as string, {
       backend,
@@ -378,6 +375,7 @@ export const sweepCommand: Command = {
           maxNewTokens,
           batchSize: batchSize ?? 8,
           nll,
+          oracle: oracleItems > 0 ? { items: oracleItems, warmup: 1 } : false,
           template,
           dataFile: sweepDataFile(v.data as string | undefined),
           report,

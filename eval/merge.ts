@@ -20,6 +20,7 @@
  */
 import { join } from "node:path";
 import { summarizeNll } from "./nll.ts";
+import { oracleSummary } from "./oracle.ts";
 import {
   manifestDifference,
   readUnit,
@@ -32,9 +33,11 @@ import {
   type WorkUnit,
 } from "./units.ts";
 import {
+  assembleOracle,
   assembleSweep,
   concatGenParts,
   type SweepItem,
+  type SweepOracle,
   sweepPolicies,
   type SweepResult,
 } from "./sweep.ts";
@@ -167,6 +170,25 @@ export function mergeSweepUnits(dir: string, options: MergeOptions = {}): Merged
   const nlls = c.policies.map((name, k) =>
     c.nll === false ? undefined : summarizeNll(name, unitsOf(k).flatMap((u) => u.nll ?? []))
   );
+  let oracle: SweepOracle | undefined;
+  if (c.oracle) {
+    const parts = base.flatMap((u) => u.oracle ? [u.oracle] : []);
+    const depths = parts.flatMap((p) => p.depths);
+    const n = depths.length;
+    const summary = oracleSummary(depths, {
+      unmatched: parts.reduce((a, p) => a + p.unmatched, 0),
+      forwards: parts.reduce((a, p) => a + p.forwards, 0),
+      layers: c.model.layers,
+      warmup: c.oracle.warmup,
+      kind: "skipdecode",
+    });
+    oracle = assembleOracle(
+      summary,
+      parts.flatMap((p) => p.bound),
+      base.flatMap((u) => u.gen.items).slice(0, n),
+      items.slice(0, n).map((it) => it.refs),
+    );
+  }
   const startedAt = all.map((u) => u.startedAt).sort()[0];
   const result = assembleSweep({
     model: c.model,
@@ -180,6 +202,7 @@ export function mergeSweepUnits(dir: string, options: MergeOptions = {}): Merged
     batchSize: c.batchSize,
     gens,
     nlls,
+    oracle,
     runId: `merge of ${found.size} units`,
     startedAt,
     wallMs: all.reduce((a, u) => a + u.wallMs, 0),

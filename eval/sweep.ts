@@ -952,49 +952,114 @@ async function sweepOracle(
     });
     await cache.put(key, oracle);
   }
-  const bound = monotoneBound(oracle.depths);
-  // The bound decode: each item alone (its plan depends on its own bound).
-  const boundIds: number[][] = [];
-  const boundTexts: string[] = [];
-  let layersRun = 0, tokens = 0;
-  for (let i = 0; i < oracleCount; i++) {
-    if (bound[i].length === 0) {
-      boundIds.push([]);
-      boundTexts.push("");
-      continue;
-    }
-    const out = await generate(model, [prompts[i]], {
-      policy: boundPolicy(bound[i], { layers: ctx.L, warmup: oracleWarmup }),
-      maxNewTokens: N,
-      batchSize: 1,
-    });
-    const r = out.results[0];
-    boundIds.push(r.ids);
-    boundTexts.push(r.text.trim());
-    layersRun += r.layers.reduce((a, b) => a + b, 0);
-    tokens += r.ids.length;
-    ctx.report(
-      "decode with the monotone bound",
-      i + 1,
-      oracleCount,
-      1,
-      base + (ORACLE_UNITS - 1) * oracleCount,
-    );
-  }
-  const agree = tokenAgreement(boundIds, fullOut.map((o) => o.ids));
-  const refs = ctx.items.slice(0, oracleCount).map((it) => it.refs);
+  const boundItems = await boundDecodeItems(model, prompts.slice(0, oracleCount), oracle, {
+    maxNewTokens: N,
+    onItem: (done) =>
+      ctx.report(
+        "decode with the monotone bound",
+        done,
+        oracleCount,
+        1,
+        base + (ORACLE_UNITS - 1) * oracleCount,
+      ),
+  });
   ctx.unitsDone += oracleCount * ORACLE_UNITS;
+  return assembleOracle(
+    oracle,
+    boundItems,
+    fullOut,
+    ctx.items.slice(0, oracleCount).map((it) => it.refs),
+  );
+}
+
+/** One oracle item decoded under its own monotone bound schedule. */
+export interface BoundItem {
+  /** Generated ids. */
+  ids: number[];
+  /** Generated text, trimmed. */
+  text: string;
+  /** Active layers summed over its tokens. */
+  layers: number;
+}
+
+/**
+ * Decodes every oracle item alone under the monotone bound of its own depths (its plan
+ * depends on its own bound, so one item per batch).
+ *
+ * @param model the model
+ * @param prompts the oracle items' prompts
+ * @param oracle their oracle depths
+ * @param o `maxNewTokens`, progress per item
+ * @returns per item, the ids, text and layers run
+ * @example
+ * ```ts
+ * import { boundDecodeItems } from "./sweep.ts";
+ * // const items = await boundDecodeItems(model, prompts, oracle, { maxNewTokens: 32 });
+ * ```
+ */
+export async function boundDecodeItems(
+  model: Model,
+  prompts: readonly string[],
+  oracle: OracleResult,
+  o: { maxNewTokens: number; onItem?: (done: number) => void },
+): Promise<BoundItem[]> {
+  const bound = monotoneBound(oracle.depths);
+  const out: BoundItem[] = [];
+  for (let i = 0; i < bound.length; i++) {
+    if (bound[i].length === 0) out.push({ ids: [], text: "", layers: 0 });
+    else {
+      const g = await generate(model, [prompts[i]], {
+        policy: boundPolicy(bound[i], { layers: oracle.layers, warmup: oracle.warmup }),
+        maxNewTokens: o.maxNewTokens,
+        batchSize: 1,
+      });
+      const r = g.results[0];
+      out.push({ ids: r.ids, text: r.text.trim(), layers: r.layers.reduce((a, b) => a + b, 0) });
+    }
+    o.onItem?.(i + 1);
+  }
+  return out;
+}
+
+/**
+ * A sweep's oracle section from the depths, the bound decodes and the full model's
+ * outputs (pure: a single run and a merge of units build it alike).
+ *
+ * @param oracle the oracle depths of the full outputs
+ * @param boundItems the bound decodes, per item
+ * @param fullOutputs the full model's outputs on those items
+ * @param refs their references
+ * @returns the oracle with its monotone bound and the bound decode's scores
+ * @example
+ * ```ts
+ * import { assembleOracle } from "./sweep.ts";
+ * // const o = assembleOracle(oracle, boundItems, fullOutputs, refs);
+ * ```
+ */
+export function assembleOracle(
+  oracle: OracleResult,
+  boundItems: readonly BoundItem[],
+  fullOutputs: readonly { ids: number[]; text: string }[],
+  refs: readonly string[][],
+): SweepOracle {
+  const bound = monotoneBound(oracle.depths);
+  let layersRun = 0, tokens = 0;
+  for (const b of boundItems) {
+    layersRun += b.layers;
+    tokens += b.ids.length;
+  }
+  const agree = tokenAgreement(boundItems.map((b) => b.ids), fullOutputs.map((o) => o.ids));
   return {
     ...oracle,
     monotoneBound: bound,
-    boundLayerSpeedup: boundLayerSpeedup(bound, ctx.L),
+    boundLayerSpeedup: boundLayerSpeedup(bound, oracle.layers),
     boundDecode: {
       agreement: agree.agreement,
       exactMatches: agree.exactMatches,
-      layerSpeedup: layersRun ? (tokens * ctx.L) / layersRun : 1,
-      bleu: corpusBleu(boundTexts, refs).score,
-      fullBleu: corpusBleu(fullOut.map((o) => o.text.trim()), refs).score,
-      outputs: boundTexts,
+      layerSpeedup: layersRun ? (tokens * oracle.layers) / layersRun : 1,
+      bleu: corpusBleu(boundItems.map((b) => b.text), refs).score,
+      fullBleu: corpusBleu(fullOutputs.map((o) => o.text.trim()), refs).score,
+      outputs: boundItems.map((b) => b.text),
     },
   };
 }

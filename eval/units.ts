@@ -32,8 +32,11 @@ import type { Model } from "../decode/model.ts";
 import { generate } from "../decode/engine.ts";
 import type { ItemNll } from "./nll.ts";
 import { atomicWrite, checkOutputPath } from "./output.ts";
+import { oracleDepths } from "./oracle.ts";
 import {
   accumulateGen,
+  boundDecodeItems,
+  type BoundItem,
   newGenPart,
   nllByItemBatch,
   type SweepGenPart,
@@ -261,6 +264,8 @@ export interface SweepUnitConfig {
   nll: "first" | "all" | false;
   /** Bootstrap resamples and seed of the merged intervals. */
   bootstrap: { resamples: number; seed: number };
+  /** Oracle depth of `full`'s outputs on the first `items` items (`false`: none). */
+  oracle: { items: number; warmup: number } | false;
 }
 
 /**
@@ -415,6 +420,11 @@ export interface UnitFile {
   gen: SweepGenPart;
   /** Teacher-forced NLL of the block's references (`null` without NLL). */
   nll: ItemNll[] | null;
+  /**
+   * `full`'s units only, for the block's items among the oracle's: their oracle depths
+   * (with the positions unmatched and forwards run) and their bound decodes.
+   */
+  oracle?: { depths: number[][]; unmatched: number; forwards: number; bound: BoundItem[] };
 }
 
 /**
@@ -595,6 +605,21 @@ export async function runSweepShard(
         horizon: c.maxNewTokens,
         batchSize: c.batchSize,
       })).items;
+      // full's units carry the oracle of their items (the oracle reads full's outputs).
+      let oracle: UnitFile["oracle"];
+      const oEnd = c.oracle ? Math.min(u.end, c.oracle.items) : 0;
+      if (c.oracle && u.policyIndex === 0 && oEnd > u.start) {
+        const n = oEnd - u.start;
+        const o = await oracleDepths(
+          model,
+          gen.items.slice(0, n).map((it, i) => ({ prompt: prompts[i], tokens: it.ids })),
+          { warmup: c.oracle.warmup, batchSize: c.batchSize },
+        );
+        const bound = await boundDecodeItems(model, prompts.slice(0, n), o, {
+          maxNewTokens: c.maxNewTokens,
+        });
+        oracle = { depths: o.depths, unmatched: o.unmatched, forwards: o.forwards, bound };
+      }
       const file: UnitFile = {
         manifest: o.manifest,
         unit: u,
@@ -605,6 +630,7 @@ export async function runSweepShard(
         promptLengths: prompts.map((p) => model.tokenizer.encode(p).length),
         gen,
         nll,
+        ...(oracle ? { oracle } : {}),
       };
       checkOutputPath(udir, "--out");
       atomicWrite(path, JSON.stringify(file) + "\n");

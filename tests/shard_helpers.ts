@@ -1,7 +1,7 @@
 /**
  * Shared pieces of the sharded-sweep and Slurm tests: a small sweep's options (tiny model,
  * 5 items in batches of 2, so the last unit is short; prompt decay, whose budgets depend on
- * the batch; NLL of every reference) and the comparison of a merged report with a single
+ * the batch; NLL of every reference; the oracle on 3 items, across two units) and the comparison of a merged report with a single
  * process's (every row and interval, the outputs, the charts; timing columns aside).
  *
  * @module
@@ -28,6 +28,8 @@ export function sweepArgs(backend: "cpu" | "webgpu"): string[] {
     "linear:max=8,min=2,warmup=1,horizon=6,prompt=decay",
     "--nll",
     "all",
+    "--oracle",
+    "3",
     "--no-cache",
   ];
 }
@@ -77,7 +79,9 @@ export function assertSameSweep(
   assert(a.rows.length === 3 && a.rows[1].bleuCI.length === 2, "the single run has 3 rows");
   assertEquals(withoutTiming(b), withoutTiming(a));
   const read = (d: string, f: string) => Deno.readTextFileSync(`${d}/${f}`);
-  for (const f of ["generations.jsonl", "budgets.html", "frontier.html", "nll_gap.html"]) {
+  assert(a.oracle.depths.length === 3, "the oracle covers 3 items (2 units)");
+  const charts = ["budgets.html", "frontier.html", "nll_gap.html", "oracle_depth.html"];
+  for (const f of ["generations.jsonl", ...charts]) {
     assert(read(single.dir, f) === read(merged.dir, f), `${f} differs`);
   }
   const rows = tableRows(read(single.dir, "report.md"));
