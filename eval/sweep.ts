@@ -266,15 +266,25 @@ export function sweepItemsFromE2e(
 export interface GenEntry {
   /** The run that measured the times. */
   runId: string;
+  /** ISO time the entry was made. */
   createdAt: string;
+  /** `Σ L / Σ layers` over the generated tokens. */
   layerSpeedup: number;
+  /** Full-model FLOPs over the plan's on the generated tokens. */
   flopSpeedup: number;
+  /** Wall milliseconds of the generations. */
   totalMs: number;
+  /** Milliseconds of the decode loops. */
   decodeMs: number;
+  /** Decode steps run (`decodeSteps`). */
   decodeSteps: number;
+  /** Generated tokens per second of prefill + decode. */
   tokensPerSecond: number;
+  /** Tokens generated (EOS included). */
   generatedTokens: number;
+  /** Budget per generated input index of the first batch's plan. */
   budgets: number[];
+  /** The outputs, in item order. */
   outputs: { text: string; ids: number[]; finish: "eos" | "length" }[];
 }
 
