@@ -216,3 +216,79 @@ Deno.test({
     );
   },
 });
+
+Deno.test("sweep --shard/--slurm and merge: bad input is one line naming the option; the sbatch script", async () => {
+  using box = sandbox("shard-args");
+  const cases: [string[], RegExp][] = [
+    [["sweep", "--shard", "3/3", "--out", `${box.rel}/a`], /--shard 3\/3: need 0 <= I < N/],
+    [["sweep", "--shard", "x", "--out", `${box.rel}/a`], /--shard must be I\/N/],
+    [
+      ["sweep", "--batch-size", "2", "--unit-items", "3", "--out", `${box.rel}/a`],
+      /--unit-items 3 must be a multiple of --batch-size 2/,
+    ],
+    [["sweep", "--slurm", "--out", `${box.rel}/a`], /--slurm needs --shards N/],
+    [["sweep", "--submit", "--out", `${box.rel}/a`], /--submit goes with --slurm/],
+    [
+      ["sweep", "--slurm", "--shards", "2", "--mem", "4G; rm -rf /", "--out", `${box.rel}/a`],
+      /--mem must be a plain Slurm value/,
+    ],
+    [["merge"], /merge takes one folder/],
+    [["merge", `${box.rel}/none`], /has no units\/ folder/],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = await cli(args, { env: { JOB_COMPLETION_INDEX: "" } });
+    assertEquals(r.code, 2, `${args.join(" ")}: exit ${r.code}, ${r.stderr}`);
+    assertMatch(r.stderr, /^error: [^\n]+\n$/);
+    assertMatch(r.stderr, pattern);
+  }
+  assert(!exists(`${box.dir}/none`), "a failed merge leaves no folder behind");
+  const k8s = await cli(["sweep", "--out", `${box.rel}/a`], { env: { JOB_COMPLETION_INDEX: "1" } });
+  assertEquals(k8s.code, 2);
+  assertMatch(
+    k8s.stderr,
+    /JOB_COMPLETION_INDEX is set but the shard count is not: pass --shards N/,
+  );
+
+  const w = await cli(
+    [
+      "sweep",
+      "--items",
+      "7",
+      "--slurm",
+      "--shards",
+      "3",
+      "--gres",
+      "gpu:1",
+      "--backend",
+      "webgpu",
+      "--out",
+      `${box.rel}/s`,
+    ],
+    { env: { VK_ICD_FILENAMES: "/usr/share/vulkan/icd.d/nvidia_icd.json" } },
+  );
+  assertEquals(w.code, 0, w.stderr);
+  const script = Deno.readTextFileSync(`${box.dir}/s/sweep.sbatch`);
+  assertMatch(script, /^#SBATCH --array=0-2%3$/m);
+  assertMatch(script, /^#SBATCH --gres=gpu:1$/m);
+  assertMatch(script, new RegExp(`^#SBATCH --output=${box.dir}/s/logs/%A_%a.out$`, "m"));
+  assertMatch(script, /^export VK_ICD_FILENAMES=\/usr\/share\/vulkan\/icd\.d\/nvidia_icd\.json$/m);
+  assertMatch(script, new RegExp(`--allow-write=${box.dir}/s `));
+  assert(
+    !/--allow-(all|run|net)|\s-A\s/.test(script),
+    "the task gets no run, net or all permission",
+  );
+  for (
+    const a of ["--items 7", "--backend webgpu", "--offline", `--out ${box.dir}/s`, "--data /"]
+  ) {
+    assert(script.replace(/ \\\n\s+/g, " ").includes(a), `the deno run line lacks ${a}`);
+  }
+});
+
+function exists(p: string): boolean {
+  try {
+    Deno.statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
