@@ -26,6 +26,8 @@ import {
   readUnit,
   sweepUnits,
   UnitError,
+  type SweepUnitConfig,
+  type UnitBody,
   type UnitFile,
   unitId,
   type UnitManifest,
@@ -135,10 +137,40 @@ export function mergeSweepUnits(dir: string, options: MergeOptions = {}): Merged
       throw new UnitError(`${unitFile(dir, id)} is not a unit of this run's configuration`);
     }
   }
+  const m = assembleSweepUnits(found, c, {
+    where: udir,
+    allowPartial: options.allowPartial,
+  });
+  return { ...m, manifest };
+}
+
+/**
+ * Assembles one sweep from its units' results (a sweep's, or one of a procedure's sweeps):
+ * the blocks that every policy completed, in item order, through `assembleSweep`.
+ *
+ * @param found unit results by id (with the run that computed each)
+ * @param c the sweep's configuration
+ * @param o where the units are (for messages), `allowPartial`, the model's description
+ *   when it is not `c.model` (a fine-tuned copy)
+ * @returns the result, its items, what is missing
+ * @throws UnitError naming the missing units (without `allowPartial`) or when no block is
+ *   complete
+ * @example
+ * ```ts
+ * import { assembleSweepUnits } from "./merge.ts";
+ * // const { result } = assembleSweepUnits(units, config, { where: "out/run/units" });
+ * ```
+ */
+export function assembleSweepUnits(
+  found: ReadonlyMap<string, UnitBody & { runId: string }>,
+  c: SweepUnitConfig,
+  o: { where: string; allowPartial?: boolean; model?: SweepResult["model"] },
+): Omit<MergedSweep, "manifest"> {
+  const expected = sweepUnits(c.policies, c.data.items, c.blockItems);
   const missing = expected.filter((u) => !found.has(u.id));
-  if (missing.length > 0 && !options.allowPartial) {
+  if (missing.length > 0 && !o.allowPartial) {
     throw new UnitError(
-      `${missing.length} of ${expected.length} units missing in ${udir}: ` +
+      `${missing.length} of ${expected.length} units missing in ${o.where}: ` +
         `${describeUnits(missing)}; rerun the shards (complete units are skipped) or merge ` +
         `with --allow-partial`,
     );
@@ -148,7 +180,7 @@ export function mergeSweepUnits(dir: string, options: MergeOptions = {}): Merged
     .filter((b) => c.policies.every((_, k) => found.has(unitId(k, b))));
   if (blocks.length === 0) {
     throw new UnitError(
-      `no block of items has all ${K} policies' units in ${udir} (missing: ` +
+      `no block of items has all ${K} policies' units in ${o.where} (missing: ` +
         `${describeUnits(missing)}): nothing to merge`,
     );
   }
@@ -191,7 +223,7 @@ export function mergeSweepUnits(dir: string, options: MergeOptions = {}): Merged
   }
   const startedAt = all.map((u) => u.startedAt).sort()[0];
   const result = assembleSweep({
-    model: c.model,
+    model: o.model ?? c.model,
     config: c.modelConfig,
     backend: c.backend,
     items,
@@ -210,7 +242,7 @@ export function mergeSweepUnits(dir: string, options: MergeOptions = {}): Merged
     resamples: c.bootstrap.resamples,
     seed: c.bootstrap.seed,
   });
-  return { result, items, manifest, missing, itemsLeftOut: c.data.items - items.length };
+  return { result, items, missing, itemsLeftOut: c.data.items - items.length };
 }
 
 function unitFile(dir: string, id: string): string {

@@ -481,6 +481,102 @@ export function readUnit(path: string): UnitFile | undefined {
   return v;
 }
 
+/**
+ * An untimed generation before the first timed one (JIT, shader compilation), as a single
+ * run does.
+ *
+ * @param model the model
+ * @param items the sweep's items
+ * @param batchSize rows per batch
+ * @example
+ * ```ts
+ * import { warmUp } from "./units.ts";
+ * // await warmUp(model, items, 8);
+ * ```
+ */
+export async function warmUp(
+  model: Model,
+  items: readonly SweepItem[],
+  batchSize: number,
+): Promise<void> {
+  await generate(model, items.slice(0, Math.min(batchSize, 2)).map((it) => it.prompt), {
+    maxNewTokens: 2,
+    batchSize,
+  });
+}
+
+/** A unit's results: its file without the manifest and the run id. */
+export type UnitBody = Omit<UnitFile, "manifest" | "runId">;
+
+/**
+ * Computes one sweep unit: the policy's generations on the block's items (batch by batch,
+ * as the single run batches them), the NLL of their references, and for `full`'s units the
+ * oracle of the block's items among the oracle's.
+ *
+ * @param model the model
+ * @param items all the sweep's items
+ * @param u the unit
+ * @param c the sweep's configuration
+ * @returns the unit's results
+ * @example
+ * ```ts
+ * import { computeSweepUnit } from "./units.ts";
+ * // const body = await computeSweepUnit(model, items, unit, config);
+ * ```
+ */
+export async function computeSweepUnit(
+  model: Model,
+  items: readonly SweepItem[],
+  u: WorkUnit,
+  c: SweepUnitConfig,
+): Promise<UnitBody> {
+  const policy = sweepPolicies(c.policies)[u.policyIndex];
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  const block = items.slice(u.start, u.end);
+  const prompts = block.map((it) => it.prompt);
+  const gen = newGenPart();
+  for (let b = 0; b < block.length; b += c.batchSize) {
+    const out = await generate(model, prompts.slice(b, b + c.batchSize), {
+      policy,
+      maxNewTokens: c.maxNewTokens,
+      batchSize: c.batchSize,
+    });
+    accumulateGen(gen, out);
+  }
+  const pairs = sweepNllPairs(block, c.nll, u.start);
+  const nll = c.nll === false ? null : (await nllByItemBatch(model, pairs, {
+    policy,
+    horizon: c.maxNewTokens,
+    batchSize: c.batchSize,
+  })).items;
+  // full's units carry the oracle of their items (the oracle reads full's outputs).
+  let oracle: UnitFile["oracle"];
+  const oEnd = c.oracle ? Math.min(u.end, c.oracle.items) : 0;
+  if (c.oracle && u.policyIndex === 0 && oEnd > u.start) {
+    const n = oEnd - u.start;
+    const o = await oracleDepths(
+      model,
+      gen.items.slice(0, n).map((it, i) => ({ prompt: prompts[i], tokens: it.ids })),
+      { warmup: c.oracle.warmup, batchSize: c.batchSize },
+    );
+    const bound = await boundDecodeItems(model, prompts.slice(0, n), o, {
+      maxNewTokens: c.maxNewTokens,
+    });
+    oracle = { depths: o.depths, unmatched: o.unmatched, forwards: o.forwards, bound };
+  }
+  return {
+    unit: u,
+    startedAt,
+    wallMs: performance.now() - t0,
+    items: block.map((it) => ({ prompt: it.prompt, refs: [...it.refs] })),
+    promptLengths: prompts.map((p) => model.tokenizer.encode(p).length),
+    gen,
+    nll,
+    ...(oracle ? { oracle } : {}),
+  };
+}
+
 /** Options of {@linkcode runSweepShard}. */
 export interface SweepShardOptions {
   /** The run folder (`units/` is created in it). */
@@ -535,7 +631,6 @@ export async function runSweepShard(
   if (items.length !== c.data.items) {
     throw new RangeError(`the manifest says ${c.data.items} items, got ${items.length}`);
   }
-  const policies = sweepPolicies(c.policies);
   const units = sweepUnits(c.policies, items.length, c.blockItems);
   const mine = shardUnits(units, o.shard);
   checkOutputPath(o.dir, "--out");
@@ -578,59 +673,14 @@ export async function runSweepShard(
         report.skipped.push(u.id);
         continue;
       }
-      const t0 = performance.now();
-      const startedAt = new Date().toISOString();
-      const block = items.slice(u.start, u.end);
-      const prompts = block.map((it) => it.prompt);
       if (!warm) {
-        // Untimed warm-up (JIT, shader compilation), as the single run does.
-        await generate(model, prompts.slice(0, Math.min(c.batchSize, 2)), {
-          maxNewTokens: 2,
-          batchSize: c.batchSize,
-        });
+        await warmUp(model, items, c.batchSize);
         warm = true;
-      }
-      const gen = newGenPart();
-      for (let b = 0; b < block.length; b += c.batchSize) {
-        const out = await generate(model, prompts.slice(b, b + c.batchSize), {
-          policy: policies[u.policyIndex],
-          maxNewTokens: c.maxNewTokens,
-          batchSize: c.batchSize,
-        });
-        accumulateGen(gen, out);
-      }
-      const pairs = sweepNllPairs(block, c.nll, u.start);
-      const nll = c.nll === false ? null : (await nllByItemBatch(model, pairs, {
-        policy: policies[u.policyIndex],
-        horizon: c.maxNewTokens,
-        batchSize: c.batchSize,
-      })).items;
-      // full's units carry the oracle of their items (the oracle reads full's outputs).
-      let oracle: UnitFile["oracle"];
-      const oEnd = c.oracle ? Math.min(u.end, c.oracle.items) : 0;
-      if (c.oracle && u.policyIndex === 0 && oEnd > u.start) {
-        const n = oEnd - u.start;
-        const o = await oracleDepths(
-          model,
-          gen.items.slice(0, n).map((it, i) => ({ prompt: prompts[i], tokens: it.ids })),
-          { warmup: c.oracle.warmup, batchSize: c.batchSize },
-        );
-        const bound = await boundDecodeItems(model, prompts.slice(0, n), o, {
-          maxNewTokens: c.maxNewTokens,
-        });
-        oracle = { depths: o.depths, unmatched: o.unmatched, forwards: o.forwards, bound };
       }
       const file: UnitFile = {
         manifest: o.manifest,
-        unit: u,
         runId,
-        startedAt,
-        wallMs: performance.now() - t0,
-        items: block.map((it) => ({ prompt: it.prompt, refs: [...it.refs] })),
-        promptLengths: prompts.map((p) => model.tokenizer.encode(p).length),
-        gen,
-        nll,
-        ...(oracle ? { oracle } : {}),
+        ...await computeSweepUnit(model, items, u, c),
       };
       checkOutputPath(udir, "--out");
       atomicWrite(path, JSON.stringify(file) + "\n");
