@@ -1,8 +1,9 @@
 /**
- * `skipdecode merge DIR`: assembles the work units that `sweep --shard` (or a Slurm array,
- * or a Kubernetes Indexed Job) wrote into `DIR/units/` and writes the report a single
- * process would have written into `DIR`: `report.md`, `sweep.json`, `generations.jsonl`
- * and the charts. `--json` prints what `sweep --json` prints. A missing unit is named;
+ * `skipdecode merge DIR`: assembles the work units that `sweep --shard` or `procedure --shard`
+ * (or a Slurm array, or a Kubernetes Indexed Job) wrote into `DIR/units/` and writes the
+ * report a single process would have written into `DIR`: `report.md`, `sweep.json` (or
+ * `procedure.json`), `generations.jsonl` and the charts. `--json` prints what
+ * `sweep --json` (or `procedure --json`) prints. A missing unit is named;
  * `--allow-partial` merges the complete blocks into a report marked PARTIAL.
  *
  * @example
@@ -17,6 +18,8 @@ import { OutputFolder } from "../eval/output.ts";
 import { describeUnits, mergeSweepUnits } from "../eval/merge.ts";
 import { UNITS_DIR } from "../eval/units.ts";
 import { sweepToJson } from "../eval/sweep.ts";
+import { procedureToJson, writeProcedureReport } from "../eval/procedure.ts";
+import { isProcedureRun, mergeProcedureUnits } from "../eval/procedure_units.ts";
 import { type FrontierMetric, type FrontierSpeedup, writeSweepReport } from "../eval/report.ts";
 
 /** Options of {@linkcode mergeRunFolder}. */
@@ -78,6 +81,7 @@ export async function mergeRunFolder(dir: string, o: MergeRunOptions = {}): Prom
   checkNoShardRunning(dir);
   const folder = OutputFolder.open(dir, { option: o.option ?? "DIR" });
   try {
+    if (isProcedureRun(dir)) return await mergeProcedure(dir, folder, o);
     const m = mergeSweepUnits(dir, { allowPartial: o.allowPartial });
     const report = (m.manifest.report ?? {}) as {
       title?: string;
@@ -116,10 +120,38 @@ export async function mergeRunFolder(dir: string, o: MergeRunOptions = {}): Prom
   }
 }
 
+async function mergeProcedure(
+  dir: string,
+  folder: OutputFolder,
+  o: MergeRunOptions,
+): Promise<number> {
+  const m = mergeProcedureUnits(dir, { allowPartial: o.allowPartial });
+  const command = (m.manifest.report?.command as string | undefined) ?? undefined;
+  const files = await writeProcedureReport(m.result, folder, { command, png: o.png ?? false });
+  const partial = m.missing.length > 0
+    ? `PARTIAL: ${m.missing.length} work units missing (${m.missing.slice(0, 8).join(", ")}); ` +
+      `rerun the missing shards and merge again for the full report.`
+    : undefined;
+  if (partial) {
+    const md = Deno.readTextFileSync(join(dir, files.report));
+    folder.write(files.report, `# ${partial}\n\n${md}`);
+    console.error(`warning: ${partial}`);
+  }
+  if (o.json) {
+    console.log(JSON.stringify({
+      ...procedureToJson(m.result),
+      ...(partial ? { partial: { missingUnits: m.missing } } : {}),
+    }));
+  } else {
+    console.error(`merged the procedure's units into ${dir}/${files.report}`);
+  }
+  return 0;
+}
+
 /** The `merge` command. */
 export const mergeCommand: Command = {
   name: "merge",
-  summary: "assemble a sharded sweep's work units (DIR/units) into its report",
+  summary: "assemble a sharded sweep's or procedure's work units (DIR/units) into its report",
   options: {
     json: { type: "boolean", description: "print the table as JSON (as sweep --json does)" },
     "allow-partial": {

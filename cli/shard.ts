@@ -18,6 +18,7 @@ import { atomicWrite, checkOutputPath } from "../eval/output.ts";
 import { type SweepItem, sweepModelInfo, sweepPolicies } from "../eval/sweep.ts";
 import {
   contentHashes,
+  fileSha256,
   parseShard,
   runSweepShard,
   type Shard,
@@ -29,7 +30,20 @@ import { hubCacheDir } from "../model/hub.ts";
 import { exists } from "./paths.ts";
 import { sbatchScript, SLURM_OPTION_NAMES, slurmResources, submitAndWait } from "./slurm.ts";
 import { mergeRunFolder } from "./merge.ts";
-import { sweepDataFile } from "./sweep.ts";
+import { loadE2eCsv } from "../eval/data.ts";
+import { sweepItemsFromE2e } from "../eval/sweep.ts";
+import { loadModel } from "../decode/mod.ts";
+import {
+  isTunedPolicy,
+  overlappingItems,
+  procedureOracle,
+  procedurePolicyOrder,
+} from "../eval/procedure.ts";
+import {
+  type ProcedureManifest,
+  type ProcedureUnitConfig,
+  runProcedureShard,
+} from "../eval/procedure_units.ts";
 
 /** How a run is split, from the options and the environment. */
 export interface SplitSettings {
@@ -211,13 +225,30 @@ export async function writeSlurmArray(
   v: Record<string, unknown>,
   split: SplitSettings,
   cmd: Command,
+  paths: { read?: Record<string, string>; write?: Record<string, string> } = {},
 ): Promise<number> {
   const slurm = split.slurm!;
   const out = resolve(v.out as string);
   const root = resolve(decodeURIComponent(new URL("../", import.meta.url).pathname));
   const reads = [root];
+  const writes = [out];
   const args: string[] = [];
-  const skip = new Set([...SLURM_OPTION_NAMES, "out", "shard", "json", "offline", "data"]);
+  // Files and folders the task reads or writes: absolute, and granted by name.
+  for (const [list, named] of [[reads, paths.read], [writes, paths.write]] as const) {
+    for (const [name, path] of Object.entries(named ?? {})) {
+      list.push(resolve(path));
+      args.push(`--${name}`, resolve(path));
+    }
+  }
+  const skip = new Set([
+    ...SLURM_OPTION_NAMES,
+    ...Object.keys(paths.read ?? {}),
+    ...Object.keys(paths.write ?? {}),
+    "out",
+    "shard",
+    "json",
+    "offline",
+  ]);
   for (const name of Object.keys(cmd.options)) {
     const x = v[name];
     if (skip.has(name) || x === undefined) continue;
@@ -231,12 +262,6 @@ export async function writeSlurmArray(
     else if (Array.isArray(x)) x.forEach((y) => args.push(`--${name}`, String(y)));
     else if (typeof x === "boolean") args.push(x ? `--${name}` : `--no-${name}`);
     else args.push(`--${name}`, String(x));
-  }
-  if (cmd.name === "sweep") {
-    const data = resolve(sweepDataFile(v.data as string | undefined));
-    if (!exists(data)) throw new UsageError(`data file ${data} not found`);
-    reads.push(data);
-    args.push("--data", data);
   }
   checkOutputPath(out, "--out");
   Deno.mkdirSync(join(out, "logs"), { recursive: true });
@@ -253,7 +278,7 @@ export async function writeSlurmArray(
       Deno.execPath(),
       "run",
       `--allow-read=${reads.join(",")}`,
-      `--allow-write=${out}`,
+      `--allow-write=${writes.join(",")}`,
       `--allow-env=${TASK_ENV.join(",")}`,
       join(root, "cli", "main.ts"),
       cmd.name,
@@ -272,4 +297,81 @@ export async function writeSlurmArray(
   if (!slurm.submit) return 0;
   await submitAndWait(path);
   return await mergeRunFolder(v.out as string, { json: Boolean(v.json), option: "--out" });
+}
+
+/** Settings of {@linkcode procedureShard}. */
+export interface ProcedureShardSettings {
+  /** The run folder. */
+  out: string;
+  /** This process's shard. */
+  shard: Shard;
+  /** Items per before-sweep unit. */
+  unitItems: number;
+  /** The command line that reproduces the run (for the report). */
+  command: string;
+  /** Print what was done as JSON. */
+  json: boolean;
+  /** The procedure's options, as `runProcedure` takes them. */
+  options: ProcedureUnitConfig["options"];
+}
+
+/**
+ * Runs this process's shard of the procedure into `out/units/` (see
+ * `eval/procedure_units.ts`).
+ *
+ * @param s the shard and the procedure's options
+ * @returns exit code 0
+ * @example
+ * ```ts
+ * import { procedureShard } from "./shard.ts";
+ * // await procedureShard(settings);
+ * ```
+ */
+export async function procedureShard(s: ProcedureShardSettings): Promise<number> {
+  const o = s.options;
+  const trainItems = await loadE2eCsv(o.train);
+  const test = (await loadE2eCsv(o.test)).slice(0, o.items);
+  const items = sweepItemsFromE2e(test);
+  const policies = procedurePolicyOrder(o.policies);
+  // The base model's description, configuration and backend, as the single run's sweep has them.
+  const base = await loadModel(o.model, { backend: o.backend ?? "auto" });
+  const info = sweepModelInfo(base), modelConfig = base.config, backend = base.backend.name;
+  base.dispose();
+  const manifest: ProcedureManifest = {
+    format: 1,
+    kind: "procedure",
+    toolkit: toolkitInfo(),
+    config: {
+      options: o,
+      policies,
+      tuned: policies.flatMap((p, k) => isTunedPolicy(p) ? [k] : []),
+      before: {
+        model: info,
+        modelConfig,
+        backend,
+        policies: sweepPolicies(policies).map(String),
+        data: { items: items.length, template: null },
+        maxNewTokens: o.maxNewTokens ?? 64,
+        batchSize: o.batchSize ?? 8,
+        blockItems: s.unitItems,
+        nll: "first",
+        bootstrap: { resamples: o.resamples ?? 1000, seed: 0 },
+        oracle: procedureOracle(o, items.length),
+      },
+      overlap: overlappingItems(trainItems, test).length,
+    },
+    hashes: {
+      ...(await contentHashes(o.model, o.test)),
+      train: await fileSha256(o.train),
+    },
+    report: { command: s.command },
+  };
+  const r = await runProcedureShard({ dir: s.out, shard: s.shard, manifest, items });
+  if (s.json) console.log(JSON.stringify({ shard: s.shard, ...r }));
+  console.error(
+    `shard ${s.shard.index}/${s.shard.count}: ${r.ran.length} units run, ` +
+      `${r.skipped.length} already complete, of ${r.total} in all; when every shard has ` +
+      `ended: skipdecode merge ${s.out}`,
+  );
+  return 0;
 }

@@ -347,7 +347,11 @@ export const sweepCommand: Command = {
     const out = v.out as string;
     checkOutputPath(out, "--out");
     const split = shardSettings(v, batchSize ?? 8);
-    if (split.slurm) return await writeSlurmArray(v, split, sweepCommand);
+    if (split.slurm) {
+      const data = sweepDataFile(v.data as string | undefined);
+      if (!exists(data)) throw new UsageError(`data file ${data} not found`);
+      return await writeSlurmArray(v, split, sweepCommand, { read: { data } });
+    }
     const items = await loadSweepItems(v.data as string | undefined, count, template);
     const model = await loadModel(v.model as string, {
       backend,

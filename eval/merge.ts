@@ -24,10 +24,10 @@ import { oracleSummary } from "./oracle.ts";
 import {
   manifestDifference,
   readUnit,
-  sweepUnits,
-  UnitError,
   type SweepUnitConfig,
+  sweepUnits,
   type UnitBody,
+  UnitError,
   type UnitFile,
   unitId,
   type UnitManifest,

@@ -125,9 +125,14 @@ export {
 } from "./sweep.ts";
 // Sweeps split over processes and machines: work units, shards, merge.
 export {
+  checkUnitManifests,
+  computeSweepUnit,
   contentHashes,
+  fileSha256,
+  holdShardLock,
   manifestDifference,
   parseShard,
+  readUnit,
   runSweepShard,
   type Shard,
   shardFromEnv,
@@ -137,13 +142,35 @@ export {
   type SweepUnitConfig,
   sweepUnits,
   toolkitInfo,
+  type UnitBody,
   UnitError,
   type UnitFile,
+  unitId,
   type UnitManifest,
+  unitPath,
   UNITS_DIR,
+  warmUp,
   type WorkUnit,
 } from "./units.ts";
-export { type MergedSweep, type MergeOptions, mergeSweepUnits } from "./merge.ts";
+export {
+  assembleSweepUnits,
+  describeUnits,
+  type MergedSweep,
+  type MergeOptions,
+  mergeSweepUnits,
+} from "./merge.ts";
+export {
+  afterConfig,
+  isProcedureRun,
+  type MergedProcedure,
+  mergeProcedureUnits,
+  type ProcedureManifest,
+  type ProcedureShardOptions,
+  type ProcedureUnitConfig,
+  procedureUnitIds,
+  runProcedureShard,
+  type TuneUnitFile,
+} from "./procedure_units.ts";
 export {
   type FrontierMetric,
   type FrontierSpeedup,
@@ -193,6 +220,7 @@ export {
   monotoneBound,
 } from "./fit.ts";
 export {
+  fineTuneCopy,
   isTunedPolicy,
   type LaterTokens,
   laterTokens,
@@ -201,6 +229,8 @@ export {
   type ProcedureAfter,
   procedureFigures,
   type ProcedureOptions,
+  procedureOracle,
+  procedurePolicyOrder,
   type ProcedureReportOptions,
   type ProcedureResult,
   procedureTable,

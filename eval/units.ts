@@ -577,6 +577,72 @@ export async function computeSweepUnit(
   };
 }
 
+/**
+ * Takes this shard's lock in `dir/units/` (an OS lock: released however the process ends).
+ *
+ * @param dir the run folder (its `units/` exists)
+ * @param shard the shard
+ * @returns the locked file; unlock and close it when the shard ends
+ * @throws UnitError when another process runs the same shard into the folder
+ * @example
+ * ```ts
+ * import { holdShardLock } from "./units.ts";
+ * // const lock = holdShardLock("out/run", shard); ... lock.close();
+ * ```
+ */
+export function holdShardLock(dir: string, shard: Shard): Deno.FsFile {
+  const udir = join(dir, UNITS_DIR);
+  const lockName = `.shard-${shard.index}-of-${shard.count}.lock`;
+  const lock = Deno.openSync(join(udir, lockName), { read: true, write: true, create: true });
+  if (!lock.tryLockSync(true)) {
+    let who = "";
+    try {
+      who = Deno.readTextFileSync(join(udir, lockName)).trim();
+    } catch { /* say less */ }
+    lock.close();
+    throw new UnitError(
+      `shard ${shard.index}/${shard.count} is already running into ${dir}` +
+        `${who ? ` (${who})` : ""}: a second process with the same index is refused`,
+    );
+  }
+  lock.truncateSync(0);
+  lock.writeSync(new TextEncoder().encode(`pid ${Deno.pid} since ${new Date().toISOString()}\n`));
+  return lock;
+}
+
+/**
+ * Refuses a units folder holding units of another configuration (before any work).
+ *
+ * @param udir the units folder
+ * @param manifest this run's manifest
+ * @throws UnitError naming the file and the first field that differs
+ * @example
+ * ```ts
+ * import { checkUnitManifests } from "./units.ts";
+ * // checkUnitManifests("out/run/units", manifest);
+ * ```
+ */
+export function checkUnitManifests(udir: string, manifest: unknown): void {
+  for (const e of Deno.readDirSync(udir)) {
+    if (!e.isFile || e.name.startsWith(".") || !e.name.endsWith(".json")) continue;
+    let other: unknown;
+    try {
+      other = JSON.parse(Deno.readTextFileSync(join(udir, e.name))).manifest;
+    } catch (err) {
+      throw new UnitError(
+        `${join(udir, e.name)} is not JSON (${(err as Error).message}): remove it and rerun`,
+      );
+    }
+    const diff = manifestDifference(other, manifest);
+    if (diff) {
+      throw new UnitError(
+        `${join(udir, e.name)} belongs to another run configuration (${diff}); ` +
+          `use another --out folder or remove its units`,
+      );
+    }
+  }
+}
+
 /** Options of {@linkcode runSweepShard}. */
 export interface SweepShardOptions {
   /** The run folder (`units/` is created in it). */
@@ -637,34 +703,10 @@ export async function runSweepShard(
   const udir = join(o.dir, UNITS_DIR);
   Deno.mkdirSync(udir, { recursive: true });
   checkOutputPath(udir, "--out");
-  const lockName = `.shard-${o.shard.index}-of-${o.shard.count}.lock`;
-  const lock = Deno.openSync(join(udir, lockName), { read: true, write: true, create: true });
+  const lock = holdShardLock(o.dir, o.shard);
   try {
-    if (!lock.tryLockSync(true)) {
-      let who = "";
-      try {
-        who = Deno.readTextFileSync(join(udir, lockName)).trim();
-      } catch { /* say less */ }
-      throw new UnitError(
-        `shard ${o.shard.index}/${o.shard.count} is already running into ${o.dir}` +
-          `${who ? ` (${who})` : ""}: a second process with the same index is refused`,
-      );
-    }
-    lock.truncateSync(0);
-    lock.writeSync(new TextEncoder().encode(`pid ${Deno.pid} since ${new Date().toISOString()}\n`));
     const report: SweepShardReport = { ran: [], skipped: [], total: units.length };
-    // Refuse a folder of another configuration before any work.
-    for (const e of Deno.readDirSync(udir)) {
-      if (!/^p\d+-b\d+\.json$/.test(e.name)) continue;
-      const other = readUnit(join(udir, e.name));
-      const diff = other && manifestDifference(other.manifest, o.manifest);
-      if (diff) {
-        throw new UnitError(
-          `${join(udir, e.name)} belongs to another run configuration (${diff}); ` +
-            `use another --out folder or remove its units`,
-        );
-      }
-    }
+    checkUnitManifests(udir, o.manifest);
     const runId = `${new Date().toISOString()}-${crypto.randomUUID().slice(0, 8)}`;
     let warm = false;
     for (const u of mine) {
