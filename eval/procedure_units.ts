@@ -29,10 +29,10 @@ import {
   type SweepShardReport,
   type SweepUnitConfig,
   sweepUnits,
-  toolkitInfo,
   type UnitBody,
   UnitError,
   type UnitFile,
+  type UnitManifest,
   unitPath,
   UNITS_DIR,
   warmUp,
@@ -68,7 +68,7 @@ export interface ProcedureManifest {
   /** `"procedure"`. */
   kind: "procedure";
   /** The toolkit's name, version and commit. */
-  toolkit: ReturnType<typeof toolkitInfo>;
+  toolkit: UnitManifest["toolkit"];
   /** The exact configuration. */
   config: ProcedureUnitConfig;
   /** SHA-256 of the model files, the test file (`data`) and the training file (`train`). */
