@@ -9,6 +9,7 @@
  */
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { cli, collect, sandbox, spawnCli } from "./cli_helpers.ts";
+import { testGpu } from "./webgpu_helpers.ts";
 import { assertSameSweep, sweepArgs, UNIT_ARGS } from "./shard_helpers.ts";
 import {
   manifestDifference,
@@ -200,13 +201,9 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const adapter = navigator.gpu ? await navigator.gpu.requestAdapter() : null;
-    if (!adapter) {
-      const msg = "no WebGPU adapter (install libvulkan1 mesa-vulkan-drivers)";
-      if (Deno.env.get("CI")) throw new Error(`${msg}; CI is set, so this test fails`);
-      console.warn(`\n!!! SKIPPING the sharded WebGPU sweep: ${msg} !!!\n`);
-      return;
-    }
+    // The shared test device (destroyed when the module ends): null, loudly, without an
+    // adapter; an error under CI. The sweeps themselves run in their own processes.
+    if (!(await testGpu())) return;
     using box = sandbox("shards-gpu");
     const { single, merged } = await singleAndSharded("webgpu", box.rel);
     assertEquals(JSON.parse(single.stdout).backend, "webgpu");
