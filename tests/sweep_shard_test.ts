@@ -279,6 +279,32 @@ Deno.test("sweep --shard/--slurm and merge: bad input is one line naming the opt
   ) {
     assert(script.replace(/ \\\n\s+/g, " ").includes(a), `the deno run line lacks ${a}`);
   }
+
+  // procedure --slurm: the task also reads the training and test files and writes the copies.
+  const csv = "bundled/data/e2e/devset.csv";
+  const p = await cli([
+    "procedure",
+    "--model",
+    "bundled/models/tiny-opt-e2e",
+    "--train",
+    csv,
+    "--test",
+    csv,
+    "--slurm",
+    "--shards",
+    "2",
+    "--models-dir",
+    `${box.rel}/m`,
+    "--out",
+    `${box.rel}/p`,
+  ]);
+  assertEquals(p.code, 0, p.stderr);
+  const ps = Deno.readTextFileSync(`${box.dir}/p/procedure.sbatch`).replace(/ \\\n\s+/g, " ");
+  assertMatch(ps, /^#SBATCH --array=0-1%2$/m);
+  assert(ps.includes(`--allow-write=${box.dir}/p,${box.dir}/m `), "writes: out and models-dir");
+  assertMatch(ps, /--allow-read=\S+,\S+\/bundled\/models\/tiny-opt-e2e,\S+devset\.csv/);
+  assert(ps.includes(` procedure --model `), "the task runs procedure");
+  assert(ps.includes(`--models-dir ${box.dir}/m`) && ps.endsWith(`--out ${box.dir}/p\n`), ps);
 });
 
 function exists(p: string): boolean {
