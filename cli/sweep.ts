@@ -1,7 +1,10 @@
 /**
  * `skipdecode sweep`: run a list of exit policies over E2E-style data and write the sweep
  * table (Markdown and JSON), its charts (HTML, PNG with Chromium) and the generations to a
- * report folder. Results are cached, so a rerun with the same inputs is quick.
+ * report folder. Results are cached, so a rerun with the same inputs is quick. With
+ * `--shard I/N` (or in a Slurm array task or a Kubernetes Indexed Job) it runs its share of
+ * the work units into `--out` instead (`skipdecode merge` assembles them); `--slurm` writes
+ * the job array's script (see `shard.ts`, `slurm.ts`).
  *
  * @example
  * ```sh
