@@ -36,6 +36,7 @@ deno task bench --serve [--quick] [--backend cpu|webgpu] [--requests N] [--rate 
   --no-torch      do not run the PyTorch eager reference (run when /usr/bin/python3 has torch)
   --threads N     PyTorch threads (default: the machine's cores)
   --torch-device  cpu (default) or cuda: PyTorch CUDA eager on a GPU machine
+  --speculative   only the speculative-decoding benchmark (full vs SkipDecode/early-exit drafts)
   --out DIR       where to write decode.json / decode.md (default out/bench)`;
 
 /**
@@ -55,6 +56,7 @@ export async function benchMain(args: string[]): Promise<number> {
     threads: { type: "string" },
     "torch-device": { type: "string" },
     out: { type: "string" },
+    speculative: { type: "boolean" },
     help: { type: "boolean" },
     serve: { type: "boolean" },
     requests: { type: "string" },
@@ -104,6 +106,11 @@ export async function benchMain(args: string[]): Promise<number> {
   }
   if (adapter) console.log(`adapter: ${adapter.info.description || adapter.info.vendor}`);
   Deno.mkdirSync(out, { recursive: true });
+  if (values.speculative) {
+    const { speculativeBenchMain } = await import("../bench/speculative_bench.ts");
+    await speculativeBenchMain({ out, backends, quick, log: (l) => console.log(l) });
+    return 0;
+  }
 
   if (!values["skip-kernels"] && adapter) {
     const { matmulBenchMain } = await import("../bench/matmul_bench.ts");

@@ -79,6 +79,12 @@ export interface SpeculativeStats {
   /** `acceptedAt[i]`: rounds whose `i + 1`-th draft was accepted. */
   acceptedAt: number[];
   /**
+   * Per generated token `t` (index into `tokens`): 1 when it was drafted and accepted, 0 when a
+   * draft for it was rejected (the full model's token replaced it), -1 when it was not drafted
+   * (the prefill's token, or the token after a round's last draft).
+   */
+  draftOutcome: number[];
+  /**
    * Layer passes: each draft step counts its active layers, each verification pass (over
    * `k + 1` positions) and the prefill count `L` once (a pass reads each layer's weights once).
    */
@@ -220,6 +226,7 @@ export async function speculativeDecode(
   };
   const finish = (slot: number, row: Live) => {
     const s = row.out.stats;
+    s.draftOutcome.length = row.gen.length; // a row stopped at EOS inside a round
     s.acceptanceRate = s.drafted ? s.accepted / s.drafted : NaN;
     const checked = s.draftedAt[0] ?? 0;
     s.meanAcceptedLength = checked ? s.accepted / checked : NaN;
@@ -256,6 +263,7 @@ export async function speculativeDecode(
               meanAcceptedLength: NaN,
               draftedAt: [],
               acceptedAt: [],
+              draftOutcome: [],
               layerPasses: L,
               layerPassesPerToken: NaN,
               flops: flopsAt(L, P - 1),
@@ -318,6 +326,7 @@ export async function speculativeDecode(
         const row = live.get(w.slot)!;
         const res = results[i];
         if (admitted.includes(row)) {
+          row.out.stats.draftOutcome.push(-1); // the prefill's token: never drafted
           if (emit(row, res.tokens[0], res.logits?.[0])) finish(w.slot, row);
           return;
         }
@@ -334,6 +343,9 @@ export async function speculativeDecode(
           s.draftedAt[j] = (s.draftedAt[j] ?? 0) + 1;
           s.acceptedAt[j] = (s.acceptedAt[j] ?? 0) + (j < m ? 1 : 0);
         }
+        // The round's tokens: drafts 0..m-1 accepted, then the full model's (draft m rejected
+        // when m < k, nothing drafted for it when m == k).
+        for (let j = 0; j <= m; j++) s.draftOutcome.push(j < m ? 1 : m < k ? 0 : -1);
         // Positions p0 .. p0 + m hold correct inputs at full depth; drop the rejected rest.
         rows.truncate(w.slot, row.p0 + m + 1);
         for (let j = 0; j <= m; j++) {

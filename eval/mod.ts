@@ -53,6 +53,13 @@ export {
   splitLines,
 } from "./data.ts";
 export { type CorpusScores, scoreCorpus, scoreFiles } from "./score.ts";
+// Self-speculative decoding: SkipDecode drafts against early-exit and constant-skip drafts.
+export {
+  compareDrafts,
+  type CompareDraftsOptions,
+  type DraftComparisonRow,
+  type PositionFigure,
+} from "./speculative.ts";
 // Research workflow: teacher-forced NLL, agreement, oracle depth, sweeps and their reports.
 export {
   type ItemNll,

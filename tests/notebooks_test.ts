@@ -16,7 +16,14 @@ const NOTEBOOKS = fileURLToPath(new URL("../notebooks/", import.meta.url));
 const TESTS = fileURLToPath(new URL("./", import.meta.url));
 const PLOTLY = "application/vnd.plotly.v1+json";
 /** The notebooks this test runs (others in the folder have their own tests). */
-const NAMES = ["quickstart", "policy_sweep", "custom_policy", "finetune", "procedure"];
+const NAMES = [
+  "quickstart",
+  "policy_sweep",
+  "custom_policy",
+  "finetune",
+  "procedure",
+  "speculative",
+];
 
 interface Output {
   output_type: string;
@@ -196,6 +203,15 @@ Deno.test("notebooks execute under the Deno kernel and show Plotly charts", asyn
           const titles = cells.flatMap((c) => c.outputs ?? []).filter((o) => o.data?.[PLOTLY])
             .map((o) => String(o.data!["text/plain"]));
           assert(titles.some((x) => x.includes("fixed-token")), "procedure: no frontier chart");
+        }
+        if (name === "speculative") {
+          assert(text.includes("| model | family | draft | K | cost |"), "speculative: no table");
+          assert(text.includes("| model | budget n | SkipDecode accept"), "speculative: no answer");
+          const titles = cells.flatMap((c) => c.outputs ?? []).filter((o) => o.data?.[PLOTLY])
+            .map((o) => String(o.data!["text/plain"]));
+          for (const what of ["Acceptance by position", "Layer speedup against draft cost"]) {
+            assert(titles.some((x) => x.includes(what)), `speculative: no "${what}" chart`);
+          }
         }
         if (name === "finetune") {
           assert(/step \d+\/\d+: loss \d/.test(text), "finetune: no training progress line");

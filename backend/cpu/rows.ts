@@ -143,6 +143,17 @@ export class CpuRowBatch implements RowBatch {
     };
   }
 
+  /**
+   * A copy of `slot`'s KV at layer `l` for the positions that have it (`0 .. n - 1`): keys and
+   * values `[n, d]` (tests compare caches with it).
+   */
+  readKv(slot: number, l: number): { keys: Float32Array; values: Float32Array } {
+    this.#alive("readKv");
+    const n = this.#tracker.kvLength(slot, l);
+    const { keys, vals } = this.#gather(slot, l, n);
+    return { keys, values: vals };
+  }
+
   /** Drops every slot; the batch cannot be used afterwards. */
   dispose(): void {
     if (this.#disposed) return;
