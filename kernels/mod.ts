@@ -79,7 +79,15 @@ export { embeddingWgsl, type TableShape } from "./embedding/wgsl.ts";
 export { createLayerNorm, type LayerNormArgs, type LayerNormKernel } from "./layernorm/mod.ts";
 export { layerNormWgsl } from "./layernorm/wgsl.ts";
 export { type AttentionArgs, type AttentionKernel, createAttention } from "./attention/mod.ts";
-export { attentionVec4Wgsl, attentionWgsl, MAX_HEAD_DIM } from "./attention/wgsl.ts";
+export { attentionVec4Wgsl, attentionWgsl, balancedSum, MAX_HEAD_DIM } from "./attention/wgsl.ts";
+export {
+  createPagedAttention,
+  type KvWriteArgs,
+  type PagedAttendArgs,
+  type PagedAttentionKernels,
+  pagedAttentionWgsl,
+  type PagedLayout,
+} from "./attention/paged.ts";
 export { createSelect, type SelectArgs, type SelectKernel } from "./select/mod.ts";
 export { SELECT_WGSL } from "./select/wgsl.ts";
 export {

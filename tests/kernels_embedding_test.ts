@@ -21,7 +21,8 @@ const V = 37, E = 45, POS = 30, B = 3, COLS = 9;
 const PADS = [0, 2, 5];
 
 Deno.test({
-  name: "embedding kernel: token + position rows with left padding, every dtype, split tables",
+  name:
+    "embedding kernel: token + position rows with left padding or at given positions, every dtype, split tables",
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
@@ -88,6 +89,36 @@ Deno.test({
             }
             assertEquals(err, 0, `${dtype} ${mode} colStart ${colStart}`);
           }
+        }
+        // rows at their own positions (the per-row engine): pad[b] is row b's position
+        const n = 11;
+        const rowIds = Uint32Array.from({ length: n }, () => Math.floor(r() * V));
+        const rowPos = Uint32Array.from({ length: n }, () => Math.floor(r() * (POS - 2)));
+        for (const mode of ["sum", "token", "position"] as const) {
+          const out = poisoned(gpu, n * E);
+          const rec = recorder(gpu);
+          rec.begin();
+          emb.encode(rec, {
+            ids: upload(gpu, rowIds),
+            pad: upload(gpu, rowPos),
+            out,
+            batch: n,
+            colStart: 0,
+            columns: 1,
+            mode,
+            positions: true,
+          });
+          gpu.device.queue.submit([rec.finish()]);
+          const got = await readF32(gpu, out);
+          const want = new Float32Array(n * E);
+          for (let row = 0; row < n; row++) {
+            for (let i = 0; i < E; i++) {
+              const t = mode === "position" ? 0 : tok[rowIds[row] * E + i];
+              const p = mode === "token" ? 0 : posT[(rowPos[row] + 2) * E + i];
+              want[row * E + i] = Math.fround(t + p);
+            }
+          }
+          assertEquals(maxAbsDiff(got, want), 0, `${dtype} ${mode} at own positions`);
         }
         if (maxBindingBytes) assertLess(1, tt.chunks.length);
         tt.destroy();

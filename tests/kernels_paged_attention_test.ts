@@ -40,6 +40,7 @@ Deno.test({
         [3, 12, 4, 5, 1],
         [2, 7, 3, 3, 2],
         [5, 8, 2, 16, 3],
+        [2, 64, 3, 16, 4], // OPT's head size
       ] as [number, number, number, number, number][]
     ) {
       const r = rng(seed);

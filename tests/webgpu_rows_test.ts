@@ -8,7 +8,7 @@
  * the CPU's; KV is never recomputed (`kvRewrites === 0`, `kvWrites` counted), and nesting
  * breaks are refused with the slot, position and layer named, before any state changes.
  */
-import { assert, assertEquals, assertLess, assertRejects } from "@std/assert";
+import { assert, assertEquals, assertLess, assertRejects, assertThrows } from "@std/assert";
 import { createCpuBackend } from "../backend/cpu/backend.ts";
 import type { Backend } from "../backend/types.ts";
 import { createWebGpuBackend } from "../backend/webgpu/mod.ts";
@@ -19,7 +19,9 @@ import {
   type RandomCheckpointOptions,
   writeRandomCheckpoint,
 } from "../model/mod.ts";
-import { BUNDLED, intIn } from "./helpers.ts";
+import { BUNDLED, intIn, missingShared, sharedPath } from "./helpers.ts";
+import { fullPlanSets, parsePolicy } from "../schedule/mod.ts";
+import { speculativeDecode } from "../decode/mod.ts";
 import {
   driveRows,
   mixedPolicies,
@@ -85,9 +87,11 @@ async function checkAgainstOracles(
     assertEquals(stats.kvWrites, run.pairs, "one KV write per (token, layer) run");
     assertEquals(stats.layerSteps, run.pairs);
     assertEquals(stats.kvWrites, cpuRows.stats().kvWrites);
+    assertEquals(stats.peakKvBytes, cpuRows.stats().peakKvBytes, "the same pages as the CPU's");
     assertEquals(stats.kvBytes, 0, "every slot was released, so no page is held");
     assert(stats.peakKvBytes > 0);
     assert(run.mixedCalls > 0, "some calls mix a prefill with decode steps");
+    assert(run.reusedSlots > 0, "some slots serve a second request after a release");
     let gpuErr = 0, cpuErr = 0, rowsErr = 0;
     for (let q = 0; q < requests.length; q++) {
       const got = run.outputs[q];
@@ -271,6 +275,28 @@ Deno.test({
           "exceed the slot's maxLength 16",
         );
 
+        // one run at a time: a second run, a release or a truncate while one is in flight is
+        // refused (the state the first one checked stays the state it records against)
+        const inFlight = rows.run([{ slot: 0, tokens: [2, 5], sets: [all, all] }]);
+        await assertRejects(
+          () => rows.run([{ slot: 1, tokens: [toks[3]], sets: [[0]] }]),
+          Error,
+          "in flight",
+        );
+        assertThrows(() => rows.release(0), Error, "in flight");
+        assertThrows(() => rows.truncate(1, 2), Error, "in flight");
+        await inFlight;
+        assertEquals([rows.length(0), rows.length(1)], [2, 7]);
+        rows.release(0);
+
+        // bad options of openRows name the option
+        assertThrows(() => wg.openRows({ capacity: 0, maxLength: 8 }), RangeError, "capacity");
+        assertThrows(
+          () => wg.openRows({ capacity: 1, maxLength: weights.config.maxPositionEmbeddings + 1 }),
+          RangeError,
+          "maxLength",
+        );
+
         // seeded sampling keyed by (seed, step): equal to the solo decode's draws
         const sampling = { temperature: 0.9, topK: 20, seed: 77 };
         const sref = await wg.decode({
@@ -312,6 +338,186 @@ Deno.test({
       } finally {
         rows.dispose();
         wg.dispose();
+      }
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "webgpu rows: full depth equals the PyTorch reference's argmax (whole and chunked)",
+  ...GPU_TEST,
+  ignore: missingShared("fixtures/torch-bin"),
+  fn: async () => {
+    const gpu = await testGpu();
+    if (!gpu) return;
+    const expected = JSON.parse(
+      Deno.readTextFileSync(sharedPath("fixtures/torch-bin/expected.json")),
+    ) as Record<string, { ids: number[]; argmax: number[]; logits_last: number[] }>;
+    for (const [name, exp] of Object.entries(expected)) {
+      const wg = await createWebGpuBackend(
+        await loadWeights(sharedPath(`fixtures/torch-bin/${name}`)),
+        { gpu },
+      );
+      const L = wg.config.numHiddenLayers, T = exp.ids.length;
+      const rows = wg.openRows({ capacity: 2, maxLength: T });
+      try {
+        const all = fullPlanSets(L, T);
+        // slot 1: the whole sequence; slot 0: chunks of 1..3 tokens, the first in the same call
+        const chunked: number[] = [];
+        const [whole, first] = await rows.run([
+          { slot: 1, tokens: exp.ids, sets: all, want: "all", recordLogits: true },
+          { slot: 0, tokens: exp.ids.slice(0, 1), sets: all.slice(0, 1), want: "all" },
+        ]);
+        chunked.push(...first.tokens);
+        let p = 1;
+        assertEquals(whole.tokens, exp.argmax, `${name}: argmax per position`);
+        const last = relL2(whole.logits![T - 1], exp.logits_last);
+        assertLess(last, 1e-3, `${name}: last logits rel L2 ${last}`);
+        while (p < T) {
+          const n = Math.min(T - p, 1 + (p % 3));
+          const [r] = await rows.run([
+            { slot: 0, tokens: exp.ids.slice(p, p + n), sets: all.slice(p, p + n), want: "all" },
+          ]);
+          chunked.push(...r.tokens);
+          p += n;
+        }
+        assertEquals(chunked, exp.argmax, `${name}: chunked argmax`);
+        assertEquals(rows.stats().kvRewrites, 0);
+        console.log(
+          `${name}: ${T} positions, argmax equal to PyTorch's, last logits rel L2 ${
+            last.toExponential(2)
+          }`,
+        );
+      } finally {
+        rows.dispose();
+        wg.dispose();
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "webgpu rows: KV pages follow each slot's plan and equal the CPU batch's",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    if (!gpu) return;
+    const dir = Deno.makeTempDirSync({ prefix: "webgpu-rows-" });
+    try {
+      writeRandomCheckpoint(dir, FIXTURES[0][1]);
+      const weights = await loadWeights(dir);
+      const L = weights.config.numHiddenLayers, d = weights.config.hiddenSize;
+      const wg = await createWebGpuBackend(weights, { gpu });
+      const rows = wg.openRows({ capacity: 2, maxLength: 40 });
+      const cpuRows = createCpuBackend(weights).openRows({ capacity: 2, maxLength: 40 });
+      try {
+        const all = range(L);
+        const T = 37;
+        const ids = range(T).map((i) => 3 + (i * 7) % 50);
+        // slot 0 at full depth; slot 1 drops to its first and last layers from position 10
+        const full = range(T).map(() => all);
+        const skip = range(T).map((p) => (p < 10 ? all : [0, L - 1]));
+        const work = [
+          { slot: 0, tokens: ids, sets: full },
+          { slot: 1, tokens: ids, sets: skip },
+        ];
+        await rows.run(work);
+        await cpuRows.run(work);
+        const page = 2 * 16 * d * 4; // keys and values of 16 positions
+        const pages = (sets: number[][]) =>
+          range(L).reduce(
+            (n, l) => n + Math.ceil(sets.filter((s) => s.includes(l)).length / 16),
+            0,
+          );
+        const want = (pages(full) + pages(skip)) * page;
+        const got = rows.stats();
+        console.log(
+          `KV: ${got.kvBytes} bytes (full slot ${pages(full)} pages, skipping slot ` +
+            `${pages(skip)} pages of ${page} bytes)`,
+        );
+        assertEquals(got.kvBytes, want);
+        assertLess(pages(skip), pages(full));
+        assertEquals(got.kvBytes, cpuRows.stats().kvBytes, "same pages as the CPU batch");
+        rows.truncate(0, 5);
+        rows.release(1);
+        assertEquals(rows.stats().kvBytes, L * page, "truncate to 5 keeps one page per layer");
+        assertEquals(rows.stats().peakKvBytes, want);
+      } finally {
+        rows.dispose();
+        cpuRows.dispose();
+        wg.dispose();
+      }
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu rows: self-speculative decoding on the WebGPU row batch equals full (truncate, want all)",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    if (!gpu) return;
+    const dir = Deno.makeTempDirSync({ prefix: "webgpu-rows-" });
+    try {
+      writeRandomCheckpoint(dir, FIXTURES[1][1]);
+      for (const path of [dir, new URL("models/tiny-opt-e2e", BUNDLED).pathname]) {
+        const weights = await loadWeights(path);
+        const L = weights.config.numHiddenLayers, V = weights.config.vocabSize;
+        const wg = await createWebGpuBackend(weights, { gpu });
+        try {
+          const prompts = randomPrompts([5, 2, 8], Math.min(V, 2000), 3);
+          const N = 12;
+          const full = await wg.decode({
+            prompts,
+            maxNewTokens: N,
+            sets: fullPlanSets(L, Math.max(...prompts.map((p) => p.length)) + N - 1),
+            padTokenId: 1,
+            recordLogits: true,
+          });
+          const drafts = [
+            parsePolicy(`linear:max=${L},min=2,warmup=1`),
+            parsePolicy(`earlyexit:constant:n=${Math.ceil(L / 2)}`),
+          ];
+          let worst = 0, accepted = 0, drafted = 0;
+          // the tiny model's 50k-row LM head is slow on llvmpipe: one draft and K there
+          const tiny = path !== dir;
+          for (const draft of tiny ? drafts.slice(0, 1) : drafts) {
+            for (const [k, batchSize] of tiny ? [[3, 2]] : [[1, 3], [3, 2], [5, 3]]) {
+              const out = await speculativeDecode(wg, prompts, {
+                draft,
+                k,
+                maxNewTokens: N,
+                batchSize,
+                recordLogits: true,
+              });
+              out.rows.forEach((r, i) => {
+                assertEquals(r.tokens, full.tokens[i], `${draft.name} K=${k} prompt ${i}`);
+                r.logits!.forEach((
+                  l,
+                  t,
+                ) => (worst = Math.max(worst, relL2(l, full.logits![i][t]))));
+                accepted += r.stats.accepted;
+                drafted += r.stats.drafted;
+              });
+            }
+          }
+          console.log(
+            `${tiny ? "tiny-opt-e2e" : "post-LN fixture"}: speculative = full ` +
+              `(${accepted}/${drafted} drafts accepted), logits max rel L2 ${
+                worst.toExponential(2)
+              } ` +
+              `vs the WebGPU full decode`,
+          );
+          assertLess(worst, 1e-5);
+          assert(accepted > 0 && accepted < drafted, "some drafts accepted, some rejected");
+        } finally {
+          wg.dispose();
+        }
       }
     } finally {
       Deno.removeSync(dir, { recursive: true });

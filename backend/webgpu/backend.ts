@@ -40,9 +40,10 @@ import { ParamArena } from "../../kernels/params.ts";
 import { type FamilyTime, TimestampProfiler } from "../../kernels/profiler.ts";
 import type { OptConfig, OptWeights } from "../../model/types.ts";
 import { checkNesting } from "../../schedule/plan.ts";
+import { layerCapacity, layerPrefix } from "../../schedule/active.ts";
+import { validateDecodeRequest } from "../../schedule/requests.ts";
 import { checkColumns } from "../batch.ts";
 import { ReadoutBuilder } from "../readout.ts";
-import { validateSampling } from "../sampling.ts";
 import type {
   Backend,
   ColumnLayerSets,
@@ -50,6 +51,7 @@ import type {
   DecodeRequest,
   ForwardOutput,
   ForwardRequest,
+  RowBatch,
   RowBatchOptions,
 } from "../types.ts";
 import { createRowKernels, type RowKernels, WebGpuRowBatch } from "./rows.ts";
@@ -174,6 +176,12 @@ export class WebGpuBackend implements Backend {
     }
     checkColumns(sets, columns, this.config.numHiddenLayers, this.config.maxPositionEmbeddings);
     checkNesting(sets.slice(0, columns));
+    this.#fitsAttention(columns);
+    return rows.map((r) => T - r.length);
+  }
+
+  /** Refuses more columns than the column attention kernel holds on this device. */
+  #fitsAttention(columns: number): void {
     if (columns > this.#graph.maxColumns) {
       throw new GpuError(
         `${columns} columns exceed the ${this.#graph.maxColumns} the attention kernel holds ` +
@@ -181,14 +189,11 @@ export class WebGpuBackend implements Backend {
         "too-large",
       );
     }
-    return rows.map((r) => T - r.length);
   }
 
   /** Slots of each layer's KV cache: the columns `< columns` that run it (a prefix). */
   #slots(sets: ColumnLayerSets, columns: number): number[] {
-    const slots = new Array<number>(this.config.numHiddenLayers).fill(0);
-    for (let c = 0; c < columns; c++) for (const l of sets[c]) slots[l]++;
-    return slots;
+    return layerCapacity(sets, this.config.numHiddenLayers, columns);
   }
 
   /** Uploads the id grid's first `P` columns and the paddings. */
@@ -230,31 +235,20 @@ export class WebGpuBackend implements Backend {
     const B = ws.batch;
     this.#graph.embed(rec, ws, 0, P);
     for (let l = 0; l < this.config.numHiddenLayers; l++) {
-      let q = 0;
-      while (q < P && sets[q].includes(l)) q++;
+      const q = layerPrefix(sets, l, P); // columns 0 .. q-1 run layer l
       if (q > 0) this.#graph.layer(rec, ws, l, q * B, 0);
     }
   }
 
   /** Checks a decode request against the model; returns the sizes the loop needs. */
   #planDecode(req: DecodeRequest): DecodePlan {
-    const sampling = req.sampling ?? {};
-    validateSampling(sampling);
-    const N = req.maxNewTokens;
-    if (!Number.isInteger(N) || N < 1) throw new RangeError(`maxNewTokens must be >= 1, got ${N}`);
-    const B = req.prompts.length;
-    const P = Math.max(...req.prompts.map((p) => p.length));
-    const columns = P + N - 1;
-    const pads = this.#validate(req.prompts, "prompt", req.padTokenId, req.sets, columns);
+    // the validator both backends share: ids, sizes, fields, the plan's coverage and nesting
+    const { B, P, N, columns, sampling } = validateDecodeRequest(req, this.config);
+    this.#fitsAttention(columns);
+    const pads = req.prompts.map((p) => P - p.length);
     const V = this.config.vocabSize;
     const eos = req.eosTokenId;
-    if (eos !== undefined && (!Number.isInteger(eos) || eos < 0 || eos >= V)) {
-      throw new RangeError(`eosTokenId ${eos} is not an id in 0..${V - 1}`);
-    }
     const kTop = req.logitsTopK ?? 0;
-    if (!Number.isInteger(kTop) || kTop < 0 || kTop > V) {
-      throw new RangeError(`logitsTopK must be an integer in 0..${V}, got ${req.logitsTopK}`);
-    }
     const chunk = req.chunkSize ?? this.#options.chunkSize ?? 16;
     if (!Number.isInteger(chunk) || chunk < 1) {
       throw new RangeError(`chunkSize must be a positive integer, got ${chunk}`);
@@ -457,8 +451,7 @@ export class WebGpuBackend implements Backend {
     try {
       this.#writeInputs(ws, req.rows, pads, T, req.padTokenId);
       for (let l = 0; l < L; l++) {
-        let q = 0; // columns 0 .. q-1 run layer l (a prefix, by the nesting invariant)
-        while (q < T && req.sets[q].includes(l)) q++;
+        const q = layerPrefix(req.sets, l, T); // columns 0 .. q-1 run layer l (nesting)
         const todo = builder.columns(l);
         const wanted = new Uint8Array(M); // GPU row c * B + b whose readout is computed
         for (const [b, c] of todo) wanted[c * B + b] = 1;
@@ -521,7 +514,7 @@ export class WebGpuBackend implements Backend {
    * with paged KV (see `rows.ts`). Its extra kernels compile once per backend, at the
    * first `run`.
    */
-  openRows(options: RowBatchOptions): WebGpuRowBatch {
+  openRows(options: RowBatchOptions): RowBatch {
     this.#check("openRows");
     const cfg = this.config;
     this.#rowKernels ??= createRowKernels(this.gpu, cfg.hiddenSize / cfg.numAttentionHeads);
@@ -538,6 +531,7 @@ export class WebGpuBackend implements Backend {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    this.#rowKernels?.then((k) => k.rows.spare.destroy(), () => {});
     this.model.destroy();
     if (this.#ownsDevice) this.gpu.device.destroy();
   }

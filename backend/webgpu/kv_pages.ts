@@ -57,7 +57,21 @@ interface Pool {
   free: number[];
 }
 
-/** Paged KV memory of one row batch (see the module documentation). */
+/**
+ * Paged KV memory of one row batch (see the module documentation).
+ *
+ * @example
+ * ```ts
+ * import { KvPages } from "./kv_pages.ts";
+ * import type { GpuContext } from "../../kernels/device.ts";
+ * declare const gpu: GpuContext, encoder: GPUCommandEncoder;
+ * const pages = new KvPages(gpu, { layers: 2, capacity: 1, maxLength: 64, width: 32 });
+ * pages.grow(0, 1, 17); // two pages of layer 1 for slot 0
+ * pages.ensure(encoder); // layer 1's pool gets GPU buffers in this submission
+ * const { k, v } = pages.pools(1);
+ * pages.shrink(0, 1, 0); // both pages back to the pool
+ * ```
+ */
 export class KvPages {
   /** Positions per page. */
   readonly pageSize: number;

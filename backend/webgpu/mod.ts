@@ -21,6 +21,7 @@ export {
   type WebGpuBackendOptions,
   type WebGpuDecodeOutput,
 } from "./backend.ts";
+export { KV_PAGE_SIZE, KvPages, type KvPagesShape } from "./kv_pages.ts";
 export {
   assertAlive,
   gpuAvailable,
@@ -64,6 +65,11 @@ export type {
   DecodeTiming,
   ForwardOutput,
   ForwardRequest,
+  RowBatch,
+  RowBatchOptions,
+  RowBatchStats,
+  RowResult,
+  RowWork,
   SamplingOptions,
 } from "../types.ts";
 export type {

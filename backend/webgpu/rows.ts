@@ -85,15 +85,16 @@ export async function createRowKernels(gpu: GpuContext, headDim: number): Promis
   ]);
   const spare = gpu.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
   const byName = new Map([[names[0], gather], [names[1], scatter]]);
+  const rows: KernelSet = {
+    spare,
+    get(name) {
+      const k = byName.get(name);
+      if (!k) throw new Error(`row kernels: no kernel ${name}`);
+      return k;
+    },
+  };
   return {
-    rows: {
-      spare,
-      get(name) {
-        const k = byName.get(name);
-        if (!k) throw new Error(`row kernels: no kernel ${name}`);
-        return k;
-      },
-    } as KernelSet,
+    rows,
     paged,
   };
 }
@@ -121,7 +122,27 @@ interface Scratch {
   destroy(): void;
 }
 
-/** {@linkcode RowBatch} on the WebGPU backend (see the module documentation). */
+/**
+ * {@linkcode RowBatch} on the WebGPU backend (see the module documentation); made by
+ * `WebGpuBackend.openRows`.
+ *
+ * @example
+ * ```ts
+ * import { createWebGpuBackend } from "./backend.ts";
+ * import { loadWeights } from "../../model/mod.ts";
+ * const gpu = await createWebGpuBackend(await loadWeights("bundled/models/tiny-opt-e2e"));
+ * const rows = gpu.openRows({ capacity: 4, maxLength: 128 });
+ * const all = [...Array(12).keys()];
+ * // two sequences in one call: a prompt of three tokens and another of one
+ * const [a, b] = await rows.run([
+ *   { slot: 0, tokens: [2, 100, 101], sets: [all, all, all] },
+ *   { slot: 3, tokens: [2], sets: [all] },
+ * ]);
+ * console.log(a.tokens, b.tokens, rows.length(0), rows.length(3)); // ... 3 1
+ * rows.dispose();
+ * gpu.dispose();
+ * ```
+ */
 export class WebGpuRowBatch implements RowBatch {
   /** Slots held at once. */
   readonly capacity: number;
@@ -288,6 +309,10 @@ export class WebGpuRowBatch implements RowBatch {
   /** Runs the entries as one submission (see the module documentation). */
   async run(entries: readonly RowWork[]): Promise<RowResult[]> {
     this.#usable("run");
+    // compiled once per backend at the first run; awaited before the checks, so that nothing
+    // (a release, another run) can change the state between the checks and the recording
+    const kernels = await this.#kernels;
+    this.#usable("run");
     const cfg = this.#model.config;
     const L = cfg.numHiddenLayers, V = cfg.vocabSize;
     validateRowWork(entries, {
@@ -342,12 +367,14 @@ export class WebGpuRowBatch implements RowBatch {
       offsets.push(words);
       words += seg(l < L ? active[l].length : W);
     }
-    const kernels = await this.#kernels;
-    this.#usable("run");
-    this.#busy = true;
+    this.#busy = true; // no await between the checks above and this
+    let taken = false, ran = false;
+    let staging: { buffer: GPUBuffer; logitsOffset: number } | undefined;
     try {
       const sc = await this.#scratchFor(T, W, words);
-      // state: take the pages the call writes
+      // state: take the pages the call writes (from here on a failure leaves the batch unusable:
+      // pools may have been replaced in a submission that did not run)
+      taken = true;
       for (const [s, filled] of after) {
         for (let l = 0; l < L; l++) this.#pages.grow(s, l, filled[l]);
       }
@@ -360,22 +387,18 @@ export class WebGpuRowBatch implements RowBatch {
       q.writeBuffer(sc.slot, 0, new Uint32Array(tokens.map((t) => t.slot)));
       q.writeBuffer(sc.idx, 0, idx);
       q.writeBuffer(this.#tableBuf, 0, this.#pages.table);
-      const staging = this.#record(kernels, sc, T, W, active, offsets, entries);
+      staging = this.#record(kernels, sc, T, W, active, offsets, entries);
       const data = await this.#submit(staging.buffer);
-      try {
-        return this.#results(entries, data, staging.logitsOffset, W, V);
-      } finally {
-        staging.buffer.unmap();
-        staging.buffer.destroy();
-      }
+      ran = true;
+      this.#commit(entries, tokens); // the host state follows what the GPU wrote
+      return this.#results(entries, data, staging.logitsOffset, W, V);
     } catch (e) {
-      this.#broken = e as Error;
+      if (taken && !ran) this.#broken = e as Error;
       throw e;
     } finally {
       this.#busy = false;
+      staging?.buffer.destroy(); // unmaps it too
       this.#pages.afterSubmit();
-      // commit the host state (the pages were taken above)
-      if (!this.#broken) this.#commit(entries, tokens);
     }
   }
 
