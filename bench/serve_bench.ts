@@ -45,9 +45,9 @@ export interface ServeBenchOptions {
   model?: string;
   /** Backend (default `cpu`). */
   backend?: BackendName;
-  /** Requests per run (default 48). */
+  /** Requests per run (default 32). */
   requests?: number;
-  /** Mean arrivals per second of the Poisson process (default 6). */
+  /** Mean arrivals per second of the Poisson process (default 4). */
   rate?: number;
   /** Rows decoded at once, the same for every mode (default 8). */
   capacity?: number;
@@ -130,7 +130,11 @@ const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
 };
-const median = (xs: number[]) => quantile(xs, 0.5);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
 
 /**
  * Runs the three admission modes on the same seeded arrivals, interleaved.
@@ -146,8 +150,8 @@ export async function runServeBench(options: ServeBenchOptions = {}): Promise<Se
   const o = {
     model: options.model ?? new URL("../bundled/models/tiny-opt-e2e", import.meta.url).pathname,
     backend: options.backend ?? "cpu",
-    requests: options.requests ?? 48,
-    rate: options.rate ?? 6,
+    requests: options.requests ?? 32,
+    rate: options.rate ?? 4,
     capacity: options.capacity ?? 8,
     maxTokens: options.maxTokens ?? 64,
     policy: options.policy ?? "linear:max=12,min=4,warmup=1",

@@ -26,8 +26,8 @@ deno task bench --serve [--quick] [--backend cpu|webgpu] [--requests N] [--rate 
                         [--repeats N]
   --serve         only the serving benchmark (bench/serve_bench.ts): static, aligned and per-row
                   admission on the same seeded Poisson arrivals of E2E prompts, interleaved
-  --requests N    serving: requests per run (default 48; --quick 12)
-  --rate R        serving: mean arrivals per second (default 6; --quick 8)
+  --requests N    serving: requests per run (default 32; --quick 12)
+  --rate R        serving: mean arrivals per second (default 4; --quick 8)
   --batch-size B  serving: rows decoded at once in every mode (default 8; --quick 4)
   --repeats N     serving: interleaved repeats of the three modes (default 2; --quick 1)
   --quick         tiny checkpoint only, batches 1 and 4, 16 tokens, 2 repeats: under a minute
@@ -230,8 +230,8 @@ async function serveBench(
   try {
     options = {
       backend: backend as BackendName,
-      requests: num("requests", quick ? 12 : 48, true),
-      rate: num("rate", quick ? 8 : 6, false),
+      requests: num("requests", quick ? 12 : 32, true),
+      rate: num("rate", quick ? 8 : 4, false),
       capacity: num("batch-size", quick ? 4 : 8, true),
       maxTokens: quick ? 48 : 64,
       repeats: num("repeats", quick ? 1 : 2, true),

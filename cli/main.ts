@@ -19,6 +19,7 @@ import { procedureCommand } from "./procedure.ts";
 import { trainCmd } from "./train.ts";
 import { convertCommand } from "./convert.ts";
 import { readoutCommand } from "./readout.ts";
+import { mergeCommand } from "./merge.ts";
 import { serveCommand } from "./serve.ts";
 
 /** Every command, by name. */
@@ -27,6 +28,7 @@ export const COMMANDS: Command[] = [
   generateCommand,
   sweepCommand,
   procedureCommand,
+  mergeCommand,
   planCommand,
   scoreCommand,
   tokenizeCommand,

@@ -32,6 +32,8 @@ import { loadE2eCsv } from "../eval/data.ts";
 import { procedureToJson, runProcedure, writeProcedureReport } from "../eval/procedure.ts";
 import { E2E_HELD_OUT } from "./heldout_text.ts";
 import { E2E_DEVSET, exists, SHARED_DIR } from "./paths.ts";
+import { SLURM_OPTIONS } from "./slurm.ts";
+import { procedureShard, shardSettings, writeSlurmArray } from "./shard.ts";
 
 /** The dense checkpoint in `../shared` (every layer on every column in training). */
 export const DENSE_MODEL_DIR: string = `${SHARED_DIR}models/tiny-opt-e2e-dense`;
@@ -164,6 +166,19 @@ export const procedureCommand: Command = {
       description: "PNG pictures of the charts with Chromium (default: when allowed and installed)",
     },
     json: { type: "boolean", description: "print {before, after} rows as JSON on stdout" },
+    shard: {
+      type: "string",
+      value: "I/N",
+      description: "run shard I of N of the work units (the before sweep's blocks, one " +
+        "fine-tune unit per SkipDecode policy) into --out; merge with `skipdecode merge`; " +
+        "default: SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX when set",
+    },
+    "unit-items": {
+      type: "string",
+      value: "B",
+      description: "items per before-sweep unit, a multiple of --batch-size (default 4 batches)",
+    },
+    ...SLURM_OPTIONS,
   },
   async run(v) {
     // Every option, file and policy is checked before any model is loaded or trained.
@@ -239,6 +254,39 @@ export const procedureCommand: Command = {
       `--after-oracle ${afterOracle}`,
       `--out ${out}`,
     ].join(" \\\n  ");
+    const split = shardSettings(v, batchSize);
+    if (split.slurm) {
+      return await writeSlurmArray(v, split, procedureCommand, {
+        read: { model, train: trainFile, test: testFile },
+        write: { "models-dir": modelsDir },
+      });
+    }
+    if (split.shard) {
+      return await procedureShard({
+        out,
+        shard: split.shard,
+        unitItems: split.unitItems,
+        command,
+        json: Boolean(v.json),
+        options: {
+          model,
+          train: trainFile,
+          test: testFile,
+          policies,
+          steps,
+          items,
+          modelsDir,
+          maxNewTokens,
+          batchSize,
+          trainBatchSize,
+          lr,
+          oracleItems,
+          afterOracle,
+          backend,
+          resamples,
+        },
+      });
+    }
     const folder = OutputFolder.open(out, { option: "--out" });
     try {
       const result = await runProcedure({

@@ -22,6 +22,7 @@ import {
 } from "./command.ts";
 import { loadModel, resolvePolicy } from "../decode/mod.ts";
 import { ADMISSION_MODES, type AdmissionMode, Scheduler, startServer } from "../serve/mod.ts";
+import { dimsFromConfig, plan } from "../schedule/mod.ts";
 import { TINY_MODEL_DIR } from "./paths.ts";
 
 /** The `serve` command. */
@@ -124,6 +125,11 @@ export const serveCommand: Command = {
       offline: v.offline ? true : undefined,
     });
     try {
+      try {
+        plan(policy, { ...dimsFromConfig(model.config), promptLength: 1, maxNewTokens: 1 });
+      } catch (e) {
+        throw new UsageError(`--policy: ${(e as Error).message}`);
+      }
       const scheduler = new Scheduler(model, { capacity, mode, maxQueue, policy });
       const server = startServer({
         scheduler,

@@ -1,7 +1,10 @@
 /**
  * `skipdecode sweep`: run a list of exit policies over E2E-style data and write the sweep
  * table (Markdown and JSON), its charts (HTML, PNG with Chromium) and the generations to a
- * report folder. Results are cached, so a rerun with the same inputs is quick.
+ * report folder. Results are cached, so a rerun with the same inputs is quick. With
+ * `--shard I/N` (or in a Slurm array task or a Kubernetes Indexed Job) it runs its share of
+ * the work units into `--out` instead (`skipdecode merge` assembles them); `--slurm` writes
+ * the job array's script (see `shard.ts`, `slurm.ts`).
  *
  * @example
  * ```sh
@@ -27,6 +30,8 @@ import { E2E_HELD_OUT } from "./heldout_text.ts";
 import { runSweep, type SweepItem, sweepItemsFromE2e, sweepToJson } from "../eval/sweep.ts";
 import { type FrontierMetric, type FrontierSpeedup, writeSweepReport } from "../eval/report.ts";
 import { E2E_DEVSET, exists, SHARED_DIR, TINY_MODEL_DIR } from "./paths.ts";
+import { SLURM_OPTIONS } from "./slurm.ts";
+import { shardSettings, sweepShard, writeSlurmArray } from "./shard.ts";
 
 /**
  * The data file of a sweep or the demo when none is given: the E2E test split part in
@@ -307,6 +312,19 @@ export const sweepCommand: Command = {
     },
     offline: { type: "boolean", description: "never use the network (also HF_HUB_OFFLINE=1)" },
     json: { type: "boolean", description: "print the table as JSON on stdout" },
+    shard: {
+      type: "string",
+      value: "I/N",
+      description: "run shard I of N of the work units into --out (merge them with " +
+        "`skipdecode merge`); default: SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX " +
+        "when set",
+    },
+    "unit-items": {
+      type: "string",
+      value: "B",
+      description: "items per work unit, a multiple of --batch-size (default 4 batches)",
+    },
+    ...SLURM_OPTIONS,
   },
   async run(v) {
     // Every option is checked before any data, model or folder is touched.
@@ -331,6 +349,12 @@ export const sweepCommand: Command = {
     const png = pngOption(v.png);
     const out = v.out as string;
     checkOutputPath(out, "--out");
+    const split = shardSettings(v, batchSize ?? 8);
+    if (split.slurm) {
+      const data = sweepDataFile(v.data as string | undefined);
+      if (!exists(data)) throw new UsageError(`data file ${data} not found`);
+      return await writeSlurmArray(v, split, sweepCommand, { read: { data } });
+    }
     const items = await loadSweepItems(v.data as string | undefined, count, template);
     const model = await loadModel(v.model as string, {
       backend,
@@ -344,6 +368,27 @@ export const sweepCommand: Command = {
       const names = policies.map((p) => String(parsePolicy(p)));
       const dup = names.find((n, i) => names.indexOf(n) !== i);
       if (dup) throw new UsageError(`--policy ${dup} is given twice`);
+      const report = {
+        title: "SkipDecode policy sweep",
+        data: dataHeldOut(sweepDataFile(v.data as string | undefined)),
+        metric,
+        speedup,
+      };
+      if (split.shard) {
+        return await sweepShard(model, items, policies, {
+          out,
+          shard: split.shard,
+          unitItems: split.unitItems,
+          maxNewTokens,
+          batchSize: batchSize ?? 8,
+          nll,
+          oracle: oracleItems > 0 ? { items: oracleItems, warmup: 1 } : false,
+          template,
+          dataFile: sweepDataFile(v.data as string | undefined),
+          report,
+          json: Boolean(v.json),
+        });
+      }
       folder = OutputFolder.open(out, { option: "--out" });
       const result = await runSweep(model, items, policies, {
         maxNewTokens,
@@ -352,13 +397,7 @@ export const sweepCommand: Command = {
         nll,
         oracle: oracleItems > 0 ? { items: oracleItems, warmup: 1 } : false,
       });
-      const files = await writeSweepReport(result, folder, {
-        title: "SkipDecode policy sweep",
-        png,
-        data: dataHeldOut(sweepDataFile(v.data as string | undefined)),
-        metric,
-        speedup,
-      }, items);
+      const files = await writeSweepReport(result, folder, { ...report, png }, items);
       if (v.json) console.log(JSON.stringify(sweepToJson(result)));
       else {
         console.error(

@@ -196,6 +196,28 @@ export async function oracleDepths(
     });
     options.onProgress?.(Math.min(b0 + batchSize, work.length), work.length);
   }
+  return oracleSummary(depths, { unmatched, forwards, layers: L, warmup: w, kind });
+}
+
+/**
+ * The oracle result of per-item depths (by position, means), given the counts gathered
+ * while finding them: what {@linkcode oracleDepths} returns, and what the merge of a
+ * sharded sweep rebuilds from its units' depths.
+ *
+ * @param depths per item, the depth per generated position
+ * @param o positions unmatched, forwards run, layers, warm-up, set kind
+ * @returns the result
+ * @example
+ * ```ts
+ * import { oracleSummary } from "./oracle.ts";
+ * oracleSummary([[3, 1], [2]], { unmatched: 0, forwards: 4, layers: 4, warmup: 0, kind: "skipdecode" })
+ *   .meanByPosition; // [2.5, 1]
+ * ```
+ */
+export function oracleSummary(
+  depths: number[][],
+  o: Omit<OracleResult, "depths" | "byPosition" | "meanByPosition" | "meanDepth">,
+): OracleResult {
   const byPosition: number[][] = [];
   for (const ds of depths) {
     ds.forEach((d, j) => (byPosition[j] ??= []).push(d));
@@ -206,10 +228,10 @@ export async function oracleDepths(
     byPosition,
     meanByPosition: byPosition.map((ds) => ds.reduce((a, b) => a + b, 0) / ds.length),
     meanDepth: all.length ? all.reduce((a, b) => a + b, 0) / all.length : NaN,
-    unmatched,
-    layers: L,
-    warmup: w,
-    kind,
-    forwards,
+    unmatched: o.unmatched,
+    layers: o.layers,
+    warmup: o.warmup,
+    kind: o.kind,
+    forwards: o.forwards,
   };
 }

@@ -319,14 +319,13 @@ export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult
         `training file ${o.train}: the figures are NOT held out`,
     );
   }
-  const policies = [...o.policies].map((p) => String(parsePolicy(p)));
-  if (!policies.includes("full")) policies.unshift("full");
+  const policies = procedurePolicyOrder(o.policies);
   const items: SweepItem[] = sweepItemsFromE2e(test);
   const sweepOpts = {
     maxNewTokens: o.maxNewTokens ?? 64,
     batchSize: o.batchSize ?? 8,
     cacheDir: o.cacheDir,
-    oracle: { items: Math.min(o.oracleItems ?? 32, items.length), warmup: 1 },
+    oracle: procedureOracle(o, items.length),
     progress: o.progress ?? false,
     resamples: o.resamples,
     onNote: note,
@@ -347,26 +346,7 @@ export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult
       after.push({ row: { ...row0, fineTuned: false } });
       continue;
     }
-    const dir = `${o.modelsDir}/${String(k).padStart(2, "0")}-${slug(policy)}`;
-    note(`fine-tuning for ${policy}: ${o.steps} steps on ${o.train} -> ${dir}`);
-    const t = performance.now();
-    await train(
-      resolveTrainConfig([{
-        model: o.model,
-        out: dir,
-        data: o.train,
-        heldOut: 0,
-        policy,
-        steps: o.steps,
-        batchSize: o.trainBatchSize ?? 8,
-        lr: o.lr ?? 1e-4,
-        warmupSteps: Math.min(10, Math.max(1, Math.floor(o.steps / 10))),
-        evalEvery: 0,
-        backend: "cpu",
-      }]),
-      { overwrite: true, onNote: note },
-    );
-    const trainSeconds = (performance.now() - t) / 1000;
+    const { dir, trainSeconds } = await fineTuneCopy(o, k, policy);
     const tuned = await loadModel(dir, { backend: o.backend ?? "auto", onNote: note });
     try {
       const withOracle = tunedCount++ < (o.afterOracle ?? 2);
@@ -399,6 +379,84 @@ export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult
 /** A folder name for a policy. */
 function slug(policy: string): string {
   return policy.replace(/[^A-Za-z0-9.=-]+/g, "_").slice(0, 80);
+}
+
+/**
+ * The procedure's policies in its order: parsed, `full` added first when missing.
+ *
+ * @param policies the policies' command-line forms
+ * @returns their canonical forms
+ * @example
+ * ```ts
+ * import { procedurePolicyOrder } from "./procedure.ts";
+ * procedurePolicyOrder(["constant:n=4"]); // ["full", "constant:n=4"]
+ * ```
+ */
+export function procedurePolicyOrder(policies: readonly string[]): string[] {
+  const out = [...policies].map((p) => String(parsePolicy(p)));
+  if (!out.includes("full")) out.unshift("full");
+  return out;
+}
+
+/**
+ * The oracle of the procedure's sweeps: the first `oracleItems` items (default 32), warm-up 1.
+ *
+ * @param o the procedure's options
+ * @param items the number of test items
+ * @returns the sweep's oracle option
+ * @example
+ * ```ts
+ * import { procedureOracle } from "./procedure.ts";
+ * procedureOracle({ oracleItems: 4 }, 10); // { items: 4, warmup: 1 }
+ * ```
+ */
+export function procedureOracle(
+  o: Pick<ProcedureOptions, "oracleItems">,
+  items: number,
+): { items: number; warmup: number } {
+  return { items: Math.min(o.oracleItems ?? 32, items), warmup: 1 };
+}
+
+/**
+ * Fine-tunes one copy of the model for a policy (CPU trainer, the policy active) into
+ * `modelsDir/<k>-<policy>`, replacing what a previous run left there.
+ *
+ * @param o the procedure's options
+ * @param k the policy's index in the procedure's order
+ * @param policy the policy's command-line form
+ * @returns the copy's folder and the training wall seconds
+ * @example
+ * ```ts
+ * import { fineTuneCopy } from "./procedure.ts";
+ * // const { dir } = await fineTuneCopy(options, 1, "linear:max=8,min=2,warmup=1,horizon=16");
+ * ```
+ */
+export async function fineTuneCopy(
+  o: ProcedureOptions,
+  k: number,
+  policy: string,
+): Promise<{ dir: string; trainSeconds: number }> {
+  const note = o.onNote ?? ((l: string) => console.error(l));
+  const dir = `${o.modelsDir}/${String(k).padStart(2, "0")}-${slug(policy)}`;
+  note(`fine-tuning for ${policy}: ${o.steps} steps on ${o.train} -> ${dir}`);
+  const t = performance.now();
+  await train(
+    resolveTrainConfig([{
+      model: o.model,
+      out: dir,
+      data: o.train,
+      heldOut: 0,
+      policy,
+      steps: o.steps,
+      batchSize: o.trainBatchSize ?? 8,
+      lr: o.lr ?? 1e-4,
+      warmupSteps: Math.min(10, Math.max(1, Math.floor(o.steps / 10))),
+      evalEvery: 0,
+      backend: "cpu",
+    }]),
+    { overwrite: true, onNote: note },
+  );
+  return { dir, trainSeconds: (performance.now() - t) / 1000 };
 }
 
 /** Options of {@linkcode writeProcedureReport}. */

@@ -262,17 +262,29 @@ export function sweepItemsFromE2e(
   return items.map((it) => ({ prompt: applyTemplate(template, it), refs: [...it.refs] }));
 }
 
-interface GenEntry {
+/** A policy's generations over all items with their figures (a cache entry). */
+export interface GenEntry {
+  /** The run that measured the times. */
   runId: string;
+  /** ISO time the entry was made. */
   createdAt: string;
+  /** `Σ L / Σ layers` over the generated tokens. */
   layerSpeedup: number;
+  /** Full-model FLOPs over the plan's on the generated tokens. */
   flopSpeedup: number;
+  /** Wall milliseconds of the generations. */
   totalMs: number;
+  /** Milliseconds of the decode loops. */
   decodeMs: number;
+  /** Decode steps run (`decodeSteps`). */
   decodeSteps: number;
+  /** Generated tokens per second of prefill + decode. */
   tokensPerSecond: number;
+  /** Tokens generated (EOS included). */
   generatedTokens: number;
+  /** Budget per generated input index of the first batch's plan. */
   budgets: number[];
+  /** The outputs, in item order. */
   outputs: { text: string; ids: number[]; finish: "eos" | "length" }[];
 }
 
@@ -368,34 +380,68 @@ function measuredSpeedup(full: GenEntry, p: GenEntry): number {
   return p.tokensPerSecond / full.tokensPerSecond;
 }
 
-/** Running sums of one policy's generations over batches. */
-interface GenAccumulator {
-  outputs: GenEntry["outputs"];
-  budgets?: number[];
-  totalMs: number;
-  prefillMs: number;
-  decodeMs: number;
-  tokens: number;
-  layersRun: number;
+/** One generated item of a policy with the engine's accounting for it. */
+export interface SweepGenItem {
+  /** Generated text. */
+  text: string;
+  /** Generated ids (EOS included). */
+  ids: number[];
+  /** Why it stopped. */
+  finish: "eos" | "length";
+  /** Active layers summed over its generated tokens. */
+  layers: number;
+  /** FLOPs of its generated tokens under the plan. */
   flops: number;
+  /** Full-model FLOPs of the same tokens. */
   fullFlops: number;
 }
 
-function newAccumulator(): GenAccumulator {
-  return {
-    outputs: [],
-    totalMs: 0,
-    prefillMs: 0,
-    decodeMs: 0,
-    tokens: 0,
-    layersRun: 0,
-    flops: 0,
-    fullFlops: 0,
-  };
+/**
+ * One policy's generations over consecutive batches, item by item: what a single run
+ * gathers over all batches and a work unit over its block. Blocks of whole batches
+ * concatenated ({@linkcode concatGenParts}) give exactly the single run's part, and
+ * {@linkcode finishGenPart} sums it in item order, so both give the same figures.
+ */
+export interface SweepGenPart {
+  /** Per item, in input order. */
+  items: SweepGenItem[];
+  /** Budget per generated input index of the first batch's plan. */
+  budgets?: number[];
+  /** Wall milliseconds of the generations (tokenising, prefill, decode). */
+  totalMs: number;
+  /** Milliseconds of the prefills. */
+  prefillMs: number;
+  /** Milliseconds of the decode loops. */
+  decodeMs: number;
 }
 
-/** Adds one batch's generation (the engine's own accounting, summed as it sums batches). */
-function accumulate(a: GenAccumulator, out: GenerateOutput): void {
+/**
+ * An empty generation part.
+ *
+ * @returns a part with no items and zero times
+ * @example
+ * ```ts
+ * import { newGenPart } from "./sweep.ts";
+ * newGenPart().items.length; // 0
+ * ```
+ */
+export function newGenPart(): SweepGenPart {
+  return { items: [], totalMs: 0, prefillMs: 0, decodeMs: 0 };
+}
+
+/**
+ * Adds one batch's generation (the engine's own accounting, per item).
+ *
+ * @param a the part, changed in place
+ * @param out one `generate` call's output (one batch)
+ * @example
+ * ```ts
+ * import { accumulateGen, newGenPart } from "./sweep.ts";
+ * const part = newGenPart();
+ * // accumulateGen(part, await generate(model, prompts, { policy, maxNewTokens: 8 }));
+ * ```
+ */
+export function accumulateGen(a: SweepGenPart, out: GenerateOutput): void {
   const p = out.plans[0];
   a.budgets ??= p.generatedLayers;
   a.totalMs += out.timing.totalMs;
@@ -403,33 +449,77 @@ function accumulate(a: GenAccumulator, out: GenerateOutput): void {
   a.decodeMs += out.timing.decodeMs;
   const full = p.accounting!.fullColumnFlops;
   for (const r of out.results) {
-    a.outputs.push({ text: r.text, ids: r.ids, finish: r.finish });
-    a.tokens += r.ids.length;
-    a.layersRun += r.layers.reduce((x, y) => x + y, 0);
-    a.flops += r.flops.reduce((x, y) => x + y, 0);
-    a.fullFlops += full.slice(p.promptLength - 1, p.promptLength - 1 + r.ids.length)
-      .reduce((x, y) => x + y, 0);
+    a.items.push({
+      text: r.text,
+      ids: r.ids,
+      finish: r.finish,
+      layers: r.layers.reduce((x, y) => x + y, 0),
+      flops: r.flops.reduce((x, y) => x + y, 0),
+      fullFlops: full.slice(p.promptLength - 1, p.promptLength - 1 + r.ids.length)
+        .reduce((x, y) => x + y, 0),
+    });
   }
 }
 
-function finishAccumulator(
-  a: GenAccumulator,
+/**
+ * Concatenates the parts of consecutive blocks (in item order): budgets from the first,
+ * times summed.
+ *
+ * @param parts the blocks' parts, first block first
+ * @returns one part over all their items
+ * @example
+ * ```ts
+ * import { concatGenParts, newGenPart } from "./sweep.ts";
+ * concatGenParts([newGenPart(), newGenPart()]).items.length; // 0
+ * ```
+ */
+export function concatGenParts(parts: readonly SweepGenPart[]): SweepGenPart {
+  const out = newGenPart();
+  for (const p of parts) {
+    out.items.push(...p.items);
+    out.budgets ??= p.budgets;
+    out.totalMs += p.totalMs;
+    out.prefillMs += p.prefillMs;
+    out.decodeMs += p.decodeMs;
+  }
+  return out;
+}
+
+/**
+ * The figures of a policy's generations (the sums taken in item order).
+ *
+ * @param a the part over all items
+ * @param layers the model's `L`
+ * @param runId the run that measured the times
+ * @param batchSize rows per batch (for the decode steps)
+ * @returns the cacheable generation entry
+ */
+function finishGenPart(
+  a: SweepGenPart,
   layers: number,
   runId: string,
   batchSize: number,
 ): GenEntry {
+  let tokens = 0, layersRun = 0, flops = 0, fullFlops = 0;
+  for (const it of a.items) {
+    tokens += it.ids.length;
+    layersRun += it.layers;
+    flops += it.flops;
+    fullFlops += it.fullFlops;
+  }
+  const outputs = a.items.map((it) => ({ text: it.text, ids: it.ids, finish: it.finish }));
   return {
     runId,
     createdAt: new Date().toISOString(),
-    layerSpeedup: a.layersRun ? (a.tokens * layers) / a.layersRun : 1,
-    flopSpeedup: a.flops ? a.fullFlops / a.flops : 1,
+    layerSpeedup: layersRun ? (tokens * layers) / layersRun : 1,
+    flopSpeedup: flops ? fullFlops / flops : 1,
     totalMs: a.totalMs,
     decodeMs: a.decodeMs,
-    decodeSteps: decodeSteps(a.outputs.map((o) => o.ids.length), batchSize),
-    tokensPerSecond: a.tokens / Math.max((a.prefillMs + a.decodeMs) / 1000, 1e-9),
-    generatedTokens: a.tokens,
+    decodeSteps: decodeSteps(outputs.map((o) => o.ids.length), batchSize),
+    tokensPerSecond: tokens / Math.max((a.prefillMs + a.decodeMs) / 1000, 1e-9),
+    generatedTokens: tokens,
     budgets: a.budgets ?? [],
-    outputs: a.outputs,
+    outputs,
   };
 }
 
@@ -471,7 +561,7 @@ interface SweepContext {
   backendName: string;
   prompts: string[];
   promptLengths: number[];
-  nllPairs: { prompt: string; reference: string }[];
+  nllPairs: SweepNllPair[];
   oracleCount: number;
   oracleWarmup: number;
   setsKey: (p: Policy) => Promise<string>;
@@ -499,6 +589,33 @@ function implicitHorizon(p: Policy): boolean {
   return j.kind === "linear" && j.horizon === undefined;
 }
 
+/**
+ * A sweep's policies in its order: parsed, `full` first (added when missing).
+ *
+ * @param policies policies or their command-line forms
+ * @param customPolicies custom policies the strings may name
+ * @returns the policies
+ * @throws RangeError for a policy listed twice
+ * @example
+ * ```ts
+ * import { sweepPolicies } from "./sweep.ts";
+ * sweepPolicies(["constant:n=4"]).map(String); // ["full", "constant:n=4"]
+ * ```
+ */
+export function sweepPolicies(
+  policies: readonly (Policy | string)[],
+  customPolicies: readonly Policy[] = [],
+): Policy[] {
+  const lookup = { custom: customPolicies };
+  const resolved = policies.map((p) => typeof p === "string" ? parsePolicy(p, lookup) : p);
+  if (!resolved.some((p) => String(p) === "full")) resolved.unshift(resolvePolicy("full"));
+  else resolved.sort((a, b) => (String(a) === "full" ? -1 : String(b) === "full" ? 1 : 0));
+  const names = resolved.map(String);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new RangeError(`runSweep: policy "${dup}" is listed twice`);
+  return resolved;
+}
+
 /** Step 0: checks the inputs and sets up the cache, progress and cache keys. */
 async function prepareSweep(
   model: Model,
@@ -517,13 +634,8 @@ async function prepareSweep(
   });
   const N = options.maxNewTokens ?? 64;
   const batchSize = options.batchSize ?? 8;
-  const lookup = { custom: options.customPolicies ?? [] };
-  const resolved = policies.map((p) => typeof p === "string" ? parsePolicy(p, lookup) : p);
-  if (!resolved.some((p) => String(p) === "full")) resolved.unshift(resolvePolicy("full"));
-  else resolved.sort((a, b) => (String(a) === "full" ? -1 : String(b) === "full" ? 1 : 0));
+  const resolved = sweepPolicies(policies, options.customPolicies);
   const names = resolved.map(String);
-  const dup = names.find((n, i) => names.indexOf(n) !== i);
-  if (dup) throw new RangeError(`runSweep: policy "${dup}" is listed twice`);
   const note = options.onNote ?? ((n: string) => console.error(`note: ${n}`));
   for (const p of resolved) {
     if (implicitHorizon(p)) {
@@ -548,14 +660,7 @@ async function prepareSweep(
   const oracleOpt = options.oracle === true ? {} : options.oracle || undefined;
   const oracleCount = oracleOpt ? Math.min(oracleOpt.items ?? items.length, items.length) : 0;
   const oracleWarmup = oracleOpt?.warmup ?? 1;
-  const nllPairs = nllMode === false
-    ? []
-    : items.flatMap((it) =>
-      (nllMode === "all" ? it.refs : it.refs.slice(0, 1)).map((r) => ({
-        prompt: it.prompt,
-        reference: r,
-      }))
-    );
+  const nllPairs = sweepNllPairs(items, nllMode);
   const totalUnits = resolved.length * (items.length + nllPairs.length) +
     oracleCount * ORACLE_UNITS;
   const report = (label: string, done: number, total: number, weight: number, base: number) => {
@@ -657,7 +762,7 @@ async function sweepGenerations(
   if (todo.length > 0) {
     // Untimed warm-up (JIT, shader compilation) so the first timed policy is not penalised.
     await generate(model, prompts.slice(0, Math.min(batchSize, 2)), { maxNewTokens: 2, batchSize });
-    const acc = new Map(todo.map((k) => [k, newAccumulator()]));
+    const acc = new Map(todo.map((k) => [k, newGenPart()]));
     const batches = Math.ceil(items.length / batchSize);
     const label = `generate ${todo.length} ${todo.length === 1 ? "policy" : "policies"}`;
     const base = ctx.unitsDone;
@@ -671,7 +776,7 @@ async function sweepGenerations(
           maxNewTokens: N,
           batchSize,
         });
-        accumulate(acc.get(k)!, out);
+        accumulateGen(acc.get(k)!, out);
       }
       ctx.report(
         label,
@@ -682,13 +787,93 @@ async function sweepGenerations(
       );
     }
     for (const k of todo) {
-      const entry = finishAccumulator(acc.get(k)!, ctx.L, ctx.runId, batchSize);
+      const entry = finishGenPart(acc.get(k)!, ctx.L, ctx.runId, batchSize);
       await cache.put(keys[k], entry);
       found[k] = entry;
     }
   }
   ctx.unitsDone += resolved.length * items.length;
   return found.map((entry, k) => ({ entry: entry!, cached: !todo.includes(k) }));
+}
+
+/** A reference scored by teacher forcing, with the index of its item in the sweep. */
+export interface SweepNllPair {
+  /** The item's prompt. */
+  prompt: string;
+  /** The reference scored. */
+  reference: string;
+  /** Index of the item in the sweep's items. */
+  item: number;
+}
+
+/**
+ * The references a sweep scores: each item's first (`"first"`), all (`"all"`) or none.
+ *
+ * @param items the sweep's items
+ * @param mode the NLL mode
+ * @param offset index of `items[0]` in the whole sweep (for a block of it)
+ * @returns the pairs, in item order
+ * @example
+ * ```ts
+ * import { sweepNllPairs } from "./sweep.ts";
+ * sweepNllPairs([{ prompt: "a\n", refs: ["A.", "B."] }], "all").length; // 2
+ * ```
+ */
+export function sweepNllPairs(
+  items: readonly SweepItem[],
+  mode: "first" | "all" | false,
+  offset = 0,
+): SweepNllPair[] {
+  if (mode === false) return [];
+  return items.flatMap((it, i) =>
+    (mode === "all" ? it.refs : it.refs.slice(0, 1)).map((r) => ({
+      prompt: it.prompt,
+      reference: r,
+      item: offset + i,
+    }))
+  );
+}
+
+/**
+ * Teacher-forced NLL of a sweep's references, batched by the sweep's item batches (the
+ * references of the items of one generation batch, `batchSize` at a time), so that a block
+ * of whole item batches scores exactly as the same items do inside the whole sweep.
+ *
+ * @param model the model
+ * @param pairs references with their item indices (`sweepNllPairs`)
+ * @param o the policy, the plans' horizon, rows per batch, progress
+ * @returns the NLL result over all pairs, in order
+ * @example
+ * ```ts
+ * import { nllByItemBatch } from "./sweep.ts";
+ * // await nllByItemBatch(model, pairs, { policy: "full", horizon: 32, batchSize: 8 });
+ * ```
+ */
+export async function nllByItemBatch(
+  model: Model,
+  pairs: readonly SweepNllPair[],
+  o: {
+    policy: Policy;
+    horizon: number;
+    batchSize: number;
+    onProgress?: (done: number, total: number) => void;
+  },
+): Promise<NllResult> {
+  const items: NllResult["items"] = [];
+  for (let s = 0; s < pairs.length;) {
+    const group = Math.floor(pairs[s].item / o.batchSize);
+    let e = s;
+    while (e < pairs.length && Math.floor(pairs[e].item / o.batchSize) === group) e++;
+    const r = await teacherForcedNll(model, pairs.slice(s, e), {
+      policy: o.policy,
+      horizon: o.horizon,
+      batchSize: o.batchSize,
+    });
+    items.push(...r.items);
+    s = e;
+    o.onProgress?.(s, pairs.length);
+  }
+  return summarizeNll(String(o.policy), items);
 }
 
 /** Step 2: teacher-forced NLL of the references under each policy's plan (horizon N). */
@@ -710,6 +895,7 @@ async function sweepNll(ctx: SweepContext): Promise<(NllResult | undefined)[]> {
       pairs: nllPairs,
       horizon: N,
       batchSize,
+      grouping: "item-batch",
     };
     const base = ctx.unitsDone;
     const hit = await cache.get<NllEntry>(key, (v) => checkNllEntry(v, nllPairs.length));
@@ -726,7 +912,7 @@ async function sweepNll(ctx: SweepContext): Promise<(NllResult | undefined)[]> {
       );
     } else {
       ctx.report(label, 0, nllPairs.length, 1, base);
-      result = await teacherForcedNll(model, nllPairs, {
+      result = await nllByItemBatch(model, nllPairs, {
         policy: resolved[k],
         horizon: N,
         batchSize,
@@ -776,69 +962,134 @@ async function sweepOracle(
     });
     await cache.put(key, oracle);
   }
-  const bound = monotoneBound(oracle.depths);
-  // The bound decode: each item alone (its plan depends on its own bound).
-  const boundIds: number[][] = [];
-  const boundTexts: string[] = [];
-  let layersRun = 0, tokens = 0;
-  for (let i = 0; i < oracleCount; i++) {
-    if (bound[i].length === 0) {
-      boundIds.push([]);
-      boundTexts.push("");
-      continue;
-    }
-    const out = await generate(model, [prompts[i]], {
-      policy: boundPolicy(bound[i], { layers: ctx.L, warmup: oracleWarmup }),
-      maxNewTokens: N,
-      batchSize: 1,
-    });
-    const r = out.results[0];
-    boundIds.push(r.ids);
-    boundTexts.push(r.text.trim());
-    layersRun += r.layers.reduce((a, b) => a + b, 0);
-    tokens += r.ids.length;
-    ctx.report(
-      "decode with the monotone bound",
-      i + 1,
-      oracleCount,
-      1,
-      base + (ORACLE_UNITS - 1) * oracleCount,
-    );
-  }
-  const agree = tokenAgreement(boundIds, fullOut.map((o) => o.ids));
-  const refs = ctx.items.slice(0, oracleCount).map((it) => it.refs);
+  const boundItems = await boundDecodeItems(model, prompts.slice(0, oracleCount), oracle, {
+    maxNewTokens: N,
+    onItem: (done) =>
+      ctx.report(
+        "decode with the monotone bound",
+        done,
+        oracleCount,
+        1,
+        base + (ORACLE_UNITS - 1) * oracleCount,
+      ),
+  });
   ctx.unitsDone += oracleCount * ORACLE_UNITS;
+  return assembleOracle(
+    oracle,
+    boundItems,
+    fullOut,
+    ctx.items.slice(0, oracleCount).map((it) => it.refs),
+  );
+}
+
+/** One oracle item decoded under its own monotone bound schedule. */
+export interface BoundItem {
+  /** Generated ids. */
+  ids: number[];
+  /** Generated text, trimmed. */
+  text: string;
+  /** Active layers summed over its tokens. */
+  layers: number;
+}
+
+/**
+ * Decodes every oracle item alone under the monotone bound of its own depths (its plan
+ * depends on its own bound, so one item per batch).
+ *
+ * @param model the model
+ * @param prompts the oracle items' prompts
+ * @param oracle their oracle depths
+ * @param o `maxNewTokens`, progress per item
+ * @returns per item, the ids, text and layers run
+ * @example
+ * ```ts
+ * import { boundDecodeItems } from "./sweep.ts";
+ * // const items = await boundDecodeItems(model, prompts, oracle, { maxNewTokens: 32 });
+ * ```
+ */
+export async function boundDecodeItems(
+  model: Model,
+  prompts: readonly string[],
+  oracle: OracleResult,
+  o: { maxNewTokens: number; onItem?: (done: number) => void },
+): Promise<BoundItem[]> {
+  const bound = monotoneBound(oracle.depths);
+  const out: BoundItem[] = [];
+  for (let i = 0; i < bound.length; i++) {
+    if (bound[i].length === 0) out.push({ ids: [], text: "", layers: 0 });
+    else {
+      const g = await generate(model, [prompts[i]], {
+        policy: boundPolicy(bound[i], { layers: oracle.layers, warmup: oracle.warmup }),
+        maxNewTokens: o.maxNewTokens,
+        batchSize: 1,
+      });
+      const r = g.results[0];
+      out.push({ ids: r.ids, text: r.text.trim(), layers: r.layers.reduce((a, b) => a + b, 0) });
+    }
+    o.onItem?.(i + 1);
+  }
+  return out;
+}
+
+/**
+ * A sweep's oracle section from the depths, the bound decodes and the full model's
+ * outputs (pure: a single run and a merge of units build it alike).
+ *
+ * @param oracle the oracle depths of the full outputs
+ * @param boundItems the bound decodes, per item
+ * @param fullOutputs the full model's outputs on those items
+ * @param refs their references
+ * @returns the oracle with its monotone bound and the bound decode's scores
+ * @example
+ * ```ts
+ * import { assembleOracle } from "./sweep.ts";
+ * // const o = assembleOracle(oracle, boundItems, fullOutputs, refs);
+ * ```
+ */
+export function assembleOracle(
+  oracle: OracleResult,
+  boundItems: readonly BoundItem[],
+  fullOutputs: readonly { ids: number[]; text: string }[],
+  refs: readonly string[][],
+): SweepOracle {
+  const bound = monotoneBound(oracle.depths);
+  let layersRun = 0, tokens = 0;
+  for (const b of boundItems) {
+    layersRun += b.layers;
+    tokens += b.ids.length;
+  }
+  const agree = tokenAgreement(boundItems.map((b) => b.ids), fullOutputs.map((o) => o.ids));
   return {
     ...oracle,
     monotoneBound: bound,
-    boundLayerSpeedup: boundLayerSpeedup(bound, ctx.L),
+    boundLayerSpeedup: boundLayerSpeedup(bound, oracle.layers),
     boundDecode: {
       agreement: agree.agreement,
       exactMatches: agree.exactMatches,
-      layerSpeedup: layersRun ? (tokens * ctx.L) / layersRun : 1,
-      bleu: corpusBleu(boundTexts, refs).score,
-      fullBleu: corpusBleu(fullOut.map((o) => o.text.trim()), refs).score,
-      outputs: boundTexts,
+      layerSpeedup: layersRun ? (tokens * oracle.layers) / layersRun : 1,
+      bleu: corpusBleu(boundItems.map((b) => b.text), refs).score,
+      fullBleu: corpusBleu(fullOutputs.map((o) => o.text.trim()), refs).score,
+      outputs: boundItems.map((b) => b.text),
     },
   };
 }
 
 /** Step 4: the table (with fixed-token speedups and bootstrap intervals) and per-position data. */
 function sweepRows(
-  ctx: SweepContext,
+  ctx: SweepAssembly,
   gens: { entry: GenEntry; cached: boolean }[],
-  nlls: (NllResult | undefined)[],
 ): {
   rows: SweepRow[];
   agreementByPosition: SweepResult["agreementByPosition"];
   budgets: SweepResult["budgets"];
 } {
-  const { items, names, N, batchSize, promptLengths, model } = ctx;
+  const { items, names, N, batchSize, promptLengths, config, nlls } = ctx;
+  const model = { config };
   const refs = items.map((it) => it.refs);
   const full = gens[0].entry;
   const fullIds = full.outputs.map((o) => o.ids);
   const fullLengths = fullIds.map((ids) => ids.length);
-  const boot = { resamples: ctx.options.resamples ?? 1000, seed: ctx.options.seed ?? 0 };
+  const boot = { resamples: ctx.resamples ?? 1000, seed: ctx.seed ?? 0 };
   const agreementByPosition: SweepResult["agreementByPosition"] = [];
   const budgets: SweepResult["budgets"] = [];
   const rows: SweepRow[] = gens.map(({ entry, cached }, k) => {
@@ -925,39 +1176,138 @@ export async function runSweep(
   const gens = await sweepGenerations(ctx);
   const nlls = await sweepNll(ctx);
   const oracle = await sweepOracle(ctx, gens[0].entry);
-  const { rows, agreementByPosition, budgets } = sweepRows(ctx, gens, nlls);
-  const wallMs = performance.now() - ctx.t0;
   await ctx.display?.finish(
     `sweep: ${ctx.resolved.length} policies x ${items.length} items on ${ctx.backendName}` +
       (ctx.cacheHits ? `, ${ctx.cacheHits} cached results reused` : ""),
   );
-  return {
-    rows,
-    model: {
-      source: model.source,
-      dir: model.dir,
-      layers: ctx.L,
-      hiddenSize: model.config.hiddenSize,
-      params: paramCount(model),
-    },
+  return assembleSweep({
+    model: sweepModelInfo(model),
+    config: model.config,
     backend: ctx.backendName,
-    items: items.length,
-    maxNewTokens: ctx.N,
+    items,
+    promptLengths: ctx.promptLengths,
+    names: ctx.names,
+    resolved: ctx.resolved,
+    N: ctx.N,
     batchSize: ctx.batchSize,
-    generations: gens.map(({ entry }, k) => ({ policy: ctx.names[k], outputs: entry.outputs })),
-    budgets,
-    positionNll: nlls.flatMap((n, k) =>
-      n ? [{ policy: ctx.names[k], nll: n.positionNll, counts: n.positionCounts }] : []
-    ),
-    nllItems: nlls.flatMap((n, k) =>
-      n ? [{ policy: ctx.names[k], perToken: n.items.map((i) => i.perToken) }] : []
-    ),
-    agreementByPosition,
+    gens: gens.map((g) => ({ ...g, part: undefined })),
+    nlls,
     oracle,
     runId: ctx.runId,
     startedAt: ctx.startedAt,
-    wallMs,
+    wallMs: performance.now() - ctx.t0,
     cacheHits: ctx.cacheHits,
+    resamples: options.resamples,
+    seed: options.seed,
+  });
+}
+
+/**
+ * Where a sweep's model came from and its shape (`SweepResult.model`).
+ *
+ * @param model a loaded model
+ * @returns source, folder, layers, hidden size, parameters
+ * @example
+ * ```ts
+ * import { sweepModelInfo } from "./sweep.ts";
+ * // sweepModelInfo(model).layers; // 12
+ * ```
+ */
+export function sweepModelInfo(model: Model): SweepResult["model"] {
+  return {
+    source: model.source,
+    dir: model.dir,
+    layers: model.config.numHiddenLayers,
+    hiddenSize: model.config.hiddenSize,
+    params: paramCount(model),
+  };
+}
+
+/**
+ * Everything a sweep's table is computed from: per-policy generations (a cached entry or
+ * a part gathered item by item), per-policy NLL results, and the run's settings. A single
+ * run and a merge of work units both build their result from it ({@linkcode assembleSweep}).
+ */
+export interface SweepAssembly {
+  /** `SweepResult.model`. */
+  model: SweepResult["model"];
+  /** The model's configuration (for the fixed-token speedups). */
+  config: Model["config"];
+  /** Backend name. */
+  backend: string;
+  /** The items, in order. */
+  items: readonly SweepItem[];
+  /** Prompt tokens per item (BOS included). */
+  promptLengths: readonly number[];
+  /** Policies' command-line forms, `full` first. */
+  names: readonly string[];
+  /** The policies, in the same order. */
+  resolved: readonly Policy[];
+  /** `maxNewTokens`. */
+  N: number;
+  /** Rows per batch. */
+  batchSize: number;
+  /** Per policy: a cached entry, or a part over all items (with the run that timed it). */
+  gens: { entry?: GenEntry; part?: SweepGenPart; runId?: string; cached: boolean }[];
+  /** Per policy, the NLL result (`undefined` without NLL). */
+  nlls: (NllResult | undefined)[];
+  /** The oracle, when computed. */
+  oracle?: SweepOracle;
+  /** Identifier of the run. */
+  runId: string;
+  /** ISO time the run began. */
+  startedAt: string;
+  /** Wall milliseconds. */
+  wallMs: number;
+  /** Cache entries reused. */
+  cacheHits: number;
+  /** Bootstrap resamples (default 1000). */
+  resamples?: number;
+  /** Bootstrap seed (default 0). */
+  seed?: number;
+}
+
+/**
+ * Builds a sweep's result (table with bootstrap intervals, per-position figures, outputs)
+ * from its per-item data. Pure: the same data gives the same rows, whether it was
+ * gathered in one process or merged from work units.
+ *
+ * @param a the per-item data and settings
+ * @returns the sweep result
+ * @example
+ * ```ts
+ * import { assembleSweep } from "./sweep.ts";
+ * // const result = assembleSweep({ ...settings, gens, nlls });
+ * ```
+ */
+export function assembleSweep(a: SweepAssembly): SweepResult {
+  const L = a.config.numHiddenLayers;
+  const gens = a.gens.map((g) => ({
+    entry: g.entry ?? finishGenPart(g.part!, L, g.runId ?? a.runId, a.batchSize),
+    cached: g.cached,
+  }));
+  const { rows, agreementByPosition, budgets } = sweepRows(a, gens);
+  return {
+    rows,
+    model: a.model,
+    backend: a.backend,
+    items: a.items.length,
+    maxNewTokens: a.N,
+    batchSize: a.batchSize,
+    generations: gens.map(({ entry }, k) => ({ policy: a.names[k], outputs: entry.outputs })),
+    budgets,
+    positionNll: a.nlls.flatMap((n, k) =>
+      n ? [{ policy: a.names[k], nll: n.positionNll, counts: n.positionCounts }] : []
+    ),
+    nllItems: a.nlls.flatMap((n, k) =>
+      n ? [{ policy: a.names[k], perToken: n.items.map((i) => i.perToken) }] : []
+    ),
+    agreementByPosition,
+    oracle: a.oracle,
+    runId: a.runId,
+    startedAt: a.startedAt,
+    wallMs: a.wallMs,
+    cacheHits: a.cacheHits,
   };
 }
 
@@ -1067,8 +1417,9 @@ export function sweepToMarkdown(result: SweepResult): string {
   if (mixed) {
     notes.push(
       "",
-      "† timings of this policy and of `full` come from different runs (cached): rerun " +
-        "without the cache for a same-run measurement.",
+      "† timings of this policy and of `full` come from different runs (cached, or work " +
+        "units of other processes): rerun in one process without the cache for a same-run " +
+        "measurement.",
     );
   }
   return [...lines, ...notes].join("\n") + "\n";

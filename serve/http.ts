@@ -4,8 +4,9 @@
  * `data: [DONE]`), `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus text). Bad
  * requests get 400 `{"error": {message, type, param}}` naming the field, a full queue 429 and
  * a shutting-down server 503, both with `Retry-After`; with an API key, `/v1/*` and `/metrics`
- * need `Authorization: Bearer KEY` (401 otherwise). A client that disconnects aborts its
- * requests, which frees their rows before the next step.
+ * need `Authorization: Bearer KEY` (401 otherwise). A client that disconnects (streamed or
+ * not) cancels the response body, which aborts its requests and frees their rows before the
+ * next step.
  *
  * @example
  * ```ts
@@ -227,9 +228,9 @@ async function completions(req: Request, options: ServerOptions): Promise<Respon
   } catch (e) {
     throw refusal(e);
   }
+  // A client that disconnects cancels the response body (streamed or not), which aborts its
+  // requests. (req.signal is not used: Deno's legacy abort-on-success warns on any use.)
   const abort = new AbortController();
-  const onGone = () => abort.abort();
-  req.signal.addEventListener("abort", onGone, { once: true });
   let handles: CompletionHandle[];
   try {
     handles = prompts.map((ids) =>
@@ -259,25 +260,35 @@ async function completions(req: Request, options: ServerOptions): Promise<Respon
       total_tokens: prompt + completion,
     };
   };
+  const enc = new TextEncoder();
   if (!p.stream) {
-    const done = await Promise.all(handles.map((h) => h.done));
-    req.signal.removeEventListener("abort", onGone);
-    return json({
-      ...head,
-      choices: done.map((c, index) => ({
-        index,
-        text: c.text,
-        finish_reason: finishReason(c.finish),
-        logprobs: null,
-      })),
-      usage: usage(done),
-      skipdecode: {
-        policy: done[0]?.policy,
-        layers: done.map((c) => c.layers),
+    // The JSON is written when every choice is done; the body is a stream so that a client
+    // that hangs up cancels it (and so its rows) while it waits.
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        const done = await Promise.all(handles.map((h) => h.done));
+        const payload = {
+          ...head,
+          choices: done.map((c, index) => ({
+            index,
+            text: c.text,
+            finish_reason: finishReason(c.finish),
+            logprobs: null,
+          })),
+          usage: usage(done),
+          skipdecode: { policy: done[0]?.policy, layers: done.map((c) => c.layers) },
+        };
+        try {
+          controller.enqueue(enc.encode(JSON.stringify(payload)));
+          controller.close();
+        } catch { /* the client is gone */ }
+      },
+      cancel() {
+        abort.abort();
       },
     });
+    return new Response(body, { headers: JSON_HEADERS });
   }
-  const enc = new TextEncoder();
   const stream = new ReadableStream<Uint8Array>({
     async start(controller) {
       const send = (data: unknown) => {
@@ -304,7 +315,6 @@ async function completions(req: Request, options: ServerOptions): Promise<Respon
       if (p.includeUsage) {
         send({ ...head, choices: [], usage: usage(await Promise.all(handles.map((h) => h.done))) });
       }
-      req.signal.removeEventListener("abort", onGone);
       try {
         controller.enqueue(enc.encode("data: [DONE]\n\n"));
         controller.close();

@@ -26,13 +26,27 @@ const envOr = (k: string, d: string) => {
 };
 const TMP = envOr("TMPDIR", "/tmp").replace(/\/$/, "");
 const HF = `${envOr("HOME", "/root")}/.cache/huggingface`;
+// The one-node Slurm cluster of tests/slurm_test.ts: its daemons and client commands, by name.
+const SLURM = [
+  "mungekey",
+  "munged",
+  "slurmctld",
+  "slurmd",
+  "sinfo",
+  "sbatch",
+  "squeue",
+  "scancel",
+  "scontrol",
+];
 const PERMISSIONS = [
   `--allow-read=${ROOT},${ROOT}/../shared,${TMP},${HF}`,
   `--allow-write=${TMP},${ROOT}/out,${ROOT}/reports,${ROOT}/.cache`,
   "--allow-env=CI,HOME,USERPROFILE,XDG_CACHE_HOME,XDG_RUNTIME_DIR,HF_HUB_CACHE,HF_HOME," +
   "HF_HUB_OFFLINE,HF_ENDPOINT,SKIPDECODE_*",
   "--allow-net=127.0.0.1",
-  `--allow-run=${Deno.execPath()},jupyter,chromium`,
+  `--allow-run=${Deno.execPath()},jupyter,chromium,${SLURM.join(",")}`,
+  // The Slurm test names its one-node cluster after this host (slurm.conf's NodeName).
+  "--allow-sys=hostname",
 ];
 /**
  * Modules whose JSDoc examples run as tests (pure: no GPU, network, checkpoint or output file).

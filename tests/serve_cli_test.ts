@@ -5,7 +5,7 @@
  * shutdown bound (its stream still ends with `data: [DONE]`) and exits 0.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { spawnCli, TINY } from "./cli_helpers.ts";
+import { cli, spawnCli, TINY } from "./cli_helpers.ts";
 
 Deno.test("serve command: answers, then SIGTERM ends the in-flight row within the bound and exits 0", async () => {
   const grace = 1;
@@ -83,4 +83,22 @@ Deno.test("serve command: answers, then SIGTERM ends the in-flight row within th
   console.log(
     `  exit 0 ${seconds.toFixed(2)} s after SIGTERM; the row was cut after ${chunks} chunks`,
   );
+});
+
+Deno.test("serve command: bad options are one line naming the option, exit 2", async () => {
+  const cases: [string[], RegExp][] = [
+    [["--port", "70000"], /--port/],
+    [["--mode", "eager"], /--mode/],
+    [["--batch-size", "0"], /--batch-size/],
+    [["--shutdown-timeout", "-1"], /--shutdown-timeout/],
+    [["--policy", "linear:max=99,min=4", "--backend", "cpu"], /--policy/],
+    [["--policy", "bogus"], /--policy/],
+    [["--api-key", ""], /--api-key/],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = await cli(["serve", "--model", TINY, "--offline", ...args], { task: "serve" });
+    assertEquals(r.code, 2, `${args.join(" ")}: exit ${r.code}: ${r.stderr}`);
+    assertMatch(r.stderr, pattern);
+    assertEquals(r.stderr.trim().split("\n").length, 1, `not one line: ${r.stderr}`);
+  }
 });

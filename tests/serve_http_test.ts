@@ -294,7 +294,7 @@ Deno.test("serve: a full queue answers 429 with Retry-After", async () => {
   }
 });
 
-Deno.test("serve: a client that disconnects mid-stream frees its row", async () => {
+Deno.test("serve: a client that disconnects (mid-stream or waiting for JSON) frees its row", async () => {
   const s = serve({ capacity: 2 });
   try {
     const ac = new AbortController();
@@ -324,7 +324,32 @@ Deno.test("serve: a client that disconnects mid-stream frees its row", async () 
     assert(tokens < 200, `the disconnected row ran all ${tokens} tokens`);
     const text = await (await fetch(`${s.url}/metrics`)).text();
     assertMatch(text, /skipdecode_requests_finished_total\{reason="cancelled"\} 1\n/);
-    console.log(`  freed after ${tokens} of 200 tokens`);
+    // A client of a plain (non-streamed) request that hangs up while waiting frees it too.
+    const plain = new AbortController();
+    const waiting = fetch(`${s.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: NAME, prompt: PROMPTS[1], max_tokens: 200, ignore_eos: true }),
+      signal: plain.signal,
+    }).then((r) => r.text()).catch(() => "aborted");
+    const t1 = performance.now();
+    while (await metric(s, "running_rows") !== 1) {
+      assert(performance.now() - t1 < 10_000, "the plain request never ran");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    plain.abort();
+    assertEquals(await waiting, "aborted");
+    while (await metric(s, "running_rows") !== 0) {
+      assert(performance.now() - t1 < 20_000, "the plain request's row still runs");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const tokens2 = await metric(s, "tokens_total") - tokens;
+    assert(tokens2 < 200, `the abandoned plain request ran all ${tokens2} tokens`);
+    assertMatch(
+      await (await fetch(`${s.url}/metrics`)).text(),
+      /skipdecode_requests_finished_total\{reason="cancelled"\} 2\n/,
+    );
+    console.log(`  streamed: freed after ${tokens} of 200 tokens; plain: after ${tokens2}`);
   } finally {
     await s.shutdown();
   }
