@@ -27,7 +27,19 @@ import { parsePolicy } from "../schedule/mod.ts";
 import { loadModel } from "../decode/mod.ts";
 import { applyTemplate, DataError, loadE2eCsv, readText } from "../eval/data.ts";
 import { E2E_HELD_OUT } from "./heldout_text.ts";
-import { runSweep, type SweepItem, sweepItemsFromE2e, sweepToJson } from "../eval/sweep.ts";
+import {
+  runSweep,
+  type SweepItem,
+  sweepItemsFromE2e,
+  type SweepResult,
+  sweepToJson,
+} from "../eval/sweep.ts";
+import {
+  compareDrafts,
+  draftComparisonMarkdown,
+  type DraftComparisonRow,
+} from "../eval/speculative.ts";
+import type { Model } from "../decode/mod.ts";
 import { type FrontierMetric, type FrontierSpeedup, writeSweepReport } from "../eval/report.ts";
 import { E2E_DEVSET, exists, SHARED_DIR, TINY_MODEL_DIR } from "./paths.ts";
 import { SLURM_OPTIONS } from "./slurm.ts";
@@ -222,6 +234,56 @@ export function templateOption(text: string): string {
   return t;
 }
 
+/** `--speculative K[,K...]`: the draft lengths, each a whole number from 1 to 64. */
+function speculativeKs(v: unknown): number[] | undefined {
+  if (v === undefined) return undefined;
+  const parts = String(v).split(",");
+  const ks = parts.map((p) => /^[0-9]+$/.test(p.trim()) ? Number(p) : NaN);
+  if (ks.some((k) => !Number.isInteger(k) || k < 1 || k > 64)) {
+    throw new UsageError(
+      `--speculative must be draft lengths K from 1 to 64, comma-separated, got "${v}"`,
+    );
+  }
+  return [...new Set(ks)];
+}
+
+/**
+ * The sweep's speculative rows: every non-full policy drafts at each K for the full model
+ * (`compareDrafts` on the sweep's items, token limit and batch size, EOS ignored so every
+ * draft sees the same positions); written as `speculative.json` and `speculative.md` beside
+ * the report.
+ */
+async function speculativeSection(
+  model: Model,
+  items: readonly SweepItem[],
+  policies: readonly string[],
+  ks: number[],
+  result: SweepResult,
+  folder: OutputFolder,
+): Promise<DraftComparisonRow[]> {
+  const drafts = policies.filter((p) => parsePolicy(p).toJSON().kind !== "full");
+  if (drafts.length === 0) {
+    console.error("note: --speculative: every --policy is full, so there is no draft to run");
+    return [];
+  }
+  const rows = await compareDrafts(
+    model.backend,
+    items.map((it) => model.tokenizer.encode(it.prompt)),
+    { drafts, ks, maxNewTokens: result.maxNewTokens, batchSize: result.batchSize },
+  );
+  folder.write("speculative.json", JSON.stringify(rows, null, 2));
+  folder.write(
+    "speculative.md",
+    `# Self-speculative decoding: the sweep's policies as drafts\n\n` +
+      `${items.length} items, ${result.maxNewTokens} tokens each (EOS ignored), batch ` +
+      `${result.batchSize}, on ${result.backend}; every output equals the full model's ` +
+      `(lossless), so quality is full's. Draft cost: mean draft layers over L; a verification ` +
+      `over K + 1 positions counts once per layer; FLOPs count every position's layers.\n\n` +
+      `${draftComparisonMarkdown(rows)}\n`,
+  );
+  return rows;
+}
+
 /** The `sweep` command. */
 export const sweepCommand: Command = {
   name: "sweep",
@@ -319,6 +381,13 @@ export const sweepCommand: Command = {
         "`skipdecode merge`); default: SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX " +
         "when set",
     },
+    speculative: {
+      type: "string",
+      value: "K[,K...]",
+      description: "also run every non-full --policy as a self-speculative draft at each K " +
+        "(outputs equal full's): acceptance, layer passes per token, FLOP ratio with 95% " +
+        "intervals in speculative.md/.json (not sharded)",
+    },
     "unit-items": {
       type: "string",
       value: "B",
@@ -350,6 +419,10 @@ export const sweepCommand: Command = {
     const out = v.out as string;
     checkOutputPath(out, "--out");
     const split = shardSettings(v, batchSize ?? 8);
+    const ks = speculativeKs(v.speculative);
+    if (ks && (split.shard || split.slurm)) {
+      throw new UsageError("--speculative is not sharded: run it without --shard or --slurm");
+    }
     if (split.slurm) {
       const data = sweepDataFile(v.data as string | undefined);
       if (!exists(data)) throw new UsageError(`data file ${data} not found`);
@@ -398,8 +471,12 @@ export const sweepCommand: Command = {
         oracle: oracleItems > 0 ? { items: oracleItems, warmup: 1 } : false,
       });
       const files = await writeSweepReport(result, folder, { ...report, png }, items);
-      if (v.json) console.log(JSON.stringify(sweepToJson(result)));
-      else {
+      const spec = ks ? await speculativeSection(model, items, policies, ks, result, folder) : [];
+      if (v.json) {
+        console.log(
+          JSON.stringify({ ...sweepToJson(result), ...(ks ? { speculative: spec } : {}) }),
+        );
+      } else {
         console.error(
           `wrote ${out}/${files.report} (${Object.keys(files.html).length} charts, ` +
             `${Object.keys(files.png).length} PNGs)`,

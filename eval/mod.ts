@@ -57,6 +57,7 @@ export { type CorpusScores, scoreCorpus, scoreFiles } from "./score.ts";
 export {
   compareDrafts,
   type CompareDraftsOptions,
+  draftComparisonMarkdown,
   type DraftComparisonRow,
   type PositionFigure,
 } from "./speculative.ts";

@@ -176,3 +176,33 @@ function tokenPositions(outcomes: number[][], boot: BootstrapOptions): PositionF
   }
   return out;
 }
+
+/**
+ * {@linkcode compareDrafts}' rows as a Markdown table (the `sweep --speculative` section):
+ * draft, K, draft cost, acceptance and layer speedup with their 95% intervals, layer passes per
+ * token, FLOP ratio (never below 1: speculation never lowers FLOPs) and wall time.
+ *
+ * @example
+ * ```ts
+ * import { draftComparisonMarkdown } from "./speculative.ts";
+ * console.log(draftComparisonMarkdown([]));
+ * ```
+ */
+export function draftComparisonMarkdown(rows: readonly DraftComparisonRow[]): string {
+  const f = (x: number, d = 2) => Number.isFinite(x) ? x.toFixed(d) : "-";
+  const ci = ([lo, hi]: Interval) => `[${f(lo)}, ${f(hi)}]`;
+  const lines = [
+    "| draft | K | draft cost | acceptance | layer passes / token | layer speedup | FLOPs vs full | wall ms |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.draft} | ${r.k} | ${f(r.draftCost)} | ${f(r.acceptanceRate)} ${
+        ci(r.ci.acceptanceRate)
+      } | ${f(r.layerPassesPerToken)} | ${f(r.layerSpeedup)}x ${ci(r.ci.layerSpeedup)} | ${
+        f(r.flopRatio)
+      }x | ${r.wallMs.toFixed(0)} |`,
+    );
+  }
+  return lines.join("\n");
+}

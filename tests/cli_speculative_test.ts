@@ -5,7 +5,7 @@
  * a `full` draft policy is a note, not an error.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { cli, pool, TINY } from "./cli_helpers.ts";
+import { cli, pool, sandbox, TINY } from "./cli_helpers.ts";
 
 const BASE = [
   "generate",
@@ -98,4 +98,71 @@ Deno.test("cli: bad --speculative values are one-line errors naming the option; 
   const note = await cli([...BASE, "--speculative", "2", "--policy", "full"]);
   assertEquals(note.code, 0, note.stderr);
   assertMatch(note.stderr, /note: the draft policy is full/);
+});
+
+Deno.test("cli: sweep --speculative adds the non-full policies as drafts (speculative.json/.md, JSON)", async () => {
+  using box = sandbox("sweep-spec");
+  const args = [
+    "sweep",
+    "--model",
+    TINY,
+    "--backend",
+    "cpu",
+    "--no-cache",
+    "--nll",
+    "none",
+    "--items",
+    "3",
+    "--max-new-tokens",
+    "8",
+    "--batch-size",
+    "2",
+    "--policy",
+    "constant:n=8,warmup=1",
+    "--policy",
+    "earlyexit:constant:n=8",
+    "--no-png",
+    "--json",
+    "--out",
+    `${box.rel}/report`,
+  ];
+  const [ok, bad, sharded] = await pool(
+    [
+      [...args, "--speculative", "2,4"],
+      [...args, "--speculative", "2,0"],
+      [...args, "--speculative", "2", "--shard", "1/2"],
+    ],
+    2,
+    (a) => cli(a),
+  );
+  assertEquals(ok.code, 0, ok.stderr);
+  const out = JSON.parse(ok.stdout);
+  assertEquals(
+    out.speculative.map((r: { draft: string; k: number }) => `${r.draft} K=${r.k}`),
+    [
+      "constant:n=8,warmup=1 K=2",
+      "constant:n=8,warmup=1 K=4",
+      "earlyexit:constant:n=8,warmup=0 K=2",
+      "earlyexit:constant:n=8,warmup=0 K=4",
+    ],
+  );
+  for (const r of out.speculative) {
+    assertEquals(r.draftCost, 8 / 12);
+    assert(r.acceptanceRate >= 0 && r.acceptanceRate <= 1 && r.flopRatio >= 1);
+    const [lo, hi] = r.ci.acceptanceRate;
+    assert(lo <= r.acceptanceRate + 1e-12 && r.acceptanceRate <= hi + 1e-12);
+  }
+  const md = Deno.readTextFileSync(`${box.dir}/report/speculative.md`);
+  assertMatch(md, /\| constant:n=8,warmup=1 \| 4 \| 0\.67 \|/);
+  assertEquals(JSON.parse(Deno.readTextFileSync(`${box.dir}/report/speculative.json`)).length, 4);
+  for (
+    const [r, re] of [[bad, /--speculative must be draft lengths K from 1 to 64/], [
+      sharded,
+      /--speculative is not sharded/,
+    ]] as const
+  ) {
+    assertEquals(r.code, 2, r.stderr);
+    assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assertMatch(r.stderr, re);
+  }
 });
