@@ -50,6 +50,7 @@ import type { OptConfig } from "../model/types.ts";
 import { dimsFromConfig, parsePolicy, plan, type Policy } from "../schedule/mod.ts";
 import type { OptTokenizer } from "../tokenizer/mod.ts";
 import { StopText } from "./stop.ts";
+import { checkDraftLength } from "../decode/speculative.ts";
 
 /** How waiting requests join the running batch (see the module documentation). */
 export type AdmissionMode = "per-row" | "aligned" | "static";
@@ -105,6 +106,12 @@ export interface CompletionRequest {
   stopAtEos?: boolean;
   /** Aborting frees the request's slot (or drops it from the queue). */
   signal?: AbortSignal;
+  /**
+   * Self-speculative decoding (DESIGN §3b): the request's policy drafts up to this many tokens
+   * (an integer from 1), all layers verify them, so the tokens are the full model's. Greedy
+   * only; not with `aligned` admission (rows advance by their own accepted counts).
+   */
+  speculative?: number;
 }
 
 /** Why a request ended. `cancelled`: aborted by its signal or by shutdown. */
@@ -149,6 +156,8 @@ export interface Completion {
   policy: string;
   /** Milliseconds from `submit` to admission, to the first token, and to the end. */
   timing: { queuedMs: number; firstTokenMs: number; totalMs: number };
+  /** Speculative requests: the draft length and the drafts made and accepted. */
+  speculative?: { k: number; drafted: number; accepted: number };
 }
 
 /** A submitted request: its events as they happen and its result. */
@@ -239,6 +248,8 @@ interface Entry {
   events: EventQueue;
   resolve: (c: Completion) => void;
   onAbort?: () => void;
+  /** Speculative rows: the draft length K and the round in progress. */
+  spec?: { k: number; drafts: number[]; kRound: number; drafted: number; accepted: number };
 }
 
 /**
@@ -446,6 +457,18 @@ export class Scheduler {
     }
     const policy = r.policy === undefined ? this.#policy : resolve(r.policy);
     const p = plan(policy, { ...dimsFromConfig(config), promptLength: P, maxNewTokens: N });
+    const K = r.speculative, L = config.numHiddenLayers;
+    if (K !== undefined) {
+      checkDraftLength(K, config.maxPositionEmbeddings);
+      if ((r.sampling?.temperature ?? 0) > 0) {
+        throw new RangeError("speculative: greedy only, the temperature must be 0");
+      }
+      if (this.#mode === "aligned") {
+        throw new RangeError(
+          "speculative: not with aligned admission (rows advance by their own accepted counts)",
+        );
+      }
+    }
     const stop = new StopText(r.stop ?? []);
     return {
       id: this.#nextId++,
@@ -453,7 +476,8 @@ export class Scheduler {
       maxTokens: N,
       policy,
       sets: p.sets,
-      generatedLayers: p.generatedLayers,
+      // a speculative row's tokens are the full model's: every one counts L layers
+      generatedLayers: K === undefined ? p.generatedLayers : p.generatedLayers.map(() => L),
       sampling: r.sampling,
       stopAtEos: r.stopAtEos ?? true,
       signal: r.signal,
@@ -468,6 +492,9 @@ export class Scheduler {
       firstToken: NaN,
       events: new EventQueue(),
       resolve: () => {},
+      ...(K === undefined
+        ? {}
+        : { spec: { k: K, drafts: [], kRound: -1, drafted: 0, accepted: 0 } }),
     };
   }
 
@@ -543,14 +570,34 @@ export class Scheduler {
         capacity: this.#capacity,
         maxLength: this.#maxLength,
       });
+      const L = this.#model.config.numHiddenLayers;
+      const all = Array.from({ length: L }, (_, l) => l);
       const work: RowWork[] = running.map((e) => {
         const g = e.ids.length;
         const base = { slot: e.slot, step: g, ...(e.sampling ? { sampling: e.sampling } : {}) };
+        const P = e.promptIds.length;
         if (!e.prefilled) {
-          return { ...base, tokens: e.promptIds, sets: e.sets.slice(0, e.promptIds.length) };
+          // a speculative row's prompt runs at full depth: its verifier reads that KV
+          const sets = e.spec ? e.promptIds.map(() => all) : e.sets.slice(0, P);
+          return { ...base, tokens: e.promptIds, sets };
         }
-        const pos = e.promptIds.length + g - 1;
-        return { ...base, tokens: [e.ids[g - 1]], sets: [e.sets[pos]] };
+        const pos = P + g - 1;
+        const sp = e.spec;
+        if (!sp) return { ...base, tokens: [e.ids[g - 1]], sets: [e.sets[pos]] };
+        // Speculative: draft steps (one token each, the draft plan's set), then one step that
+        // verifies the last token and the drafts at every layer (their draft KV dropped first).
+        if (sp.kRound < 0) sp.kRound = Math.min(sp.k, e.maxTokens - g - 1);
+        const d = sp.drafts.length;
+        if (d < sp.kRound) {
+          return {
+            ...base,
+            tokens: [d ? sp.drafts[d - 1] : e.ids[g - 1]],
+            sets: [e.sets[pos + d]],
+          };
+        }
+        if (d > 0) this.#rows!.truncate(e.slot, pos);
+        const tokens = [e.ids[g - 1], ...sp.drafts];
+        return { ...base, tokens, sets: tokens.map(() => all), want: "all" as const };
       });
       const admitted = running.filter((e) => !e.prefilled).length;
       const before = this.#rows.stats().layerSteps;
@@ -564,7 +611,23 @@ export class Scheduler {
           e.prefilled = true;
           this.#m.promptTokens += e.promptIds.length;
         }
-        this.#accept(e, results[i].tokens[0], t1);
+        const sp = e.spec;
+        if (!sp || work[i].want !== "all") {
+          if (sp && e.ids.length > 0) sp.drafts.push(results[i].tokens[0]); // a draft step
+          else this.#accept(e, results[i].tokens[0], t1);
+          return;
+        }
+        // Verified: accept the drafts equal to the full model's tokens, then its own token.
+        const got = results[i].tokens, k = sp.drafts.length;
+        let m = 0;
+        while (m < k && sp.drafts[m] === got[m]) m++;
+        sp.drafted += k;
+        sp.accepted += m;
+        sp.drafts = [];
+        sp.kRound = -1;
+        const pos = e.promptIds.length + e.ids.length - 1;
+        this.#rows!.truncate(e.slot, pos + m + 1);
+        for (let j = 0; j <= m && this.#slots[e.slot] === e; j++) this.#accept(e, got[j], t1);
       });
       this.#onStep?.({
         time: performance.now(),
@@ -622,6 +685,9 @@ export class Scheduler {
         firstTokenMs: e.firstToken - e.submitted,
         totalMs: now - e.submitted,
       },
+      ...(e.spec
+        ? { speculative: { k: e.spec.k, drafted: e.spec.drafted, accepted: e.spec.accepted } }
+        : {}),
     });
   }
 }
