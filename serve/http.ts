@@ -242,10 +242,14 @@ async function completions(req: Request, options: ServerOptions): Promise<Respon
         stopAtEos: !p.ignoreEos,
         sampling: samplingOf(p),
         signal: abort.signal,
+        ...(p.speculative ? { speculative: p.speculative } : {}),
       })
     );
   } catch (e) {
     abort.abort();
+    if (p.speculative && e instanceof RangeError && /^speculative/.test(e.message)) {
+      throw new ApiError(400, e.message, "speculative"); // e.g. aligned admission
+    }
     throw refusal(e);
   }
   const id = `cmpl-${crypto.randomUUID()}`;
@@ -276,7 +280,11 @@ async function completions(req: Request, options: ServerOptions): Promise<Respon
             logprobs: null,
           })),
           usage: usage(done),
-          skipdecode: { policy: done[0]?.policy, layers: done.map((c) => c.layers) },
+          skipdecode: {
+            policy: done[0]?.policy,
+            layers: done.map((c) => c.layers),
+            ...(p.speculative ? { speculative: done.map((c) => c.speculative) } : {}),
+          },
         };
         try {
           controller.enqueue(enc.encode(JSON.stringify(payload)));

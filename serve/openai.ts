@@ -5,8 +5,8 @@
  * type, param}}`. Supported: `model`, `prompt` (a string, a list of strings, a list of token
  * ids or a list of such lists), `max_tokens`, `temperature` (0 = greedy, the default here,
  * unlike OpenAI's 1, so that a bare request equals `generate`), `top_p`, `seed`, `stop`,
- * `stream`, `stream_options.include_usage`, `n` (1 only), `user`, the SkipDecode extension `policy` (the
- * `--policy` syntax) and vLLM's extension `ignore_eos`. Fields of OpenAI's API that the server cannot honour
+ * `stream`, `stream_options.include_usage`, `n` (1 only), `user`, the SkipDecode extensions `policy` (the
+ * `--policy` syntax) and `speculative` (draft length K: the policy drafts, all layers verify) and vLLM's extension `ignore_eos`. Fields of OpenAI's API that the server cannot honour
  * (`echo`, `logprobs`, `best_of` > 1, penalties, `logit_bias`, `suffix`) and unknown fields
  * are refused, not ignored.
  *
@@ -78,6 +78,11 @@ export interface CompletionParams {
   ignoreEos: boolean;
   /** The `policy` extension field, parsed; absent: the server's default. */
   policy?: Policy;
+  /**
+   * The `speculative` extension field: draft length K of self-speculative decoding (the policy
+   * drafts, all layers verify: the full model's tokens); greedy only.
+   */
+  speculative?: number;
 }
 
 /** What {@linkcode parseCompletionBody} checks against. */
@@ -102,6 +107,7 @@ const KNOWN = new Set([
   "user",
   "policy",
   "ignore_eos",
+  "speculative",
   "echo",
   "logprobs",
   "best_of",
@@ -229,6 +235,16 @@ export function parseCompletionBody(body: unknown, limits: CompletionLimits): Co
       throw bad("policy", (e as Error).message);
     }
   });
+  const speculative = optional(b.speculative, undefined as number | undefined, (v) => {
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > limits.maxTokensLimit) {
+      throw bad(
+        "speculative",
+        `must be a draft length K, an integer from 1 to ${limits.maxTokensLimit}`,
+      );
+    }
+    if (temperature > 0) throw bad("speculative", "is greedy only: temperature must be 0");
+    return v;
+  });
   return {
     model: b.model,
     prompts,
@@ -241,6 +257,7 @@ export function parseCompletionBody(body: unknown, limits: CompletionLimits): Co
     includeUsage,
     ignoreEos,
     ...(policy ? { policy } : {}),
+    ...(speculative ? { speculative } : {}),
   };
 }
 

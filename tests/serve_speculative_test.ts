@@ -4,12 +4,19 @@
  * requests of other policies in per-row and static admission, every speculative request's
  * tokens equal the full model's solo decode (whatever its draft policy and K), every plain
  * one its own solo decode; drafts are made and some accepted; greedy-only, aligned admission
- * and bad K are refused in one line.
+ * and bad K are refused in one line. Over HTTP, the extension field `speculative` of
+ * `POST /v1/completions` gives the full model's text and the drafting figures, and a bad value
+ * is a 400 naming `speculative`.
  */
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { fileURLToPath } from "node:url";
 import { generate, loadModel } from "../decode/mod.ts";
-import { type AdmissionMode, type CompletionRequest, Scheduler } from "../serve/mod.ts";
+import {
+  type AdmissionMode,
+  type CompletionRequest,
+  Scheduler,
+  startServer,
+} from "../serve/mod.ts";
 import { BUNDLED } from "./helpers.ts";
 
 const model = await loadModel(fileURLToPath(new URL("models/tiny-opt-e2e", BUNDLED)), {
@@ -87,4 +94,65 @@ Deno.test("serve speculative: bad speculative requests are refused in one line",
   );
   await perRow.close();
   await aligned.close();
+});
+
+Deno.test("serve speculative: POST /v1/completions with speculative equals full; bad values are 400", async () => {
+  const post = (url: string, body: unknown) =>
+    fetch(`${url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny", ...body as object }),
+    });
+  const s = startServer({
+    scheduler: new Scheduler(model, { capacity: 4 }),
+    tokenizer: model.tokenizer,
+    config: model.config,
+    modelName: "tiny",
+    port: 0,
+  });
+  const aligned = startServer({
+    scheduler: new Scheduler(model, { capacity: 2, mode: "aligned" }),
+    tokenizer: model.tokenizer,
+    config: model.config,
+    modelName: "tiny",
+    port: 0,
+  });
+  try {
+    const prompt = [PROMPTS[0], PROMPTS[3]];
+    const res = await post(s.url, {
+      prompt,
+      max_tokens: 12,
+      policy: "constant:n=8,warmup=1",
+      speculative: 4,
+    });
+    assertEquals(res.status, 200);
+    const j = await res.json();
+    const full = await generate(model, prompt, { maxNewTokens: 12, batchSize: 1 });
+    assertEquals(
+      j.choices.map((c: { text: string }) => c.text),
+      full.results.map((r) => r.text),
+    );
+    assertEquals(j.skipdecode.speculative.length, 2);
+    for (const sp of j.skipdecode.speculative) {
+      assertEquals(sp.k, 4);
+      assert(sp.drafted > 0 && sp.accepted <= sp.drafted);
+    }
+    const cases: [string, unknown, string][] = [
+      [s.url, { prompt: "a", max_tokens: 4, speculative: 0 }, "a draft length K"],
+      [s.url, { prompt: "a", max_tokens: 4, speculative: 2.5 }, "a draft length K"],
+      [s.url, { prompt: "a", max_tokens: 4, speculative: "2" }, "a draft length K"],
+      [s.url, { prompt: "a", max_tokens: 4, speculative: 2, temperature: 0.7 }, "greedy only"],
+      [aligned.url, { prompt: "a", max_tokens: 4, speculative: 2 }, "aligned admission"],
+    ];
+    for (const [url, body, text] of cases) {
+      const r = await post(url, body);
+      const e = await r.json();
+      assertEquals(r.status, 400, JSON.stringify(e));
+      assertEquals(e.error.param, "speculative", JSON.stringify(e));
+      assert(e.error.message.includes(text), e.error.message);
+    }
+  } finally {
+    await s.shutdown();
+    await aligned.shutdown();
+  }
 });
