@@ -6,7 +6,8 @@
  * and custom drafts, K from 1 to 8, on a random awkward-sized pre-LN f16 checkpoint and the
  * shipped model (through `generate({speculative})`); the logits of every accepted token are
  * within 1e-5 (relative L2) of the WebGPU full decode's; no kept position runs at full depth
- * twice. Sizes are small: the CI GPU is llvmpipe.
+ * twice; speculative requests of the serving scheduler on the WebGPU RowBatch equal full. Sizes
+ * are small: the CI GPU is llvmpipe.
  */
 import { assert, assertEquals, assertLess } from "@std/assert";
 import type { Backend, RowBatch, RowWork } from "../backend/types.ts";
@@ -22,6 +23,7 @@ import {
   skipDecodeSet,
 } from "../schedule/mod.ts";
 import { generate, speculativeDecode } from "../decode/mod.ts";
+import { Scheduler } from "../serve/mod.ts";
 import { BUNDLED } from "./helpers.ts";
 import { randomPrompts } from "./rows_helpers.ts";
 import { GPU_TEST, relL2, testGpu } from "./webgpu_helpers.ts";
@@ -236,6 +238,44 @@ Deno.test({
       }
       console.log(`tiny-opt-e2e on WebGPU: logits max rel L2 ${worst.toExponential(2)}`);
       assertLess(worst, 1e-5);
+    } finally {
+      backend.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "webgpu speculative: scheduler requests with speculative (beside a plain one) equal full",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    if (!gpu) return;
+    const path = new URL("models/tiny-opt-e2e", BUNDLED).pathname;
+    const weights = await loadWeights(path);
+    const tokenizer = await loadTokenizer(path);
+    const backend = await createWebGpuBackend(weights, { gpu });
+    const model = { backend, tokenizer, config: weights.config };
+    try {
+      const prompts = [
+        "name[Alimentum], area[city centre]\n",
+        "name[Zizzi], eatType[pub]\n",
+        "name[The Eagle], food[French]\n",
+      ];
+      const policy = "linear:max=12,min=4,warmup=1";
+      const scheduler = new Scheduler(model, { capacity: 2 });
+      const done = await Promise.all([
+        scheduler.submit({ prompt: prompts[0], maxTokens: 9, policy, speculative: 3 }).done,
+        scheduler.submit({ prompt: prompts[1], maxTokens: 7, policy }).done,
+        scheduler.submit({ prompt: prompts[2], maxTokens: 8, policy, speculative: 8 }).done,
+      ]);
+      await scheduler.close();
+      const solo = async (i: number, p: string, n: number) =>
+        (await generate(model, [prompts[i]], { policy: p, maxNewTokens: n, batchSize: 1 }))
+          .results[0].ids;
+      assertEquals(done[0].ids, await solo(0, "full", 9));
+      assertEquals(done[1].ids, await solo(1, policy, 7));
+      assertEquals(done[2].ids, await solo(2, "full", 8));
+      assert(done[0].speculative!.drafted > 0 && done[2].speculative!.drafted > 0);
     } finally {
       backend.dispose();
     }
