@@ -111,9 +111,16 @@ export const generateCommand: Command = {
     const seed = intOption(v, "seed", 0, 2 ** 32 - 1);
     intOption(v, "batch-size", 1, MAX_BATCH);
     intOption(v, "chunk-size", 1, 4096);
-    const speculative = v.speculative === "auto"
-      ? "auto" as const
-      : intOption(v, "speculative", 1, MAX_NEW_TOKENS);
+    const speculative = v.speculative === "auto" ? "auto" as const : (() => {
+      const k = Number(v.speculative);
+      if (v.speculative !== undefined && !(Number.isInteger(k) && /^[0-9]+$/.test(String(k)))) {
+        throw new UsageError(
+          `--speculative must be a whole number from 1 to ${MAX_NEW_TOKENS} or auto, ` +
+            `got "${v.speculative}"`,
+        );
+      }
+      return intOption(v, "speculative", 1, MAX_NEW_TOKENS);
+    })();
     if (speculative !== undefined && (temperature ?? 0) > 0) {
       throw new UsageError(
         "--speculative is greedy only: drop --temperature (or set it to 0)",

@@ -83,7 +83,10 @@ Deno.test("cli: bad --speculative values are one-line errors naming the option; 
   const cases: [string[], RegExp][] = [
     [["--speculative", "0"], /--speculative must be a whole number from 1 to/],
     [["--speculative", "2.5"], /--speculative must be a whole number from 1 to .*"2\.5"/],
-    [["--speculative", "abc"], /--speculative must be a whole number/],
+    [
+      ["--speculative", "abc"],
+      /--speculative must be a whole number from 1 to \d+ or auto, got "abc"/,
+    ],
     [["--speculative", "256"], /--speculative 256 is too large: .* K is at most 255/],
     [["--speculative", "2", "--temperature", "0.7"], /--speculative is greedy only/],
   ];
