@@ -10,6 +10,7 @@
  * ```
  * @module
  */
+import { PathRuleError, readInputFile } from "../model/paths.ts";
 
 /** One input with all its references, in file order. */
 export interface E2eItem {
@@ -77,6 +78,9 @@ function pathName(path: string | URL): string {
     : path;
 }
 
+/** The largest text input read (data sets, prompt files, hypotheses, references). */
+export const MAX_TEXT_INPUT_BYTES = 256 << 20;
+
 /**
  * Reads a whole text file, with an error naming the file (and what it was for) when it is
  * missing or unreadable.
@@ -93,8 +97,11 @@ function pathName(path: string | URL): string {
 export async function readText(path: string | URL, what: string): Promise<string> {
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    await Promise.resolve();
+    // regular files only (a FIFO would hang, /dev/zero fill memory), size bounded first
+    bytes = readInputFile(pathName(path), { what, maxBytes: MAX_TEXT_INPUT_BYTES });
   } catch (e) {
+    if (e instanceof PathRuleError) throw new DataError(e.message);
     const why = e instanceof Deno.errors.NotFound
       ? "not found"
       : e instanceof Deno.errors.IsADirectory
