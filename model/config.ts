@@ -140,6 +140,17 @@ export function parseOptConfig(json: unknown, source = "config.json"): OptConfig
     padTokenId: f.int("pad_token_id", 0, 1),
     tieWordEmbeddings: f.bool("tie_word_embeddings", true),
   };
+  for (
+    const [field, id] of [
+      ["bos_token_id", config.bosTokenId],
+      ["eos_token_id", config.eosTokenId],
+      ["pad_token_id", config.padTokenId],
+    ] as const
+  ) {
+    if (id >= config.vocabSize) {
+      fail(source, field, `(${id}) must be below vocab_size (${config.vocabSize})`);
+    }
+  }
   const dtype = f.str("torch_dtype") ?? f.str("dtype");
   if (dtype !== undefined) config.torchDtype = dtype;
   return config;

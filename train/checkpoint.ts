@@ -14,6 +14,7 @@
  * @module
  */
 import { loadWeightsSync } from "../model/checkpoint.ts";
+import { checkFiniteTensor, checkFiniteWeights } from "../model/finite.ts";
 import { optConfigToJson } from "../model/config.ts";
 import { CheckpointError } from "../model/errors.ts";
 import {
@@ -232,7 +233,9 @@ export interface TrainingCheckpoint {
  */
 export function loadTrainingCheckpoint(dir: string): TrainingCheckpoint {
   verifyCheckpointSet(dir);
-  const params = paramsFromWeights(loadWeightsSync(dir));
+  const weights = loadWeightsSync(dir);
+  checkFiniteWeights(weights); // a NaN weight is named here, not blamed on the learning rate
+  const params = paramsFromWeights(weights);
   const out: TrainingCheckpoint = { params };
   const optPath = `${dir}/${OPTIMIZER_FILE}`;
   if (exists(optPath)) {
@@ -261,6 +264,7 @@ export function loadTrainingCheckpoint(dir: string): TrainingCheckpoint {
           { file: optPath, kind: "shape", tensor: name },
         );
       }
+      checkFiniteTensor(t);
       return tensorToFloat32(t);
     };
     const m = new ParamSet(
