@@ -239,7 +239,7 @@ export const procedureCommand: Command = {
       `--after-oracle ${afterOracle}`,
       `--out ${out}`,
     ].join(" \\\n  ");
-    const folder = OutputFolder.open(out, { option: "--out" });
+    const folder = OutputFolder.open(out, { option: "--out", owner: "procedure" });
     try {
       const result = await runProcedure({
         model,

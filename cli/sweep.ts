@@ -344,7 +344,7 @@ export const sweepCommand: Command = {
       const names = policies.map((p) => String(parsePolicy(p)));
       const dup = names.find((n, i) => names.indexOf(n) !== i);
       if (dup) throw new UsageError(`--policy ${dup} is given twice`);
-      folder = OutputFolder.open(out, { option: "--out" });
+      folder = OutputFolder.open(out, { option: "--out", owner: "sweep" });
       const result = await runSweep(model, items, policies, {
         maxNewTokens,
         batchSize,

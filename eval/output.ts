@@ -185,7 +185,10 @@ export function commitFileSet(dir: string, stage: string, options: CommitOptions
   }
   const sha256: Record<string, string> = {};
   if (options.hash) { for (const n of names) sha256[n] = sha256File(join(stage, n)); }
-  const previous = readFileSet(dir)?.files ?? [];
+  // Only files this command wrote in its previous set are removed (a set of unknown or
+  // other origin is left alone: a command never deletes what it did not write).
+  const before = readFileSet(dir);
+  const previous = before && before.owner === options.owner ? before.files : [];
   const journal = {
     stage: stageName,
     owner: options.owner,
@@ -526,12 +529,13 @@ export class OutputFolder {
       out.#completeCommits(dir, 2);
       const set = readFileSet(dir);
       if (
-        options.owner !== undefined && set && set.files.length > 0 && set.owner !== options.owner
+        options.owner !== undefined && set && set.files.length > 0 && set.owner !== "unknown" &&
+        set.owner !== options.owner
       ) {
         throw new OutputError(
-          `${option} ${dir} holds the report of ${
-            set.owner === "unknown" ? "another run" : `a ${set.owner} run`
-          } (${set.files.slice(0, 3).join(", ")}${set.files.length > 3 ? ", ..." : ""}); ` +
+          `${option} ${dir} holds the files of a ${set.owner} run (${
+            set.files.slice(0, 3).join(", ")
+          }${set.files.length > 3 ? ", ..." : ""}); ` +
             `${options.owner} writes its own folder and never replaces another command's ` +
             `files: choose another ${option}`,
         );

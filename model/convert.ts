@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { modelFile, PathRuleError } from "./paths.ts";
 import { allTensors, type LoadedWeights, loadWeightsSync } from "./checkpoint.ts";
 import { CheckpointError } from "./errors.ts";
 import { writeSafetensors } from "./safetensors.ts";
@@ -111,12 +112,16 @@ export function writeStandardFolder(weights: LoadedWeights, out: string): Conver
   // Side files first, the weights last: a folder with model.safetensors is complete.
   const files: string[] = [];
   for (const name of ["config.json", ...OPTIONAL_MODEL_FILES]) {
-    const from = `${weights.dir}/${name}`;
+    let from: string | undefined;
     try {
-      if (!Deno.statSync(from).isFile) continue;
-    } catch {
-      continue;
+      from = modelFile(weights.dir, name); // inside the folder (or its cache blobs) only
+    } catch (e) {
+      if (e instanceof PathRuleError) {
+        throw new CheckpointError(e.message, { file: e.path, kind: "io", cause: e });
+      }
+      throw e;
     }
+    if (from === undefined) continue;
     copyAtomic(from, `${out}/${name}`);
     files.push(name);
   }
