@@ -9,6 +9,7 @@
 import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "@std/assert";
 import { atomicWrite, OutputError, OutputFolder } from "../eval/output.ts";
 import { readText } from "../eval/data.ts";
+import { ResultCache } from "../eval/cache.ts";
 import { loadWeightsSync } from "../model/checkpoint.ts";
 import { CheckpointError } from "../model/errors.ts";
 import { writeRandomCheckpoint } from "../model/fixture.ts";
@@ -175,4 +176,19 @@ Deno.test("tokenizer_config.json: wrongly typed fields are errors naming the fil
     assertMatch(e.message, want);
     assertMatch(e.message, /tokenizer_config\.json/);
   }
+});
+
+Deno.test("result cache: a symlinked cache folder is refused with a note; nothing lands at its target", async () => {
+  using root = tmp();
+  Deno.mkdirSync(`${root}/elsewhere`);
+  plantSymlink(`${root}/elsewhere`, `${root}/cache`);
+  const notes: string[] = [];
+  const cache = new ResultCache(`${root}/cache`, (n) => notes.push(n));
+  await cache.put({ k: 1 }, { v: 1 });
+  assertEquals([...Deno.readDirSync(`${root}/elsewhere`)].length, 0);
+  assertMatch(notes[0], /goes through the symbolic link .*cache; .*continuing without caching/);
+  // Through a link further up as well.
+  const deeper = new ResultCache(`${root}/cache/sub`, (n) => notes.push(n));
+  await deeper.put({ k: 1 }, { v: 1 });
+  assertEquals([...Deno.readDirSync(`${root}/elsewhere`)].length, 0);
 });
