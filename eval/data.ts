@@ -272,6 +272,13 @@ export function parseE2eCsv(text: string, source: string): E2eItem[] {
   const header = recs[0].fields.map((h) => h.trim());
   const col = (name: string): number => {
     const k = header.indexOf(name);
+    if (k >= 0 && header.indexOf(name, k + 1) >= 0) {
+      throw new DataError(
+        `${source}: header has column "${name}" twice (columns ${k + 1} and ${
+          header.indexOf(name, k + 1) + 1
+        }); which one is meant is unclear`,
+      );
+    }
     if (k < 0) {
       throw new DataError(
         `${source}: header lacks column "${name}" (found: ${header.join(", ")})`,
@@ -324,13 +331,14 @@ export async function loadE2eCsv(path: string | URL): Promise<E2eItem[]> {
  * @example
  * ```ts
  * import { splitLines } from "./data.ts";
- * console.log(splitLines("a\r\nb\n")); // ["a", "b"]
+ * console.log(splitLines("a\r\nb\rc\n")); // ["a", "b", "c"]
  * ```
  */
 export function splitLines(text: string): string[] {
   if (text === "") return [];
-  const lines = text.split("\n").map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l));
-  if (text.endsWith("\n")) lines.pop();
+  // "\r\n" (Windows), "\n" (Unix) and a lone "\r" (old Mac) all end a line
+  const lines = text.split(/\r\n|\r|\n/);
+  if (/[\r\n]$/.test(text)) lines.pop();
   return lines;
 }
 

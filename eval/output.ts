@@ -352,9 +352,21 @@ export function checkOutputPath(path: string, option: string): void {
     state = Deno.permissions.querySync({ name: "write", path: abs }).state;
   } catch { /* no permissions API: let the write itself fail */ }
   if (state !== "granted") {
+    // Suggest only folders this process may write (the train task may not write reports/).
+    const may = ["out", "reports"].filter((d) => {
+      try {
+        return Deno.permissions.querySync({ name: "write", path: resolve(d) }).state ===
+          "granted";
+      } catch {
+        return false;
+      }
+    });
     throw new OutputError(
-      `${option} ${path} is outside the folders this task may write (e.g. out/ or reports/ ` +
-        `in the repository); choose a folder there`,
+      `${option} ${path} is outside the folders this task may write` +
+        (may.length > 0
+          ? ` (here: ${may.map((d) => `${d}/`).join(" or ")} in the repository); choose a ` +
+            `folder there`
+          : `; grant write access to it (--allow-write=${path})`),
     );
   }
   // Every existing component of the path, below the working directory when the path is

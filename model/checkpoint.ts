@@ -301,6 +301,13 @@ export function loadWeightsSync(dir: string): LoadedWeights {
   try {
     st = Deno.statSync(dir);
   } catch (e) {
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+      throw new CheckpointError(
+        `model directory ${dir} exists or may exist, but this process may not read it ` +
+          `(${(e as Error).message.replace(/,? run again with.*$/i, "")})`,
+        { file: dir, kind: "io", cause: e },
+      );
+    }
     throw new CheckpointError(`model directory ${dir} does not exist`, {
       file: dir,
       kind: "not-found",
