@@ -13,6 +13,7 @@ import {
   MAX_NEW_TOKENS,
   numberOption,
   promptModeOption,
+  promptTokenCounts,
   UsageError,
 } from "./command.ts";
 import { generate, loadModel } from "../decode/mod.ts";
@@ -116,7 +117,7 @@ export const generateCommand: Command = {
       offline: v.offline ? true : undefined,
     });
     try {
-      checkLength(model, maxNewTokens, prompts.map((p) => model.tokenizer.encode(p).length));
+      checkLength(model, maxNewTokens, promptTokenCounts(model, prompts));
       const out = await generate(model, prompts, {
         policy: v.policy as string,
         promptMode,
