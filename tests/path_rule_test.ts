@@ -192,3 +192,23 @@ Deno.test("result cache: a symlinked cache folder is refused with a note; nothin
   await deeper.put({ k: 1 }, { v: 1 });
   assertEquals([...Deno.readDirSync(`${root}/elsewhere`)].length, 0);
 });
+
+Deno.test(".bin: a stride-0 view declaring 2^52 elements over 4 bytes is refused before any allocation", async () => {
+  const { writeTorchBin } = await import("../bench/torch_bin_writer.ts");
+  const { openTorchBin } = await import("../model/torch_bin.ts");
+  using root = tmp();
+  const path = `${root}/pytorch_model.bin`;
+  writeTorchBin(path, {
+    storages: [{ key: "0", dtype: "F16", numel: 2, data: new Uint8Array(4) }],
+    tensors: [{
+      name: "decoder.layers.0.fc1.weight",
+      storage: "0",
+      offset: 0,
+      shape: [2 ** 26, 2 ** 26],
+      stride: [0, 0],
+    }],
+  });
+  assert(Deno.statSync(path).size < 8192);
+  const e = assertThrows(() => openTorchBin(path), CheckpointError);
+  assertMatch(e.message, /has 4503599627370496 elements, more than its storage 0 holds \(2\)/);
+});
