@@ -19,7 +19,7 @@
  * @example
  * ```ts
  * import { modelFile, readInputFile } from "./paths.ts";
- * const config = modelFile("bundled/models/tiny-opt-e2e", "config.json");
+ * const config = modelFile("bundled/models/tiny-opt-e2e", "config.json")!;
  * console.log(readInputFile(config, { what: "config.json", maxBytes: 1 << 20 }).length > 0);
  * ```
  * @module
