@@ -150,6 +150,9 @@ export interface ReadInputOptions {
  */
 export function checkInputFile(path: string, options: ReadInputOptions): number {
   const st = Deno.statSync(path);
+  if (st.isDirectory) {
+    throw new PathRuleError(`cannot read ${options.what} ${path}: it is a folder`, path);
+  }
   if (!st.isFile) {
     throw new PathRuleError(
       `${options.what} ${path} is ${fileKind(st)}; a regular file is needed`,
