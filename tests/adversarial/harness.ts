@@ -666,6 +666,23 @@ add("sweep: a NaN weight is an error, not BLEU 0 and NLL NaN", async (box) => {
   return refused(r, /tensor model\.decoder\.layers\.0\.fc2\.weight .* holds NaN/);
 });
 
+add("generate: a 4 KB pytorch_model.bin of stride-0 views declaring 2^52 elements", async (box) => {
+  const { writeTorchBin } = await import("../../bench/torch_bin_writer.ts");
+  const m = model(`${box.dir}/m`);
+  Deno.removeSync(`${m}/model.safetensors`);
+  writeTorchBin(`${m}/pytorch_model.bin`, {
+    storages: [{ key: "0", dtype: "F16", numel: 2, data: new Uint8Array(4) }],
+    tensors: [{
+      name: "decoder.embed_tokens.weight",
+      storage: "0",
+      offset: 0,
+      shape: [2 ** 26, 2 ** 26],
+      stride: [0, 0],
+    }],
+  });
+  return refused(await run(GEN(m), { ms: 60_000 }), /more than its storage 0 holds/);
+});
+
 // 6. the cache key
 add(
   "sweep: re-pointing a symlinked model.safetensors is not served from the cache",
