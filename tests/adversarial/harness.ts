@@ -21,7 +21,7 @@
  * ```
  *
  * It prints one line per case and the counts per class, and exits 1 when any case is in a
- * bad class. About four minutes on a 2-core machine.
+ * bad class. 45 s on a quiet 2-core machine, 4 minutes at load average 14.
  *
  * @module
  */
