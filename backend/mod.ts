@@ -22,6 +22,7 @@ export { CpuBackend, createCpuBackend } from "./cpu/backend.ts";
 // `linear` at the top level (mod.ts) is the exit policy of schedule/.
 export * as cpuOps from "./cpu/ops.ts";
 export { hash32, selectToken, stepUniform, validateSampling } from "./sampling.ts";
+export { checkFiniteLogits, NonFiniteError } from "./finite.ts";
 export { checkColumns, checkTokenIds, type PaddedBatch, padLeft } from "./batch.ts";
 export {
   ReadoutBuilder,

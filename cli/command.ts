@@ -301,6 +301,12 @@ export function checkLength(
 ): void {
   const P = Math.max(1, ...promptLengths);
   const positions = model.config.maxPositionEmbeddings;
+  if (P > positions) {
+    throw new UsageError(
+      `the longest prompt has ${P} tokens, more than the model's ${positions} positions ` +
+        `(max_position_embeddings): shorten it`,
+    );
+  }
   if (P + maxNewTokens - 1 > positions) {
     throw new UsageError(
       `--max-new-tokens ${maxNewTokens} is too large: the longest prompt has ${P} tokens and ` +
@@ -308,6 +314,44 @@ export function checkLength(
         `${Math.max(0, positions - P + 1)} new tokens fit`,
     );
   }
+}
+
+/** The most bytes one token of OPT's byte-level BPE covers (its longest vocabulary entry). */
+export const MAX_TOKEN_BYTES = 128;
+
+/**
+ * Token counts of prompts, refusing before tokenizing any prompt too long to fit the
+ * model's positions even at {@linkcode MAX_TOKEN_BYTES} bytes per token (a 10 MB line used
+ * to tokenize for a minute before anything was said).
+ *
+ * @param model the model (positions and tokenizer)
+ * @param prompts the prompts
+ * @returns each prompt's token count
+ * @throws UsageError naming the prompt
+ * @example
+ * ```ts
+ * // promptTokenCounts(model, ["name[A]\n"]); // [5]
+ * ```
+ */
+export function promptTokenCounts(
+  model: {
+    config: { maxPositionEmbeddings: number };
+    tokenizer: { encode(text: string): number[] };
+  },
+  prompts: readonly string[],
+): number[] {
+  const positions = model.config.maxPositionEmbeddings;
+  const limit = positions * MAX_TOKEN_BYTES;
+  return prompts.map((p, i) => {
+    // UTF-16 length bounds UTF-8 bytes from below for every text: check it first, cheaply
+    if (p.length > limit || new TextEncoder().encode(p).length > limit) {
+      throw new UsageError(
+        `prompt ${i + 1} is ${p.length} characters: more than the model's ${positions} ` +
+          `positions hold even at ${MAX_TOKEN_BYTES} bytes per token; shorten it`,
+      );
+    }
+    return model.tokenizer.encode(p).length;
+  });
 }
 
 /**

@@ -11,7 +11,7 @@
  */
 import { type Command, requireString, UsageError } from "./command.ts";
 import { resolveModel } from "../model/hub.ts";
-import { convertCheckpoint } from "../model/convert.ts";
+import { writeStandardFolder } from "../model/convert.ts";
 import { describeModel, loadWeightsSync } from "../model/checkpoint.ts";
 import { OutputFolder } from "../eval/output.ts";
 
@@ -28,18 +28,37 @@ export const convertCommand: Command = {
     },
     out: { type: "string", value: "DIR", description: "folder to write (e.g. out/opt-125m)" },
     offline: { type: "boolean", description: "never use the network (also HF_HUB_OFFLINE=1)" },
+    overwrite: {
+      type: "boolean",
+      description: "replace a non-empty --out: its other files are removed",
+    },
   },
   async run(v) {
     const model = requireString(v, "model");
     const outDir = requireString(v, "out");
     const t0 = performance.now();
     const resolved = await resolveModel(model, { offline: v.offline ? true : undefined });
-    const out = OutputFolder.open(outDir, { option: "--out" });
+    const out = OutputFolder.open(outDir, { option: "--out", owner: "convert" });
     try {
       if (Deno.realPathSync(resolved.dir) === Deno.realPathSync(outDir)) {
         throw new UsageError(`--out ${outDir} is the model folder itself; choose another folder`);
       }
-      const r = convertCheckpoint(resolved.dir, outDir);
+      const before = out.entries();
+      if (before.length > 0 && !v.overwrite) {
+        throw new UsageError(
+          `--out ${outDir} is not empty (${before.slice(0, 4).join(", ")}` +
+            `${before.length > 4 ? ", ..." : ""}); pass --overwrite to replace its contents, ` +
+            `or choose another --out`,
+        );
+      }
+      // Written into a staging folder and committed as one set: an old tokenizer.json or
+      // optimizer state never survives beside the new weights.
+      const stage = out.staging();
+      const r = writeStandardFolder(loadWeightsSync(resolved.dir), stage);
+      const written = out.writeSet({}, stage);
+      for (const name of out.entries()) {
+        if (!written.includes(name)) Deno.removeSync(`${outDir}/${name}`, { recursive: true });
+      }
       for (const w of r.warnings) console.error(`note: ${w}`);
       const check = loadWeightsSync(outDir);
       console.log(

@@ -233,7 +233,7 @@ export const demoCommand: Command = {
       const items = text ? text.items : await loadSweepItems(undefined, nItems);
       checkLength(model, maxNewTokens, items.map((it) => model.tokenizer.encode(it.prompt).length));
       const policies = defaultPolicies(L, Math.min(24, maxNewTokens));
-      folder = OutputFolder.open(out, { option: "--out" });
+      folder = OutputFolder.open(out, { option: "--out", owner: "demo" });
       const result = await runSweep(model, items, policies, {
         maxNewTokens,
         batchSize,

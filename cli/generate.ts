@@ -13,6 +13,7 @@ import {
   MAX_NEW_TOKENS,
   numberOption,
   promptModeOption,
+  promptTokenCounts,
   UsageError,
 } from "./command.ts";
 import { generate, loadModel } from "../decode/mod.ts";
@@ -138,7 +139,7 @@ export const generateCommand: Command = {
       offline: v.offline ? true : undefined,
     });
     try {
-      checkLength(model, maxNewTokens, prompts.map((p) => model.tokenizer.encode(p).length));
+      checkLength(model, maxNewTokens, promptTokenCounts(model, prompts));
       const positions = model.config.maxPositionEmbeddings;
       if (typeof speculative === "number" && speculative > positions - 1) {
         throw new UsageError(

@@ -79,7 +79,9 @@ function checkNoShardRunning(dir: string): void {
  */
 export async function mergeRunFolder(dir: string, o: MergeRunOptions = {}): Promise<number> {
   checkNoShardRunning(dir);
-  const folder = OutputFolder.open(dir, { option: o.option ?? "DIR" });
+  // The merged report belongs to the kind of run the units came from (eval/output.ts owners).
+  const owner = isProcedureRun(dir) ? "procedure" : "sweep";
+  const folder = OutputFolder.open(dir, { option: o.option ?? "DIR", owner });
   try {
     if (isProcedureRun(dir)) return await mergeProcedure(dir, folder, o);
     const m = mergeSweepUnits(dir, { allowPartial: o.allowPartial });

@@ -287,7 +287,7 @@ export const procedureCommand: Command = {
         },
       });
     }
-    const folder = OutputFolder.open(out, { option: "--out" });
+    const folder = OutputFolder.open(out, { option: "--out", owner: "procedure" });
     try {
       const result = await runProcedure({
         model,

@@ -215,7 +215,7 @@ export const readoutCommand: Command = {
           items.map((it) => model.tokenizer.encode(it.prompt).length),
         );
       }
-      if (out !== undefined) folder = OutputFolder.open(out, { option: "--out" });
+      if (out !== undefined) folder = OutputFolder.open(out, { option: "--out", owner: "readout" });
       const report: Record<string, unknown> = {};
       let gen: ReadoutGeneration | undefined;
       if (prompt !== undefined) {

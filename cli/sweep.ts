@@ -462,7 +462,7 @@ export const sweepCommand: Command = {
           json: Boolean(v.json),
         });
       }
-      folder = OutputFolder.open(out, { option: "--out" });
+      folder = OutputFolder.open(out, { option: "--out", owner: "sweep" });
       const result = await runSweep(model, items, policies, {
         maxNewTokens,
         batchSize,

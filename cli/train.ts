@@ -28,6 +28,7 @@ import {
   type TrainConfig,
 } from "../train/config.ts";
 import { type EvalLog, type StepLog, storedTrainConfig, train } from "../train/trainer.ts";
+import { readText } from "../eval/data.ts";
 
 export type { Command, OptionSpec } from "./command.ts";
 export type { StepLog } from "../train/trainer.ts";
@@ -186,9 +187,13 @@ export const trainCmd: Command = {
     if (v.config) {
       let json: unknown;
       try {
-        json = JSON.parse(await Deno.readTextFile(v.config as string));
+        json = JSON.parse(await readText(v.config as string, "--config"));
       } catch (e) {
-        throw new UsageError(`cannot read --config ${v.config}: ${(e as Error).message}`);
+        throw new UsageError(
+          (e as Error).name === "DataError"
+            ? (e as Error).message
+            : `--config ${v.config} is not valid JSON: ${(e as Error).message}`,
+        );
       }
       if (typeof json !== "object" || json === null || Array.isArray(json)) {
         throw new UsageError(`--config ${v.config} must hold a JSON object`);

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { checkGenerateArguments } from "./options.ts";
 import type { DecodeOutput, SamplingOptions } from "../backend/types.ts";
 import { checkTokenIds } from "../backend/batch.ts";
 import {
@@ -158,6 +159,7 @@ export async function generate(
 ): Promise<GenerateOutput> {
   const start = performance.now();
   const { backend, tokenizer, config } = model;
+  checkGenerateArguments({ prompts, ...options }, config.vocabSize); // decode/options.ts
   const policy = resolvePolicy(options.policy, options.promptMode);
   const N = options.maxNewTokens ?? 32;
   const batchSize = options.batchSize ?? 8;

@@ -13,7 +13,8 @@
  * ```
  * @module
  */
-export { loadModel, type LoadModelOptions, type Model } from "./model.ts";
+export { loadModel, type LoadModelOptions, type Model, ModelMismatchError } from "./model.ts";
+export { checkGenerateArguments, type GenerateArguments, wholeNumber } from "./options.ts";
 export {
   generate,
   type GenerateOptions,

@@ -9,6 +9,7 @@ import type { OptConfig } from "../model/types.ts";
 import { loadTokenizer, type OptTokenizer } from "../tokenizer/mod.ts";
 import { type BackendName, createBackend } from "../backend/mod.ts";
 import type { Backend } from "../backend/types.ts";
+import { checkFiniteWeights } from "../model/finite.ts";
 
 /** A loaded model: configuration, tokenizer and a backend holding the weights. */
 export interface Model {
@@ -36,6 +37,36 @@ export interface LoadModelOptions extends ResolveModelOptions {
   onNote?: (note: string) => void;
 }
 
+/** A tokenizer that does not fit the model; the message names the folder and sizes. */
+export class ModelMismatchError extends Error {
+  /** Makes the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ModelMismatchError";
+  }
+}
+
+/**
+ * Refuses a tokenizer whose ids do not fit the model's embedding rows, or one too small to
+ * be a byte-level BPE (fewer than its 256 byte symbols): either gives wrong text silently.
+ */
+function checkTokenizerFits(tokenizer: OptTokenizer, config: OptConfig, dir: string): void {
+  if (tokenizer.vocabSize > config.vocabSize) {
+    throw new ModelMismatchError(
+      `the tokenizer in ${dir} has ${tokenizer.vocabSize} ids but config.json's vocab_size ` +
+        `is ${config.vocabSize}: its ids would index past the embedding; use the model's own ` +
+        `tokenizer files`,
+    );
+  }
+  if (tokenizer.vocabSize < 256) {
+    throw new ModelMismatchError(
+      `the tokenizer in ${dir} has only ${tokenizer.vocabSize} ids, fewer than the 256 byte ` +
+        `symbols of a byte-level BPE, for a model of ${config.vocabSize} rows: not this ` +
+        `model's tokenizer`,
+    );
+  }
+}
+
 /**
  * Loads a checkpoint folder or a Hugging Face hub id (from the local cache, downloading
  * when allowed) with its tokenizer onto a backend.
@@ -49,7 +80,11 @@ export interface LoadModelOptions extends ResolveModelOptions {
  */
 export async function loadModel(idOrDir: string, options: LoadModelOptions = {}): Promise<Model> {
   const { resolved, weights } = await loadCheckpoint(idOrDir, options);
+  // Once per load: a NaN or Infinity in any weight is an error naming the tensor, never
+  // silent garbage that differs between backends (model/finite.ts; cost in its docs).
+  checkFiniteWeights(weights);
   const tokenizer = await loadTokenizer(resolved.dir);
+  checkTokenizerFits(tokenizer, weights.config, resolved.dir);
   const backend = await createBackend(weights, {
     backend: options.backend,
     onNote: options.onNote ?? ((n) => console.error(`note: ${n}`)),

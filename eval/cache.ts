@@ -19,6 +19,8 @@
  * ```
  * @module
  */
+import { createExclusive, ensureRealDir, refuseLink } from "../model/paths.ts";
+import { checkOutputPath } from "./output.ts";
 import { fileURLToPath } from "node:url";
 
 /** Bumped when the stored format or the meaning of a key changes. */
@@ -174,10 +176,14 @@ export class ResultCache {
     const hash = await hashKey({ v: CACHE_VERSION, key });
     const path = `${this.dir}/${hash}.json`;
     try {
-      await Deno.mkdir(this.dir, { recursive: true });
+      // The path rule (model/paths.ts): no symbolic link on the way to the cache folder or
+      // at the entry, the temporary created exclusively, so no entry lands elsewhere.
+      checkOutputPath(this.dir, "result cache folder (--cache-dir or SKIPDECODE_CACHE_DIR)");
+      ensureRealDir(this.dir, this.dir, "result cache folder");
       const tmp = `${path}.${crypto.randomUUID()}.tmp`;
       const sha256 = await hashKey(value);
-      await Deno.writeTextFile(tmp, JSON.stringify({ version: CACHE_VERSION, key, value, sha256 }));
+      refuseLink(path, "cache entry");
+      createExclusive(tmp, JSON.stringify({ version: CACHE_VERSION, key, value, sha256 }));
       await Deno.rename(tmp, path);
     } catch (e) {
       this.onNote(

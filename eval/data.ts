@@ -10,6 +10,7 @@
  * ```
  * @module
  */
+import { PathRuleError, readInputFile } from "../model/paths.ts";
 
 /** One input with all its references, in file order. */
 export interface E2eItem {
@@ -77,6 +78,9 @@ function pathName(path: string | URL): string {
     : path;
 }
 
+/** The largest text input read (data sets, prompt files, hypotheses, references). */
+export const MAX_TEXT_INPUT_BYTES = 256 << 20;
+
 /**
  * Reads a whole text file, with an error naming the file (and what it was for) when it is
  * missing or unreadable.
@@ -93,8 +97,11 @@ function pathName(path: string | URL): string {
 export async function readText(path: string | URL, what: string): Promise<string> {
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    await Promise.resolve();
+    // regular files only (a FIFO would hang, /dev/zero fill memory), size bounded first
+    bytes = readInputFile(pathName(path), { what, maxBytes: MAX_TEXT_INPUT_BYTES });
   } catch (e) {
+    if (e instanceof PathRuleError) throw new DataError(e.message);
     const why = e instanceof Deno.errors.NotFound
       ? "not found"
       : e instanceof Deno.errors.IsADirectory
@@ -265,6 +272,13 @@ export function parseE2eCsv(text: string, source: string): E2eItem[] {
   const header = recs[0].fields.map((h) => h.trim());
   const col = (name: string): number => {
     const k = header.indexOf(name);
+    if (k >= 0 && header.indexOf(name, k + 1) >= 0) {
+      throw new DataError(
+        `${source}: header has column "${name}" twice (columns ${k + 1} and ${
+          header.indexOf(name, k + 1) + 1
+        }); which one is meant is unclear`,
+      );
+    }
     if (k < 0) {
       throw new DataError(
         `${source}: header lacks column "${name}" (found: ${header.join(", ")})`,
@@ -317,13 +331,14 @@ export async function loadE2eCsv(path: string | URL): Promise<E2eItem[]> {
  * @example
  * ```ts
  * import { splitLines } from "./data.ts";
- * console.log(splitLines("a\r\nb\n")); // ["a", "b"]
+ * console.log(splitLines("a\r\nb\rc\n")); // ["a", "b", "c"]
  * ```
  */
 export function splitLines(text: string): string[] {
   if (text === "") return [];
-  const lines = text.split("\n").map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l));
-  if (text.endsWith("\n")) lines.pop();
+  // "\r\n" (Windows), "\n" (Unix) and a lone "\r" (old Mac) all end a line
+  const lines = text.split(/\r\n|\r|\n/);
+  if (/[\r\n]$/.test(text)) lines.pop();
   return lines;
 }
 

@@ -86,11 +86,18 @@ export { CACHE_VERSION, canonicalJson, defaultCacheDir, hashKey, ResultCache } f
 export {
   atomicWrite,
   checkOutputPath,
+  commitFileSet,
+  type CommitOptions,
+  completePendingCommit,
+  type FileSetManifest,
+  JOURNAL_FILE,
   LOCK_FILE,
   MANIFEST_FILE,
   type OpenOutputOptions,
   OutputError,
   OutputFolder,
+  readFileSet,
+  sha256File,
   withInterruptsHeld,
 } from "./output.ts";
 export {

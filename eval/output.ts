@@ -31,7 +31,16 @@
  * ```
  * @module
  */
-import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { isAbsolute, join, relative, resolve } from "node:path";
+import { createHash } from "node:crypto";
+import {
+  createExclusive,
+  ensureRealDir,
+  fileKind,
+  PathRuleError,
+  refuseLink,
+  tempNameBeside,
+} from "../model/paths.ts";
 
 /** A problem with an output folder; the message names the option and the path. */
 export class OutputError extends Error {
@@ -51,7 +60,196 @@ export const LOCK_FILE = ".skipdecode.lock";
 /** The list of files the last completed {@linkcode OutputFolder.writeSet} wrote. */
 export const MANIFEST_FILE = ".skipdecode-files.json";
 
+/**
+ * The commit journal of a set being moved into place: written (atomically) before the
+ * first rename and removed after the last, so a run that finds it completes the commit
+ * (every file of the set is still in the staging folder it names, or already in place).
+ */
+export const JOURNAL_FILE = ".skipdecode-commit.json";
+
 const TEMP_NAME = /^\..*\.tmp-[0-9a-f-]{36}$|^\.staging-[0-9a-f-]{36}$|\.incomplete$/;
+const STAGING_NAME = /^\.staging-[0-9a-f-]{36}$/;
+
+/** What {@linkcode readFileSet} returns: the last committed set of a folder. */
+export interface FileSetManifest {
+  /** The command that wrote the set (`"sweep"`, `"train"`, ...), `"unknown"` for old lists. */
+  owner: string;
+  /** The set's file names, sorted. */
+  files: string[];
+  /** SHA-256 (hex) of each file as committed. */
+  sha256: Record<string, string>;
+}
+
+/**
+ * The SHA-256 of a file's bytes, in hex (streamed: the file is not held in memory).
+ *
+ * @example
+ * ```ts
+ * import { sha256File } from "./output.ts";
+ * console.log(sha256File("deno.json").length); // 64
+ * ```
+ */
+export function sha256File(path: string): string {
+  const h = createHash("sha256");
+  using f = Deno.openSync(path, { read: true });
+  const buf = new Uint8Array(1 << 20);
+  for (;;) {
+    const n = f.readSync(buf);
+    if (n === null || n === 0) break;
+    h.update(buf.subarray(0, n));
+  }
+  return h.digest("hex");
+}
+
+/**
+ * The last set committed into `dir` ({@linkcode commitFileSet}), or `undefined` when the
+ * folder has none.
+ *
+ * @example
+ * ```ts
+ * import { readFileSet } from "./output.ts";
+ * console.log(readFileSet("out/none")); // undefined
+ * ```
+ */
+export function readFileSet(dir: string): FileSetManifest | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(Deno.readTextFileSync(join(dir, MANIFEST_FILE)));
+  } catch {
+    return undefined;
+  }
+  const plain = (n: unknown): n is string =>
+    typeof n === "string" && n !== "" && !n.includes("/") && !n.startsWith(".");
+  if (Array.isArray(json)) return { owner: "unknown", files: json.filter(plain), sha256: {} };
+  if (json === null || typeof json !== "object") return undefined;
+  const j = json as { owner?: unknown; files?: unknown; sha256?: unknown };
+  const sha = (j.sha256 !== null && typeof j.sha256 === "object" ? j.sha256 : {}) as Record<
+    string,
+    unknown
+  >;
+  const files = Array.isArray(j.files) ? j.files.filter(plain) : [];
+  return {
+    owner: typeof j.owner === "string" ? j.owner : "unknown",
+    files,
+    sha256: Object.fromEntries(
+      files.filter((n) => typeof sha[n] === "string").map((n) => [n, sha[n] as string]),
+    ),
+  };
+}
+
+/** Options of {@linkcode commitFileSet}. */
+export interface CommitOptions {
+  /** The command writing the set, recorded in the manifest. */
+  owner: string;
+  /** Record each file's SHA-256 in the manifest (for checkpoints that are verified). */
+  hash?: boolean;
+}
+
+/**
+ * Moves every file of the staging folder `stage` (inside `dir`) into `dir` as one set:
+ * a journal is written first, then the renames, the removal of files the previous set had
+ * and this one lacks, the manifest, and the journal is removed. Interrupts are held
+ * meanwhile; after kill -9 at any point the next {@linkcode completePendingCommit} of the
+ * folder finishes the set, so the folder holds the old set or the new one, never a mix.
+ *
+ * @param dir the folder
+ * @param stage a hidden staging folder inside `dir` (`.staging-<uuid>`) holding the set
+ * @param options the owner, and whether to record hashes
+ * @returns the set's names, sorted
+ * @example
+ * ```ts
+ * import { commitFileSet } from "./output.ts";
+ * const dir = Deno.makeTempDirSync();
+ * const stage = `${dir}/.staging-${crypto.randomUUID()}`;
+ * Deno.mkdirSync(stage);
+ * Deno.writeTextFileSync(`${stage}/a.txt`, "a\n");
+ * commitFileSet(dir, stage, { owner: "example" });
+ * ```
+ */
+export function commitFileSet(dir: string, stage: string, options: CommitOptions): string[] {
+  const stageName = stage.slice(stage.lastIndexOf("/") + 1);
+  if (!STAGING_NAME.test(stageName) || resolve(stage, "..") !== resolve(dir)) {
+    throw new OutputError(`commitFileSet: ${stage} is not a staging folder of ${dir}`);
+  }
+  const entries = [...Deno.readDirSync(stage)].filter((e) => !e.name.startsWith("."));
+  for (const e of entries) {
+    if (!e.isFile) throw new OutputError(`${stage}/${e.name} is not a regular file`);
+  }
+  const names = entries.map((e) => e.name).sort();
+  for (const n of names) {
+    try {
+      refuseLink(join(dir, n), "output file");
+    } catch (e) {
+      throw new OutputError((e as Error).message);
+    }
+  }
+  const sha256: Record<string, string> = {};
+  if (options.hash) { for (const n of names) sha256[n] = sha256File(join(stage, n)); }
+  // Only files this command wrote in its previous set are removed (a set of unknown or
+  // other origin is left alone: a command never deletes what it did not write).
+  const before = readFileSet(dir);
+  const previous = before && before.owner === options.owner ? before.files : [];
+  const journal = {
+    stage: stageName,
+    owner: options.owner,
+    files: names,
+    remove: previous.filter((n) => !names.includes(n)),
+    sha256,
+  };
+  withInterruptsHeld(() => {
+    atomicWrite(join(dir, JOURNAL_FILE), JSON.stringify(journal) + "\n");
+    completePendingCommit(dir);
+  });
+  return names;
+}
+
+/**
+ * Finishes a set commit that kill -9 cut short (see {@linkcode commitFileSet}); does
+ * nothing when the folder has no journal.
+ *
+ * @param dir the folder
+ * @returns whether a pending commit was completed
+ * @example
+ * ```ts
+ * import { completePendingCommit } from "./output.ts";
+ * completePendingCommit("out/none"); // false
+ * ```
+ */
+export function completePendingCommit(dir: string): boolean {
+  let j: { stage?: unknown; owner?: unknown; files?: unknown; remove?: unknown; sha256?: unknown };
+  try {
+    j = JSON.parse(Deno.readTextFileSync(join(dir, JOURNAL_FILE)));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return false;
+    throw new OutputError(`${join(dir, JOURNAL_FILE)} is unreadable: ${(e as Error).message}`);
+  }
+  const plain = (n: unknown): n is string =>
+    typeof n === "string" && n !== "" && !n.includes("/") && !n.startsWith(".");
+  const stageName = typeof j.stage === "string" && STAGING_NAME.test(j.stage) ? j.stage : "";
+  const files = Array.isArray(j.files) ? j.files.filter(plain) : [];
+  const remove = Array.isArray(j.remove) ? j.remove.filter(plain) : [];
+  withInterruptsHeld(() => {
+    for (const n of files) {
+      const from = join(dir, stageName, n);
+      if (stageName && lstat(from)?.isFile) Deno.renameSync(from, join(dir, n));
+    }
+    for (const n of remove) {
+      // only regular files this toolkit wrote in the previous set
+      if (lstat(join(dir, n))?.isFile) Deno.removeSync(join(dir, n));
+    }
+    atomicWrite(
+      join(dir, MANIFEST_FILE),
+      JSON.stringify({ owner: j.owner ?? "unknown", files, sha256: j.sha256 ?? {} }) + "\n",
+    );
+    Deno.removeSync(join(dir, JOURNAL_FILE));
+  });
+  if (stageName) {
+    try {
+      Deno.removeSync(join(dir, stageName), { recursive: true });
+    } catch { /* removed by the next run */ }
+  }
+  return true;
+}
 
 /**
  * Runs `fn` with SIGINT and SIGTERM held back: an interrupt that arrives meanwhile ends
@@ -68,8 +266,10 @@ const TEMP_NAME = /^\..*\.tmp-[0-9a-f-]{36}$|^\.staging-[0-9a-f-]{36}$|\.incompl
  */
 export function withInterruptsHeld<T>(fn: () => T): T {
   let interrupted = false;
+  let held = true;
   const onSignal = () => {
-    interrupted = true;
+    if (held) interrupted = true;
+    else Deno.exit(130);
   };
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   const added: Deno.Signal[] = [];
@@ -82,8 +282,17 @@ export function withInterruptsHeld<T>(fn: () => T): T {
   try {
     return fn();
   } finally {
-    for (const s of added) Deno.removeSignalListener(s, onSignal);
+    held = false;
     if (interrupted) Deno.exit(130);
+    // A signal that arrived while `fn` ran is handed to the listeners only when the event
+    // loop next runs: keep them for a few turns (an interrupt then ends the process, exit
+    // 130, after `fn`), then give the signals back their default action.
+    if (added.length > 0) {
+      setTimeout(() =>
+        setTimeout(() => {
+          for (const s of added) Deno.removeSignalListener(s, onSignal);
+        }, 20), 0);
+    }
   }
 }
 
@@ -100,16 +309,16 @@ export function withInterruptsHeld<T>(fn: () => T): T {
  * ```
  */
 export function atomicWrite(path: string, data: string | Uint8Array): void {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${path.slice(dir.length + 1)}.tmp-${crypto.randomUUID()}`);
+  const tmp = tempNameBeside(path);
   try {
-    if (typeof data === "string") Deno.writeTextFileSync(tmp, data);
-    else Deno.writeFileSync(tmp, data);
+    refuseLink(path, "output file");
+    createExclusive(tmp, data, "temporary file");
     Deno.renameSync(tmp, path);
   } catch (e) {
     try {
       Deno.removeSync(tmp);
     } catch { /* never written */ }
+    if (e instanceof PathRuleError) throw new OutputError(e.message);
     throw new OutputError(`cannot write ${path}: ${(e as Error).message}`);
   }
 }
@@ -143,9 +352,21 @@ export function checkOutputPath(path: string, option: string): void {
     state = Deno.permissions.querySync({ name: "write", path: abs }).state;
   } catch { /* no permissions API: let the write itself fail */ }
   if (state !== "granted") {
+    // Suggest only folders this process may write (the train task may not write reports/).
+    const may = ["out", "reports"].filter((d) => {
+      try {
+        return Deno.permissions.querySync({ name: "write", path: resolve(d) }).state ===
+          "granted";
+      } catch {
+        return false;
+      }
+    });
     throw new OutputError(
-      `${option} ${path} is outside the folders this task may write (e.g. out/ or reports/ ` +
-        `in the repository); choose a folder there`,
+      `${option} ${path} is outside the folders this task may write` +
+        (may.length > 0
+          ? ` (here: ${may.map((d) => `${d}/`).join(" or ")} in the repository); choose a ` +
+            `folder there`
+          : `; grant write access to it (--allow-write=${path})`),
     );
   }
   // Every existing component of the path, below the working directory when the path is
@@ -176,6 +397,48 @@ export function checkOutputPath(path: string, option: string): void {
 export interface OpenOutputOptions {
   /** The option that named the folder, for messages (default `"--out"`). */
   option?: string;
+  /**
+   * The command whose report sets this folder holds (`"sweep"`, `"readout"`, ...). A folder
+   * holding another command's set is refused: a command never deletes what it did not
+   * write. Without it, the folder's sets are not checked (e.g. `train`, `convert`).
+   */
+  owner?: string;
+}
+
+/**
+ * Opens the lock file without following a link and without truncating anything: a link, a
+ * non-regular file or a file with other hard links at its place is refused, and the file
+ * opened must be the one at the path (no swap in between).
+ */
+function openLock(path: string, option: string): Deno.FsFile {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const before = lstat(path);
+    if (before && !before.isFile) {
+      throw new OutputError(
+        `${option}: ${path} is ${fileKind(before)}; refused (a planted link must not be ` +
+          `opened: remove it)`,
+      );
+    }
+    let f: Deno.FsFile;
+    try {
+      f = before
+        ? Deno.openSync(path, { read: true, write: true })
+        : Deno.openSync(path, { read: true, write: true, createNew: true, mode: 0o644 });
+    } catch (e) {
+      if (e instanceof Deno.errors.AlreadyExists) continue; // made meanwhile: look again
+      throw e;
+    }
+    const st = f.statSync(), now = lstat(path);
+    if (!now?.isFile || now.ino !== st.ino || now.dev !== st.dev || (st.nlink ?? 1) > 1) {
+      f.close();
+      throw new OutputError(
+        `${option}: ${path} is not a plain lock file of this folder (replaced while opened, ` +
+          `or hard-linked elsewhere); refused: remove it`,
+      );
+    }
+    return f;
+  }
+  throw new OutputError(`${option}: ${path} keeps changing; refused`);
 }
 
 /** An output folder held by this run; see the module documentation. */
@@ -187,11 +450,20 @@ export class OutputFolder {
   #lock: Deno.FsFile | undefined;
   #created: boolean;
 
-  private constructor(dir: string, option: string, lock: Deno.FsFile, created: boolean) {
+  readonly #owner: string | undefined;
+
+  private constructor(
+    dir: string,
+    option: string,
+    lock: Deno.FsFile,
+    created: boolean,
+    owner: string | undefined,
+  ) {
     this.dir = dir;
     this.option = option;
     this.#lock = lock;
     this.#created = created;
+    this.#owner = owner;
   }
 
   /**
@@ -220,9 +492,11 @@ export class OutputFolder {
     for (let attempt = 0;; attempt++) {
       try {
         created ||= lstat(dir) === undefined;
-        Deno.mkdirSync(dir, { recursive: true });
-        lock = Deno.openSync(lockPath, { read: true, write: true, create: true });
+        ensureRealDir(dir, dir, option);
+        lock = openLock(lockPath, option);
       } catch (e) {
+        if (e instanceof OutputError) throw e;
+        if (e instanceof PathRuleError) throw new OutputError(e.message);
         throw new OutputError(
           `${option} ${dir}: cannot create the folder: ${(e as Error).message}`,
         );
@@ -262,9 +536,40 @@ export class OutputFolder {
         new TextEncoder().encode(`pid ${Deno.pid} since ${new Date().toISOString()}\n`),
       );
     } catch { /* the lock holds without the note */ }
-    const out = new OutputFolder(dir, option, lock!, created);
+    const out = new OutputFolder(dir, option, lock!, created, options.owner);
+    try {
+      out.#completeCommits(dir, 2);
+      const set = readFileSet(dir);
+      if (
+        options.owner !== undefined && set && set.files.length > 0 && set.owner !== "unknown" &&
+        set.owner !== options.owner
+      ) {
+        throw new OutputError(
+          `${option} ${dir} holds the files of a ${set.owner} run (${
+            set.files.slice(0, 3).join(", ")
+          }${set.files.length > 3 ? ", ..." : ""}); ` +
+            `${options.owner} writes its own folder and never replaces another command's ` +
+            `files: choose another ${option}`,
+        );
+      }
+    } catch (e) {
+      out.close();
+      throw e instanceof OutputError
+        ? e
+        : new OutputError(`${option} ${dir}: ${(e as Error).message}`);
+    }
     out.#removeLeftovers(dir, 2);
     return out;
+  }
+
+  #completeCommits(dir: string, depth: number): void {
+    completePendingCommit(dir);
+    if (depth <= 1) return;
+    for (const e of Deno.readDirSync(dir)) {
+      if (e.isDirectory && !e.name.startsWith(".")) {
+        this.#completeCommits(join(dir, e.name), depth - 1);
+      }
+    }
   }
 
   #removeLeftovers(dir: string, depth: number): void {
@@ -298,7 +603,9 @@ export class OutputFolder {
    */
   entries(): string[] {
     return [...Deno.readDirSync(this.dir)].map((e) => e.name)
-      .filter((n) => n !== LOCK_FILE && n !== MANIFEST_FILE && !TEMP_NAME.test(n)).sort();
+      .filter((n) =>
+        n !== LOCK_FILE && n !== MANIFEST_FILE && n !== JOURNAL_FILE && !TEMP_NAME.test(n)
+      ).sort();
   }
 
   /**
@@ -362,43 +669,19 @@ export class OutputFolder {
     const stage = staged ?? this.staging();
     try {
       for (const [name, data] of Object.entries(files)) {
-        if (name.includes("/")) throw new OutputError(`writeSet: ${name} is not a plain name`);
-        if (typeof data === "string") Deno.writeTextFileSync(join(stage, name), data);
-        else Deno.writeFileSync(join(stage, name), data);
-      }
-      const names = [...Deno.readDirSync(stage)].filter((e) => e.isFile).map((e) => e.name)
-        .filter((n) => !n.startsWith(".")).sort();
-      const previous = this.#manifest();
-      withInterruptsHeld(() => {
-        for (const n of names) Deno.renameSync(join(stage, n), join(this.dir, n));
-        for (const n of previous) {
-          if (!names.includes(n)) {
-            try {
-              Deno.removeSync(join(this.dir, n));
-            } catch { /* already gone */ }
-          }
+        if (name.includes("/") || name.startsWith(".")) {
+          throw new OutputError(`writeSet: ${name} is not a plain name`);
         }
-        atomicWrite(join(this.dir, MANIFEST_FILE), JSON.stringify(names) + "\n");
-      });
-      return names;
+        createExclusive(join(stage, name), data, "staged file");
+      }
+      return commitFileSet(this.dir, stage, { owner: this.#owner ?? "unknown" });
     } catch (e) {
       if (e instanceof OutputError) throw e;
       throw new OutputError(`cannot write ${this.dir}: ${(e as Error).message}`);
     } finally {
       try {
         Deno.removeSync(stage, { recursive: true });
-      } catch { /* removed by the next run */ }
-    }
-  }
-
-  #manifest(): string[] {
-    try {
-      const list = JSON.parse(Deno.readTextFileSync(join(this.dir, MANIFEST_FILE)));
-      return Array.isArray(list)
-        ? list.filter((n) => typeof n === "string" && !n.includes("/") && !n.startsWith("."))
-        : [];
-    } catch {
-      return [];
+      } catch { /* committed, or removed by the next run */ }
     }
   }
 

@@ -41,6 +41,7 @@
  * @module
  */
 import type { Model } from "../decode/model.ts";
+import { sourceKey } from "../model/convert.ts";
 import { generate, type GenerateOutput, resolvePolicy } from "../decode/engine.ts";
 import { parsePolicy, type Policy, setsForColumns } from "../schedule/mod.ts";
 import { corpusBleu } from "./bleu.ts";
@@ -525,16 +526,7 @@ function finishGenPart(
 
 /** Identity of a model for cache keys: folder, configuration, weight files' size and time. */
 async function modelKey(model: Model): Promise<unknown> {
-  const files: [string, number, number][] = [];
-  try {
-    for await (const e of Deno.readDir(model.dir)) {
-      if (!e.isFile || !/\.safetensors$/.test(e.name)) continue;
-      const st = await Deno.stat(`${model.dir}/${e.name}`);
-      files.push([e.name, st.size, st.mtime?.getTime() ?? 0]);
-    }
-  } catch { /* unreadable folder: the configuration alone */ }
-  files.sort((a, b) => (a[0] < b[0] ? -1 : 1));
-  return { dir: model.dir, config: model.config, files };
+  return { config: model.config, weights: await sourceKey(model.weights) };
 }
 
 function paramCount(model: Model): number {

@@ -23,6 +23,7 @@ import { CheckpointError } from "./errors.ts";
 import { type FileTensor, memoryTensor, openSafetensors, renameTensor } from "./safetensors.ts";
 import { DTYPE_SIZES, shapeSize } from "./safetensors.ts";
 import { openTorchBin } from "./torch_bin.ts";
+import { modelFile, PathRuleError } from "./paths.ts";
 import {
   buildOptTree,
   type ParamSite,
@@ -136,12 +137,26 @@ function readIndex(indexPath: string): { shards: string[]; weightMap: Map<string
   return { shards, weightMap };
 }
 
-function exists(path: string): boolean {
+/**
+ * The path of `name` in the model folder under the path rule (`paths.ts`: it must resolve
+ * inside the folder or its cache repository's blobs, and be a regular file), or
+ * `undefined` when missing; a breach is a {@linkcode CheckpointError} naming the file.
+ */
+function checkedFile(dir: string, name: string): string | undefined {
   try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
+    return modelFile(dir, name);
+  } catch (e) {
+    if (e instanceof PathRuleError) {
+      throw new CheckpointError(e.message, { file: e.path, kind: "io", cause: e });
+    }
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+      throw new CheckpointError(
+        `${join(dir, name)} exists but this process may not read it ` +
+          `(${(e as Error).message.replace(/,? run again with.*$/i, "")})`,
+        { file: join(dir, name), kind: "io", cause: e },
+      );
+    }
+    throw e;
   }
 }
 
@@ -157,7 +172,7 @@ function openSharded(dir: string, indexPath: string, bin: boolean) {
   const files: string[] = [];
   for (const shard of shards) {
     const path = join(dir, shard);
-    if (!exists(path)) {
+    if (checkedFile(dir, shard) === undefined) {
       const example = [...weightMap].find(([, s]) => s === shard)![0];
       throw new CheckpointError(
         `shard ${shard} named in ${indexPath} (e.g. for tensor ${example}) is missing: ` +
@@ -211,7 +226,7 @@ export function findWeightFile(
     [WEIGHTS_INDEX_NAME, true, true],
   ];
   for (const [name, sharded, bin] of order) {
-    if (exists(join(dir, name))) return { name, sharded, bin };
+    if (checkedFile(dir, name) !== undefined) return { name, sharded, bin };
   }
   return undefined;
 }
@@ -286,6 +301,13 @@ export function loadWeightsSync(dir: string): LoadedWeights {
   try {
     st = Deno.statSync(dir);
   } catch (e) {
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+      throw new CheckpointError(
+        `model directory ${dir} exists or may exist, but this process may not read it ` +
+          `(${(e as Error).message.replace(/,? run again with.*$/i, "")})`,
+        { file: dir, kind: "io", cause: e },
+      );
+    }
     throw new CheckpointError(`model directory ${dir} does not exist`, {
       file: dir,
       kind: "not-found",
@@ -298,7 +320,7 @@ export function loadWeightsSync(dir: string): LoadedWeights {
       kind: "not-found",
     });
   }
-  const configPath = join(dir, "config.json");
+  const configPath = checkedFile(dir, "config.json") ?? join(dir, "config.json");
   const config = readOptConfig(configPath);
   const { files, sharded, bin, tensors, where, blame } = openWeights(dir);
 

@@ -12,6 +12,7 @@
  * @module
  */
 import { CheckpointError } from "./errors.ts";
+import { PathRuleError, readInputFile } from "./paths.ts";
 import type { OptConfig } from "./types.ts";
 
 function fail(source: string, field: string, what: string): never {
@@ -139,6 +140,17 @@ export function parseOptConfig(json: unknown, source = "config.json"): OptConfig
     padTokenId: f.int("pad_token_id", 0, 1),
     tieWordEmbeddings: f.bool("tie_word_embeddings", true),
   };
+  for (
+    const [field, id] of [
+      ["bos_token_id", config.bosTokenId],
+      ["eos_token_id", config.eosTokenId],
+      ["pad_token_id", config.padTokenId],
+    ] as const
+  ) {
+    if (id >= config.vocabSize) {
+      fail(source, field, `(${id}) must be below vocab_size (${config.vocabSize})`);
+    }
+  }
   const dtype = f.str("torch_dtype") ?? f.str("dtype");
   if (dtype !== undefined) config.torchDtype = dtype;
   return config;
@@ -161,8 +173,13 @@ export function parseOptConfig(json: unknown, source = "config.json"): OptConfig
 export function readOptConfig(path: string): OptConfig {
   let text: string;
   try {
-    text = Deno.readTextFileSync(path);
+    text = new TextDecoder().decode(
+      readInputFile(path, { what: "config file", maxBytes: MAX_CONFIG_BYTES }),
+    );
   } catch (e) {
+    if (e instanceof PathRuleError) {
+      throw new CheckpointError(e.message, { file: path, kind: "io", cause: e });
+    }
     const missing = e instanceof Deno.errors.NotFound;
     throw new CheckpointError(
       missing
@@ -183,6 +200,9 @@ export function readOptConfig(path: string): OptConfig {
   }
   return parseOptConfig(json, path);
 }
+
+/** The largest `config.json` read (real ones are about 1 KB). */
+export const MAX_CONFIG_BYTES = 1 << 20;
 
 /**
  * Turns a configuration back into a Hugging Face `config.json` object (for

@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { modelFile, PathRuleError } from "./paths.ts";
 import { allTensors, type LoadedWeights, loadWeightsSync } from "./checkpoint.ts";
 import { CheckpointError } from "./errors.ts";
 import { writeSafetensors } from "./safetensors.ts";
@@ -111,12 +112,16 @@ export function writeStandardFolder(weights: LoadedWeights, out: string): Conver
   // Side files first, the weights last: a folder with model.safetensors is complete.
   const files: string[] = [];
   for (const name of ["config.json", ...OPTIONAL_MODEL_FILES]) {
-    const from = `${weights.dir}/${name}`;
+    let from: string | undefined;
     try {
-      if (!Deno.statSync(from).isFile) continue;
-    } catch {
-      continue;
+      from = modelFile(weights.dir, name); // inside the folder (or its cache blobs) only
+    } catch (e) {
+      if (e instanceof PathRuleError) {
+        throw new CheckpointError(e.message, { file: e.path, kind: "io", cause: e });
+      }
+      throw e;
     }
+    if (from === undefined) continue;
     copyAtomic(from, `${out}/${name}`);
     files.push(name);
   }
@@ -166,8 +171,57 @@ export function convertCheckpoint(src: string, out: string): ConvertResult {
 }
 
 /**
- * A short key of the source files' identity: real path, size and modification time of
- * each weight file and of `config.json`. Any change to a source file changes the key.
+ * The identity of every file a checkpoint was loaded from, for cache keys: `config.json`,
+ * the shard index when sharded, every weight file actually read (safetensors or `.bin`,
+ * single or shards) and the tokenizer files (they decide the text), each by its real path (symbolic links resolved, so re-pointing a link
+ * changes the key) with its size, modification time, inode and status-change time (which
+ * no copy tool can set back, so replacing a file with one of the same size and mtime still
+ * changes the key). Missing files count as missing, they never break the key.
+ *
+ * @param weights the loaded weights (`dir`, `files`)
+ * @returns one line per file
+ * @example
+ * ```ts
+ * import { loadWeightsSync } from "./checkpoint.ts";
+ * import { weightFilesIdentity } from "./convert.ts";
+ * console.log(weightFilesIdentity(loadWeightsSync("bundled/models/tiny-opt-e2e")).length);
+ * ```
+ */
+export function weightFilesIdentity(weights: Pick<LoadedWeights, "dir" | "files">): string[] {
+  const files = [`${weights.dir}/config.json`, ...weights.files];
+  const extra = [
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+    "tokenizer.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+  ];
+  for (const index of extra) {
+    try {
+      if (Deno.statSync(`${weights.dir}/${index}`).isFile) files.push(`${weights.dir}/${index}`);
+    } catch { /* not sharded that way */ }
+  }
+  return files.map((f) => {
+    try {
+      const st = Deno.statSync(f);
+      return [
+        Deno.realPathSync(f),
+        st.size,
+        st.mtime?.getTime() ?? 0,
+        st.ino ?? 0,
+        st.ctime?.getTime() ?? 0,
+      ].join("\0");
+    } catch {
+      return `${f}\0missing`;
+    }
+  });
+}
+
+/**
+ * A short key of the source files' identity ({@linkcode weightFilesIdentity}): any change
+ * to a weight file, `config.json` or the index, or to where a link points, changes it.
  *
  * @example
  * ```ts
@@ -176,12 +230,8 @@ export function convertCheckpoint(src: string, out: string): ConvertResult {
  * console.log(await sourceKey(loadWeightsSync("../shared/fixtures/torch-bin/pre-ln-zip")));
  * ```
  */
-export async function sourceKey(weights: LoadedWeights): Promise<string> {
-  const parts: string[] = [];
-  for (const f of [`${weights.dir}/config.json`, ...weights.files]) {
-    const st = Deno.statSync(f);
-    parts.push(`${Deno.realPathSync(f)}\0${st.size}\0${st.mtime?.getTime() ?? 0}`);
-  }
+export async function sourceKey(weights: Pick<LoadedWeights, "dir" | "files">): Promise<string> {
+  const parts = weightFilesIdentity(weights);
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(parts.join("\n")));
   return [...new Uint8Array(digest)].slice(0, 12).map((b) => b.toString(16).padStart(2, "0"))
     .join("");

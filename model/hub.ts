@@ -275,7 +275,17 @@ export async function resolveModel(
     try {
       const ref = Deno.readTextFileSync(refPath).trim();
       if (isCommitHash(ref) || validRevision(ref)) commit = ref;
-    } catch { /* not cached */ }
+    } catch (e) {
+      if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+        throw new CheckpointError(
+          `the Hugging Face cache ${cache} may not be read by this process ` +
+            `(${(e as Error).message.replace(/,? run again with.*$/i, "")}); grant read ` +
+            `access to it, or set HF_HUB_CACHE to a cache inside the task's read scope`,
+          { file: refPath, kind: "io", cause: e },
+        );
+      }
+      /* not cached */
+    }
   }
   const cachedSnap = commit !== undefined ? `${repoDir}/snapshots/${commit}` : undefined;
   const cachedMissing = cachedSnap ? missingFiles(cachedSnap) : ["everything"];

@@ -39,6 +39,19 @@ export type {
   Tensor,
 } from "./types.ts";
 export { CheckpointError } from "./errors.ts";
+export {
+  checkInputFile,
+  createExclusive,
+  ensureRealDir,
+  fileKind,
+  modelFile,
+  PathRuleError,
+  readInputFile,
+  type ReadInputOptions,
+  refuseLink,
+  tempNameBeside,
+} from "./paths.ts";
+export { checkFiniteTensor, checkFiniteWeights, firstNonFinite } from "./finite.ts";
 export { mulberry32Bits, type SeededRandom, seededRandom } from "./random.ts";
 export type { CheckpointErrorDetails, CheckpointErrorKind } from "./errors.ts";
 export { OPT_SHAPES, optConfigToJson, parseOptConfig, readOptConfig } from "./config.ts";
@@ -80,6 +93,7 @@ export {
   convertedCopy,
   sourceKey,
   standardName,
+  weightFilesIdentity,
   writeStandardFolder,
 } from "./convert.ts";
 export type { ConvertResult } from "./convert.ts";

@@ -189,6 +189,15 @@ function torchHooks(file: string, where: string, legacy: boolean): UnpickleHooks
               `${last} of storage ${s.key}, which has ${s.viewNumel}`,
           );
         }
+        if (count > s.viewNumel) {
+          // Overlapping views (stride 0) could declare 2^52 elements over a few bytes; the
+          // element count is bounded by the storage's, which is bounded by the file's bytes.
+          bad(
+            pos,
+            `tensor of size [${sz}] stride [${st}] has ${count} elements, more than its ` +
+              `storage ${s.key} holds (${s.viewNumel}): overlapping views are not read`,
+          );
+        }
         return {
           kind: "tensor",
           storage: s,

@@ -27,6 +27,10 @@ export interface PolicyLookup {
   custom?: readonly Policy[];
 }
 
+/** How deep wrapper policies (`earlyexit:...`) may nest in a policy string. */
+export const MAX_WRAPPER_DEPTH = 16;
+let wrapDepth = 0;
+
 /**
  * Parses the command-line form of a policy: `name:key=value,...` for a built-in schedule
  * (`linear:max=12,min=4,warmup=1,horizon=64`; the keys, their ranges and defaults are its
@@ -78,7 +82,19 @@ export function parsePolicy(spec: string, lookup: PolicyLookup = {}): Policy {
         d.name,
       );
     }
-    return d.wrap(parsePolicy(rest, lookup));
+    // A wrapper of a wrapper is legal but pointless; thousands of them overflowed the stack.
+    if (wrapDepth >= MAX_WRAPPER_DEPTH) {
+      throw new PolicyError(
+        `policy "${d.name}" nests wrapped policies more than ${MAX_WRAPPER_DEPTH} deep`,
+        d.name,
+      );
+    }
+    wrapDepth++;
+    try {
+      return d.wrap(parsePolicy(rest, lookup));
+    } finally {
+      wrapDepth--;
+    }
   }
   const allowed = keysOf(d);
   if (allowed.length === 0 && rest !== "") {

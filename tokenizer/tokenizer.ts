@@ -18,6 +18,7 @@ import { byteLevelBpeJson, parseJson, parseMerges, parseVocab } from "./convert.
 import type { TokenizerJson } from "./convert.ts";
 import { TokenizerError } from "./errors.ts";
 import { StreamDecoder } from "./stream.ts";
+import { modelFile, readInputFile } from "../model/paths.ts";
 
 /**
  * The fields of `tokenizer_config.json` / `special_tokens_map.json` this module reads.
@@ -381,6 +382,48 @@ function fromTokenizerJson(text: string, path: string, config: TokenizerConfigJs
   return new OptTokenizer(json, config, path);
 }
 
+/** Checks the fields of a tokenizer config that are used, naming the file and field. */
+function checkConfigFields(c: Record<string, unknown>, path: string): void {
+  const isToken = (v: unknown) =>
+    typeof v === "string" ||
+    (v !== null && typeof v === "object" &&
+      typeof (v as { content?: unknown }).content === "string");
+  for (const k of ["bos_token", "eos_token", "unk_token", "pad_token"]) {
+    if (c[k] != null && !isToken(c[k])) {
+      throw new TokenizerError(
+        `${path}: "${k}" must be a string or {"content": string}, got ${JSON.stringify(c[k])}`,
+        { path },
+      );
+    }
+  }
+  const extra = c.additional_special_tokens;
+  if (extra != null && (!Array.isArray(extra) || !extra.every(isToken))) {
+    throw new TokenizerError(
+      `${path}: "additional_special_tokens" must be a list of strings or {"content": string} ` +
+        `objects, got ${JSON.stringify(extra).slice(0, 80)}`,
+      { path },
+    );
+  }
+  const dec = c.added_tokens_decoder;
+  if (dec != null) {
+    if (typeof dec !== "object" || Array.isArray(dec)) {
+      throw new TokenizerError(`${path}: "added_tokens_decoder" must be an object`, { path });
+    }
+    for (const [id, t] of Object.entries(dec)) {
+      if (
+        t === null || typeof t !== "object" ||
+        typeof (t as { content?: unknown }).content !== "string"
+      ) {
+        throw new TokenizerError(
+          `${path}: "added_tokens_decoder" entry ${id} must be an object with a "content" ` +
+            `string, got ${JSON.stringify(t)}`,
+          { path },
+        );
+      }
+    }
+  }
+}
+
 /** Reads `tokenizer_config.json` with `special_tokens_map.json` filling missing fields. */
 async function readConfig(file: (name: string) => string): Promise<TokenizerConfigJson> {
   const read = async (name: string): Promise<TokenizerConfigJson> => {
@@ -390,6 +433,7 @@ async function readConfig(file: (name: string) => string): Promise<TokenizerConf
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
       throw new TokenizerError(`${file(name)}: expected a JSON object`, { path: file(name) });
     }
+    checkConfigFields(value as Record<string, unknown>, file(name));
     return value as TokenizerConfigJson;
   };
   const [config, map] = await Promise.all([
@@ -401,19 +445,48 @@ async function readConfig(file: (name: string) => string): Promise<TokenizerConf
   return merged;
 }
 
-/** A file's text, or `null` if it does not exist. */
+/** The largest tokenizer file read (OPT's tokenizer.json is about 2 MB). */
+export const MAX_TOKENIZER_FILE_BYTES = 64 << 20;
+
+/**
+ * A tokenizer file's text, or `null` if it does not exist. The file must resolve inside
+ * the tokenizer's folder (or its Hugging Face cache repository's blobs) and be a regular
+ * file of at most {@linkcode MAX_TOKENIZER_FILE_BYTES}: `model/paths.ts`.
+ */
 async function readOptional(path: string): Promise<string | null> {
+  await Promise.resolve();
+  const cut = path.lastIndexOf("/");
   try {
-    return await Deno.readTextFile(path);
+    const checked = modelFile(path.slice(0, cut), path.slice(cut + 1));
+    if (checked === undefined) return null;
+    const bytes = readInputFile(checked, {
+      what: "tokenizer file",
+      maxBytes: MAX_TOKENIZER_FILE_BYTES,
+    });
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;
+    if (e instanceof TypeError && /encoded data was not valid/.test(e.message)) {
+      throw new TokenizerError(`${path} is not valid UTF-8 text`, { path, cause: e });
+    }
     throw readError(path, e);
   }
 }
 
 function readError(path: string, e: unknown): TokenizerError {
   const why = e instanceof Error ? e.message : String(e);
-  return new TokenizerError(`cannot read ${path}: ${why}`, { path, cause: e });
+  if (e instanceof Error && e.name === "PathRuleError") {
+    return new TokenizerError(why, { path, cause: e });
+  }
+  const denied = e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied;
+  return new TokenizerError(
+    denied
+      ? `${path} exists but this process may not read it (${
+        why.replace(/,? run again with.*$/i, "")
+      })`
+      : `cannot read ${path}: ${why}`,
+    { path, cause: e },
+  );
 }
 
 /** The text of a token field (`"</s>"` or `{ content: "</s>" }`), or `undefined`. */

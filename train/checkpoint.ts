@@ -14,6 +14,7 @@
  * @module
  */
 import { loadWeightsSync } from "../model/checkpoint.ts";
+import { checkFiniteTensor, checkFiniteWeights } from "../model/finite.ts";
 import { optConfigToJson } from "../model/config.ts";
 import { CheckpointError } from "../model/errors.ts";
 import {
@@ -25,6 +26,14 @@ import {
 } from "../model/safetensors.ts";
 import type { OptConfig } from "../model/types.ts";
 import type { AdamState } from "./optim.ts";
+import {
+  commitFileSet,
+  completePendingCommit,
+  OutputError,
+  readFileSet,
+  sha256File,
+} from "../eval/output.ts";
+import { ensureRealDir, PathRuleError } from "../model/paths.ts";
 import { ParamSet, paramsFromWeights } from "./params.ts";
 
 /** Tokenizer and generation files copied from the source model when present. */
@@ -81,9 +90,55 @@ function f32(a: ArrayLike<number>): Float32Array {
  * ```
  */
 export function saveCheckpoint(dir: string, options: SaveCheckpointOptions): void {
+  // Every file is written into a fresh hidden staging folder inside `dir`, then the set is
+  // committed as a whole with SHA-256 hashes (eval/output.ts `commitFileSet`): kill -9 at
+  // any point leaves the previous complete checkpoint or the new one, and a resume checks
+  // the hashes. `dir` and its parents below the nearest existing folder must be real
+  // folders: a planted link is refused, never written through.
+  try {
+    ensureRealDir(dir, existingAncestor(dir), "checkpoint folder");
+  } catch (e) {
+    if (e instanceof PathRuleError) {
+      throw new CheckpointError(e.message, { file: e.path, kind: "io", cause: e });
+    }
+    throw e;
+  }
+  const stage = `${dir}/.staging-${crypto.randomUUID()}`;
+  Deno.mkdirSync(stage);
+  try {
+    writeCheckpointFiles(stage, options);
+    commitFileSet(dir, stage, { owner: "train", hash: true });
+  } catch (e) {
+    if (e instanceof OutputError) {
+      throw new CheckpointError(e.message, { file: dir, kind: "io", cause: e });
+    }
+    throw e;
+  } finally {
+    try {
+      Deno.removeSync(stage, { recursive: true });
+    } catch { /* committed */ }
+  }
+}
+
+/** The nearest existing folder at or above `dir` (where creation starts). */
+function existingAncestor(dir: string): string {
+  let at = dir.replace(/\/+$/, "") || "/";
+  for (;;) {
+    try {
+      Deno.lstatSync(at);
+      return at;
+    } catch {
+      const up = at.includes("/") ? at.slice(0, at.lastIndexOf("/")) || "/" : ".";
+      if (up === at) return at;
+      at = up;
+    }
+  }
+}
+
+/** Writes the files of a checkpoint into `dir` (a fresh staging folder). */
+function writeCheckpointFiles(dir: string, options: SaveCheckpointOptions): void {
   const { params } = options;
   const dtype = options.dtype ?? "F32";
-  Deno.mkdirSync(dir, { recursive: true });
   const config: OptConfig = {
     ...params.config,
     torchDtype: dtype === "F16" ? "float16" : "float32",
@@ -104,7 +159,7 @@ export function saveCheckpoint(dir: string, options: SaveCheckpointOptions): voi
   if (options.tokenizerDir) {
     for (const name of TOKENIZER_FILES) {
       const from = `${options.tokenizerDir}/${name}`, to = `${dir}/${name}`;
-      if (from === to || !exists(from)) continue;
+      if (!exists(from)) continue;
       // copy the bytes, not the mode: sources may be read-only, and a later save must
       // be able to replace the copy
       const tmp = `${to}.incomplete`;
@@ -177,7 +232,10 @@ export interface TrainingCheckpoint {
  * ```
  */
 export function loadTrainingCheckpoint(dir: string): TrainingCheckpoint {
-  const params = paramsFromWeights(loadWeightsSync(dir));
+  verifyCheckpointSet(dir);
+  const weights = loadWeightsSync(dir);
+  checkFiniteWeights(weights); // a NaN weight is named here, not blamed on the learning rate
+  const params = paramsFromWeights(weights);
   const out: TrainingCheckpoint = { params };
   const optPath = `${dir}/${OPTIMIZER_FILE}`;
   if (exists(optPath)) {
@@ -206,6 +264,7 @@ export function loadTrainingCheckpoint(dir: string): TrainingCheckpoint {
           { file: optPath, kind: "shape", tensor: name },
         );
       }
+      checkFiniteTensor(t);
       return tensorToFloat32(t);
     };
     const m = new ParamSet(
@@ -238,6 +297,68 @@ export function loadTrainingCheckpoint(dir: string): TrainingCheckpoint {
     }
   }
   return out;
+}
+
+/**
+ * Checks a training checkpoint's files against the hashes its save recorded: a save that
+ * kill -9 cut short is completed first (the set it was committing), and a folder whose
+ * `model.safetensors`, `optimizer.safetensors` or `trainer_state.json` differ from the
+ * recorded set (mixed from two saves, edited, truncated) is refused, naming the files.
+ * A folder without a recorded set (a plain model folder) is not checked here.
+ *
+ * @throws {CheckpointError} naming the files that do not match.
+ * @example
+ * ```ts
+ * import { verifyCheckpointSet } from "./checkpoint.ts";
+ * verifyCheckpointSet("bundled/models/tiny-opt-e2e"); // no recorded set: nothing to check
+ * ```
+ */
+export function verifyCheckpointSet(dir: string): void {
+  try {
+    completePendingCommit(dir);
+  } catch (e) {
+    throw new CheckpointError(
+      `${dir} holds an interrupted save that cannot be completed (${(e as Error).message}); ` +
+        `refused: resume from an earlier checkpoint`,
+      { file: dir, kind: "io", cause: e },
+    );
+  }
+  const set = readFileSet(dir);
+  if (!set || set.owner !== "train") {
+    if (exists(`${dir}/${OPTIMIZER_FILE}`) && set) {
+      throw new CheckpointError(
+        `${dir} has ${OPTIMIZER_FILE} but its file list was written by ${set.owner}, not a ` +
+          `training save; refused`,
+        { file: dir, kind: "format" },
+      );
+    }
+    return;
+  }
+  const bad: string[] = [];
+  for (const name of ["model.safetensors", OPTIMIZER_FILE, TRAINER_STATE_FILE]) {
+    const want = set.sha256[name];
+    const path = `${dir}/${name}`;
+    if (want === undefined) {
+      if (exists(path)) bad.push(`${name} (not in the saved set)`);
+      continue;
+    }
+    let got: string;
+    try {
+      got = sha256File(path);
+    } catch {
+      bad.push(`${name} (missing)`);
+      continue;
+    }
+    if (got !== want) bad.push(`${name} (changed since the save)`);
+  }
+  if (bad.length > 0) {
+    throw new CheckpointError(
+      `${dir} does not hold one complete save: ${bad.join(", ")} ` +
+        `do not match the hashes recorded in .skipdecode-files.json; refused to resume from ` +
+        `a mixed or edited checkpoint`,
+      { file: `${dir}/${bad[0].split(" ")[0]}`, kind: "format" },
+    );
+  }
 }
 
 function exists(path: string): boolean {

@@ -50,6 +50,7 @@ export {
   TOKENIZER_FILES,
   TRAINER_STATE_FILE,
   type TrainingCheckpoint,
+  verifyCheckpointSet,
 } from "./checkpoint.ts";
 export { resolveTrainConfig, TRAIN_DEFAULTS, type TrainConfig, TrainError } from "./config.ts";
 export {
@@ -102,6 +103,7 @@ export {
   weightsFromParams,
 } from "./params.ts";
 export {
+  checkRandomPlanOptions,
   parsePolicySource,
   planExamples,
   type PolicySource,

@@ -138,6 +138,44 @@ export function randomPolicy(
 }
 
 /**
+ * Checks random-policy options against a model's layer count, so that nothing is clamped
+ * silently: the `max` range must lie within `1..layers`, `min` must be at least 1 and
+ * reachable (at most the largest `max`), and the warm-up's upper bound below the largest
+ * `max` (a warm-up needs fewer layers than the budget). The same limits a fixed
+ * `linear:max=...` policy is refused beyond.
+ *
+ * @param o the options of a `random:` policy
+ * @param layers the model's decoder layers
+ * @param spec the policy as given, for messages
+ * @throws RangeError naming the field, its value and the limit
+ * @example
+ * ```ts
+ * import { checkRandomPlanOptions, parsePolicySource } from "./policies.ts";
+ * const src = parsePolicySource("random:max=6..12");
+ * if (src.kind === "random") checkRandomPlanOptions(src.options, 12, "random:max=6..12");
+ * ```
+ */
+export function checkRandomPlanOptions(o: RandomPlanOptions, layers: number, spec: string): void {
+  const [maxLo, maxHi] = o.max ?? [Math.ceil(layers / 2), layers];
+  if (maxLo < 1 || maxHi > layers || maxLo > maxHi) {
+    throw new RangeError(
+      `policy ${spec}: max=${maxLo}..${maxHi} must lie within 1..${layers} (the model's layers)`,
+    );
+  }
+  if (!(o.minLow >= 1) || o.minLow > maxHi) {
+    throw new RangeError(
+      `policy ${spec}: min=${o.minLow} must be from 1 to ${maxHi} (the largest max)`,
+    );
+  }
+  if (o.warmup[0] < 0 || o.warmup[0] > o.warmup[1] || o.warmup[1] >= maxHi) {
+    throw new RangeError(
+      `policy ${spec}: warmup=${o.warmup[0]}..${o.warmup[1]} must be a range from 0 below ` +
+        `${maxHi} (the largest max): warm-up layers are part of the budget`,
+    );
+  }
+}
+
+/**
  * Attaches layer sets to examples: the fixed policy's, or a fresh random policy per
  * example (drawn from `random`, so a seeded generator makes it reproducible).
  *

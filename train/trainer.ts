@@ -20,6 +20,7 @@ import { CpuEngine, type TrainEngine } from "./engine.ts";
 import { evaluateNll, type TrainNllResult } from "./evaluate.ts";
 import { learningRate } from "./optim.ts";
 import {
+  checkRandomPlanOptions,
   parsePolicySource,
   planExamples,
   type PolicySource,
@@ -315,6 +316,13 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const data = await loadData({ ...config, maxLength }, source, note);
   if (data.train.length === 0) throw new TrainError(`no training examples in ${config.data}`);
   const policySource = parsePolicySource(config.policy);
+  if (policySource.kind === "random") {
+    try {
+      checkRandomPlanOptions(policySource.options, L, config.policy);
+    } catch (e) {
+      throw new TrainError(`--policy: ${(e as Error).message}`);
+    }
+  }
   if (policySource.kind === "fixed") {
     const j = policySource.policy.toJSON() as unknown as Record<string, unknown>;
     const lin = j.kind === "earlyexit" ? j.inner as Record<string, unknown> : j;

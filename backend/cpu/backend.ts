@@ -21,6 +21,7 @@ import type {
 } from "../types.ts";
 import { checkColumns, checkTokenIds, type PaddedBatch, padLeft } from "../batch.ts";
 import { ReadoutBuilder } from "../readout.ts";
+import { checkFiniteLogits } from "../finite.ts";
 import { selectToken } from "../sampling.ts";
 import { columnsRunning, layerExtent } from "../../schedule/active.ts";
 import { validateDecodeRequest } from "../../schedule/requests.ts";
@@ -98,6 +99,14 @@ export class CpuBackend implements Backend {
     for (let b = 0; b < batch.batch; b++) {
       for (let c = 0; c < T; c++) {
         if (!batch.mask[b * T + c]) logits.fill(0, (b * T + c) * V, (b * T + c + 1) * V);
+        else {
+          checkFiniteLogits(
+            logits.subarray((b * T + c) * V, (b * T + c + 1) * V),
+            V,
+            "cpu backend (forward)",
+            () => `row ${b}, column ${c}`,
+          );
+        }
       }
     }
     if (readout) return Promise.resolve({ length: T, logits, readout: readout.finish() });
@@ -170,6 +179,7 @@ export class CpuBackend implements Backend {
           continue;
         }
         const row = logits.subarray(b * V, (b + 1) * V);
+        checkFiniteLogits(row, V, "cpu backend (decode)", () => `row ${b}, new token ${i}`);
         if (topk) topk[b].push(topK(row, req.logitsTopK!));
         if (allLogits) allLogits[b].push(row.slice());
         const id = selectToken(row, sampling, b, i);

@@ -64,6 +64,7 @@ import {
 } from "./graph.ts";
 import { type DeviceModel, uploadModel } from "./weights.ts";
 import { DecodeLoop, type DecodePlan } from "./decode_loop.ts";
+import { checkFiniteLogits } from "../finite.ts";
 
 /** Options of {@linkcode createWebGpuBackend}. */
 export interface WebGpuBackendOptions {
@@ -361,7 +362,9 @@ export class WebGpuBackend implements Backend {
           for (let r = r0; r < r0 + rows; r++) {
             const c = Math.floor(r / B), b = r % B;
             if (c < pads[b]) continue; // padding columns stay 0
-            out.set(data.subarray((r - r0) * V, (r - r0 + 1) * V), (b * T + c) * V);
+            const row = data.subarray((r - r0) * V, (r - r0 + 1) * V);
+            checkFiniteLogits(row, V, "webgpu backend (forward)", () => `row ${b}, column ${c}`);
+            out.set(row, (b * T + c) * V);
           }
           staging.unmap();
         } finally {

@@ -27,6 +27,7 @@ import type { TimestampProfiler } from "../../kernels/profiler.ts";
 import { topK } from "../cpu/ops.ts";
 import type { ColumnLayerSets, DecodeOutput, DecodeRequest, SamplingOptions } from "../types.ts";
 import type { Graph, Workspace } from "./graph.ts";
+import { checkFiniteLogits } from "../finite.ts";
 
 /** A decode request checked against the model, with the sizes the loop needs. */
 export interface DecodePlan {
@@ -272,6 +273,7 @@ export class DecodeLoop {
         this.tokens[b].push(id);
         if (logitsAll) {
           const row = logitsAll.subarray((s * B + b) * V, (s * B + b + 1) * V);
+          checkFiniteLogits(row, V, "webgpu backend (decode)", () => `row ${b}, new token ${i}`);
           if (this.topk) this.topk[b].push(topK(row, kTop));
           if (this.logits) this.logits[b].push(row.slice());
         }

@@ -1,0 +1,60 @@
+/**
+ * Non-finite logits on the WebGPU backend (over an overflowing but finite checkpoint): the
+ * forward's readback and the decode's recorded logits are errors naming the row, as on the
+ * CPU backend, never a quietly different result. Runs on the shared test device; skipped
+ * loudly without an adapter (an error under CI).
+ */
+import { assertMatch, assertRejects } from "@std/assert";
+import { createWebGpuBackend } from "../backend/webgpu/mod.ts";
+import { generate } from "../decode/mod.ts";
+import { loadWeightsSync } from "../model/checkpoint.ts";
+import { writeRandomCheckpoint } from "../model/fixture.ts";
+import { openSafetensors } from "../model/safetensors.ts";
+import { loadTokenizer } from "../tokenizer/mod.ts";
+import { TINY_MODEL_DIR } from "../cli/paths.ts";
+import { GPU_TEST, testGpu } from "./webgpu_helpers.ts";
+
+Deno.test({
+  name: "webgpu: logits that overflow are an error naming the row (decode with recorded logits)",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    if (!gpu) return;
+    const dir = Deno.makeTempDirSync({ prefix: "webgpu-finite-" });
+    try {
+      writeRandomCheckpoint(dir, {
+        shape: {
+          vocabSize: 50272,
+          hiddenSize: 16,
+          numAttentionHeads: 2,
+          ffnDim: 24,
+          numHiddenLayers: 2,
+          maxPositionEmbeddings: 64,
+        },
+        dtype: "F32",
+        seed: 5,
+        tokenizerDir: TINY_MODEL_DIR,
+      });
+      for (const l of [0, 1]) {
+        const t = openSafetensors(`${dir}/model.safetensors`).tensors
+          .get(`model.decoder.layers.${l}.fc2.bias`)!;
+        using f = Deno.openSync(`${dir}/model.safetensors`, { write: true });
+        f.seekSync(t.offset + 12, Deno.SeekMode.Start);
+        f.writeSync(new Uint8Array(new Float32Array([3e38]).buffer));
+      }
+      const weights = loadWeightsSync(dir);
+      const backend = await createWebGpuBackend(weights, { gpu });
+      const model = { backend, tokenizer: await loadTokenizer(dir), config: weights.config };
+      try {
+        const e = await assertRejects(() =>
+          generate(model, ["name[A]\n"], { maxNewTokens: 2, recordLogits: true })
+        );
+        assertMatch((e as Error).message, /webgpu backend \(decode\): the LM head produced/);
+      } finally {
+        backend.dispose();
+      }
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
