@@ -88,7 +88,7 @@ export {
   pagedAttentionWgsl,
   type PagedLayout,
 } from "./attention/paged.ts";
-export { createSelect, type SelectArgs, type SelectKernel } from "./select/mod.ts";
+export { createSelect, NONFINITE_ID, type SelectArgs, type SelectKernel } from "./select/mod.ts";
 export { SELECT_WGSL } from "./select/wgsl.ts";
 export {
   createDeclaredKernel,

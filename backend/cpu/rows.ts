@@ -38,6 +38,7 @@ import type { RowBatch, RowBatchOptions, RowBatchStats, RowResult, RowWork } fro
 import { NestingTracker, tokensRunning } from "../../schedule/active.ts";
 import { validateRowWork } from "../../schedule/requests.ts";
 import { selectToken } from "../sampling.ts";
+import { checkFiniteLogits } from "../finite.ts";
 import { attendOne, topK } from "./ops.ts";
 import { applyHead, type CpuModel, embed, layerForward } from "./model.ts";
 
@@ -247,6 +248,7 @@ export class CpuRowBatch implements RowBatch {
       for (let c = 0; c < count; c++) {
         const w = first[i] + c;
         const row = logits.subarray(w * V, (w + 1) * V);
+        checkFiniteLogits(row, V, "cpu backend (rows)", () => `slot ${e.slot}, choice ${c}`);
         // The draw depends on (seed, step) only: row 0, as a solo decode's only row.
         res.tokens.push(selectToken(row, e.sampling ?? {}, 0, (e.step ?? 0) + c));
         res.topk?.push(topK(row, e.logitsTopK!));

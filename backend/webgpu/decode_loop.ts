@@ -27,7 +27,8 @@ import type { TimestampProfiler } from "../../kernels/profiler.ts";
 import { topK } from "../cpu/ops.ts";
 import type { ColumnLayerSets, DecodeOutput, DecodeRequest, SamplingOptions } from "../types.ts";
 import type { Graph, Workspace } from "./graph.ts";
-import { checkFiniteLogits } from "../finite.ts";
+import { checkFiniteLogits, NonFiniteError } from "../finite.ts";
+import { NONFINITE_ID } from "../../kernels/select/mod.ts";
 
 /** A decode request checked against the model, with the sizes the loop needs. */
 export interface DecodePlan {
@@ -270,6 +271,7 @@ export class DecodeLoop {
       for (let b = 0; b < B; b++) {
         if (this.#finished[b]) continue;
         const id = ids[s * B + b];
+        if (id === NONFINITE_ID) throw nonFiniteOnGpu("decode", `row ${b}, new token ${i}`);
         this.tokens[b].push(id);
         if (logitsAll) {
           const row = logitsAll.subarray((s * B + b) * V, (s * B + b + 1) * V);
@@ -352,4 +354,20 @@ export class DecodeLoop {
     for (const s of this.#stagings) s.destroy();
     this.#stagings.clear();
   }
+}
+
+/**
+ * The error for a row the GPU's selection kernel flagged (`NONFINITE_ID`: a logit was NaN or
+ * ±Infinity), worded as the CPU's `checkFiniteLogits`.
+ *
+ * @example
+ * ```ts
+ * console.log(nonFiniteOnGpu("decode", "row 0, new token 3").message);
+ * ```
+ */
+export function nonFiniteOnGpu(what: string, label: string): NonFiniteError {
+  return new NonFiniteError(
+    `webgpu backend (${what}): the LM head produced a NaN or infinite logit for ${label}: an ` +
+      `activation overflowed or a weight is not finite; the output would be garbage`,
+  );
 }

@@ -51,6 +51,9 @@ import {
 import { createPagedAttention, type PagedAttentionKernels } from "../../kernels/attention/paged.ts";
 import { topK } from "../cpu/ops.ts";
 import { selectToken } from "../sampling.ts";
+import { checkFiniteLogits } from "../finite.ts";
+import { NONFINITE_ID } from "../../kernels/select/mod.ts";
+import { nonFiniteOnGpu } from "./decode_loop.ts";
 import type { RowBatch, RowBatchOptions, RowBatchStats, RowResult, RowWork } from "../types.ts";
 import { allocateWorkspace, type Graph, type Workspace } from "./graph.ts";
 import type { DeviceModel } from "./weights.ts";
@@ -541,6 +544,12 @@ export class WebGpuRowBatch implements RowBatch {
         const logits = sampled || kTop > 0 || e.recordLogits
           ? new Float32Array(data, logitsOffset + w * V * 4, V)
           : undefined;
+        if (logits) {
+          const label = `slot ${e.slot}, choice ${c}`;
+          checkFiniteLogits(logits, V, "webgpu backend (rows)", () => label);
+        } else if (ids[w] === NONFINITE_ID) {
+          throw nonFiniteOnGpu("rows", `slot ${e.slot}, choice ${c}`);
+        }
         r.tokens.push(sampled ? selectToken(logits!, e.sampling!, 0, (e.step ?? 0) + c) : ids[w]);
         if (kTop > 0) r.topk!.push(topK(logits!, kTop));
         if (e.recordLogits) r.logits!.push(logits!.slice());

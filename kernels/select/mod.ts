@@ -14,6 +14,7 @@ import type { SamplingOptions } from "../../backend/types.ts";
 import { createKernel, type GpuContext, type Kernel } from "../device.ts";
 import type { Recorder } from "../encode.ts";
 import { SELECT_WGSL } from "./wgsl.ts";
+export { NONFINITE_ID } from "./wgsl.ts";
 
 /** Arguments of one selection dispatch. */
 export interface SelectArgs {

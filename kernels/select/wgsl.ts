@@ -5,6 +5,18 @@
  */
 
 /**
+ * The id the selection kernel writes for a row whose logits hold a NaN or ±Infinity (never a
+ * vocabulary index).
+ *
+ * @example
+ * ```ts
+ * import { NONFINITE_ID } from "./wgsl.ts";
+ * console.log(NONFINITE_ID.toString(16)); // "fffffffe"
+ * ```
+ */
+export const NONFINITE_ID = 0xfffffffe;
+
+/**
  * Next-token selection for every row of a logits block, on the GPU so the decode loop never
  * waits on the CPU. Greedy: argmax, the lowest index on ties (as `argmax` in
  * `kernels/select/reference.ts`). Sampling: reproduces `selectToken` of `backend/sampling.ts` without
@@ -15,6 +27,11 @@
  * Weights `exp((l - max) / temperature)` go to the `probs` scratch buffer. The uniform is
  * `stepUniform(seed, row, step)` with the same u32 hash (PCG) as the CPU, so draws match
  * the CPU except where float summation order puts the threshold on a boundary.
+ *
+ * A logit that is NaN or ±Infinity (exponent bits all ones, tested on the bits since WGSL may
+ * assume floats are finite) makes the row's id {@linkcode NONFINITE_ID} instead of a token, and
+ * its `done` flag is left alone: the host turns that id into an error naming the row (the
+ * greedy decode reads no logits back, so this is its only check at the LM head).
  *
  * Bindings: 0 params; 1 `logits: array<f32>` `[B, V]`; 2 `ids: array<u32>` (id grid; the
  * token of row `b` goes to `ids[outIndex + b]`); 3 `done: array<u32>` `[B]` (set to 1 when
@@ -48,6 +65,11 @@ const WG = 256u;
 var<workgroup> rf: array<f32, 256>;
 var<workgroup> ru: array<u32, 256>;
 var<workgroup> ru2: array<u32, 256>;
+var<workgroup> nonfinite: atomic<u32>; // set when any logit of the row is NaN or ±Inf
+
+fn is_nonfinite(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u;
+}
 
 fn hash32(x: u32) -> u32 {
   let state = x * 747796405u + 2891336453u;
@@ -188,15 +210,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: v
   if (p.sample == 0u) {
     var bv = -3.4028235e38;
     var bi = 0xffffffffu;
+    var bad = false;
     for (var j = lid; j < p.vocab; j += WG) {
       let v = logits[base + j];
+      bad = bad || is_nonfinite(v);
       if (v > bv || bi == 0xffffffffu) { bv = v; bi = j; }
     }
-    token = reduce_argmax(lid, bv, bi);
+    if (bad) { atomicOr(&nonfinite, 1u); }
+    token = reduce_argmax(lid, bv, bi); // its barriers publish the flag
   } else {
     var mx = -3.4028235e38;
-    for (var j = lid; j < p.vocab; j += WG) { mx = max(mx, logits[base + j]); }
-    mx = reduce_max(lid, mx);
+    var bad = false;
+    for (var j = lid; j < p.vocab; j += WG) {
+      let v = logits[base + j];
+      bad = bad || is_nonfinite(v);
+      mx = max(mx, v);
+    }
+    if (bad) { atomicOr(&nonfinite, 1u); }
+    mx = reduce_max(lid, mx); // its barriers publish the flag
     // top-k: the K-th candidate bounds the kept set (counts, not weights)
     var kcut = Cut(0u, 0xffffffffu, true);
     if (p.topK > 0u && p.topK < p.vocab) {
@@ -234,6 +265,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: v
     let last = reduce_last(lid, lk, li);
     token = select(last, cut.idx, cut.found);
   }
+  if (atomicLoad(&nonfinite) != 0u) { token = 0xfffffffeu; } // NONFINITE_ID
   if (lid == 0u) {
     ids[p.outIndex + b] = token;
     if (p.eos != 0xffffffffu && token == p.eos) { done[b] = 1u; }
