@@ -25,7 +25,7 @@
  * dispatch `(B)`.
  */
 export const SELECT_WGSL = /* wgsl */ `
-// select: ids[outIndex + b] = argmax or seeded sample of logits[b]; see select_wgsl.ts
+// select: ids[outIndex + b] = argmax or seeded sample of logits[b]; see kernels/select/wgsl.ts
 struct Params {
   batch: u32,
   vocab: u32,
