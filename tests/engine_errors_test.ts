@@ -178,6 +178,7 @@ Deno.test("engine: an out-of-vocabulary id in a later batch is refused before an
         return model.backend.decode(req);
       },
       forward: model.backend.forward.bind(model.backend),
+      openRows: model.backend.openRows.bind(model.backend),
       dispose: () => {},
     },
   };
