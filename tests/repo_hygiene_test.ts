@@ -1,6 +1,7 @@
 /**
- * The repository's text stays true to the tree: every source or document file name cited in a
- * comment, doc, string or notebook (`*.ts`, `*.wgsl`, `*.md`, `*.py`, `*.sh`, `*.ipynb`)
+ * The repository's text stays true to the tree: every source or document file name
+ * (`*.ts`, `*.wgsl`, `*.md`, `*.py`, `*.sh`, `*.ipynb`) cited in a TypeScript comment (the
+ * WGSL comments in its strings too), a document, a WGSL, Python or shell file or a notebook
  * exists, and no tracked text holds a path of the machine that wrote it (the workspace, the
  * home folders of root or a user, a temporary folder with a run's random suffix, any temporary
  * folder in a notebook's saved outputs).
@@ -106,8 +107,24 @@ function resolves(name: string, from: string): boolean {
   return !name.includes("/") && BASENAMES.has(name);
 }
 
-/** File names cited in a text: `path/name.ext` with a source or document extension. */
-const CITED = /(?<![\w./@:\\-])((?:\.\.?\/)*[\w*][\w*./-]*\.(?:ts|wgsl|md|py|ipynb|sh))(?![\w-])/g;
+/**
+ * The comments of a TypeScript module (WGSL comments inside its strings included), everything
+ * else blanked with line breaks kept: the names in its code are test data or output names.
+ */
+function commentsOnly(text: string): string {
+  const out = text.replace(/[^\n]/g, " ").split("");
+  for (const m of text.matchAll(/\/\*[\s\S]*?\*\/|(?<![:\\])\/\/[^\n]*/g)) {
+    for (let i = 0; i < m[0].length; i++) out[m.index! + i] = m[0][i];
+  }
+  return out.join("");
+}
+
+/**
+ * File names cited in a text: `path/name.ext` with a source or document extension (not a
+ * suffix such as `"_test.ts"`, which starts with `_`).
+ */
+const CITED =
+  /(?<![\w./@:\\-])((?:\.\.?\/)*[A-Za-z0-9*][\w*./-]*\.(?:ts|wgsl|md|py|ipynb|sh))(?![\w-])/g;
 
 Deno.test("every source or document file name cited in the tree exists", () => {
   assert(PATHS.has(SELF), "the walk missed this file");
@@ -116,7 +133,8 @@ Deno.test("every source or document file name cited in the tree exists", () => {
   let cited = 0;
   for (const { rel, text } of FILES) {
     if (rel === SELF) continue; // its names are the self-check's test data
-    text.split("\n").forEach((line, i) => {
+    const scanned = rel.endsWith(".ts") ? commentsOnly(text) : text;
+    scanned.split("\n").forEach((line, i) => {
       for (const m of line.matchAll(CITED)) {
         const name = m[1].replace(/\.$/, "");
         if (/^https?:|^npm:|^node:/.test(line.slice(Math.max(0, m.index! - 8), m.index))) continue;
@@ -140,6 +158,10 @@ Deno.test("the reference check catches a stale name and accepts the forms in use
   const found = [..."see `kernels/select/wgsl.ts` and ../x/y.md, npm:a.ts".matchAll(CITED)]
     .map((m) => m[1]);
   assertEquals(found, ["kernels/select/wgsl.ts", "../x/y.md"]);
+  const code = 'f("a.ts"); // b.ts\nconst w = `\n  // c.wgsl\n`; /* d.md */ g("https://e.md");';
+  const names = [...commentsOnly(code).matchAll(CITED)].map((m) => m[1]);
+  assertEquals(names, ["b.ts", "c.wgsl", "d.md"], "comments only, WGSL ones included");
+  assertEquals(commentsOnly(code).split("\n").length, code.split("\n").length, "lines kept");
 });
 
 // Built from pieces so that this file does not match itself.

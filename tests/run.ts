@@ -13,8 +13,18 @@
  * the pure modules in {@linkcode RUN_DOCS} run (`deno test --doc`). `deno task test FILES`
  * runs just those test files.
  *
+ * Tiers (`tests/tiers.ts` decides each file's from its code, so new files need no list):
+ * `unit` (in-process, CPU only), `gpu` (asks for a WebGPU device), `e2e` (starts processes:
+ * the command line, notebooks). `--tier=unit,gpu` runs those tiers' files (no JSDoc steps);
+ * `--quick` is `--tier=unit` (`deno task test:quick`, the edit loop). The files run with
+ * `deno test --parallel` (one isolate per file, as without it; `DENO_JOBS` workers, the
+ * number of cores by default), the end-to-end files first: they are the longest, and most of
+ * their time is spent waiting for a child process, so the other worker keeps the cores busy.
+ *
  * @module
  */
+import { classifyTests, type Tier, TIERS } from "./tiers.ts";
+
 // Least privilege: what the tests read, write, look up and run, and no more.
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 const envOr = (k: string, d: string) => {
@@ -47,7 +57,30 @@ const RUN_DOCS = [
   "eval/rouge.ts",
   "std/",
 ];
-const docsOnly = Deno.args.length === 1 && Deno.args[0] === "--docs";
+const flags = Deno.args.filter((a) => a.startsWith("--"));
+const files = Deno.args.filter((a) => !a.startsWith("--"));
+const docsOnly = flags.length === 1 && flags[0] === "--docs" && files.length === 0;
+let tiers: Tier[] | null = null;
+for (const f of flags) {
+  if (f === "--quick") tiers = ["unit"];
+  else if (f.startsWith("--tier=")) {
+    tiers = f.slice(7).split(",").map((t) => t.trim()) as Tier[];
+    const bad = tiers.find((t) => !TIERS.includes(t));
+    if (bad) {
+      console.error(`tests/run.ts: --tier: unknown tier "${bad}" (tiers: ${TIERS.join(", ")})`);
+      Deno.exit(2);
+    }
+  } else if (f !== "--docs") {
+    console.error(
+      `tests/run.ts: unknown option ${f} (options: --quick, --tier=${TIERS.join(",")}, --docs)`,
+    );
+    Deno.exit(2);
+  }
+}
+if (tiers && files.length) {
+  console.error("tests/run.ts: give test files or a tier, not both");
+  Deno.exit(2);
+}
 if (Deno.args.length === 0 || docsOnly) {
   const steps: [string, string[]][] = [
     ["every JSDoc example type-checks", ["check", "--doc-only", "."]],
@@ -64,7 +97,16 @@ if (Deno.args.length === 0 || docsOnly) {
   }
   if (docsOnly) Deno.exit(0);
 }
-const args = ["test", ...PERMISSIONS, ...(Deno.args.length ? Deno.args : ["tests/"])];
+let targets = files;
+if (!files.length) {
+  // Every test file, the end-to-end tier first (longest first keeps both workers busy).
+  const all = [...classifyTests(`${ROOT}/tests`)];
+  const order = [...TIERS].reverse().filter((t) => !tiers || tiers.includes(t));
+  targets = order.flatMap((t) => all.filter(([, x]) => x === t).map(([f]) => f));
+  const counts = order.map((t) => `${all.filter(([, x]) => x === t).length} ${t}`);
+  console.log(`tests/run.ts: ${targets.length} test files (${counts.join(", ")}), in parallel`);
+}
+const args = ["test", "--parallel", ...PERMISSIONS, ...targets];
 const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" })
   .spawn();
 const decoder = new TextDecoder();
