@@ -57,6 +57,17 @@ const RUN_DOCS = [
   "eval/rouge.ts",
   "std/",
 ];
+/**
+ * The longest test files (measured), started first so that the two workers end together; only
+ * an order: every other file runs too, after these, in name order within its tier.
+ */
+const LONGEST = [
+  "notebooks_test.ts",
+  "cli_interrupt_test.ts",
+  "webgpu_gl_test.ts",
+  "cli_concurrency_test.ts",
+  "webgpu_opt125m_test.ts",
+];
 const flags = Deno.args.filter((a) => a.startsWith("--"));
 const files = Deno.args.filter((a) => !a.startsWith("--"));
 const docsOnly = flags.length === 1 && flags[0] === "--docs" && files.length === 0;
@@ -102,7 +113,13 @@ if (!files.length) {
   // Every test file, the end-to-end tier first (longest first keeps both workers busy).
   const all = [...classifyTests(`${ROOT}/tests`)];
   const order = [...TIERS].reverse().filter((t) => !tiers || tiers.includes(t));
-  targets = order.flatMap((t) => all.filter(([, x]) => x === t).map(([f]) => f));
+  const rank = (f: string) => {
+    const i = LONGEST.indexOf(f.slice(f.lastIndexOf("/") + 1));
+    return i < 0 ? LONGEST.length : i;
+  };
+  targets = order.flatMap((t) =>
+    all.filter(([, x]) => x === t).map(([f]) => f).sort((a, b) => rank(a) - rank(b))
+  );
   const counts = order.map((t) => `${all.filter(([, x]) => x === t).length} ${t}`);
   console.log(`tests/run.ts: ${targets.length} test files (${counts.join(", ")}), in parallel`);
 }
