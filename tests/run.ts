@@ -7,11 +7,11 @@
  * when they end (`tests/webgpu_helpers.ts`), with no GPU work left in flight, instead of
  * leaving them to process exit; an abort at exit is a failure to investigate, not a pass.
  *
- * The examples in the JSDoc come first, in the full run (no arguments) or with `--docs` alone:
- * every example of the repository type-checks (`deno check --doc-only .`; examples that need a
- * GPU, the network, a checkpoint or a file on disk are only type-checked), and the examples of
- * the pure modules in {@linkcode RUN_DOCS} run (`deno test --doc`). `deno task test FILES`
- * runs just those test files.
+ * The examples in the JSDoc are checked in the full run (no arguments; beside the test files,
+ * reported at the end) or with `--docs` alone: every example of the repository type-checks
+ * (`deno check --doc-only .`; examples that need a GPU, the network, a checkpoint or a file on
+ * disk are only type-checked), and the examples of the pure modules in {@linkcode RUN_DOCS}
+ * run (`deno test --doc`). `deno task test FILES` runs just those test files.
  *
  * Tiers (`tests/tiers.ts` decides each file's from its code, so new files need no list):
  * `unit` (in-process, CPU only), `gpu` (asks for a WebGPU device), `e2e` (starts processes:
@@ -92,12 +92,12 @@ if (tiers && files.length) {
   console.error("tests/run.ts: give test files or a tier, not both");
   Deno.exit(2);
 }
-if (Deno.args.length === 0 || docsOnly) {
-  const steps: [string, string[]][] = [
-    ["every JSDoc example type-checks", ["check", "--doc-only", "."]],
-    ["the pure modules' examples run", ["test", "--doc", `--allow-read=${ROOT}`, ...RUN_DOCS]],
-  ];
-  for (const [what, cmd] of steps) {
+const DOC_STEPS: [string, string[]][] = [
+  ["every JSDoc example type-checks", ["check", "--doc-only", "."]],
+  ["the pure modules' examples run", ["test", "--doc", `--allow-read=${ROOT}`, ...RUN_DOCS]],
+];
+if (docsOnly) {
+  for (const [what, cmd] of DOC_STEPS) {
     console.log(`tests/run.ts: ${what}: deno ${cmd.join(" ")}`);
     const { code } = await new Deno.Command(Deno.execPath(), { args: cmd, cwd: ROOT }).spawn()
       .status;
@@ -106,8 +106,28 @@ if (Deno.args.length === 0 || docsOnly) {
       Deno.exit(code || 1);
     }
   }
-  if (docsOnly) Deno.exit(0);
+  Deno.exit(0);
 }
+/**
+ * The JSDoc steps of the full run, beside the test files (each is mostly one core's work, as
+ * is the type check `deno test` starts with): their output is kept and shown at the end, in
+ * full when a step fails. Resolves to the failing step's exit code, or 0.
+ */
+async function docSteps(): Promise<number> {
+  for (const [what, cmd] of DOC_STEPS) {
+    const out = await new Deno.Command(Deno.execPath(), { args: cmd, cwd: ROOT }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    if (out.code !== 0) {
+      console.error(`${text}\ntests/run.ts: ${what} failed (deno ${cmd.join(" ")})`);
+      return out.code || 1;
+    }
+    // deno-lint-ignore no-control-regex
+    const summary = text.replace(/\x1b\[[0-9;]*m/g, "").match(/^ok \| [^\n]*/m)?.[0] ?? "ok";
+    console.log(`tests/run.ts: ${what}: ${summary} (deno ${cmd.join(" ")})`);
+  }
+  return 0;
+}
+const docs = Deno.args.length === 0 ? docSteps() : Promise.resolve(0);
 let targets = files;
 if (!files.length) {
   // Every test file, the end-to-end tier first (longest first keeps both workers busy).
@@ -133,7 +153,8 @@ for await (const chunk of child.stdout) {
   tail = (tail + decoder.decode(chunk, { stream: true })).slice(-8000);
 }
 const status = await child.status;
-if (status.success) Deno.exit(0);
+const docsCode = await docs;
+if (status.success) Deno.exit(docsCode);
 if (status.signal) {
   // deno-lint-ignore no-control-regex
   const plain = tail.replace(/\x1b\[[0-9;]*m/g, "");
