@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { parseArgs } from "@std/cli";
+import { parseArgs } from "../std/cli.ts";
 import { createWebGpuBackend } from "../backend/webgpu/backend.ts";
 import { loadWeights } from "../model/mod.ts";
 import { dimsFromConfig, full, parsePolicy, plan } from "../schedule/mod.ts";

@@ -1,4 +1,4 @@
-"""PyTorch eager reference decode for `deno task bench` (bench/torch_bench.ts drives it).
+"""PyTorch eager reference decode for `deno task bench` (bench/torch_engine.ts drives it).
 
 What a researcher would run instead of this toolkit: OPT in PyTorch eager mode, f32, a KV
 cache, greedy selection, on the same weights (read from the same safetensors file, f16/bf16

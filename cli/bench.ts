@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { parseArgs } from "@std/cli";
+import { parseArgs } from "../std/cli.ts";
 import {
   decodeBenchMarkdown,
   ensureOpt125mFixture,

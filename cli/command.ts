@@ -1,11 +1,11 @@
 /**
  * The small command framework of the command line: each command declares its options with
- * a description, gets `--help` for free, and is parsed strictly by `@std/cli`'s
- * `parseArgs` (a stand-in for `jsr:@std/cli` built on `node:util`).
+ * a description, gets `--help` for free, and is parsed strictly by the `parseArgs` of
+ * `std/cli.ts` (local, on `node:util`; not `jsr:@std/cli`'s API).
  *
  * @module
  */
-import { parseArgs } from "@std/cli";
+import { parseArgs } from "../std/cli.ts";
 
 /** One option of a command. */
 export interface OptionSpec {

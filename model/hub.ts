@@ -101,7 +101,7 @@ function env(name: string): string | undefined {
  * @example
  * ```ts
  * import { hubCacheDir } from "./hub.ts";
- * console.log(hubCacheDir()); // e.g. "/home/me/.cache/huggingface/hub"
+ * console.log(hubCacheDir()); // e.g. "$HOME/.cache/huggingface/hub"
  * ```
  */
 export function hubCacheDir(): string {

@@ -1,8 +1,7 @@
 /**
- * Strict argument parsing on `node:util`'s `parseArgs`, mapped as `@std/cli` in `deno.json`
- * because the JSR registry is unreachable here. Despite the mapping it does **not** have
- * `jsr:@std/cli`'s `parseArgs` API, and pointing `@std/cli` at the real package would break
- * `cli/command.ts` and `cli/bench.ts`:
+ * Strict argument parsing on `node:util`'s `parseArgs`: a local module, imported by its path
+ * (`std/cli.ts`), not mapped as `@std/cli`, because it does **not** have `jsr:@std/cli`'s
+ * `parseArgs` API (the JSR registry is unreachable here, so the real package is not used):
  *
  * - It takes `node:util`'s option declarations (`{ model: { type: "string" } }`); `@std/cli`
  *   takes minimist-style lists (`{ string: ["model"], boolean: [...], default, alias }`).
@@ -13,11 +12,12 @@
  * - Repeated options are collected with `multiple: true` per option; `@std/cli` uses
  *   `collect: [...]`.
  *
- * Moving to `@std/cli` means rewriting those two callers' parsing, not changing one line.
+ * Moving to `@std/cli` means rewriting its callers' parsing (`cli/command.ts`, `cli/bench.ts`,
+ * `bench/decode_profile.ts`), not changing one line.
  *
  * @example
  * ```ts
- * import { parseArgs } from "@std/cli";
+ * import { parseArgs } from "./cli.ts";
  * const { values } = parseArgs(["--model", "m"], { model: { type: "string" } });
  * console.log(values.model); // "m"
  * ```

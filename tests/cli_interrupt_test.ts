@@ -3,7 +3,7 @@
  * a folder that already holds a complete earlier result: after every interrupt each file
  * is either the old complete one or a complete new one (never truncated, never a report
  * mixing two runs, never a checkpoint whose weights, optimizer and trainer state disagree),
- * and a rerun always completes.
+ * and a rerun always completes. The sweep's and the training's trials run side by side.
  */
 import { assert, assertEquals } from "@std/assert";
 import { TINY_MODEL_DIR } from "../cli/paths.ts";
@@ -62,7 +62,8 @@ async function interrupt(args: string[], delayMs: number, task?: "train") {
   return how;
 }
 
-Deno.test(`cli: Ctrl-C at random points of a sweep, ${TRIALS} trials`, async () => {
+/** The sweep's trials. */
+async function sweepTrials(): Promise<void> {
   using box = sandbox("int-sweep");
   const out = `${box.rel}/report`;
   const dir = `${box.dir}/report`;
@@ -118,8 +119,10 @@ Deno.test(`cli: Ctrl-C at random points of a sweep, ${TRIALS} trials`, async () 
     assertEquals(leftovers(dir), [], `trial ${t}: leftovers after the rerun`);
     old = await files(dir);
   }
-  console.log(`  ${TRIALS} trials, last run ${runMs.toFixed(0)} ms: ${JSON.stringify(ends)}`);
-});
+  console.log(
+    `  sweep: ${TRIALS} trials, last run ${runMs.toFixed(0)} ms: ${JSON.stringify(ends)}`,
+  );
+}
 
 /** Checks a checkpoint folder: weights, optimizer and trainer state of the same step. */
 function checkCheckpoint(dir: string, what: string): number {
@@ -132,7 +135,8 @@ function checkCheckpoint(dir: string, what: string): number {
   return state.step;
 }
 
-Deno.test(`cli: Ctrl-C at random points of training, ${TRIALS} trials`, async () => {
+/** The training run's trials. */
+async function trainingTrials(): Promise<void> {
   using box = sandbox("int-train");
   Deno.writeTextFileSync(
     `${box.dir}/small.csv`,
@@ -194,5 +198,19 @@ Deno.test(`cli: Ctrl-C at random points of training, ${TRIALS} trials`, async ()
     assertEquals(leftovers(dir), [], `trial ${t}: leftovers after the rerun`);
     old = await files(dir);
   }
-  console.log(`  ${TRIALS} trials, last run ${runMs.toFixed(0)} ms: ${JSON.stringify(ends)}`);
+  console.log(
+    `  training: ${TRIALS} trials, last run ${runMs.toFixed(0)} ms: ${JSON.stringify(ends)}`,
+  );
+}
+
+// The two trial loops run side by side (each in its own sandbox, one child process at a time
+// each): most of a loop's time is waiting for its child, so the other loop's child keeps the
+// second core busy. Steps running together need the step sanitizers off; the parent test
+// still checks that no process or file is left open when both are done.
+Deno.test(`cli: Ctrl-C at random points of a sweep and of training, ${TRIALS} trials each`, async (t) => {
+  const side = { sanitizeOps: false, sanitizeResources: false, sanitizeExit: false };
+  await Promise.all([
+    t.step({ name: `sweep, ${TRIALS} trials`, fn: sweepTrials, ...side }),
+    t.step({ name: `training, ${TRIALS} trials`, fn: trainingTrials, ...side }),
+  ]);
 });

@@ -5,12 +5,18 @@
  *
  * The kernel is registered in a temporary `JUPYTER_PATH` with the `deno` binary running
  * this test (`kernel.json` as `deno jupyter --install` writes it). The sweeps run small:
- * `SKIPDECODE_SWEEP_ITEMS=2`, `SKIPDECODE_SWEEP_TOKENS=12`, `SKIPDECODE_FT_STEPS=2`, a fresh result cache, the CPU
- * backend unless `SKIPDECODE_BACKEND` says otherwise. Needs Jupyter:
+ * `SKIPDECODE_SWEEP_ITEMS=2`, `SKIPDECODE_SWEEP_TOKENS=12`, `SKIPDECODE_FT_STEPS=2`,
+ * `SKIPDECODE_FT_ITEMS=2`, `SKIPDECODE_FT_MRS=4` (the fine-tuning notebook's held-out items
+ * and tuned MRs, whose NLL it measures before and after), `SKIPDECODE_PROC_POLICIES=4` (the
+ * procedure notebook's first four policies, `full` and three fine-tuned), a fresh result
+ * cache, the CPU backend unless `SKIPDECODE_BACKEND` says otherwise. The notebooks execute two at a time
+ * (each in its own kernel and temporary folder; most of a kernel's time is one core's), and
+ * each is then checked in its own step. Needs Jupyter:
  * `apt-get install -y --no-install-recommends jupyter-nbconvert python3-nbclient jupyter-client jupyter-core`.
  */
 import { assert, assertEquals } from "@std/assert";
 import { fileURLToPath } from "node:url";
+import { pool } from "./cli_helpers.ts";
 
 const NOTEBOOKS = fileURLToPath(new URL("../notebooks/", import.meta.url));
 const TESTS = fileURLToPath(new URL("./", import.meta.url));
@@ -72,10 +78,13 @@ async function execute(name: string, tmp: string): Promise<Cell[]> {
     JUPYTER_DATA_DIR: `${tmp}/jupyter-data`,
     JUPYTER_RUNTIME_DIR: `${tmp}/jupyter-runtime`,
     NO_COLOR: "1",
-    SKIPDECODE_CACHE_DIR: `${tmp}/cache`,
+    SKIPDECODE_CACHE_DIR: `${tmp}/cache-${name}`, // one each: the notebooks run side by side
     SKIPDECODE_SWEEP_ITEMS: "2",
     SKIPDECODE_SWEEP_TOKENS: "12",
     SKIPDECODE_FT_STEPS: "2",
+    SKIPDECODE_FT_ITEMS: "2",
+    SKIPDECODE_FT_MRS: "4",
+    SKIPDECODE_PROC_POLICIES: "4",
     SKIPDECODE_BACKEND: Deno.env.get("SKIPDECODE_BACKEND") ?? "cpu",
     XDG_RUNTIME_DIR: tmp,
   };
@@ -176,9 +185,16 @@ Deno.test("notebooks execute under the Deno kernel and show Plotly charts", asyn
   const tmp = await Deno.makeTempDir({ prefix: "skipdecode-nb-" });
   try {
     await installKernel(tmp);
-    for (const name of NAMES) {
-      await t.step(name, async () => {
-        const cells = await execute(name, tmp);
+    // Every notebook runs, two at a time; a failure is reported in its own step below.
+    const runs = await pool(NAMES, 2, (name) =>
+      execute(name, tmp).then(
+        (cells) => ({ cells, error: null }),
+        (error: unknown) => ({ cells: [] as Cell[], error }),
+      ));
+    for (const [i, name] of NAMES.entries()) {
+      await t.step(name, () => {
+        const { cells, error } = runs[i];
+        if (error) throw error;
         checkNotebook(name, cells);
         const text = cells.flatMap((c) => c.outputs ?? []).map((o) =>
           join(o.text) + join(o.data?.["text/plain"] as string | undefined)

@@ -7,14 +7,24 @@
  * when they end (`tests/webgpu_helpers.ts`), with no GPU work left in flight, instead of
  * leaving them to process exit; an abort at exit is a failure to investigate, not a pass.
  *
- * The examples in the JSDoc come first, in the full run (no arguments) or with `--docs` alone:
- * every example of the repository type-checks (`deno check --doc-only .`; examples that need a
- * GPU, the network, a checkpoint or a file on disk are only type-checked), and the examples of
- * the pure modules in {@linkcode RUN_DOCS} run (`deno test --doc`). `deno task test FILES`
- * runs just those test files.
+ * The examples in the JSDoc are checked in the full run (no arguments; beside the test files,
+ * reported at the end) or with `--docs` alone: every example of the repository type-checks
+ * (`deno check --doc-only .`; examples that need a GPU, the network, a checkpoint or a file on
+ * disk are only type-checked), and the examples of the pure modules in {@linkcode RUN_DOCS}
+ * run (`deno test --doc`). `deno task test FILES` runs just those test files.
+ *
+ * Tiers (`tests/tiers.ts` decides each file's from its code, so new files need no list):
+ * `unit` (in-process, CPU only), `gpu` (asks for a WebGPU device), `e2e` (starts processes:
+ * the command line, notebooks). `--tier=unit,gpu` runs those tiers' files (no JSDoc steps);
+ * `--quick` is `--tier=unit` (`deno task test:quick`, the edit loop). The files run with
+ * `deno test --parallel` (one isolate per file, as without it; `DENO_JOBS` workers, the
+ * number of cores by default), the end-to-end files first: they are the longest, and most of
+ * their time is spent waiting for a child process, so the other worker keeps the cores busy.
  *
  * @module
  */
+import { classifyTests, type Tier, TIERS } from "./tiers.ts";
+
 // Least privilege: what the tests read, write, look up and run, and no more.
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 const envOr = (k: string, d: string) => {
@@ -61,13 +71,47 @@ const RUN_DOCS = [
   "eval/rouge.ts",
   "std/",
 ];
-const docsOnly = Deno.args.length === 1 && Deno.args[0] === "--docs";
-if (Deno.args.length === 0 || docsOnly) {
-  const steps: [string, string[]][] = [
-    ["every JSDoc example type-checks", ["check", "--doc-only", "."]],
-    ["the pure modules' examples run", ["test", "--doc", `--allow-read=${ROOT}`, ...RUN_DOCS]],
-  ];
-  for (const [what, cmd] of steps) {
+/**
+ * The longest test files (measured), started first so that the two workers end together; only
+ * an order: every other file runs too, after these, in name order within its tier.
+ */
+const LONGEST = [
+  "notebooks_test.ts",
+  "cli_interrupt_test.ts",
+  "webgpu_gl_test.ts",
+  "cli_concurrency_test.ts",
+  "webgpu_opt125m_test.ts",
+];
+const flags = Deno.args.filter((a) => a.startsWith("--"));
+const files = Deno.args.filter((a) => !a.startsWith("--"));
+const docsOnly = flags.length === 1 && flags[0] === "--docs" && files.length === 0;
+let tiers: Tier[] | null = null;
+for (const f of flags) {
+  if (f === "--quick") tiers = ["unit"];
+  else if (f.startsWith("--tier=")) {
+    tiers = f.slice(7).split(",").map((t) => t.trim()) as Tier[];
+    const bad = tiers.find((t) => !TIERS.includes(t));
+    if (bad) {
+      console.error(`tests/run.ts: --tier: unknown tier "${bad}" (tiers: ${TIERS.join(", ")})`);
+      Deno.exit(2);
+    }
+  } else if (f !== "--docs") {
+    console.error(
+      `tests/run.ts: unknown option ${f} (options: --quick, --tier=${TIERS.join(",")}, --docs)`,
+    );
+    Deno.exit(2);
+  }
+}
+if (tiers && files.length) {
+  console.error("tests/run.ts: give test files or a tier, not both");
+  Deno.exit(2);
+}
+const DOC_STEPS: [string, string[]][] = [
+  ["every JSDoc example type-checks", ["check", "--doc-only", "."]],
+  ["the pure modules' examples run", ["test", "--doc", `--allow-read=${ROOT}`, ...RUN_DOCS]],
+];
+if (docsOnly) {
+  for (const [what, cmd] of DOC_STEPS) {
     console.log(`tests/run.ts: ${what}: deno ${cmd.join(" ")}`);
     const { code } = await new Deno.Command(Deno.execPath(), { args: cmd, cwd: ROOT }).spawn()
       .status;
@@ -76,9 +120,44 @@ if (Deno.args.length === 0 || docsOnly) {
       Deno.exit(code || 1);
     }
   }
-  if (docsOnly) Deno.exit(0);
+  Deno.exit(0);
 }
-const args = ["test", ...PERMISSIONS, ...(Deno.args.length ? Deno.args : ["tests/"])];
+/**
+ * The JSDoc steps of the full run, beside the test files (each is mostly one core's work, as
+ * is the type check `deno test` starts with): their output is kept and shown at the end, in
+ * full when a step fails. Resolves to the failing step's exit code, or 0.
+ */
+async function docSteps(): Promise<number> {
+  for (const [what, cmd] of DOC_STEPS) {
+    const out = await new Deno.Command(Deno.execPath(), { args: cmd, cwd: ROOT }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    if (out.code !== 0) {
+      console.error(`${text}\ntests/run.ts: ${what} failed (deno ${cmd.join(" ")})`);
+      return out.code || 1;
+    }
+    // deno-lint-ignore no-control-regex
+    const summary = text.replace(/\x1b\[[0-9;]*m/g, "").match(/^ok \| [^\n]*/m)?.[0] ?? "ok";
+    console.log(`tests/run.ts: ${what}: ${summary} (deno ${cmd.join(" ")})`);
+  }
+  return 0;
+}
+const docs = Deno.args.length === 0 ? docSteps() : Promise.resolve(0);
+let targets = files;
+if (!files.length) {
+  // Every test file, the end-to-end tier first (longest first keeps both workers busy).
+  const all = [...classifyTests(`${ROOT}/tests`)];
+  const order = [...TIERS].reverse().filter((t) => !tiers || tiers.includes(t));
+  const rank = (f: string) => {
+    const i = LONGEST.indexOf(f.slice(f.lastIndexOf("/") + 1));
+    return i < 0 ? LONGEST.length : i;
+  };
+  targets = order.flatMap((t) =>
+    all.filter(([, x]) => x === t).map(([f]) => f).sort((a, b) => rank(a) - rank(b))
+  );
+  const counts = order.map((t) => `${all.filter(([, x]) => x === t).length} ${t}`);
+  console.log(`tests/run.ts: ${targets.length} test files (${counts.join(", ")}), in parallel`);
+}
+const args = ["test", "--parallel", ...PERMISSIONS, ...targets];
 const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" })
   .spawn();
 const decoder = new TextDecoder();
@@ -88,7 +167,8 @@ for await (const chunk of child.stdout) {
   tail = (tail + decoder.decode(chunk, { stream: true })).slice(-8000);
 }
 const status = await child.status;
-if (status.success) Deno.exit(0);
+const docsCode = await docs;
+if (status.success) Deno.exit(docsCode);
 if (status.signal) {
   // deno-lint-ignore no-control-regex
   const plain = tail.replace(/\x1b\[[0-9;]*m/g, "");

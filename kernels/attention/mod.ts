@@ -1,5 +1,5 @@
 /**
- * Dispatch of the attention kernel (see `attention_wgsl.ts`).
+ * Dispatch of the attention kernel (see `wgsl.ts`).
  *
  * @example
  * ```ts

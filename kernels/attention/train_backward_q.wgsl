@@ -1,9 +1,9 @@
 // Causal attention backward, query side; one invocation per (query i, head h):
 //   dP_t = dctx_i,h . v_(start[i] + t),h
-//   dS_t = P_t * (dP_t - sum_t' P_t' dP_t')        (stored for attention_backward_kv.wgsl)
+//   dS_t = P_t * (dP_t - sum_t' P_t' dP_t')        (stored for train_backward_kv.wgsl)
 //   dq_i,h = scale * sum_t dS_t * k_(start[i] + t),h  (scale folds q's headDim^-0.5 in, so dq
 //                                                       is the gradient of q_proj's output)
-// Layouts as attention_forward.wgsl.
+// Layouts as train_forward.wgsl.
 // Bindings: 0 params, 1 dctx, 2 k, 3 v, 4 probs, 5 start (u32) (read), 6 ds, 7 dq (read_write).
 struct Params {
   m: u32,

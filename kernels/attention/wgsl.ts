@@ -28,7 +28,7 @@ export const MAX_HEAD_DIM = 256;
  */
 export function attentionWgsl(maxKeys: number): string {
   return /* wgsl */ `
-// attention: out[r, h] = softmax(q[r, h] * scale . k[pad..c, h]) v[pad..c, h]; see attention_wgsl.ts
+// attention: out[r, h] = softmax(q[r, h] * scale . k[pad..c, h]) v[pad..c, h]; see kernels/attention/wgsl.ts
 struct Params {
   m: u32,
   d: u32,
@@ -118,7 +118,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: v
  */
 export function attentionVec4Wgsl(maxKeys: number, wg = 64): string {
   return /* wgsl */ `
-// attention (vec4): out[r, h] = softmax(q[r, h] * scale . k[pad..c, h]) v[pad..c, h]; see attention_wgsl.ts
+// attention (vec4): out[r, h] = softmax(q[r, h] * scale . k[pad..c, h]) v[pad..c, h]; see kernels/attention/wgsl.ts
 struct Params {
   m: u32,
   d: u32,
@@ -255,7 +255,7 @@ export function attentionLanesWgsl(h4: number): string {
   return /* wgsl */ `
 // attention-lanes (H4=${h4}, headDim ${
     4 * h4
-  }): one invocation per (row, head), online softmax; see attention_wgsl.ts
+  }): one invocation per (row, head), online softmax; see kernels/attention/wgsl.ts
 struct Params {
   m: u32,
   d: u32,

@@ -1,5 +1,5 @@
 /**
- * Dispatch of the embedding kernel (see `embedding_wgsl.ts`): token and position rows of
+ * Dispatch of the embedding kernel (see `wgsl.ts`): token and position rows of
  * a block of columns of the id grid, with OPT's position ids from left padding.
  *
  * @example

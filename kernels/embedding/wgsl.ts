@@ -36,7 +36,7 @@ export interface TableShape {
  */
 export function embeddingWgsl(tok: TableShape, pos: TableShape): string {
   return /* wgsl */ `
-// embedding: out[r, i] = tok[ids[colStart*B + r], i] (+) pos[pos(r) + 2, i]; see embedding_wgsl.ts
+// embedding: out[r, i] = tok[ids[colStart*B + r], i] (+) pos[pos(r) + 2, i]; see kernels/embedding/wgsl.ts
 struct Params {
   m: u32,         // output rows
   width: u32,     // output columns

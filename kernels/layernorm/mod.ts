@@ -1,5 +1,5 @@
 /**
- * Dispatch of the LayerNorm kernel (see `layernorm_wgsl.ts`).
+ * Dispatch of the LayerNorm kernel (see `wgsl.ts`).
  *
  * @example
  * ```ts

@@ -1,7 +1,7 @@
 // LayerNorm backward, input gradient, one workgroup of 64 per row of dy[M, D]:
 //   g = dy * w;  dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
 // written (accumulate = 0) or added (accumulate = 1) into dx. The parameter gradients are
-// column sums, done by ln_param_grads.wgsl.
+// column sums, done by train_param_grads.wgsl.
 // Bindings: 0 params, 1 dy, 2 xhat, 3 rstd, 4 w (read), 5 dx (read_write).
 struct Params {
   m: u32,

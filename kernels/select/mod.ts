@@ -1,5 +1,5 @@
 /**
- * Dispatch of the next-token selection kernel (see `select_wgsl.ts`).
+ * Dispatch of the next-token selection kernel (see `wgsl.ts`).
  *
  * @example
  * ```ts

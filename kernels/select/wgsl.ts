@@ -42,7 +42,7 @@ export const NONFINITE_ID = 0xfffffffe;
  * dispatch `(B)`.
  */
 export const SELECT_WGSL = /* wgsl */ `
-// select: ids[outIndex + b] = argmax or seeded sample of logits[b]; see select_wgsl.ts
+// select: ids[outIndex + b] = argmax or seeded sample of logits[b]; see kernels/select/wgsl.ts
 struct Params {
   batch: u32,
   vocab: u32,

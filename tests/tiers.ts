@@ -1,0 +1,99 @@
+/**
+ * The tiers of the test suite, decided from each test file's code so that a new file lands in
+ * the right tier without a list to edit:
+ *
+ * - `e2e`: the file, or a `tests/` helper it imports (transitively), starts processes
+ *   (`Deno.Command`, `spawnCli`: the command line, notebooks, probes);
+ * - `gpu`: otherwise, the file or such a helper asks for a WebGPU adapter or device
+ *   (`navigator.gpu`, `requestAdapter`, `testGpu`, `requestGpu`, `createWebGpuBackend`);
+ * - `unit`: everything else (in-process, CPU only): `deno task test:quick`.
+ *
+ * A file may state its tier in a line comment `// @tier e2e` (or `gpu`, `unit`), which wins
+ * over the rule (for a heavy in-process test that should stay out of the quick tier, say).
+ * Comments are not read as code, so naming a helper in prose does not move a file.
+ *
+ * @example
+ * ```ts
+ * import { classifyTests } from "./tiers.ts";
+ * const tiers = classifyTests("tests"); // Map { "tests/cli_test.ts" => "e2e", ... }
+ * ```
+ * @module
+ */
+
+/** A tier of the suite. */
+export type Tier = "unit" | "gpu" | "e2e";
+/** Every tier, cheapest first. */
+export const TIERS: readonly Tier[] = ["unit", "gpu", "e2e"];
+
+const E2E = /\bDeno\.Command\b|\bspawnCli\b/;
+const GPU =
+  /\bnavigator\.gpu\b|\brequestAdapter\b|\btestGpu\b|\brequestGpu\b|\bcreateWebGpuBackend\b/;
+const MARK = /^\s*\/\/\s*@tier\s+(unit|gpu|e2e)\b/m;
+const LOCAL_IMPORT = /\bfrom\s+["'](\.\/[\w./-]+\.ts)["']/g;
+
+/**
+ * A module's code without its comments (strings kept; good enough for the signals above).
+ *
+ * @example
+ * ```ts
+ * stripComments("a(); // b()\n/* c() *\/ d();"); // "a(); \n d();"
+ * ```
+ */
+export function stripComments(source: string): string {
+  return source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:"'`\\])\/\/[^\n]*/g, "$1");
+}
+
+/**
+ * The tier of one test file (a `*_test.ts` path), reading it and the helpers of its folder it
+ * imports; `read` is injectable for tests.
+ *
+ * @example
+ * ```ts
+ * classifyTest("tests/cli_test.ts"); // "e2e"
+ * ```
+ */
+export function classifyTest(
+  path: string,
+  read: (path: string) => string = Deno.readTextFileSync,
+): Tier {
+  const own = read(path);
+  const mark = own.match(MARK);
+  if (mark) return mark[1] as Tier;
+  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
+  const seen = new Set<string>();
+  let e2e = false, gpu = false;
+  const visit = (p: string, text: string) => {
+    if (seen.has(p)) return;
+    seen.add(p);
+    const code = stripComments(text);
+    e2e ||= E2E.test(code);
+    gpu ||= GPU.test(code);
+    for (const m of code.matchAll(LOCAL_IMPORT)) {
+      const next = `${dir}/${m[1].slice(2)}`;
+      if (m[1].slice(2).includes("/")) continue; // only the helpers beside the tests
+      let helper: string;
+      try {
+        helper = read(next);
+      } catch {
+        continue; // deno test reports the missing module itself
+      }
+      visit(next, helper);
+    }
+  };
+  visit(path, own);
+  return e2e ? "e2e" : gpu ? "gpu" : "unit";
+}
+
+/**
+ * Every `*_test.ts` file of a folder with its tier, sorted by name.
+ *
+ * @example
+ * ```ts
+ * const unit = [...classifyTests("tests")].filter(([, t]) => t === "unit").map(([f]) => f);
+ * ```
+ */
+export function classifyTests(dir: string): Map<string, Tier> {
+  const names = [...Deno.readDirSync(dir)].filter((e) => e.isFile && e.name.endsWith("_test.ts"))
+    .map((e) => e.name).sort();
+  return new Map(names.map((n) => [`${dir}/${n}`, classifyTest(`${dir}/${n}`)]));
+}
