@@ -336,7 +336,7 @@ export function refuseLink(path: string, what = "file"): void {
  * @example
  * ```ts
  * import { tempNameBeside } from "./paths.ts";
- * console.log(tempNameBeside("out/x/report.md").startsWith("out/x/.report.md.tmp-"));
+ * console.log(tempNameBeside("out/x/report.md").includes("/.report.md.tmp-")); // true
  * ```
  */
 export function tempNameBeside(path: string): string {

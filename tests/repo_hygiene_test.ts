@@ -19,6 +19,8 @@ const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname).replac
 const OUTPUTS: Record<string, string> = {
   "report.md": "written by sweep, procedure and demo into their --out folder",
   "decode.md": "written by deno task bench into its --out folder",
+  "serve.md": "written by deno task bench --serve into its --out folder",
+  "speculative.md": "written by sweep --speculative and deno task bench --speculative",
 };
 /** Folders that are not part of the tree (ignored outputs, caches, dependencies). */
 const SKIP_DIRS = new Set([".git", "node_modules", "out", "reports", ".cache", ".device"]);
