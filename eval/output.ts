@@ -31,8 +31,9 @@
  * ```
  * @module
  */
+import { sha256File } from "../model/hash.ts";
+export { sha256File } from "../model/hash.ts";
 import { isAbsolute, join, relative, resolve } from "node:path";
-import { createHash } from "node:crypto";
 import {
   createExclusive,
   ensureRealDir,
@@ -78,27 +79,6 @@ export interface FileSetManifest {
   files: string[];
   /** SHA-256 (hex) of each file as committed. */
   sha256: Record<string, string>;
-}
-
-/**
- * The SHA-256 of a file's bytes, in hex (streamed: the file is not held in memory).
- *
- * @example
- * ```ts
- * import { sha256File } from "./output.ts";
- * console.log(sha256File("deno.json").length); // 64
- * ```
- */
-export function sha256File(path: string): string {
-  const h = createHash("sha256");
-  using f = Deno.openSync(path, { read: true });
-  const buf = new Uint8Array(1 << 20);
-  for (;;) {
-    const n = f.readSync(buf);
-    if (n === null || n === 0) break;
-    h.update(buf.subarray(0, n));
-  }
-  return h.digest("hex");
 }
 
 /**

@@ -26,7 +26,7 @@
  * @module
  */
 import { join } from "node:path";
-import { createHash } from "node:crypto";
+import { sha256File } from "../model/hash.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import type { Model } from "../decode/model.ts";
 import { generate } from "../decode/engine.ts";
@@ -279,16 +279,8 @@ export interface SweepUnitConfig {
  * // await fileSha256("bundled/models/tiny-opt-e2e/config.json");
  * ```
  */
-export async function fileSha256(path: string): Promise<string> {
-  const h = createHash("sha256");
-  using f = await Deno.open(path, { read: true });
-  const buf = new Uint8Array(1 << 20);
-  for (;;) {
-    const n = await f.read(buf);
-    if (n === null) break;
-    h.update(buf.subarray(0, n));
-  }
-  return h.digest("hex");
+export function fileSha256(path: string): Promise<string> {
+  return Promise.resolve(sha256File(path));
 }
 
 /**

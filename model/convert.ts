@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { sha256File } from "./hash.ts";
 import { modelFile, PathRuleError } from "./paths.ts";
 import { allTensors, type LoadedWeights, loadWeightsSync } from "./checkpoint.ts";
 import { CheckpointError } from "./errors.ts";
@@ -173,10 +174,12 @@ export function convertCheckpoint(src: string, out: string): ConvertResult {
 /**
  * The identity of every file a checkpoint was loaded from, for cache keys: `config.json`,
  * the shard index when sharded, every weight file actually read (safetensors or `.bin`,
- * single or shards) and the tokenizer files (they decide the text), each by its real path (symbolic links resolved, so re-pointing a link
- * changes the key) with its size, modification time, inode and status-change time (which
- * no copy tool can set back, so replacing a file with one of the same size and mtime still
- * changes the key). Missing files count as missing, they never break the key.
+ * single or shards) and the tokenizer files (they decide the text), each by its real path
+ * (symbolic links resolved, so re-pointing a link changes the key), size, modification time and
+ * the SHA-256 of its bytes (`hash.ts`): a file rewritten with the same size and an old mtime
+ * still changes the key. (The status-change time would not do: Deno reports it in whole
+ * seconds.) Hashing reads the files once, about 1 s per GB. Missing files count as missing,
+ * they never break the key.
  *
  * @param weights the loaded weights (`dir`, `files`)
  * @returns one line per file
@@ -210,8 +213,7 @@ export function weightFilesIdentity(weights: Pick<LoadedWeights, "dir" | "files"
         Deno.realPathSync(f),
         st.size,
         st.mtime?.getTime() ?? 0,
-        st.ino ?? 0,
-        st.ctime?.getTime() ?? 0,
+        sha256File(f), // Deno's ctime has whole seconds: only the bytes tell a quick rewrite
       ].join("\0");
     } catch {
       return `${f}\0missing`;
