@@ -447,10 +447,16 @@ Deno.test("malformed checkpoint: no weights, .bin only, no folder, duplicate nam
       "pytorch_model.bin",
     );
   });
+  // A missing folder where this process may read is "not found"; one outside what it may
+  // read cannot be told from an unreadable one, and the error says so (issue 20, item 10).
+  const empty = Deno.makeTempDirSync({ prefix: "no-model-" });
+  const missing = `${empty}/model`;
+  await assertCheckpointError(() => loadWeights(missing), "not-found", `${missing} does not exist`);
+  Deno.removeSync(empty);
   await assertCheckpointError(
     () => loadWeights("/nonexistent/model"),
-    "not-found",
-    "/nonexistent/model does not exist",
+    "io",
+    "/nonexistent/model exists or may exist, but this process may not read it",
   );
   await fixture(async (dir) => {
     // Layer 1's bias relabelled with the other prefix as layer 0's: two names, one tensor.
