@@ -15,6 +15,33 @@ import { loadTokenizer } from "../tokenizer/mod.ts";
 import { TINY_MODEL_DIR } from "../cli/paths.ts";
 import { GPU_TEST, testGpu } from "./webgpu_helpers.ts";
 
+/**
+ * A small random checkpoint whose weights are all finite but whose activations overflow: one
+ * fc2 bias entry of every layer is 3e38, so the LM head sees ±Infinity.
+ */
+function writeOverflowingCheckpoint(dir: string): void {
+  writeRandomCheckpoint(dir, {
+    shape: {
+      vocabSize: 50272,
+      hiddenSize: 16,
+      numAttentionHeads: 2,
+      ffnDim: 24,
+      numHiddenLayers: 2,
+      maxPositionEmbeddings: 64,
+    },
+    dtype: "F32",
+    seed: 5,
+    tokenizerDir: TINY_MODEL_DIR,
+  });
+  for (const l of [0, 1]) {
+    const t = openSafetensors(`${dir}/model.safetensors`).tensors
+      .get(`model.decoder.layers.${l}.fc2.bias`)!;
+    using f = Deno.openSync(`${dir}/model.safetensors`, { write: true });
+    f.seekSync(t.offset + 12, Deno.SeekMode.Start);
+    f.writeSync(new Uint8Array(new Float32Array([3e38]).buffer));
+  }
+}
+
 Deno.test({
   name: "webgpu: logits that overflow are an error naming the row (decode with recorded logits)",
   ...GPU_TEST,
@@ -23,26 +50,7 @@ Deno.test({
     if (!gpu) return;
     const dir = Deno.makeTempDirSync({ prefix: "webgpu-finite-" });
     try {
-      writeRandomCheckpoint(dir, {
-        shape: {
-          vocabSize: 50272,
-          hiddenSize: 16,
-          numAttentionHeads: 2,
-          ffnDim: 24,
-          numHiddenLayers: 2,
-          maxPositionEmbeddings: 64,
-        },
-        dtype: "F32",
-        seed: 5,
-        tokenizerDir: TINY_MODEL_DIR,
-      });
-      for (const l of [0, 1]) {
-        const t = openSafetensors(`${dir}/model.safetensors`).tensors
-          .get(`model.decoder.layers.${l}.fc2.bias`)!;
-        using f = Deno.openSync(`${dir}/model.safetensors`, { write: true });
-        f.seekSync(t.offset + 12, Deno.SeekMode.Start);
-        f.writeSync(new Uint8Array(new Float32Array([3e38]).buffer));
-      }
+      writeOverflowingCheckpoint(dir);
       const weights = loadWeightsSync(dir);
       const backend = await createWebGpuBackend(weights, { gpu });
       const model = { backend, tokenizer: await loadTokenizer(dir), config: weights.config };
@@ -70,26 +78,7 @@ Deno.test({
     if (!gpu) return;
     const dir = Deno.makeTempDirSync({ prefix: "webgpu-finite-greedy-" });
     try {
-      writeRandomCheckpoint(dir, {
-        shape: {
-          vocabSize: 50272,
-          hiddenSize: 16,
-          numAttentionHeads: 2,
-          ffnDim: 24,
-          numHiddenLayers: 2,
-          maxPositionEmbeddings: 64,
-        },
-        dtype: "F32",
-        seed: 5,
-        tokenizerDir: TINY_MODEL_DIR,
-      });
-      for (const l of [0, 1]) {
-        const t = openSafetensors(`${dir}/model.safetensors`).tensors
-          .get(`model.decoder.layers.${l}.fc2.bias`)!;
-        using f = Deno.openSync(`${dir}/model.safetensors`, { write: true });
-        f.seekSync(t.offset + 12, Deno.SeekMode.Start);
-        f.writeSync(new Uint8Array(new Float32Array([3e38]).buffer));
-      }
+      writeOverflowingCheckpoint(dir);
       const weights = loadWeightsSync(dir);
       const backend = await createWebGpuBackend(weights, { gpu });
       const cpu = createCpuBackend(weights);
