@@ -234,20 +234,8 @@ export async function runServeBench(options: ServeBenchOptions = {}): Promise<Se
   }
 }
 
-interface RunFigures {
-  completed: number;
-  tokens: number;
-  tokensPerSecond: number;
-  ttftP50: number;
-  ttftP99: number;
-  latencyP50: number;
-  latencyP99: number;
-  meanRows: number;
-  utilisation: number;
-  idleWaitSteps: number;
-  steps: number;
-  layerSteps: number;
-  timeline: number[];
+/** One run of one mode: a row's figures before the medians, with what the medians need. */
+interface RunFigures extends Omit<ServeBenchRow, "mode" | "wallSeconds" | "stepMsByRows"> {
   wall: number;
   ids: (number[] | undefined)[];
   decodeSteps: [number, number][];

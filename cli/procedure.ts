@@ -254,6 +254,24 @@ export const procedureCommand: Command = {
       `--after-oracle ${afterOracle}`,
       `--out ${out}`,
     ].join(" \\\n  ");
+    // What a single run and a shard compute from (the shard's units carry the same options).
+    const procedureOptions = {
+      model,
+      train: trainFile,
+      test: testFile,
+      policies,
+      steps,
+      items,
+      modelsDir,
+      maxNewTokens,
+      batchSize,
+      trainBatchSize,
+      lr,
+      oracleItems,
+      afterOracle,
+      backend,
+      resamples,
+    };
     const split = shardSettings(v, batchSize);
     if (split.slurm) {
       return await writeSlurmArray(v, split, procedureCommand, {
@@ -268,43 +286,13 @@ export const procedureCommand: Command = {
         unitItems: split.unitItems,
         command,
         json: Boolean(v.json),
-        options: {
-          model,
-          train: trainFile,
-          test: testFile,
-          policies,
-          steps,
-          items,
-          modelsDir,
-          maxNewTokens,
-          batchSize,
-          trainBatchSize,
-          lr,
-          oracleItems,
-          afterOracle,
-          backend,
-          resamples,
-        },
+        options: procedureOptions,
       });
     }
     const folder = OutputFolder.open(out, { option: "--out", owner: "procedure" });
     try {
       const result = await runProcedure({
-        model,
-        train: trainFile,
-        test: testFile,
-        policies,
-        steps,
-        items,
-        modelsDir,
-        maxNewTokens,
-        batchSize,
-        trainBatchSize,
-        lr,
-        oracleItems,
-        afterOracle,
-        backend,
-        resamples,
+        ...procedureOptions,
         cacheDir: v.cache === false ? false : (v["cache-dir"] as string | undefined),
       });
       const files = await writeProcedureReport(result, folder, { command, png });
