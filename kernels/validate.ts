@@ -27,19 +27,19 @@
 import { attendOne } from "./attention/reference.ts";
 import { positionIds } from "./embedding/reference.ts";
 import { layerNorm } from "./layernorm/reference.ts";
-import { linear } from "./matmul/reference.ts";
-import { bytesToFloat32 } from "../model/safetensors.ts";
-import type { DType, Tensor } from "../model/types.ts";
 import { createAttention } from "./attention/mod.ts";
 import { AllocationGroup, type GpuContext, GpuError } from "./device.ts";
 import { createEmbedding } from "./embedding/mod.ts";
 import { Recorder } from "./encode.ts";
 import { createLayerNorm } from "./layernorm/mod.ts";
-import { createMatmulKernels } from "./matmul/mod.ts";
+import { createMatmulKernels, type MatmulKernels, variantCandidates } from "./matmul/mod.ts";
+import { matmulSelfCheck } from "./matmul/check.ts";
+import type { SelfCheckContext } from "./check.ts";
 import { ParamArena } from "./params.ts";
 import { createSelect } from "./select/mod.ts";
 import { uploadTable } from "./tables.ts";
 import { seededRandom } from "../model/random.ts";
+import { halves, maxDiff, mismatches, type Pending, values } from "./check.ts";
 
 /** One check of {@linkcode validateAdapter}. */
 export interface AdapterCheck {
@@ -59,8 +59,13 @@ export interface AdapterValidation {
   ok: boolean;
   /** The adapter's description. */
   adapter: string;
-  /** The matmul variant validated (the backend's), besides the storage fallback. */
+  /**
+   * The matmul variant to use: the first candidate whose self-checks passed (the backend
+   * uses it); when none passed, the first candidate (and `ok` is false).
+   */
   matmulVariant: string;
+  /** Candidates tried before `matmulVariant` whose self-check failed (fell back from). */
+  skipped: string[];
   /** Every check, in order. */
   checks: AdapterCheck[];
   /** Wall time of the validation, ms (kernel creation, upload, one round trip). */
@@ -69,59 +74,19 @@ export interface AdapterValidation {
 
 /** Options of {@linkcode validateAdapter}. */
 export interface ValidateOptions {
-  /** The matmul variant the backend will use (default `"auto"`, resolved for the adapter). */
+  /**
+   * The matmul variant the backend asks for: `"auto"` (default) tries the profile's
+   * candidates best first (`variantCandidates`); a name tries it, then `v3_storage_tiled`.
+   */
   matmulVariant?: string;
+  /** The candidates to try, best first (overrides `matmulVariant`; for tests). */
+  matmulCandidates?: string[];
 }
 
 /** What to install when an adapter computes wrong numbers. */
 export const VALIDATION_HELP =
   "Install a Vulkan driver (on Debian: apt-get install -y --no-install-recommends libvulkan1 " +
   "mesa-vulkan-drivers), or run on the CPU (--backend cpu)";
-
-/** `n` values in `[-scale, scale)`, never zero. */
-function values(n: number, seed: number, scale = 1): Float32Array {
-  const r = seededRandom(seed);
-  return Float32Array.from({ length: n }, () => ((2 * r() - 1) || 0.5) * scale);
-}
-
-/** `n` f16 values (as bytes) in ±[0.25, 2), and the exact f32 values they hold. */
-function halves(n: number, seed: number): { bytes: Uint8Array; f32: Float32Array } {
-  const r = seededRandom(seed);
-  const h = Uint16Array.from(
-    { length: n },
-    () => ((r() < 0.5 ? 1 : 0) << 15) | ((13 + Math.floor(r() * 3)) << 10) | Math.floor(r() * 1024),
-  );
-  const bytes = new Uint8Array(h.buffer);
-  return { bytes, f32: bytesToFloat32(bytes, "F16") };
-}
-
-function tensor(name: string, dtype: DType, shape: number[], bytes: Uint8Array): Tensor {
-  return { name, dtype, shape, bytes: () => bytes };
-}
-
-function maxDiff(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < want.length; i++) {
-    const d = Math.abs(got[i] - want[i]);
-    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
-  }
-  return m;
-}
-
-function mismatches(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let n = 0;
-  for (let i = 0; i < want.length; i++) if (got[i] !== want[i]) n++;
-  return n;
-}
-
-/** A pending result: where it lands in the staging buffer and how to judge it. */
-interface Pending {
-  name: string;
-  src: GPUBuffer;
-  bytes: number;
-  tolerance: number;
-  judge: (data: ArrayBuffer) => number;
-}
 
 /**
  * Runs every kernel family once on small known problems and compares with the CPU
@@ -157,9 +122,11 @@ export async function validateAdapter(
   };
   const nan = (n: number, label: string) => buffer(new Float32Array(n).fill(NaN), label);
   const pending: Pending[] = [];
+  const compileFailures: string[] = [];
   const arena = new ParamArena(gpu, 64);
   created.push(arena);
   const rec = new Recorder(gpu, arena);
+  const check: SelfCheckContext = { buffer, nan, created, rec, pending };
   device.pushErrorScope("validation");
   const run = async (): Promise<AdapterValidation> => {
     const [ln, att, sel] = await Promise.all([
@@ -188,77 +155,27 @@ export async function validateAdapter(
     created.push(tokT, posT);
     await group.check();
     const emb = await createEmbedding(gpu, tokT, posT);
-    const variant = options.matmulVariant ?? "auto";
-    const mmMain = createMatmulKernels(device, { variant, adapterInfo: gpu.info });
-    const variants = [mmMain];
-    if (mmMain.variant !== "v3_storage_tiled") {
-      variants.push(createMatmulKernels(device, { variant: "v3_storage_tiled" }));
-    }
-    await Promise.all(variants.map((v) => v.ready()));
-    rec.begin("adapter validation");
-
-    // matmul: Y = relu(X W^T + b) + R, M = 3, K = 70, N = 37, f16 and f32 weights
-    const M = 3, K = 70, N = 37;
-    const x = values(M * K, 1);
-    const res = values(M * N, 2);
-    const bias = values(N, 3, 0.5);
-    const xb = buffer(x, "x"), rb = buffer(res, "residual");
-    for (const mm of variants) {
-      for (const dtype of ["F16", "F32"] as const) {
-        const w = dtype === "F16"
-          ? halves(N * K, 4)
-          : { f32: values(N * K, 5), bytes: new Uint8Array(0) };
-        const wBytes = dtype === "F16" ? w.bytes : new Uint8Array(w.f32.buffer);
-        const lin = mm.uploadLinear(
-          tensor("validation.w", dtype, [N, K], wBytes),
-          tensor("validation.b", "F32", [N], new Uint8Array(bias.buffer)),
-          `validation ${dtype}`,
-        );
-        created.push(lin);
-        const y = nan(M * N, "y");
-        rec.foreign(
-          "matmul",
-          (enc) => mm.encode(enc, { x: xb, y, m: M, linear: lin, relu: true, residual: rb }),
-        );
-        const want = linear(x, w.f32, bias, M, K, N);
-        for (let i = 0; i < want.length; i++) want[i] = Math.max(want[i], 0) + res[i];
-        pending.push({
-          name: `matmul ${mm.variant} ${dtype.toLowerCase()} weights`,
-          src: y,
-          bytes: M * N * 4,
-          tolerance: 1e-4,
-          judge: (d) => maxDiff(new Float32Array(d), want),
-        });
+    const requested = options.matmulVariant ?? "auto";
+    // "auto": the profile's candidates, best first (a failing one falls back to the next);
+    // a named variant: that one only. The storage variant that takes the weights the
+    // texture variant cannot hold (huge K) is checked too.
+    const candidates = options.matmulCandidates ??
+      (requested === "auto" ? variantCandidates(gpu.profile) : [requested]);
+    const checked = [...new Set([...candidates, "v3_storage_tiled"])];
+    // every candidate: compiled (a compile failure is a failed check, not an error) ...
+    const variants: { name: string; mm: MatmulKernels }[] = [];
+    for (const name of checked) {
+      const mm = createMatmulKernels(device, { variant: name, profile: gpu.profile });
+      try {
+        await mm.ready();
+        variants.push({ name, mm });
+      } catch {
+        compileFailures.push(name);
       }
     }
-
-    // matmul with a LayerNorm prologue (the texture variant's repack_ln_rows), f16 weights
-    for (const mm of variants) {
-      const w = halves(N * K, 6);
-      const lin = mm.uploadLinear(
-        tensor("validation.wln", "F16", [N, K], w.bytes),
-        tensor("validation.b", "F32", [N], new Uint8Array(bias.buffer)),
-        "validation LN prologue",
-      );
-      created.push(lin);
-      if (!mm.canNormalise(lin)) continue;
-      const lw = values(K, 7), lb = values(K, 8, 0.5);
-      const y = nan(M * N, "y (LN prologue)");
-      const lnArg = { w: buffer(lw, "prologue ln w"), b: buffer(lb, "prologue ln b") };
-      rec.foreign(
-        "matmul",
-        (enc) => mm.encode(enc, { x: xb, y, m: M, linear: lin, layerNorm: lnArg }),
-      );
-      const want = linear(layerNorm(x, lw, lb, M, K), w.f32, bias, M, K, N);
-      pending.push({
-        name: `matmul ${mm.variant} layernorm prologue`,
-        src: y,
-        bytes: M * N * 4,
-        tolerance: 1e-4,
-        judge: (d) => maxDiff(new Float32Array(d), want),
-      });
-    }
-
+    rec.begin("adapter validation");
+    // ... then checked with f16 and f32 weights and a LayerNorm prologue where it has one
+    for (const { mm } of variants) matmulSelfCheck(check, mm);
     // LayerNorm over 3 rows of width 45
     {
       const m = 3, d = 45;
@@ -428,11 +345,28 @@ export async function validateAdapter(
       return { name: p.name, error, tolerance: p.tolerance, ok: error <= p.tolerance };
     });
     staging.unmap();
+    for (const name of compileFailures) {
+      checks.unshift({ name: `matmul ${name} compiles`, error: Infinity, tolerance: 0, ok: false });
+    }
+    // the first candidate whose every check passed; the others' failures are fallbacks
+    const passed = (v: string) =>
+      !compileFailures.includes(v) &&
+      checks.filter((c) => c.name.startsWith(`matmul ${v} `)).every((c) => c.ok);
+    const chosen = candidates.find(passed);
+    const skipped = chosen ? candidates.slice(0, candidates.indexOf(chosen)) : candidates;
+    // keep the chosen variant's checks, the storage fallback's, and every failure
+    const keep = (c: AdapterCheck) =>
+      !c.name.startsWith("matmul ") || !c.ok || c.name.startsWith(`matmul ${chosen} `) ||
+      c.name.startsWith("matmul v3_storage_tiled ");
+    const ok = chosen !== undefined &&
+      (chosen !== "v2_texture_uniform" || passed("v3_storage_tiled")) &&
+      checks.filter((c) => !c.name.startsWith("matmul ")).every((c) => c.ok);
     return {
-      ok: checks.every((c) => c.ok),
+      ok,
       adapter: gpu.info.description || gpu.info.vendor || "unknown adapter",
-      matmulVariant: mmMain.variant,
-      checks,
+      matmulVariant: chosen ?? candidates[0],
+      skipped,
+      checks: checks.filter(keep),
       ms: performance.now() - t0,
     };
   };
@@ -514,7 +448,9 @@ export async function assertAdapterValid(
     perDevice = new Map();
     cache.set(gpu.device, perDevice);
   }
-  const key = options.matmulVariant ?? "auto";
+  const key = `${gpu.profile.kernels}:${
+    (options.matmulCandidates ?? [options.matmulVariant ?? "auto"]).join(",")
+  }`;
   let result = perDevice.get(key);
   if (!result) {
     result = validateAdapter(gpu, options);

@@ -450,7 +450,7 @@ Deno.test("matmul: auto picks a variant and the API rejects bad input clearly", 
   );
   assertEquals(
     autoVariant({ isFallbackAdapter: false, description: "NVIDIA H200" } as GPUAdapterInfo),
-    "v3_storage_tiled",
+    "v4_storage_gemv",
   );
   const next = rng(3);
   assertThrows(
