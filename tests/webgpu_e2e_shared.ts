@@ -17,8 +17,8 @@ import { fullPlan, relL2, sharedPath, skipPlan, testGpu } from "./webgpu_helpers
 
 /**
  * Runs the checks under the `full` or `skip` plan (and, with `forward`, the logits check);
- * `kernels: "gpu"` forces the real-GPU kernels (storage GEMV) on this adapter, with 3 of
- * the 8 prompts alone.
+ * `kernels: "gpu"` forces the real-GPU kernels (storage GEMV) on this adapter, with 6
+ * prompts in the batch and 1 alone (the storage kernels are slow on llvmpipe).
  */
 export async function checkTinyOptE2e(
   plan: "full" | "skip",
