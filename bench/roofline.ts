@@ -169,11 +169,13 @@ export function decodeRoofline(shape: DecodeShape, batch: number, ctx: number): 
     k: number,
     n: number,
     residual: boolean,
+    ln = false,
   ): RooflineRow => ({
     kernel,
     family,
     perStep,
-    bytes: perStep * (n * k * wb + n * F + B * k * F + B * n * F * (residual ? 2 : 1)),
+    bytes: perStep *
+      (n * k * wb + n * F + B * k * F + B * n * F * (residual ? 2 : 1) + (ln ? 2 * k * F : 0)),
     n,
     workgroups: gemvWorkgroups(n, B),
     workgroupsTiled: Math.ceil(n / 64) * Math.ceil(B / 64),
@@ -195,14 +197,10 @@ export function decodeRoofline(shape: DecodeShape, batch: number, ctx: number): 
   });
   return [
     rowsOnly("embedding", "embedding", 1, B * d * (wb + F + F), B),
-    rowsOnly(
-      "layernorm (2 per layer + final)",
-      "layernorm",
-      2 * L + 1,
-      (2 * L + 1) * (2 * B * d * F + 2 * d * F),
-      B,
-    ),
-    product("q/k/v (3 per layer)", "matmul", 3 * L, d, d, false),
+    // the GPU kernels fold the two LayerNorms of a pre-LN layer into the GEMV prologue of
+    // q/k/v and fc1 (their parameters are counted there): only the final one dispatches
+    rowsOnly("layernorm (final)", "layernorm", 1, 2 * B * d * F + 2 * d * F, B),
+    product("q/k/v (3 per layer, LN prologue)", "matmul", 3 * L, d, d, false, true),
     // keys and values of the new column written to the cache, then every cached column read
     rowsOnly(
       "attention (KV write + read)",
@@ -212,7 +210,7 @@ export function decodeRoofline(shape: DecodeShape, batch: number, ctx: number): 
       B * H,
     ),
     product("out proj", "matmul", L, d, d, true),
-    product("fc1 (+ReLU)", "matmul", L, d, f, false),
+    product("fc1 (LN prologue, +ReLU)", "matmul", L, d, f, false, true),
     product("fc2 (+residual)", "matmul", L, f, d, true),
     product("LM head (tied)", "lm head", 1, d, V, false),
     rowsOnly("select (greedy)", "select", 1, B * V * F, B),

@@ -84,6 +84,11 @@ class StorageLinear implements VariantLinear {
 
 const RELU = 1, RESIDUAL = 2, ACCUMULATE = 4;
 
+/** The bits of `eps` as f32, for a `u32` parameter slot the WGSL bitcasts back. */
+function epsBits(eps: number): number {
+  return new Uint32Array(new Float32Array([eps]).buffer)[0];
+}
+
 /**
  * A storage-buffer variant built from a {@linkcode StorageKernelSpec}.
  *
@@ -114,12 +119,15 @@ export class StorageVariant implements Variant {
   #params: ParamCache;
   #dummy: GPUBuffer;
   #gemv = new Map<string, CompiledPipeline>();
+  /** Takes a LayerNorm prologue (variants with the GEMV; then every product runs it). */
+  readonly layerNorm: boolean;
 
   /** Compiles the f16 and f32 pipelines of `spec`. */
   constructor(ctx: VariantContext, spec: StorageKernelSpec) {
     this.#ctx = ctx;
     this.#spec = spec;
     this.name = spec.name;
+    this.layerNorm = !!spec.gemvMaxRows;
     this.#pipes = {
       f32: compilePipeline(ctx.device, `${spec.name} (f32 weights)`, wF32 + "\n" + spec.code),
       f16: compilePipeline(ctx.device, `${spec.name} (f16 weights)`, wF16 + "\n" + spec.code),
@@ -133,8 +141,9 @@ export class StorageVariant implements Variant {
     // every GEMV specialisation now, so that ready() (and the adapter self-check) sees a
     // compile failure (e.g. subgroups) before anything is dispatched
     for (const rows of spec.gemvMaxRows ? GEMV_ROW_BUCKETS : []) {
-      this.#gemvPipe(false, rows);
-      this.#gemvPipe(true, rows);
+      for (const f16 of [false, true]) {
+        for (const ln of [false, true]) this.#gemvPipe(f16, rows, ln);
+      }
     }
   }
 
@@ -147,23 +156,25 @@ export class StorageVariant implements Variant {
   }
 
   /** Whether `m` rows run the GEMV kernel. */
-  #useGemv(m: number): boolean {
-    return m <= (this.#spec.gemvMaxRows ?? 0);
+  #useGemv(m: number, ln = false): boolean {
+    // with a LayerNorm prologue every row count runs the GEMV (in chunks of 8 rows above 8):
+    // the tiled kernel has no prologue
+    return ln ? !!this.#spec.gemvMaxRows : m <= (this.#spec.gemvMaxRows ?? 0);
   }
 
   /** The GEMV pipeline for `rows` rows (compiled at first use, shared per device). */
-  #gemvPipe(f16: boolean, m: number): { pipe: CompiledPipeline; rows: number } {
+  #gemvPipe(f16: boolean, m: number, ln: boolean): { pipe: CompiledPipeline; rows: number } {
     const rows = gemvRows(m);
     const subgroups = this.#ctx.subgroups ?? false;
-    const key = `${f16}:${rows}`;
+    const key = `${f16}:${rows}:${ln}`;
     let pipe = this.#gemv.get(key);
     if (!pipe) {
       pipe = compilePipeline(
         this.#ctx.device,
         `${this.name} gemv (${f16 ? "f16" : "f32"} weights, ${rows} rows${
           subgroups ? ", subgroups" : ""
-        })`,
-        gemvWgsl({ rows, f16, subgroups }),
+        }${ln ? ", LayerNorm prologue" : ""})`,
+        gemvWgsl({ rows, f16, subgroups, ln }),
       );
       this.#gemv.set(key, pipe);
     }
@@ -189,10 +200,10 @@ export class StorageVariant implements Variant {
   }
 
   /** Row windows of `m` rows that fit one binding each. */
-  #windows(lin: StorageLinear, m: number): { r0: number; rows: number }[] {
+  #windows(lin: StorageLinear, m: number, ln = false): { r0: number; rows: number }[] {
     const limit = this.#ctx.maxBindingBytes - 256;
     const rowsMax = Math.min(
-      65535 * (this.#useGemv(m) ? gemvRows(m) : this.#spec.rowsPerGroup),
+      65535 * (this.#useGemv(m, ln) ? gemvRows(m) : this.#spec.rowsPerGroup),
       Math.floor(limit / (lin.k * 4)),
       Math.floor(limit / (lin.n * 4)),
     );
@@ -254,7 +265,8 @@ export class StorageVariant implements Variant {
     const { n, k } = lin;
     const spec = this.#spec;
     const dev = this.#ctx.device;
-    const gemv = this.#useGemv(a.m) ? this.#gemvPipe(lin.f16, a.m) : null;
+    const ln = a.layerNorm;
+    const gemv = this.#useGemv(a.m, !!ln) ? this.#gemvPipe(lin.f16, a.m, !!ln) : null;
     const pipe = gemv ? gemv.pipe : this.#pipes[lin.f16 ? "f16" : "f32"];
     const cols = gemv ? GEMV_COLS : spec.colsPerGroup;
     const rowsPer = gemv ? gemv.rows : spec.rowsPerGroup;
@@ -266,7 +278,7 @@ export class StorageVariant implements Variant {
     const pass = encoder.beginComputePass({ label: `${lin.label} (${this.name})` });
     pass.setPipeline(pipe.pipeline);
     const layout = pipe.pipeline.getBindGroupLayout(0);
-    for (const { r0, rows } of this.#windows(lin, a.m)) {
+    for (const { r0, rows } of this.#windows(lin, a.m, !!ln)) {
       const xw = window(a.xOffset + r0 * k * 4, rows * k * 4, align);
       const yw = window(a.yOffset + r0 * n * 4, rows * n * 4, align);
       const rw = a.residual
@@ -292,6 +304,7 @@ export class StorageVariant implements Variant {
           rw.elem,
           pi,
           gemv ? gemv.rows : 0, // auto layouts: one bind group per pipeline
+          ln ? `${bufferId(ln.w)}:${bufferId(ln.b)}:${ln.eps}` : "-",
         ].join(":");
         const group = lin.groups.get(key, () =>
           dev.createBindGroup({
@@ -312,7 +325,7 @@ export class StorageVariant implements Variant {
                     xw.elem,
                     yw.elem,
                     rw.elem,
-                    0,
+                    ln ? epsBits(ln.eps) : 0,
                     0,
                   ]),
                 },
@@ -322,6 +335,12 @@ export class StorageVariant implements Variant {
               { binding: 3, resource: { buffer: a.y, offset: yw.offset, size: yw.size } },
               { binding: 4, resource: { buffer: res, offset: rw.offset, size: rw.size } },
               { binding: 5, resource: { buffer: part.w } },
+              ...(ln
+                ? [
+                  { binding: 6, resource: { buffer: ln.w } },
+                  { binding: 7, resource: { buffer: ln.b } },
+                ]
+                : []),
             ],
           }));
         pass.setBindGroup(0, group);

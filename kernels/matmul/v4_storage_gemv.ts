@@ -14,6 +14,9 @@
  *   sit in registers and are reused across the 4 columns. The `ROWS x COLS` partial sums
  *   are reduced with `subgroupAdd` where the device has `subgroups`, else by a shared-memory
  *   tree; invocations `0 .. ROWS*COLS-1` apply the bias / ReLU / residual epilogue.
+ * - LayerNorm prologue (`ln`): the workgroup first computes mean and biased variance of its
+ *   rows over `K` (two passes, the same tree), then normalises each `X` value as it loads it,
+ *   so a pre-LN layer needs no LayerNorm dispatch (bindings 6, 7: `w`, `b`; eps in `p.pad0`).
  * - Dispatch: `(ceil(n / 4), ceil(m / ROWS))`: N/4 workgroups per product (more than the
  *   N/8 a GPU needs to fill its SMs at decode sizes); more than 8 rows are walked in chunks
  *   of 8 (one read of `W` per chunk).
@@ -46,6 +49,11 @@ export interface GemvShape {
   f16: boolean;
   /** Reduce with `subgroupAdd` (the device must have the `subgroups` feature). */
   subgroups: boolean;
+  /**
+   * LayerNorm prologue: normalise each row of `X` (mean and biased variance over `K`, two
+   * passes, eps from `p.pad0` as f32 bits) with `lnw`/`lnb` at bindings 6 and 7.
+   */
+  ln?: boolean;
 }
 
 /**
@@ -99,10 +107,36 @@ const SLOTS: u32 = ${R * C}u;
 @group(0) @binding(4) var<storage, read> r: array<f32>;
 @group(0) @binding(5) var<storage, read> w: array<vec4<${shape.f16 ? "u32" : "f32"}>>;
 var<workgroup> red: array<f32, ${R * C * T}>; // [slot][invocation or subgroup]
+${
+    shape.ln
+      ? `@group(0) @binding(6) var<storage, read> lnw: array<f32>;
+@group(0) @binding(7) var<storage, read> lnb: array<f32>;
+`
+      : ""
+  }
+// sums red[s * ${T} + 0 .. ${T}] into red[s * ${T}] for slots s < slots (all invocations call it)
+fn tree(t: u32, slots: u32) {
+  workgroupBarrier();
+  for (var h = ${T / 2}u; h > 0u; h = h >> 1u) {
+    if (t < h) {
+      for (var s = 0u; s < slots; s = s + 1u) {
+        red[s * ${T}u + t] = red[s * ${T}u + t] + red[s * ${T}u + t + h];
+      }
+    }
+    workgroupBarrier();
+  }
+}
 
-// X[row, k], zero past K (rows of W are zero-padded, X rows are not)
-fn xv(base: u32, k: u32) -> f32 {
-  return select(0.0, x[base + min(k, p.k - 1u)], k < p.k);
+// X[row, k] (normalised with the LayerNorm prologue), zero past K (rows of W are
+// zero-padded, X rows are not)
+fn xv(base: u32, k: u32, mean: f32, rstd: f32) -> f32 {
+  let kk = min(k, p.k - 1u);
+  ${
+    shape.ln
+      ? "let v = (x[base + kk] - mean) * rstd * lnw[kk] + lnb[kk];"
+      : "let v = x[base + kk];"
+  }
+  return select(0.0, v, k < p.k);
 }
 
 fn finish(i: u32, j: u32, s: f32) {
@@ -132,21 +166,46 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let m0 = wg.y * ${R}u;
   let words = p.kw / 4u; // 16-byte words per weight row (kw: 32-bit words, padded)`);
   for (const i of rows) add(`  let xb${i} = p.xe + min(m0 + ${i}u, p.m - 1u) * p.k;`);
+  if (shape.ln) {
+    // LayerNorm statistics of the workgroup's rows: mean, then the biased variance around it
+    add("  let eps = bitcast<f32>(p.pad0);");
+    for (const pass of ["mean", "var"]) {
+      for (const i of rows) {
+        add(`  var q${pass}${i} = 0.0;`);
+        add(`  for (var k = t; k < p.k; k = k + ${T}u) {`);
+        add(
+          pass === "mean"
+            ? `    q${pass}${i} = q${pass}${i} + x[xb${i} + k];`
+            : `    let e = x[xb${i} + k] - mean${i};
+    q${pass}${i} = q${pass}${i} + e * e;`,
+        );
+        add("  }");
+        add(`  red[${i}u * ${T}u + t] = q${pass}${i};`);
+      }
+      add(`  tree(t, ${R}u);`);
+      for (const i of rows) {
+        add(
+          pass === "mean"
+            ? `  let mean${i} = red[${i}u * ${T}u] / f32(p.k);`
+            : `  let rstd${i} = inverseSqrt(red[${i}u * ${T}u] / f32(p.k) + eps);`,
+        );
+      }
+      add("  workgroupBarrier(); // red is written again below");
+    }
+  } else {
+    for (const i of rows) {
+      add(`  let mean${i} = 0.0;
+  let rstd${i} = 1.0;`);
+    }
+  }
   for (const c of cols) add(`  let wr${c} = min(c0 + ${c}u, p.n - 1u) * words;`);
   for (const i of rows) for (const c of cols) add(`  var a${i}_${c} = 0.0;`);
   add(`  for (var q = t; q < words; q = q + ${T}u) {
     let k0 = q * ${per}u;`);
   for (const i of rows) {
-    add(
-      `    let xa${i} = vec4<f32>(xv(xb${i}, k0), xv(xb${i}, k0 + 1u), xv(xb${i}, k0 + 2u), ` +
-        `xv(xb${i}, k0 + 3u));`,
-    );
-    if (shape.f16) {
-      add(
-        `    let xh${i} = vec4<f32>(xv(xb${i}, k0 + 4u), xv(xb${i}, k0 + 5u), ` +
-          `xv(xb${i}, k0 + 6u), xv(xb${i}, k0 + 7u));`,
-      );
-    }
+    const at = (o: number) => `xv(xb${i}, k0 + ${o}u, mean${i}, rstd${i})`;
+    add(`    let xa${i} = vec4<f32>(${at(0)}, ${at(1)}, ${at(2)}, ${at(3)});`);
+    if (shape.f16) add(`    let xh${i} = vec4<f32>(${at(4)}, ${at(5)}, ${at(6)}, ${at(7)});`);
   }
   for (const c of cols) {
     add(`    let q${c} = w[wr${c} + q];`);
@@ -184,15 +243,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     for (const i of rows) {
       for (const c of cols) add(`  red[${i * C + c}u * ${T}u + t] = a${i}_${c};`);
     }
-    add(`  workgroupBarrier();
-  for (var h = ${T / 2}u; h > 0u; h = h >> 1u) {
-    if (t < h) {
-      for (var s = 0u; s < SLOTS; s = s + 1u) {
-        red[s * ${T}u + t] = red[s * ${T}u + t] + red[s * ${T}u + t + h];
-      }
-    }
-    workgroupBarrier();
-  }
+    add(`  tree(t, SLOTS);
   if (t < SLOTS) {
     finish(m0 + t / ${C}u, c0 + t % ${C}u, red[t * ${T}u]);
   }
