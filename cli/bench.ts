@@ -127,6 +127,11 @@ export async function benchMain(args: string[]): Promise<number> {
       quick ? ["--quick", "--json", `${out}/matmul.json`] : ["--json", `${out}/matmul.json`],
     );
   }
+  if (!values["skip-kernels"]) {
+    // bytes, bandwidth floors and workgroups per decode kernel, here and on a reference GPU
+    const { rooflineBenchMain } = await import("../bench/roofline.ts");
+    await rooflineBenchMain(quick ? ["--quick"] : []);
+  }
 
   if (!exists(TINY_MODEL_DIR)) {
     console.error(

@@ -17,6 +17,13 @@
  * @module
  */
 
+import {
+  type AdapterProfile,
+  adapterProfile,
+  type KernelClass,
+  withKernelClass,
+} from "./profile.ts";
+
 /** What went wrong, coarsely. */
 export type GpuErrorKind =
   | "no-adapter"
@@ -86,8 +93,13 @@ export interface GpuContext {
   limits: GpuLimits;
   /** Features enabled on the device. */
   features: ReadonlySet<string>;
-  /** Whether the adapter is a software fallback (llvmpipe). */
+  /** Whether the adapter is a software fallback (llvmpipe); same as `profile.software`. */
   isFallbackAdapter: boolean;
+  /**
+   * The adapter profile (`profile.ts`): the one software/hardware classification, vendor,
+   * features, limits, and the kernel family every op factory uses (`profile.kernels`).
+   */
+  profile: AdapterProfile;
   /** Set once the device is lost; {@linkcode assertAlive} then throws. */
   lost?: GPUDeviceLostInfo;
 }
@@ -98,6 +110,8 @@ export interface RequestGpuOptions {
   powerPreference?: GPUPowerPreference;
   /** Request `timestamp-query` when the adapter has it (default true). */
   timestamps?: boolean;
+  /** Kernel family to use (default: `SKIPDECODE_KERNELS`, else by the adapter). */
+  kernels?: KernelClass;
 }
 
 const NO_ADAPTER_HELP = "navigator.gpu.requestAdapter() returned no adapter. Without a GPU, " +
@@ -190,6 +204,10 @@ export async function requestGpu(options: RequestGpuOptions = {}): Promise<GpuCo
   if ((options.timestamps ?? true) && adapter.features.has("timestamp-query")) {
     requiredFeatures.push("timestamp-query");
   }
+  // shader-f16 and subgroups where offered (the GPU kernels use them; others ignore them)
+  for (const f of ["shader-f16", "subgroups"] as GPUFeatureName[]) {
+    if (adapter.features.has(f)) requiredFeatures.push(f);
+  }
   let device: GPUDevice;
   try {
     device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
@@ -200,21 +218,49 @@ export async function requestGpu(options: RequestGpuOptions = {}): Promise<GpuCo
       { cause: e },
     );
   }
-  const flags = adapter as unknown as { isFallbackAdapter?: boolean };
-  const infoFlags = adapter.info as unknown as { isFallbackAdapter?: boolean };
-  const fallback = Boolean(flags.isFallbackAdapter ?? infoFlags.isFallbackAdapter);
+  const features = new Set([...device.features]);
+  const profile = adapterProfile({
+    info: adapter.info,
+    features,
+    limits: device.limits,
+    isFallbackAdapter: (adapter as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter,
+  }, options.kernels);
   const ctx: GpuContext = {
     adapter,
     device,
     info: adapter.info,
     limits: limitsOf(device.limits),
-    features: new Set([...device.features]),
-    isFallbackAdapter: fallback,
+    features,
+    isFallbackAdapter: profile.software,
+    profile,
   };
   device.lost.then((info) => {
     ctx.lost = info;
   });
   return ctx;
+}
+
+/**
+ * The same device seen with another kernel family: a view of `ctx` (its `lost` state stays
+ * shared) whose `profile.kernels` is `kernels`, for running the GPU kernels on llvmpipe (or
+ * the software ones on a GPU) in the same process. Returns `ctx` itself when nothing changes.
+ *
+ * @example
+ * ```ts
+ * import { requestGpu, withKernels } from "./device.ts";
+ * const gpu = await requestGpu();
+ * const forced = withKernels(gpu, "gpu");
+ * console.log(forced.profile.kernels, forced.device === gpu.device); // gpu true
+ * ```
+ */
+export function withKernels(ctx: GpuContext, kernels: KernelClass | undefined): GpuContext {
+  if (!kernels || kernels === ctx.profile.kernels) return ctx;
+  const view = Object.create(ctx) as GpuContext;
+  Object.defineProperty(view, "profile", {
+    value: withKernelClass(ctx.profile, kernels),
+    enumerable: true,
+  });
+  return view;
 }
 
 let availability: Promise<boolean> | undefined;

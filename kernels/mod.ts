@@ -47,7 +47,17 @@ export {
   type RequestGpuOptions,
   setShaderTransform,
   shaderSource,
+  withKernels,
 } from "./device.ts";
+export {
+  type AdapterProfile,
+  adapterProfile,
+  describeProfile,
+  type KernelClass,
+  kernelsFromEnv,
+  type ProfileSource,
+  withKernelClass,
+} from "./profile.ts";
 export {
   type AdapterCheck,
   AdapterRejectedError,

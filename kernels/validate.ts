@@ -1,13 +1,16 @@
 /**
  * Adapter validation: before a WebGPU backend trusts an adapter, every kernel family runs
- * once on a small problem whose answer the CPU reference knows, all in one submission with
- * one readback: the matmul variant the backend will use and the storage variant it falls
- * back to (f16 and f32 weights, bias, ReLU, residual, awkward sizes), attention (the vec4
+ * its self-check (`kernels/<op>/check.ts`, beside the op's CPU reference) on a small problem
+ * whose answer the reference knows, all in one submission with one readback: the matmul
+ * candidates for the adapter profile, best first (`variantCandidates`; a candidate that
+ * fails to compile or to match falls back to the next that passed, reported in `skipped`),
+ * and the storage variant the texture one hands huge weights to (f16 and f32 weights, bias,
+ * ReLU, residual, awkward sizes), attention (the vec4
  * and the scalar kernel, padded rows), LayerNorm, the embedding (f16 token and f32 position
  * tables, left padding) and greedy selection (ties, EOS flags). An adapter whose drivers
  * compute a wrong number (wgpu's OpenGL backend on llvmpipe did, for the texture matmul) is
  * refused with an error naming each check that failed, instead of producing fluent-looking
- * garbage. Results are cached per device and matmul variant, so many backends on one
+ * garbage. Results are cached per device, kernel family and matmul request, so many backends on one
  * device validate once.
  *
  * Cost on the software adapter (2 cores, lavapipe): see `validationMs` in the report; the
@@ -24,22 +27,29 @@
  *
  * @module
  */
-import { attendOne } from "./attention/reference.ts";
-import { positionIds } from "./embedding/reference.ts";
-import { layerNorm } from "./layernorm/reference.ts";
-import { linear } from "./matmul/reference.ts";
-import { bytesToFloat32 } from "../model/safetensors.ts";
-import type { DType, Tensor } from "../model/types.ts";
-import { createAttention } from "./attention/mod.ts";
-import { AllocationGroup, type GpuContext, GpuError } from "./device.ts";
-import { createEmbedding } from "./embedding/mod.ts";
+import { attentionSelfCheck } from "./attention/check.ts";
+import type { SelfCheckContext } from "./check.ts";
+import { type GpuContext, GpuError } from "./device.ts";
+import { embeddingSelfCheck } from "./embedding/check.ts";
 import { Recorder } from "./encode.ts";
-import { createLayerNorm } from "./layernorm/mod.ts";
-import { createMatmulKernels } from "./matmul/mod.ts";
+import { layerNormSelfCheck } from "./layernorm/check.ts";
+import { matmulSelfCheck } from "./matmul/check.ts";
+import { createMatmulKernels, type MatmulKernels, variantCandidates } from "./matmul/mod.ts";
 import { ParamArena } from "./params.ts";
-import { createSelect } from "./select/mod.ts";
-import { uploadTable } from "./tables.ts";
-import { seededRandom } from "../model/random.ts";
+import { selectSelfCheck } from "./select/check.ts";
+import type { Pending } from "./check.ts";
+
+/**
+ * The self-checks of the families besides matmul (whose candidates `validateAdapter` loops
+ * over itself), each exported by its `kernels/<op>/check.ts` beside its reference: compile
+ * the family's kernels, then record its cases.
+ */
+const FAMILY_CHECKS: ((gpu: GpuContext, ctx: SelfCheckContext) => Promise<() => void>)[] = [
+  layerNormSelfCheck,
+  attentionSelfCheck,
+  embeddingSelfCheck,
+  selectSelfCheck,
+];
 
 /** One check of {@linkcode validateAdapter}. */
 export interface AdapterCheck {
@@ -59,8 +69,13 @@ export interface AdapterValidation {
   ok: boolean;
   /** The adapter's description. */
   adapter: string;
-  /** The matmul variant validated (the backend's), besides the storage fallback. */
+  /**
+   * The matmul variant to use: the first candidate whose self-checks passed (the backend
+   * uses it); when none passed, the first candidate (and `ok` is false).
+   */
   matmulVariant: string;
+  /** Candidates tried before `matmulVariant` whose self-check failed (fell back from). */
+  skipped: string[];
   /** Every check, in order. */
   checks: AdapterCheck[];
   /** Wall time of the validation, ms (kernel creation, upload, one round trip). */
@@ -69,59 +84,19 @@ export interface AdapterValidation {
 
 /** Options of {@linkcode validateAdapter}. */
 export interface ValidateOptions {
-  /** The matmul variant the backend will use (default `"auto"`, resolved for the adapter). */
+  /**
+   * The matmul variant the backend asks for: `"auto"` (default) tries the profile's
+   * candidates best first (`variantCandidates`); a name tries it, then `v3_storage_tiled`.
+   */
   matmulVariant?: string;
+  /** The candidates to try, best first (overrides `matmulVariant`; for tests). */
+  matmulCandidates?: string[];
 }
 
 /** What to install when an adapter computes wrong numbers. */
 export const VALIDATION_HELP =
   "Install a Vulkan driver (on Debian: apt-get install -y --no-install-recommends libvulkan1 " +
   "mesa-vulkan-drivers), or run on the CPU (--backend cpu)";
-
-/** `n` values in `[-scale, scale)`, never zero. */
-function values(n: number, seed: number, scale = 1): Float32Array {
-  const r = seededRandom(seed);
-  return Float32Array.from({ length: n }, () => ((2 * r() - 1) || 0.5) * scale);
-}
-
-/** `n` f16 values (as bytes) in ±[0.25, 2), and the exact f32 values they hold. */
-function halves(n: number, seed: number): { bytes: Uint8Array; f32: Float32Array } {
-  const r = seededRandom(seed);
-  const h = Uint16Array.from(
-    { length: n },
-    () => ((r() < 0.5 ? 1 : 0) << 15) | ((13 + Math.floor(r() * 3)) << 10) | Math.floor(r() * 1024),
-  );
-  const bytes = new Uint8Array(h.buffer);
-  return { bytes, f32: bytesToFloat32(bytes, "F16") };
-}
-
-function tensor(name: string, dtype: DType, shape: number[], bytes: Uint8Array): Tensor {
-  return { name, dtype, shape, bytes: () => bytes };
-}
-
-function maxDiff(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < want.length; i++) {
-    const d = Math.abs(got[i] - want[i]);
-    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
-  }
-  return m;
-}
-
-function mismatches(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let n = 0;
-  for (let i = 0; i < want.length; i++) if (got[i] !== want[i]) n++;
-  return n;
-}
-
-/** A pending result: where it lands in the staging buffer and how to judge it. */
-interface Pending {
-  name: string;
-  src: GPUBuffer;
-  bytes: number;
-  tolerance: number;
-  judge: (data: ArrayBuffer) => number;
-}
 
 /**
  * Runs every kernel family once on small known problems and compares with the CPU
@@ -157,251 +132,37 @@ export async function validateAdapter(
   };
   const nan = (n: number, label: string) => buffer(new Float32Array(n).fill(NaN), label);
   const pending: Pending[] = [];
+  const compileFailures: string[] = [];
   const arena = new ParamArena(gpu, 64);
   created.push(arena);
   const rec = new Recorder(gpu, arena);
+  const check: SelfCheckContext = { buffer, nan, created, rec, pending };
   device.pushErrorScope("validation");
   const run = async (): Promise<AdapterValidation> => {
-    const [ln, att, sel] = await Promise.all([
-      createLayerNorm(gpu),
-      createAttention(gpu, 64, undefined, { headDims: [8] }), // the lanes kernel too (llvmpipe)
-      createSelect(gpu),
-    ]);
-    const group = new AllocationGroup(gpu);
-    const E = 13, V = 11, POS = 9, B = 2, COLS = 4, PADS = [0, 2];
-    const tokH = halves(V * E, 7);
-    const posF = values(POS * E, 8);
-    const tokT = uploadTable(gpu, group, {
-      label: "validation tok",
-      rows: V,
-      cols: E,
-      dtype: "F16",
-      bytes: tokH.bytes,
-    });
-    const posT = uploadTable(gpu, group, {
-      label: "validation pos",
-      rows: POS,
-      cols: E,
-      dtype: "F32",
-      bytes: new Uint8Array(posF.buffer),
-    });
-    created.push(tokT, posT);
-    await group.check();
-    const emb = await createEmbedding(gpu, tokT, posT);
-    const variant = options.matmulVariant ?? "auto";
-    const mmMain = createMatmulKernels(device, { variant, adapterInfo: gpu.info });
-    const variants = [mmMain];
-    if (mmMain.variant !== "v3_storage_tiled") {
-      variants.push(createMatmulKernels(device, { variant: "v3_storage_tiled" }));
+    // the other families compile their kernels (and upload their tables) concurrently
+    const recorders = await Promise.all(FAMILY_CHECKS.map((f) => f(gpu, check)));
+    const requested = options.matmulVariant ?? "auto";
+    // "auto": the profile's candidates, best first (a failing one falls back to the next);
+    // a named variant: that one only. The storage variant that takes the weights the
+    // texture variant cannot hold (huge K) is checked too.
+    const candidates = options.matmulCandidates ??
+      (requested === "auto" ? variantCandidates(gpu.profile) : [requested]);
+    const checked = [...new Set([...candidates, "v3_storage_tiled"])];
+    // every candidate: compiled (a compile failure is a failed check, not an error) ...
+    const variants: { name: string; mm: MatmulKernels }[] = [];
+    for (const name of checked) {
+      const mm = createMatmulKernels(device, { variant: name, profile: gpu.profile });
+      try {
+        await mm.ready();
+        variants.push({ name, mm });
+      } catch {
+        compileFailures.push(name);
+      }
     }
-    await Promise.all(variants.map((v) => v.ready()));
     rec.begin("adapter validation");
-
-    // matmul: Y = relu(X W^T + b) + R, M = 3, K = 70, N = 37, f16 and f32 weights
-    const M = 3, K = 70, N = 37;
-    const x = values(M * K, 1);
-    const res = values(M * N, 2);
-    const bias = values(N, 3, 0.5);
-    const xb = buffer(x, "x"), rb = buffer(res, "residual");
-    for (const mm of variants) {
-      for (const dtype of ["F16", "F32"] as const) {
-        const w = dtype === "F16"
-          ? halves(N * K, 4)
-          : { f32: values(N * K, 5), bytes: new Uint8Array(0) };
-        const wBytes = dtype === "F16" ? w.bytes : new Uint8Array(w.f32.buffer);
-        const lin = mm.uploadLinear(
-          tensor("validation.w", dtype, [N, K], wBytes),
-          tensor("validation.b", "F32", [N], new Uint8Array(bias.buffer)),
-          `validation ${dtype}`,
-        );
-        created.push(lin);
-        const y = nan(M * N, "y");
-        rec.foreign(
-          "matmul",
-          (enc) => mm.encode(enc, { x: xb, y, m: M, linear: lin, relu: true, residual: rb }),
-        );
-        const want = linear(x, w.f32, bias, M, K, N);
-        for (let i = 0; i < want.length; i++) want[i] = Math.max(want[i], 0) + res[i];
-        pending.push({
-          name: `matmul ${mm.variant} ${dtype.toLowerCase()} weights`,
-          src: y,
-          bytes: M * N * 4,
-          tolerance: 1e-4,
-          judge: (d) => maxDiff(new Float32Array(d), want),
-        });
-      }
-    }
-
-    // matmul with a LayerNorm prologue (the texture variant's repack_ln_rows), f16 weights
-    for (const mm of variants) {
-      const w = halves(N * K, 6);
-      const lin = mm.uploadLinear(
-        tensor("validation.wln", "F16", [N, K], w.bytes),
-        tensor("validation.b", "F32", [N], new Uint8Array(bias.buffer)),
-        "validation LN prologue",
-      );
-      created.push(lin);
-      if (!mm.canNormalise(lin)) continue;
-      const lw = values(K, 7), lb = values(K, 8, 0.5);
-      const y = nan(M * N, "y (LN prologue)");
-      const lnArg = { w: buffer(lw, "prologue ln w"), b: buffer(lb, "prologue ln b") };
-      rec.foreign(
-        "matmul",
-        (enc) => mm.encode(enc, { x: xb, y, m: M, linear: lin, layerNorm: lnArg }),
-      );
-      const want = linear(layerNorm(x, lw, lb, M, K), w.f32, bias, M, K, N);
-      pending.push({
-        name: `matmul ${mm.variant} layernorm prologue`,
-        src: y,
-        bytes: M * N * 4,
-        tolerance: 1e-4,
-        judge: (d) => maxDiff(new Float32Array(d), want),
-      });
-    }
-
-    // LayerNorm over 3 rows of width 45
-    {
-      const m = 3, d = 45;
-      const lx = values(m * d, 11, 3), lw = values(d, 12), lb = values(d, 13);
-      const out = nan(m * d, "layernorm out");
-      ln.encode(rec, {
-        x: buffer(lx, "ln x"),
-        w: buffer(lw, "ln w"),
-        b: buffer(lb, "ln b"),
-        out,
-        m,
-        d,
-      });
-      const want = layerNorm(lx, lw, lb, m, d);
-      pending.push({
-        name: "layernorm",
-        src: out,
-        bytes: m * d * 4,
-        tolerance: 1e-4,
-        judge: (dd) => maxDiff(new Float32Array(dd), want),
-      });
-    }
-
-    // attention: 2 rows (one left-padded), 5 cached columns, queries of the last 2 columns;
-    // heads of 8 (the lanes kernel on software adapters, else vec4), of 12 (vec4) and of 5
-    // (the scalar one)
-    for (const [heads, hd] of [[3, 8], [2, 12], [2, 5]]) {
-      const d = heads * hd, slots = 5, pads = [0, 2], colStart = 3, columns = 2;
-      const k = values(slots * B * d, 21 + hd, 1.5), v = values(slots * B * d, 22 + hd);
-      const m = columns * B;
-      const q = values(m * d, 23 + hd, 2);
-      const out = nan(m * d, "attention out");
-      att.encode(rec, {
-        q: buffer(q, "q"),
-        k: buffer(k, "k"),
-        v: buffer(v, "v"),
-        pad: buffer(new Uint32Array(pads), "pad"),
-        out,
-        m,
-        d,
-        heads,
-        batch: B,
-        colStart,
-      });
-      const want = new Float32Array(m * d);
-      const scale = 1 / Math.sqrt(hd);
-      for (let r = 0; r < m; r++) {
-        const b = r % B, c = colStart + Math.floor(r / B);
-        const keys = new Float32Array(slots * d), vals = new Float32Array(slots * d);
-        for (let t = 0; t < slots; t++) {
-          keys.set(k.subarray((t * B + b) * d, (t * B + b + 1) * d), t * d);
-          vals.set(v.subarray((t * B + b) * d, (t * B + b + 1) * d), t * d);
-        }
-        const qs = q.slice(r * d, r * d + d).map((e) => e * scale);
-        attendOne(qs, keys, vals, c + 1, d, heads, (t) => t >= pads[b], want.subarray(r * d));
-      }
-      pending.push({
-        name: `attention ${att.kindFor(hd, d)}`,
-        src: out,
-        bytes: m * d * 4,
-        tolerance: 1e-4,
-        judge: (dd) => maxDiff(new Float32Array(dd), want),
-      });
-    }
-
-    // embedding: token (f16) + position (f32) rows of a left-padded [COLS, B] id grid
-    {
-      const r = seededRandom(31);
-      const ids = new Uint32Array(COLS * B);
-      for (let c = 0; c < COLS; c++) {
-        for (let b = 0; b < B; b++) ids[c * B + b] = c < PADS[b] ? 1 : Math.floor(r() * V);
-      }
-      const m = COLS * B;
-      const out = nan(m * E, "embedding out");
-      emb.encode(rec, {
-        ids: buffer(ids, "ids"),
-        pad: buffer(new Uint32Array(PADS), "pads"),
-        out,
-        batch: B,
-        colStart: 0,
-        columns: COLS,
-        mode: "sum",
-      });
-      const want = new Float32Array(m * E);
-      for (let b = 0; b < B; b++) {
-        const p = positionIds(Array.from({ length: COLS }, (_, c) => (c < PADS[b] ? 0 : 1)));
-        for (let c = 0; c < COLS; c++) {
-          const g = c * B + b;
-          for (let i = 0; i < E; i++) {
-            want[g * E + i] = Math.fround(tokH.f32[ids[g] * E + i] + posF[(p[c] + 2) * E + i]);
-          }
-        }
-      }
-      pending.push({
-        name: "embedding",
-        src: out,
-        bytes: m * E * 4,
-        tolerance: 0,
-        judge: (d) => maxDiff(new Float32Array(d), want),
-      });
-    }
-
-    // greedy selection: 3 rows of 67 logits, a tie (lowest index wins), EOS flags
-    {
-      const rows = 3, vocab = 67;
-      const logits = values(rows * vocab, 41, 4);
-      logits[vocab + 9] = 9;
-      logits[vocab + 40] = 9;
-      const want: number[] = [];
-      for (let b = 0; b < rows; b++) {
-        let best = 0;
-        for (let i = 1; i < vocab; i++) {
-          if (logits[b * vocab + i] > logits[b * vocab + best]) best = i;
-        }
-        want.push(best);
-      }
-      const eos = want[2];
-      const ids = buffer(new Uint32Array(2 * rows).fill(0xdeadbeef), "select ids");
-      const done = buffer(new Uint32Array(rows), "select done");
-      sel.encode(rec, {
-        logits: buffer(logits, "logits"),
-        ids,
-        done,
-        probs: nan(4, "probs"),
-        batch: rows,
-        vocab,
-        outIndex: rows,
-        step: 0,
-        eos,
-      });
-      const expect = [...new Array(rows).fill(0xdeadbeef), ...want, 0, 0, 1];
-      const both = buffer(new Uint32Array(3 * rows), "select result");
-      rec.endPass();
-      rec.encoder.copyBufferToBuffer(ids, 0, both, 0, 2 * rows * 4);
-      rec.encoder.copyBufferToBuffer(done, 0, both, 2 * rows * 4, rows * 4);
-      pending.push({
-        name: "select (greedy, ties, EOS)",
-        src: both,
-        bytes: 3 * rows * 4,
-        tolerance: 0,
-        judge: (d) => mismatches(new Uint32Array(d), expect),
-      });
-    }
+    // ... then checked with f16 and f32 weights and a LayerNorm prologue where it has one
+    for (const { mm } of variants) matmulSelfCheck(check, mm);
+    for (const record of recorders) record();
 
     // one staging buffer, one round trip
     rec.endPass();
@@ -428,11 +189,28 @@ export async function validateAdapter(
       return { name: p.name, error, tolerance: p.tolerance, ok: error <= p.tolerance };
     });
     staging.unmap();
+    for (const name of compileFailures) {
+      checks.unshift({ name: `matmul ${name} compiles`, error: Infinity, tolerance: 0, ok: false });
+    }
+    // the first candidate whose every check passed; the others' failures are fallbacks
+    const passed = (v: string) =>
+      !compileFailures.includes(v) &&
+      checks.filter((c) => c.name.startsWith(`matmul ${v} `)).every((c) => c.ok);
+    const chosen = candidates.find(passed);
+    const skipped = chosen ? candidates.slice(0, candidates.indexOf(chosen)) : candidates;
+    // keep the chosen variant's checks, the storage fallback's, and every failure
+    const keep = (c: AdapterCheck) =>
+      !c.name.startsWith("matmul ") || !c.ok || c.name.startsWith(`matmul ${chosen} `) ||
+      c.name.startsWith("matmul v3_storage_tiled ");
+    const ok = chosen !== undefined &&
+      (chosen !== "v2_texture_uniform" || passed("v3_storage_tiled")) &&
+      checks.filter((c) => !c.name.startsWith("matmul ")).every((c) => c.ok);
     return {
-      ok: checks.every((c) => c.ok),
+      ok,
       adapter: gpu.info.description || gpu.info.vendor || "unknown adapter",
-      matmulVariant: mmMain.variant,
-      checks,
+      matmulVariant: chosen ?? candidates[0],
+      skipped,
+      checks: checks.filter(keep),
       ms: performance.now() - t0,
     };
   };
@@ -514,7 +292,9 @@ export async function assertAdapterValid(
     perDevice = new Map();
     cache.set(gpu.device, perDevice);
   }
-  const key = options.matmulVariant ?? "auto";
+  const key = `${gpu.profile.kernels}:${
+    (options.matmulCandidates ?? [options.matmulVariant ?? "auto"]).join(",")
+  }`;
   let result = perDevice.get(key);
   if (!result) {
     result = validateAdapter(gpu, options);

@@ -450,7 +450,7 @@ Deno.test("matmul: auto picks a variant and the API rejects bad input clearly", 
   );
   assertEquals(
     autoVariant({ isFallbackAdapter: false, description: "NVIDIA H200" } as GPUAdapterInfo),
-    "v3_storage_tiled",
+    "v4_storage_gemv",
   );
   const next = rng(3);
   assertThrows(
@@ -492,6 +492,30 @@ Deno.test("matmul: auto picks a variant and the API rejects bad input clearly", 
   assertThrows(() => mm.encode(enc, { x, y, m: 1, linear: lin }), Error, "destroyed");
   x.destroy();
   y.destroy();
+});
+
+Deno.test("matmul v4_storage_gemv: workgroups per decode dispatch (>= N/8), tiled above 64 rows", () => {
+  const mm = createMatmulKernels(device, { variant: "v4_storage_gemv" });
+  const lin = mm.uploadLinear(randomTensor("w", "F16", [300, 77], rng(5)).tensor);
+  try {
+    assertEquals(mm.dispatchShape(lin, 1), { kernel: "gemv", dispatches: 1, workgroups: [75] });
+    assertEquals(mm.dispatchShape(lin, 8)!.workgroups, [75]);
+    assertEquals(mm.dispatchShape(lin, 33)!.workgroups, [75 * 5]); // chunks of 8 rows
+    assertEquals(mm.dispatchShape(lin, 65), {
+      kernel: "v4_storage_gemv",
+      dispatches: 1,
+      workgroups: [5 * 2],
+    });
+    for (const m of [1, 2, 5, 8, 17, 64]) {
+      assert(mm.dispatchShape(lin, m)!.workgroups[0] >= 300 / 8, `m=${m}`);
+    }
+  } finally {
+    lin.destroy();
+  }
+  const v2 = createMatmulKernels(device, { variant: "v2_texture_uniform" });
+  const l2 = v2.uploadLinear(randomTensor("w", "F16", [30, 7], rng(6)).tensor);
+  assertEquals(v2.dispatchShape(l2, 1), null);
+  l2.destroy();
 });
 
 Deno.test("matmul: a WGSL compile error names the kernel", async () => {

@@ -49,7 +49,16 @@ const FIXTURES: [string, RandomCheckpointOptions][] = [
 
 const PROMPTS = [[2, 5, 9, 33, 7], [2, 60, 3], [2, 8, 8, 8, 1, 90, 11], [2, 17]];
 
-for (const [name, options] of FIXTURES) {
+// every fixture on the adapter's kernels; the f16 and f32 ones also on the real-GPU kernels
+// (storage GEMV, 64-wide workgroups) forced on this adapter
+const CASES = [
+  ...FIXTURES.map(([name, options]) => [name, options, undefined] as const),
+  ...FIXTURES.slice(0, 2).map(([name, options]) =>
+    [`${name}, GPU kernels`, options, "gpu"] as const
+  ),
+];
+
+for (const [name, options, kernels] of CASES) {
   Deno.test({
     name: `webgpu backend equals the CPU reference: ${name}`,
     ...GPU_TEST,
@@ -62,8 +71,9 @@ for (const [name, options] of FIXTURES) {
         const weights = await loadWeights(dir);
         const L = weights.config.numHiddenLayers;
         const cpu = createCpuBackend(weights);
-        const wg = await createWebGpuBackend(weights, { gpu });
+        const wg = await createWebGpuBackend(weights, { gpu, kernels });
         try {
+          if (kernels) assertEquals(wg.matmul.variant, "v4_storage_gemv");
           const P = 7, N = 12;
           const plans: [string, number[][]][] = [
             ["full", fullPlan(L, P + N)],

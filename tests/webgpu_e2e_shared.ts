@@ -12,24 +12,33 @@ import { createWebGpuBackend } from "../backend/webgpu/mod.ts";
 import { E2E_TEMPLATE, loadE2eCsv } from "../eval/data.ts";
 import { loadWeights } from "../model/mod.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
+import type { KernelClass } from "../kernels/profile.ts";
 import { fullPlan, relL2, sharedPath, skipPlan, testGpu } from "./webgpu_helpers.ts";
 
-/** Runs the checks under the `full` or `skip` plan (and, with `forward`, the logits check). */
-export async function checkTinyOptE2e(plan: "full" | "skip", forward: boolean): Promise<void> {
+/**
+ * Runs the checks under the `full` or `skip` plan (and, with `forward`, the logits check);
+ * `kernels: "gpu"` forces the real-GPU kernels (storage GEMV) on this adapter, with 3
+ * prompts in the batch and 1 alone, 8 new tokens (the storage kernels are slow on llvmpipe).
+ */
+export async function checkTinyOptE2e(
+  plan: "full" | "skip",
+  forward: boolean,
+  kernels?: KernelClass,
+): Promise<void> {
   const gpu = await testGpu();
   if (!gpu) return;
   const dir = sharedPath("models/tiny-opt-e2e");
   const weights = await loadWeights(dir);
   const tok = await loadTokenizer(dir);
-  const items = (await loadE2eCsv(sharedPath("data/e2e/devset.csv"))).slice(0, 8);
+  const items = (await loadE2eCsv(sharedPath("data/e2e/devset.csv"))).slice(0, kernels ? 3 : 8);
   const prompts = items.map((it) => tok.encode(E2E_TEMPLATE.replace("{mr}", it.mr)));
   const L = weights.config.numHiddenLayers;
   const cpu = createCpuBackend(weights);
-  const wg = await createWebGpuBackend(weights, { gpu });
+  const wg = await createWebGpuBackend(weights, { gpu, kernels });
   try {
     if (forward) {
       // logits of every column of two padded rows
-      const rows = [prompts[0], prompts[5]];
+      const rows = [prompts[0], prompts[Math.min(5, prompts.length - 1)]];
       const T = Math.max(...rows.map((r) => r.length));
       const plans: [string, number[][]][] = [
         ["full", fullPlan(L, T)],
@@ -45,7 +54,7 @@ export async function checkTinyOptE2e(plan: "full" | "skip", forward: boolean): 
         assertLess(err, 1e-4);
       }
     }
-    const N = 24;
+    const N = kernels ? 8 : 24; // the storage kernels are slow on llvmpipe
     const P = Math.max(...prompts.map((p) => p.length));
     const planFor = (p: number) =>
       plan === "full" ? fullPlan(L, p + N) : skipPlan(L, p + N, p, 3, 4);
@@ -55,7 +64,7 @@ export async function checkTinyOptE2e(plan: "full" | "skip", forward: boolean): 
     const t0 = performance.now();
     const b2 = await wg.decode(batch);
     const ms = performance.now() - t0;
-    assertEquals(b2.tokens, b1.tokens, `${plan}: padded batch of 8`);
+    assertEquals(b2.tokens, b1.tokens, `${plan}: padded batch of ${prompts.length}`);
     assertEquals(b2.finish, b1.finish);
     let maxLogitDiff = 0;
     b1.topk!.forEach((r, b) =>
@@ -64,11 +73,12 @@ export async function checkTinyOptE2e(plan: "full" | "skip", forward: boolean): 
       })
     );
     console.log(
-      `tiny-opt-e2e ${plan} plan, batch 8: ${b2.tokens.flat().length} tokens identical; ` +
+      `tiny-opt-e2e ${plan} plan, batch ${prompts.length}: ${b2.tokens.flat().length} tokens identical; ` +
         `webgpu ${ms.toFixed(0)} ms (${b2.timing.readbacks} readbacks); max |top logit diff| ` +
         `${maxLogitDiff.toExponential(2)}; row 0: ${JSON.stringify(tok.decode(b2.tokens[0]))}`,
     );
-    for (let i = 0; i < prompts.length; i++) {
+    const alone = kernels ? 1 : prompts.length;
+    for (let i = 0; i < alone; i++) {
       const one = { ...req, prompts: [prompts[i]], sets: planFor(prompts[i].length) };
       const o2 = await wg.decode(one);
       if (plan === "full") {
@@ -79,7 +89,11 @@ export async function checkTinyOptE2e(plan: "full" | "skip", forward: boolean): 
         assertEquals(o2.tokens, (await cpu.decode(one)).tokens, `${plan}: prompt ${i} alone`);
       }
     }
-    console.log(`tiny-opt-e2e ${plan} plan, batch 1: 8 prompts identical`);
+    console.log(
+      `tiny-opt-e2e ${plan} plan, batch 1: ${alone} prompts identical (${
+        kernels ?? gpu.profile.kernels
+      } kernels, matmul ${wg.matmul.variant})`,
+    );
   } finally {
     wg.dispose();
   }

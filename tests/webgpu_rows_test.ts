@@ -346,7 +346,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "webgpu rows: full depth equals the PyTorch reference's argmax (whole and chunked)",
+  name:
+    "webgpu rows: full depth equals the PyTorch reference's argmax (whole and chunked; software and forced GPU kernels)",
   ...GPU_TEST,
   ignore: missingShared("fixtures/torch-bin"),
   fn: async () => {
@@ -355,44 +356,48 @@ Deno.test({
     const expected = JSON.parse(
       Deno.readTextFileSync(sharedPath("fixtures/torch-bin/expected.json")),
     ) as Record<string, { ids: number[]; argmax: number[]; logits_last: number[] }>;
-    for (const [name, exp] of Object.entries(expected)) {
-      const wg = await createWebGpuBackend(
-        await loadWeights(sharedPath(`fixtures/torch-bin/${name}`)),
-        { gpu },
-      );
-      const L = wg.config.numHiddenLayers, T = exp.ids.length;
-      const rows = wg.openRows({ capacity: 2, maxLength: T });
-      try {
-        const all = fullPlanSets(L, T);
-        // slot 1: the whole sequence; slot 0: chunks of 1..3 tokens, the first in the same call
-        const chunked: number[] = [];
-        const [whole, first] = await rows.run([
-          { slot: 1, tokens: exp.ids, sets: all, want: "all", recordLogits: true },
-          { slot: 0, tokens: exp.ids.slice(0, 1), sets: all.slice(0, 1), want: "all" },
-        ]);
-        chunked.push(...first.tokens);
-        let p = 1;
-        assertEquals(whole.tokens, exp.argmax, `${name}: argmax per position`);
-        const last = relL2(whole.logits![T - 1], exp.logits_last);
-        assertLess(last, 1e-3, `${name}: last logits rel L2 ${last}`);
-        while (p < T) {
-          const n = Math.min(T - p, 1 + (p % 3));
-          const [r] = await rows.run([
-            { slot: 0, tokens: exp.ids.slice(p, p + n), sets: all.slice(p, p + n), want: "all" },
-          ]);
-          chunked.push(...r.tokens);
-          p += n;
-        }
-        assertEquals(chunked, exp.argmax, `${name}: chunked argmax`);
-        assertEquals(rows.stats().kvRewrites, 0);
-        console.log(
-          `${name}: ${T} positions, argmax equal to PyTorch's, last logits rel L2 ${
-            last.toExponential(2)
-          }`,
+    // the adapter's kernels, then the real-GPU ones (GEMV) forced on this adapter
+    for (const kernels of [undefined, "gpu"] as const) {
+      for (const [fixture, exp] of Object.entries(expected)) {
+        const name = kernels ? `${fixture} (${kernels} kernels)` : fixture;
+        const wg = await createWebGpuBackend(
+          await loadWeights(sharedPath(`fixtures/torch-bin/${fixture}`)),
+          { gpu, kernels },
         );
-      } finally {
-        rows.dispose();
-        wg.dispose();
+        const L = wg.config.numHiddenLayers, T = exp.ids.length;
+        const rows = wg.openRows({ capacity: 2, maxLength: T });
+        try {
+          const all = fullPlanSets(L, T);
+          // slot 1: the whole sequence; slot 0: chunks of 1..3 tokens, the first in the same call
+          const chunked: number[] = [];
+          const [whole, first] = await rows.run([
+            { slot: 1, tokens: exp.ids, sets: all, want: "all", recordLogits: true },
+            { slot: 0, tokens: exp.ids.slice(0, 1), sets: all.slice(0, 1), want: "all" },
+          ]);
+          chunked.push(...first.tokens);
+          let p = 1;
+          assertEquals(whole.tokens, exp.argmax, `${name}: argmax per position`);
+          const last = relL2(whole.logits![T - 1], exp.logits_last);
+          assertLess(last, 1e-3, `${name}: last logits rel L2 ${last}`);
+          while (p < T) {
+            const n = Math.min(T - p, 1 + (p % 3));
+            const [r] = await rows.run([
+              { slot: 0, tokens: exp.ids.slice(p, p + n), sets: all.slice(p, p + n), want: "all" },
+            ]);
+            chunked.push(...r.tokens);
+            p += n;
+          }
+          assertEquals(chunked, exp.argmax, `${name}: chunked argmax`);
+          assertEquals(rows.stats().kvRewrites, 0);
+          console.log(
+            `${name}: ${T} positions, argmax equal to PyTorch's, last logits rel L2 ${
+              last.toExponential(2)
+            }`,
+          );
+        } finally {
+          rows.dispose();
+          wg.dispose();
+        }
       }
     }
   },

@@ -7,7 +7,7 @@
 import { assert, assertEquals, assertLess, assertRejects } from "@std/assert";
 import { createBackend } from "../backend/mod.ts";
 import { createWebGpuBackend } from "../backend/webgpu/mod.ts";
-import { requestGpu, setShaderTransform } from "../kernels/device.ts";
+import { requestGpu, setShaderTransform, withKernels } from "../kernels/device.ts";
 import { AdapterRejectedError, assertAdapterValid, validateAdapter } from "../kernels/validate.ts";
 import { loadWeights, writeRandomCheckpoint } from "../model/mod.ts";
 import { GPU_TEST, testGpu } from "./webgpu_helpers.ts";
@@ -99,8 +99,8 @@ Deno.test({
       assertEquals(
         report.checks.filter((c) => !c.ok).map((c) => c.name),
         [
-          "matmul v2_texture_uniform f16 weights",
-          "matmul v2_texture_uniform f32 weights",
+          "matmul v2_texture_uniform f16 weights, 3 rows",
+          "matmul v2_texture_uniform f32 weights, 3 rows",
           "matmul v2_texture_uniform layernorm prologue",
         ],
       );
@@ -138,6 +138,50 @@ Deno.test({
       );
     } finally {
       mm.gpu.device.destroy();
+    }
+  },
+});
+
+Deno.test({
+  name: "a matmul variant that fails its self-check falls back to the next candidate that passed",
+  ...GPU_TEST,
+  fn: async () => {
+    if (!(await testGpu())) return;
+    // the GPU kernels forced on this adapter, with the GEMV (and only it) off by 0.1 %
+    const broken = await brokenDevice(
+      "v4_storage_gemv",
+      "y[p.ye + o] = v;",
+      "y[p.ye + o] = v * 1.001;",
+    );
+    const gpu = withKernels(broken.gpu, "gpu");
+    try {
+      const report = await validateAdapter(gpu);
+      assert(broken.rewrites() > 0);
+      assert(report.ok, JSON.stringify(report.checks));
+      assertEquals(report.skipped, ["v4_storage_gemv"]);
+      assertEquals(report.matmulVariant, "v3_storage_tiled");
+      const failed = report.checks.filter((c) => !c.ok).map((c) => c.name);
+      assert(
+        failed.length >= 4 && failed.every((n) => n.startsWith("matmul v4_storage_gemv ")),
+        failed.join(),
+      );
+      // the backend runs on the variant that passed
+      const weights = await fixture();
+      const backend = await createWebGpuBackend(weights, { gpu });
+      try {
+        assertEquals(backend.matmul.variant, "v3_storage_tiled");
+      } finally {
+        backend.dispose();
+      }
+      // the same device, unforced (software kernels here), is not affected by the GEMV
+      const plain = await validateAdapter(broken.gpu);
+      assertEquals(plain.ok, true);
+      console.log(
+        `fell back: ${report.skipped} -> ${report.matmulVariant}; failed ${failed.join(", ")}`,
+      );
+    } finally {
+      await broken.gpu.device.queue.onSubmittedWorkDone();
+      broken.gpu.device.destroy();
     }
   },
 });

@@ -32,7 +32,9 @@ import {
   type GpuContext,
   GpuError,
   requestGpu,
+  withKernels,
 } from "../../kernels/device.ts";
+import type { KernelClass } from "../../kernels/profile.ts";
 import { Recorder } from "../../kernels/encode.ts";
 import { createMatmulKernels, type MatmulKernels } from "../../kernels/matmul/mod.ts";
 import { type AdapterValidation, assertAdapterValid } from "../../kernels/validate.ts";
@@ -72,6 +74,12 @@ export interface WebGpuBackendOptions {
   gpu?: GpuContext;
   /** Matmul variant (`"auto"` by default; see `kernels/matmul`). */
   matmulVariant?: string;
+  /**
+   * Kernel family (`kernels/profile.ts`): `"gpu"` runs the real-GPU kernels (storage GEMV,
+   * 64-wide workgroups) even on a software adapter, `"software"` the llvmpipe-tuned ones;
+   * default `SKIPDECODE_KERNELS`, else by the adapter.
+   */
+  kernels?: KernelClass;
   /**
    * Largest bytes per storage binding for weights (embedding tables and matmul weights);
    * default the device limit. Smaller values force the split paths (tests).
@@ -562,7 +570,7 @@ export async function createWebGpuBackend(
   options: WebGpuBackendOptions = {},
 ): Promise<WebGpuBackend> {
   const owns = !options.gpu;
-  const gpu = options.gpu ?? (await requestGpu());
+  const gpu = withKernels(options.gpu ?? (await requestGpu()), options.kernels);
   if (options.profile && !gpu.features.has("timestamp-query")) {
     if (owns) gpu.device.destroy();
     throw new GpuError(
@@ -576,8 +584,9 @@ export async function createWebGpuBackend(
       ? undefined
       : await assertAdapterValid(gpu, { matmulVariant: options.matmulVariant ?? "auto" });
     const mm = createMatmulKernels(gpu.device, {
-      variant: options.matmulVariant ?? "auto",
-      adapterInfo: gpu.info,
+      // the validated variant: the first candidate whose self-check passed
+      variant: validation?.matmulVariant ?? options.matmulVariant ?? "auto",
+      profile: gpu.profile,
       maxBindingBytes: options.maxBindingBytes,
     });
     const model = await uploadModel(gpu, mm, weights, {

@@ -31,7 +31,15 @@ export {
   type GpuLimits,
   requestGpu,
   type RequestGpuOptions,
+  withKernels,
 } from "../../kernels/device.ts";
+export {
+  type AdapterProfile,
+  adapterProfile,
+  describeProfile,
+  type KernelClass,
+  type ProfileSource,
+} from "../../kernels/profile.ts";
 export {
   type AdapterCheck,
   AdapterRejectedError,

@@ -86,10 +86,10 @@ export interface AttentionOptions {
 export async function createAttention(
   ctx: GpuContext,
   maxKeys: number,
-  wg = ctx.isFallbackAdapter ? 8 : 64,
+  wg = ctx.profile.kernels === "software" ? 8 : 64,
   options: AttentionOptions = {},
 ): Promise<AttentionKernel> {
-  const useLanes = options.lanes ?? ctx.isFallbackAdapter;
+  const useLanes = options.lanes ?? ctx.profile.kernels === "software";
   const laneDims = useLanes
     ? [...new Set(options.headDims ?? [])].filter((hd) =>
       Number.isInteger(hd) && hd > 0 && hd % 4 === 0 && hd <= MAX_HEAD_DIM

@@ -58,7 +58,7 @@ export interface LayerNormKernel {
  */
 export async function createLayerNorm(
   ctx: GpuContext,
-  wg = ctx.isFallbackAdapter ? 8 : 64,
+  wg = ctx.profile.kernels === "software" ? 8 : 64,
 ): Promise<LayerNormKernel> {
   const kernel = await createKernel(ctx, `layernorm(wg=${wg})`, layerNormWgsl(wg), [
     "uniform",

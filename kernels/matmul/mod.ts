@@ -30,6 +30,7 @@
  * @module
  */
 import type { Tensor } from "../../model/types.ts";
+import { type AdapterProfile, adapterProfile } from "../profile.ts";
 import { hostLinear } from "./host.ts";
 import type { ResolvedArgs, Variant, VariantContext, VariantLinear } from "./types.ts";
 import { StorageVariant } from "./storage.ts";
@@ -103,6 +104,14 @@ export interface MatmulKernels {
   encode(encoder: GPUCommandEncoder, args: LinearArgs): void;
   /** Whether `encode` accepts `layerNorm` for this linear (its variant folds it in). */
   canNormalise(linear: DeviceLinear): boolean;
+  /**
+   * What `encode` dispatches for `m` rows of `linear`: kernel, dispatches and workgroups per
+   * dispatch (`null` for the texture variant, whose shape is its row groups).
+   */
+  dispatchShape(
+    linear: DeviceLinear,
+    m: number,
+  ): { kernel: string; dispatches: number; workgroups: number[] } | null;
   /** Resolves once every pipeline compiled; rejects with an error naming a failed kernel. */
   ready(): Promise<void>;
 }
@@ -111,7 +120,12 @@ export interface MatmulKernels {
 export interface MatmulOptions {
   /** `"auto"` (default) or a name from {@linkcode MATMUL_VARIANTS}. */
   variant?: "auto" | string;
-  /** The adapter's info, used by `"auto"` (software adapters get the texture variant). */
+  /**
+   * The adapter profile (`kernels/profile.ts`), used by `"auto"`: `kernels: "software"` gets
+   * the texture variant, `"gpu"` the storage GEMV; and `subgroups` for the GEMV reduction.
+   */
+  profile?: AdapterProfile;
+  /** The adapter's info, profiled when no `profile` is given (older callers). */
   adapterInfo?: GPUAdapterInfo;
   /** Largest storage binding to use, bytes (default: the device limit); for testing splits. */
   maxBindingBytes?: number;
@@ -131,24 +145,42 @@ export const MATMUL_VARIANTS: readonly string[] = [
   "v1_storage_naive",
   "v2_texture_uniform",
   "v3_storage_tiled",
+  "v4_storage_gemv",
 ];
 
 /** The storage-buffer variant used where the chosen one cannot hold a weight (huge K). */
 const FALLBACK_VARIANT = "v3_storage_tiled";
 
 /**
- * The variant `"auto"` picks: the texture/uniform one on software adapters (llvmpipe,
- * SwiftShader, fallback adapters), the storage-buffer one elsewhere.
+ * The variant `"auto"` picks, by the adapter profile's kernel family: the texture/uniform
+ * one for `"software"` (llvmpipe, SwiftShader, fallback adapters), the storage GEMV (tiled
+ * above 64 rows) for `"gpu"`. Given adapter info instead of a profile, it profiles it (the
+ * one classification of `kernels/profile.ts`, `SKIPDECODE_KERNELS` included).
  *
  * @example
  * ```ts
  * autoVariant(undefined); // the storage variant
  * ```
  */
-export function autoVariant(info: GPUAdapterInfo | undefined): string {
-  const desc = `${info?.description ?? ""} ${info?.device ?? ""}`.toLowerCase();
-  const software = info?.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader/.test(desc);
-  return software ? "v2_texture_uniform" : "v3_storage_tiled";
+export function autoVariant(source: AdapterProfile | GPUAdapterInfo | undefined): string {
+  const profile = source && "kernels" in source
+    ? source
+    : adapterProfile({ info: source ?? {}, features: new Set(), limits: {} });
+  return profile.kernels === "software" ? "v2_texture_uniform" : "v4_storage_gemv";
+}
+
+/**
+ * The variants to try, best first, for a profile or adapter info: the adapter
+ * validation (`kernels/validate.ts`) keeps the first whose self-check passes.
+ *
+ * @example
+ * ```ts
+ * variantCandidates(undefined)[0]; // "v4_storage_gemv"
+ * ```
+ */
+export function variantCandidates(source: AdapterProfile | GPUAdapterInfo | undefined): string[] {
+  const first = autoVariant(source);
+  return first === "v3_storage_tiled" ? [first] : [first, "v3_storage_tiled"];
 }
 
 function makeVariant(name: string, ctx: VariantContext): Variant {
@@ -170,6 +202,16 @@ function makeVariant(name: string, ctx: VariantContext): Variant {
         colsPerGroup: 64,
         rowsPerGroup: 64,
         colAlign: 1,
+      });
+    case "v4_storage_gemv":
+      return new StorageVariant(ctx, {
+        name,
+        code: tiledCode, // above gemvMaxRows rows: v3's tiles on the same layout
+        kAlign: 16,
+        colsPerGroup: 64,
+        rowsPerGroup: 64,
+        colAlign: 1,
+        gemvMaxRows: 64,
       });
     case "v2_texture_uniform":
       return new TextureVariant(ctx);
@@ -213,9 +255,12 @@ export function createMatmulKernels(device: GPUDevice, options: MatmulOptions = 
       Number(device.limits.maxTextureDimension2D),
       options.maxTextureDim ?? Infinity,
     ),
+    subgroups: options.profile?.subgroups ?? false,
   };
   const requested = options.variant ?? "auto";
-  const name = requested === "auto" ? autoVariant(options.adapterInfo) : requested;
+  const name = requested === "auto"
+    ? autoVariant(options.profile ?? options.adapterInfo)
+    : requested;
   const variants = new Map<string, Variant>();
   const variantFor = (n: string): Variant => {
     let v = variants.get(n);
@@ -315,6 +360,11 @@ export function createMatmulKernels(device: GPUDevice, options: MatmulOptions = 
     },
     canNormalise(linear: DeviceLinear): boolean {
       return !!owner.get(linear as VariantLinear)?.layerNorm;
+    },
+    dispatchShape(linear: DeviceLinear, m: number) {
+      const v = owner.get(linear as VariantLinear);
+      if (!v) throw new Error("matmul: linear was not uploaded by this kernels object");
+      return v.dispatchShape?.(linear as VariantLinear, m) ?? null;
     },
     async ready(): Promise<void> {
       await Promise.all([...variants.values()].map((v) => v.ready()));

@@ -18,6 +18,7 @@ import {
 import type { ResolvedArgs, Variant, VariantContext, VariantLinear } from "./types.ts";
 import wF32 from "./w_storage_f32.wgsl" with { type: "text" };
 import wF16 from "./w_storage_f16.wgsl" with { type: "text" };
+import { GEMV_COLS, GEMV_ROW_BUCKETS, gemvRows, gemvWgsl } from "./v4_storage_gemv.ts";
 
 /** How a storage kernel is shaped. */
 export interface StorageKernelSpec {
@@ -33,6 +34,21 @@ export interface StorageKernelSpec {
   readonly rowsPerGroup: number;
   /** Output columns per part are a multiple of this (the last part may be shorter). */
   readonly colAlign: number;
+  /**
+   * Products of at most this many rows run the GEMV kernel (`v4_storage_gemv.ts`) instead
+   * of `code` (same weight layout; `kAlign` must be a multiple of 8).
+   */
+  readonly gemvMaxRows?: number;
+}
+
+/** What one product of a storage variant dispatches (for benchmarks and tests). */
+export interface DispatchShape {
+  /** Kernel used (`gemv` or the variant's own). */
+  readonly kernel: string;
+  /** Dispatches (one per weight part and row window). */
+  readonly dispatches: number;
+  /** Workgroups of each dispatch. */
+  readonly workgroups: number[];
 }
 
 interface StoragePart {
@@ -68,6 +84,11 @@ class StorageLinear implements VariantLinear {
 
 const RELU = 1, RESIDUAL = 2, ACCUMULATE = 4;
 
+/** The bits of `eps` as f32, for a `u32` parameter slot the WGSL bitcasts back. */
+function epsBits(eps: number): number {
+  return new Uint32Array(new Float32Array([eps]).buffer)[0];
+}
+
 /**
  * A storage-buffer variant built from a {@linkcode StorageKernelSpec}.
  *
@@ -97,12 +118,16 @@ export class StorageVariant implements Variant {
   #pipes: Record<"f16" | "f32", CompiledPipeline>;
   #params: ParamCache;
   #dummy: GPUBuffer;
+  #gemv = new Map<string, CompiledPipeline>();
+  /** Takes a LayerNorm prologue (variants with the GEMV; then every product runs it). */
+  readonly layerNorm: boolean;
 
   /** Compiles the f16 and f32 pipelines of `spec`. */
   constructor(ctx: VariantContext, spec: StorageKernelSpec) {
     this.#ctx = ctx;
     this.#spec = spec;
     this.name = spec.name;
+    this.layerNorm = !!spec.gemvMaxRows;
     this.#pipes = {
       f32: compilePipeline(ctx.device, `${spec.name} (f32 weights)`, wF32 + "\n" + spec.code),
       f16: compilePipeline(ctx.device, `${spec.name} (f16 weights)`, wF16 + "\n" + spec.code),
@@ -113,10 +138,79 @@ export class StorageVariant implements Variant {
       size: 16,
       usage: GPUBufferUsage.STORAGE,
     });
+    // every GEMV specialisation now, so that ready() (and the adapter self-check) sees a
+    // compile failure (e.g. subgroups) before anything is dispatched
+    for (const rows of spec.gemvMaxRows ? GEMV_ROW_BUCKETS : []) {
+      for (const f16 of [false, true]) {
+        for (const ln of [false, true]) this.#gemvPipe(f16, rows, ln);
+      }
+    }
   }
 
   async ready(): Promise<void> {
-    await Promise.all([this.#pipes.f32.check, this.#pipes.f16.check]);
+    await Promise.all([
+      this.#pipes.f32.check,
+      this.#pipes.f16.check,
+      ...[...this.#gemv.values()].map((g) => g.check),
+    ]);
+  }
+
+  /** Whether `m` rows run the GEMV kernel. */
+  #useGemv(m: number, ln = false): boolean {
+    // with a LayerNorm prologue every row count runs the GEMV (in chunks of 8 rows above 8):
+    // the tiled kernel has no prologue
+    return ln ? !!this.#spec.gemvMaxRows : m <= (this.#spec.gemvMaxRows ?? 0);
+  }
+
+  /** The GEMV pipeline for `rows` rows (compiled at first use, shared per device). */
+  #gemvPipe(f16: boolean, m: number, ln: boolean): { pipe: CompiledPipeline; rows: number } {
+    const rows = gemvRows(m);
+    const subgroups = this.#ctx.subgroups ?? false;
+    const key = `${f16}:${rows}:${ln}`;
+    let pipe = this.#gemv.get(key);
+    if (!pipe) {
+      pipe = compilePipeline(
+        this.#ctx.device,
+        `${this.name} gemv (${f16 ? "f16" : "f32"} weights, ${rows} rows${
+          subgroups ? ", subgroups" : ""
+        }${ln ? ", LayerNorm prologue" : ""})`,
+        gemvWgsl({ rows, f16, subgroups, ln }),
+      );
+      this.#gemv.set(key, pipe);
+    }
+    return { pipe, rows };
+  }
+
+  /**
+   * What `encode` dispatches for `m` rows of `linear`: the kernel, the number of
+   * dispatches and the workgroups of each.
+   */
+  dispatchShape(linear: VariantLinear, m: number): DispatchShape {
+    const lin = linear as StorageLinear;
+    const gemv = this.#useGemv(m);
+    const cols = gemv ? GEMV_COLS : this.#spec.colsPerGroup;
+    const rowsPer = gemv ? gemvRows(m) : this.#spec.rowsPerGroup;
+    const workgroups: number[] = [];
+    for (const w of this.#windows(lin, m)) {
+      for (const part of lin.parts) {
+        workgroups.push(Math.ceil(part.n / cols) * Math.ceil(w.rows / rowsPer));
+      }
+    }
+    return { kernel: gemv ? "gemv" : this.name, dispatches: workgroups.length, workgroups };
+  }
+
+  /** Row windows of `m` rows that fit one binding each. */
+  #windows(lin: StorageLinear, m: number, ln = false): { r0: number; rows: number }[] {
+    const limit = this.#ctx.maxBindingBytes - 256;
+    const rowsMax = Math.min(
+      65535 * (this.#useGemv(m, ln) ? gemvRows(m) : this.#spec.rowsPerGroup),
+      Math.floor(limit / (lin.k * 4)),
+      Math.floor(limit / (lin.n * 4)),
+    );
+    if (rowsMax < 1) throw new Error(`linear ${lin.label}: one row of X or Y exceeds a binding`);
+    const out = [];
+    for (let r0 = 0; r0 < m; r0 += rowsMax) out.push({ r0, rows: Math.min(rowsMax, m - r0) });
+    return out;
   }
 
   upload(host: HostLinear): VariantLinear {
@@ -171,24 +265,20 @@ export class StorageVariant implements Variant {
     const { n, k } = lin;
     const spec = this.#spec;
     const dev = this.#ctx.device;
-    const pipe = this.#pipes[lin.f16 ? "f16" : "f32"];
+    const ln = a.layerNorm;
+    const gemv = this.#useGemv(a.m, !!ln) ? this.#gemvPipe(lin.f16, a.m, !!ln) : null;
+    const pipe = gemv ? gemv.pipe : this.#pipes[lin.f16 ? "f16" : "f32"];
+    const cols = gemv ? GEMV_COLS : spec.colsPerGroup;
+    const rowsPer = gemv ? gemv.rows : spec.rowsPerGroup;
     const err = pipe.failure();
     if (err) throw err;
-    const limit = this.#ctx.maxBindingBytes - 256;
-    const rowsMax = Math.min(
-      65535 * spec.rowsPerGroup,
-      Math.floor(limit / (k * 4)),
-      Math.floor(limit / (n * 4)),
-    );
-    if (rowsMax < 1) throw new Error(`linear ${lin.label}: one row of X or Y exceeds a binding`);
     const align = dev.limits.minStorageBufferOffsetAlignment;
     const flags = (a.relu ? RELU : 0) | (a.residual ? RESIDUAL : 0) |
       (a.accumulate ? ACCUMULATE : 0);
     const pass = encoder.beginComputePass({ label: `${lin.label} (${this.name})` });
     pass.setPipeline(pipe.pipeline);
     const layout = pipe.pipeline.getBindGroupLayout(0);
-    for (let r0 = 0; r0 < a.m; r0 += rowsMax) {
-      const rows = Math.min(rowsMax, a.m - r0);
+    for (const { r0, rows } of this.#windows(lin, a.m, !!ln)) {
       const xw = window(a.xOffset + r0 * k * 4, rows * k * 4, align);
       const yw = window(a.yOffset + r0 * n * 4, rows * n * 4, align);
       const rw = a.residual
@@ -213,6 +303,8 @@ export class StorageVariant implements Variant {
           yw.elem,
           rw.elem,
           pi,
+          gemv ? gemv.rows : 0, // auto layouts: one bind group per pipeline
+          ln ? `${bufferId(ln.w)}:${bufferId(ln.b)}:${ln.eps}` : "-",
         ].join(":");
         const group = lin.groups.get(key, () =>
           dev.createBindGroup({
@@ -233,7 +325,7 @@ export class StorageVariant implements Variant {
                     xw.elem,
                     yw.elem,
                     rw.elem,
-                    0,
+                    ln ? epsBits(ln.eps) : 0,
                     0,
                   ]),
                 },
@@ -243,13 +335,16 @@ export class StorageVariant implements Variant {
               { binding: 3, resource: { buffer: a.y, offset: yw.offset, size: yw.size } },
               { binding: 4, resource: { buffer: res, offset: rw.offset, size: rw.size } },
               { binding: 5, resource: { buffer: part.w } },
+              ...(ln
+                ? [
+                  { binding: 6, resource: { buffer: ln.w } },
+                  { binding: 7, resource: { buffer: ln.b } },
+                ]
+                : []),
             ],
           }));
         pass.setBindGroup(0, group);
-        pass.dispatchWorkgroups(
-          Math.ceil(part.n / spec.colsPerGroup),
-          Math.ceil(rows / spec.rowsPerGroup),
-        );
+        pass.dispatchWorkgroups(Math.ceil(part.n / cols), Math.ceil(rows / rowsPer));
       }
     }
     pass.end();

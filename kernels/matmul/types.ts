@@ -39,6 +39,8 @@ export interface VariantContext {
   readonly maxBindingBytes: number;
   /** Largest 2D texture side to use (texels): the device limit or a smaller test limit. */
   readonly maxTextureDim: number;
+  /** The device has `subgroups` (the GEMV kernel reduces with `subgroupAdd`). */
+  readonly subgroups?: boolean;
 }
 
 /** A device-resident linear as a variant keeps it. */
@@ -69,4 +71,10 @@ export interface Variant {
   ready(): Promise<void>;
   /** Whether `encode` takes a LayerNorm prologue (`ResolvedArgs.layerNorm`). */
   readonly layerNorm?: boolean;
+  /** What `encode` dispatches for `m` rows (storage variants; for benchmarks). */
+  dispatchShape?(linear: VariantLinear, m: number): {
+    kernel: string;
+    dispatches: number;
+    workgroups: number[];
+  };
 }
