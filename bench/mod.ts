@@ -35,6 +35,15 @@ export {
 } from "./torch_engine.ts";
 export { type BenchRow, matmulBenchMain } from "./matmul_bench.ts";
 export {
+  DENSE_FIXTURE,
+  runTrainBench,
+  trainBenchMarkdown,
+  type TrainBenchOptions,
+  type TrainBenchResult,
+  type TrainBenchRow,
+  type TrainerName,
+} from "./train_bench.ts";
+export {
   runServeBench,
   serveBenchMarkdown,
   type ServeBenchOptions,

@@ -36,6 +36,9 @@ deno task bench --serve [--quick] [--backend cpu|webgpu] [--requests N] [--rate 
   --no-torch      do not run the PyTorch eager reference (run when /usr/bin/python3 has torch)
   --threads N     PyTorch threads (default: the machine's cores)
   --torch-device  cpu (default) or cuda: PyTorch CUDA eager on a GPU machine
+  --train         only the training benchmark (bench/train_bench.ts): one fine-tuning step on the
+                  CPU engine (OpenBLAS and TypeScript loops), the WebGPU engine and PyTorch eager,
+                  interleaved, as steps/s and ratios to PyTorch (dense fixture, batch 16, 2x plan)
   --speculative   only the speculative-decoding benchmark (full vs SkipDecode/early-exit drafts)
   --best          with --speculative: the dense fixture, full vs its best SkipDecode draft only
                   (linear:max=12,min=6,warmup=1 K=3 and 2), 8 prompts x 16 tokens, 5 repeats
@@ -59,6 +62,7 @@ export async function benchMain(args: string[]): Promise<number> {
     "torch-device": { type: "string" },
     out: { type: "string" },
     speculative: { type: "boolean" },
+    train: { type: "boolean" },
     best: { type: "boolean" },
     help: { type: "boolean" },
     serve: { type: "boolean" },
@@ -109,6 +113,7 @@ export async function benchMain(args: string[]): Promise<number> {
   }
   if (adapter) console.log(`adapter: ${adapter.info.description || adapter.info.vendor}`);
   Deno.mkdirSync(out, { recursive: true });
+  if (values.train) return await trainBench(out, backends, quick, values.torch !== false, threads);
   if (values.speculative) {
     const { speculativeBenchMain } = await import("../bench/speculative_bench.ts");
     await speculativeBenchMain({
@@ -258,3 +263,35 @@ async function serveBench(
 }
 
 if (import.meta.main) Deno.exit(await benchMain(Deno.args));
+
+/** `--train`: the training benchmark, printed and written as `train.md`/`train.json`. */
+async function trainBench(
+  out: string,
+  backends: BackendName[],
+  quick: boolean,
+  torch: boolean,
+  threads: number,
+): Promise<number> {
+  const { DENSE_FIXTURE, runTrainBench, trainBenchMarkdown } = await import(
+    "../bench/train_bench.ts"
+  );
+  const model = exists(`${DENSE_FIXTURE}/config.json`) ? DENSE_FIXTURE : TINY_MODEL_DIR;
+  const trainers = (["cpu-blas", "cpu-ts", "webgpu"] as const).filter((t) =>
+    t === "webgpu" ? backends.includes("webgpu") : backends.includes("cpu")
+  );
+  const r = await runTrainBench({
+    model,
+    trainers: [...trainers],
+    torch,
+    threads,
+    batches: quick ? 1 : 3,
+    repeats: quick ? 1 : 3,
+    log: (l) => console.log(l),
+  });
+  const md = trainBenchMarkdown(r);
+  const load = Deno.loadavg().map((x) => x.toFixed(2)).join(", ");
+  console.log(`\n${md}\n\nload average: ${load}`);
+  atomicWrite(`${out}/train.md`, `${md}\n\nLoad average at the end: ${load}.\n`);
+  atomicWrite(`${out}/train.json`, JSON.stringify({ ...r, load }, null, 2) + "\n");
+  return 0;
+}

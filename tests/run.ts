@@ -54,6 +54,8 @@ const PERMISSIONS = [
   "--allow-env=CI,HOME,USERPROFILE,XDG_CACHE_HOME,XDG_RUNTIME_DIR,HF_HUB_CACHE,HF_HOME," +
   "HF_HUB_OFFLINE,HF_ENDPOINT,SKIPDECODE_*",
   "--allow-net=127.0.0.1",
+  // The CPU trainer's linear maps on OpenBLAS (train/blas.ts), as the deno.json tasks allow.
+  "--allow-ffi=/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
   `--allow-run=${Deno.execPath()},jupyter,chromium,${SLURM.join(",")}`,
   // The Slurm test names its one-node cluster after this host (slurm.conf's NodeName).
   "--allow-sys=hostname",

@@ -10,7 +10,8 @@
  * - The CPU reference: {@linkcode forward} (keeps activations) and {@linkcode backward},
  *   generic over f32/f64; engines ({@linkcode CpuEngine}, {@linkcode createGpuEngine} with
  *   the WGSL kernels of `kernels/train.ts`) own weights, gradients and optimizer state on
- *   a device.
+ *   a device; the CPU engine's linear maps run on OpenBLAS when the process may load it
+ *   ({@linkcode blasLinearOps}, `--allow-ffi`), else on TypeScript loops.
  * - {@linkcode policyQuality} / {@linkcode finetuneExperiment}: BLEU, NLL and speedups per
  *   policy before and after fine-tuning.
  * - Pieces: {@linkcode collate} (left-padded batches with layer masks),
@@ -63,6 +64,7 @@ export {
   textExamples,
 } from "./data.ts";
 export { CpuEngine, type StepReport, type TrainEngine } from "./engine.ts";
+export { blasLinearOps, DEFAULT_BLAS_PATH, type LinearOps, TYPESCRIPT_LINEAR } from "./blas.ts";
 export { createGpuEngine, GpuEngine, type GpuEngineOptions } from "./gpu_engine.ts";
 export {
   type ExperimentReport,

@@ -27,13 +27,11 @@ import {
   gatherRows,
   layerNormBackward,
   layerNormForward,
-  linearBackwardInput,
-  linearBackwardParams,
-  linearForward,
   type LnSaved,
   relu,
   scatterRows,
 } from "./ops.ts";
+import { type LinearOps, TYPESCRIPT_LINEAR } from "./blas.ts";
 import { allocLike, type FloatArray, type LinearArrays, type ModelArrays } from "./params.ts";
 
 /** The activations of one layer that the backward needs (`m` active columns). */
@@ -92,12 +90,23 @@ export interface ForwardState {
   nll: Float64Array;
   /** Σ nll. */
   loss: number;
+  /** The linear maps' products the forward ran on (the backward runs on them too). */
+  linear: LinearOps;
+  /** The factor `dlogits` already carries ({@linkcode ForwardOptions.gradScale}). */
+  dlogitsScale: number;
 }
 
 /** Options of {@linkcode forward}. */
 export interface ForwardOptions {
   /** Keep the logits' gradient for {@linkcode backward} (default true). */
   train?: boolean;
+  /** Where the linear maps' products run (default: the TypeScript loops, f32 or f64). */
+  linear?: LinearOps;
+  /**
+   * The `scale` the backward will be called with, applied to the logits' gradient in the
+   * cross-entropy pass (default 1); a backward with another scale rescales a copy.
+   */
+  gradScale?: number;
 }
 
 /**
@@ -110,12 +119,13 @@ function activeColumns(batch: TrainBatch, l: number): { idx: Int32Array; start: 
   return { idx: new Int32Array(p.idx.buffer), start: new Int32Array(p.start.buffer) };
 }
 
-function lin(l: LinearArrays, x: FloatArray, m: number): FloatArray {
-  return linearForward(x, l.w, l.b, m, l.in, l.out);
+function lin(ops: LinearOps, l: LinearArrays, x: FloatArray, m: number): FloatArray {
+  return ops.forward(x, l.w, l.b, m, l.in, l.out);
 }
 
 /** `dx += dy W`, `dW += dy^T x`, `db += Σ dy` for a linear map and its gradient arrays. */
 function linBack(
+  ops: LinearOps,
   p: LinearArrays,
   g: LinearArrays,
   dy: FloatArray,
@@ -123,15 +133,19 @@ function linBack(
   m: number,
   dx?: FloatArray,
 ): void {
-  linearBackwardParams(dy, x, m, p.in, p.out, g.w, g.b);
-  if (dx) linearBackwardInput(dy, p.w, m, p.in, p.out, dx);
+  ops.backwardParams(dy, x, m, p.in, p.out, g.w, g.b);
+  if (dx) ops.backwardInput(dy, p.w, m, p.in, p.out, dx);
 }
 
 /**
  * Embeds a batch: `x[N, d] = project_in(embed_tokens[ids]) + embed_positions[pos + 2]`
  * (zero rows on padding). Also returns the token embeddings before `project_in`.
  */
-function embed(m: ModelArrays, batch: TrainBatch): { x: FloatArray; emb: FloatArray } {
+function embed(
+  m: ModelArrays,
+  batch: TrainBatch,
+  ops: LinearOps,
+): { x: FloatArray; emb: FloatArray } {
   const c = m.config;
   const d = c.hiddenSize, dp = c.wordEmbedProjDim, V = c.vocabSize;
   const N = batch.rows * batch.length;
@@ -147,7 +161,7 @@ function embed(m: ModelArrays, batch: TrainBatch): { x: FloatArray; emb: FloatAr
     }
     emb.set(m.embedTokens.subarray(t * dp, t * dp + dp), i * dp);
   }
-  const x = m.projectIn ? lin(m.projectIn, emb, N) : emb.slice();
+  const x = m.projectIn ? lin(ops, m.projectIn, emb, N) : emb.slice();
   const maxPos = c.maxPositionEmbeddings;
   for (let i = 0; i < N; i++) {
     const p = batch.positions[i];
@@ -168,7 +182,12 @@ function embed(m: ModelArrays, batch: TrainBatch): { x: FloatArray; emb: FloatAr
 }
 
 /** Runs the decoder layers in place on `x[N, d]`, returning what the backward needs. */
-function runLayers(m: ModelArrays, batch: TrainBatch, x: FloatArray): LayerSaved[] {
+function runLayers(
+  m: ModelArrays,
+  batch: TrainBatch,
+  x: FloatArray,
+  ops: LinearOps,
+): LayerSaved[] {
   const c = m.config;
   const d = c.hiddenSize, H = c.numAttentionHeads;
   const scale = (d / H) ** -0.5;
@@ -188,12 +207,12 @@ function runLayers(m: ModelArrays, batch: TrainBatch, x: FloatArray): LayerSaved
       a = h;
       ln1 = undefined as unknown as LnSaved; // set after the attention block
     }
-    const q = lin(W.qProj, a, n);
+    const q = lin(ops, W.qProj, a, n);
     for (let i = 0; i < q.length; i++) q[i] *= scale;
-    const k = lin(W.kProj, a, n);
-    const v = lin(W.vProj, a, n);
+    const k = lin(ops, W.kProj, a, n);
+    const v = lin(ops, W.vProj, a, n);
     const { ctx, probs, off } = attentionForward(q, k, v, start, n, d, H);
-    const r1 = lin(W.outProj, ctx, n);
+    const r1 = lin(ops, W.outProj, ctx, n);
     axpy(r1, h); // r1 = h + attn
     let res1 = r1;
     if (!pre) {
@@ -210,9 +229,9 @@ function runLayers(m: ModelArrays, batch: TrainBatch, x: FloatArray): LayerSaved
       a2 = res1;
       ln2 = undefined as unknown as LnSaved;
     }
-    const u = lin(W.fc1, a2, n);
+    const u = lin(ops, W.fc1, a2, n);
     const z = relu(u, allocLike(u, u.length));
-    const out = lin(W.fc2, z, n);
+    const out = lin(ops, W.fc2, z, n);
     axpy(out, res1);
     let y = out;
     if (!pre) {
@@ -231,6 +250,7 @@ function headInput(
   m: ModelArrays,
   x: FloatArray,
   idx: Int32Array,
+  ops: LinearOps,
 ): { lnf?: LnSaved; hf: FloatArray; hp: FloatArray } {
   const d = m.config.hiddenSize;
   const n = idx.length;
@@ -241,7 +261,7 @@ function headInput(
     lnf = r;
     hf = r.y;
   }
-  const hp = m.projectOut ? lin(m.projectOut, hf, n) : hf;
+  const hp = m.projectOut ? lin(ops, m.projectOut, hf, n) : hf;
   return { lnf, hf, hp };
 }
 
@@ -276,8 +296,9 @@ export function forward(
     );
   }
   const V = c.vocabSize, dp = c.wordEmbedProjDim;
-  const { x, emb } = embed(m, batch);
-  const layers = runLayers(m, batch, x);
+  const ops = options.linear ?? TYPESCRIPT_LINEAR;
+  const { x, emb } = embed(m, batch, ops);
+  const layers = runLayers(m, batch, x, ops);
   const N = batch.rows * batch.length;
   const tgtIdx = new Int32Array(batch.targetCount);
   const tgt = new Int32Array(batch.targetCount);
@@ -296,10 +317,11 @@ export function forward(
     throw new RangeError(`batch.targetCount is ${batch.targetCount} but ${j} targets are set`);
   }
   const n = tgtIdx.length;
-  const { lnf, hf, hp } = headInput(m, x, tgtIdx);
-  const logits = linearForward(hp, m.lmHead.w, undefined, n, dp, V);
+  const { lnf, hf, hp } = headInput(m, x, tgtIdx, ops);
+  const logits = ops.forward(hp, m.lmHead.w, undefined, n, dp, V);
   const train = options.train ?? true;
-  const nll = crossEntropy(logits, tgt, n, V, train);
+  const gradScale = options.gradScale ?? 1;
+  const nll = crossEntropy(logits, tgt, n, V, train, gradScale);
   let loss = 0;
   for (let i = 0; i < n; i++) loss += nll[i];
   return {
@@ -314,6 +336,8 @@ export function forward(
     dlogits: train ? logits : undefined,
     nll,
     loss,
+    linear: ops,
+    dlogitsScale: gradScale,
   };
 }
 
@@ -331,15 +355,16 @@ export function forward(
  */
 export function forwardLogits(m: ModelArrays, batch: TrainBatch): FloatArray {
   const c = m.config;
-  const { x } = embed(m, batch);
-  runLayers(m, batch, x);
+  const ops = TYPESCRIPT_LINEAR;
+  const { x } = embed(m, batch, ops);
+  runLayers(m, batch, x, ops);
   const N = batch.rows * batch.length;
   const real: number[] = [];
   for (let i = 0; i < N; i++) if (batch.positions[i] >= 0) real.push(i);
   const idx = Int32Array.from(real);
-  const { hp } = headInput(m, x, idx);
+  const { hp } = headInput(m, x, idx, ops);
   const V = c.vocabSize;
-  const logits = linearForward(hp, m.lmHead.w, undefined, idx.length, c.wordEmbedProjDim, V);
+  const logits = ops.forward(hp, m.lmHead.w, undefined, idx.length, c.wordEmbedProjDim, V);
   const out = allocLike(logits, N * V);
   scatterRows(logits, V, idx, out);
   return out;
@@ -368,16 +393,21 @@ export function backward(m: ModelArrays, g: ModelArrays, s: ForwardState, scale:
   const batch = s.batch;
   const N = batch.rows * batch.length;
   const n = s.tgtIdx.length;
-  const dlog = allocLike(s.dlogits, s.dlogits.length);
-  for (let i = 0; i < dlog.length; i++) dlog[i] = s.dlogits[i] * scale;
+  const ops = s.linear;
+  let dlog = s.dlogits;
+  if (scale !== s.dlogitsScale) {
+    const f = scale / s.dlogitsScale;
+    dlog = allocLike(s.dlogits, s.dlogits.length);
+    for (let i = 0; i < dlog.length; i++) dlog[i] = s.dlogits[i] * f;
+  }
   // LM head: logits = hp · head^T
   const dhp = allocLike(dlog, n * dp);
-  linearBackwardParams(dlog, s.hp, n, dp, V, g.lmHead.w);
-  linearBackwardInput(dlog, m.lmHead.w, n, dp, V, dhp);
+  ops.backwardParams(dlog, s.hp, n, dp, V, g.lmHead.w);
+  ops.backwardInput(dlog, m.lmHead.w, n, dp, V, dhp);
   let dhf = dhp;
   if (m.projectOut) {
     dhf = allocLike(dlog, n * d);
-    linBack(m.projectOut, g.projectOut!, dhp, s.hf, n, dhf);
+    linBack(ops, m.projectOut, g.projectOut!, dhp, s.hf, n, dhf);
   }
   if (m.finalLayerNorm) {
     const dh = allocLike(dlog, n * d);
@@ -421,10 +451,10 @@ export function backward(m: ModelArrays, g: ModelArrays, s: ForwardState, scale:
       dy = dres1;
     }
     const dz = allocLike(dy, k * c.ffnDim);
-    linBack(W.fc2, G.fc2, dy, S.z, k, dz);
+    linBack(ops, W.fc2, G.fc2, dy, S.z, k, dz);
     for (let i = 0; i < dz.length; i++) if (!(S.u[i] > 0)) dz[i] = 0;
     const da2 = allocLike(dy, k * d);
-    linBack(W.fc1, G.fc1, dz, S.a2, k, da2);
+    linBack(ops, W.fc1, G.fc1, dz, S.a2, k, da2);
     const dr1 = dres1.slice(); // residual path
     if (pre) {
       layerNormBackward(
@@ -454,14 +484,14 @@ export function backward(m: ModelArrays, g: ModelArrays, s: ForwardState, scale:
       );
     }
     const dctx = allocLike(dy, k * d);
-    linBack(W.outProj, G.outProj, dsum, S.ctx, k, dctx);
+    linBack(ops, W.outProj, G.outProj, dsum, S.ctx, k, dctx);
     const dq = allocLike(dy, k * d), dk = allocLike(dy, k * d), dv = allocLike(dy, k * d);
     attentionBackward(dctx, S.q, S.k, S.v, S.probs, S.off, S.start, k, d, H, dq, dk, dv);
     for (let i = 0; i < dq.length; i++) dq[i] *= scaleQ;
     const da = allocLike(dy, k * d);
-    linBack(W.qProj, G.qProj, dq, S.a, k, da);
-    linBack(W.kProj, G.kProj, dk, S.a, k, da);
-    linBack(W.vProj, G.vProj, dv, S.a, k, da);
+    linBack(ops, W.qProj, G.qProj, dq, S.a, k, da);
+    linBack(ops, W.kProj, G.kProj, dk, S.a, k, da);
+    linBack(ops, W.vProj, G.vProj, dv, S.a, k, da);
     const dh = dsum.slice();
     if (pre) {
       layerNormBackward(
@@ -479,7 +509,7 @@ export function backward(m: ModelArrays, g: ModelArrays, s: ForwardState, scale:
   }
   // Embeddings: x = project_in(embed[ids]) + pos[p + 2]
   const de = m.projectIn ? allocLike(dx, N * dp) : dx;
-  if (m.projectIn) linBack(m.projectIn, g.projectIn!, dx, s.emb, N, de);
+  if (m.projectIn) linBack(ops, m.projectIn, g.projectIn!, dx, s.emb, N, de);
   for (let i = 0; i < N; i++) {
     const p = batch.positions[i];
     if (p < 0) continue;

@@ -15,8 +15,10 @@ import type { FloatArray } from "../float.ts";
 
 /**
  * Cross-entropy of logits rows against targets, in place: each row `[V]` of `logits[M, V]`
- * becomes `softmax - onehot(target)` (the gradient of the row's NLL) when `grad` is true.
- * Returns each row's NLL `logsumexp - logit[target]`.
+ * becomes `scale · (softmax - onehot(target))` (the gradient of the row's NLL times `scale`,
+ * e.g. `1 / targets` of a step, so the backward needs no scaled copy of `[M, V]`) when `grad`
+ * is true. Returns each row's NLL `logsumexp - logit[target]`. One `exp` per logit: the
+ * gradient pass stores `exp(logit - max)` and multiplies it by `scale / Σ`.
  *
  * @example
  * ```ts
@@ -30,6 +32,7 @@ export function crossEntropy(
   m: number,
   vocab: number,
   grad: boolean,
+  scale = 1,
 ): Float64Array {
   const nll = new Float64Array(m);
   for (let i = 0; i < m; i++) {
@@ -40,13 +43,23 @@ export function crossEntropy(
     }
     let max = -Infinity;
     for (let j = 0; j < vocab; j++) if (logits[o + j] > max) max = logits[o + j];
+    const target = logits[o + tgt];
     let sum = 0;
-    for (let j = 0; j < vocab; j++) sum += Math.exp(logits[o + j] - max);
-    const lse = max + Math.log(sum);
-    nll[i] = lse - logits[o + tgt];
     if (grad) {
-      for (let j = 0; j < vocab; j++) logits[o + j] = Math.exp(logits[o + j] - lse);
-      logits[o + tgt] -= 1;
+      for (let j = 0; j < vocab; j++) {
+        const e = Math.exp(logits[o + j] - max);
+        logits[o + j] = e;
+        sum += e;
+      }
+    } else {
+      for (let j = 0; j < vocab; j++) sum += Math.exp(logits[o + j] - max);
+    }
+    const lse = max + Math.log(sum);
+    nll[i] = lse - target;
+    if (grad) {
+      const f = scale / sum;
+      for (let j = 0; j < vocab; j++) logits[o + j] *= f;
+      logits[o + tgt] -= scale;
     }
   }
   return nll;
