@@ -30,6 +30,26 @@
  */
 import assert from "node:assert/strict";
 
+/**
+ * Assertion calls made in this isolate (one per call of an exported `assert*`). With
+ * `SKIPDECODE_ASSERT_COUNT=FILE` set, a line `N<TAB>module` is appended to `FILE` when the
+ * isolate ends, so a run of the suite can count the assertions it executed (`deno task test`
+ * passes the variable through; `tests/run.ts` sums the lines).
+ */
+let calls = 0;
+const sink = (() => {
+  try {
+    return Deno.env.get("SKIPDECODE_ASSERT_COUNT");
+  } catch {
+    return undefined; // no env permission: not counting
+  }
+})();
+if (sink) {
+  globalThis.addEventListener("unload", () => {
+    Deno.writeTextFileSync(sink, `${calls}\t${Deno.mainModule}\n`, { append: true });
+  });
+}
+
 /** Error thrown by every assertion here. */
 export class AssertionError extends Error {
   /** Makes an assertion error with a message. */
@@ -52,6 +72,7 @@ function fail(msg: string | undefined, detail: string): never {
  * ```
  */
 export function assertEquals<T>(actual: unknown, expected: T, msg?: string): asserts actual is T {
+  calls++;
   try {
     assert.deepStrictEqual(actual, expected);
   } catch (e) {
@@ -68,6 +89,7 @@ export function assertEquals<T>(actual: unknown, expected: T, msg?: string): ass
  * ```
  */
 export function assertNotEquals(actual: unknown, expected: unknown, msg?: string): void {
+  calls++;
   try {
     assert.notDeepStrictEqual(actual, expected);
   } catch (e) {
@@ -88,6 +110,7 @@ export function assertStrictEquals<T>(
   expected: T,
   msg?: string,
 ): asserts actual is T {
+  calls++;
   if (!Object.is(actual, expected)) {
     fail(msg, `expected ${String(expected)}, got ${String(actual)}`);
   }
@@ -102,6 +125,7 @@ export function assertStrictEquals<T>(
  * ```
  */
 export function assert_(expr: unknown, msg = "assertion failed"): asserts expr {
+  calls++;
   if (!expr) throw new AssertionError(msg);
 }
 export { assert_ as assert };
@@ -121,6 +145,7 @@ export function assertAlmostEquals(
   tolerance?: number,
   msg?: string,
 ): void {
+  calls++;
   if (Object.is(actual, expected)) return;
   const tol = tolerance ?? (Number.isFinite(expected) ? Math.abs(expected * 1e-7) : 1e-7);
   const delta = Math.abs(expected - actual);
@@ -138,6 +163,7 @@ export function assertAlmostEquals(
  * ```
  */
 export function assertGreater<T>(actual: T, expected: T, msg?: string): void {
+  calls++;
   if (!(actual > expected)) fail(msg, `expected ${String(actual)} > ${String(expected)}`);
 }
 
@@ -150,6 +176,7 @@ export function assertGreater<T>(actual: T, expected: T, msg?: string): void {
  * ```
  */
 export function assertLess<T>(actual: T, expected: T, msg?: string): void {
+  calls++;
   if (!(actual < expected)) fail(msg, `expected ${String(actual)} < ${String(expected)}`);
 }
 
@@ -162,6 +189,7 @@ export function assertLess<T>(actual: T, expected: T, msg?: string): void {
  * ```
  */
 export function assertStringIncludes(actual: string, expected: string, msg?: string): void {
+  calls++;
   if (!actual.includes(expected)) {
     fail(msg, `expected ${JSON.stringify(actual)} to include ${JSON.stringify(expected)}`);
   }
@@ -176,6 +204,7 @@ export function assertStringIncludes(actual: string, expected: string, msg?: str
  * ```
  */
 export function assertMatch(actual: string, expected: RegExp, msg?: string): void {
+  calls++;
   if (!expected.test(actual)) fail(msg, `expected ${JSON.stringify(actual)} to match ${expected}`);
 }
 
@@ -222,6 +251,7 @@ export function assertThrows<E extends Error = Error>(
   msgIncludes?: string,
   msg?: string,
 ): E {
+  calls++;
   try {
     fn();
   } catch (e) {
@@ -244,6 +274,7 @@ export async function assertRejects<E extends Error = Error>(
   msgIncludes?: string,
   msg?: string,
 ): Promise<E> {
+  calls++;
   try {
     await fn();
   } catch (e) {

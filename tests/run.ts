@@ -21,6 +21,11 @@
  * number of cores by default), the end-to-end files first: they are the longest, and most of
  * their time is spent waiting for a child process, so the other worker keeps the cores busy.
  *
+ * Counting the assertions a run executes: `SKIPDECODE_ASSERT_COUNT=/tmp/asserts.txt deno task
+ * test` makes every test isolate append `N<TAB>module` to that file when it ends
+ * (`std/assert.ts` counts its calls); `awk '{s += $1} END {print s}' /tmp/asserts.txt` sums
+ * them. Assertions made inside the command-line subprocesses are not in the count.
+ *
  * @module
  */
 import { classifyTests, type Tier, TIERS } from "./tiers.ts";
