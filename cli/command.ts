@@ -69,6 +69,8 @@ export interface Command {
    * none; any such argument is then an error that suggests the option it may belong to).
    */
   operands?: readonly string[];
+  /** How it is run, for help and messages (default `skipdecode NAME`). */
+  invocation?: string;
   /** More text for `--help`, after the options (e.g. the policies and their keys). */
   details?: () => string;
   /** Runs with converted values (see {@linkcode OptionKind}); returns the exit code. */
@@ -93,8 +95,8 @@ export class UsageError extends Error {
  * ```
  */
 export function helpText(cmd: Command): string {
-  const usage = [`skipdecode ${cmd.name}`, ...(cmd.operands ?? []), "[options]"].join(" ");
-  const lines = [`skipdecode ${cmd.name}: ${cmd.summary}`, "", `Usage: ${usage}`, "", "Options:"];
+  const usage = [invocation(cmd), ...(cmd.operands ?? []), "[options]"].join(" ");
+  const lines = [`${invocation(cmd)}: ${cmd.summary}`, "", `Usage: ${usage}`, "", "Options:"];
   const entries = Object.entries(cmd.options);
   entries.push(["help", { kind: "flag", description: "show this help" }]);
   for (const [name, o] of entries) {
@@ -164,7 +166,7 @@ export function parseCommandArgs(
   try {
     parsed = parseArgs(joinNegativeValues(args, spec), spec);
   } catch (e) {
-    throw new UsageError(`${(e as Error).message} (see skipdecode ${cmd.name} --help)`);
+    throw new UsageError(`${(e as Error).message} (see ${invocation(cmd)} --help)`);
   }
   const values = parsed.values as Record<string, unknown>;
   const operands = cmd.operands ?? [];
@@ -218,6 +220,11 @@ function convertValue(name: string, o: OptionSpec, v: unknown): unknown {
   }
 }
 
+/** How `cmd` is run: `skipdecode NAME` unless it says otherwise. */
+function invocation(cmd: Command): string {
+  return cmd.invocation ?? `skipdecode ${cmd.name}`;
+}
+
 /** `a, b or c`. */
 function orList(xs: readonly string[]): string {
   return xs.length <= 1 ? xs.join("") : `${xs.slice(0, -1).join(", ")} or ${xs.at(-1)}`;
@@ -264,7 +271,7 @@ function checkOptionNames(
     const near = nearestName(name, Object.keys(spec));
     throw new UsageError(
       `unknown option ${a.split("=")[0]}${near ? `; did you mean --${near}?` : ""} ` +
-        `(see skipdecode ${cmd.name} --help)`,
+        `(see ${invocation(cmd)} --help)`,
     );
   }
 }
@@ -343,7 +350,7 @@ function strayArgumentMessage(cmd: Command, arg: string): string {
   return `unexpected argument '${shown}'; ` +
     (guess
       ? `did you mean --${guess} ${q}?`
-      : `options take their value as --NAME VALUE (see skipdecode ${cmd.name} --help)`);
+      : `options take their value as --NAME VALUE (see ${invocation(cmd)} --help)`);
 }
 
 function guessOption(cmd: Command, arg: string): string | undefined {

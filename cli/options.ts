@@ -222,7 +222,8 @@ export async function policiesOption(
   const custom = file === undefined ? [] : await loadPolicyFile(file, { layers });
   if (file === undefined && specs.length === 0) return undefined;
   const named = specs.map((s) => parsePolicy(s, { custom }));
-  return [...named, ...custom.filter((c) => !named.includes(c))];
+  const names = new Set(named.map(String));
+  return [...named, ...custom.filter((c) => !names.has(String(c)))];
 }
 
 /** What a command reports about its model: what was asked for, the folder, the revision. */
