@@ -649,8 +649,10 @@ export function pngOption(v: unknown): "auto" | false {
 
 /** What the `deno.json` tasks may touch, for messages about refused permissions. */
 export const TASK_SCOPE =
-  "the tasks read the repository, ../shared and ~/.cache/huggingface and write out/, " +
-  "reports/ and .cache/; for other places grant just those, e.g. " +
+  "`deno task skipdecode` reads the files you name and writes the output folders you name " +
+  "(cli/launch.ts); the demo, train and serve tasks read the repository, ../shared and " +
+  "~/.cache/huggingface and write out/, reports/ and .cache/; for other places grant just " +
+  "those, e.g. " +
   "`deno run --allow-read=.,/path/to/model --allow-env --allow-write=./out cli/main.ts ...`";
 
 /**
