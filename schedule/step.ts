@@ -4,7 +4,7 @@
  * each column runs the SkipDecode set of its budget (`skipDecodeSet`, with `warmup=W`
  * warm-up layers, default 0).
  *
- * Index convention (docs/DESIGN.md §1, `j = c - P`): counts are of generated-input indices
+ * Index convention (docs/DESIGN.md §3, `j = c - P`): counts are of generated-input indices
  * `j`, i.e. of the columns that hold generated tokens. The first generated token comes from
  * the last prompt column (all layers under prompt mode `full`), so `step:12x4,6x8,3` runs 12
  * layers at `j = 0 .. 3` (the columns producing tokens 1 to 4; with token 0 that makes 5

@@ -1,6 +1,6 @@
 /**
  * The built-in step schedule (`schedule/step.ts`): budgets per generated-input index
- * `j = c - P` (docs/DESIGN.md §1), the rule that budgets never grow, round trips, and errors
+ * `j = c - P` (docs/DESIGN.md §3), the rule that budgets never grow, round trips, and errors
  * that name the part at fault.
  *
  * @module
