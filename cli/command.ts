@@ -51,7 +51,14 @@ export interface OptionSpec {
   also?: readonly string[];
 }
 
-/** The kind of an option spec, with the older `type`-only declarations mapped. */
+/**
+ * The kind of an option spec, with the older `type`-only declarations mapped.
+ *
+ * @example
+ * ```ts
+ * optionKind({ type: "boolean", description: "print JSON" }); // "flag"
+ * ```
+ */
 export function optionKind(o: OptionSpec): OptionKind {
   return o.kind ?? (o.type === "boolean" ? "flag" : "text");
 }
@@ -455,43 +462,6 @@ export function parseDecimal(text: string, what: string, range: NumberRange = {}
 }
 
 /**
- * Reads an integer option (decimal digits only) in `[min, max]`, naming it in the error.
- *
- * @example
- * ```ts
- * intOption({ n: "3" }, "n", 1); // 3
- * ```
- */
-export function intOption(
-  values: Record<string, unknown>,
-  name: string,
-  min: number,
-  max: number = 1_000_000,
-): number | undefined {
-  const v = values[name];
-  if (v === undefined) return undefined;
-  return parseInteger(String(v), `--${name}`, min, max);
-}
-
-/**
- * Reads a number option in a range, naming it in the error.
- *
- * @example
- * ```ts
- * numberOption({ t: "0.7" }, "t", { min: 0 }); // 0.7
- * ```
- */
-export function numberOption(
-  values: Record<string, unknown>,
-  name: string,
-  range: NumberRange = {},
-): number | undefined {
-  const v = values[name];
-  if (v === undefined) return undefined;
-  return parseDecimal(String(v), `--${name}`, range);
-}
-
-/**
  * Reads a required string option.
  *
  * @example
@@ -502,37 +472,6 @@ export function numberOption(
 export function requireString(values: Record<string, unknown>, name: string): string {
   const v = values[name];
   if (typeof v !== "string" || v === "") throw new UsageError(`--${name} is required`);
-  return v;
-}
-
-/**
- * Reads a `--backend` value: `auto`, `cpu` or `webgpu`.
- *
- * @example
- * ```ts
- * backendOption("cpu"); // "cpu"
- * ```
- */
-export function backendOption(v: unknown): "auto" | "cpu" | "webgpu" {
-  if (v !== "auto" && v !== "cpu" && v !== "webgpu") {
-    throw new UsageError(`--backend must be auto, cpu or webgpu, got "${String(v)}"`);
-  }
-  return v;
-}
-
-/**
- * Reads an optional `--prompt-mode` value: `full`, `decay` or absent.
- *
- * @example
- * ```ts
- * promptModeOption("decay"); // "decay"
- * ```
- */
-export function promptModeOption(v: unknown): "full" | "decay" | undefined {
-  if (v === undefined) return undefined;
-  if (v !== "full" && v !== "decay") {
-    throw new UsageError(`--prompt-mode must be full or decay, got "${String(v)}"`);
-  }
   return v;
 }
 

@@ -255,11 +255,11 @@ export const readoutCommand: Command = {
         console.log(JSON.stringify(report));
         return 0;
       }
-      console.log(`model ${modelLabel(model)} on ${model.backend.name}`);
-      if (gen) console.log(lensTable(gen, tokenText));
+      if (gen) console.log(lensTable(gen, tokenText, modelLabel(model)));
       if (calm) {
         console.log(
-          `\nCALM baseline on ${items.length} items of ${dataFile}` +
+          `\nCALM baseline of ${modelLabel(model)} on ${model.backend.name}, ${items.length} ` +
+            `items of ${dataFile}` +
             `${
               dataFile === E2E_HELD_OUT ? " (held out)" : " (not held out for the shared models)"
             }:\n`,
@@ -279,7 +279,11 @@ function transpose<T>(m: T[][]): T[][] {
 }
 
 /** A readable table: one line per column, the top-1 token after each layer. */
-function lensTable(gen: ReadoutGeneration, text: (id: number) => string): string {
+function lensTable(
+  gen: ReadoutGeneration,
+  text: (id: number) => string,
+  model: string,
+): string {
   const cell = (s: string, w: number) => {
     const t = JSON.stringify(s).slice(1, -1);
     return (t.length > w ? t.slice(0, w - 1) + "~" : t).padEnd(w);
@@ -289,7 +293,7 @@ function lensTable(gen: ReadoutGeneration, text: (id: number) => string): string
   const head = `${"col".padStart(4)} ${cell("token", w)} | ` +
     Array.from({ length: L }, (_, l) => cell(`L${l + 1}`, w)).join(" ") + " | p(L)   H(L)";
   const lines = [
-    `policy ${gen.policy} on ${gen.backend}; top-1 token after each decoder layer ` +
+    `model ${model}; policy ${gen.policy} on ${gen.backend}; top-1 token after each decoder layer ` +
     `(columns from ${gen.promptLength} hold generated tokens)`,
     head,
     "-".repeat(head.length),

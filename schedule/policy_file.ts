@@ -23,7 +23,15 @@ import { isPolicy, type Policy } from "./policy.ts";
 import { type ScheduleDescriptor, schedulePolicy } from "./registry.ts";
 import { plan } from "./plan.ts";
 
-/** A policy file that cannot be used; the message names the file. */
+/**
+ * A policy file that cannot be used; the message names the file.
+ *
+ * @example
+ * ```ts
+ * import { PolicyFileError } from "./policy_file.ts";
+ * new PolicyFileError("mine.ts", "exports no policy").message; // "policy file mine.ts: exports no policy"
+ * ```
+ */
 export class PolicyFileError extends Error {
   /** The file at fault. */
   readonly file: string;

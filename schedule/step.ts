@@ -219,7 +219,7 @@ export function parseStep(rest: string): Policy {
  * @example
  * ```ts
  * import { stepFromJson, parseStep } from "./step.ts";
- * String(stepFromJson(parseStep("12x4,3").toJSON())); // "step:12x4,3"
+ * String(stepFromJson({ kind: "step", steps: "12x4,3" })); // "step:12x4,3"
  * ```
  */
 export function stepFromJson(o: Record<string, unknown>): Policy {

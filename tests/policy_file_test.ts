@@ -122,7 +122,8 @@ Deno.test("cli: --policy-file is accepted by generate, plan, sweep, readout, pro
     "--json",
   ]);
   assertEquals(readout.code, 0, readout.stderr);
-  assertEquals(JSON.parse(readout.stdout).policy, "fn");
+  const ro = JSON.parse(readout.stdout);
+  assertEquals([ro.policy, ro.model.source, ro.backend], ["fn", TINY, "cpu"]);
   const sweep = await cli([
     "sweep",
     "--model",
@@ -144,7 +145,9 @@ Deno.test("cli: --policy-file is accepted by generate, plan, sweep, readout, pro
     "--json",
   ]);
   assertEquals(sweep.code, 0, sweep.stderr);
-  const rows = JSON.parse(sweep.stdout).rows.map((r: { policy: string }) => r.policy);
+  const sw = JSON.parse(sweep.stdout);
+  assertEquals([sw.model.source, sw.backend], [TINY, "cpu"], "the sweep names its model");
+  const rows = sw.rows.map((r: { policy: string }) => r.policy);
   assert(rows.includes("fn") && rows.includes("full"), `sweep rows: ${rows}`);
   // every command that takes --policy-file refuses a bad one in one line naming the file,
   // before any model is loaded (serve and procedure included)
