@@ -54,7 +54,7 @@ export interface StepOptions {
 export const STEP_EXAMPLE = "step:12x4,6x8,3";
 
 /** The help text of the step schedule (appended to `policyHelp()`). */
-export const STEP_HELP = [
+export const STEP_HELP: string = [
   `${STEP_NAME}: budget B for K generated-input indices j = c - P (BxK), then the next part; ` +
   `the last part is a bare budget for the rest`,
   `  e.g. ${STEP_EXAMPLE} (12 layers at j = 0..3, i.e. tokens 1-4 after token 0 from the ` +
