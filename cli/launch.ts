@@ -105,9 +105,12 @@ export function launchScope(args: string[], cwd: string): LaunchScope {
   if (cmd) {
     if (cmd.name === "serve") net.push("127.0.0.1");
     let values: Record<string, unknown> = {};
+    let operands: string[] = [];
     try {
-      values = parseCommandArgs(cmd, rest).values;
+      ({ values, positionals: operands } = parseCommandArgs(cmd, rest));
     } catch { /* the child prints the same usage error */ }
+    // operands are folders a command works in (merge DIR: reads the units, writes the report)
+    for (const p of operands) write.push(abs(p, cwd));
     for (const [opt, spec] of Object.entries(cmd.options)) {
       const v = values[opt];
       if (optionKind(spec) !== "path" || v === undefined) continue;

@@ -103,7 +103,7 @@ export const trainCmd: Command = {
       multiple: true,
       description: "policy to evaluate (default: the training policy and full)",
     },
-    data: { kind: "text", value: "e2e|FILE", description: `"e2e", an mr,ref CSV or a text file` },
+    data: { kind: "path", value: "e2e|FILE", description: `"e2e", an mr,ref CSV or a text file` },
     steps: {
       kind: "int",
       min: 1,

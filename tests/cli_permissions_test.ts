@@ -36,6 +36,12 @@ Deno.test("launchScope: named inputs are read, named output folders written, not
     assert(!s.write.includes(p), `does not write ${p}`);
   }
   assert(!s.net.includes("127.0.0.1"), "only serve reaches 127.0.0.1");
+  assert(launchScope(["merge", "/runs/r1"], "/w").write.includes("/runs/r1"), "merge DIR");
+  assert(
+    launchScope(["train", "--data", "/d/t.csv", "--resume", "/c/ck"], "/w").read.includes(
+      "/d/t.csv",
+    ),
+  );
   assert(launchScope(["serve"], "/w").net.includes("127.0.0.1"));
   // the default report folder counts as named
   assert(launchScope(["sweep"], ROOT).write.includes(`${ROOT}/reports/sweep`));
