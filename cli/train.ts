@@ -277,7 +277,8 @@ export const trainCmd: Command = {
     });
     const first = result.state.evals[0], last = result.state.evals.at(-1);
     console.log(
-      `done: ${result.state.step} steps, ${result.tokensPerSecond.toFixed(1)} tokens/s ` +
+      `done: ${result.state.step} steps of ${config.model}, ` +
+        `${result.tokensPerSecond.toFixed(1)} tokens/s ` +
         `(${result.targetsPerSecond.toFixed(1)} target tokens/s) on ${config.backend}`,
     );
     if (first && last && first !== last) {
