@@ -184,7 +184,7 @@ export async function policyOption(
   const file = v["policy-file"] as string | undefined;
   const spec = v.policy as string | undefined;
   const mode = v["prompt-mode"] as PromptMode | undefined;
-  if (file === undefined) return withPromptMode(parsePolicy(spec ?? "full"), mode);
+  if (file === undefined) return withPromptMode(parseSpec(spec ?? "full", []), mode);
   const custom = await loadPolicyFile(file, { layers });
   if (spec === undefined) {
     if (custom.length > 1) {
@@ -196,7 +196,17 @@ export async function policyOption(
     }
     return withPromptMode(custom[0], mode);
   }
-  return withPromptMode(parsePolicy(spec, { custom }), mode);
+  return withPromptMode(parseSpec(spec, custom), mode);
+}
+
+/** A `--policy` spec parsed, its error naming the option and the spec. */
+function parseSpec(spec: string, custom: Policy[]): Policy {
+  try {
+    return parsePolicy(spec, { custom });
+  } catch (e) {
+    if ((e as Error).name !== "PolicyError") throw e;
+    throw new UsageError(`--policy ${spec}: ${(e as Error).message}`);
+  }
 }
 
 /**
@@ -221,7 +231,7 @@ export async function policiesOption(
   const specs = (v.policy as string[] | undefined) ?? [];
   const custom = file === undefined ? [] : await loadPolicyFile(file, { layers });
   if (file === undefined && specs.length === 0) return undefined;
-  const named = specs.map((s) => parsePolicy(s, { custom }));
+  const named = specs.map((s) => parseSpec(s, custom));
   const names = new Set(named.map(String));
   return [...named, ...custom.filter((c) => !names.has(String(c)))];
 }

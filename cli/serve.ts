@@ -100,13 +100,7 @@ export const serveCommand: Command = {
     const maxTokensLimit = v["max-tokens-limit"] as number;
     const graceS = v["shutdown-timeout"] as number;
     const mode = v.mode as AdmissionMode;
-    let policy;
-    try {
-      policy = await policyOption(v);
-    } catch (e) {
-      if ((e as Error).name === "PolicyFileError") throw e;
-      throw new UsageError(`--policy: ${(e as Error).message}`);
-    }
+    const policy = await policyOption(v); // errors name --policy or the policy file
     let apiKey = v["api-key"] as string | undefined;
     try {
       apiKey ??= Deno.env.get("SKIPDECODE_API_KEY") || undefined;
