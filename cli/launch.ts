@@ -13,7 +13,8 @@
  *
  * Deno fixes permissions when a process starts, so the launcher itself runs with the
  * repository's read scope and the right to start Deno, and the child gets the scoped flags.
- * Ctrl-C and SIGTERM are passed on; the exit code is the child's.
+ * SIGTERM is passed on (Ctrl-C reaches the child from the terminal); the exit code is the
+ * child's.
  *
  * @example
  * ```sh
@@ -165,18 +166,20 @@ export async function launch(args: string[]): Promise<number> {
     stdout: "inherit",
     stderr: "inherit",
   }).spawn();
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  const forward = signals.map((s) => {
-    const f = () => {
+  // SIGTERM is passed on. Ctrl-C reaches the child from the terminal itself (the whole
+  // foreground process group gets SIGINT), so the launcher only waits: passing it on too
+  // would be a second Ctrl-C, which some commands read as "stop now".
+  const handlers: [Deno.Signal, () => void][] = [
+    ["SIGTERM", () => {
       try {
-        child.kill(s);
+        child.kill("SIGTERM");
       } catch { /* already ended */ }
-    };
-    Deno.addSignalListener(s, f);
-    return [s, f] as const;
-  });
+    }],
+    ["SIGINT", () => {}],
+  ];
+  for (const [s, f] of handlers) Deno.addSignalListener(s, f);
   const status = await child.status;
-  for (const [s, f] of forward) Deno.removeSignalListener(s, f);
+  for (const [s, f] of handlers) Deno.removeSignalListener(s, f);
   if (status.signal) {
     const n: Record<string, number> = { SIGINT: 2, SIGTERM: 15, SIGKILL: 9, SIGABRT: 6 };
     return 128 + (n[status.signal] ?? 1);
