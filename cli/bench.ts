@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { parseArgs } from "../std/cli.ts";
+import { type Command, debug, errorReport, runCommand } from "./command.ts";
+import { BATCH_SIZE, OUT, withDefault } from "./options.ts";
 import {
   decodeBenchMarkdown,
   ensureOpt125mFixture,
@@ -20,32 +21,92 @@ import { quietVulkanRuntimeDir } from "../kernels/device.ts";
 import { atomicWrite, checkOutputPath } from "../eval/output.ts";
 import { runServeBench, serveBenchMarkdown } from "../bench/serve_bench.ts";
 
-const HELP =
-  `deno task bench [--quick] [--backend cpu|webgpu|both] [--skip-kernels] [--no-torch] [--out DIR]
-deno task bench --serve [--quick] [--backend cpu|webgpu] [--requests N] [--rate R] [--batch-size B]
-                        [--repeats N]
-  --serve         only the serving benchmark (bench/serve_bench.ts): static, aligned and per-row
-                  admission on the same seeded Poisson arrivals of E2E prompts, interleaved
-  --requests N    serving: requests per run (default 32; --quick 12)
-  --rate R        serving: mean arrivals per second (default 4; --quick 8)
-  --batch-size B  serving: rows decoded at once in every mode (default 8; --quick 4)
-  --repeats N     serving: interleaved repeats of the three modes (default 2; --quick 1)
-  --quick         tiny checkpoint only, batches 1 and 4, 16 tokens, 2 repeats: under a minute
-  --backend       which backends to run (default both; webgpu needs an adapter)
-  --skip-kernels  only the end-to-end decode benchmark
-  --no-torch      do not run the PyTorch eager reference (run when /usr/bin/python3 has torch)
-  --threads N     PyTorch threads (default: the machine's cores)
-  --torch-device  cpu (default) or cuda: PyTorch CUDA eager on a GPU machine
-  --train         only the training benchmark (bench/train_bench.ts): one fine-tuning step on the
-                  CPU engine (OpenBLAS and TypeScript loops), the WebGPU engine and PyTorch eager,
-                  interleaved, as steps/s and ratios to PyTorch (dense fixture, batch 16, 2x plan)
-  --speculative   only the speculative-decoding benchmark (full vs SkipDecode/early-exit drafts)
-  --best          with --speculative: the dense fixture, full vs its best SkipDecode draft only
-                  (linear:max=12,min=6,warmup=1 K=3 and 2), 8 prompts x 16 tokens, 5 repeats
-  --out DIR       where to write decode.json / decode.md (default out/bench)`;
+/** The `bench` command (`deno task bench`), on the command framework of `cli/command.ts`. */
+export const benchCommand: Command = {
+  name: "bench",
+  invocation: "deno task bench",
+  summary: "kernel and end-to-end decode benchmarks (or --serve: the serving benchmark)",
+  options: {
+    quick: {
+      kind: "flag",
+      description: "tiny checkpoint only, batches 1 and 4, 16 tokens, 2 repeats: under a minute",
+    },
+    backend: {
+      kind: "enum",
+      choices: ["cpu", "webgpu", "both"],
+      description: "which backends to run (webgpu needs an adapter; --serve: cpu or webgpu)",
+      default: "both",
+    },
+    "skip-kernels": { kind: "flag", description: "only the end-to-end decode benchmark" },
+    torch: {
+      kind: "flag",
+      description: "run the PyTorch eager reference when /usr/bin/python3 has torch " +
+        "(--no-torch: do not)",
+      default: true,
+    },
+    threads: {
+      kind: "int",
+      min: 1,
+      max: 1024,
+      value: "N",
+      description: "PyTorch threads (default: the machine's cores)",
+    },
+    "torch-device": {
+      kind: "enum",
+      choices: ["cpu", "cuda"],
+      description: "PyTorch device: CUDA eager on a GPU machine",
+      default: "cpu",
+    },
+    ...withDefault(OUT, "out/bench", {
+      description: "where to write decode.json / decode.md (serve.*, speculative.*)",
+    }),
+    train: {
+      kind: "flag",
+      description: "only the training benchmark (bench/train_bench.ts): one fine-tuning step " +
+        "on the CPU engine (OpenBLAS and TypeScript loops), the WebGPU engine and PyTorch " +
+        "eager, interleaved, as steps/s and ratios to PyTorch (dense fixture, batch 16, 2x plan)",
+    },
+    speculative: {
+      kind: "flag",
+      description: "only the speculative-decoding benchmark (full vs SkipDecode/early-exit drafts)",
+    },
+    best: {
+      kind: "flag",
+      description: "with --speculative: the dense fixture, full vs its best SkipDecode draft " +
+        "only (linear:max=12,min=6,warmup=1 K=3 and 2), 8 prompts x 16 tokens, 5 repeats",
+    },
+    serve: {
+      kind: "flag",
+      description: "only the serving benchmark (bench/serve_bench.ts): static, aligned and " +
+        "per-row admission on the same seeded Poisson arrivals of E2E prompts, interleaved",
+    },
+    requests: {
+      kind: "int",
+      min: 1,
+      value: "N",
+      description: "serving: requests per run (default 32; --quick 12)",
+    },
+    rate: {
+      kind: "decimal",
+      range: { above: 0 },
+      value: "R",
+      description: "serving: mean arrivals per second (default 4; --quick 8)",
+    },
+    ...withDefault(BATCH_SIZE, undefined, {
+      description: "serving: rows decoded at once in every mode (default 8; --quick 4)",
+    }),
+    repeats: {
+      kind: "int",
+      min: 1,
+      value: "N",
+      description: "serving: interleaved repeats of the three modes (default 2; --quick 1)",
+    },
+  },
+  run: (values) => runBench(values),
+};
 
 /**
- * Runs the benchmarks; returns the exit code.
+ * Runs the benchmarks; returns the exit code (2 with one line for bad options).
  *
  * @example
  * ```ts
@@ -53,42 +114,23 @@ deno task bench --serve [--quick] [--backend cpu|webgpu] [--requests N] [--rate 
  * ```
  */
 export async function benchMain(args: string[]): Promise<number> {
-  const { values } = parseArgs(args, {
-    quick: { type: "boolean" },
-    backend: { type: "string" },
-    "skip-kernels": { type: "boolean" },
-    torch: { type: "boolean", default: true },
-    threads: { type: "string" },
-    "torch-device": { type: "string" },
-    out: { type: "string" },
-    speculative: { type: "boolean" },
-    train: { type: "boolean" },
-    best: { type: "boolean" },
-    help: { type: "boolean" },
-    serve: { type: "boolean" },
-    requests: { type: "string" },
-    rate: { type: "string" },
-    "batch-size": { type: "string" },
-    repeats: { type: "string" },
-  });
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
-  const quick = !!values.quick;
-  const threads = values.threads === undefined
-    ? navigator.hardwareConcurrency
-    : /^[0-9]+$/.test(values.threads as string) // decimal digits only, as cli/command.ts
-    ? Number(values.threads)
-    : NaN;
-  if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
+  try {
+    return await runCommand(benchCommand, args);
+  } catch (e) {
+    const { message, code } = errorReport(e);
     console.error(
-      `error: --threads must be a whole number from 1 to 1024, got "${values.threads}"`,
+      `error: ${message.replace(/skipdecode bench --help/g, "deno task bench --help")}`,
     );
-    return 2;
+    if (debug()) console.error((e as Error)?.stack);
+    return code;
   }
-  const out = (values.out as string | undefined) ?? "out/bench";
-  const which = (values.backend as string | undefined) ?? "both";
+}
+
+async function runBench(values: Record<string, unknown>): Promise<number> {
+  const quick = !!values.quick;
+  const threads = (values.threads as number | undefined) ?? navigator.hardwareConcurrency;
+  const out = values.out as string;
+  const which = values.backend as string;
   try {
     checkOutputPath(out, "--out"); // before any benchmark runs
   } catch (e) {
@@ -101,10 +143,6 @@ export async function benchMain(args: string[]): Promise<number> {
   }
   const adapter = await navigator.gpu?.requestAdapter();
   const backends: BackendName[] = which === "both" ? ["cpu", "webgpu"] : [which as BackendName];
-  if (!backends.every((b) => b === "cpu" || b === "webgpu")) {
-    console.error(`error: --backend must be cpu, webgpu or both, got "${which}"`);
-    return 2;
-  }
   if (!adapter && backends.includes("webgpu")) {
     console.warn(
       "WARNING: no WebGPU adapter: the WebGPU rows are skipped (install libvulkan1 mesa-vulkan-drivers)",
@@ -150,11 +188,7 @@ export async function benchMain(args: string[]): Promise<number> {
     { label: "tiny-opt-e2e", dir: TINY_MODEL_DIR, batches: quick ? undefined : [1, 8] },
   ];
   if (!quick) models.push({ label: "opt-125m-shaped", dir: ensureOpt125mFixture(".cache/bench") });
-  const torchDevice = (values["torch-device"] as string | undefined) ?? "cpu";
-  if (torchDevice !== "cpu" && torchDevice !== "cuda") {
-    console.error(`error: --torch-device must be cpu or cuda, got "${torchDevice}"`);
-    return 2;
-  }
+  const torchDevice = values["torch-device"] as "cpu" | "cuda";
   const load = () => {
     try {
       return Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
@@ -222,35 +256,20 @@ async function serveBench(
   out: string,
   backend: string,
 ): Promise<number> {
-  const num = (name: string, fallback: number, integer: boolean) => {
-    const v = values[name];
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    const ok = /^[0-9.]+$/.test(String(v)) && n > 0 && (!integer || Number.isInteger(n));
-    if (!ok) {
-      throw new Error(`--${name} must be a ${integer ? "whole " : ""}number above 0, got "${v}"`);
-    }
-    return n;
-  };
+  const num = (name: string, fallback: number) => (values[name] as number | undefined) ?? fallback;
   if (backend !== "cpu" && backend !== "webgpu") {
     console.error(`error: --backend must be cpu or webgpu with --serve, got "${backend}"`);
     return 2;
   }
-  let options;
-  try {
-    options = {
-      backend: backend as BackendName,
-      requests: num("requests", quick ? 12 : 32, true),
-      rate: num("rate", quick ? 8 : 4, false),
-      capacity: num("batch-size", quick ? 4 : 8, true),
-      maxTokens: quick ? 48 : 64,
-      repeats: num("repeats", quick ? 1 : 2, true),
-      timeLimit: quick ? 60 : 240,
-    };
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    return 2;
-  }
+  const options = {
+    backend: backend as BackendName,
+    requests: num("requests", quick ? 12 : 32),
+    rate: num("rate", quick ? 8 : 4),
+    capacity: num("batch-size", quick ? 4 : 8),
+    maxTokens: quick ? 48 : 64,
+    repeats: num("repeats", quick ? 1 : 2),
+    timeLimit: quick ? 60 : 240,
+  };
   console.log("\nServing: static vs aligned vs per-row admission, same arrivals, interleaved");
   const r = await runServeBench({ ...options, log: (l) => console.log(l) });
   const md = serveBenchMarkdown(r);

@@ -6,19 +6,61 @@
  * @module
  */
 import { parseArgs } from "../std/cli.ts";
+import { isBuiltinName } from "../schedule/registry.ts";
+
+/**
+ * The kind of an option's value, converted once by {@linkcode runCommand} before `run`:
+ * `int` (decimal digits in `[min, max]`, a number), `decimal` (a finite number in `range`),
+ * `enum` (one of `choices`), `path` (a file or folder the command reads or writes: a string,
+ * collected by the permission launcher), `text` (any string), `flag` (a boolean; `--no-x`
+ * negates).
+ */
+export type OptionKind = "int" | "decimal" | "enum" | "path" | "text" | "flag";
 
 /** One option of a command. */
 export interface OptionSpec {
-  /** `string` options take a value; `boolean` ones are flags (`--no-x` negates). */
-  type: "string" | "boolean";
+  /**
+   * The value's kind (default: `flag` when `type` is `"boolean"`, else `text`). `run` gets
+   * numbers for `int`/`decimal`, strings otherwise, arrays of them when `multiple`.
+   */
+  kind?: OptionKind;
+  /**
+   * `string` options take a value; `boolean` ones are flags. Derived from `kind` when
+   * absent (the older declarations give only this).
+   */
+  type?: "string" | "boolean";
   /** One line for `--help`. */
   description: string;
   /** Repeatable (`--prompt a --prompt b`). */
   multiple?: boolean;
   /** Shown in `--help` as the value's name. */
   value?: string;
-  /** A default, shown in `--help`. */
-  default?: string | boolean;
+  /** A default, shown in `--help` (converted like a given value). */
+  default?: string | number | boolean;
+  /** `int`: smallest allowed value (default 0). */
+  min?: number;
+  /** `int`: largest allowed value (default 1,000,000). */
+  max?: number;
+  /** `decimal`: the allowed range. */
+  range?: NumberRange;
+  /** `enum`: the allowed values. */
+  choices?: readonly string[];
+  /** `path`: whether the command writes there (the output folder) rather than reads it. */
+  writes?: boolean;
+  /** Other words this option's value may take besides its kind (e.g. `auto` for an int). */
+  also?: readonly string[];
+}
+
+/**
+ * The kind of an option spec, with the older `type`-only declarations mapped.
+ *
+ * @example
+ * ```ts
+ * optionKind({ type: "boolean", description: "print JSON" }); // "flag"
+ * ```
+ */
+export function optionKind(o: OptionSpec): OptionKind {
+  return o.kind ?? (o.type === "boolean" ? "flag" : "text");
 }
 
 /** A subcommand of `skipdecode`. */
@@ -29,9 +71,16 @@ export interface Command {
   summary: string;
   /** Its options (`help` is added). */
   options: Record<string, OptionSpec>;
+  /**
+   * The arguments it takes without an option name, e.g. `["DIR"]` for `merge DIR` (default:
+   * none; any such argument is then an error that suggests the option it may belong to).
+   */
+  operands?: readonly string[];
+  /** How it is run, for help and messages (default `skipdecode NAME`). */
+  invocation?: string;
   /** More text for `--help`, after the options (e.g. the policies and their keys). */
   details?: () => string;
-  /** Runs with parsed values; returns the exit code. */
+  /** Runs with converted values (see {@linkcode OptionKind}); returns the exit code. */
   run(values: Record<string, unknown>, positionals: string[]): Promise<number>;
 }
 
@@ -53,11 +102,13 @@ export class UsageError extends Error {
  * ```
  */
 export function helpText(cmd: Command): string {
-  const lines = [`skipdecode ${cmd.name}: ${cmd.summary}`, "", "Options:"];
+  const usage = [invocation(cmd), ...(cmd.operands ?? []), "[options]"].join(" ");
+  const lines = [`${invocation(cmd)}: ${cmd.summary}`, "", `Usage: ${usage}`, "", "Options:"];
   const entries = Object.entries(cmd.options);
-  entries.push(["help", { type: "boolean", description: "show this help" }]);
+  entries.push(["help", { kind: "flag", description: "show this help" }]);
   for (const [name, o] of entries) {
-    const flag = o.type === "string" ? `--${name} ${o.value ?? "VALUE"}` : `--${name}`;
+    const kind = optionKind(o);
+    const flag = kind === "flag" ? `--${name}` : `--${name} ${o.value ?? valueName(o)}`;
     const extra = [
       o.multiple ? "repeatable" : "",
       o.default !== undefined ? `default: ${o.default}` : "",
@@ -78,27 +129,246 @@ export function helpText(cmd: Command): string {
  * ```
  */
 export async function runCommand(cmd: Command, args: string[]): Promise<number> {
-  const spec: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
-    help: { type: "boolean" },
-  };
-  for (const [name, o] of Object.entries(cmd.options)) {
-    spec[name] = { type: o.type, ...(o.multiple ? { multiple: true } : {}) };
-  }
-  let parsed;
-  try {
-    parsed = parseArgs(joinNegativeValues(args, spec), spec);
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message} (see skipdecode ${cmd.name} --help)`);
-  }
-  const values = parsed.values as Record<string, unknown>;
+  const { values, positionals } = parseCommandArgs(cmd, args);
   if (values.help) {
     console.log(helpText(cmd));
     return 0;
   }
+  return await cmd.run(values, positionals);
+}
+
+/**
+ * Parses and converts `args` for `cmd` without running it: every option converted by its
+ * {@linkcode OptionKind} (defaults included), unknown options and stray arguments refused
+ * with a suggestion. The permission launcher (`cli/launch.ts`) reads the `path` options
+ * from it.
+ *
+ * @param cmd the command
+ * @param args its arguments (after the command's name)
+ * @returns the converted values and the command's operands
+ * @throws UsageError one line naming the option or argument at fault
+ * @example
+ * ```ts
+ * import { parseCommandArgs } from "./command.ts";
+ * const cmd = {
+ *   name: "x", summary: "x", run: () => Promise.resolve(0),
+ *   options: { n: { kind: "int", min: 1, max: 9, description: "n" } } as const,
+ * };
+ * parseCommandArgs(cmd, ["--n", "3"]).values.n; // 3
+ * ```
+ */
+export function parseCommandArgs(
+  cmd: Command,
+  args: string[],
+): { values: Record<string, unknown>; positionals: string[] } {
+  const spec: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
+    help: { type: "boolean" },
+  };
   for (const [name, o] of Object.entries(cmd.options)) {
-    if (values[name] === undefined && o.default !== undefined) values[name] = o.default;
+    const type = optionKind(o) === "flag" ? "boolean" : "string";
+    spec[name] = { type, ...(o.multiple ? { multiple: true } : {}) };
   }
-  return await cmd.run(values, parsed.positionals);
+  checkOptionNames(cmd, args, spec);
+  let parsed;
+  try {
+    parsed = parseArgs(joinNegativeValues(args, spec), spec);
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message} (see ${invocation(cmd)} --help)`);
+  }
+  const values = parsed.values as Record<string, unknown>;
+  const operands = cmd.operands ?? [];
+  if (!values.help && parsed.positionals.length > operands.length) {
+    const extra = parsed.positionals[operands.length];
+    throw new UsageError(strayArgumentMessage(cmd, extra));
+  }
+  if (values.help) return { values, positionals: parsed.positionals };
+  for (const [name, o] of Object.entries(cmd.options)) {
+    if (values[name] === undefined && o.default !== undefined) {
+      values[name] = optionKind(o) === "flag" || typeof o.default !== "string" ? o.default : (
+        o.multiple ? [o.default] : o.default
+      );
+    }
+    const v = values[name];
+    if (v === undefined) continue;
+    values[name] = Array.isArray(v)
+      ? v.map((x) => convertValue(name, o, x))
+      : convertValue(name, o, v);
+  }
+  return { values, positionals: parsed.positionals };
+}
+
+/** One value of option `name` converted by its kind (numbers are checked for range). */
+function convertValue(name: string, o: OptionSpec, v: unknown): unknown {
+  const kind = optionKind(o);
+  if (kind === "flag" || typeof v !== "string") return v;
+  if (o.also?.includes(v)) return v;
+  const alsoText = o.also?.length ? ` or ${o.also.join(" or ")}` : "";
+  switch (kind) {
+    case "int":
+      try {
+        return parseInteger(v, `--${name}`, o.min ?? 0, o.max ?? 1_000_000);
+      } catch (e) {
+        if (!alsoText) throw e;
+        throw new UsageError(
+          `--${name} must be a whole number from ${o.min ?? 0} to ${o.max ?? 1_000_000}` +
+            `${alsoText}, got "${v}"`,
+        );
+      }
+    case "decimal":
+      return parseDecimal(v, `--${name}`, o.range ?? {});
+    case "enum":
+      if (!o.choices?.includes(v)) {
+        throw new UsageError(`--${name} must be ${orList(o.choices ?? [])}, got "${v}"`);
+      }
+      return v;
+    default:
+      if (kind === "path" && v === "") throw new UsageError(`--${name} must not be empty`);
+      return v;
+  }
+}
+
+/** How `cmd` is run: `skipdecode NAME` unless it says otherwise. */
+function invocation(cmd: Command): string {
+  return cmd.invocation ?? `skipdecode ${cmd.name}`;
+}
+
+/** `a, b or c`. */
+function orList(xs: readonly string[]): string {
+  return xs.length <= 1 ? xs.join("") : `${xs.slice(0, -1).join(", ")} or ${xs.at(-1)}`;
+}
+
+/** The value name `--help` shows for an option without one. */
+function valueName(o: OptionSpec): string {
+  switch (optionKind(o)) {
+    case "int":
+      return "N";
+    case "decimal":
+      return "X";
+    case "enum":
+      return (o.choices ?? []).join("|");
+    case "path":
+      return "PATH";
+    default:
+      return "VALUE";
+  }
+}
+
+/**
+ * Refuses an option name the command does not have, before the parser does (its message
+ * talks of positional arguments), suggesting the nearest one.
+ */
+function checkOptionNames(
+  cmd: Command,
+  args: string[],
+  spec: Record<string, { type: "string" | "boolean" }>,
+): void {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--") return;
+    if (!a.startsWith("-") || a === "-" || /^-[0-9.]/.test(a)) continue;
+    const name = a.replace(/^--?/, "").split("=")[0];
+    const known = spec[name] ??
+      (name.startsWith("no-") && spec[name.slice(3)]?.type === "boolean"
+        ? spec[name.slice(3)]
+        : undefined);
+    if (known && a.startsWith("--")) {
+      if (known.type === "string" && !a.includes("=")) i++; // skip its value
+      continue;
+    }
+    const near = nearestName(name, Object.keys(spec));
+    throw new UsageError(
+      `unknown option ${a.split("=")[0]}${near ? `; did you mean --${near}?` : ""} ` +
+        `(see ${invocation(cmd)} --help)`,
+    );
+  }
+}
+
+/**
+ * The name among `names` closest to `typed`: within a small edit distance, or one whose
+ * words start with the typed words in order (`max-tokens` -> `max-new-tokens`); `undefined`
+ * when nothing is near.
+ *
+ * @param typed what was typed (without dashes)
+ * @param names the known names
+ * @returns the suggestion, if any
+ * @example
+ * ```ts
+ * nearestName("polcy", ["policy", "model"]); // "policy"
+ * nearestName("max-tokens", ["max-new-tokens", "model"]); // "max-new-tokens"
+ * ```
+ */
+export function nearestName(typed: string, names: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestScore = Infinity;
+  const limit = Math.max(1, Math.min(3, Math.floor(typed.length / 3)));
+  for (const n of names) {
+    const d = editDistance(typed, n);
+    const score = d <= limit ? d : wordsMatch(typed, n) ? limit + 0.5 : Infinity;
+    if (score < bestScore) {
+      bestScore = score;
+      best = n;
+    }
+  }
+  return best;
+}
+
+/** Whether each dash-separated word of `typed` starts a word of `name`, in order. */
+function wordsMatch(typed: string, name: string): boolean {
+  const t = typed.split("-").filter(Boolean);
+  const w = name.split("-");
+  if (t.length === 0 || typed.length < 2) return false;
+  let j = 0;
+  for (const word of t) {
+    while (j < w.length && !w[j].startsWith(word)) j++;
+    if (j === w.length) return false;
+    j++;
+  }
+  return true;
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions; swaps count 1). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(
+        d[i - 1][j] + 1,
+        d[i][j - 1] + 1,
+        d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/**
+ * The message for an argument no option claims: which option it probably belongs to (a
+ * policy spec to `--policy`, a folder or hub id to `--model`, a file to the command's
+ * file option), or a reminder that values follow their option's name.
+ */
+function strayArgumentMessage(cmd: Command, arg: string): string {
+  const shown = arg.length > 60 ? `${arg.slice(0, 57)}...` : arg;
+  const guess = guessOption(cmd, arg);
+  const q = /^[A-Za-z0-9_./:=,@+-]+$/.test(shown) ? shown : JSON.stringify(shown);
+  return `unexpected argument '${shown}'; ` +
+    (guess
+      ? `did you mean --${guess} ${q}?`
+      : `options take their value as --NAME VALUE (see ${invocation(cmd)} --help)`);
+}
+
+function guessOption(cmd: Command, arg: string): string | undefined {
+  const has = (n: string) => cmd.options[n] !== undefined;
+  const head = arg.split(":")[0];
+  if (has("policy") && isBuiltinName(head) && !/[\s/]/.test(arg)) return "policy";
+  if (/\.(ts|js|mts)$/.test(arg) && has("policy-file")) return "policy-file";
+  if (/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(arg) && has("model")) return "model";
+  if ((arg.startsWith("/") || arg.startsWith(".")) && has("model")) return "model";
+  if (has("prompt") && /\s/.test(arg)) return "prompt";
+  return undefined;
 }
 
 /**
@@ -192,43 +462,6 @@ export function parseDecimal(text: string, what: string, range: NumberRange = {}
 }
 
 /**
- * Reads an integer option (decimal digits only) in `[min, max]`, naming it in the error.
- *
- * @example
- * ```ts
- * intOption({ n: "3" }, "n", 1); // 3
- * ```
- */
-export function intOption(
-  values: Record<string, unknown>,
-  name: string,
-  min: number,
-  max: number = 1_000_000,
-): number | undefined {
-  const v = values[name];
-  if (v === undefined) return undefined;
-  return parseInteger(String(v), `--${name}`, min, max);
-}
-
-/**
- * Reads a number option in a range, naming it in the error.
- *
- * @example
- * ```ts
- * numberOption({ t: "0.7" }, "t", { min: 0 }); // 0.7
- * ```
- */
-export function numberOption(
-  values: Record<string, unknown>,
-  name: string,
-  range: NumberRange = {},
-): number | undefined {
-  const v = values[name];
-  if (v === undefined) return undefined;
-  return parseDecimal(String(v), `--${name}`, range);
-}
-
-/**
  * Reads a required string option.
  *
  * @example
@@ -239,37 +472,6 @@ export function numberOption(
 export function requireString(values: Record<string, unknown>, name: string): string {
   const v = values[name];
   if (typeof v !== "string" || v === "") throw new UsageError(`--${name} is required`);
-  return v;
-}
-
-/**
- * Reads a `--backend` value: `auto`, `cpu` or `webgpu`.
- *
- * @example
- * ```ts
- * backendOption("cpu"); // "cpu"
- * ```
- */
-export function backendOption(v: unknown): "auto" | "cpu" | "webgpu" {
-  if (v !== "auto" && v !== "cpu" && v !== "webgpu") {
-    throw new UsageError(`--backend must be auto, cpu or webgpu, got "${String(v)}"`);
-  }
-  return v;
-}
-
-/**
- * Reads an optional `--prompt-mode` value: `full`, `decay` or absent.
- *
- * @example
- * ```ts
- * promptModeOption("decay"); // "decay"
- * ```
- */
-export function promptModeOption(v: unknown): "full" | "decay" | undefined {
-  if (v === undefined) return undefined;
-  if (v !== "full" && v !== "decay") {
-    throw new UsageError(`--prompt-mode must be full or decay, got "${String(v)}"`);
-  }
   return v;
 }
 
@@ -386,8 +588,10 @@ export function pngOption(v: unknown): "auto" | false {
 
 /** What the `deno.json` tasks may touch, for messages about refused permissions. */
 export const TASK_SCOPE =
-  "the tasks read the repository, ../shared and ~/.cache/huggingface and write out/, " +
-  "reports/ and .cache/; for other places grant just those, e.g. " +
+  "`deno task skipdecode` reads the files you name and writes the output folders you name " +
+  "(cli/launch.ts); the demo, train and serve tasks read the repository, ../shared and " +
+  "~/.cache/huggingface and write out/, reports/ and .cache/; for other places grant just " +
+  "those, e.g. " +
   "`deno run --allow-read=.,/path/to/model --allow-env --allow-write=./out cli/main.ts ...`";
 
 /**

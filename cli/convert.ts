@@ -14,6 +14,7 @@ import { resolveModel } from "../model/hub.ts";
 import { writeStandardFolder } from "../model/convert.ts";
 import { describeModel, loadWeightsSync } from "../model/checkpoint.ts";
 import { OutputFolder } from "../eval/output.ts";
+import { MODEL, OFFLINE, OUT, withDefault } from "./options.ts";
 
 /** The `convert` command. */
 export const convertCommand: Command = {
@@ -21,15 +22,11 @@ export const convertCommand: Command = {
   summary:
     "write a checkpoint (.bin or safetensors) as a standard HF folder with model.safetensors",
   options: {
-    model: {
-      type: "string",
-      value: "DIR|ORG/NAME",
-      description: "checkpoint folder or hub id to convert",
-    },
-    out: { type: "string", value: "DIR", description: "folder to write (e.g. out/opt-125m)" },
-    offline: { type: "boolean", description: "never use the network (also HF_HUB_OFFLINE=1)" },
+    ...withDefault(MODEL, undefined, { description: "checkpoint folder or hub id to convert" }),
+    ...withDefault(OUT, undefined, { description: "folder to write (e.g. out/opt-125m)" }),
+    ...OFFLINE,
     overwrite: {
-      type: "boolean",
+      kind: "flag",
       description: "replace a non-empty --out: its other files are removed",
     },
   },
@@ -61,8 +58,10 @@ export const convertCommand: Command = {
       }
       for (const w of r.warnings) console.error(`note: ${w}`);
       const check = loadWeightsSync(outDir);
+      const rev = resolved.repoId ? resolved.commit ?? resolved.revision : undefined;
       console.log(
-        `wrote ${outDir}: ${r.files.join(", ")} (${r.tensors} tensors, ` +
+        `read ${rev ? `${model}@${rev}` : model}; ` +
+          `wrote ${outDir}: ${r.files.join(", ")} (${r.tensors} tensors, ` +
           `${(r.bytes / 1e6).toFixed(1)} MB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
       );
       console.log(describeModel(check).summary);

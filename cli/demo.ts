@@ -22,16 +22,19 @@
  * ```
  * @module
  */
+import { checkLength, type Command, pngOption, UsageError } from "./command.ts";
 import {
-  backendOption,
-  checkLength,
-  type Command,
-  intOption,
-  MAX_BATCH,
+  BACKEND,
+  BATCH_SIZE,
+  CACHE,
   MAX_NEW_TOKENS,
-  pngOption,
-  UsageError,
-} from "./command.ts";
+  MODEL,
+  modelLabel,
+  OFFLINE,
+  OUT,
+  withDefault,
+} from "./options.ts";
+import type { BackendName } from "../backend/mod.ts";
 import { checkOutputPath, OutputFolder } from "../eval/output.ts";
 import { loadModel } from "../decode/mod.ts";
 import { offlineFromEnv, resolveModel } from "../model/hub.ts";
@@ -153,56 +156,45 @@ export const demoCommand: Command = {
   name: "demo",
   summary: "compare default policies on a default model and write a report folder",
   options: {
-    model: {
-      type: "string",
-      value: "DIR|ORG/NAME",
+    ...withDefault(MODEL, undefined, {
       description: `checkpoint folder or hub id (default: ${DEMO_HUB_MODEL}, else the tiny model)`,
-    },
-    offline: { type: "boolean", description: "never use the network (also HF_HUB_OFFLINE=1)" },
-    out: { type: "string", value: "DIR", description: "report folder", default: "reports/demo" },
+    }),
+    ...OFFLINE,
+    ...withDefault(OUT, "reports/demo"),
     items: {
-      type: "string",
+      kind: "int",
+      min: 1,
       value: "N",
       description: "E2E MRs to use (default for the tiny model 48 on WebGPU, 24 on the CPU; " +
         "4 for larger models)",
     },
-    "max-new-tokens": {
-      type: "string",
-      value: "N",
+    ...withDefault(MAX_NEW_TOKENS, undefined, {
       description: "tokens per prompt (default 48 for the tiny model, 24 for larger ones)",
-    },
+    }),
     "oracle-items": {
-      type: "string",
+      kind: "int",
+      min: 0,
       value: "N",
       description: "items for the oracle-depth chart (default: half the items for the tiny " +
         "model, else 0)",
     },
-    "batch-size": { type: "string", value: "B", description: "rows per batch", default: "8" },
-    backend: {
-      type: "string",
-      value: "auto|cpu|webgpu",
-      description: "where to run",
-      default: "auto",
-    },
+    ...withDefault(BATCH_SIZE, 8, { description: "rows per batch" }),
+    ...BACKEND,
     png: {
-      type: "boolean",
+      kind: "flag",
       description: "PNG pictures of the charts with Chromium (default: when this task may " +
         "run chromium and it is installed; --no-png: none)",
     },
-    cache: {
-      type: "boolean",
-      description: "reuse and store results in the cache (--no-cache: neither)",
-      default: true,
-    },
+    cache: CACHE.cache,
   },
   async run(v) {
     const t0 = performance.now();
-    const backend = backendOption(v.backend);
-    // Every option and the output folder are checked before the model is chosen.
-    const itemsOpt = intOption(v, "items", 1);
-    const maxNewOpt = intOption(v, "max-new-tokens", 1, MAX_NEW_TOKENS);
-    const oracleOpt = intOption(v, "oracle-items", 0);
-    const batchSize = intOption(v, "batch-size", 1, MAX_BATCH);
+    const backend = v.backend as BackendName;
+    // Every option was checked by runCommand; the output folder before the model is chosen.
+    const itemsOpt = v.items as number | undefined;
+    const maxNewOpt = v["max-new-tokens"] as number | undefined;
+    const oracleOpt = v["oracle-items"] as number | undefined;
+    const batchSize = v["batch-size"] as number;
     const png = pngOption(v.png);
     const out = v.out as string;
     checkOutputPath(out, "--out");
@@ -266,7 +258,9 @@ export const demoCommand: Command = {
       }, items);
       const secs = (performance.now() - t0) / 1000;
       console.error(
-        `demo: wrote ${out}/${files.report} with ${Object.keys(files.html).length} charts ` +
+        `demo: model ${modelLabel(model)} on ${result.backend}: wrote ${out}/${files.report} with ${
+          Object.keys(files.html).length
+        } charts ` +
           `(${Object.keys(files.png).length} PNGs) in ${secs.toFixed(0)} s`,
       );
       return 0;

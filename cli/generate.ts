@@ -5,137 +5,130 @@
  * @module
  */
 import {
-  backendOption,
   checkLength,
   type Command,
-  intOption,
-  MAX_BATCH,
-  MAX_NEW_TOKENS,
-  numberOption,
-  promptModeOption,
+  MAX_NEW_TOKENS as MAX_NEW_TOKENS_LIMIT,
   promptTokenCounts,
   UsageError,
 } from "./command.ts";
+import {
+  BACKEND,
+  BATCH_SIZE,
+  horizonNote,
+  implicitHorizon,
+  JSON_OUTPUT,
+  MAX_NEW_TOKENS,
+  MODEL,
+  modelInfo,
+  modelLabel,
+  OFFLINE,
+  POLICY,
+  POLICY_FILE,
+  policyOption,
+  PROMPT_MODE,
+} from "./options.ts";
 import { generate, loadModel } from "../decode/mod.ts";
+import type { BackendName } from "../backend/mod.ts";
 import { loadPrompts } from "../eval/data.ts";
-import { TINY_MODEL_DIR } from "./paths.ts";
 
 /** The `generate` command. */
 export const generateCommand: Command = {
   name: "generate",
   summary: "generate continuations of prompts under an exit policy",
   options: {
-    model: {
-      type: "string",
-      value: "DIR|ORG/NAME",
-      description: "checkpoint folder or hub id",
-      default: TINY_MODEL_DIR,
-    },
+    ...MODEL,
     prompt: {
-      type: "string",
+      kind: "text",
       multiple: true,
       value: "TEXT",
       description: "a prompt (\\n is a newline)",
     },
     "prompt-file": {
-      type: "string",
+      kind: "path",
       value: "FILE",
       description: "prompts, one per line, or a JSON array in a .json file",
     },
-    "max-new-tokens": {
-      type: "string",
-      value: "N",
-      description: "tokens to generate per prompt",
-      default: "32",
-    },
-    policy: {
-      type: "string",
-      value: "SPEC",
-      description: "exit policy, e.g. linear:max=12,min=4,warmup=1,horizon=32",
-      default: "full",
-    },
-    "prompt-mode": {
-      type: "string",
-      value: "full|decay",
-      description: "how prompt columns are treated (overrides the policy)",
-    },
-    backend: {
-      type: "string",
-      value: "auto|cpu|webgpu",
-      description: "where to run",
-      default: "auto",
-    },
-    "batch-size": {
-      type: "string",
-      value: "B",
-      description: "rows per column-wise batch",
-      default: "8",
-    },
+    ...MAX_NEW_TOKENS,
+    ...POLICY,
+    ...POLICY_FILE,
+    ...PROMPT_MODE,
+    ...BACKEND,
+    ...BATCH_SIZE,
     "logits-topk": {
-      type: "string",
+      kind: "int",
+      min: 1,
+      max: 1000,
       value: "K",
       description: "record the K largest logits of every step",
     },
     temperature: {
-      type: "string",
+      kind: "decimal",
+      range: { min: 0, max: 100 },
       value: "T",
       description: "sampling temperature (0: greedy)",
-      default: "0",
+      default: 0,
     },
-    "top-k": { type: "string", value: "K", description: "sample among the K most likely tokens" },
-    "top-p": { type: "string", value: "P", description: "nucleus sampling threshold" },
-    seed: { type: "string", value: "S", description: "sampling seed", default: "0" },
+    "top-k": {
+      kind: "int",
+      min: 0,
+      max: 1_000_000,
+      value: "K",
+      description: "sample among the K most likely tokens",
+    },
+    "top-p": {
+      kind: "decimal",
+      range: { above: 0, max: 1 },
+      value: "P",
+      description: "nucleus sampling threshold",
+    },
+    seed: {
+      kind: "int",
+      min: 0,
+      max: 2 ** 32 - 1,
+      value: "S",
+      description: "sampling seed",
+      default: 0,
+    },
     "chunk-size": {
-      type: "string",
+      kind: "int",
+      min: 1,
+      max: 4096,
       value: "N",
       description: "decode steps per GPU readback",
-      default: "16",
+      default: 16,
     },
     speculative: {
-      type: "string",
+      kind: "int",
+      min: 1,
+      max: MAX_NEW_TOKENS_LIMIT,
+      also: ["auto"],
       value: "K",
       description: "self-speculative decoding: --policy drafts up to K tokens, all layers " +
         "verify them (greedy; the output equals --policy full's); auto: K from 1 to 8 picked " +
         "by a short probe of the draft's acceptance (fewest predicted layer passes per token)",
     },
-    eos: { type: "boolean", description: "stop a row at EOS (--no-eos: never)", default: true },
-    offline: { type: "boolean", description: "never use the network (also HF_HUB_OFFLINE=1)" },
-    json: { type: "boolean", description: "print JSON" },
+    eos: { kind: "flag", description: "stop a row at EOS (--no-eos: never)", default: true },
+    ...OFFLINE,
+    ...JSON_OUTPUT,
   },
   async run(v) {
-    // Every number is checked before the prompts or the model are read.
-    const maxNewTokens = intOption(v, "max-new-tokens", 1, MAX_NEW_TOKENS)!;
-    const logitsTopK = intOption(v, "logits-topk", 1, 1000);
-    const temperature = numberOption(v, "temperature", { min: 0, max: 100 });
-    const topK = intOption(v, "top-k", 0, 1_000_000);
-    const topP = numberOption(v, "top-p", { above: 0, max: 1 });
-    const seed = intOption(v, "seed", 0, 2 ** 32 - 1);
-    intOption(v, "batch-size", 1, MAX_BATCH);
-    intOption(v, "chunk-size", 1, 4096);
-    const speculative = v.speculative === "auto" ? "auto" as const : (() => {
-      const k = Number(v.speculative);
-      if (v.speculative !== undefined && !(Number.isInteger(k) && /^[0-9]+$/.test(String(k)))) {
-        throw new UsageError(
-          `--speculative must be a whole number from 1 to ${MAX_NEW_TOKENS} or auto, ` +
-            `got "${v.speculative}"`,
-        );
-      }
-      return intOption(v, "speculative", 1, MAX_NEW_TOKENS);
-    })();
-    if (speculative !== undefined && (temperature ?? 0) > 0) {
+    // Every number was checked by runCommand before the prompts or the model are read.
+    const maxNewTokens = v["max-new-tokens"] as number;
+    const temperature = v.temperature as number;
+    const speculative = v.speculative as number | "auto" | undefined;
+    if (speculative !== undefined && temperature > 0) {
       throw new UsageError(
         "--speculative is greedy only: drop --temperature (or set it to 0)",
       );
     }
+    const policy = await policyOption(v);
     const prompts: string[] = ((v.prompt as string[] | undefined) ?? []).map((p) =>
       p.replaceAll("\\n", "\n")
     );
     if (typeof v["prompt-file"] === "string") prompts.push(...await loadPrompts(v["prompt-file"]));
     if (prompts.length === 0) throw new UsageError("give at least one --prompt or a --prompt-file");
-    const backend = backendOption(v.backend);
-    const promptMode = promptModeOption(v["prompt-mode"]);
     const model = await loadModel(v.model as string, {
-      backend,
+      backend: v.backend as BackendName,
       offline: v.offline ? true : undefined,
     });
     try {
@@ -150,20 +143,19 @@ export const generateCommand: Command = {
         );
       }
       const out = await generate(model, prompts, {
-        policy: v.policy as string,
-        promptMode,
+        policy,
         maxNewTokens,
-        batchSize: intOption(v, "batch-size", 1, MAX_BATCH),
-        logitsTopK,
-        chunkSize: intOption(v, "chunk-size", 1, 4096),
+        batchSize: v["batch-size"] as number,
+        logitsTopK: v["logits-topk"] as number | undefined,
+        chunkSize: v["chunk-size"] as number,
         stopAtEos: v.eos !== false,
         speculative,
         onNote: (note) => console.error(`note: ${note}`),
         sampling: {
           temperature,
-          topK,
-          topP,
-          seed,
+          topK: v["top-k"] as number | undefined,
+          topP: v["top-p"] as number | undefined,
+          seed: v.seed as number,
         },
       });
       const report = {
@@ -176,7 +168,9 @@ export const generateCommand: Command = {
           ...(r.topk ? { topk: r.topk } : {}),
           ...(r.speculative ? { speculative: r.speculative } : {}),
         })),
+        model: modelInfo(model),
         policy: out.policy,
+        horizon: implicitHorizon(policy, maxNewTokens),
         backend: out.backend,
         layerSpeedup: out.layerSpeedup,
         flopSpeedup: out.flopSpeedup,
@@ -196,9 +190,9 @@ export const generateCommand: Command = {
           );
         }
         console.log(
-          `policy ${out.policy} on ${out.backend}: layer speedup ${
-            out.layerSpeedup.toFixed(3)
-          }x, ` +
+          `model ${modelLabel(model)}; policy ${out.policy}${
+            horizonNote(policy, maxNewTokens)
+          } on ${out.backend}: layer speedup ${out.layerSpeedup.toFixed(3)}x, ` +
             `FLOP speedup ${
               out.flopSpeedup.toFixed(3)
             }x, KV cache ${out.kvBytes} of ${out.kvBytesFull} bytes, ` +

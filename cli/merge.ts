@@ -14,6 +14,7 @@
  */
 import { join } from "node:path";
 import { type Command, pngOption, UsageError } from "./command.ts";
+import { JSON_OUTPUT, withDefault } from "./options.ts";
 import { OutputFolder } from "../eval/output.ts";
 import { describeUnits, mergeSweepUnits } from "../eval/merge.ts";
 import { UNITS_DIR } from "../eval/units.ts";
@@ -154,19 +155,21 @@ async function mergeProcedure(
 export const mergeCommand: Command = {
   name: "merge",
   summary: "assemble a sharded sweep's or procedure's work units (DIR/units) into its report",
+  operands: ["DIR"],
   options: {
-    json: { type: "boolean", description: "print the table as JSON (as sweep --json does)" },
+    ...withDefault(JSON_OUTPUT, undefined, {
+      description: "print the table as JSON (as sweep --json does)",
+    }),
     "allow-partial": {
-      type: "boolean",
+      kind: "flag",
       description: "merge the complete blocks when units are missing (report marked PARTIAL)",
     },
     png: {
-      type: "boolean",
+      kind: "flag",
       description: "PNG pictures of the charts with Chromium (where the task may run it)",
     },
   },
   details: () =>
-    "Usage: skipdecode merge DIR [--json] [--allow-partial]\n" +
     "DIR is the --out of `sweep --shard I/N` (or of its Slurm array). Every unit's manifest " +
     "must agree (configuration, model and data hashes, toolkit version and commit).",
   async run(v, positionals) {

@@ -13,14 +13,15 @@
 export { COMMANDS, main } from "./main.ts";
 export { benchMain } from "./bench.ts";
 export {
-  backendOption,
   type Command,
   helpText,
-  intOption,
-  numberOption,
+  nearestName,
+  type OptionKind,
   type OptionSpec,
-  promptModeOption,
+  parseCommandArgs,
   requireString,
   runCommand,
   UsageError,
 } from "./command.ts";
+export * from "./options.ts";
+export { launchFlags, type LaunchScope, launchScope } from "./launch.ts";

@@ -4,9 +4,18 @@
  *
  * @module
  */
-import { type Command, intOption, promptModeOption, UsageError } from "./command.ts";
+import { type Command, UsageError } from "./command.ts";
+import {
+  horizonNote,
+  JSON_OUTPUT,
+  MAX_NEW_TOKENS,
+  POLICY,
+  POLICY_FILE,
+  policyOption,
+  PROMPT_MODE,
+  withDefault,
+} from "./options.ts";
 import { formatPlan, plan, planToJson, policyHelp } from "../schedule/mod.ts";
-import { resolvePolicy } from "../decode/engine.ts";
 
 /** Most layers `plan` accepts (OPT-175B has 96). */
 const MAX_LAYERS = 1024;
@@ -18,40 +27,54 @@ export const planCommand: Command = {
   name: "plan",
   summary: "print the plan of a policy for given layer count and lengths",
   options: {
-    policy: { type: "string", value: "SPEC", description: "exit policy", default: "full" },
-    "prompt-mode": {
-      type: "string",
-      value: "full|decay",
-      description: "overrides the policy's prompt mode",
+    ...POLICY,
+    ...POLICY_FILE,
+    ...withDefault(PROMPT_MODE, undefined, { description: "overrides the policy's prompt mode" }),
+    layers: {
+      kind: "int",
+      min: 1,
+      max: MAX_LAYERS,
+      value: "L",
+      description: "decoder layers",
+      default: 12,
     },
-    layers: { type: "string", value: "L", description: "decoder layers", default: "12" },
-    "prompt-length": { type: "string", value: "P", description: "prompt columns", default: "8" },
-    "max-new-tokens": {
-      type: "string",
-      value: "N",
-      description: "generated tokens",
-      default: "32",
+    "prompt-length": {
+      kind: "int",
+      min: 1,
+      max: MAX_COLUMNS,
+      value: "P",
+      description: "prompt columns",
+      default: 8,
     },
+    ...withDefault(MAX_NEW_TOKENS, 32, { max: MAX_COLUMNS, description: "generated tokens" }),
     hidden: {
-      type: "string",
+      kind: "int",
+      min: 1,
+      max: 1 << 16,
       value: "D",
       description: "model width (enables FLOP accounting)",
-      default: "768",
+      default: 768,
     },
-    ffn: { type: "string", value: "F", description: "MLP width", default: "3072" },
-    vocab: { type: "string", value: "V", description: "LM head rows", default: "50272" },
-    json: { type: "boolean", description: "print JSON" },
+    ffn: { kind: "int", min: 1, max: 1 << 18, value: "F", description: "MLP width", default: 3072 },
+    vocab: {
+      kind: "int",
+      min: 1,
+      max: 1 << 20,
+      value: "V",
+      description: "LM head rows",
+      default: 50272,
+    },
+    ...JSON_OUTPUT,
   },
   details: () => `Policies (--policy NAME:KEY=VALUE,...):\n${policyHelp()}`,
-  run(v) {
-    const mode = promptModeOption(v["prompt-mode"]);
+  async run(v) {
     const dims = {
-      layers: intOption(v, "layers", 1, MAX_LAYERS)!,
-      promptLength: intOption(v, "prompt-length", 1, MAX_COLUMNS)!,
-      maxNewTokens: intOption(v, "max-new-tokens", 1, MAX_COLUMNS)!,
-      hiddenSize: intOption(v, "hidden", 1, 1 << 16),
-      ffnDim: intOption(v, "ffn", 1, 1 << 18),
-      vocabSize: intOption(v, "vocab", 1, 1 << 20),
+      layers: v.layers as number,
+      promptLength: v["prompt-length"] as number,
+      maxNewTokens: v["max-new-tokens"] as number,
+      hiddenSize: v.hidden as number,
+      ffnDim: v.ffn as number,
+      vocabSize: v.vocab as number,
     };
     if (dims.promptLength + dims.maxNewTokens - 1 > MAX_COLUMNS) {
       throw new UsageError(
@@ -59,9 +82,14 @@ export const planCommand: Command = {
           `${dims.promptLength + dims.maxNewTokens - 1}`,
       );
     }
-    const p = plan(resolvePolicy(v.policy as string, mode), dims);
+    const policy = await policyOption(v, dims.layers);
+    const p = plan(policy, dims);
     if (v.json) console.log(JSON.stringify(planToJson(p)));
-    else console.log(formatPlan(p));
-    return Promise.resolve(0);
+    else {
+      console.log(formatPlan(p));
+      const note = horizonNote(policy, dims.maxNewTokens);
+      if (note) console.log(`policy ${policy}${note}`);
+    }
+    return 0;
   },
 };

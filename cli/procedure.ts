@@ -16,16 +16,21 @@
  * ```
  * @module
  */
+import { type Command, MAX_BATCH, pngOption, UsageError } from "./command.ts";
 import {
-  backendOption,
-  type Command,
-  intOption,
-  MAX_BATCH,
+  BACKEND,
+  BATCH_SIZE,
+  CACHE,
+  JSON_OUTPUT,
   MAX_NEW_TOKENS,
-  numberOption,
-  pngOption,
-  UsageError,
-} from "./command.ts";
+  MODEL,
+  OUT,
+  POLICIES,
+  policiesOption,
+  POLICY_FILE,
+  withDefault,
+} from "./options.ts";
+import type { BackendName } from "../backend/mod.ts";
 import { checkOutputPath, OutputFolder } from "../eval/output.ts";
 import { parsePolicy, plan } from "../schedule/mod.ts";
 import { loadE2eCsv } from "../eval/data.ts";
@@ -74,107 +79,103 @@ export const procedureCommand: Command = {
   name: "procedure",
   summary: "the paper's procedure: before, fine-tune per policy, after, on held-out data",
   options: {
-    model: {
-      type: "string",
+    ...withDefault(MODEL, undefined, {
       value: "DIR",
       description: "model folder (default: ../shared/models/tiny-opt-e2e-dense)",
-    },
+    }),
     train: {
-      type: "string",
+      kind: "path",
       value: "CSV",
       description: "fine-tuning data, mr,ref CSV (default: the bundled E2E devset)",
     },
     test: {
-      type: "string",
+      kind: "path",
       value: "CSV",
       description: "test data, mr,ref CSV (default: ../shared/data/e2e/testset-part2.csv)",
     },
-    policy: {
-      type: "string",
-      multiple: true,
-      value: "SPEC",
+    ...withDefault(POLICIES, undefined, {
       description: "a policy (full is always added); default: 2x-5x linear with and without " +
-        "warm-up, power law, prompt decay, early exit",
-    },
+        "warm-up, power law, prompt decay, early exit (or the policies of --policy-file)",
+    }),
+    ...withDefault(POLICY_FILE, undefined, {
+      description: "your own policies: a module exporting defineSchedule descriptors (each " +
+        "is fine-tuned for and measured, beside any --policy)",
+    }),
     steps: {
-      type: "string",
+      kind: "int",
+      min: 1,
+      max: 1_000_000,
       value: "N",
       description: "fine-tuning steps per policy",
-      default: "50",
+      default: 50,
     },
-    items: { type: "string", value: "N", description: "test MRs to use", default: "64" },
-    "max-new-tokens": {
-      type: "string",
-      value: "N",
-      description: "tokens to generate per prompt",
-      default: "64",
-    },
-    "batch-size": { type: "string", value: "B", description: "generation batch", default: "8" },
+    items: { kind: "int", min: 1, value: "N", description: "test MRs to use", default: 64 },
+    ...withDefault(MAX_NEW_TOKENS, 64),
+    ...withDefault(BATCH_SIZE, 8, { description: "generation batch" }),
     "train-batch-size": {
-      type: "string",
+      kind: "int",
+      min: 1,
+      max: MAX_BATCH,
       value: "B",
       description: "fine-tuning micro-batch",
-      default: "8",
+      default: 8,
     },
-    lr: { type: "string", value: "LR", description: "peak learning rate", default: "1e-4" },
+    lr: {
+      kind: "decimal",
+      range: { above: 0, max: 1 },
+      value: "LR",
+      description: "peak learning rate",
+      default: "1e-4",
+    },
     oracle: {
-      type: "string",
+      kind: "int",
+      min: 0,
       value: "N",
       description: "oracle-depth items (default: all test items, at most 32)",
     },
     "after-oracle": {
-      type: "string",
+      kind: "int",
+      min: 0,
       value: "N",
       description: "fine-tuned copies (the first N) whose oracle depth is computed too",
-      default: "2",
+      default: 2,
     },
     resamples: {
-      type: "string",
+      kind: "int",
+      min: 1,
+      max: 100_000,
       value: "N",
       description: "bootstrap resamples of the intervals",
-      default: "1000",
+      default: 1000,
     },
-    backend: {
-      type: "string",
-      value: "auto|cpu|webgpu",
+    ...withDefault(BACKEND, "auto", {
       description: "where to generate (training runs on the CPU)",
-      default: "auto",
-    },
-    out: {
-      type: "string",
-      value: "DIR",
-      description: "report folder",
-      default: "reports/procedure",
-    },
+    }),
+    ...withDefault(OUT, "reports/procedure"),
     "models-dir": {
-      type: "string",
+      kind: "path",
+      writes: true,
       value: "DIR",
       description: "where the fine-tuned copies go (default: out/procedure-models)",
     },
-    "cache-dir": {
-      type: "string",
-      value: "DIR",
-      description: "result cache (default .cache/skipdecode or $SKIPDECODE_CACHE_DIR)",
-    },
-    cache: {
-      type: "boolean",
-      description: "reuse and store results in the cache (--no-cache: neither)",
-      default: true,
-    },
+    ...CACHE,
     png: {
-      type: "boolean",
+      kind: "flag",
       description: "PNG pictures of the charts with Chromium (default: when allowed and installed)",
     },
-    json: { type: "boolean", description: "print {before, after} rows as JSON on stdout" },
+    ...withDefault(JSON_OUTPUT, undefined, {
+      description: "print {before, after} rows as JSON on stdout",
+    }),
     shard: {
-      type: "string",
+      kind: "text",
       value: "I/N",
       description: "run shard I of N of the work units (the before sweep's blocks, one " +
         "fine-tune unit per SkipDecode policy) into --out; merge with `skipdecode merge`; " +
         "default: SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX when set",
     },
     "unit-items": {
-      type: "string",
+      kind: "int",
+      min: 1,
       value: "B",
       description: "items per before-sweep unit, a multiple of --batch-size (default 4 batches)",
     },
@@ -182,16 +183,16 @@ export const procedureCommand: Command = {
   },
   async run(v) {
     // Every option, file and policy is checked before any model is loaded or trained.
-    const backend = backendOption(v.backend);
-    const steps = intOption(v, "steps", 1, 1_000_000)!;
-    const items = intOption(v, "items", 1)!;
-    const maxNewTokens = intOption(v, "max-new-tokens", 1, MAX_NEW_TOKENS)!;
-    const batchSize = intOption(v, "batch-size", 1, MAX_BATCH)!;
-    const trainBatchSize = intOption(v, "train-batch-size", 1, MAX_BATCH)!;
-    const lr = numberOption(v, "lr", { above: 0, max: 1 })!;
-    const oracleItems = intOption(v, "oracle", 0);
-    const resamples = intOption(v, "resamples", 1, 100_000)!;
-    const afterOracle = intOption(v, "after-oracle", 0)!;
+    const backend = v.backend as BackendName;
+    const steps = v.steps as number;
+    const items = v.items as number;
+    const maxNewTokens = v["max-new-tokens"] as number;
+    const batchSize = v["batch-size"] as number;
+    const trainBatchSize = v["train-batch-size"] as number;
+    const lr = v.lr as number;
+    const oracleItems = v.oracle as number | undefined;
+    const resamples = v.resamples as number;
+    const afterOracle = v["after-oracle"] as number;
     const png = pngOption(v.png);
     const model = (v.model as string | undefined) ?? DENSE_MODEL_DIR;
     if (!exists(`${model}/config.json`)) {
@@ -216,13 +217,22 @@ export const procedureCommand: Command = {
     // Parsing now names a malformed file before any work.
     await loadE2eCsv(trainFile);
     await loadE2eCsv(testFile);
-    const given = v.policy as string[] | undefined;
     let layers = 12;
     try {
       layers = Number(JSON.parse(Deno.readTextFileSync(`${model}/config.json`)).num_hidden_layers);
     } catch (e) {
       throw new UsageError(`--model ${model}: config.json is unreadable: ${(e as Error).message}`);
     }
+    const policyFile = v["policy-file"] as string | undefined;
+    const given = (await policiesOption(v, layers))?.map((p) => {
+      if (p.toJSON().kind === "custom") {
+        throw new UsageError(
+          `--policy-file ${policyFile}: procedure fine-tunes with policies in their text form; ` +
+            `"${p.name}" is a function (export a defineSchedule descriptor instead)`,
+        );
+      }
+      return String(p);
+    });
     const policies = (given ?? procedurePolicies(layers, 24)).map((p) => {
       try {
         const policy = parsePolicy(p);
@@ -243,6 +253,7 @@ export const procedureCommand: Command = {
       `--model ${model}`,
       `--train ${trainFile}`,
       `--test ${testFile}`,
+      ...(policyFile ? [`--policy-file ${policyFile}`] : []),
       ...policies.map((p) => `--policy ${p}`),
       `--steps ${steps}`,
       `--items ${items}`,
@@ -275,7 +286,12 @@ export const procedureCommand: Command = {
     const split = shardSettings(v, batchSize);
     if (split.slurm) {
       return await writeSlurmArray(v, split, procedureCommand, {
-        read: { model, train: trainFile, test: testFile },
+        read: {
+          model,
+          train: trainFile,
+          test: testFile,
+          ...(policyFile ? { "policy-file": policyFile } : {}),
+        },
         write: { "models-dir": modelsDir },
       });
     }
@@ -299,7 +315,8 @@ export const procedureCommand: Command = {
       if (v.json) console.log(JSON.stringify(procedureToJson(result)));
       else {
         console.error(
-          `wrote ${out}/${files.report} (${files.html.length} charts, ${files.png.length} PNGs)` +
+          `model ${model} on ${backend}: ` +
+            `wrote ${out}/${files.report} (${files.html.length} charts, ${files.png.length} PNGs)` +
             (result.heldOut ? "" : " — NOT held out: the test file overlaps the training file"),
         );
       }

@@ -13,20 +13,25 @@
  * ```
  * @module
  */
+import { checkLength, type Command, parseDecimal, pngOption, UsageError } from "./command.ts";
 import {
-  backendOption,
-  checkLength,
-  type Command,
-  intOption,
-  MAX_BATCH,
+  BACKEND,
+  BATCH_SIZE,
+  implicitHorizon,
+  JSON_OUTPUT,
   MAX_NEW_TOKENS,
-  parseDecimal,
-  pngOption,
-  promptModeOption,
-  UsageError,
-} from "./command.ts";
+  MODEL,
+  modelInfo,
+  modelLabel,
+  OFFLINE,
+  POLICY,
+  POLICY_FILE,
+  policyOption,
+  PROMPT_MODE,
+  withDefault,
+} from "./options.ts";
 import { loadModel } from "../decode/mod.ts";
-import { resolvePolicy } from "../decode/engine.ts";
+import type { BackendName } from "../backend/mod.ts";
 import { applyTemplate, E2E_TEMPLATE, loadE2eCsv } from "../eval/data.ts";
 import { checkOutputPath, OutputFolder } from "../eval/output.ts";
 import {
@@ -39,7 +44,7 @@ import {
 import { logitLensChart } from "../plots/lens.ts";
 import { toHtml } from "../plots/html.ts";
 import { renderFigurePng } from "../plots/png.ts";
-import { E2E_DEVSET, exists, TINY_MODEL_DIR } from "./paths.ts";
+import { E2E_DEVSET, exists } from "./paths.ts";
 import { E2E_HELD_OUT } from "./heldout_text.ts";
 
 /**
@@ -66,50 +71,32 @@ export const readoutCommand: Command = {
   name: "readout",
   summary: "per-layer readout (logit lens) of a greedy generation; CALM baseline",
   options: {
-    model: {
-      type: "string",
-      value: "DIR|ORG/NAME",
-      description: "checkpoint folder or hub id",
-      default: TINY_MODEL_DIR,
-    },
-    prompt: { type: "string", value: "TEXT", description: "the prompt (\\n is a newline)" },
-    "max-new-tokens": {
-      type: "string",
-      value: "N",
-      description: "tokens to generate (greedy)",
-      default: "32",
-    },
+    ...MODEL,
+    prompt: { kind: "text", value: "TEXT", description: "the prompt (\\n is a newline)" },
+    ...withDefault(MAX_NEW_TOKENS, 32, { description: "tokens to generate (greedy)" }),
     "top-k": {
-      type: "string",
+      kind: "int",
+      min: 1,
+      max: 1000,
       value: "K",
       description: "most likely tokens kept per layer and column",
-      default: "5",
+      default: 5,
     },
-    policy: {
-      type: "string",
-      value: "SPEC",
-      description: "exit policy whose plan the generation and the readout use",
-      default: "full",
-    },
-    "prompt-mode": {
-      type: "string",
-      value: "full|decay",
-      description: "how prompt columns are treated (overrides the policy)",
-    },
-    backend: {
-      type: "string",
-      value: "auto|cpu|webgpu",
-      description: "where to run",
-      default: "auto",
-    },
+    ...withDefault(POLICY, undefined, {
+      description: "exit policy whose plan the generation and the readout use (default full)",
+    }),
+    ...POLICY_FILE,
+    ...PROMPT_MODE,
+    ...BACKEND,
     out: {
-      type: "string",
+      kind: "path",
+      writes: true,
       value: "DIR",
       description: "write the logit-lens chart (lens.html, lens.png) and readout.json here",
     },
     color: {
-      type: "string",
-      value: "prob|entropy",
+      kind: "enum",
+      choices: ["prob", "entropy"],
       description: "what colours the chart: top-1 probability or entropy",
       default: "prob",
     },
@@ -124,55 +111,45 @@ export const readoutCommand: Command = {
         "forced on the full model's outputs; an upper bound)",
     },
     "calm-min-layer": {
-      type: "string",
+      kind: "int",
+      min: 1,
+      max: 100_000,
       value: "M",
       description: "first layer (1-based) CALM may exit at",
-      default: "1",
+      default: 1,
     },
     data: {
-      type: "string",
+      kind: "path",
       value: "CSV",
       description: "E2E-style mr,ref CSV for --calm (default: the held-out ../shared " +
         "testset-part2 when present, else the bundled devset)",
     },
     items: {
-      type: "string",
+      kind: "int",
+      min: 1,
       value: "N",
       description: "items of --data for --calm",
-      default: "20",
+      default: 20,
     },
-    "batch-size": {
-      type: "string",
-      value: "B",
-      description: "rows per batch for --calm",
-      default: "8",
-    },
-    offline: { type: "boolean", description: "never use the network (also HF_HUB_OFFLINE=1)" },
-    json: { type: "boolean", description: "print JSON" },
+    ...withDefault(BATCH_SIZE, 8, { description: "rows per batch for --calm" }),
+    ...OFFLINE,
+    ...JSON_OUTPUT,
   },
-  async run(v, positionals) {
-    // Every option is checked before the model or data are read.
-    if (positionals.length) {
-      throw new UsageError(`unexpected argument "${positionals[0]}" (see --help)`);
-    }
-    const maxNewTokens = intOption(v, "max-new-tokens", 1, MAX_NEW_TOKENS)!;
-    const topK = intOption(v, "top-k", 1, 1000)!;
-    const backend = backendOption(v.backend);
-    const promptMode = promptModeOption(v["prompt-mode"]);
-    const policy = resolvePolicy(v.policy as string, promptMode);
+  async run(v) {
+    // Every option was checked by runCommand; files are checked before the model is read.
+    const maxNewTokens = v["max-new-tokens"] as number;
+    const topK = v["top-k"] as number;
+    const policy = await policyOption(v);
     const color = v.color as string;
-    if (color !== "prob" && color !== "entropy") {
-      throw new UsageError(`--color must be prob or entropy, got "${color}"`);
-    }
     const prompt = typeof v.prompt === "string" ? v.prompt.replaceAll("\\n", "\n") : undefined;
     if (prompt === "") throw new UsageError("--prompt must not be empty");
     const thresholds = typeof v.calm === "string" ? calmThresholds(v.calm) : undefined;
     if (prompt === undefined && !thresholds) {
       throw new UsageError("give --prompt TEXT (the readout), --calm LIST (the baseline), or both");
     }
-    const minLayer = intOption(v, "calm-min-layer", 1, 100_000)!;
-    const count = intOption(v, "items", 1)!;
-    const batchSize = intOption(v, "batch-size", 1, MAX_BATCH)!;
+    const minLayer = v["calm-min-layer"] as number;
+    const count = v.items as number;
+    const batchSize = v["batch-size"] as number;
     const out = v.out as string | undefined;
     if (out !== undefined) {
       if (prompt === undefined) {
@@ -196,7 +173,7 @@ export const readoutCommand: Command = {
       }))
       : [];
     const model = await loadModel(v.model as string, {
-      backend,
+      backend: v.backend as BackendName,
       offline: v.offline ? true : undefined,
     });
     let folder: OutputFolder | undefined;
@@ -216,7 +193,7 @@ export const readoutCommand: Command = {
         );
       }
       if (out !== undefined) folder = OutputFolder.open(out, { option: "--out", owner: "readout" });
-      const report: Record<string, unknown> = {};
+      const report: Record<string, unknown> = { model: modelInfo(model) };
       let gen: ReadoutGeneration | undefined;
       if (prompt !== undefined) {
         gen = await readoutGeneration(model, prompt, { policy, maxNewTokens, topK });
@@ -226,6 +203,7 @@ export const readoutCommand: Command = {
         report.activeLayers = gen.activeLayers;
         report.policy = gen.policy;
         report.backend = gen.backend;
+        report.horizon = implicitHorizon(policy, maxNewTokens);
       }
       let calm: CalmResult | undefined;
       if (thresholds) {
@@ -277,10 +255,11 @@ export const readoutCommand: Command = {
         console.log(JSON.stringify(report));
         return 0;
       }
-      if (gen) console.log(lensTable(gen, tokenText));
+      if (gen) console.log(lensTable(gen, tokenText, modelLabel(model)));
       if (calm) {
         console.log(
-          `\nCALM baseline on ${items.length} items of ${dataFile}` +
+          `\nCALM baseline of ${modelLabel(model)} on ${model.backend.name}, ${items.length} ` +
+            `items of ${dataFile}` +
             `${
               dataFile === E2E_HELD_OUT ? " (held out)" : " (not held out for the shared models)"
             }:\n`,
@@ -300,7 +279,11 @@ function transpose<T>(m: T[][]): T[][] {
 }
 
 /** A readable table: one line per column, the top-1 token after each layer. */
-function lensTable(gen: ReadoutGeneration, text: (id: number) => string): string {
+function lensTable(
+  gen: ReadoutGeneration,
+  text: (id: number) => string,
+  model: string,
+): string {
   const cell = (s: string, w: number) => {
     const t = JSON.stringify(s).slice(1, -1);
     return (t.length > w ? t.slice(0, w - 1) + "~" : t).padEnd(w);
@@ -310,7 +293,7 @@ function lensTable(gen: ReadoutGeneration, text: (id: number) => string): string
   const head = `${"col".padStart(4)} ${cell("token", w)} | ` +
     Array.from({ length: L }, (_, l) => cell(`L${l + 1}`, w)).join(" ") + " | p(L)   H(L)";
   const lines = [
-    `policy ${gen.policy} on ${gen.backend}; top-1 token after each decoder layer ` +
+    `model ${model}; policy ${gen.policy} on ${gen.backend}; top-1 token after each decoder layer ` +
     `(columns from ${gen.promptLength} hold generated tokens)`,
     head,
     "-".repeat(head.length),

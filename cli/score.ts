@@ -12,9 +12,9 @@ export const scoreCommand: Command = {
   name: "score",
   summary: "BLEU and ROUGE-L of a hypothesis file against reference files",
   options: {
-    hyp: { type: "string", value: "FILE", description: "hypotheses, one per line" },
+    hyp: { kind: "path", value: "FILE", description: "hypotheses, one per line" },
     ref: {
-      type: "string",
+      kind: "path",
       multiple: true,
       value: "FILE",
       description: "references aligned by line",

@@ -12,106 +12,95 @@
  * ```
  * @module
  */
+import { type Command, UsageError } from "./command.ts";
 import {
-  backendOption,
-  type Command,
-  intOption,
-  numberOption,
-  promptModeOption,
-  UsageError,
-} from "./command.ts";
-import { loadModel, resolvePolicy } from "../decode/mod.ts";
+  BACKEND,
+  BATCH_SIZE,
+  MODEL,
+  modelLabel,
+  OFFLINE,
+  POLICY,
+  POLICY_FILE,
+  policyOption,
+  PROMPT_MODE,
+  withDefault,
+} from "./options.ts";
+import { loadModel } from "../decode/mod.ts";
+import type { BackendName } from "../backend/mod.ts";
 import { ADMISSION_MODES, type AdmissionMode, Scheduler, startServer } from "../serve/mod.ts";
 import { dimsFromConfig, plan } from "../schedule/mod.ts";
-import { TINY_MODEL_DIR } from "./paths.ts";
 
 /** The `serve` command. */
 export const serveCommand: Command = {
   name: "serve",
   summary: "serve OpenAI-compatible completions on 127.0.0.1 (continuous batching)",
   options: {
-    model: {
-      type: "string",
-      value: "DIR|ORG/NAME",
-      description: "checkpoint folder or hub id",
-      default: TINY_MODEL_DIR,
-    },
+    ...MODEL,
     name: {
-      type: "string",
+      kind: "text",
       value: "NAME",
       description: "model name clients send (default: the folder's or hub id's last part)",
     },
     port: {
-      type: "string",
+      kind: "int",
+      min: 0,
+      max: 65535,
       value: "PORT",
       description: "port on 127.0.0.1 (0: any free one)",
-      default: "8000",
+      default: 8000,
     },
-    policy: {
-      type: "string",
-      value: "SPEC",
-      description: "default exit policy (a request's `policy` field overrides it)",
-      default: "full",
-    },
-    "prompt-mode": {
-      type: "string",
-      value: "full|decay",
-      description: "prompt mode of the default policy",
-    },
-    backend: {
-      type: "string",
-      value: "auto|cpu|webgpu",
-      description: "where to run",
-      default: "auto",
-    },
-    "batch-size": { type: "string", value: "B", description: "rows decoded at once", default: "8" },
+    ...withDefault(POLICY, undefined, {
+      description: "default exit policy, full unless given (a request's `policy` field " +
+        "overrides it)",
+    }),
+    ...POLICY_FILE,
+    ...withDefault(PROMPT_MODE, undefined, { description: "prompt mode of the default policy" }),
+    ...BACKEND,
+    ...withDefault(BATCH_SIZE, 8, { description: "rows decoded at once" }),
     mode: {
-      type: "string",
-      value: ADMISSION_MODES.join("|"),
+      kind: "enum",
+      choices: ADMISSION_MODES,
       description: "admission: per-row (continuous), aligned (same position) or static",
       default: "per-row",
     },
     "max-queue": {
-      type: "string",
+      kind: "int",
+      min: 0,
+      max: 1_000_000,
       value: "N",
       description: "requests that may wait; more get 429 with Retry-After",
-      default: "64",
+      default: 64,
     },
     "max-tokens-limit": {
-      type: "string",
+      kind: "int",
+      min: 1,
+      max: 65536,
       value: "N",
       description: "largest max_tokens a request may ask",
-      default: "256",
+      default: 256,
     },
     "api-key": {
-      type: "string",
+      kind: "text",
       value: "KEY",
       description: "require Authorization: Bearer KEY (also SKIPDECODE_API_KEY)",
     },
     "shutdown-timeout": {
-      type: "string",
+      kind: "decimal",
+      range: { min: 0, max: 3600 },
       value: "SECONDS",
       description: "on SIGTERM, how long running rows may finish before they are cancelled",
-      default: "10",
+      default: 10,
     },
-    offline: { type: "boolean", description: "never use the network (also HF_HUB_OFFLINE=1)" },
+    ...OFFLINE,
   },
   async run(v) {
-    const port = intOption(v, "port", 0, 65535)!;
-    const capacity = intOption(v, "batch-size", 1, 1024)!;
-    const maxQueue = intOption(v, "max-queue", 0, 1_000_000)!;
-    const maxTokensLimit = intOption(v, "max-tokens-limit", 1, 65536)!;
-    const graceS = numberOption(v, "shutdown-timeout", { min: 0, max: 3600 })!;
+    const port = v.port as number;
+    const capacity = v["batch-size"] as number;
+    const maxQueue = v["max-queue"] as number;
+    const maxTokensLimit = v["max-tokens-limit"] as number;
+    const graceS = v["shutdown-timeout"] as number;
     const mode = v.mode as AdmissionMode;
-    if (!ADMISSION_MODES.includes(mode)) {
-      throw new UsageError(`--mode must be ${ADMISSION_MODES.join(", ")}, got "${v.mode}"`);
-    }
-    let policy;
-    try {
-      policy = resolvePolicy(v.policy as string, promptModeOption(v["prompt-mode"]));
-    } catch (e) {
-      throw new UsageError(`--policy: ${(e as Error).message}`);
-    }
+    const policy = await policyOption(v); // errors name --policy or the policy file
     let apiKey = v["api-key"] as string | undefined;
     try {
       apiKey ??= Deno.env.get("SKIPDECODE_API_KEY") || undefined;
@@ -121,7 +110,7 @@ export const serveCommand: Command = {
     const modelName = (v.name as string | undefined) ??
       source.replace(/\/+$/, "").split("/").pop()!;
     const model = await loadModel(source, {
-      backend: backendOption(v.backend),
+      backend: v.backend as BackendName,
       offline: v.offline ? true : undefined,
     });
     try {
@@ -141,7 +130,8 @@ export const serveCommand: Command = {
         port,
       });
       console.log(
-        `skipdecode serve: listening on ${server.url} (model "${modelName}" on ` +
+        `skipdecode serve: listening on ${server.url} (model "${modelName}" = ` +
+          `${modelLabel(model)} on ` +
           `${model.backend.name}, ${capacity} rows, ${mode} admission, policy ${policy})`,
       );
       let stopping = false;

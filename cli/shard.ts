@@ -12,7 +12,7 @@
  * @module
  */
 import { isAbsolute, join, resolve } from "node:path";
-import { type Command, intOption, UsageError } from "./command.ts";
+import { type Command, UsageError } from "./command.ts";
 import type { Model } from "../decode/model.ts";
 import { atomicWrite, checkOutputPath } from "../eval/output.ts";
 import { type SweepItem, sweepModelInfo, sweepPolicies } from "../eval/sweep.ts";
@@ -78,19 +78,20 @@ const env = (k: string): string | undefined => {
  * ```
  */
 export function shardSettings(v: Record<string, unknown>, batchSize: number): SplitSettings {
-  const unitItems = intOption(v, "unit-items", 1) ?? 4 * batchSize;
+  // the values were converted by runCommand (cli/command.ts): numbers, ranges checked
+  const unitItems = (v["unit-items"] as number | undefined) ?? 4 * batchSize;
   if (unitItems % batchSize !== 0) {
     throw new UsageError(
       `--unit-items ${unitItems} must be a multiple of --batch-size ${batchSize} (a unit ` +
         `holds whole batches, so it computes what a single run computes)`,
     );
   }
-  const shards = intOption(v, "shards", 1, 100000);
+  const shards = v.shards as number | undefined;
   if (v.slurm || v.submit) {
     if (!v.slurm) throw new UsageError("--submit goes with --slurm");
     if (v.shard !== undefined) throw new UsageError("--slurm sets each task's shard: drop --shard");
     if (shards === undefined) throw new UsageError("--slurm needs --shards N (array tasks)");
-    const maxParallel = intOption(v, "max-parallel", 1, 100000) ?? shards;
+    const maxParallel = (v["max-parallel"] as number | undefined) ?? shards;
     return {
       unitItems,
       slurm: { shards, maxParallel, resources: slurmResources(v), submit: Boolean(v.submit) },

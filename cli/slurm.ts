@@ -22,7 +22,7 @@
  * @module
  */
 import { join } from "node:path";
-import { UsageError } from "./command.ts";
+import { type OptionSpec, UsageError } from "./command.ts";
 
 /** What {@linkcode sbatchScript} writes. */
 export interface SbatchSpec {
@@ -101,37 +101,41 @@ export function sbatchScript(s: SbatchSpec): string {
 /**
  * Options of the `--slurm` family, shared by `sweep` and `procedure`.
  */
-export const SLURM_OPTIONS = {
+export const SLURM_OPTIONS: Record<string, OptionSpec> = {
   slurm: {
-    type: "boolean",
+    kind: "flag",
     description: "write DIR/<command>.sbatch: a Slurm job array, one task per shard",
   },
   submit: {
-    type: "boolean",
+    kind: "flag",
     description: "with --slurm: submit it (sbatch), wait for it (squeue), then merge",
   },
   shards: {
-    type: "string",
+    kind: "int",
+    min: 1,
+    max: 100000,
     value: "N",
     description: "array tasks for --slurm, or the shard count with JOB_COMPLETION_INDEX",
   },
   "max-parallel": {
-    type: "string",
+    kind: "int",
+    min: 1,
+    max: 100000,
     value: "K",
     description: "with --slurm: at most K tasks at once (--array=0-(N-1)%K; default N)",
   },
-  "cpus-per-task": { type: "string", value: "C", description: "with --slurm: CPUs per task" },
-  mem: { type: "string", value: "SIZE", description: "with --slurm: memory per task (e.g. 8G)" },
-  time: { type: "string", value: "T", description: "with --slurm: time limit (e.g. 2:00:00)" },
-  partition: { type: "string", value: "NAME", description: "with --slurm: partition" },
-  gres: { type: "string", value: "SPEC", description: "with --slurm: e.g. gpu:1" },
+  "cpus-per-task": { kind: "text", value: "C", description: "with --slurm: CPUs per task" },
+  mem: { kind: "text", value: "SIZE", description: "with --slurm: memory per task (e.g. 8G)" },
+  time: { kind: "text", value: "T", description: "with --slurm: time limit (e.g. 2:00:00)" },
+  partition: { kind: "text", value: "NAME", description: "with --slurm: partition" },
+  gres: { kind: "text", value: "SPEC", description: "with --slurm: e.g. gpu:1" },
   "sbatch-arg": {
-    type: "string",
+    kind: "text",
     multiple: true,
     value: "OPT",
     description: "with --slurm: one more #SBATCH option, e.g. --account=abc",
   },
-} as const;
+};
 
 /** Names of the Slurm options (left out of the task's own command line). */
 export const SLURM_OPTION_NAMES: string[] = Object.keys(SLURM_OPTIONS);

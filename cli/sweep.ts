@@ -12,18 +12,26 @@
  * ```
  * @module
  */
+import { checkLength, type Command, pngOption, UsageError } from "./command.ts";
 import {
-  backendOption,
-  checkLength,
-  type Command,
-  intOption,
-  MAX_BATCH,
+  BACKEND,
+  BATCH_SIZE,
+  CACHE,
+  JSON_OUTPUT,
   MAX_NEW_TOKENS,
-  pngOption,
-  UsageError,
-} from "./command.ts";
+  MODEL,
+  modelInfo,
+  modelLabel,
+  OFFLINE,
+  OUT,
+  POLICIES,
+  policiesOption,
+  POLICY_FILE,
+  withDefault,
+} from "./options.ts";
+import type { BackendName } from "../backend/mod.ts";
 import { checkOutputPath, OutputFolder } from "../eval/output.ts";
-import { parsePolicy } from "../schedule/mod.ts";
+import { parsePolicy, type Policy } from "../schedule/mod.ts";
 import { loadModel } from "../decode/mod.ts";
 import { applyTemplate, DataError, loadE2eCsv, readText } from "../eval/data.ts";
 import { E2E_HELD_OUT } from "./heldout_text.ts";
@@ -41,7 +49,7 @@ import {
 } from "../eval/speculative.ts";
 import type { Model } from "../decode/mod.ts";
 import { type FrontierMetric, type FrontierSpeedup, writeSweepReport } from "../eval/report.ts";
-import { E2E_DEVSET, exists, SHARED_DIR, TINY_MODEL_DIR } from "./paths.ts";
+import { E2E_DEVSET, exists, SHARED_DIR } from "./paths.ts";
 import { SLURM_OPTIONS } from "./slurm.ts";
 import { shardSettings, sweepShard, writeSlurmArray } from "./shard.ts";
 
@@ -284,25 +292,39 @@ async function speculativeSection(
   return rows;
 }
 
+/**
+ * The command-line forms of policies, for the paths that pass policies as text (shards,
+ * speculative drafts): a `--policy-file` function has none, so it is refused there.
+ */
+function specStrings(policies: readonly (Policy | string)[], option: string): string[] {
+  return policies.map((p) => {
+    if (typeof p === "string") return p;
+    if (p.toJSON().kind === "custom") {
+      throw new UsageError(
+        `${option} takes built-in or defineSchedule policies; "${p.name}" from --policy-file ` +
+          `is a function (export a defineSchedule descriptor instead)`,
+      );
+    }
+    return String(p);
+  });
+}
+
 /** The `sweep` command. */
 export const sweepCommand: Command = {
   name: "sweep",
   summary: "run several policies over E2E data: table, charts, generations",
   options: {
-    model: {
-      type: "string",
-      value: "DIR|ORG/NAME",
-      description: "checkpoint folder or hub id",
-      default: TINY_MODEL_DIR,
-    },
-    policy: {
-      type: "string",
-      multiple: true,
-      value: "SPEC",
-      description: "a policy (full is always added); default: the demo's set",
-    },
+    ...MODEL,
+    ...withDefault(POLICIES, undefined, {
+      description: "a policy (full is always added); default: the demo's set (or the " +
+        "policies of --policy-file)",
+    }),
+    ...withDefault(POLICY_FILE, undefined, {
+      description: "your own policies: a module exporting defineSchedule descriptors, " +
+        "policies or layer-set functions (all are swept, beside any --policy)",
+    }),
     data: {
-      type: "string",
+      kind: "path",
       value: "CSV",
       description: "E2E-style CSV with mr,ref columns, or JSONL with {mr or prompt, refs} " +
         "(default: ../shared's held-out testset-part2.csv when present, else the bundled devset)",
@@ -313,67 +335,44 @@ export const sweepCommand: Command = {
       description: "prompt template ({mr}; \\n is a newline)",
       default: "{mr}\\n",
     },
-    items: { type: "string", value: "N", description: "distinct MRs to use", default: "200" },
-    "max-new-tokens": {
-      type: "string",
-      value: "N",
-      description: "tokens to generate per prompt",
-      default: "64",
-    },
-    "batch-size": { type: "string", value: "B", description: "rows per batch", default: "8" },
-    backend: {
-      type: "string",
-      value: "auto|cpu|webgpu",
-      description: "where to run",
-      default: "auto",
-    },
+    items: { kind: "int", min: 1, value: "N", description: "distinct MRs to use", default: 200 },
+    ...withDefault(MAX_NEW_TOKENS, 64),
+    ...withDefault(BATCH_SIZE, 8, { description: "rows per batch" }),
+    ...BACKEND,
     nll: {
-      type: "string",
-      value: "first|all|none",
+      kind: "enum",
+      choices: ["first", "all", "none"],
       description: "teacher-forced NLL of each item's first reference, all, or none",
       default: "first",
     },
     oracle: {
-      type: "string",
+      kind: "int",
+      min: 0,
       value: "N",
       description: "oracle depth of the full model's outputs on the first N items",
-      default: "0",
+      default: 0,
     },
     metric: {
-      type: "string",
-      value: "bleu|rougeL|nll|agreement",
+      kind: "enum",
+      choices: ["bleu", "rougeL", "nll", "agreement"],
       description: "quality axis of the frontier chart",
       default: "bleu",
     },
     speedup: {
-      type: "string",
-      value: "layer|flop|measured",
+      kind: "enum",
+      choices: ["layer", "flop", "measured"],
       description: "speedup axis of the frontier chart",
       default: "layer",
     },
-    out: {
-      type: "string",
-      value: "DIR",
-      description: "report folder",
-      default: "reports/sweep",
-    },
-    "cache-dir": {
-      type: "string",
-      value: "DIR",
-      description: "result cache (default .cache/skipdecode or $SKIPDECODE_CACHE_DIR)",
-    },
-    cache: {
-      type: "boolean",
-      description: "reuse and store results in the cache (--no-cache: neither)",
-      default: true,
-    },
+    ...withDefault(OUT, "reports/sweep"),
+    ...CACHE,
     png: {
       type: "boolean",
       description: "PNG pictures of the charts with Chromium (default: when this task may " +
         "run chromium and it is installed; --no-png: none)",
     },
-    offline: { type: "boolean", description: "never use the network (also HF_HUB_OFFLINE=1)" },
-    json: { type: "boolean", description: "print the table as JSON on stdout" },
+    ...OFFLINE,
+    ...withDefault(JSON_OUTPUT, undefined, { description: "print the table as JSON on stdout" }),
     shard: {
       type: "string",
       value: "I/N",
@@ -389,7 +388,8 @@ export const sweepCommand: Command = {
         "intervals in speculative.md/.json (not sharded)",
     },
     "unit-items": {
-      type: "string",
+      kind: "int",
+      min: 1,
       value: "B",
       description: "items per work unit, a multiple of --batch-size (default 4 batches)",
     },
@@ -397,23 +397,15 @@ export const sweepCommand: Command = {
   },
   async run(v) {
     // Every option is checked before any data, model or folder is touched.
-    const backend = backendOption(v.backend);
-    const nll = v.nll === "none" ? false : v.nll;
-    if (nll !== false && nll !== "first" && nll !== "all") {
-      throw new UsageError(`--nll must be first, all or none, got "${v.nll}"`);
-    }
+    const backend = v.backend as BackendName;
+    const nll = v.nll === "none" ? false : v.nll as "first" | "all";
     const metric = v.metric as FrontierMetric;
-    if (!["bleu", "rougeL", "nll", "agreement"].includes(metric)) {
-      throw new UsageError(`--metric must be bleu, rougeL, nll or agreement, got "${metric}"`);
-    }
     const speedup = v.speedup as FrontierSpeedup;
-    if (!["layer", "flop", "measured"].includes(speedup)) {
-      throw new UsageError(`--speedup must be layer, flop or measured, got "${speedup}"`);
-    }
-    const maxNewTokens = intOption(v, "max-new-tokens", 1, MAX_NEW_TOKENS)!;
-    const count = intOption(v, "items", 1);
-    const batchSize = intOption(v, "batch-size", 1, MAX_BATCH);
-    const oracleItems = intOption(v, "oracle", 0)!;
+    const maxNewTokens = v["max-new-tokens"] as number;
+    const count = v.items as number;
+    const batchSize = v["batch-size"] as number;
+    const oracleItems = v.oracle as number;
+    const given = await policiesOption(v);
     const template = templateOption(v.template as string);
     const png = pngOption(v.png);
     const out = v.out as string;
@@ -426,7 +418,10 @@ export const sweepCommand: Command = {
     if (split.slurm) {
       const data = sweepDataFile(v.data as string | undefined);
       if (!exists(data)) throw new UsageError(`data file ${data} not found`);
-      return await writeSlurmArray(v, split, sweepCommand, { read: { data } });
+      const policyFile = v["policy-file"] as string | undefined;
+      return await writeSlurmArray(v, split, sweepCommand, {
+        read: { data, ...(policyFile ? { "policy-file": policyFile } : {}) },
+      });
     }
     const items = await loadSweepItems(v.data as string | undefined, count, template);
     const model = await loadModel(v.model as string, {
@@ -436,9 +431,9 @@ export const sweepCommand: Command = {
     let folder: OutputFolder | undefined;
     try {
       checkLength(model, maxNewTokens, items.map((it) => model.tokenizer.encode(it.prompt).length));
-      const policies = (v.policy as string[] | undefined) ??
+      const policies: (Policy | string)[] = given ??
         defaultPolicies(model.config.numHiddenLayers, Math.min(24, maxNewTokens));
-      const names = policies.map((p) => String(parsePolicy(p)));
+      const names = policies.map((p) => String(typeof p === "string" ? parsePolicy(p) : p));
       const dup = names.find((n, i) => names.indexOf(n) !== i);
       if (dup) throw new UsageError(`--policy ${dup} is given twice`);
       const report = {
@@ -448,7 +443,7 @@ export const sweepCommand: Command = {
         speedup,
       };
       if (split.shard) {
-        return await sweepShard(model, items, policies, {
+        return await sweepShard(model, items, specStrings(policies, "--shard"), {
           out,
           shard: split.shard,
           unitItems: split.unitItems,
@@ -471,14 +466,28 @@ export const sweepCommand: Command = {
         oracle: oracleItems > 0 ? { items: oracleItems, warmup: 1 } : false,
       });
       const files = await writeSweepReport(result, folder, { ...report, png }, items);
-      const spec = ks ? await speculativeSection(model, items, policies, ks, result, folder) : [];
+      const spec = ks
+        ? await speculativeSection(
+          model,
+          items,
+          specStrings(policies, "--speculative"),
+          ks,
+          result,
+          folder,
+        )
+        : [];
       if (v.json) {
         console.log(
-          JSON.stringify({ ...sweepToJson(result), ...(ks ? { speculative: spec } : {}) }),
+          JSON.stringify({
+            ...sweepToJson(result),
+            model: { ...result.model, ...modelInfo(model) },
+            ...(ks ? { speculative: spec } : {}),
+          }),
         );
       } else {
         console.error(
-          `wrote ${out}/${files.report} (${Object.keys(files.html).length} charts, ` +
+          `model ${modelLabel(model)} on ${result.backend}: ` +
+            `wrote ${out}/${files.report} (${Object.keys(files.html).length} charts, ` +
             `${Object.keys(files.png).length} PNGs)`,
         );
       }

@@ -7,29 +7,30 @@ import { type Command, requireString } from "./command.ts";
 import { resolveModel } from "../model/hub.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
 import { TINY_MODEL_DIR } from "./paths.ts";
+import { MODEL, modelInfo, OFFLINE, withDefault } from "./options.ts";
 
 /** The `tokenize` command. */
 export const tokenizeCommand: Command = {
   name: "tokenize",
   summary: "print the token ids of a text",
   options: {
-    model: {
-      type: "string",
-      value: "DIR|ORG/NAME",
+    ...withDefault(MODEL, TINY_MODEL_DIR, {
       description: "folder with tokenizer files, or hub id",
-      default: TINY_MODEL_DIR,
-    },
-    text: { type: "string", value: "TEXT", description: "the text (\\n is a newline)" },
-    bos: { type: "boolean", description: "prepend BOS (--no-bos: do not)", default: true },
-    offline: { type: "boolean", description: "never use the network" },
+    }),
+    text: { kind: "text", value: "TEXT", description: "the text (\\n is a newline)" },
+    bos: { kind: "flag", description: "prepend BOS (--no-bos: do not)", default: true },
+    ...OFFLINE,
   },
   async run(v) {
     const text = requireString(v, "text").replaceAll("\\n", "\n");
-    const { dir } = await resolveModel(v.model as string, {
-      offline: v.offline ? true : undefined,
-    });
-    const tok = await loadTokenizer(dir);
-    console.log(JSON.stringify({ ids: tok.encode(text, { addBos: v.bos !== false }) }));
+    const source = v.model as string;
+    const resolved = await resolveModel(source, { offline: v.offline ? true : undefined });
+    const tok = await loadTokenizer(resolved.dir);
+    const revision = resolved.repoId ? resolved.commit ?? resolved.revision : undefined;
+    console.log(JSON.stringify({
+      ids: tok.encode(text, { addBos: v.bos !== false }),
+      model: modelInfo({ source, dir: resolved.dir, revision }),
+    }));
     return 0;
   },
 };

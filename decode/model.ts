@@ -17,6 +17,8 @@ export interface Model {
   source: string;
   /** The checkpoint folder read. */
   dir: string;
+  /** For a hub id: the commit read (or the revision asked for when no commit is known). */
+  revision?: string;
   /** The OPT configuration. */
   config: OptConfig;
   /** OPT's tokenizer (BOS `</s>` prepended by `encode`). */
@@ -92,6 +94,7 @@ export async function loadModel(idOrDir: string, options: LoadModelOptions = {})
   return {
     source: idOrDir,
     dir: resolved.dir,
+    ...(resolved.repoId ? { revision: resolved.commit ?? resolved.revision } : {}),
     config: weights.config,
     tokenizer,
     backend,

@@ -54,6 +54,8 @@ export * from "./policy.ts";
 export * from "./registry.ts";
 export * from "./builtins.ts";
 export * from "./custom.ts";
+export * from "./step.ts";
+export * from "./policy_file.ts";
 export * from "./parse.ts";
 export * from "./plan.ts";
 export * from "./format.ts";

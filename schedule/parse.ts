@@ -20,6 +20,7 @@ import {
   schedulePolicy,
 } from "./registry.ts";
 import "./builtins.ts"; // registers the built-in policies
+import { parseStep, STEP_NAME, stepFromJson } from "./step.ts";
 
 /** Where custom policies are looked up by name when parsing. */
 export interface PolicyLookup {
@@ -60,6 +61,7 @@ export function parsePolicy(spec: string, lookup: PolicyLookup = {}): Policy {
   const rawName = (colon < 0 ? text : text.slice(0, colon)).trim();
   const rest = colon < 0 ? "" : text.slice(colon + 1).trim();
   const name = rawName.toLowerCase();
+  if (name === STEP_NAME) return parseStep(rest);
   const d = builtinPolicy(name);
   if (d === undefined) {
     const custom = findCustom(rawName, lookup);
@@ -173,6 +175,7 @@ export function policyFromJson(json: unknown, lookup: PolicyLookup = {}): Policy
     }
     return found;
   }
+  if (kind === STEP_NAME) return stepFromJson(o);
   // JSON kinds are exact (lower case), unlike the command line's names.
   const d = typeof kind === "string" && kind === kind.toLowerCase()
     ? builtinPolicy(kind)

@@ -13,6 +13,7 @@
  * @module
  */
 import { PolicyError } from "./errors.ts";
+import { STEP_EXAMPLE, STEP_HELP } from "./step.ts";
 import {
   checkContext,
   type ColumnContext,
@@ -133,6 +134,9 @@ const REGISTRY = new Map<string, PolicyDescriptor>();
 /** The name custom policies use in JSON (`kind: "custom"`); no built-in may take it. */
 const CUSTOM_KIND = "custom";
 
+/** The step schedule's name (`step.ts`: its own syntax, `step:12x4,6x8,3`, not key=value). */
+const STEP_KIND = "step";
+
 function register<D extends PolicyDescriptor>(d: D): D {
   if (!/^[a-z][a-z0-9]*$/.test(d.name) || d.name === CUSTOM_KIND || REGISTRY.has(d.name)) {
     throw new Error(`policy registry: name "${d.name}" is taken or not lower-case letters`);
@@ -228,7 +232,7 @@ export function builtinPolicy(name: string): PolicyDescriptor | undefined {
  */
 export function isBuiltinName(name: string): boolean {
   const n = name.toLowerCase();
-  return n === CUSTOM_KIND || REGISTRY.has(n);
+  return n === CUSTOM_KIND || n === STEP_KIND || REGISTRY.has(n);
 }
 
 /**
@@ -241,7 +245,7 @@ export function isBuiltinName(name: string): boolean {
  * ```
  */
 export function policyExamples(): string {
-  return builtinPolicies().map((d) => d.example).join(", ");
+  return [...builtinPolicies().map((d) => d.example), STEP_EXAMPLE].join(", ");
 }
 
 /**
@@ -286,6 +290,7 @@ export function policyHelp(): string {
       );
     }
   }
+  lines.push(STEP_HELP);
   return lines.join("\n");
 }
 
@@ -409,6 +414,10 @@ export function labelPolicy(policy: Policy): string {
 function labelJson(json: PolicyJson): string {
   const j = json as unknown as Record<string, unknown>;
   const d = typeof j.kind === "string" ? REGISTRY.get(j.kind) : undefined;
+  if (j.kind === STEP_KIND) {
+    return `step ${j.steps}${j.warmup ? ` w${j.warmup}` : ""}` +
+      (j.promptMode === "decay" ? " decay" : "");
+  }
   if (d === undefined) return String(j.name ?? j.kind);
   if (d.form === "wrapper") return d.label(labelJson(j.inner as PolicyJson));
   return d.label(j as ParamValues<readonly ParamSpec[]>) +

@@ -7,6 +7,7 @@
  * @module
  */
 import { assert } from "@std/assert";
+import { launchFlags } from "../cli/launch.ts";
 
 /** The repository root. */
 export const ROOT: string = decodeURIComponent(new URL("../", import.meta.url).pathname)
@@ -60,7 +61,9 @@ export interface CliOptions {
 
 function command(args: string[], options: CliOptions): Deno.Command {
   const task = options.task ?? "skipdecode";
-  const perms = taskPermissions(task);
+  // `deno task skipdecode` is a launcher (cli/launch.ts) that runs cli/main.ts with flags
+  // scoped to the command line: the same flags here, without the second process.
+  const perms = task === "skipdecode" ? launchFlags(args, ROOT) : taskPermissions(task);
   const entry = task === "demo" || task === "train" ? ["cli/main.ts", task] : ["cli/main.ts"];
   return new Deno.Command(Deno.execPath(), {
     args: ["run", ...perms, ...entry, ...args],

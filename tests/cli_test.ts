@@ -33,7 +33,9 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 Deno.test("cli tokenize prints OPT's ids as JSON", async () => {
   const r = await cli(["tokenize", "--model", TINY, "--text", "Hello, my dog is cute"]);
   assertEquals(r.code, 0, r.stderr);
-  assertEquals(JSON.parse(r.stdout), { ids: [2, 31414, 6, 127, 2335, 16, 11962] });
+  const out = JSON.parse(r.stdout);
+  assertEquals(out.ids, [2, 31414, 6, 127, 2335, 16, 11962]);
+  assertEquals(out.model.source, TINY, "the output names the model it used");
   console.log("  tokenize: Hello, my dog is cute -> [2, 31414, 6, 127, 2335, 16, 11962]");
 });
 
