@@ -25,15 +25,17 @@ import {
 import { checkOutputPath, OutputFolder } from "../eval/output.ts";
 import { parsePolicy } from "../schedule/mod.ts";
 import { loadModel } from "../decode/mod.ts";
-import { applyTemplate, DataError, loadE2eCsv, readText } from "../eval/data.ts";
-import { E2E_HELD_OUT } from "./heldout_text.ts";
+import { applyTemplate, DataError, readText } from "../eval/data.ts";
 import {
-  runSweep,
-  type SweepItem,
-  sweepItemsFromE2e,
-  type SweepResult,
-  sweepToJson,
-} from "../eval/sweep.ts";
+  loadTable,
+  type TableItem,
+  tableItems,
+  templatePlaceholders,
+  truncateItems,
+  type TruncateSide,
+} from "../eval/table.ts";
+import { E2E_HELD_OUT } from "./heldout_text.ts";
+import { runSweep, type SweepItem, type SweepResult, sweepToJson } from "../eval/sweep.ts";
 import {
   compareDrafts,
   draftComparisonMarkdown,
@@ -171,16 +173,65 @@ export function defaultPolicies(layers: number, horizon: number): string[] {
   ];
 }
 
+/** The data options of `sweep` (and of any command that reads items with {@linkcode loadSweepItems}). */
+export const DATA_OPTIONS = {
+  data: {
+    type: "string",
+    value: "FILE|hf:ID",
+    description: "items: a .csv, .tsv, .jsonl or .parquet file, or a Hugging Face dataset " +
+      "split hf:OWNER/NAME[:CONFIG]:SPLIT (downloaded into the HF cache; --offline: cache " +
+      "only); rows with the same input are one item with several references (default: " +
+      "../shared's held-out testset-part2.csv when present, else the bundled E2E devset)",
+  },
+  "input-column": {
+    type: "string",
+    value: "NAME",
+    description: "the column of the model's input (default: the first of mr, input, prompt, " +
+      "article, document, text)",
+  },
+  "ref-column": {
+    type: "string",
+    value: "NAME",
+    description: "the column of the reference (a text or a list of texts; default: the " +
+      "first of ref, refs, reference, references, highlights, summary, target)",
+  },
+  template: {
+    type: "string",
+    value: "TEXT",
+    description: "prompt template: {input} is the input column, {NAME} any column, \\n a " +
+      "newline (default {input}\\n; a prompt column is used as is)",
+  },
+  truncate: {
+    type: "string",
+    value: "none|left|right",
+    description: "an input whose prompt does not fit the model's positions with " +
+      "--max-new-tokens is an error (none), or is cut, keeping its start (right) or end (left)",
+    default: "none",
+  },
+} as const;
+
+/** Options of {@linkcode loadSweepItems}. */
+export interface SweepDataOptions {
+  /** The input column (see {@linkcode tableItems}). */
+  inputColumn?: string;
+  /** The reference column. */
+  refColumn?: string;
+  /** Never download an `hf:` dataset (default: `$HF_HUB_OFFLINE`). */
+  offline?: boolean;
+}
+
 /**
- * Loads sweep items from an E2E-style CSV (grouped by `mr`) or a JSONL file
- * ({@linkcode loadSweepJsonl}), the first `count` of them.
+ * Loads sweep items from a CSV, TSV, JSONL or Parquet file or an `hf:` dataset split
+ * ({@linkcode loadTable}), grouped by input ({@linkcode tableItems}), the first `count`.
  *
  * @param path the file (default {@linkcode sweepDataFile}: the held-out E2E test split part
  *   when `../shared` has it, else the devset the repository ships in `bundled/`)
  * @param count how many items (default all)
- * @param template prompt template (default `"{mr}\n"`)
+ * @param template prompt template (default `"{input}\n"`)
+ * @param options the columns, offline mode
  * @returns the items
- * @throws UsageError naming the file when it is missing
+ * @throws UsageError naming the file when it is missing; DataError naming the file and the
+ *   column, placeholder or row at fault
  * @example
  * ```ts
  * import { loadSweepItems } from "./sweep.ts";
@@ -191,9 +242,10 @@ export async function loadSweepItems(
   path: string | undefined,
   count?: number,
   template?: string,
-): Promise<SweepItem[]> {
+  options: SweepDataOptions = {},
+): Promise<TableItem[]> {
   const file = sweepDataFile(path);
-  if (!exists(file)) {
+  if (!file.startsWith("hf:") && !exists(file)) {
     throw new UsageError(
       path
         ? `data file ${file} not found`
@@ -201,37 +253,95 @@ export async function loadSweepItems(
           `restore it from git) or pass --data FILE (a CSV with mr,ref columns)`,
     );
   }
-  if (/\.jsonl$/i.test(file)) {
-    const all = await loadSweepJsonl(file, template);
-    return count === undefined ? all : all.slice(0, count);
-  }
-  const all = await loadE2eCsv(file);
-  return sweepItemsFromE2e(count === undefined ? all : all.slice(0, count), template);
+  const table = await loadTable(file, { offline: options.offline });
+  const all = tableItems(table, { ...options, template });
+  return count === undefined ? all : all.slice(0, count);
 }
 
 /**
- * Reads a `--template` value (`\\n` is a newline): it must contain `{mr}`, else every
- * item would get the same prompt.
+ * Reads a `--template` value (`\\n` is a newline): it must contain a placeholder
+ * (`{input}`, or a column name such as `{mr}`), else every item would get the same prompt;
+ * the names are checked against the data's columns when it is read.
  *
- * @param text the option's text
- * @returns the template
- * @throws UsageError when it is empty or lacks `{mr}`
+ * @param text the option's text (undefined: the default)
+ * @returns the template, or undefined for the default
+ * @throws UsageError when it has no placeholder
  * @example
  * ```ts
  * import { templateOption } from "./sweep.ts";
  * templateOption("Data: {mr}\\nText:"); // "Data: {mr}\nText:"
  * ```
  */
-export function templateOption(text: string): string {
+export function templateOption(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
   const t = text.replaceAll("\\n", "\n");
-  if (!/\{mr\}/.test(t.replaceAll("{{", ""))) {
+  if (templatePlaceholders(t).length === 0) {
     throw new UsageError(
-      `--template must contain {mr} (the item's meaning representation), got ${
-        JSON.stringify(text)
-      }`,
+      `--template must contain {mr} or {input} (the item's input column) or another ` +
+        `{COLUMN}, got ${JSON.stringify(text)}`,
     );
   }
   return t;
+}
+
+/**
+ * Reads `--truncate`: `none`, `left` or `right`.
+ *
+ * @param v the option's value
+ * @returns the side
+ * @throws UsageError naming the option for another value
+ * @example
+ * ```ts
+ * import { truncateOption } from "./sweep.ts";
+ * truncateOption("left"); // "left"
+ * ```
+ */
+export function truncateOption(v: unknown): TruncateSide {
+  if (v === undefined || v === "none" || v === "left" || v === "right") {
+    return (v ?? "none") as TruncateSide;
+  }
+  throw new UsageError(`--truncate must be none, left or right, got "${v}"`);
+}
+
+/**
+ * Fits the items' prompts into the model's positions with `maxNewTokens` new tokens
+ * ({@linkcode truncateItems}), saying on stderr how many were cut.
+ *
+ * @param model the model (positions and tokenizer)
+ * @param items the items
+ * @param maxNewTokens tokens to generate
+ * @param side `--truncate`
+ * @returns the items, cut where needed
+ * @throws UsageError naming the first item that does not fit (side `none`)
+ * @example
+ * ```ts
+ * // fitItems(model, items, 64, "left");
+ * ```
+ */
+export function fitItems(
+  model: {
+    config: { maxPositionEmbeddings: number };
+    tokenizer: { encode(t: string): number[]; decode(ids: number[]): string };
+  },
+  items: TableItem[],
+  maxNewTokens: number,
+  side: TruncateSide,
+): TableItem[] {
+  const fit = model.config.maxPositionEmbeddings - maxNewTokens + 1;
+  if (fit < 2) return items; // checkLength says what is wrong
+  try {
+    const r = truncateItems(items, model.tokenizer, fit, side);
+    if (r.truncated > 0) {
+      console.error(
+        `note: --truncate ${side}: cut the input of ${r.truncated} of ${items.length} items ` +
+          `to fit ${fit} prompt tokens`,
+      );
+    }
+    return r.items;
+  } catch (e) {
+    if (e instanceof DataError) throw new UsageError(e.message);
+    throw e;
+  }
 }
 
 /** `--speculative K[,K...]`: the draft lengths, each a whole number from 1 to 64. */
@@ -301,19 +411,8 @@ export const sweepCommand: Command = {
       value: "SPEC",
       description: "a policy (full is always added); default: the demo's set",
     },
-    data: {
-      type: "string",
-      value: "CSV",
-      description: "E2E-style CSV with mr,ref columns, or JSONL with {mr or prompt, refs} " +
-        "(default: ../shared's held-out testset-part2.csv when present, else the bundled devset)",
-    },
-    template: {
-      type: "string",
-      value: "TEXT",
-      description: "prompt template ({mr}; \\n is a newline)",
-      default: "{mr}\\n",
-    },
-    items: { type: "string", value: "N", description: "distinct MRs to use", default: "200" },
+    ...DATA_OPTIONS,
+    items: { type: "string", value: "N", description: "distinct inputs to use", default: "200" },
     "max-new-tokens": {
       type: "string",
       value: "N",
@@ -414,7 +513,8 @@ export const sweepCommand: Command = {
     const count = intOption(v, "items", 1);
     const batchSize = intOption(v, "batch-size", 1, MAX_BATCH);
     const oracleItems = intOption(v, "oracle", 0)!;
-    const template = templateOption(v.template as string);
+    const template = templateOption(v.template as string | undefined);
+    const truncate = truncateOption(v.truncate);
     const png = pngOption(v.png);
     const out = v.out as string;
     checkOutputPath(out, "--out");
@@ -428,13 +528,18 @@ export const sweepCommand: Command = {
       if (!exists(data)) throw new UsageError(`data file ${data} not found`);
       return await writeSlurmArray(v, split, sweepCommand, { read: { data } });
     }
-    const items = await loadSweepItems(v.data as string | undefined, count, template);
+    const loaded = await loadSweepItems(v.data as string | undefined, count, template, {
+      inputColumn: v["input-column"] as string | undefined,
+      refColumn: v["ref-column"] as string | undefined,
+      offline: v.offline ? true : undefined,
+    });
     const model = await loadModel(v.model as string, {
       backend,
       offline: v.offline ? true : undefined,
     });
     let folder: OutputFolder | undefined;
     try {
+      const items = fitItems(model, loaded, maxNewTokens, truncate);
       checkLength(model, maxNewTokens, items.map((it) => model.tokenizer.encode(it.prompt).length));
       const policies = (v.policy as string[] | undefined) ??
         defaultPolicies(model.config.numHiddenLayers, Math.min(24, maxNewTokens));
@@ -456,7 +561,7 @@ export const sweepCommand: Command = {
           batchSize: batchSize ?? 8,
           nll,
           oracle: oracleItems > 0 ? { items: oracleItems, warmup: 1 } : false,
-          template,
+          template: items[0]?.template ?? template ?? "{input}\n",
           dataFile: sweepDataFile(v.data as string | undefined),
           report,
           json: Boolean(v.json),
