@@ -45,6 +45,7 @@ import type { Model } from "../decode/mod.ts";
 import { type FrontierMetric, type FrontierSpeedup, writeSweepReport } from "../eval/report.ts";
 import { E2E_DEVSET, exists, SHARED_DIR, TINY_MODEL_DIR } from "./paths.ts";
 import { SLURM_OPTIONS } from "./slurm.ts";
+import { reproduceCommand } from "../eval/manifest.ts";
 import { shardSettings, sweepShard, writeSlurmArray } from "./shard.ts";
 
 /**
@@ -229,7 +230,7 @@ export interface SweepDataOptions {
  * @param count how many items (default all)
  * @param template prompt template (default `"{input}\n"`)
  * @param options the columns, offline mode
- * @returns the items
+ * @returns the items, with `files`: the files read (for their hashes)
  * @throws UsageError naming the file when it is missing; DataError naming the file and the
  *   column, placeholder or row at fault
  * @example
@@ -243,7 +244,7 @@ export async function loadSweepItems(
   count?: number,
   template?: string,
   options: SweepDataOptions = {},
-): Promise<TableItem[]> {
+): Promise<TableItem[] & { files: string[] }> {
   const file = sweepDataFile(path);
   if (!file.startsWith("hf:") && !exists(file)) {
     throw new UsageError(
@@ -255,7 +256,7 @@ export async function loadSweepItems(
   }
   const table = await loadTable(file, { offline: options.offline });
   const all = tableItems(table, { ...options, template });
-  return count === undefined ? all : all.slice(0, count);
+  return Object.assign(count === undefined ? all : all.slice(0, count), { files: table.files });
 }
 
 /**
@@ -495,6 +496,7 @@ export const sweepCommand: Command = {
     ...SLURM_OPTIONS,
   },
   async run(v) {
+    const startedAt = new Date().toISOString();
     // Every option is checked before any data, model or folder is touched.
     const backend = backendOption(v.backend);
     const nll = v.nll === "none" ? false : v.nll;
@@ -575,7 +577,32 @@ export const sweepCommand: Command = {
         nll,
         oracle: oracleItems > 0 ? { items: oracleItems, warmup: 1 } : false,
       });
-      const files = await writeSweepReport(result, folder, { ...report, png }, items);
+      const reproduce = reproduceCommand(
+        "deno task skipdecode sweep",
+        sweepCommand.options,
+        v,
+        ["help", "shard", "unit-items", ...Object.keys(SLURM_OPTIONS)],
+      );
+      const files = await writeSweepReport(result, folder, {
+        ...report,
+        png,
+        reproduce,
+        manifest: {
+          command: "sweep",
+          commandLine: reproduce,
+          config: { ...v, policies, maxNewTokens, batchSize: result.batchSize },
+          model: { source: v.model as string, dir: model.dir, files: model.weights.files },
+          data: {
+            source: sweepDataFile(v.data as string | undefined),
+            files: loaded.files,
+            template: items[0]?.template,
+            items: items.length,
+          },
+          backend: model.backend,
+          seed: 0,
+          startedAt,
+        },
+      }, items);
       const spec = ks ? await speculativeSection(model, items, policies, ks, result, folder) : [];
       if (v.json) {
         console.log(

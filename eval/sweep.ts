@@ -198,8 +198,11 @@ export interface SweepOracle extends OracleResult {
 export interface SweepGeneration {
   /** The policy's command-line form. */
   policy: string;
-  /** Generated text, ids and why each stopped. */
-  outputs: { text: string; ids: number[]; finish: "eos" | "length" }[];
+  /**
+   * Generated text, ids, why each stopped, and the active layers summed over its tokens
+   * (absent in cache entries written before it was recorded).
+   */
+  outputs: { text: string; ids: number[]; finish: "eos" | "length"; layers?: number }[];
 }
 
 /** What {@linkcode runSweep} returns. */
@@ -285,8 +288,8 @@ export interface GenEntry {
   generatedTokens: number;
   /** Budget per generated input index of the first batch's plan. */
   budgets: number[];
-  /** The outputs, in item order. */
-  outputs: { text: string; ids: number[]; finish: "eos" | "length" }[];
+  /** The outputs, in item order (with their active layers summed over their tokens). */
+  outputs: { text: string; ids: number[]; finish: "eos" | "length"; layers?: number }[];
 }
 
 interface NllEntry {
@@ -508,7 +511,12 @@ function finishGenPart(
     flops += it.flops;
     fullFlops += it.fullFlops;
   }
-  const outputs = a.items.map((it) => ({ text: it.text, ids: it.ids, finish: it.finish }));
+  const outputs = a.items.map((it) => ({
+    text: it.text,
+    ids: it.ids,
+    finish: it.finish,
+    layers: it.layers,
+  }));
   return {
     runId,
     createdAt: new Date().toISOString(),
