@@ -30,6 +30,12 @@ import { resolvePolicy } from "../decode/engine.ts";
 import { applyTemplate, E2E_TEMPLATE, loadE2eCsv } from "../eval/data.ts";
 import { checkOutputPath, OutputFolder } from "../eval/output.ts";
 import {
+  buildManifest,
+  manifestJson,
+  reproduceCommand,
+  RUN_MANIFEST_FILE,
+} from "../eval/manifest.ts";
+import {
   type CalmResult,
   calmTable,
   evaluateCalm,
@@ -151,6 +157,7 @@ export const readoutCommand: Command = {
     json: { type: "boolean", description: "print JSON" },
   },
   async run(v, positionals) {
+    const startedAt = new Date().toISOString();
     // Every option is checked before the model or data are read.
     if (positionals.length) {
       throw new UsageError(`unexpected argument "${positionals[0]}" (see --help)`);
@@ -255,9 +262,28 @@ export const readoutCommand: Command = {
         }, { color: color as "prob" | "entropy" });
         const stage = folder.staging();
         const title = `Logit lens (${gen.policy}, ${model.source})`;
+        const commandLine = reproduceCommand(
+          "deno task skipdecode readout",
+          readoutCommand.options,
+          {
+            ...v,
+            backend: model.backend.name === "cpu" ? "cpu" : "webgpu",
+          },
+        );
         const files: Record<string, string> = {
           "lens.html": toHtml(fig, { title }),
           "readout.json": JSON.stringify(report) + "\n",
+          [RUN_MANIFEST_FILE]: manifestJson(buildManifest({
+            command: "readout",
+            commandLine,
+            config: { ...v },
+            model: { source: v.model as string, dir: model.dir, files: model.weights.files },
+            ...(dataFile
+              ? { data: { source: dataFile, files: [dataFile], items: items.length } }
+              : {}),
+            backend: model.backend,
+            startedAt,
+          })),
         };
         if (png !== false) {
           const ok = await renderFigurePng(fig, `${stage}/lens.png`, {

@@ -577,10 +577,16 @@ export const sweepCommand: Command = {
         nll,
         oracle: oracleItems > 0 ? { items: oracleItems, warmup: 1 } : false,
       });
+      // The choices made for the user spelled out: the policies and the backend.
+      const chosen = {
+        ...v,
+        policy: policies,
+        backend: model.backend.name === "cpu" ? "cpu" : "webgpu",
+      };
       const reproduce = reproduceCommand(
         "deno task skipdecode sweep",
         sweepCommand.options,
-        v,
+        chosen,
         ["help", "shard", "unit-items", ...Object.keys(SLURM_OPTIONS)],
       );
       const files = await writeSweepReport(result, folder, {
@@ -590,7 +596,7 @@ export const sweepCommand: Command = {
         manifest: {
           command: "sweep",
           commandLine: reproduce,
-          config: { ...v, policies, maxNewTokens, batchSize: result.batchSize },
+          config: { ...chosen, maxNewTokens, batchSize: result.batchSize },
           model: { source: v.model as string, dir: model.dir, files: model.weights.files },
           data: {
             source: sweepDataFile(v.data as string | undefined),

@@ -463,7 +463,9 @@ function reportMarkdown(
       "tokens); the fixed-token speedups count each policy's plan on the full model's own " +
       "outputs, the same tokens for every policy; FLOP speedup counts the LM head and attention too, which is what wall time can " +
       "reach; measured speedup is `full`'s decode wall time per step over the policy's " +
-      "(same batches and backend; a step is one generated column of a batch).",
+      "(same batches and backend; a step is one generated column of a batch), timed in one " +
+      "warmed-up pass with the policies interleaved batch by batch; the bracket is its " +
+      "spread over batches.",
     "",
     "## Charts",
     "",

@@ -28,14 +28,14 @@ import { parseDatasetId, resolveDataset, type ResolveModelOptions } from "../mod
 import { CheckpointError } from "../model/errors.ts";
 
 /** The table formats {@linkcode loadTable} reads. */
-export type TableFormat = "csv" | "tsv" | "jsonl" | "parquet";
+export type DataFormat = "csv" | "tsv" | "jsonl" | "parquet";
 
 /** A data file read as a table. */
 export interface Table {
   /** The file, for messages. */
   source: string;
   /** How it was read. */
-  format: TableFormat;
+  format: DataFormat;
   /** Column names, in file order (JSONL: every key seen, in order of first appearance). */
   columns: string[];
   /** The rows; a cell is a string, a number, a list, ... as the file holds it. */
@@ -57,7 +57,7 @@ export interface Table {
  * tableFormat("cnn_dm.parquet"); // "parquet"
  * ```
  */
-export function tableFormat(path: string): TableFormat {
+export function tableFormat(path: string): DataFormat {
   const ext = /\.([A-Za-z]+)$/.exec(path)?.[1]?.toLowerCase();
   if (ext === "csv") return "csv";
   if (ext === "tsv" || ext === "tab") return "tsv";

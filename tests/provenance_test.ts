@@ -98,7 +98,7 @@ Deno.test("sweep run folder: manifest.json, items.csv, Reproduce block reruns to
   assertStringIncludes(m.commandLine, "deno task skipdecode sweep");
   assertEquals(m.config.items, "2");
   assertEquals(m.config["input-column"], "source");
-  assertEquals(m.config.policies, ["full", "linear:max=8,min=2,warmup=1,horizon=6"]);
+  assertEquals(m.config.policy, ["full", "linear:max=8,min=2,warmup=1,horizon=6"]);
   assertEquals(m.toolkit.name, "@skipdecode/skipdecode");
   assert(/^\d+\.\d+\.\d+/.test(m.toolkit.version), m.toolkit.version);
   assert(m.toolkit.commit === undefined || /^[0-9a-f]{40}$/.test(m.toolkit.commit));
