@@ -255,6 +255,26 @@ export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
+/**
+ * Splits a command line written by {@linkcode reproduceCommand} back into words: the
+ * inverse of {@linkcode shellQuote} (plain words and single-quoted ones, `'\\''` inside).
+ *
+ * @param line the command line
+ * @returns its words, unquoted
+ * @example
+ * ```ts
+ * import { shellWords } from "./manifest.ts";
+ * shellWords("a --t 'it'\\''s x'"); // ["a", "--t", "it's x"]
+ * ```
+ */
+export function shellWords(line: string): string[] {
+  const words: string[] = [];
+  for (const m of line.matchAll(/(?:'[^']*'|\\'|[^\s'\\])+/g)) {
+    words.push(m[0].replace(/'([^']*)'|\\'/g, (_q, inner?: string) => inner ?? "'"));
+  }
+  return words;
+}
+
 /** An option as {@linkcode reproduceCommand} reads it (the command's option spec). */
 export interface ReproduceOption {
   /** `string` or `boolean`. */

@@ -83,6 +83,7 @@ export {
   RUN_MANIFEST_FILE,
   type RunManifest,
   shellQuote,
+  shellWords,
   toCsv,
 } from "./manifest.ts";
 export { type CorpusScores, scoreCorpus, scoreFiles } from "./score.ts";

@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { parseCsv } from "../eval/data.ts";
-import { csvField, reproduceCommand, toCsv } from "../eval/manifest.ts";
+import { csvField, reproduceCommand, shellWords, toCsv } from "../eval/manifest.ts";
 import { LOCK_FILE, OutputFolder } from "../eval/output.ts";
 import { sha256File } from "../model/hash.ts";
 import { cli, ROOT, sandbox, TINY } from "./cli_helpers.ts";
@@ -30,6 +30,13 @@ Deno.test("items.csv writer: awkward fields come back whole through an RFC 4180 
     }),
     "p --t 'it'\\''s {input}\\n' --no-n",
   );
+  assertEquals(shellWords("p --t 'it'\\''s {input}\\n' --no-n ''"), [
+    "p",
+    "--t",
+    "it's {input}\\n",
+    "--no-n",
+    "",
+  ]);
 });
 
 Deno.test("output folders: the lock file is removed when the run ends", () => {
@@ -164,9 +171,7 @@ Deno.test("sweep run folder: manifest.json, items.csv, Reproduce block reruns to
   const block = /## Reproduce\n\n```sh\n(.+)\n```/.exec(report)?.[1];
   assert(block, "no Reproduce block");
   assertEquals(block, m.commandLine);
-  const words = [...block.matchAll(/'((?:[^']|'\\'')*)'|(\S+)/g)].map((w) =>
-    w[1] !== undefined ? w[1].replaceAll("'\\''", "'") : w[2]
-  );
+  const words = shellWords(block);
   assertEquals(words.slice(0, 4), ["deno", "task", "skipdecode", "sweep"]);
   const again = words.slice(3); // "sweep" and its options
   again[again.indexOf("--out") + 1] = `${box.rel}/b`;
