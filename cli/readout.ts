@@ -27,7 +27,7 @@ import {
 } from "./command.ts";
 import { loadModel } from "../decode/mod.ts";
 import { resolvePolicy } from "../decode/engine.ts";
-import { applyTemplate, E2E_TEMPLATE, loadE2eCsv } from "../eval/data.ts";
+import { loadSweepItems } from "./sweep.ts";
 import { checkOutputPath, OutputFolder } from "../eval/output.ts";
 import {
   buildManifest,
@@ -137,9 +137,10 @@ export const readoutCommand: Command = {
     },
     data: {
       type: "string",
-      value: "CSV",
-      description: "E2E-style mr,ref CSV for --calm (default: the held-out ../shared " +
-        "testset-part2 when present, else the bundled devset)",
+      value: "FILE|hf:ID",
+      description: "items for --calm: a .csv, .tsv, .jsonl or .parquet file or an " +
+        "hf:OWNER/NAME[:CONFIG]:SPLIT dataset with mr,ref columns (see sweep --help; default: " +
+        "the held-out ../shared testset-part2 when present, else the bundled devset)",
     },
     items: {
       type: "string",
@@ -192,15 +193,15 @@ export const readoutCommand: Command = {
     if (thresholds) {
       dataFile = (v.data as string | undefined) ??
         (exists(E2E_HELD_OUT) ? E2E_HELD_OUT : E2E_DEVSET);
-      if (!exists(dataFile)) throw new UsageError(`--data ${dataFile} not found`);
+      if (!dataFile.startsWith("hf:") && !exists(dataFile)) {
+        throw new UsageError(`--data ${dataFile} not found`);
+      }
     } else if (v.data !== undefined) {
       throw new UsageError("--data is read by --calm: give --calm LIST too");
     }
+    // Any format --data of sweep takes (CSV, TSV, JSONL, Parquet, hf:), E2E columns by default.
     const items = dataFile
-      ? (await loadE2eCsv(dataFile)).slice(0, count).map((it) => ({
-        prompt: applyTemplate(E2E_TEMPLATE, it),
-        refs: it.refs,
-      }))
+      ? await loadSweepItems(dataFile, count, undefined, { offline: v.offline ? true : undefined })
       : [];
     const model = await loadModel(v.model as string, {
       backend,

@@ -527,6 +527,10 @@ export const sweepCommand: Command = {
     }
     if (split.slurm) {
       const data = sweepDataFile(v.data as string | undefined);
+      if (data.startsWith("hf:")) {
+        // the tasks read the HF cache already: the dataset needs no read grant of its own
+        return await writeSlurmArray(v, split, sweepCommand, {});
+      }
       if (!exists(data)) throw new UsageError(`data file ${data} not found`);
       return await writeSlurmArray(v, split, sweepCommand, { read: { data } });
     }
@@ -564,7 +568,8 @@ export const sweepCommand: Command = {
           nll,
           oracle: oracleItems > 0 ? { items: oracleItems, warmup: 1 } : false,
           template: items[0]?.template ?? template ?? "{input}\n",
-          dataFile: sweepDataFile(v.data as string | undefined),
+          // an hf: split: its first Parquet file stands for it in the units' hashes
+          dataFile: loaded.files[0],
           report,
           json: Boolean(v.json),
         });

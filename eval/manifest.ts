@@ -19,6 +19,7 @@
  * @module
  */
 import { sha256File } from "../model/hash.ts";
+import { toolkitInfo } from "./units.ts";
 
 /** The manifest file of a run folder. */
 export const RUN_MANIFEST_FILE = "manifest.json";
@@ -47,7 +48,10 @@ export interface RunManifest {
   argv: string[];
   /** Every option's value, defaults included, and settings the run derived. */
   config: Record<string, unknown>;
-  /** The toolkit: name, version (`deno.json`), git commit when the checkout has one. */
+  /**
+   * The toolkit: name, version (`deno.json`), git commit (`SKIPDECODE_GIT_COMMIT` or the
+   * checkout's `.git`, as `toolkitInfo` of `units.ts` reads it) when known, Deno's version.
+   */
   toolkit: { name: string; version: string; commit?: string; deno: string };
   /** The model: what was asked for, where it was found, and its files' hashes. */
   model?: { source: string; dir?: string; files: HashedFile[] };
@@ -106,52 +110,6 @@ function hashed(path: string, shown = path): HashedFile | undefined {
   }
 }
 
-/** The git commit of the checkout this module lies in, read from `.git` (no git process). */
-function gitCommit(): string | undefined {
-  try {
-    const root = new URL("../", import.meta.url);
-    if (root.protocol !== "file:") return undefined;
-    let gitDir = decodeURIComponent(new URL(".git", root).pathname);
-    const st = Deno.statSync(gitDir);
-    if (st.isFile) {
-      // a worktree or submodule: "gitdir: PATH"
-      const line = Deno.readTextFileSync(gitDir).trim();
-      const m = /^gitdir: (.+)$/.exec(line);
-      if (!m) return undefined;
-      gitDir = m[1].startsWith("/") ? m[1] : decodeURIComponent(new URL(m[1], root).pathname);
-    }
-    const head = Deno.readTextFileSync(`${gitDir}/HEAD`).trim();
-    if (/^[0-9a-f]{40}$/.test(head)) return head;
-    const ref = /^ref: (.+)$/.exec(head)?.[1];
-    if (!ref) return undefined;
-    let common = gitDir;
-    try {
-      const c = Deno.readTextFileSync(`${gitDir}/commondir`).trim();
-      common = c.startsWith("/") ? c : `${gitDir}/${c}`;
-    } catch { /* not a worktree */ }
-    for (const dir of [gitDir, common]) {
-      try {
-        const sha = Deno.readTextFileSync(`${dir}/${ref}`).trim();
-        if (/^[0-9a-f]{40}$/.test(sha)) return sha;
-      } catch { /* packed */ }
-    }
-    const packed = Deno.readTextFileSync(`${common}/packed-refs`);
-    return new RegExp(`^([0-9a-f]{40}) ${ref.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m")
-      .exec(packed)?.[1];
-  } catch {
-    return undefined; // no checkout, or not readable: the manifest says nothing
-  }
-}
-
-function toolkitVersion(): string {
-  try {
-    const url = new URL("../deno.json", import.meta.url);
-    return String(JSON.parse(Deno.readTextFileSync(url)).version ?? "unknown");
-  } catch {
-    return "unknown";
-  }
-}
-
 /**
  * Collects a run's manifest: hashes the model's and the data's files, reads the toolkit's
  * version and commit, and the WebGPU adapter's description when the backend has one.
@@ -176,12 +134,15 @@ export function buildManifest(input: ManifestInput): RunManifest {
     ...(input.commandLine ? { commandLine: input.commandLine } : {}),
     argv,
     config: input.config,
-    toolkit: {
-      name: "@skipdecode/skipdecode",
-      version: toolkitVersion(),
-      ...(gitCommit() ? { commit: gitCommit() } : {}),
-      deno: Deno.version.deno,
-    },
+    toolkit: (() => {
+      const t = toolkitInfo(); // the same reading as work-unit manifests
+      return {
+        name: t.name,
+        version: t.version,
+        ...(t.commit ? { commit: t.commit } : {}),
+        deno: Deno.version.deno,
+      };
+    })(),
     startedAt: input.startedAt,
     endedAt: input.endedAt ?? new Date().toISOString(),
   };

@@ -66,6 +66,8 @@ export interface SweepItem {
   prompt: string;
   /** One or more references. */
   refs: string[];
+  /** The input the prompt was made from (the data's input column), when known. */
+  input?: string;
 }
 
 /** Options of {@linkcode runSweep}. */
