@@ -398,7 +398,7 @@ async function speculativeSection(
 /** The `sweep` command. */
 export const sweepCommand: Command = {
   name: "sweep",
-  summary: "run several policies over E2E data: table, charts, generations",
+  summary: "run several policies over a data set (E2E by default): table, charts, generations",
   options: {
     model: {
       type: "string",
