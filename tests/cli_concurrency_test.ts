@@ -4,6 +4,7 @@
  * holds the winner's report and nothing of the loser's (20 trials, the same folder, so
  * each trial also starts over a previous report).
  */
+import { parseCsv } from "../eval/data.ts";
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { TINY_MODEL_DIR } from "../cli/paths.ts";
 import { collect, sandbox, spawnCli } from "./cli_helpers.ts";
@@ -78,9 +79,20 @@ Deno.test(`cli: two sweeps into one --out, ${TRIALS} trials: one refuses, no mix
       "budgets.html",
       "frontier.html",
       "generations.jsonl",
+      "items.csv",
+      "manifest.json",
       "report.md",
       "sweep.json",
     ]);
+    // the manifest and the per-item table are the winner's too; the lock is gone
+    const manifest = JSON.parse(Deno.readTextFileSync(`${dir}/manifest.json`));
+    assertEquals(manifest.config.items, String(items), `trial ${t}: manifest.json`);
+    const csv = parseCsv(Deno.readTextFileSync(`${dir}/items.csv`), "items.csv");
+    assertEquals(csv.length - 1, items * json.rows.length, `trial ${t}: items.csv`);
+    assert(
+      ![...Deno.readDirSync(dir)].some((e) => e.name === ".skipdecode.lock"),
+      `trial ${t}: lock file left`,
+    );
   }
   console.log(`  ${TRIALS} trials: the first settings won ${wins[0]}, the second ${wins[1]}`);
 });
