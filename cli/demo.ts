@@ -40,6 +40,7 @@ import { loadModel } from "../decode/mod.ts";
 import { offlineFromEnv, resolveModel } from "../model/hub.ts";
 import { runSweep } from "../eval/sweep.ts";
 import { writeSweepReport } from "../eval/report.ts";
+import { reproduceCommand } from "../eval/manifest.ts";
 import { dataHeldOut, defaultPolicies, loadSweepItems, sweepDataFile } from "./sweep.ts";
 import { E2E_HELD_OUT, heldOutTextItems, measuresFor } from "./heldout_text.ts";
 import { exists, TINY_MODEL_DIR } from "./paths.ts";
@@ -189,6 +190,7 @@ export const demoCommand: Command = {
   },
   async run(v) {
     const t0 = performance.now();
+    const startedAt = new Date().toISOString();
     const backend = v.backend as BackendName;
     // Every option was checked by runCommand; the output folder before the model is chosen.
     const itemsOpt = v.items as number | undefined;
@@ -249,10 +251,33 @@ export const demoCommand: Command = {
         "with one warm-up layer, a power-law decay, the 2x decay with prompt decay, and the " +
         "early-exit baseline (bottom layers) with the 2x budgets.",
       ].join("\n");
+      // Every choice the demo made spelled out, so the command reruns this very report.
+      const chosen = {
+        ...v,
+        model: choice.model,
+        items: String(nItems),
+        "max-new-tokens": String(maxNewTokens),
+        "oracle-items": String(oracleItems),
+        "batch-size": String(result.batchSize),
+        backend: model.backend.name === "cpu" ? "cpu" : "webgpu",
+      };
+      const reproduce = reproduceCommand("deno task demo", demoCommand.options, chosen);
+      const dataFile = text ? text.file : sweepDataFile();
       const files = await writeSweepReport(result, folder, {
         title: "SkipDecode demo",
         intro,
         png,
+        reproduce,
+        manifest: {
+          command: "demo",
+          commandLine: reproduce,
+          config: { ...chosen, policies },
+          model: { source: choice.model, dir: model.dir, files: model.weights.files },
+          data: { source: dataFile, files: [dataFile], items: items.length },
+          backend: model.backend,
+          seed: 0,
+          startedAt,
+        },
         data: dataHeldOut(text ? text.file : sweepDataFile()),
         ...(measures === "text" ? { metric: "agreement" as const } : {}),
       }, items);

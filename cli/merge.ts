@@ -79,6 +79,7 @@ function checkNoShardRunning(dir: string): void {
  * ```
  */
 export async function mergeRunFolder(dir: string, o: MergeRunOptions = {}): Promise<number> {
+  const startedAt = new Date().toISOString();
   checkNoShardRunning(dir);
   // The merged report belongs to the kind of run the units came from (eval/output.ts owners).
   const owner = isProcedureRun(dir) ? "procedure" : "sweep";
@@ -91,6 +92,7 @@ export async function mergeRunFolder(dir: string, o: MergeRunOptions = {}): Prom
       data?: { file: string; heldOut?: boolean; why?: string };
       metric?: FrontierMetric;
       speedup?: FrontierSpeedup;
+      dataFile?: string;
     };
     const partial = m.missing.length > 0
       ? `**PARTIAL**: ${m.missing.length} work units missing (${describeUnits(m.missing)}); ` +
@@ -104,6 +106,20 @@ export async function mergeRunFolder(dir: string, o: MergeRunOptions = {}): Prom
       data: report.data,
       metric: report.metric,
       speedup: report.speedup,
+      manifest: {
+        command: "merge",
+        config: { dir, allowPartial: Boolean(o.allowPartial), units: m.manifest.config },
+        model: { source: m.result.model.source, dir: m.result.model.dir },
+        data: {
+          source: report.data?.file ?? report.dataFile ?? "",
+          files: report.dataFile ? [report.dataFile] : [],
+          template: m.manifest.config.data.template ?? undefined,
+          items: m.result.items,
+        },
+        backend: { name: m.result.backend },
+        seed: 0,
+        startedAt,
+      },
     }, m.items);
     if (o.json) {
       console.log(JSON.stringify({

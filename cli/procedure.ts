@@ -34,6 +34,7 @@ import type { BackendName } from "../backend/mod.ts";
 import { checkOutputPath, OutputFolder } from "../eval/output.ts";
 import { parsePolicy, plan } from "../schedule/mod.ts";
 import { loadE2eCsv } from "../eval/data.ts";
+import { resolveModel } from "../model/hub.ts";
 import { procedureToJson, runProcedure, writeProcedureReport } from "../eval/procedure.ts";
 import { E2E_HELD_OUT } from "./heldout_text.ts";
 import { E2E_DEVSET, exists, SHARED_DIR } from "./paths.ts";
@@ -182,6 +183,7 @@ export const procedureCommand: Command = {
     ...SLURM_OPTIONS,
   },
   async run(v) {
+    const startedAt = new Date().toISOString();
     // Every option, file and policy is checked before any model is loaded or trained.
     const backend = v.backend as BackendName;
     const steps = v.steps as number;
@@ -311,7 +313,21 @@ export const procedureCommand: Command = {
         ...procedureOptions,
         cacheDir: v.cache === false ? false : (v["cache-dir"] as string | undefined),
       });
-      const files = await writeProcedureReport(result, folder, { command, png });
+      // The folder the run loaded (a hub id: its snapshot in the HF cache), for the hashes.
+      const dir = (await resolveModel(model, { offline: true }).catch(() => undefined))?.dir;
+      const files = await writeProcedureReport(result, folder, {
+        command,
+        png,
+        manifest: {
+          command: "procedure",
+          commandLine: command.replaceAll(" \\\n  ", " "),
+          config: { ...v, ...procedureOptions },
+          model: { source: model, dir: dir ?? model },
+          data: { source: testFile, files: [trainFile, testFile], items: result.before.items },
+          backend: { name: result.before.backend },
+          startedAt,
+        },
+      });
       if (v.json) console.log(JSON.stringify(procedureToJson(result)));
       else {
         console.error(

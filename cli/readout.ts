@@ -32,8 +32,14 @@ import {
 } from "./options.ts";
 import { loadModel } from "../decode/mod.ts";
 import type { BackendName } from "../backend/mod.ts";
-import { applyTemplate, E2E_TEMPLATE, loadE2eCsv } from "../eval/data.ts";
+import { loadSweepItems } from "./sweep.ts";
 import { checkOutputPath, OutputFolder } from "../eval/output.ts";
+import {
+  buildManifest,
+  manifestJson,
+  reproduceCommand,
+  RUN_MANIFEST_FILE,
+} from "../eval/manifest.ts";
 import {
   type CalmResult,
   calmTable,
@@ -120,9 +126,10 @@ export const readoutCommand: Command = {
     },
     data: {
       kind: "path",
-      value: "CSV",
-      description: "E2E-style mr,ref CSV for --calm (default: the held-out ../shared " +
-        "testset-part2 when present, else the bundled devset)",
+      value: "FILE|hf:ID",
+      description: "items for --calm: a .csv, .tsv, .jsonl or .parquet file or an " +
+        "hf:OWNER/NAME[:CONFIG]:SPLIT dataset with mr,ref columns (see sweep --help; default: " +
+        "the held-out ../shared testset-part2 when present, else the bundled devset)",
     },
     items: {
       kind: "int",
@@ -136,6 +143,7 @@ export const readoutCommand: Command = {
     ...JSON_OUTPUT,
   },
   async run(v) {
+    const startedAt = new Date().toISOString();
     // Every option was checked by runCommand; files are checked before the model is read.
     const maxNewTokens = v["max-new-tokens"] as number;
     const topK = v["top-k"] as number;
@@ -162,15 +170,15 @@ export const readoutCommand: Command = {
     if (thresholds) {
       dataFile = (v.data as string | undefined) ??
         (exists(E2E_HELD_OUT) ? E2E_HELD_OUT : E2E_DEVSET);
-      if (!exists(dataFile)) throw new UsageError(`--data ${dataFile} not found`);
+      if (!dataFile.startsWith("hf:") && !exists(dataFile)) {
+        throw new UsageError(`--data ${dataFile} not found`);
+      }
     } else if (v.data !== undefined) {
       throw new UsageError("--data is read by --calm: give --calm LIST too");
     }
+    // Any format --data of sweep takes (CSV, TSV, JSONL, Parquet, hf:), E2E columns by default.
     const items = dataFile
-      ? (await loadE2eCsv(dataFile)).slice(0, count).map((it) => ({
-        prompt: applyTemplate(E2E_TEMPLATE, it),
-        refs: it.refs,
-      }))
+      ? await loadSweepItems(dataFile, count, undefined, { offline: v.offline ? true : undefined })
       : [];
     const model = await loadModel(v.model as string, {
       backend: v.backend as BackendName,
@@ -233,9 +241,28 @@ export const readoutCommand: Command = {
         }, { color: color as "prob" | "entropy" });
         const stage = folder.staging();
         const title = `Logit lens (${gen.policy}, ${model.source})`;
+        const commandLine = reproduceCommand(
+          "deno task skipdecode readout",
+          readoutCommand.options,
+          {
+            ...v,
+            backend: model.backend.name === "cpu" ? "cpu" : "webgpu",
+          },
+        );
         const files: Record<string, string> = {
           "lens.html": toHtml(fig, { title }),
           "readout.json": JSON.stringify(report) + "\n",
+          [RUN_MANIFEST_FILE]: manifestJson(buildManifest({
+            command: "readout",
+            commandLine,
+            config: { ...v },
+            model: { source: v.model as string, dir: model.dir, files: model.weights.files },
+            ...(dataFile
+              ? { data: { source: dataFile, files: [dataFile], items: items.length } }
+              : {}),
+            backend: model.backend,
+            startedAt,
+          })),
         };
         if (png !== false) {
           const ok = await renderFigurePng(fig, `${stage}/lens.png`, {

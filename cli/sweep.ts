@@ -33,15 +33,17 @@ import type { BackendName } from "../backend/mod.ts";
 import { checkOutputPath, OutputFolder } from "../eval/output.ts";
 import { parsePolicy, type Policy } from "../schedule/mod.ts";
 import { loadModel } from "../decode/mod.ts";
-import { applyTemplate, DataError, loadE2eCsv, readText } from "../eval/data.ts";
-import { E2E_HELD_OUT } from "./heldout_text.ts";
+import { applyTemplate, DataError, readText } from "../eval/data.ts";
 import {
-  runSweep,
-  type SweepItem,
-  sweepItemsFromE2e,
-  type SweepResult,
-  sweepToJson,
-} from "../eval/sweep.ts";
+  loadTable,
+  type TableItem,
+  tableItems,
+  templatePlaceholders,
+  truncateItems,
+  type TruncateSide,
+} from "../eval/table.ts";
+import { E2E_HELD_OUT } from "./heldout_text.ts";
+import { runSweep, type SweepItem, type SweepResult, sweepToJson } from "../eval/sweep.ts";
 import {
   compareDrafts,
   draftComparisonMarkdown,
@@ -51,6 +53,7 @@ import type { Model } from "../decode/mod.ts";
 import { type FrontierMetric, type FrontierSpeedup, writeSweepReport } from "../eval/report.ts";
 import { E2E_DEVSET, exists, SHARED_DIR } from "./paths.ts";
 import { SLURM_OPTIONS } from "./slurm.ts";
+import { reproduceCommand } from "../eval/manifest.ts";
 import { shardSettings, sweepShard, writeSlurmArray } from "./shard.ts";
 
 /**
@@ -179,16 +182,65 @@ export function defaultPolicies(layers: number, horizon: number): string[] {
   ];
 }
 
+/** The data options of `sweep` (and of any command that reads items with {@linkcode loadSweepItems}). */
+export const DATA_OPTIONS = {
+  data: {
+    kind: "path",
+    value: "FILE|hf:ID",
+    description: "items: a .csv, .tsv, .jsonl or .parquet file, or a Hugging Face dataset " +
+      "split hf:OWNER/NAME[:CONFIG]:SPLIT (downloaded into the HF cache; --offline: cache " +
+      "only); rows with the same input are one item with several references (default: " +
+      "../shared's held-out testset-part2.csv when present, else the bundled E2E devset)",
+  },
+  "input-column": {
+    kind: "text",
+    value: "NAME",
+    description: "the column of the model's input (default: the first of mr, input, prompt, " +
+      "article, document, text)",
+  },
+  "ref-column": {
+    kind: "text",
+    value: "NAME",
+    description: "the column of the reference (a text or a list of texts; default: the " +
+      "first of ref, refs, reference, references, highlights, summary, target)",
+  },
+  template: {
+    kind: "text",
+    value: "TEXT",
+    description: "prompt template: {input} is the input column, {NAME} any column, \\n a " +
+      "newline (default {input}\\n; a prompt column is used as is)",
+  },
+  truncate: {
+    kind: "enum",
+    choices: ["none", "left", "right"],
+    description: "an input whose prompt does not fit the model's positions with " +
+      "--max-new-tokens is an error (none), or is cut, keeping its start (right) or end (left)",
+    default: "none",
+  },
+} as const;
+
+/** Options of {@linkcode loadSweepItems}. */
+export interface SweepDataOptions {
+  /** The input column (see {@linkcode tableItems}). */
+  inputColumn?: string;
+  /** The reference column. */
+  refColumn?: string;
+  /** Never download an `hf:` dataset (default: `$HF_HUB_OFFLINE`). */
+  offline?: boolean;
+}
+
 /**
- * Loads sweep items from an E2E-style CSV (grouped by `mr`) or a JSONL file
- * ({@linkcode loadSweepJsonl}), the first `count` of them.
+ * Loads sweep items from a CSV, TSV, JSONL or Parquet file or an `hf:` dataset split
+ * ({@linkcode loadTable}), grouped by input ({@linkcode tableItems}), the first `count`.
  *
  * @param path the file (default {@linkcode sweepDataFile}: the held-out E2E test split part
  *   when `../shared` has it, else the devset the repository ships in `bundled/`)
  * @param count how many items (default all)
- * @param template prompt template (default `"{mr}\n"`)
- * @returns the items
- * @throws UsageError naming the file when it is missing
+ * @param template prompt template (default `"{input}\n"`)
+ * @param options the columns, offline mode
+ * @returns the items, with `files`: the files read (for their hashes)
+ * @throws UsageError naming the file when it is missing; DataError naming the file and the
+ *   column, placeholder or row at fault
  * @example
  * ```ts
  * import { loadSweepItems } from "./sweep.ts";
@@ -199,9 +251,10 @@ export async function loadSweepItems(
   path: string | undefined,
   count?: number,
   template?: string,
-): Promise<SweepItem[]> {
+  options: SweepDataOptions = {},
+): Promise<TableItem[] & { files: string[] }> {
   const file = sweepDataFile(path);
-  if (!exists(file)) {
+  if (!file.startsWith("hf:") && !exists(file)) {
     throw new UsageError(
       path
         ? `data file ${file} not found`
@@ -209,37 +262,95 @@ export async function loadSweepItems(
           `restore it from git) or pass --data FILE (a CSV with mr,ref columns)`,
     );
   }
-  if (/\.jsonl$/i.test(file)) {
-    const all = await loadSweepJsonl(file, template);
-    return count === undefined ? all : all.slice(0, count);
-  }
-  const all = await loadE2eCsv(file);
-  return sweepItemsFromE2e(count === undefined ? all : all.slice(0, count), template);
+  const table = await loadTable(file, { offline: options.offline });
+  const all = tableItems(table, { ...options, template });
+  return Object.assign(count === undefined ? all : all.slice(0, count), { files: table.files });
 }
 
 /**
- * Reads a `--template` value (`\\n` is a newline): it must contain `{mr}`, else every
- * item would get the same prompt.
+ * Reads a `--template` value (`\\n` is a newline): it must contain a placeholder
+ * (`{input}`, or a column name such as `{mr}`), else every item would get the same prompt;
+ * the names are checked against the data's columns when it is read.
  *
- * @param text the option's text
- * @returns the template
- * @throws UsageError when it is empty or lacks `{mr}`
+ * @param text the option's text (undefined: the default)
+ * @returns the template, or undefined for the default
+ * @throws UsageError when it has no placeholder
  * @example
  * ```ts
  * import { templateOption } from "./sweep.ts";
  * templateOption("Data: {mr}\\nText:"); // "Data: {mr}\nText:"
  * ```
  */
-export function templateOption(text: string): string {
+export function templateOption(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
   const t = text.replaceAll("\\n", "\n");
-  if (!/\{mr\}/.test(t.replaceAll("{{", ""))) {
+  if (templatePlaceholders(t).length === 0) {
     throw new UsageError(
-      `--template must contain {mr} (the item's meaning representation), got ${
-        JSON.stringify(text)
-      }`,
+      `--template must contain {mr} or {input} (the item's input column) or another ` +
+        `{COLUMN}, got ${JSON.stringify(text)}`,
     );
   }
   return t;
+}
+
+/**
+ * Reads `--truncate`: `none`, `left` or `right`.
+ *
+ * @param v the option's value
+ * @returns the side
+ * @throws UsageError naming the option for another value
+ * @example
+ * ```ts
+ * import { truncateOption } from "./sweep.ts";
+ * truncateOption("left"); // "left"
+ * ```
+ */
+export function truncateOption(v: unknown): TruncateSide {
+  if (v === undefined || v === "none" || v === "left" || v === "right") {
+    return (v ?? "none") as TruncateSide;
+  }
+  throw new UsageError(`--truncate must be none, left or right, got "${v}"`);
+}
+
+/**
+ * Fits the items' prompts into the model's positions with `maxNewTokens` new tokens
+ * ({@linkcode truncateItems}), saying on stderr how many were cut.
+ *
+ * @param model the model (positions and tokenizer)
+ * @param items the items
+ * @param maxNewTokens tokens to generate
+ * @param side `--truncate`
+ * @returns the items, cut where needed
+ * @throws UsageError naming the first item that does not fit (side `none`)
+ * @example
+ * ```ts
+ * // fitItems(model, items, 64, "left");
+ * ```
+ */
+export function fitItems(
+  model: {
+    config: { maxPositionEmbeddings: number };
+    tokenizer: { encode(t: string): number[]; decode(ids: number[]): string };
+  },
+  items: TableItem[],
+  maxNewTokens: number,
+  side: TruncateSide,
+): TableItem[] {
+  const fit = model.config.maxPositionEmbeddings - maxNewTokens + 1;
+  if (fit < 2) return items; // checkLength says what is wrong
+  try {
+    const r = truncateItems(items, model.tokenizer, fit, side);
+    if (r.truncated > 0) {
+      console.error(
+        `note: --truncate ${side}: cut the input of ${r.truncated} of ${items.length} items ` +
+          `to fit ${fit} prompt tokens`,
+      );
+    }
+    return r.items;
+  } catch (e) {
+    if (e instanceof DataError) throw new UsageError(e.message);
+    throw e;
+  }
 }
 
 /** `--speculative K[,K...]`: the draft lengths, each a whole number from 1 to 64. */
@@ -312,7 +423,7 @@ function specStrings(policies: readonly (Policy | string)[], option: string): st
 /** The `sweep` command. */
 export const sweepCommand: Command = {
   name: "sweep",
-  summary: "run several policies over E2E data: table, charts, generations",
+  summary: "run several policies over a data set (E2E by default): table, charts, generations",
   options: {
     ...MODEL,
     ...withDefault(POLICIES, undefined, {
@@ -323,19 +434,8 @@ export const sweepCommand: Command = {
       description: "your own policies: a module exporting defineSchedule descriptors, " +
         "policies or layer-set functions (all are swept, beside any --policy)",
     }),
-    data: {
-      kind: "path",
-      value: "CSV",
-      description: "E2E-style CSV with mr,ref columns, or JSONL with {mr or prompt, refs} " +
-        "(default: ../shared's held-out testset-part2.csv when present, else the bundled devset)",
-    },
-    template: {
-      type: "string",
-      value: "TEXT",
-      description: "prompt template ({mr}; \\n is a newline)",
-      default: "{mr}\\n",
-    },
-    items: { kind: "int", min: 1, value: "N", description: "distinct MRs to use", default: 200 },
+    ...DATA_OPTIONS,
+    items: { kind: "int", min: 1, value: "N", description: "distinct inputs to use", default: 200 },
     ...withDefault(MAX_NEW_TOKENS, 64),
     ...withDefault(BATCH_SIZE, 8, { description: "rows per batch" }),
     ...BACKEND,
@@ -396,6 +496,7 @@ export const sweepCommand: Command = {
     ...SLURM_OPTIONS,
   },
   async run(v) {
+    const startedAt = new Date().toISOString();
     // Every option is checked before any data, model or folder is touched.
     const backend = v.backend as BackendName;
     const nll = v.nll === "none" ? false : v.nll as "first" | "all";
@@ -406,7 +507,8 @@ export const sweepCommand: Command = {
     const batchSize = v["batch-size"] as number;
     const oracleItems = v.oracle as number;
     const given = await policiesOption(v);
-    const template = templateOption(v.template as string);
+    const template = templateOption(v.template as string | undefined);
+    const truncate = truncateOption(v.truncate);
     const png = pngOption(v.png);
     const out = v.out as string;
     checkOutputPath(out, "--out");
@@ -417,19 +519,28 @@ export const sweepCommand: Command = {
     }
     if (split.slurm) {
       const data = sweepDataFile(v.data as string | undefined);
+      if (data.startsWith("hf:")) {
+        // the tasks read the HF cache already: the dataset needs no read grant of its own
+        return await writeSlurmArray(v, split, sweepCommand, {});
+      }
       if (!exists(data)) throw new UsageError(`data file ${data} not found`);
       const policyFile = v["policy-file"] as string | undefined;
       return await writeSlurmArray(v, split, sweepCommand, {
         read: { data, ...(policyFile ? { "policy-file": policyFile } : {}) },
       });
     }
-    const items = await loadSweepItems(v.data as string | undefined, count, template);
+    const loaded = await loadSweepItems(v.data as string | undefined, count, template, {
+      inputColumn: v["input-column"] as string | undefined,
+      refColumn: v["ref-column"] as string | undefined,
+      offline: v.offline ? true : undefined,
+    });
     const model = await loadModel(v.model as string, {
       backend,
       offline: v.offline ? true : undefined,
     });
     let folder: OutputFolder | undefined;
     try {
+      const items = fitItems(model, loaded, maxNewTokens, truncate);
       checkLength(model, maxNewTokens, items.map((it) => model.tokenizer.encode(it.prompt).length));
       const policies: (Policy | string)[] = given ??
         defaultPolicies(model.config.numHiddenLayers, Math.min(24, maxNewTokens));
@@ -451,8 +562,9 @@ export const sweepCommand: Command = {
           batchSize: batchSize ?? 8,
           nll,
           oracle: oracleItems > 0 ? { items: oracleItems, warmup: 1 } : false,
-          template,
-          dataFile: sweepDataFile(v.data as string | undefined),
+          template: items[0]?.template ?? template ?? "{input}\n",
+          // an hf: split: its first Parquet file stands for it in the units' hashes
+          dataFile: loaded.files[0],
           report,
           json: Boolean(v.json),
         });
@@ -465,7 +577,39 @@ export const sweepCommand: Command = {
         nll,
         oracle: oracleItems > 0 ? { items: oracleItems, warmup: 1 } : false,
       });
-      const files = await writeSweepReport(result, folder, { ...report, png }, items);
+      // The choices made for the user spelled out: the policies and the backend.
+      const chosen = {
+        ...v,
+        // the --policy strings (a --policy-file's policies come back through that option)
+        policy: policies.filter((p) => typeof p === "string"),
+        backend: model.backend.name === "cpu" ? "cpu" : "webgpu",
+      };
+      const reproduce = reproduceCommand(
+        "deno task skipdecode sweep",
+        sweepCommand.options,
+        chosen,
+        ["help", "shard", "unit-items", ...Object.keys(SLURM_OPTIONS)],
+      );
+      const files = await writeSweepReport(result, folder, {
+        ...report,
+        png,
+        reproduce,
+        manifest: {
+          command: "sweep",
+          commandLine: reproduce,
+          config: { ...chosen, maxNewTokens, batchSize: result.batchSize },
+          model: { source: v.model as string, dir: model.dir, files: model.weights.files },
+          data: {
+            source: sweepDataFile(v.data as string | undefined),
+            files: loaded.files,
+            template: items[0]?.template,
+            items: items.length,
+          },
+          backend: model.backend,
+          seed: 0,
+          startedAt,
+        },
+      }, items);
       const spec = ks
         ? await speculativeSection(
           model,

@@ -162,12 +162,13 @@ export function decodeUtf8(bytes: Uint8Array, source: string): string {
 }
 
 /**
- * Parses CSV text (RFC 4180): comma-separated fields, records end at LF or CRLF, a field
+ * Parses CSV text (RFC 4180): comma-separated fields (or another delimiter, e.g. tab), records end at LF or CRLF, a field
  * in double quotes may hold commas, line breaks and doubled quotes (`""`). Blank lines
  * are skipped; a leading byte-order mark is dropped.
  *
  * @param text the CSV text
  * @param source file name for error messages
+ * @param delimiter the field separator (default `","`; `"\t"` for TSV)
  * @returns the records with their starting lines
  * @throws DataError naming `source` and the line of a stray or unterminated quote
  * @example
@@ -177,8 +178,9 @@ export function decodeUtf8(bytes: Uint8Array, source: string): string {
  * console.log(recs[1].fields); // ['x, "y"', "z"]
  * ```
  */
-export function parseCsv(text: string, source: string): CsvRecord[] {
+export function parseCsv(text: string, source: string, delimiter = ","): CsvRecord[] {
   const out: CsvRecord[] = [];
+  const d = delimiter;
   let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   let line = 1;
   const n = text.length;
@@ -217,14 +219,14 @@ export function parseCsv(text: string, source: string): CsvRecord[] {
             i++;
           }
         }
-        if (i < n && text[i] !== "," && text[i] !== "\n" && text[i] !== "\r") {
+        if (i < n && text[i] !== d && text[i] !== "\n" && text[i] !== "\r") {
           throw new DataError(
             `${source}: line ${line}: unexpected ${JSON.stringify(text[i])} after a closing quote`,
           );
         }
       } else {
         const start = i;
-        while (i < n && text[i] !== "," && text[i] !== "\n" && text[i] !== "\r") {
+        while (i < n && text[i] !== d && text[i] !== "\n" && text[i] !== "\r") {
           if (text[i] === '"') {
             throw new DataError(
               `${source}: line ${line}: stray '"' inside an unquoted field (quote the field and double the quote)`,
@@ -235,7 +237,7 @@ export function parseCsv(text: string, source: string): CsvRecord[] {
         field = text.slice(start, i);
       }
       fields.push(field);
-      if (i < n && text[i] === ",") {
+      if (i < n && text[i] === d) {
         i++;
         continue;
       }

@@ -52,6 +52,40 @@ export {
   readText,
   splitLines,
 } from "./data.ts";
+// A researcher's own data: CSV/TSV/JSONL/Parquet or hf: dataset splits, by column.
+export {
+  type DataFormat,
+  fillTemplate,
+  loadTable,
+  parseDelimited,
+  parseJsonl,
+  parseParquet,
+  type Table,
+  tableFormat,
+  type TableItem,
+  type TableItemOptions,
+  tableItems,
+  templatePlaceholders,
+  truncateItems,
+  type TruncateSide,
+  type TruncateTokenizer,
+} from "./table.ts";
+// Provenance of run folders: manifest.json, items.csv, Reproduce commands.
+export {
+  buildManifest,
+  csvField,
+  type HashedFile,
+  ITEMS_CSV_FILE,
+  type ManifestInput,
+  manifestJson,
+  reproduceCommand,
+  type ReproduceOption,
+  RUN_MANIFEST_FILE,
+  type RunManifest,
+  shellQuote,
+  shellWords,
+  toCsv,
+} from "./manifest.ts";
 export { type CorpusScores, scoreCorpus, scoreFiles } from "./score.ts";
 // Self-speculative decoding: SkipDecode drafts against early-exit and constant-skip drafts.
 export {
@@ -192,9 +226,11 @@ export {
   policyLabel,
   type ReportFiles,
   type ReportOptions,
+  SWEEP_ITEM_COLUMNS,
   type SweepFigureOptions,
   type SweepFigures,
   sweepFigures,
+  sweepItemRows,
   writeSweepReport,
 } from "./report.ts";
 export {

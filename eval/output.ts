@@ -53,9 +53,11 @@ export class OutputError extends Error {
 }
 
 /**
- * The lock file inside every output folder. It stays after a run (removing a lock file
- * others may have opened would let two runs hold "the" lock), except in a folder the run
- * created and left empty, which is removed with it.
+ * The lock file inside every output folder, removed when the run ends
+ * ({@linkcode OutputFolder.close}; a run killed outright leaves it, and the next run takes it
+ * over). Removing it is safe: a run that opens the folder locks the file it opened and
+ * then checks that this file is still the one at the path (else opens again), so two runs
+ * never hold two different lock files of one folder.
  */
 export const LOCK_FILE = ".skipdecode.lock";
 /** The list of files the last completed {@linkcode OutputFolder.writeSet} wrote. */
@@ -670,8 +672,9 @@ export class OutputFolder {
   }
 
   /**
-   * Releases the lock. The lock file stays, unless this run created the folder and wrote
-   * nothing into it: then the folder is removed.
+   * Releases the lock and removes the lock file (while still holding it, and only when
+   * the file at the path is the one this run locked). A folder this run created and wrote
+   * nothing into is removed too.
    *
    * @example
    * ```ts
@@ -691,6 +694,12 @@ export class OutputFolder {
         }
       } catch { /* keep it */ }
     }
+    try {
+      // Ours still (a run opening the folder now re-opens when the path changed under it).
+      const path = join(this.dir, LOCK_FILE);
+      const st = lstat(path);
+      if (st?.isFile && st.ino === this.#lock.statSync().ino) Deno.removeSync(path);
+    } catch { /* the next run takes it over */ }
     try {
       this.#lock.unlockSync();
     } catch { /* closing releases it too */ }

@@ -37,7 +37,15 @@ import type { Figure } from "../plots/figure.ts";
 import { toHtml } from "../plots/html.ts";
 import { renderFigurePng } from "../plots/png.ts";
 import type { OutputFolder } from "./output.ts";
-import { policyLabel } from "./report.ts";
+import { policyLabel, SWEEP_ITEM_COLUMNS, sweepItemRows } from "./report.ts";
+import {
+  buildManifest,
+  ITEMS_CSV_FILE,
+  type ManifestInput,
+  manifestJson,
+  RUN_MANIFEST_FILE,
+  toCsv,
+} from "./manifest.ts";
 import {
   runSweep,
   type SweepItem,
@@ -467,6 +475,12 @@ export interface ProcedureReportOptions {
   png?: boolean | "auto";
   /** Notes (PNG trouble). Default: stderr. */
   onNote?: (line: string) => void;
+  /**
+   * The run's provenance: with it the folder also gets `manifest.json` and `items.csv`
+   * (one row per phase x policy x test item: before fine-tuning, and after it for the
+   * fine-tuned policies).
+   */
+  manifest?: ManifestInput;
 }
 
 /**
@@ -683,6 +697,20 @@ export async function writeProcedureReport(
     out.push(`Interactive: [${name}.html](${name}.html)`, "");
   }
   set["report.md"] = out.join("\n");
+  if (options.manifest) {
+    const test = sweepItemsFromE2e((await loadE2eCsv(o.test)).slice(0, r.before.items));
+    const rows = [
+      ...sweepItemRows(r.before, test).map((x) => ({ phase: "before", ...x })),
+      ...r.after.flatMap((a) =>
+        a.sweep && a.row.fineTuned
+          ? sweepItemRows(a.sweep, test).filter((x) => x.policy === a.row.policy)
+            .map((x) => ({ phase: "after", ...x }))
+          : []
+      ),
+    ];
+    set[ITEMS_CSV_FILE] = toCsv(["phase", ...SWEEP_ITEM_COLUMNS], rows);
+    set[RUN_MANIFEST_FILE] = manifestJson(buildManifest(options.manifest));
+  }
   folder.writeSet(set, stage);
   return { report: "report.md", json: "procedure.json", html, png };
 }

@@ -26,6 +26,16 @@ import { renderFigurePng } from "../plots/png.ts";
 import { labelPolicy, parsePolicy } from "../schedule/mod.ts";
 import { type SweepResult, sweepToJson, sweepToMarkdown } from "./sweep.ts";
 import { OutputFolder } from "./output.ts";
+import {
+  buildManifest,
+  ITEMS_CSV_FILE,
+  type ManifestInput,
+  manifestJson,
+  RUN_MANIFEST_FILE,
+  toCsv,
+} from "./manifest.ts";
+import { sentenceBleu } from "./bleu.ts";
+import { rougeLMulti } from "./rouge.ts";
 
 /** Which quality figure the frontier plots. */
 export type FrontierMetric = "bleu" | "rougeL" | "nll" | "agreement";
@@ -214,6 +224,13 @@ export interface ReportOptions extends SweepFigureOptions {
    * of the report; `undefined`: not known).
    */
   data?: { file: string; heldOut?: boolean; why?: string };
+  /**
+   * The run's provenance: with it the folder also gets `manifest.json` (end time: when the
+   * report is written) and `items.csv`.
+   */
+  manifest?: ManifestInput;
+  /** A complete command that reruns the report: shown in its Reproduce section. */
+  reproduce?: string;
 }
 
 /** Files written by {@linkcode writeSweepReport}, relative to the folder. */
@@ -228,6 +245,80 @@ export interface ReportFiles {
   png: Record<string, string>;
   /** One JSON line per policy and item. */
   generations: string;
+  /** `manifest.json` and `items.csv`, when a manifest was given. */
+  provenance?: { manifest: string; items: string };
+}
+
+/** The columns of a sweep's `items.csv`, in order. */
+export const SWEEP_ITEM_COLUMNS = [
+  "policy",
+  "item",
+  "input",
+  "prompt",
+  "refs",
+  "output",
+  "finish",
+  "length",
+  "layers",
+  "mean_layers",
+  "bleu",
+  "rouge_l",
+  "nll",
+  "same_as_full",
+] as const;
+
+/**
+ * One row per policy x item of a sweep, with every per-item figure: the output and why it
+ * stopped, its length in tokens (EOS included), active layers summed over its tokens and
+ * their mean per token, sentence BLEU (sacreBLEU's sentence defaults, 0-100) and ROUGE-L F
+ * against the item's references, the teacher-forced NLL (nats per token) of its first
+ * reference when the sweep computed one per item, and whether it equals `full`'s output.
+ * `refs` is a JSON list.
+ *
+ * @param result the sweep result
+ * @param items the sweep's items (prompt, references, input)
+ * @returns the rows, policies in table order, items in input order
+ * @example
+ * ```ts
+ * import { sweepItemRows, SWEEP_ITEM_COLUMNS } from "./report.ts";
+ * import { toCsv } from "./manifest.ts";
+ * // const csv = toCsv(SWEEP_ITEM_COLUMNS, sweepItemRows(result, items));
+ * ```
+ */
+export function sweepItemRows(
+  result: SweepResult,
+  items: readonly { prompt: string; refs: string[]; input?: string }[],
+): Record<string, unknown>[] {
+  const full = result.generations.find((g) => g.policy === "full") ?? result.generations[0];
+  const rows: Record<string, unknown>[] = [];
+  for (const g of result.generations) {
+    const nll = result.nllItems.find((n) => n.policy === g.policy)?.perToken;
+    const perItem = nll && nll.length === items.length ? nll : undefined;
+    g.outputs.forEach((o, i) => {
+      const it = items[i];
+      const t = perItem?.[i];
+      rows.push({
+        policy: g.policy,
+        item: i,
+        input: it?.input ?? "",
+        prompt: it?.prompt ?? "",
+        refs: it ? JSON.stringify(it.refs) : "",
+        output: o.text,
+        finish: o.finish,
+        length: o.ids.length,
+        layers: o.layers,
+        mean_layers: o.layers !== undefined && o.ids.length > 0
+          ? o.layers / o.ids.length
+          : undefined,
+        bleu: it ? sentenceBleu(o.text, it.refs).score : undefined,
+        rouge_l: it ? rougeLMulti(o.text, it.refs).fmeasure : undefined,
+        nll: t && t.length > 0 ? t.reduce((a, b) => a + b, 0) / t.length : undefined,
+        same_as_full: full.outputs[i] !== undefined &&
+          full.outputs[i].ids.join(",") === o.ids.join(","),
+      });
+    });
+  }
+  return rows;
 }
 
 const CHART_FILES: Record<keyof SweepFigures, string> = {
@@ -316,6 +407,11 @@ export async function writeSweepReport(
       });
     });
     set["generations.jsonl"] = lines.join("\n") + "\n";
+    if (options.manifest) {
+      files.provenance = { manifest: RUN_MANIFEST_FILE, items: ITEMS_CSV_FILE };
+      set[ITEMS_CSV_FILE] = toCsv(SWEEP_ITEM_COLUMNS, sweepItemRows(result, items ?? []));
+      set[RUN_MANIFEST_FILE] = manifestJson(buildManifest(options.manifest));
+    }
     set["report.md"] = reportMarkdown(result, files, options, items);
     folder.writeSet(set, stage);
     return files;
@@ -367,7 +463,9 @@ function reportMarkdown(
       "tokens); the fixed-token speedups count each policy's plan on the full model's own " +
       "outputs, the same tokens for every policy; FLOP speedup counts the LM head and attention too, which is what wall time can " +
       "reach; measured speedup is `full`'s decode wall time per step over the policy's " +
-      "(same batches and backend; a step is one generated column of a batch).",
+      "(same batches and backend; a step is one generated column of a batch), timed in one " +
+      "warmed-up pass with the policies interleaved batch by batch; the bracket is its " +
+      "spread over batches.",
     "",
     "## Charts",
     "",
@@ -407,7 +505,19 @@ function reportMarkdown(
     `- [${files.json}](${files.json}): the table as JSON`,
     `- [${files.generations}](${files.generations}): every output, one JSON line per policy ` +
       `and item`,
+    ...(files.provenance
+      ? [
+        `- [${files.provenance.items}](${files.provenance.items}): one row per policy and item ` +
+        `with its per-item figures (BLEU, ROUGE-L, NLL, layers, length); ` +
+        `\`pandas.read_csv("${files.provenance.items}")\``,
+        `- [${files.provenance.manifest}](${files.provenance.manifest}): command line, ` +
+        `configuration, toolkit version and commit, model and data hashes, backend, times`,
+      ]
+      : []),
     "",
   );
+  if (options.reproduce) {
+    out.push("## Reproduce", "", "```sh", options.reproduce, "```", "");
+  }
   return out.join("\n");
 }

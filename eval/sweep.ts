@@ -66,6 +66,8 @@ export interface SweepItem {
   prompt: string;
   /** One or more references. */
   refs: string[];
+  /** The input the prompt was made from (the data's input column), when known. */
+  input?: string;
 }
 
 /** Options of {@linkcode runSweep}. */
@@ -130,6 +132,16 @@ export interface SweepRow {
    * prompt columns.
    */
   measuredSpeedup: number;
+  /**
+   * How `measuredSpeedup` was timed: one pass over the items after an untimed warm-up,
+   * every policy run on a batch before the next batch (rotating order), so load changes hit
+   * all alike; this is the range of the per-batch ratios (its spread) over
+   * `measuredBatches` batches, absent when the timings come from different runs or fewer
+   * than 2 batches.
+   */
+  measuredSpeedupRange?: Interval;
+  /** Batches behind `measuredSpeedupRange`. */
+  measuredBatches?: number;
   /** Corpus BLEU, 0 to 100 (sacreBLEU defaults). */
   bleu: number;
   /** 95% bootstrap interval of `bleu` over items (seeded). */
@@ -198,8 +210,11 @@ export interface SweepOracle extends OracleResult {
 export interface SweepGeneration {
   /** The policy's command-line form. */
   policy: string;
-  /** Generated text, ids and why each stopped. */
-  outputs: { text: string; ids: number[]; finish: "eos" | "length" }[];
+  /**
+   * Generated text, ids, why each stopped, and the active layers summed over its tokens
+   * (absent in cache entries written before it was recorded).
+   */
+  outputs: { text: string; ids: number[]; finish: "eos" | "length"; layers?: number }[];
 }
 
 /** What {@linkcode runSweep} returns. */
@@ -279,14 +294,16 @@ export interface GenEntry {
   decodeMs: number;
   /** Decode steps run (`decodeSteps`). */
   decodeSteps: number;
+  /** Per batch: decode milliseconds and steps (absent in older cache entries). */
+  batches?: { decodeMs: number; steps: number }[];
   /** Generated tokens per second of prefill + decode. */
   tokensPerSecond: number;
   /** Tokens generated (EOS included). */
   generatedTokens: number;
   /** Budget per generated input index of the first batch's plan. */
   budgets: number[];
-  /** The outputs, in item order. */
-  outputs: { text: string; ids: number[]; finish: "eos" | "length" }[];
+  /** The outputs, in item order (with their active layers summed over their tokens). */
+  outputs: { text: string; ids: number[]; finish: "eos" | "length"; layers?: number }[];
 }
 
 interface NllEntry {
@@ -381,6 +398,29 @@ function measuredSpeedup(full: GenEntry, p: GenEntry): number {
   return p.tokensPerSecond / full.tokensPerSecond;
 }
 
+/**
+ * The spread of the measured speedup over batches: per batch, `full`'s decode ms per step
+ * over the policy's (batches where either decoded nothing left out); the range and the
+ * number of batches. `undefined` when the entries lack per-batch times or come from
+ * different runs, or fewer than 2 batches have both.
+ */
+function measuredSpread(
+  full: GenEntry,
+  p: GenEntry,
+): { range: Interval; batches: number } | undefined {
+  if (!full.batches || !p.batches || full.runId !== p.runId) return undefined;
+  if (full.batches.length !== p.batches.length) return undefined;
+  const ratios: number[] = [];
+  full.batches.forEach((f, b) => {
+    const q = p.batches![b];
+    if (f.steps > 0 && q.steps > 0 && f.decodeMs > 0 && q.decodeMs > 0) {
+      ratios.push((f.decodeMs / f.steps) / (q.decodeMs / q.steps));
+    }
+  });
+  if (ratios.length < 2) return undefined;
+  return { range: [Math.min(...ratios), Math.max(...ratios)], batches: ratios.length };
+}
+
 /** One generated item of a policy with the engine's accounting for it. */
 export interface SweepGenItem {
   /** Generated text. */
@@ -414,6 +454,8 @@ export interface SweepGenPart {
   prefillMs: number;
   /** Milliseconds of the decode loops. */
   decodeMs: number;
+  /** Per batch, in order: milliseconds of its decode loop and its decode steps. */
+  batches?: { decodeMs: number; steps: number }[];
 }
 
 /**
@@ -427,7 +469,7 @@ export interface SweepGenPart {
  * ```
  */
 export function newGenPart(): SweepGenPart {
-  return { items: [], totalMs: 0, prefillMs: 0, decodeMs: 0 };
+  return { items: [], totalMs: 0, prefillMs: 0, decodeMs: 0, batches: [] };
 }
 
 /**
@@ -448,6 +490,10 @@ export function accumulateGen(a: SweepGenPart, out: GenerateOutput): void {
   a.totalMs += out.timing.totalMs;
   a.prefillMs += out.timing.prefillMs;
   a.decodeMs += out.timing.decodeMs;
+  (a.batches ??= []).push({
+    decodeMs: out.timing.decodeMs,
+    steps: Math.max(0, Math.max(0, ...out.results.map((r) => r.ids.length)) - 1),
+  });
   const full = p.accounting!.fullColumnFlops;
   for (const r of out.results) {
     a.items.push({
@@ -482,6 +528,7 @@ export function concatGenParts(parts: readonly SweepGenPart[]): SweepGenPart {
     out.totalMs += p.totalMs;
     out.prefillMs += p.prefillMs;
     out.decodeMs += p.decodeMs;
+    out.batches!.push(...(p.batches ?? []));
   }
   return out;
 }
@@ -508,7 +555,12 @@ function finishGenPart(
     flops += it.flops;
     fullFlops += it.fullFlops;
   }
-  const outputs = a.items.map((it) => ({ text: it.text, ids: it.ids, finish: it.finish }));
+  const outputs = a.items.map((it) => ({
+    text: it.text,
+    ids: it.ids,
+    finish: it.finish,
+    layers: it.layers,
+  }));
   return {
     runId,
     createdAt: new Date().toISOString(),
@@ -517,6 +569,7 @@ function finishGenPart(
     totalMs: a.totalMs,
     decodeMs: a.decodeMs,
     decodeSteps: decodeSteps(outputs.map((o) => o.ids.length), batchSize),
+    batches: a.batches,
     tokensPerSecond: tokens / Math.max((a.prefillMs + a.decodeMs) / 1000, 1e-9),
     generatedTokens: tokens,
     budgets: a.budgets ?? [],
@@ -1107,6 +1160,10 @@ function sweepRows(
       fixedLayerSpeedup: fixedTok.layerSpeedup,
       fixedFlopSpeedup: fixedTok.flopSpeedup,
       measuredSpeedup: measuredSpeedup(full, entry),
+      ...(() => {
+        const sp = measuredSpread(full, entry);
+        return sp ? { measuredSpeedupRange: sp.range, measuredBatches: sp.batches } : {};
+      })(),
       bleu: corpusBleu(hyps, refs).score,
       bleuCI: bootstrapBleu(hyps, refs, boot),
       rougeL: corpusRougeL(hyps, refs).fmeasure,
@@ -1364,7 +1421,7 @@ const ci = (x: Interval, digits: number) =>
 export function sweepToMarkdown(result: SweepResult): string {
   const lines = [
     "| policy | layer speedup [95% CI] | fixed-token layer speedup | FLOP speedup | " +
-    "fixed-token FLOP speedup | measured speedup | BLEU [95% CI] | ROUGE-L [95% CI] | NLL | " +
+    "fixed-token FLOP speedup | measured speedup, single pass [batch range] | BLEU [95% CI] | ROUGE-L [95% CI] | NLL | " +
     "agreement | mean length | at cap |",
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
@@ -1375,7 +1432,11 @@ export function sweepToMarkdown(result: SweepResult): string {
     lines.push(
       `| \`${r.policy}\` | ${r.layerSpeedup.toFixed(2)}x${ci(r.layerSpeedupCI, 2)} | ` +
         `${r.fixedLayerSpeedup.toFixed(2)}x | ${r.flopSpeedup.toFixed(2)}x | ` +
-        `${r.fixedFlopSpeedup.toFixed(2)}x | ${r.measuredSpeedup.toFixed(2)}x${mark} | ` +
+        `${r.fixedFlopSpeedup.toFixed(2)}x | ${r.measuredSpeedup.toFixed(2)}x${mark}${
+          r.measuredSpeedupRange
+            ? ` [${r.measuredSpeedupRange[0].toFixed(2)}, ${r.measuredSpeedupRange[1].toFixed(2)}]`
+            : ""
+        } | ` +
         `${r.bleu.toFixed(2)}${ci(r.bleuCI, 1)} | ${r.rougeL.toFixed(4)}${ci(r.rougeLCI, 3)} | ` +
         `${fixed(r.nll, 4)} | ${(100 * r.agreement).toFixed(1)}% | ${r.meanLength.toFixed(1)} | ` +
         `${(100 * r.capShare).toFixed(0)}% |`,
@@ -1390,7 +1451,10 @@ export function sweepToMarkdown(result: SweepResult): string {
     `generated tokens equal to \`full\`'s; layer and FLOP speedup: on the tokens each ` +
     `policy generated; fixed-token speedups: the policy's plan on \`full\`'s own outputs ` +
     `(the same tokens for every policy: longer outputs cannot make a policy look faster); ` +
-    `measured speedup: \`full\`'s decode time per step over the policy's; mean length: ` +
+    `measured speedup: \`full\`'s decode time per step over the policy's, from a single ` +
+    `timed pass (after an untimed warm-up, policies interleaved batch by batch), not ` +
+    `repeated: the bracket is the range of the per-batch ratios, the spread to read it ` +
+    `with (a difference inside it is noise; \`deno task bench\` times repeated runs); mean length: ` +
     `generated tokens per item; at cap: share of items stopped by the length limit.`,
   ];
   if (result.oracle) {

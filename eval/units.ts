@@ -561,7 +561,11 @@ export async function computeSweepUnit(
     unit: u,
     startedAt,
     wallMs: performance.now() - t0,
-    items: block.map((it) => ({ prompt: it.prompt, refs: [...it.refs] })),
+    items: block.map((it) => ({
+      prompt: it.prompt,
+      refs: [...it.refs],
+      ...(it.input !== undefined ? { input: it.input } : {}),
+    })),
     promptLengths: prompts.map((p) => model.tokenizer.encode(p).length),
     gen,
     nll,

@@ -381,7 +381,7 @@ async function request(
 }
 
 /** Files whose partial download is kept for a resume (the large ones). */
-const RESUMABLE = /\.(bin|safetensors)$/;
+const RESUMABLE = /\.(bin|safetensors|parquet)$/;
 
 /**
  * Streams a 200 (or 206, resuming at `resumeFrom`) response into `dest` via
@@ -504,6 +504,50 @@ function stderrProgress(): { update: (p: DownloadProgress) => void; finish: () =
   };
 }
 
+/**
+ * Fetches `file` of the session's repository at `rev` into `snap` unless it is there;
+ * resumes from its `.incomplete` file when the server honours a range. Returns false on
+ * 404 when not `required`.
+ */
+async function fetchInto(
+  s: Session,
+  snap: string,
+  rev: string,
+  file: string,
+  required: boolean,
+  downloaded: string[],
+): Promise<boolean> {
+  if (isFile(`${snap}/${file}`)) return true;
+  const have = statOrUndefined(`${snap}/${file}.incomplete`)?.size ?? 0;
+  const got = await request(s, file, rev, "GET", have > 0 ? { range: `bytes=${have}-` } : {});
+  const resumed = got.res.status === 206 &&
+    (got.res.headers.get("content-range") ?? "").startsWith(`bytes ${have}-`);
+  const again = async () => {
+    await got.res.body?.cancel();
+    await Deno.remove(`${snap}/${file}.incomplete`).catch(() => {});
+    return await fetchInto(s, snap, rev, file, required, downloaded);
+  };
+  // A range we did not ask for, or a stale partial file (416): start again from zero.
+  if (got.res.status === 206 && !resumed) return await again();
+  if (got.res.status === 416 && have > 0) return await again();
+  if (got.res.status === 404 && !required) {
+    await got.res.body?.cancel();
+    return false;
+  }
+  if (got.res.status !== 200 && !resumed) {
+    await got.res.body?.cancel();
+    throw new CheckpointError(
+      `cannot download ${file} of ${s.repoId} from ${got.url}: HTTP ${got.res.status}` +
+        (got.res.status === 404 ? " (the file is missing from the repository)" : ""),
+      { file: got.url, kind: got.res.status === 404 ? "not-found" : "network" },
+    );
+  }
+  Deno.mkdirSync(`${snap}/${file}`.replace(/\/[^/]*$/, ""), { recursive: true });
+  await saveBody(s, file, got, `${snap}/${file}`, resumed ? have : 0);
+  downloaded.push(file);
+  return true;
+}
+
 async function download(
   repoId: string,
   revision: string,
@@ -557,41 +601,8 @@ async function download(
       downloaded.push("config.json");
     }
 
-    /** Fetches a file unless cached; returns false on 404. */
-    const fetchFile = async (file: string, required: boolean): Promise<boolean> => {
-      if (isFile(`${snap}/${file}`)) return true;
-      const have = statOrUndefined(`${snap}/${file}.incomplete`)?.size ?? 0;
-      const got = await request(s, file, rev, "GET", have > 0 ? { range: `bytes=${have}-` } : {});
-      const resumed = got.res.status === 206 &&
-        (got.res.headers.get("content-range") ?? "").startsWith(`bytes ${have}-`);
-      if (got.res.status === 206 && !resumed) {
-        // A range we did not ask for: start again from zero.
-        await got.res.body?.cancel();
-        await Deno.remove(`${snap}/${file}.incomplete`).catch(() => {});
-        return await fetchFile(file, required);
-      }
-      if (got.res.status === 404 && !required) {
-        await got.res.body?.cancel();
-        return false;
-      }
-      if (got.res.status === 416 && have > 0) {
-        // Range not satisfiable: the partial file is stale; restart.
-        await got.res.body?.cancel();
-        await Deno.remove(`${snap}/${file}.incomplete`).catch(() => {});
-        return await fetchFile(file, required);
-      }
-      if (got.res.status !== 200 && !resumed) {
-        await got.res.body?.cancel();
-        throw new CheckpointError(
-          `cannot download ${file} of ${repoId} from ${got.url}: HTTP ${got.res.status}` +
-            (got.res.status === 404 ? " (the file is missing from the repository)" : ""),
-          { file: got.url, kind: got.res.status === 404 ? "not-found" : "network" },
-        );
-      }
-      await saveBody(s, file, got, `${snap}/${file}`, resumed ? have : 0);
-      downloaded.push(file);
-      return true;
-    };
+    const fetchFile = (file: string, required: boolean) =>
+      fetchInto(s, snap, rev, file, required, downloaded);
 
     for (const file of OPTIONAL_MODEL_FILES) await fetchFile(file, false);
     // The order transformers uses: safetensors (single, sharded), then PyTorch .bin.
@@ -660,4 +671,236 @@ export async function loadCheckpoint(
   }
   const copy = await convertedCopy(weights, options.convertCache);
   return { resolved, weights: await loadWeights(copy.dir) };
+}
+
+/** A Hugging Face dataset split named `hf:OWNER/NAME[:CONFIG]:SPLIT`. */
+export interface DatasetId {
+  /** `OWNER/NAME`. */
+  repoId: string;
+  /** The configuration (subset); `default` when not named. */
+  config: string;
+  /** The split, e.g. `test`. */
+  split: string;
+}
+
+/** The revision of a dataset holding the hub's Parquet conversion of every split. */
+export const PARQUET_REVISION = "refs/convert/parquet";
+
+/**
+ * Parses a dataset id `hf:OWNER/NAME[:CONFIG]:SPLIT` (e.g. `hf:abisee/cnn_dailymail:3.0.0:test`).
+ *
+ * @param spec the id
+ * @returns its parts, or `undefined` when `spec` does not start with `hf:`
+ * @throws CheckpointError naming the id when it starts with `hf:` but is malformed
+ * @example
+ * ```ts
+ * import { parseDatasetId } from "./hub.ts";
+ * parseDatasetId("hf:abisee/cnn_dailymail:3.0.0:test");
+ * // { repoId: "abisee/cnn_dailymail", config: "3.0.0", split: "test" }
+ * ```
+ */
+export function parseDatasetId(spec: string): DatasetId | undefined {
+  if (!spec.startsWith("hf:")) return undefined;
+  const parts = spec.slice(3).split(":");
+  const [repoId, config, split] = parts.length === 2
+    ? [parts[0], "default", parts[1]]
+    : parts.length === 3
+    ? parts
+    : [];
+  const name = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+  if (
+    repoId === undefined || repoFolderName(repoId) === undefined ||
+    repoId.split("/").length !== 2 || !name.test(config) || !name.test(split)
+  ) {
+    throw new CheckpointError(
+      `dataset id ${JSON.stringify(spec)} is not of the form hf:OWNER/NAME[:CONFIG]:SPLIT ` +
+        `(e.g. hf:abisee/cnn_dailymail:3.0.0:test)`,
+      { file: spec, kind: "not-found" },
+    );
+  }
+  return { repoId, config, split };
+}
+
+/** Where {@linkcode resolveDataset} found a dataset split. */
+export interface ResolvedDataset extends DatasetId {
+  /** The split's Parquet files in the HF cache, in order. */
+  files: string[];
+  /** `cache`: all found cached; `download`: fetched now (at least partly). */
+  source: "cache" | "download";
+  /** The commit of the Parquet conversion. */
+  commit: string;
+  /** Files fetched by this call. */
+  downloaded: string[];
+}
+
+/** The listing a download stores beside the split's files, so offline use knows them all. */
+const LISTING = ".skipdecode-files.json";
+
+/** GET a hub API URL as JSON, with the session's timeouts and a message naming the URL. */
+async function getJson(s: Session, url: string, what: string): Promise<unknown> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), s.connectTimeoutMs);
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      signal: controller.signal,
+      headers: { "user-agent": "skipdecode/0.1" },
+    });
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      const st = res.status;
+      throw new CheckpointError(
+        `cannot list ${what} at ${url}: ` +
+          (st === 404
+            ? `HTTP 404: no such dataset, config or split, or the hub has no Parquet ` +
+              `conversion of it`
+            : st === 401 || st === 403
+            ? `access denied (HTTP ${st}): the dataset may be private or gated`
+            : `HTTP ${st} ${res.statusText}`),
+        { file: url, kind: st === 404 || st === 401 || st === 403 ? "not-found" : "network" },
+      );
+    }
+    return await res.json();
+  } catch (e) {
+    if (e instanceof CheckpointError) throw e;
+    netError(
+      s,
+      what,
+      url,
+      controller.signal.aborted
+        ? `no answer within ${s.connectTimeoutMs} ms (connectTimeoutMs)`
+        : (e as Error).message,
+      e,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Finds a dataset split's Parquet files (the hub's conversion at revision
+ * {@linkcode PARQUET_REVISION}, files `CONFIG/SPLIT/NNNN.parquet`) in the Hugging Face cache
+ * (`datasets--OWNER--NAME/{refs,snapshots}`, as `huggingface_hub` lays it out) or downloads
+ * them: the commit from `{endpoint}/api/datasets/OWNER/NAME/revision/refs%2Fconvert%2Fparquet`,
+ * the files from `.../tree/refs%2Fconvert%2Fparquet/CONFIG/SPLIT`, each from
+ * `{endpoint}/datasets/OWNER/NAME/resolve/COMMIT/FILE`, resuming an interrupted file from its
+ * `.incomplete` part. Offline mode (`HF_HUB_OFFLINE` or the option) uses the cache only.
+ *
+ * @param spec `hf:OWNER/NAME[:CONFIG]:SPLIT`
+ * @param options endpoint, cache folder, offline mode, timeouts, progress (as for models)
+ * @returns the local Parquet files
+ * @throws CheckpointError naming the dataset: malformed id, not cached in offline mode,
+ *   no such dataset/config/split, a network failure
+ * @example
+ * ```ts
+ * import { resolveDataset } from "./hub.ts";
+ * const { files } = await resolveDataset("hf:abisee/cnn_dailymail:3.0.0:test");
+ * ```
+ */
+export async function resolveDataset(
+  spec: string,
+  options: ResolveModelOptions = {},
+): Promise<ResolvedDataset> {
+  const id = parseDatasetId(spec);
+  if (!id) {
+    throw new CheckpointError(`${spec} is not an hf: dataset id`, {
+      file: spec,
+      kind: "not-found",
+    });
+  }
+  const { repoId, config, split } = id;
+  const cache = options.cacheDir ?? hubCacheDir();
+  const repoDir = `${cache}/datasets--${repoId.replace("/", "--")}`;
+  const refPath = `${repoDir}/refs/${PARQUET_REVISION}`;
+  const sub = `${config}/${split}`;
+  const cached = (commit: string): string[] | undefined => {
+    try {
+      const names = JSON.parse(
+        Deno.readTextFileSync(`${repoDir}/snapshots/${commit}/${sub}/${LISTING}`),
+      ) as string[];
+      const snap = `${repoDir}/snapshots/${commit}`;
+      return names.every((f) => isFile(`${snap}/${f}`))
+        ? names.map((f) => `${snap}/${f}`)
+        : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  let commit: string | undefined;
+  try {
+    commit = Deno.readTextFileSync(refPath).trim();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+      throw new CheckpointError(
+        `the Hugging Face cache ${cache} may not be read by this process; grant read access ` +
+          `to it, or set HF_HUB_CACHE to a cache inside the task's read scope`,
+        { file: refPath, kind: "io", cause: e },
+      );
+    }
+  }
+  const hit = commit !== undefined && isCommitHash(commit) ? cached(commit) : undefined;
+  if (hit) return { ...id, files: hit, source: "cache", commit: commit!, downloaded: [] };
+  if (options.offline ?? offlineFromEnv()) {
+    throw new CheckpointError(
+      `dataset ${spec} is not in the Hugging Face cache and offline mode is on ` +
+        `(HF_HUB_OFFLINE or --offline), so nothing was downloaded; looked in ${repoDir} ` +
+        `for ${sub} at revision ${PARQUET_REVISION}`,
+      { file: repoDir, kind: "offline" },
+    );
+  }
+  const endpoint = (options.endpoint ?? env("HF_ENDPOINT") ?? "https://huggingface.co")
+    .replace(/\/+$/, "");
+  const drawn = options.progress === false
+    ? undefined
+    : typeof options.progress === "function"
+    ? { update: options.progress, finish: () => {} }
+    : stderrProgress();
+  const s: Session = {
+    repoId: `datasets/${repoId}`,
+    endpoint,
+    connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+    readTimeoutMs: options.readTimeoutMs ?? 60_000,
+    progress: drawn?.update ?? (() => {}),
+    finish: drawn?.finish ?? (() => {}),
+  };
+  const rev = encodeURIComponent(PARQUET_REVISION);
+  const api = `${endpoint}/api/datasets/${repoId}`;
+  try {
+    const info = await getJson(s, `${api}/revision/${rev}`, `the Parquet revision of ${repoId}`);
+    const sha = (info as { sha?: unknown })?.sha;
+    if (typeof sha !== "string" || !isCommitHash(sha)) {
+      throw new CheckpointError(
+        `${api}/revision/${rev}: the answer has no commit "sha"`,
+        { file: `${api}/revision/${rev}`, kind: "network" },
+      );
+    }
+    const tree = await getJson(s, `${api}/tree/${sha}/${sub}`, `${sub} of ${repoId}`);
+    const names = (Array.isArray(tree) ? tree : [])
+      .filter((e) => e?.type === "file" && typeof e.path === "string" && /\.parquet$/.test(e.path))
+      .map((e) => e.path as string)
+      .filter((p) => p.startsWith(`${sub}/`) && !p.split("/").includes(".."))
+      .sort();
+    if (names.length === 0) {
+      throw new CheckpointError(
+        `dataset ${repoId} has no Parquet files for config ${config}, split ${split} at ` +
+          `${endpoint} (revision ${PARQUET_REVISION}); check the names`,
+        { file: `${api}/tree/${sha}/${sub}`, kind: "not-found" },
+      );
+    }
+    const snap = `${repoDir}/snapshots/${sha}`;
+    const downloaded: string[] = [];
+    for (const f of names) await fetchInto(s, snap, sha, f, true, downloaded);
+    Deno.writeTextFileSync(`${snap}/${sub}/${LISTING}`, JSON.stringify(names));
+    Deno.mkdirSync(refPath.slice(0, refPath.lastIndexOf("/")), { recursive: true });
+    Deno.writeTextFileSync(refPath, sha);
+    return {
+      ...id,
+      files: names.map((f) => `${snap}/${f}`),
+      source: "download",
+      commit: sha,
+      downloaded,
+    };
+  } finally {
+    s.finish();
+  }
 }

@@ -41,6 +41,8 @@ function writeFixtures(dir: string): void {
   w("bad_utf8_train.txt", bytes("some text\n\nmore ", [0x80], "\n"));
   w("bom_hyp.txt", bytes([0xef, 0xbb, 0xbf], "the cat\n"));
   w("header.csv", "mr,ref\n");
+  w("long.csv", `mr,ref\n"${"word ".repeat(400)}",b\nshort,a\n`);
+  w("tabs.csv", "mr\tref\na\tb\n");
   w("empty1.txt", "");
   w("empty2.txt", "");
   w("two.txt", "a b\nc d\n");
@@ -204,6 +206,18 @@ const CASES: Case[] = [
     pattern: /header\.csv: a header but no rows/,
   },
   { args: [...SW, "--data", "{box}/nothere.csv", "--out", "{box}/o"], pattern: /nothere\.csv/ },
+  {
+    args: [...SW, "--data", "{box}/long.csv", "--out", "{box}/o"],
+    pattern: /item 1 \(input "word word.*-token prompt.*--truncate left/,
+  },
+  {
+    args: [...SW, "--data", "{box}/tabs.csv", "--out", "{box}/o"],
+    pattern: /tabs\.csv: .*looks like tab-separated: name it \.tsv/,
+  },
+  {
+    args: [...SW, "--input-column", "text", "--out", "{box}/o"],
+    pattern: /--input-column "text" is not a column \(columns: "mr", "ref"\)/,
+  },
   {
     args: [...SW, "--data", "{box}/bad_utf8.csv", "--out", "{box}/o"],
     pattern: /bad_utf8\.csv: line 3: not valid UTF-8/,

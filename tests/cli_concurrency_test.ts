@@ -8,6 +8,7 @@
  * replaced, and a stronger exclusion per race (one of three), for half the winners' runs (a
  * winner's run is most of a race's time: about 7 s of CPU against 0.5 s for a refusal).
  */
+import { parseCsv } from "../eval/data.ts";
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { TINY_MODEL_DIR } from "../cli/paths.ts";
 import { collect, sandbox, spawnCli } from "./cli_helpers.ts";
@@ -95,9 +96,20 @@ Deno.test(`cli: ${RACERS} sweeps into one --out, ${TRIALS} races: all but one re
       "budgets.html",
       "frontier.html",
       "generations.jsonl",
+      "items.csv",
+      "manifest.json",
       "report.md",
       "sweep.json",
     ]);
+    // the manifest and the per-item table are the winner's too; the lock is gone
+    const manifest = JSON.parse(Deno.readTextFileSync(`${dir}/manifest.json`));
+    assertEquals(manifest.config.items, String(items), `trial ${t}: manifest.json`);
+    const csv = parseCsv(Deno.readTextFileSync(`${dir}/items.csv`), "items.csv");
+    assertEquals(csv.length - 1, items * json.rows.length, `trial ${t}: items.csv`);
+    assert(
+      ![...Deno.readDirSync(dir)].some((e) => e.name === ".skipdecode.lock"),
+      `trial ${t}: lock file left`,
+    );
   }
   console.log(`  ${TRIALS} races of ${RACERS}: wins by settings ${JSON.stringify(wins)}`);
 });

@@ -4,6 +4,7 @@
  * model for a pretrained model (here a random OPT-shaped checkpoint in `.bin` form, as
  * the facebook/opt-* repositories hold them), and the report says so.
  */
+import { shellWords } from "../eval/manifest.ts";
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { measuresFor, splitForContinuation } from "../cli/heldout_text.ts";
 import { heldOutTextItems } from "../cli/heldout_text.ts";
@@ -94,6 +95,22 @@ Deno.test("demo on a pretrained (.bin) model reports NLL and agreement on held-o
     assert(rows.length >= 2);
     for (const row of rows) assert(typeof row.nll === "number" && row.nll > 0, row.policy);
     assertEquals(rows.find((x) => x.policy === "full")?.agreement, 1);
+    // Provenance: the Reproduce block reruns the demo to the same per-item table.
+    const m = JSON.parse(Deno.readTextFileSync(`${ROOT}/${rel}/manifest.json`));
+    assertEquals([m.command, m.model.source, m.backend.name], ["demo", model, "cpu"]);
+    assert(m.model.files.some((f: { path: string }) => f.path === "pytorch_model.bin"));
+    const block = /## Reproduce\n\n```sh\n(.+)\n```/.exec(report)?.[1];
+    assertEquals(block, m.commandLine);
+    const words = shellWords(block!);
+    assertEquals(words.slice(0, 3), ["deno", "task", "demo"]);
+    const again = words.slice(3);
+    again[again.indexOf("--out") + 1] = `${rel}/again`;
+    const r2 = await cli(again, { task: "demo", env: { SKIPDECODE_PROGRESS: "off" } });
+    assertEquals(r2.code, 0, r2.stderr);
+    assertEquals(
+      Deno.readTextFileSync(`${ROOT}/${rel}/again/items.csv`),
+      Deno.readTextFileSync(`${ROOT}/${rel}/items.csv`),
+    );
   } finally {
     Deno.removeSync(tmp, { recursive: true });
     try {

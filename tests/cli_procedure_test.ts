@@ -6,6 +6,7 @@
  * "not held out", fine-tunes only the SkipDecode policy and prints `{before, after}` rows
  * shaped as `sweep --json` rows.
  */
+import { parseCsv } from "../eval/data.ts";
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { cli, sandbox, snapshot, TINY } from "./cli_helpers.ts";
 import { isTunedPolicy, overlappingItems } from "../eval/procedure.ts";
@@ -172,6 +173,26 @@ Deno.test("procedure: a tiny run on overlapping data warns, is marked not held o
   assertStringIncludes(report, "deno task skipdecode procedure");
   assertStringIncludes(report, "Later tokens are easier?");
   assert(Deno.statSync(`${box.dir}/report/frontier.html`).isFile);
+  // provenance: manifest.json, items.csv (before: 3 policies x 2 items; after: the tuned one)
+  const m = JSON.parse(Deno.readTextFileSync(`${box.dir}/report/manifest.json`));
+  assertEquals([m.command, m.model.source, m.data.items], ["procedure", TINY, 2]);
+  assert(m.model.files.some((f: { path: string }) => f.path === "config.json"));
+  const csvRows = parseCsv(Deno.readTextFileSync(`${box.dir}/report/items.csv`), "items.csv");
+  assertEquals(csvRows[0].fields.slice(0, 3), ["phase", "policy", "item"]);
+  assertEquals(
+    csvRows.slice(1).map((x) => `${x.fields[0]} ${x.fields[1]}`),
+    [
+      "before full",
+      "before full",
+      `before ${lin}`,
+      `before ${lin}`,
+      `before ${ee}`,
+      `before ${ee}`,
+      `after ${lin}`,
+      `after ${lin}`,
+    ],
+  );
+  assert(!Deno.readDirSync(`${box.dir}/report`).some((e) => e.name === ".skipdecode.lock"));
   const tuned = [...Deno.readDirSync(`${box.dir}/models`)].map((e) => e.name);
   assertEquals(tuned.length, 1, String(tuned));
   assert(Deno.statSync(`${box.dir}/models/${tuned[0]}/config.json`).isFile);

@@ -153,7 +153,11 @@ Deno.test("sweep JSONL data: prompt or mr lines; errors name the line", async ()
       { prompt: "name[X]\n", refs: ["X."] },
       { prompt: "P:", refs: ["a", "b"] },
     ]);
-    assertEquals((await loadSweepItems(`${dir}/a.jsonl`, 1)).length, 1);
+    await Deno.writeTextFile(
+      `${dir}/u.jsonl`,
+      '{"mr": "name[X]", "refs": ["X."]}\n{"mr": "m", "refs": ["a"]}\n',
+    );
+    assertEquals((await loadSweepItems(`${dir}/u.jsonl`, 1)).map((i) => i.prompt), ["name[X]\n"]);
     await Deno.writeTextFile(`${dir}/b.jsonl`, '{"mr": "m", "refs": []}\n');
     const e = await loadSweepJsonl(`${dir}/b.jsonl`).catch((e) => e as Error);
     assert(e instanceof Error && e.message.includes("b.jsonl:1") && e.message.includes("refs"));

@@ -168,6 +168,14 @@ Deno.test("sweep on the tiny model: table, cache reuse, timings from another run
     const [full, lin, ee] = r.rows;
     assertEquals([full.layerSpeedup, full.flopSpeedup, full.measuredSpeedup], [1, 1, 1]);
     assertEquals([full.agreement, full.exactMatches], [1, 3]);
+    // One interleaved pass, its spread over the 2 batches (full against itself: exactly 1).
+    assertEquals([full.measuredBatches, full.measuredSpeedupRange], [2, [1, 1]]);
+    assertEquals(lin.measuredBatches, 2);
+    assert(
+      lin.measuredSpeedupRange![0] > 0 &&
+        lin.measuredSpeedupRange![0] <= lin.measuredSpeedupRange![1],
+    );
+    assertStringIncludes(sweepToMarkdown(r), "from a single timed pass");
     assertGreater(lin.layerSpeedup, 1.3);
     assertGreater(lin.layerSpeedup, lin.flopSpeedup); // the LM head is never skipped
     assertGreater(lin.flopSpeedup, 1);
@@ -230,7 +238,7 @@ Deno.test("sweep on the tiny model: table, cache reuse, timings from another run
     assertStringIncludes(
       md,
       "| policy | layer speedup [95% CI] | fixed-token layer speedup | FLOP speedup | " +
-        "fixed-token FLOP speedup | measured speedup | BLEU [95% CI] |",
+        "fixed-token FLOP speedup | measured speedup, single pass [batch range] | BLEU [95% CI] |",
     );
     assertStringIncludes(md, "`constant:n=6,warmup=1`");
     assertStringIncludes(md, "x† |");

@@ -116,6 +116,8 @@ Deno.test("sweep: a new report replaces the old one as a whole; no PNG note with
     "budgets.html",
     "frontier.html",
     "generations.jsonl",
+    "items.csv",
+    "manifest.json",
     "my-notes.txt",
     "report.md",
     "sweep.json",

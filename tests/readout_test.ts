@@ -346,6 +346,14 @@ Deno.test("readout command: the table, and --out writes the lens chart and reado
     assertEquals(saved.columns.length, saved.ids.length);
     const html = Deno.readTextFileSync(`${rel}/lens.html`);
     assert(html.includes('"heatmap"') && html.includes("entropy"));
+    const m = JSON.parse(Deno.readTextFileSync(`${rel}/manifest.json`));
+    assertEquals([m.command, m.backend.name, m.config.prompt], [
+      "readout",
+      "cpu",
+      "name[Alimentum]\\n",
+    ]);
+    assert(m.commandLine.startsWith("deno task skipdecode readout "), m.commandLine);
+    assert(m.model.files.some((f: { path: string }) => f.path === "config.json"));
   } finally {
     Deno.removeSync(rel, { recursive: true });
   }

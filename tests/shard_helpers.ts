@@ -40,6 +40,8 @@ export const UNIT_ARGS = ["--unit-items", "2"];
 /** Row fields measured in wall time (they differ between processes). */
 export const TIMING_FIELDS = [
   "measuredSpeedup",
+  "measuredSpeedupRange",
+  "measuredBatches",
   "generateMs",
   "decodeMs",
   "tokensPerSecond",
@@ -81,7 +83,7 @@ export function assertSameSweep(
   const read = (d: string, f: string) => Deno.readTextFileSync(`${d}/${f}`);
   assert(a.oracle.depths.length === 3, "the oracle covers 3 items (2 units)");
   const charts = ["budgets.html", "frontier.html", "nll_gap.html", "oracle_depth.html"];
-  for (const f of ["generations.jsonl", ...charts]) {
+  for (const f of ["generations.jsonl", "items.csv", ...charts]) {
     assert(read(single.dir, f) === read(merged.dir, f), `${f} differs`);
   }
   const rows = tableRows(read(single.dir, "report.md"));
