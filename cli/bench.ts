@@ -17,7 +17,7 @@ import {
 import type { BackendName } from "../backend/mod.ts";
 import { exists, TINY_MODEL_DIR } from "./paths.ts";
 import { quietVulkanRuntimeDir } from "../kernels/device.ts";
-import { atomicWrite, checkOutputPath } from "../eval/output.ts";
+import { atomicWrite, checkOutputPath } from "../io/output.ts";
 import { runServeBench, serveBenchMarkdown } from "../bench/serve_bench.ts";
 
 const HELP =

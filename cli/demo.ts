@@ -32,11 +32,11 @@ import {
   pngOption,
   UsageError,
 } from "./command.ts";
-import { checkOutputPath, OutputFolder } from "../eval/output.ts";
+import { checkOutputPath, OutputFolder } from "../io/output.ts";
 import { loadModel } from "../decode/mod.ts";
 import { offlineFromEnv, resolveModel } from "../model/hub.ts";
-import { runSweep } from "../eval/sweep.ts";
-import { writeSweepReport } from "../eval/report.ts";
+import { runSweep } from "../experiments/sweep.ts";
+import { writeSweepReport } from "../experiments/report.ts";
 import { dataHeldOut, defaultPolicies, loadSweepItems, sweepDataFile } from "./sweep.ts";
 import { E2E_HELD_OUT, heldOutTextItems, measuresFor } from "./heldout_text.ts";
 import { exists, TINY_MODEL_DIR } from "./paths.ts";

@@ -17,7 +17,7 @@ import {
   UsageError,
 } from "./command.ts";
 import { generate, loadModel } from "../decode/mod.ts";
-import { loadPrompts } from "../eval/data.ts";
+import { loadPrompts } from "../data/datasets.ts";
 import { TINY_MODEL_DIR } from "./paths.ts";
 
 /** The `generate` command. */

@@ -15,8 +15,8 @@
  * ```
  * @module
  */
-import { loadE2eCsv } from "../eval/data.ts";
-import type { SweepItem } from "../eval/sweep.ts";
+import { loadE2eCsv } from "../data/datasets.ts";
+import type { SweepItem } from "../experiments/sweep.ts";
 import { E2E_DEVSET, exists, SHARED_DIR } from "./paths.ts";
 
 /** The E2E test split part the shared models were never trained on (in `../shared`). */

@@ -27,8 +27,8 @@ import {
 } from "./command.ts";
 import { loadModel } from "../decode/mod.ts";
 import { resolvePolicy } from "../decode/engine.ts";
-import { applyTemplate, E2E_TEMPLATE, loadE2eCsv } from "../eval/data.ts";
-import { checkOutputPath, OutputFolder } from "../eval/output.ts";
+import { applyTemplate, E2E_TEMPLATE, loadE2eCsv } from "../data/datasets.ts";
+import { checkOutputPath, OutputFolder } from "../io/output.ts";
 import {
   type CalmResult,
   calmTable,

@@ -22,10 +22,10 @@ import {
   pngOption,
   UsageError,
 } from "./command.ts";
-import { checkOutputPath, OutputFolder } from "../eval/output.ts";
+import { checkOutputPath, OutputFolder } from "../io/output.ts";
 import { parsePolicy } from "../schedule/mod.ts";
 import { loadModel } from "../decode/mod.ts";
-import { applyTemplate, DataError, loadE2eCsv, readText } from "../eval/data.ts";
+import { applyTemplate, DataError, loadE2eCsv, readText } from "../data/datasets.ts";
 import { E2E_HELD_OUT } from "./heldout_text.ts";
 import {
   runSweep,
@@ -33,14 +33,18 @@ import {
   sweepItemsFromE2e,
   type SweepResult,
   sweepToJson,
-} from "../eval/sweep.ts";
+} from "../experiments/sweep.ts";
 import {
   compareDrafts,
   draftComparisonMarkdown,
   type DraftComparisonRow,
-} from "../eval/speculative.ts";
+} from "../experiments/speculative.ts";
 import type { Model } from "../decode/mod.ts";
-import { type FrontierMetric, type FrontierSpeedup, writeSweepReport } from "../eval/report.ts";
+import {
+  type FrontierMetric,
+  type FrontierSpeedup,
+  writeSweepReport,
+} from "../experiments/report.ts";
 import { E2E_DEVSET, exists, SHARED_DIR, TINY_MODEL_DIR } from "./paths.ts";
 import { SLURM_OPTIONS } from "./slurm.ts";
 import { shardSettings, sweepShard, writeSlurmArray } from "./shard.ts";

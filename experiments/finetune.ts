@@ -6,7 +6,7 @@
  * before/after report:
  *
  * ```sh
- * deno run --allow-read --allow-write --allow-env train/experiment.ts \
+ * deno run --allow-read --allow-write --allow-env experiments/finetune.ts \
  *   --model bundled/models/tiny-opt-e2e --policy linear:max=6,min=2,warmup=1,horizon=16 \
  *   --steps 120 --batch-size 8 --lr 2e-4 --out out/ft-linear6
  * ```
@@ -17,19 +17,19 @@ import { createBackend } from "../backend/mod.ts";
 import { generate } from "../decode/engine.ts";
 import { corpusBleu } from "../eval/bleu.ts";
 import { corpusRougeL } from "../eval/rouge.ts";
-import { type E2eItem, loadE2eCsv } from "../eval/data.ts";
-import { atomicWrite } from "../eval/output.ts";
+import { type E2eItem, loadE2eCsv } from "../data/datasets.ts";
+import { atomicWrite } from "../io/output.ts";
 import { frontierChart, type FrontierPoint } from "../plots/charts.ts";
 import { loadTokenizer, type OptTokenizer } from "../tokenizer/mod.ts";
-import type { Example } from "./batch.ts";
-import { loadTrainingCheckpoint } from "./checkpoint.ts";
-import { resolveTrainConfig, type TrainConfig } from "./config.ts";
-import { e2eExamples, seededRandom, shuffled, splitItems } from "./data.ts";
-import { evaluateNll } from "./evaluate.ts";
-import { modelView, type ParamSet, weightsFromParams } from "./params.ts";
-import { parsePolicySource } from "./policies.ts";
-import { forward } from "./reference.ts";
-import { SHARED_E2E_DEVSET, train, type TrainHooks } from "./trainer.ts";
+import type { Example } from "../train/batch.ts";
+import { loadTrainingCheckpoint } from "../train/checkpoint.ts";
+import { resolveTrainConfig, type TrainConfig } from "../train/config.ts";
+import { e2eExamples, seededRandom, shuffled, splitItems } from "../train/data.ts";
+import { evaluateNll } from "../train/evaluate.ts";
+import { modelView, type ParamSet, weightsFromParams } from "../train/param_set.ts";
+import { parsePolicySource } from "../train/policies.ts";
+import { forward } from "../train/reference.ts";
+import { SHARED_E2E_DEVSET, train, type TrainHooks } from "../train/trainer.ts";
 
 /** One policy's figures. */
 export interface PolicyQuality {
@@ -76,10 +76,10 @@ export interface QualityOptions {
  *
  * @example
  * ```ts
- * import type { ParamSet } from "./params.ts";
- * import type { Example } from "./batch.ts";
+ * import type { ParamSet } from "../train/param_set.ts";
+ * import type { Example } from "../train/batch.ts";
  * import type { OptTokenizer } from "../tokenizer/mod.ts";
- * import type { E2eItem } from "../eval/data.ts";
+ * import type { E2eItem } from "../data/datasets.ts";
  * declare const params: ParamSet, tok: OptTokenizer;
  * declare const heldOutItems: E2eItem[], heldOutPairs: Example[];
  * const policies = ["full", "linear:max=6,min=2,warmup=1,horizon=16"];
@@ -213,7 +213,7 @@ export interface ExperimentReport {
  *
  * @example
  * ```ts
- * import { resolveTrainConfig } from "./config.ts";
+ * import { resolveTrainConfig } from "../train/config.ts";
  * const policy = "linear:max=6,min=2,warmup=1,horizon=16";
  * const config = resolveTrainConfig([
  *   { model: "bundled/models/tiny-opt-e2e", out: "out/ft", policy, steps: 50 },
@@ -314,7 +314,7 @@ export function reportMarkdown(r: ExperimentReport): string {
 if (import.meta.main) {
   const { parseArgs } = await import("node:util");
   const USAGE =
-    "usage: deno run --allow-read --allow-env --allow-write=./out train/experiment.ts " +
+    "usage: deno run --allow-read --allow-env --allow-write=./out experiments/finetune.ts " +
     "--model DIR --policy SPEC [--eval-policy SPEC ...] [--steps N] [--batch-size B] " +
     "[--grad-accum K] [--lr X] [--warmup-steps N] [--held-out N] [--bleu-items N] " +
     "[--nll-pairs N] [--seen-pairs N] [--eval-every N] [--backend cpu|webgpu] [--seed S] [--out DIR] " +

@@ -25,7 +25,7 @@ import { toHtml } from "../plots/html.ts";
 import { renderFigurePng } from "../plots/png.ts";
 import { labelPolicy, parsePolicy } from "../schedule/mod.ts";
 import { type SweepResult, sweepToJson, sweepToMarkdown } from "./sweep.ts";
-import { OutputFolder } from "./output.ts";
+import { OutputFolder } from "../io/output.ts";
 
 /** Which quality figure the frontier plots. */
 export type FrontierMetric = "bleu" | "rougeL" | "nll" | "agreement";

@@ -36,7 +36,7 @@ import { createEmbedding } from "./embedding/mod.ts";
 import { Recorder } from "./encode.ts";
 import { createLayerNorm } from "./layernorm/mod.ts";
 import { createMatmulKernels } from "./matmul/mod.ts";
-import { ParamArena } from "./params.ts";
+import { ParamArena } from "./uniforms.ts";
 import { createSelect } from "./select/mod.ts";
 import { uploadTable } from "./tables.ts";
 import { seededRandom } from "../model/random.ts";

@@ -5,7 +5,7 @@
  * only what it wrote (an old `tokenizer.json` or optimizer state used to survive and win).
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { OutputFolder } from "../eval/output.ts";
+import { OutputFolder } from "../io/output.ts";
 import { writeRandomCheckpoint } from "../model/fixture.ts";
 import { TINY_MODEL_DIR } from "../cli/paths.ts";
 import { cli, sandbox, snapshot } from "./cli_helpers.ts";

@@ -8,7 +8,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { cli, sandbox, snapshot, TINY } from "./cli_helpers.ts";
-import { isTunedPolicy, overlappingItems } from "../eval/procedure.ts";
+import { isTunedPolicy, overlappingItems } from "../experiments/procedure.ts";
 import { procedurePolicies } from "../cli/procedure.ts";
 import { parsePolicy } from "../schedule/mod.ts";
 

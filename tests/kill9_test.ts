@@ -8,7 +8,7 @@
  * with SIGKILL through `skipdecode train --resume` is in `tests/adversarial/`.
  */
 import { assert, assertEquals } from "@std/assert";
-import { OutputFolder, readFileSet, sha256File } from "../eval/output.ts";
+import { OutputFolder, readFileSet, sha256File } from "../io/output.ts";
 import { loadTrainingCheckpoint } from "../train/checkpoint.ts";
 import { seeded } from "./cli_helpers.ts";
 import { saveValue } from "./kill9_child.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { E2eItem } from "../eval/data.ts";
+import type { E2eItem } from "../data/datasets.ts";
 import type { Example } from "./batch.ts";
 import { seededRandom } from "../model/random.ts";
 

@@ -11,8 +11,7 @@
  *   generic over f32/f64; engines ({@linkcode CpuEngine}, {@linkcode createGpuEngine} with
  *   the WGSL kernels of `kernels/train.ts`) own weights, gradients and optimizer state on
  *   a device.
- * - {@linkcode policyQuality} / {@linkcode finetuneExperiment}: BLEU, NLL and speedups per
- *   policy before and after fine-tuning.
+ * - Measuring a model before and after fine-tuning is in `experiments/` (`finetune.ts`).
  * - Pieces: {@linkcode collate} (left-padded batches with layer masks),
  *   {@linkcode adamWStep}, {@linkcode learningRate}, {@linkcode e2eExamples},
  *   {@linkcode planExamples}, {@linkcode evaluateNll}, {@linkcode saveCheckpoint}.
@@ -64,15 +63,6 @@ export {
 } from "./data.ts";
 export { CpuEngine, type StepReport, type TrainEngine } from "./engine.ts";
 export { createGpuEngine, GpuEngine, type GpuEngineOptions } from "./gpu_engine.ts";
-export {
-  type ExperimentReport,
-  finetuneExperiment,
-  frontierPoints,
-  type PolicyQuality,
-  policyQuality,
-  type QualityOptions,
-  reportMarkdown,
-} from "./experiment.ts";
 export { evaluateNll, type TrainNllResult } from "./evaluate.ts";
 export {
   type AdamState,
@@ -101,7 +91,7 @@ export {
   paramSpecs,
   type Precision,
   weightsFromParams,
-} from "./params.ts";
+} from "./param_set.ts";
 export {
   checkRandomPlanOptions,
   parsePolicySource,

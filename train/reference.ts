@@ -34,7 +34,7 @@ import {
   relu,
   scatterRows,
 } from "./ops.ts";
-import { allocLike, type FloatArray, type LinearArrays, type ModelArrays } from "./params.ts";
+import { allocLike, type FloatArray, type LinearArrays, type ModelArrays } from "./param_set.ts";
 
 /** The activations of one layer that the backward needs (`m` active columns). */
 export interface LayerSaved {
@@ -255,7 +255,7 @@ function headInput(
  * @example
  * ```ts
  * import { writeRandomCheckpoint, loadWeightsSync } from "../model/mod.ts";
- * import { paramsFromWeights, modelView } from "./params.ts";
+ * import { paramsFromWeights, modelView } from "./param_set.ts";
  * import { collate } from "./batch.ts";
  * const dir = Deno.makeTempDirSync();
  * writeRandomCheckpoint(dir, { seed: 1 });
@@ -323,7 +323,7 @@ export function forward(
  *
  * @example
  * ```ts
- * import { modelView, type ParamSet } from "./params.ts";
+ * import { modelView, type ParamSet } from "./param_set.ts";
  * import type { TrainBatch } from "./batch.ts";
  * declare const params: ParamSet, batch: TrainBatch; // see CpuEngine's example
  * const logits = forwardLogits(modelView(params), batch);
@@ -354,7 +354,7 @@ export function forwardLogits(m: ModelArrays, batch: TrainBatch): FloatArray {
  *
  * @example
  * ```ts
- * import { modelView, type ParamSet } from "./params.ts";
+ * import { modelView, type ParamSet } from "./param_set.ts";
  * import type { TrainBatch } from "./batch.ts";
  * declare const params: ParamSet, grads: ParamSet, batch: TrainBatch;
  * const s = forward(modelView(params), batch);

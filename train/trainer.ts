@@ -7,8 +7,8 @@
  *
  * @module
  */
-import { loadE2eCsv, readText } from "../eval/data.ts";
-import { atomicWrite, checkOutputPath, OutputFolder, withInterruptsHeld } from "../eval/output.ts";
+import { loadE2eCsv, readText } from "../data/datasets.ts";
+import { atomicWrite, checkOutputPath, OutputFolder, withInterruptsHeld } from "../io/output.ts";
 import { lossCurveChart } from "../plots/charts.ts";
 import { toHtml } from "../plots/html.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
@@ -27,7 +27,7 @@ import {
   policySourceToString,
 } from "./policies.ts";
 import type { AdamState } from "./optim.ts";
-import type { ParamSet } from "./params.ts";
+import type { ParamSet } from "./param_set.ts";
 import { relative, resolve } from "node:path";
 
 /**

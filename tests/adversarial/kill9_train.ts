@@ -15,7 +15,7 @@
  * @module
  */
 import { cli, sandbox, seeded, spawnCli } from "../cli_helpers.ts";
-import { sha256File } from "../../eval/output.ts";
+import { sha256File } from "../../io/output.ts";
 import { verifyCheckpointSet } from "../../train/checkpoint.ts";
 
 const TRIALS = Number(Deno.args[0] ?? 20);
