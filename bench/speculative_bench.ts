@@ -240,7 +240,7 @@ export interface SpeculativeBenchMainOptions {
 export async function speculativeBenchMain(options: SpeculativeBenchMainOptions): Promise<void> {
   const { loadE2eCsv } = await import("../data/datasets.ts");
   const { atomicWrite } = await import("../io/output.ts");
-  const { exists, TINY_MODEL_DIR } = await import("../cli/paths.ts");
+  const { exists, TINY_MODEL_DIR } = await import("../data/bundled.ts");
   const heldOut = "../shared/data/e2e/testset-part2.csv";
   const data = exists(heldOut) ? heldOut : "bundled/data/e2e/devset.csv";
   const items = await loadE2eCsv(data);

@@ -15,7 +15,7 @@ import {
   skipNeverSlowerCheck,
 } from "../bench/decode_bench.ts";
 import type { BackendName } from "../backend/mod.ts";
-import { exists, TINY_MODEL_DIR } from "./paths.ts";
+import { exists, TINY_MODEL_DIR } from "../data/bundled.ts";
 import { quietVulkanRuntimeDir } from "../kernels/device.ts";
 import { atomicWrite, checkOutputPath } from "../io/output.ts";
 import { runServeBench, serveBenchMarkdown } from "../bench/serve_bench.ts";

@@ -39,7 +39,7 @@ import { runSweep } from "../experiments/sweep.ts";
 import { writeSweepReport } from "../experiments/report.ts";
 import { dataHeldOut, defaultPolicies, loadSweepItems, sweepDataFile } from "./sweep.ts";
 import { E2E_HELD_OUT, heldOutTextItems, measuresFor } from "./heldout_text.ts";
-import { exists, TINY_MODEL_DIR } from "./paths.ts";
+import { exists, TINY_MODEL_DIR } from "../data/bundled.ts";
 
 /** The hub model the demo prefers. */
 export const DEMO_HUB_MODEL = "facebook/opt-125m";

@@ -18,7 +18,7 @@ import {
 } from "./command.ts";
 import { generate, loadModel } from "../decode/mod.ts";
 import { loadPrompts } from "../data/datasets.ts";
-import { TINY_MODEL_DIR } from "./paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 
 /** The `generate` command. */
 export const generateCommand: Command = {

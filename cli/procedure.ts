@@ -31,7 +31,7 @@ import { parsePolicy, plan } from "../schedule/mod.ts";
 import { loadE2eCsv } from "../data/datasets.ts";
 import { procedureToJson, runProcedure, writeProcedureReport } from "../experiments/procedure.ts";
 import { E2E_HELD_OUT } from "./heldout_text.ts";
-import { E2E_DEVSET, exists, SHARED_DIR } from "./paths.ts";
+import { E2E_DEVSET, exists, SHARED_DIR } from "../data/bundled.ts";
 import { SLURM_OPTIONS } from "./slurm.ts";
 import { procedureShard, shardSettings, writeSlurmArray } from "./shard.ts";
 

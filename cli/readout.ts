@@ -39,7 +39,7 @@ import {
 import { logitLensChart } from "../plots/lens.ts";
 import { toHtml } from "../plots/html.ts";
 import { renderFigurePng } from "../plots/png.ts";
-import { E2E_DEVSET, exists, TINY_MODEL_DIR } from "./paths.ts";
+import { E2E_DEVSET, exists, TINY_MODEL_DIR } from "../data/bundled.ts";
 import { E2E_HELD_OUT } from "./heldout_text.ts";
 
 /**

@@ -23,7 +23,7 @@ import {
 import { loadModel, resolvePolicy } from "../decode/mod.ts";
 import { ADMISSION_MODES, type AdmissionMode, Scheduler, startServer } from "../serve/mod.ts";
 import { dimsFromConfig, plan } from "../schedule/mod.ts";
-import { TINY_MODEL_DIR } from "./paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 
 /** The `serve` command. */
 export const serveCommand: Command = {

@@ -27,7 +27,7 @@ import {
   type UnitManifest,
 } from "../experiments/units.ts";
 import { hubCacheDir } from "../model/hub.ts";
-import { exists } from "./paths.ts";
+import { exists } from "../data/bundled.ts";
 import { sbatchScript, SLURM_OPTION_NAMES, slurmResources, submitAndWait } from "./slurm.ts";
 import { mergeRunFolder } from "./merge.ts";
 import { loadE2eCsv } from "../data/datasets.ts";

@@ -45,7 +45,7 @@ import {
   type FrontierSpeedup,
   writeSweepReport,
 } from "../experiments/report.ts";
-import { E2E_DEVSET, exists, SHARED_DIR, TINY_MODEL_DIR } from "./paths.ts";
+import { E2E_DEVSET, exists, SHARED_DIR, TINY_MODEL_DIR } from "../data/bundled.ts";
 import { SLURM_OPTIONS } from "./slurm.ts";
 import { shardSettings, sweepShard, writeSlurmArray } from "./shard.ts";
 

@@ -1,8 +1,8 @@
 /**
- * Where the command line finds its default model and data when no path is given: the
- * repository's own `bundled/` folder (the tiny checkpoint with its model card, the E2E
- * devset with its CC BY-SA 4.0 attribution), so that a bare clone works without network
- * and without the project's `../shared` folder.
+ * Where the toolkit finds its default model and data when no path is given (the command line,
+ * the benchmarks): the repository's own `bundled/` folder (the tiny checkpoint with its model
+ * card, the E2E devset with its CC BY-SA 4.0 attribution), so that a bare clone works without
+ * network and without the project's `../shared` folder.
  *
  * @module
  */

@@ -58,4 +58,3 @@ export * from "./parse.ts";
 export * from "./plan.ts";
 export * from "./format.ts";
 export * from "./active.ts";
-export * from "../backend/requests.ts";

@@ -5,7 +5,7 @@
  * each trial also starts over a previous report).
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { TINY_MODEL_DIR } from "../cli/paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 import { collect, sandbox, spawnCli } from "./cli_helpers.ts";
 
 const TRIALS = 20;

@@ -6,7 +6,7 @@
  * and a rerun always completes. The sweep's and the training's trials run side by side.
  */
 import { assert, assertEquals } from "@std/assert";
-import { TINY_MODEL_DIR } from "../cli/paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 import { openSafetensors } from "../model/safetensors.ts";
 import { cli, collect, sandbox, seeded, spawnCli } from "./cli_helpers.ts";
 

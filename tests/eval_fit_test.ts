@@ -24,7 +24,7 @@ import { corpusBleu } from "../eval/bleu.ts";
 import { runSweep, sweepToJson, sweepToMarkdown } from "../experiments/sweep.ts";
 import { sweepFigures } from "../experiments/report.ts";
 import { loadSweepItems, loadSweepJsonl } from "../cli/sweep.ts";
-import { E2E_DEVSET } from "../cli/paths.ts";
+import { E2E_DEVSET } from "../data/bundled.ts";
 
 const CONFIG = {
   numHiddenLayers: 12,

@@ -27,7 +27,7 @@ import { corpusBleu } from "../eval/bleu.ts";
 import { tokenAgreement } from "../eval/agreement.ts";
 import { defaultPolicies, loadSweepItems } from "../cli/sweep.ts";
 import { chooseDemoModel } from "../cli/demo.ts";
-import { E2E_DEVSET } from "../cli/paths.ts";
+import { E2E_DEVSET } from "../data/bundled.ts";
 
 const TINY = decodeURIComponent(
   new URL("../bundled/models/tiny-opt-e2e", import.meta.url).pathname,

@@ -18,7 +18,7 @@ import { TokenizerError } from "../tokenizer/errors.ts";
 import { saveCheckpoint } from "../train/checkpoint.ts";
 import { ParamSet } from "../train/param_set.ts";
 import { TINY_OPT_SHAPE } from "../model/fixture.ts";
-import { TINY_MODEL_DIR } from "../cli/paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 import { plantFifo, plantSymlink } from "./plant_helpers.ts";
 
 const SECRET = "TOP-SECRET-abc123";
