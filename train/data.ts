@@ -142,9 +142,6 @@ export function lengthBatches<T extends Example>(
   return shuffled(batches, random);
 }
 
-/** The project's seeded generator (mulberry32), defined in `model/random.ts`. */
-export { seededRandom };
-
 /**
  * A Fisher-Yates shuffled copy.
  *

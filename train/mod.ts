@@ -55,7 +55,6 @@ export { resolveTrainConfig, TRAIN_DEFAULTS, type TrainConfig, TrainError } from
 export {
   e2eExamples,
   lengthBatches,
-  seededRandom,
   shuffled,
   splitItems,
   type TextEncoder,
