@@ -116,6 +116,7 @@ export function splitItems<T>(
  *
  * @example
  * ```ts
+ * import { seededRandom } from "../model/random.ts";
  * const ex = [3, 9, 4, 8].map((n) => ({ prompt: [2], target: Array(n).fill(5) }));
  * const batches = lengthBatches(ex, 2, seededRandom(1));
  * // two batches: the lengths {3, 4} and {8, 9}, in random order
@@ -147,6 +148,7 @@ export function lengthBatches<T extends Example>(
  *
  * @example
  * ```ts
+ * import { seededRandom } from "../model/random.ts";
  * shuffled([1, 2, 3], seededRandom(1)).length; // 3
  * ```
  */
