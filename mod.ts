@@ -5,7 +5,8 @@
  * Data flows one way (docs/ARCHITECTURE.md): checkpoint ({@linkcode loadWeights}) -> backend
  * ({@linkcode createBackend}) -> engine ({@linkcode generate} under a {@linkcode Policy}'s
  * {@linkcode plan}) -> results -> metrics ({@linkcode corpusBleu}, {@linkcode corpusRougeL})
- * and charts ({@linkcode frontierChart}, {@linkcode toHtml}).
+ * -> runs and reports ({@linkcode runSweep}, {@linkcode runProcedure}) and charts
+ * ({@linkcode frontierChart}, {@linkcode toHtml}).
  *
  * @example Generate under a linear exit policy
  * ```ts
