@@ -7,6 +7,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
+import { E2E_DEVSET_URL } from "./datasets.ts";
 
 /** The repository's `bundled/` folder (default model and data, see its README.md). */
 export const BUNDLED_DIR: string = fileURLToPath(new URL("../bundled/", import.meta.url));
@@ -20,8 +21,8 @@ export const SHARED_DIR: string = fileURLToPath(new URL("../../shared/", import.
 /** The small trained OPT-architecture checkpoint (not Meta's OPT) in `bundled/`. */
 export const TINY_MODEL_DIR: string = `${BUNDLED_DIR}models/tiny-opt-e2e`;
 
-/** The E2E (cleaned) validation split in `bundled/` (CC BY-SA 4.0). */
-export const E2E_DEVSET: string = `${BUNDLED_DIR}data/e2e/devset.csv`;
+/** The E2E (cleaned) validation split in `bundled/` (CC BY-SA 4.0): `E2E_DEVSET_URL` as a path. */
+export const E2E_DEVSET: string = fileURLToPath(E2E_DEVSET_URL);
 
 /**
  * Whether a path exists.
