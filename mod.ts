@@ -5,7 +5,8 @@
  * Data flows one way (docs/ARCHITECTURE.md): checkpoint ({@linkcode loadWeights}) -> backend
  * ({@linkcode createBackend}) -> engine ({@linkcode generate} under a {@linkcode Policy}'s
  * {@linkcode plan}) -> results -> metrics ({@linkcode corpusBleu}, {@linkcode corpusRougeL})
- * and charts ({@linkcode frontierChart}, {@linkcode toHtml}).
+ * -> runs and reports ({@linkcode runSweep}, {@linkcode runProcedure}) and charts
+ * ({@linkcode frontierChart}, {@linkcode toHtml}).
  *
  * @example Generate under a linear exit policy
  * ```ts
@@ -37,7 +38,10 @@ export * from "./backend/webgpu/mod.ts";
 export * from "./schedule/mod.ts";
 export * from "./decode/mod.ts";
 export * from "./serve/mod.ts";
+export * from "./data/mod.ts";
+export * from "./io/mod.ts";
 export * from "./eval/mod.ts";
+export * from "./experiments/mod.ts";
 export * from "./plots/mod.ts";
 // Skip-aware fine-tuning (train/): its entry points and the types they use; train/mod.ts
 // has the rest.
@@ -45,16 +49,11 @@ export {
   type AdamState,
   type EvalLog,
   type Example,
-  type ExperimentReport,
-  finetuneExperiment,
   type FloatArray,
   loadTrainingCheckpoint,
   type ParamSet,
   type ParamSpec as TrainParamSpec,
-  type PolicyQuality,
-  policyQuality,
   type Precision,
-  type QualityOptions,
   resolveTrainConfig,
   saveCheckpoint,
   type SaveCheckpointOptions,

@@ -24,6 +24,7 @@ export * as cpuOps from "./cpu/ops.ts";
 export { hash32, selectToken, stepUniform, validateSampling } from "./sampling.ts";
 export { checkFiniteLogits, NonFiniteError } from "./finite.ts";
 export { checkColumns, checkTokenIds, type PaddedBatch, padLeft } from "./batch.ts";
+export * from "./requests.ts";
 export {
   ReadoutBuilder,
   readoutColumns,

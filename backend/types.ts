@@ -11,21 +11,11 @@
  * @module
  */
 import type { OptConfig } from "../model/types.ts";
+import type { SamplingOptions } from "../kernels/select/sampling.ts";
+export type { SamplingOptions };
 
 /** Active layer indices of each column, ascending; `sets[c]` is column `c`'s set. */
 export type ColumnLayerSets = readonly (readonly number[])[];
-
-/** How the next token is chosen. `temperature` 0 (the default) is greedy argmax. */
-export interface SamplingOptions {
-  /** 0 or absent: greedy. Otherwise logits are divided by it before softmax. */
-  temperature?: number;
-  /** Keep only the `topK` most likely tokens (0 or absent: all). */
-  topK?: number;
-  /** Keep the smallest set whose probability reaches `topP` (1 or absent: all). */
-  topP?: number;
-  /** Seed of the counter-based generator (see `backend/sampling.ts`); default 0. */
-  seed?: number;
-}
 
 /** One cached decode: prompts in, generated tokens out. */
 export interface DecodeRequest {

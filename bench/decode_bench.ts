@@ -19,6 +19,7 @@ import type { Backend } from "../backend/types.ts";
 import { loadWeights, writeRandomCheckpoint } from "../model/mod.ts";
 import type { OptConfig } from "../model/types.ts";
 import { startTorchEngine, type TorchEngineOptions } from "./torch_engine.ts";
+import { seededRandom } from "../model/random.ts";
 
 /** One measured configuration. */
 export interface DecodeBenchRow {
@@ -117,13 +118,12 @@ export function linearForSpeedup(
 }
 
 function prompts(config: OptConfig, batch: number, length: number, seed: number): number[][] {
-  let s = seed >>> 0;
-  const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
+  const r = seededRandom(seed);
   return Array.from({ length: batch }, () => [
     config.bosTokenId,
     ...Array.from(
       { length: length - 1 },
-      () => 4 + (next() % Math.min(config.vocabSize - 4, 50000)),
+      () => 4 + Math.floor(r() * Math.min(config.vocabSize - 4, 50000)),
     ),
   ]);
 }

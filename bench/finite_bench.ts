@@ -11,7 +11,7 @@
 import { allTensors, loadWeightsSync } from "../model/checkpoint.ts";
 import { checkFiniteWeights } from "../model/finite.ts";
 import { writeRandomCheckpoint } from "../model/fixture.ts";
-import { TINY_MODEL_DIR } from "../cli/paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -27,7 +27,7 @@ import { describeProfile } from "../kernels/profile.ts";
 import { loadWeights, writeRandomCheckpoint } from "../model/mod.ts";
 import type { OptShapeName } from "../model/config.ts";
 import { shapeByName } from "./roofline.ts";
-import { TINY_MODEL_DIR } from "../cli/paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 
 /** One row of the table. */
 export interface AbRow {

@@ -24,6 +24,7 @@ import { parseArgs } from "node:util";
 import { linear as cpuLinear } from "../backend/cpu/ops.ts";
 import type { DType } from "../model/types.ts";
 import { autoVariant, createMatmulKernels, MATMUL_VARIANTS } from "../kernels/matmul/mod.ts";
+import { seededRandom } from "../model/random.ts";
 
 /** One measured row of the table. */
 export interface BenchRow {
@@ -53,12 +54,9 @@ const SHAPES = [
 ];
 
 function rand(count: number, seed: number): Float32Array<ArrayBuffer> {
-  let a = seed >>> 0;
+  const r = seededRandom(seed);
   const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
-    out[i] = (a / 4294967296 - 0.5) * 0.2;
-  }
+  for (let i = 0; i < count; i++) out[i] = (r() - 0.5) * 0.2;
   return out;
 }
 

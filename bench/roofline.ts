@@ -491,7 +491,7 @@ export async function rooflineBenchMain(argv: string[]): Promise<void> {
   if (!adapter || values.quick) return; // the measured decode takes half a minute on llvmpipe
   // measured on this adapter: the bundled tiny model (OPT architecture, d = 128), batch 1,
   // with its own kernels and with the GPU kernels forced
-  const { TINY_MODEL_DIR } = await import("../cli/paths.ts");
+  const { TINY_MODEL_DIR } = await import("../data/bundled.ts");
   for (const kernels of [undefined, "gpu"] as const) {
     const m = await measureDecode(TINY_MODEL_DIR, 1, kernels);
     if (!m) {

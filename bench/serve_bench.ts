@@ -29,7 +29,7 @@
  */
 import { loadModel } from "../decode/mod.ts";
 import type { BackendName } from "../backend/mod.ts";
-import { applyTemplate, E2E_DEVSET_URL, E2E_TEMPLATE, loadE2eCsv } from "../eval/data.ts";
+import { applyTemplate, E2E_DEVSET_URL, E2E_TEMPLATE, loadE2eCsv } from "../data/datasets.ts";
 import { seededRandom } from "../model/random.ts";
 import {
   ADMISSION_MODES,

@@ -238,9 +238,9 @@ export interface SpeculativeBenchMainOptions {
  * ```
  */
 export async function speculativeBenchMain(options: SpeculativeBenchMainOptions): Promise<void> {
-  const { loadE2eCsv } = await import("../eval/data.ts");
-  const { atomicWrite } = await import("../eval/output.ts");
-  const { exists, TINY_MODEL_DIR } = await import("../cli/paths.ts");
+  const { loadE2eCsv } = await import("../data/datasets.ts");
+  const { atomicWrite } = await import("../io/output.ts");
+  const { exists, TINY_MODEL_DIR } = await import("../data/bundled.ts");
   const heldOut = "../shared/data/e2e/testset-part2.csv";
   const data = exists(heldOut) ? heldOut : "bundled/data/e2e/devset.csv";
   const items = await loadE2eCsv(data);

@@ -21,6 +21,7 @@ import { convertCheckpoint } from "../model/convert.ts";
 import { optTensorSpecs } from "../model/checkpoint.ts";
 import { optConfigToJson, parseOptConfig } from "../model/config.ts";
 import { contiguousCheckpoint, writeTorchBin } from "./torch_bin_writer.ts";
+import { mulberry32Bits } from "../model/random.ts";
 
 /** The generated model's config.json. */
 const CONFIG = {
@@ -46,9 +47,10 @@ const CONFIG = {
 /** Deterministic small f16 values (|x| < 0.06), fast to make. */
 function f16Noise(n: number, seed: number): Uint8Array {
   const u16 = new Uint16Array(n);
-  let s = (seed * 2654435761) >>> 0;
+  let state = seed >>> 0;
   for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const [next, s] = mulberry32Bits(state);
+    state = next;
     // sign, exponent 2^-12 .. 2^-5, random mantissa
     u16[i] = ((s >>> 31) << 15) | ((3 + ((s >>> 20) & 7)) << 10) | (s & 0x3ff);
   }

@@ -18,15 +18,16 @@
  * ```
  * @module
  */
-import { loadE2eCsv } from "../eval/data.ts";
+import { loadE2eCsv } from "../data/datasets.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
 import { collate, type TrainBatch } from "../train/batch.ts";
 import { blasLinearOps, TYPESCRIPT_LINEAR } from "../train/blas.ts";
 import { loadTrainingCheckpoint } from "../train/checkpoint.ts";
-import { e2eExamples, lengthBatches, seededRandom } from "../train/data.ts";
+import { e2eExamples, lengthBatches } from "../train/data.ts";
+import { seededRandom } from "../model/random.ts";
 import { CpuEngine, type TrainEngine } from "../train/engine.ts";
 import { parsePolicySource, planExamples } from "../train/policies.ts";
-import type { ParamSet } from "../train/params.ts";
+import type { ParamSet } from "../train/param_set.ts";
 import { TORCH_PYTHON } from "./torch_engine.ts";
 
 /** The toolkit's trainers the bench can time. */

@@ -16,9 +16,9 @@ import {
   skipNeverSlowerCheck,
 } from "../bench/decode_bench.ts";
 import type { BackendName } from "../backend/mod.ts";
-import { exists, TINY_MODEL_DIR } from "./paths.ts";
+import { exists, TINY_MODEL_DIR } from "../data/bundled.ts";
 import { quietVulkanRuntimeDir } from "../kernels/device.ts";
-import { atomicWrite, checkOutputPath } from "../eval/output.ts";
+import { atomicWrite, checkOutputPath } from "../io/output.ts";
 import { runServeBench, serveBenchMarkdown } from "../bench/serve_bench.ts";
 
 /** The `bench` command (`deno task bench`), on the command framework of `cli/command.ts`. */

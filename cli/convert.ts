@@ -13,7 +13,7 @@ import { type Command, requireString, UsageError } from "./command.ts";
 import { resolveModel } from "../model/hub.ts";
 import { writeStandardFolder } from "../model/convert.ts";
 import { describeModel, loadWeightsSync } from "../model/checkpoint.ts";
-import { OutputFolder } from "../eval/output.ts";
+import { OutputFolder } from "../io/output.ts";
 import { MODEL, OFFLINE, OUT, withDefault } from "./options.ts";
 
 /** The `convert` command. */

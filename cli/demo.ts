@@ -35,15 +35,15 @@ import {
   withDefault,
 } from "./options.ts";
 import type { BackendName } from "../backend/mod.ts";
-import { checkOutputPath, OutputFolder } from "../eval/output.ts";
+import { checkOutputPath, OutputFolder } from "../io/output.ts";
 import { loadModel } from "../decode/mod.ts";
 import { offlineFromEnv, resolveModel } from "../model/hub.ts";
-import { runSweep } from "../eval/sweep.ts";
-import { writeSweepReport } from "../eval/report.ts";
-import { reproduceCommand } from "../eval/manifest.ts";
+import { runSweep } from "../experiments/sweep.ts";
+import { writeSweepReport } from "../experiments/report.ts";
+import { reproduceCommand } from "../experiments/manifest.ts";
 import { dataHeldOut, defaultPolicies, loadSweepItems, sweepDataFile } from "./sweep.ts";
 import { E2E_HELD_OUT, heldOutTextItems, measuresFor } from "./heldout_text.ts";
-import { exists, TINY_MODEL_DIR } from "./paths.ts";
+import { exists, TINY_MODEL_DIR } from "../data/bundled.ts";
 
 /** The hub model the demo prefers. */
 export const DEMO_HUB_MODEL = "facebook/opt-125m";

@@ -29,7 +29,7 @@ import {
 } from "./options.ts";
 import { generate, loadModel } from "../decode/mod.ts";
 import type { BackendName } from "../backend/mod.ts";
-import { loadPrompts } from "../eval/data.ts";
+import { loadPrompts } from "../data/datasets.ts";
 
 /** The `generate` command. */
 export const generateCommand: Command = {

@@ -15,9 +15,9 @@
  * ```
  * @module
  */
-import { loadE2eCsv } from "../eval/data.ts";
-import type { SweepItem } from "../eval/sweep.ts";
-import { E2E_DEVSET, exists, SHARED_DIR } from "./paths.ts";
+import { loadE2eCsv } from "../data/datasets.ts";
+import type { SweepItem } from "../experiments/sweep.ts";
+import { E2E_DEVSET, exists, SHARED_DIR } from "../data/bundled.ts";
 
 /** The E2E test split part the shared models were never trained on (in `../shared`). */
 export const E2E_HELD_OUT: string = `${SHARED_DIR}data/e2e/testset-part2.csv`;

@@ -15,13 +15,17 @@
 import { join } from "node:path";
 import { type Command, pngOption, UsageError } from "./command.ts";
 import { JSON_OUTPUT, withDefault } from "./options.ts";
-import { OutputFolder } from "../eval/output.ts";
-import { describeUnits, mergeSweepUnits } from "../eval/merge.ts";
-import { UNITS_DIR } from "../eval/units.ts";
-import { sweepToJson } from "../eval/sweep.ts";
-import { procedureToJson, writeProcedureReport } from "../eval/procedure.ts";
-import { isProcedureRun, mergeProcedureUnits } from "../eval/procedure_units.ts";
-import { type FrontierMetric, type FrontierSpeedup, writeSweepReport } from "../eval/report.ts";
+import { OutputFolder } from "../io/output.ts";
+import { describeUnits, mergeSweepUnits } from "../experiments/merge.ts";
+import { UNITS_DIR } from "../experiments/units.ts";
+import { sweepToJson } from "../experiments/sweep.ts";
+import { procedureToJson, writeProcedureReport } from "../experiments/procedure.ts";
+import { isProcedureRun, mergeProcedureUnits } from "../experiments/procedure_units.ts";
+import {
+  type FrontierMetric,
+  type FrontierSpeedup,
+  writeSweepReport,
+} from "../experiments/report.ts";
 
 /** Options of {@linkcode mergeRunFolder}. */
 export interface MergeRunOptions {
@@ -81,7 +85,7 @@ function checkNoShardRunning(dir: string): void {
 export async function mergeRunFolder(dir: string, o: MergeRunOptions = {}): Promise<number> {
   const startedAt = new Date().toISOString();
   checkNoShardRunning(dir);
-  // The merged report belongs to the kind of run the units came from (eval/output.ts owners).
+  // The merged report belongs to the kind of run the units came from (io/output.ts owners).
   const owner = isProcedureRun(dir) ? "procedure" : "sweep";
   const folder = OutputFolder.open(dir, { option: o.option ?? "DIR", owner });
   try {

@@ -12,7 +12,7 @@
  * @module
  */
 import { MAX_BATCH, MAX_NEW_TOKENS as MAX_TOKENS, type OptionSpec, UsageError } from "./command.ts";
-import { TINY_MODEL_DIR } from "./paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 import {
   builtinPolicy,
   parsePolicy,

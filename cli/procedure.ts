@@ -31,13 +31,13 @@ import {
   withDefault,
 } from "./options.ts";
 import type { BackendName } from "../backend/mod.ts";
-import { checkOutputPath, OutputFolder } from "../eval/output.ts";
+import { checkOutputPath, OutputFolder } from "../io/output.ts";
 import { parsePolicy, plan } from "../schedule/mod.ts";
-import { loadE2eCsv } from "../eval/data.ts";
+import { loadE2eCsv } from "../data/datasets.ts";
 import { resolveModel } from "../model/hub.ts";
-import { procedureToJson, runProcedure, writeProcedureReport } from "../eval/procedure.ts";
+import { procedureToJson, runProcedure, writeProcedureReport } from "../experiments/procedure.ts";
 import { E2E_HELD_OUT } from "./heldout_text.ts";
-import { E2E_DEVSET, exists, SHARED_DIR } from "./paths.ts";
+import { E2E_DEVSET, exists, SHARED_DIR } from "../data/bundled.ts";
 import { SLURM_OPTIONS } from "./slurm.ts";
 import { procedureShard, shardSettings, writeSlurmArray } from "./shard.ts";
 

@@ -33,13 +33,13 @@ import {
 import { loadModel } from "../decode/mod.ts";
 import type { BackendName } from "../backend/mod.ts";
 import { loadSweepItems } from "./sweep.ts";
-import { checkOutputPath, OutputFolder } from "../eval/output.ts";
+import { checkOutputPath, OutputFolder } from "../io/output.ts";
 import {
   buildManifest,
   manifestJson,
   reproduceCommand,
   RUN_MANIFEST_FILE,
-} from "../eval/manifest.ts";
+} from "../experiments/manifest.ts";
 import {
   type CalmResult,
   calmTable,
@@ -50,7 +50,7 @@ import {
 import { logitLensChart } from "../plots/lens.ts";
 import { toHtml } from "../plots/html.ts";
 import { renderFigurePng } from "../plots/png.ts";
-import { E2E_DEVSET, exists } from "./paths.ts";
+import { E2E_DEVSET, exists } from "../data/bundled.ts";
 import { E2E_HELD_OUT } from "./heldout_text.ts";
 
 /**

@@ -14,8 +14,8 @@
 import { isAbsolute, join, resolve } from "node:path";
 import { type Command, UsageError } from "./command.ts";
 import type { Model } from "../decode/model.ts";
-import { atomicWrite, checkOutputPath } from "../eval/output.ts";
-import { type SweepItem, sweepModelInfo, sweepPolicies } from "../eval/sweep.ts";
+import { atomicWrite, checkOutputPath } from "../io/output.ts";
+import { type SweepItem, sweepModelInfo, sweepPolicies } from "../experiments/sweep.ts";
 import {
   contentHashes,
   fileSha256,
@@ -25,25 +25,25 @@ import {
   shardFromEnv,
   toolkitInfo,
   type UnitManifest,
-} from "../eval/units.ts";
+} from "../experiments/units.ts";
 import { hubCacheDir } from "../model/hub.ts";
-import { exists } from "./paths.ts";
+import { exists } from "../data/bundled.ts";
 import { sbatchScript, SLURM_OPTION_NAMES, slurmResources, submitAndWait } from "./slurm.ts";
 import { mergeRunFolder } from "./merge.ts";
-import { loadE2eCsv } from "../eval/data.ts";
-import { sweepItemsFromE2e } from "../eval/sweep.ts";
+import { loadE2eCsv } from "../data/datasets.ts";
+import { sweepItemsFromE2e } from "../experiments/sweep.ts";
 import { loadModel } from "../decode/mod.ts";
 import {
   isTunedPolicy,
   overlappingItems,
   procedureOracle,
   procedurePolicyOrder,
-} from "../eval/procedure.ts";
+} from "../experiments/procedure.ts";
 import {
   type ProcedureManifest,
   type ProcedureUnitConfig,
   runProcedureShard,
-} from "../eval/procedure_units.ts";
+} from "../experiments/procedure_units.ts";
 
 /** How a run is split, from the options and the environment. */
 export interface SplitSettings {
@@ -141,7 +141,7 @@ export interface SweepShardSettings {
 }
 
 /**
- * Runs this process's shard of a sweep into `out/units/` (see `eval/units.ts`).
+ * Runs this process's shard of a sweep into `out/units/` (see `experiments/units.ts`).
  *
  * @param model the loaded model
  * @param items all the sweep's items
@@ -318,7 +318,7 @@ export interface ProcedureShardSettings {
 
 /**
  * Runs this process's shard of the procedure into `out/units/` (see
- * `eval/procedure_units.ts`).
+ * `experiments/procedure_units.ts`).
  *
  * @param s the shard and the procedure's options
  * @returns exit code 0

@@ -30,10 +30,10 @@ import {
   withDefault,
 } from "./options.ts";
 import type { BackendName } from "../backend/mod.ts";
-import { checkOutputPath, OutputFolder } from "../eval/output.ts";
+import { checkOutputPath, OutputFolder } from "../io/output.ts";
 import { parsePolicy, type Policy } from "../schedule/mod.ts";
 import { loadModel } from "../decode/mod.ts";
-import { applyTemplate, DataError, readText } from "../eval/data.ts";
+import { applyTemplate, DataError, readText } from "../data/datasets.ts";
 import {
   loadTable,
   type TableItem,
@@ -41,19 +41,23 @@ import {
   templatePlaceholders,
   truncateItems,
   type TruncateSide,
-} from "../eval/table.ts";
+} from "../data/table.ts";
 import { E2E_HELD_OUT } from "./heldout_text.ts";
-import { runSweep, type SweepItem, type SweepResult, sweepToJson } from "../eval/sweep.ts";
+import { runSweep, type SweepItem, type SweepResult, sweepToJson } from "../experiments/sweep.ts";
 import {
   compareDrafts,
   draftComparisonMarkdown,
   type DraftComparisonRow,
-} from "../eval/speculative.ts";
+} from "../experiments/speculative.ts";
 import type { Model } from "../decode/mod.ts";
-import { type FrontierMetric, type FrontierSpeedup, writeSweepReport } from "../eval/report.ts";
-import { E2E_DEVSET, exists, SHARED_DIR } from "./paths.ts";
+import {
+  type FrontierMetric,
+  type FrontierSpeedup,
+  writeSweepReport,
+} from "../experiments/report.ts";
+import { E2E_DEVSET, exists, SHARED_DIR } from "../data/bundled.ts";
 import { SLURM_OPTIONS } from "./slurm.ts";
-import { reproduceCommand } from "../eval/manifest.ts";
+import { reproduceCommand } from "../experiments/manifest.ts";
 import { shardSettings, sweepShard, writeSlurmArray } from "./shard.ts";
 
 /**

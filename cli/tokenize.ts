@@ -6,7 +6,7 @@
 import { type Command, requireString } from "./command.ts";
 import { resolveModel } from "../model/hub.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
-import { TINY_MODEL_DIR } from "./paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 import { MODEL, modelInfo, OFFLINE, withDefault } from "./options.ts";
 
 /** The `tokenize` command. */

@@ -20,7 +20,7 @@ import {
   type TrainConfig,
 } from "../train/config.ts";
 import { type EvalLog, type StepLog, storedTrainConfig, train } from "../train/trainer.ts";
-import { readText } from "../eval/data.ts";
+import { readText } from "../data/datasets.ts";
 
 export type { Command, OptionSpec } from "./command.ts";
 export type { StepLog } from "../train/trainer.ts";

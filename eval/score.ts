@@ -12,7 +12,7 @@
  */
 import { type BleuScore, corpusBleu } from "./bleu.ts";
 import { corpusRougeL, type CorpusRougeScore } from "./rouge.ts";
-import { DataError, readText, splitLines } from "./data.ts";
+import { DataError, readText, splitLines } from "../data/datasets.ts";
 
 /** BLEU (0 to 100) and ROUGE-L (0 to 1) of one corpus. */
 export interface CorpusScores {

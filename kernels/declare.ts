@@ -110,7 +110,7 @@ export interface DeclaredKernel {
  * ```ts
  * import { requestGpu } from "./device.ts";
  * import { Recorder } from "./encode.ts";
- * import { ParamArena } from "./params.ts";
+ * import { ParamArena } from "./uniforms.ts";
  * import { createDeclaredKernel } from "./declare.ts";
  * import { ELEMENTWISE_TRAIN_WGSL } from "./elementwise/train.ts";
  * const gpu = await requestGpu();

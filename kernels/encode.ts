@@ -8,7 +8,7 @@
  * @example
  * ```ts
  * import { requestGpu } from "./device.ts";
- * import { ParamArena } from "./params.ts";
+ * import { ParamArena } from "./uniforms.ts";
  * import { Recorder } from "./encode.ts";
  * const gpu = await requestGpu();
  * const rec = new Recorder(gpu, new ParamArena(gpu));
@@ -20,7 +20,7 @@
  * @module
  */
 import type { GpuContext, Kernel } from "./device.ts";
-import { PARAM_BINDING_BYTES, type ParamArena } from "./params.ts";
+import { PARAM_BINDING_BYTES, type ParamArena } from "./uniforms.ts";
 import type { TimestampProfiler } from "./profiler.ts";
 
 let nextBufferId = 1;

@@ -67,7 +67,7 @@ export {
   type ValidateOptions,
   VALIDATION_HELP,
 } from "./validate.ts";
-export { PARAM_BINDING_BYTES, PARAM_SLICE_BYTES, ParamArena } from "./params.ts";
+export { PARAM_BINDING_BYTES, PARAM_SLICE_BYTES, ParamArena } from "./uniforms.ts";
 export { type Binding, Recorder } from "./encode.ts";
 export { type FamilyTime, TimestampProfiler } from "./profiler.ts";
 export {
@@ -141,4 +141,4 @@ export * from "./elementwise/reference.ts";
 export * from "./select/reference.ts";
 export * from "./cross_entropy/reference.ts";
 export type { DType } from "../model/types.ts";
-export type { SamplingOptions } from "../backend/types.ts";
+export type { SamplingOptions } from "./select/sampling.ts";

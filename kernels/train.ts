@@ -23,7 +23,7 @@
  * @example
  * ```ts
  * import { requestGpu } from "./device.ts";
- * import { ParamArena } from "./params.ts";
+ * import { ParamArena } from "./uniforms.ts";
  * import { Recorder } from "./encode.ts";
  * import { TrainKernels } from "./train.ts";
  * const gpu = await requestGpu();

@@ -35,7 +35,7 @@ import { Recorder } from "./encode.ts";
 import { layerNormSelfCheck } from "./layernorm/check.ts";
 import { matmulSelfCheck } from "./matmul/check.ts";
 import { createMatmulKernels, type MatmulKernels, variantCandidates } from "./matmul/mod.ts";
-import { ParamArena } from "./params.ts";
+import { ParamArena } from "./uniforms.ts";
 import { selectSelfCheck } from "./select/check.ts";
 import type { Pending } from "./check.ts";
 

@@ -30,11 +30,11 @@ import {
   siteTensors,
   type TensorKinds,
   treeEntries,
-} from "./params.ts";
+} from "./tree.ts";
 import type { DType, OptWeights, Tensor } from "./types.ts";
 
-export { hasFinalLayerNorm, optTensorSpecs } from "./params.ts";
-export type { OptTensorSpec } from "./params.ts";
+export { hasFinalLayerNorm, optTensorSpecs } from "./tree.ts";
+export type { OptTensorSpec } from "./tree.ts";
 
 /** Name of the single-file weights. */
 export const SAFE_WEIGHTS_NAME = "model.safetensors";
@@ -391,7 +391,7 @@ export function loadWeightsSync(dir: string): LoadedWeights {
     return renamed;
   };
   const c = config;
-  // One walk over the parameter tree (model/params.ts): every group the config implies,
+  // One walk over the parameter tree (model/tree.ts): every group the config implies,
   // each tensor checked by name and shape. A tied head is the embedding object itself.
   const tensor = (site: ParamSite, part: "weight" | "bias"): Tensor => {
     const spec = siteTensors(c, site).find((t) => t.part === part)!;

@@ -1,8 +1,8 @@
 /**
  * SHA-256 of files, read in 1 MiB pieces (multi-gigabyte checkpoints never sit in memory
  * whole): the one content hash of the toolkit, used by the result cache's model key
- * (`convert.ts` `sourceKey`), checkpoint and report-set manifests (`eval/output.ts`) and
- * work-unit manifests (`eval/units.ts`).
+ * (`convert.ts` `sourceKey`), checkpoint and report-set manifests (`io/output.ts`) and
+ * work-unit manifests (`experiments/units.ts`).
  *
  * @module
  */

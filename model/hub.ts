@@ -26,7 +26,7 @@ import {
   WEIGHTS_INDEX_NAME,
   WEIGHTS_NAME,
 } from "./checkpoint.ts";
-import { convertedCopy, OPTIONAL_MODEL_FILES } from "./convert.ts";
+import { OPTIONAL_MODEL_FILES } from "./convert.ts";
 import { CheckpointError } from "./errors.ts";
 export { OPTIONAL_MODEL_FILES };
 
@@ -49,13 +49,6 @@ export interface ResolveModelOptions {
    * a function receives every update instead.
    */
   progress?: boolean | ((p: DownloadProgress) => void);
-  /**
-   * {@linkcode loadCheckpoint} only: a folder where PyTorch `.bin` weights are converted once to
-   * a safetensors copy keyed by the source files' identity, and loaded from there after.
-   * Off by default: `.bin` tensors are read by range like safetensors ones, so the copy
-   * saves only the pickle parsing (tens of ms on a 1 GB file, see bench/torch_bin_bench.ts).
-   */
-  convertCache?: string;
 }
 
 /** One progress update of a file download. */
@@ -665,12 +658,7 @@ export async function loadCheckpoint(
   options: ResolveModelOptions = {},
 ): Promise<{ resolved: ResolvedModel; weights: LoadedWeights }> {
   const resolved = await resolveModel(idOrDir, options);
-  const weights = await loadWeights(resolved.dir);
-  if (options.convertCache === undefined || weights.format !== "bin") {
-    return { resolved, weights };
-  }
-  const copy = await convertedCopy(weights, options.convertCache);
-  return { resolved, weights: await loadWeights(copy.dir) };
+  return { resolved, weights: await loadWeights(resolved.dir) };
 }
 
 /** A Hugging Face dataset split named `hf:OWNER/NAME[:CONFIG]:SPLIT`. */

@@ -107,7 +107,7 @@ export {
   siteTensors,
   treeEntries,
   walkSites,
-} from "./params.ts";
+} from "./tree.ts";
 export type {
   LayerDecls,
   LayerParamName,
@@ -124,7 +124,7 @@ export type {
   TensorKinds,
   TreeBuilder,
   TreeMapper,
-} from "./params.ts";
+} from "./tree.ts";
 export {
   hubCacheDir,
   loadCheckpoint,

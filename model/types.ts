@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { OptLayerTree, OptTree, TensorKinds } from "./params.ts";
+import type { OptLayerTree, OptTree, TensorKinds } from "./tree.ts";
 
 /** Element types a checkpoint may store. */
 export type DType = "F16" | "BF16" | "F32";
@@ -80,7 +80,7 @@ export interface LayerNormWeights {
 }
 
 /**
- * The weights of one decoder layer: one field per entry of `LAYER_PARAMS` (`model/params.ts`),
+ * The weights of one decoder layer: one field per entry of `LAYER_PARAMS` (`model/tree.ts`),
  * named as in Hugging Face (`qProj` is `self_attn.q_proj`, `selfAttnLayerNorm` is
  * `self_attn_layer_norm`, ...).
  */
@@ -88,7 +88,7 @@ export type OptLayerWeights = OptLayerTree<TensorKinds>;
 
 /**
  * All weights of an OPT model, names normalised and shapes checked against the config: one
- * field per entry of `MODEL_PARAMS` (`model/params.ts`). `projectIn`/`projectOut` exist only
+ * field per entry of `MODEL_PARAMS` (`model/tree.ts`). `projectIn`/`projectOut` exist only
  * when `wordEmbedProjDim` differs from `hiddenSize` (opt-350m), `finalLayerNorm` only in
  * pre-LN models; `lmHead` is the same object as `embedTokens` when tied.
  */

@@ -60,4 +60,3 @@ export * from "./parse.ts";
 export * from "./plan.ts";
 export * from "./format.ts";
 export * from "./active.ts";
-export * from "./requests.ts";

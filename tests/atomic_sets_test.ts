@@ -6,10 +6,10 @@
  * save ends (exit 130), not swallowed.
  */
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
-import { JOURNAL_FILE, OutputFolder, readFileSet } from "../eval/output.ts";
+import { JOURNAL_FILE, OutputFolder, readFileSet } from "../io/output.ts";
 import { CheckpointError } from "../model/errors.ts";
 import { loadTrainingCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
-import { ParamSet } from "../train/params.ts";
+import { ParamSet } from "../train/param_set.ts";
 import { KILL9_SHAPE, saveValue } from "./kill9_child.ts";
 
 function save(dir: string, k: number): void {
@@ -77,7 +77,7 @@ Deno.test("report set: a commit cut after some renames is completed by the next 
 });
 
 Deno.test("an interrupt during a held save is delivered after it: exit 130, the save complete", async () => {
-  const url = new URL("../eval/output.ts", import.meta.url).href;
+  const url = new URL("../io/output.ts", import.meta.url).href;
   const code = `
     import { withInterruptsHeld } from ${JSON.stringify(url)};
     console.log("start");

@@ -7,7 +7,7 @@
  */
 import { assertEquals, assertMatch } from "@std/assert";
 import { startTorchEngine, TORCH_PYTHON } from "../bench/torch_engine.ts";
-import { TINY_MODEL_DIR } from "../cli/paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 
 Deno.test("torch reference: skipped with a reason without --allow-run", async () => {
   const t = await startTorchEngine(TINY_MODEL_DIR);

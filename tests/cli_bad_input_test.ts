@@ -15,7 +15,7 @@
  * every command once.
  */
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
-import { TINY_MODEL_DIR } from "../cli/paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 import { main } from "../cli/main.ts";
 import { cli, type CliResult, pool, ROOT, sandbox, snapshot } from "./cli_helpers.ts";
 

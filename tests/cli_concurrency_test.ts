@@ -8,9 +8,9 @@
  * replaced, and a stronger exclusion per race (one of three), for half the winners' runs (a
  * winner's run is most of a race's time: about 7 s of CPU against 0.5 s for a refusal).
  */
-import { parseCsv } from "../eval/data.ts";
+import { parseCsv } from "../data/datasets.ts";
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { TINY_MODEL_DIR } from "../cli/paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 import { collect, sandbox, spawnCli } from "./cli_helpers.ts";
 
 const TRIALS = 10;

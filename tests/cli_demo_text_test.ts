@@ -4,7 +4,7 @@
  * model for a pretrained model (here a random OPT-shaped checkpoint in `.bin` form, as
  * the facebook/opt-* repositories hold them), and the report says so.
  */
-import { shellWords } from "../eval/manifest.ts";
+import { shellWords } from "../experiments/manifest.ts";
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { measuresFor, splitForContinuation } from "../cli/heldout_text.ts";
 import { heldOutTextItems } from "../cli/heldout_text.ts";

@@ -179,25 +179,6 @@ function hash(bytes: Uint8Array): string {
 }
 
 /**
- * A seeded random generator (mulberry32) for reproducible delays.
- *
- * @example
- * ```ts
- * const r = seeded(1); r(); // in [0, 1)
- * ```
- */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/**
  * Runs async jobs with at most `n` at a time, results in order.
  *
  * @example

@@ -6,9 +6,10 @@
  * and a rerun always completes. The sweep's and the training's trials run side by side.
  */
 import { assert, assertEquals } from "@std/assert";
-import { TINY_MODEL_DIR } from "../cli/paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 import { openSafetensors } from "../model/safetensors.ts";
-import { cli, collect, sandbox, seeded, spawnCli } from "./cli_helpers.ts";
+import { cli, collect, sandbox, spawnCli } from "./cli_helpers.ts";
+import { rng } from "./helpers.ts";
 
 const TRIALS = 20;
 
@@ -116,7 +117,7 @@ async function sweepTrials(): Promise<void> {
   let runMs = performance.now() - t0; // the delays follow the last full run's duration
   let old = await files(dir);
   const names = Object.keys(old).sort();
-  const rand = seeded(11);
+  const rand = rng(11);
   const ends: Record<string, number> = {};
   for (let t = 0; t < TRIALS; t++) {
     const how = await interrupt(args, rand() * runMs);
@@ -196,7 +197,7 @@ async function trainingTrials(): Promise<void> {
   assertEquals(first.code, 0, first.stderr);
   let runMs = performance.now() - t0; // the delays follow the last full run's duration
   const names = listing(dir);
-  const rand = seeded(12);
+  const rand = rng(12);
   const ends: Record<string, number> = {};
   for (let t = 0; t < TRIALS; t++) {
     const how = await interrupt(args(t + 1), rand() * runMs, "train");

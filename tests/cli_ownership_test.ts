@@ -5,9 +5,9 @@
  * only what it wrote (an old `tokenizer.json` or optimizer state used to survive and win).
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { OutputFolder } from "../eval/output.ts";
+import { OutputFolder } from "../io/output.ts";
 import { writeRandomCheckpoint } from "../model/fixture.ts";
-import { TINY_MODEL_DIR } from "../cli/paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 import { cli, sandbox, snapshot } from "./cli_helpers.ts";
 
 Deno.test("readout --out into a sweep's folder is refused; the sweep's files stay", async () => {

@@ -6,10 +6,10 @@
  * "not held out", fine-tunes only the SkipDecode policy and prints `{before, after}` rows
  * shaped as `sweep --json` rows.
  */
-import { parseCsv } from "../eval/data.ts";
+import { parseCsv } from "../data/datasets.ts";
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { cli, sandbox, snapshot, TINY } from "./cli_helpers.ts";
-import { isTunedPolicy, overlappingItems } from "../eval/procedure.ts";
+import { isTunedPolicy, overlappingItems } from "../experiments/procedure.ts";
 import { procedurePolicies } from "../cli/procedure.ts";
 import { parsePolicy } from "../schedule/mod.ts";
 

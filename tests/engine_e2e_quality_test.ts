@@ -8,7 +8,7 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { generate, loadModel } from "../decode/mod.ts";
-import { applyTemplate, E2E_TEMPLATE, loadE2eCsv } from "../eval/data.ts";
+import { applyTemplate, E2E_TEMPLATE, loadE2eCsv } from "../data/datasets.ts";
 import { sharedPath } from "./helpers.ts";
 
 const model = await loadModel(sharedPath("models/tiny-opt-e2e"), {

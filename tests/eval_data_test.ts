@@ -1,4 +1,4 @@
-// Tests of eval/data.ts (CSV, E2E grouping, prompts, templates) and eval/score.ts.
+// Tests of data/datasets.ts (CSV, E2E grouping, prompts, templates) and eval/score.ts.
 import { assertAlmostEquals, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import {
   applyTemplate,
@@ -10,7 +10,7 @@ import {
   parseCsv,
   parseE2eCsv,
   splitLines,
-} from "../eval/data.ts";
+} from "../data/datasets.ts";
 import { scoreCorpus, scoreFiles } from "../eval/score.ts";
 import { corpusBleu } from "../eval/bleu.ts";
 import { sharedPath } from "./helpers.ts";

@@ -21,10 +21,10 @@ import {
   positionIntervals,
 } from "../eval/bootstrap.ts";
 import { corpusBleu } from "../eval/bleu.ts";
-import { runSweep, sweepToJson, sweepToMarkdown } from "../eval/sweep.ts";
-import { sweepFigures } from "../eval/report.ts";
+import { runSweep, sweepToJson, sweepToMarkdown } from "../experiments/sweep.ts";
+import { sweepFigures } from "../experiments/report.ts";
 import { loadSweepItems, loadSweepJsonl } from "../cli/sweep.ts";
-import { E2E_DEVSET } from "../cli/paths.ts";
+import { E2E_DEVSET } from "../data/bundled.ts";
 
 const CONFIG = {
   numHiddenLayers: 12,

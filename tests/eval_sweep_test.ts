@@ -13,21 +13,21 @@ import {
   assertStringIncludes,
 } from "@std/assert";
 import { parsePolicy, plan } from "../schedule/mod.ts";
-import { canonicalJson, hashKey, ResultCache } from "../eval/cache.ts";
-import { createProgress, formatDuration, progressText } from "../eval/progress.ts";
+import { canonicalJson, hashKey, ResultCache } from "../io/cache.ts";
+import { createProgress, formatDuration, progressText } from "../io/progress.ts";
 import {
   decodeSteps,
   runSweep,
   type SweepItem,
   sweepToJson,
   sweepToMarkdown,
-} from "../eval/sweep.ts";
-import { policyLabel, sweepFigures, writeSweepReport } from "../eval/report.ts";
+} from "../experiments/sweep.ts";
+import { policyLabel, sweepFigures, writeSweepReport } from "../experiments/report.ts";
 import { corpusBleu } from "../eval/bleu.ts";
 import { tokenAgreement } from "../eval/agreement.ts";
 import { defaultPolicies, loadSweepItems } from "../cli/sweep.ts";
 import { chooseDemoModel } from "../cli/demo.ts";
-import { E2E_DEVSET } from "../cli/paths.ts";
+import { E2E_DEVSET } from "../data/bundled.ts";
 
 const TINY = decodeURIComponent(
   new URL("../bundled/models/tiny-opt-e2e", import.meta.url).pathname,

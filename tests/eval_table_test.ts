@@ -6,8 +6,8 @@
  */
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { parquetWriteBuffer } from "hyparquet-writer";
-import { DataError } from "../eval/data.ts";
-import { loadTable, tableItems, truncateItems } from "../eval/table.ts";
+import { DataError } from "../data/datasets.ts";
+import { loadTable, tableItems, truncateItems } from "../data/table.ts";
 import { parseDatasetId, resolveDataset } from "../model/hub.ts";
 import { CheckpointError } from "../model/errors.ts";
 import { withTempDir } from "./model_test_helpers.ts";

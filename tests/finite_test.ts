@@ -13,7 +13,7 @@ import { writeRandomCheckpoint } from "../model/fixture.ts";
 import { openSafetensors } from "../model/safetensors.ts";
 import { readOptConfig } from "../model/config.ts";
 import { loadTrainingCheckpoint } from "../train/checkpoint.ts";
-import { TINY_MODEL_DIR } from "../cli/paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 
 const SHAPE = {
   vocabSize: 50272,

@@ -8,10 +8,10 @@
  *
  * @module
  */
-import { OutputFolder } from "../eval/output.ts";
+import { OutputFolder } from "../io/output.ts";
 import { fixtureConfig } from "../model/fixture.ts";
 import { saveCheckpoint } from "../train/checkpoint.ts";
-import { ParamSet } from "../train/params.ts";
+import { ParamSet } from "../train/param_set.ts";
 
 /** The shape of the checkpoints: big enough that a save takes a while (about 3 MB). */
 export const KILL9_SHAPE = fixtureConfig({ vocabSize: 2048, hiddenSize: 64, ffnDim: 128 }, "F32");

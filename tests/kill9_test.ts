@@ -8,9 +8,9 @@
  * with SIGKILL through `skipdecode train --resume` is in `tests/adversarial/`.
  */
 import { assert, assertEquals } from "@std/assert";
-import { OutputFolder, readFileSet, sha256File } from "../eval/output.ts";
+import { OutputFolder, readFileSet, sha256File } from "../io/output.ts";
 import { loadTrainingCheckpoint } from "../train/checkpoint.ts";
-import { seeded } from "./cli_helpers.ts";
+import { rng } from "./helpers.ts";
 import { saveValue } from "./kill9_child.ts";
 
 const TRIALS = 20;
@@ -36,7 +36,7 @@ function hidden(dir: string): string[] {
 
 Deno.test(`kill -9 during checkpoint saves, ${TRIALS} trials: one complete save or a refusal`, async () => {
   const dir = Deno.makeTempDirSync({ prefix: "kill9-train-" });
-  const rand = seeded(20);
+  const rand = rng(20);
   const seen = { resumed: 0, refused: 0, empty: 0, completed: 0 };
   try {
     for (let t = 0; t < TRIALS; t++) {
@@ -76,7 +76,7 @@ Deno.test(`kill -9 during checkpoint saves, ${TRIALS} trials: one complete save 
 
 Deno.test(`kill -9 during report-set writes, ${TRIALS} trials: the old set or the new one`, async () => {
   const dir = Deno.makeTempDirSync({ prefix: "kill9-report-" });
-  const rand = seeded(21);
+  const rand = rng(21);
   const seen = { complete: 0, completedCommit: 0, empty: 0 };
   try {
     for (let t = 0; t < TRIALS; t++) {

@@ -8,7 +8,7 @@
 import { assertMatch, assertRejects, assertThrows } from "@std/assert";
 import { generate, loadModel } from "../decode/mod.ts";
 import { checkRandomPlanOptions, parsePolicySource } from "../train/policies.ts";
-import { TINY_MODEL_DIR } from "../cli/paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 
 Deno.test("generate: NaN, fractional and out-of-range numbers and bare ids are refused by name", async () => {
   const model = await loadModel(TINY_MODEL_DIR, { backend: "cpu", onNote: () => {} });

@@ -1,5 +1,5 @@
 /**
- * The OPT parameter tree of `model/params.ts` against an independent listing (the loop
+ * The OPT parameter tree of `model/tree.ts` against an independent listing (the loop
  * `optTensorSpecs` was before the tree existed, kept here as the oracle) on every config
  * variant OPT has: pre-/post-LN, projected embeddings (opt-350m), biases on/off,
  * parameter-free LayerNorms, tied/untied head; and the walks every consumer uses
@@ -19,10 +19,10 @@ import {
   paramSites,
   type TensorKinds,
   treeEntries,
-} from "../model/params.ts";
+} from "../model/tree.ts";
 import { OPT_SHAPES } from "../model/config.ts";
 import type { OptConfig } from "../model/types.ts";
-import { modelView, paramsFromWeights, weightsFromParams } from "../train/params.ts";
+import { modelView, paramsFromWeights, weightsFromParams } from "../train/param_set.ts";
 import { tensorToFloat32 } from "../model/safetensors.ts";
 
 /** Each group by its Hugging Face name. */

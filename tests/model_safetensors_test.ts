@@ -18,6 +18,7 @@ import {
   splitSafetensors,
   withTempDir,
 } from "./model_test_helpers.ts";
+import { mulberry32Bits } from "../model/random.ts";
 
 Deno.test("f16: every finite half round-trips exactly through f32", () => {
   let checked = 0;
@@ -36,9 +37,10 @@ Deno.test("f16: every finite half round-trips exactly through f32", () => {
 Deno.test("f16: rounding matches the platform Float16Array (ties to even, subnormals, overflow)", () => {
   const F16 = (globalThis as unknown as { Float16Array?: Float32ArrayConstructor }).Float16Array;
   const values: number[] = [65504, 65519.99, 65520, 1e6, -1e6, 2 ** -24, 2 ** -25, 3 * 2 ** -26];
-  let s = 7;
+  let state = 7;
   for (let i = 0; i < 200_000; i++) {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    const [next, s] = mulberry32Bits(state);
+    state = next;
     const mag = 2 ** ((s % 44) - 28); // 2^-28 .. 2^15: subnormal to overflow
     values.push((s & 1 ? -1 : 1) * mag * (1 + ((s >>> 8) % 4096) / 4096));
   }

@@ -6,9 +6,9 @@
  * task may not run chromium.
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes, assertThrows } from "@std/assert";
-import { ResultCache } from "../eval/cache.ts";
-import { OutputError, OutputFolder } from "../eval/output.ts";
-import { TINY_MODEL_DIR } from "../cli/paths.ts";
+import { ResultCache } from "../io/cache.ts";
+import { OutputError, OutputFolder } from "../io/output.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 import { cli, sandbox } from "./cli_helpers.ts";
 
 Deno.test("cache: an edited entry fails its checksum and is recomputed; the note names the file", async () => {

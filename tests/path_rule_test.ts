@@ -7,18 +7,18 @@
  * still loads, and malformed tokenizer configs give errors naming the file and field.
  */
 import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "@std/assert";
-import { atomicWrite, OutputError, OutputFolder } from "../eval/output.ts";
-import { readText } from "../eval/data.ts";
-import { ResultCache } from "../eval/cache.ts";
+import { atomicWrite, OutputError, OutputFolder } from "../io/output.ts";
+import { readText } from "../data/datasets.ts";
+import { ResultCache } from "../io/cache.ts";
 import { loadWeightsSync } from "../model/checkpoint.ts";
 import { CheckpointError } from "../model/errors.ts";
 import { writeRandomCheckpoint } from "../model/fixture.ts";
 import { loadTokenizer } from "../tokenizer/tokenizer.ts";
 import { TokenizerError } from "../tokenizer/errors.ts";
 import { saveCheckpoint } from "../train/checkpoint.ts";
-import { ParamSet } from "../train/params.ts";
+import { ParamSet } from "../train/param_set.ts";
 import { TINY_OPT_SHAPE } from "../model/fixture.ts";
-import { TINY_MODEL_DIR } from "../cli/paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 import { plantFifo, plantSymlink } from "./plant_helpers.ts";
 
 const SECRET = "TOP-SECRET-abc123";

@@ -1,5 +1,5 @@
 /**
- * The paper's procedure split into work units (`eval/procedure_units.ts`): three shards in
+ * The paper's procedure split into work units (`experiments/procedure_units.ts`): three shards in
  * three concurrent processes (the before sweep's blocks and one fine-tune unit per
  * SkipDecode policy) merged equal the same procedure run in one process: every before and
  * after row (intervals included), the later-tokens analysis, the table and the charts

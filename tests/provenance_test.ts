@@ -4,9 +4,9 @@
  * outputs), and no `.skipdecode.lock` left when a run ends.
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { parseCsv } from "../eval/data.ts";
-import { csvField, reproduceCommand, shellWords, toCsv } from "../eval/manifest.ts";
-import { LOCK_FILE, OutputFolder } from "../eval/output.ts";
+import { parseCsv } from "../data/datasets.ts";
+import { csvField, reproduceCommand, shellWords, toCsv } from "../experiments/manifest.ts";
+import { LOCK_FILE, OutputFolder } from "../io/output.ts";
 import { sha256File } from "../model/hash.ts";
 import { cli, ROOT, sandbox, TINY } from "./cli_helpers.ts";
 

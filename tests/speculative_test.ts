@@ -25,7 +25,7 @@ import {
   loadModel,
   speculativeDecode,
 } from "../decode/mod.ts";
-import { compareDrafts } from "../eval/speculative.ts";
+import { compareDrafts } from "../experiments/speculative.ts";
 import type { OptTokenizer } from "../tokenizer/mod.ts";
 import { missingShared, sharedPath } from "./helpers.ts";
 import { randomCpuBackend, randomPrompts } from "./rows_helpers.ts";

@@ -18,7 +18,7 @@ import {
   shardFromEnv,
   shardUnits,
   sweepUnits,
-} from "../eval/units.ts";
+} from "../experiments/units.ts";
 
 Deno.test("work units: blocks, ids, a deterministic round-robin share, shard parsing", () => {
   const units = sweepUnits(["full", "a", "b"], 5, 2);

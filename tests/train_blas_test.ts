@@ -10,11 +10,11 @@ import { blasLinearOps, type LinearOps, TYPESCRIPT_LINEAR } from "../train/blas.
 import { crossEntropy } from "../kernels/cross_entropy/reference.ts";
 import { collate } from "../train/batch.ts";
 import { backward, forward } from "../train/reference.ts";
-import { modelView } from "../train/params.ts";
+import { modelView } from "../train/param_set.ts";
 import { CpuEngine } from "../train/engine.ts";
 import { plannedExamples, randomParams, relL2, tinyConfig } from "./train_helpers.ts";
 import { maxAbsDiff, randomF32 } from "./helpers.ts";
-import type { ParamSet } from "../train/params.ts";
+import type { ParamSet } from "../train/param_set.ts";
 
 /**
  * Gradients agree: relative L2 below `tol`, except the key biases', which are zero in exact

@@ -4,13 +4,8 @@
  */
 import { assert, assertEquals, assertLess, assertThrows } from "@std/assert";
 import { loadTokenizer } from "../tokenizer/mod.ts";
-import {
-  e2eExamples,
-  lengthBatches,
-  seededRandom,
-  splitItems,
-  textExamples,
-} from "../train/data.ts";
+import { seededRandom } from "../model/random.ts";
+import { e2eExamples, lengthBatches, splitItems, textExamples } from "../train/data.ts";
 import {
   parsePolicySource,
   planExamples,

@@ -8,7 +8,7 @@ import { assertAlmostEquals, assertEquals, assertLess } from "@std/assert";
 import { collate } from "../train/batch.ts";
 import { CpuEngine } from "../train/engine.ts";
 import { createGpuEngine } from "../train/gpu_engine.ts";
-import { modelView } from "../train/params.ts";
+import { modelView } from "../train/param_set.ts";
 import { backward, forward } from "../train/reference.ts";
 import { TrainKernels } from "../kernels/train.ts";
 import type { OptConfig } from "../model/types.ts";

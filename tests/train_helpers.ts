@@ -7,7 +7,7 @@
 import { fixtureConfig, fixtureValues } from "../model/fixture.ts";
 import { optTensorSpecs } from "../model/checkpoint.ts";
 import type { OptConfig } from "../model/types.ts";
-import { ParamSet, type Precision } from "../train/params.ts";
+import { ParamSet, type Precision } from "../train/param_set.ts";
 import { exampleSets, type PlannedExample } from "../train/batch.ts";
 import { parsePolicy } from "../schedule/mod.ts";
 import { rng } from "./helpers.ts";

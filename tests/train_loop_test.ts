@@ -9,7 +9,7 @@ import { loadWeightsSync } from "../model/checkpoint.ts";
 import { openSafetensors } from "../model/safetensors.ts";
 import { loadTrainingCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
 import { adamState, adamWConfig, adamWStep } from "../train/optim.ts";
-import { paramsFromWeights } from "../train/params.ts";
+import { paramsFromWeights } from "../train/param_set.ts";
 import { resolveTrainConfig } from "../train/config.ts";
 import { train } from "../train/trainer.ts";
 import { trainCommand } from "../cli/train.ts";

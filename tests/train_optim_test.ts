@@ -13,7 +13,7 @@ import {
 } from "../train/optim.ts";
 import { collate } from "../train/batch.ts";
 import { backward, forward } from "../train/reference.ts";
-import { modelView } from "../train/params.ts";
+import { modelView } from "../train/param_set.ts";
 import { plannedExamples, randomParams, relL2, tinyConfig } from "./train_helpers.ts";
 
 Deno.test("AdamW: two steps equal PyTorch's update computed by hand", () => {

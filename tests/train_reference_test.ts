@@ -6,7 +6,7 @@
 import { assert, assertEquals, assertLess, assertThrows } from "@std/assert";
 import { collate, exampleSets, paddedBatch } from "../train/batch.ts";
 import { backward, forward, forwardLogits } from "../train/reference.ts";
-import { modelView, type ParamSet, paramsFromWeights } from "../train/params.ts";
+import { modelView, type ParamSet, paramsFromWeights } from "../train/param_set.ts";
 import { CpuBackend } from "../backend/cpu/backend.ts";
 import { loadWeightsSync } from "../model/checkpoint.ts";
 import { writeRandomCheckpoint } from "../model/fixture.ts";

@@ -9,7 +9,7 @@
 import { assertEquals, assertLess } from "@std/assert";
 import { createCpuBackend } from "../backend/cpu/backend.ts";
 import { createWebGpuBackend } from "../backend/webgpu/mod.ts";
-import { E2E_TEMPLATE, loadE2eCsv } from "../eval/data.ts";
+import { E2E_TEMPLATE, loadE2eCsv } from "../data/datasets.ts";
 import { loadWeights } from "../model/mod.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
 import type { KernelClass } from "../kernels/profile.ts";

@@ -127,7 +127,7 @@ Deno.test({
     await assertRejects(
       () => own.decode({ ...base, prompts: [[2, 64]] }),
       RangeError,
-      "prompt 0, token 1: id 64", // the shared validator's wording (schedule/requests.ts), as on the CPU
+      "prompt 0, token 1: id 64", // the shared validator's wording (backend/requests.ts), as on the CPU
     );
     await assertRejects(() => own.decode({ ...base, eosTokenId: -1 }), RangeError, "eosTokenId");
     await assertRejects(() => own.decode({ ...base, chunkSize: 0 }), RangeError, "chunkSize");

@@ -12,7 +12,7 @@ import { loadWeightsSync } from "../model/checkpoint.ts";
 import { writeRandomCheckpoint } from "../model/fixture.ts";
 import { openSafetensors } from "../model/safetensors.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
-import { TINY_MODEL_DIR } from "../cli/paths.ts";
+import { TINY_MODEL_DIR } from "../data/bundled.ts";
 import { GPU_TEST, testGpu } from "./webgpu_helpers.ts";
 
 /**

@@ -6,7 +6,7 @@
  * @module
  */
 import { type GpuContext, quietVulkanRuntimeDir, requestGpu } from "../kernels/device.ts";
-import { ParamArena } from "../kernels/params.ts";
+import { ParamArena } from "../kernels/uniforms.ts";
 import { Recorder } from "../kernels/encode.ts";
 // The shared test helpers, re-exported for the tests that import them from here.
 export { maxAbsDiff, randomF32, relL2, rng, sharedPath } from "./helpers.ts";

@@ -25,7 +25,7 @@ import {
   linearBackwardParams,
   linearForward,
 } from "../kernels/matmul/reference.ts";
-import type { FloatArray } from "./params.ts";
+import type { FloatArray } from "./param_set.ts";
 
 /**
  * The three products of a linear map `y[M, N] = x[M, K] · w[N, K]^T + b[N]` that training

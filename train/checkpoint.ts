@@ -32,9 +32,9 @@ import {
   OutputError,
   readFileSet,
   sha256File,
-} from "../eval/output.ts";
+} from "../io/output.ts";
 import { ensureRealDir, PathRuleError } from "../model/paths.ts";
-import { ParamSet, paramsFromWeights } from "./params.ts";
+import { ParamSet, paramsFromWeights } from "./param_set.ts";
 
 /** Tokenizer and generation files copied from the source model when present. */
 export const TOKENIZER_FILES: readonly string[] = Object.freeze([
@@ -82,7 +82,7 @@ function f32(a: ArrayLike<number>): Float32Array {
  * @example
  * ```ts
  * import { saveCheckpoint } from "./checkpoint.ts";
- * import { ParamSet } from "./params.ts";
+ * import { ParamSet } from "./param_set.ts";
  * import { TINY_OPT_SHAPE } from "../model/fixture.ts";
  * const dir = Deno.makeTempDirSync();
  * saveCheckpoint(dir, { params: new ParamSet(TINY_OPT_SHAPE, "f32") });
@@ -91,7 +91,7 @@ function f32(a: ArrayLike<number>): Float32Array {
  */
 export function saveCheckpoint(dir: string, options: SaveCheckpointOptions): void {
   // Every file is written into a fresh hidden staging folder inside `dir`, then the set is
-  // committed as a whole with SHA-256 hashes (eval/output.ts `commitFileSet`): kill -9 at
+  // committed as a whole with SHA-256 hashes (io/output.ts `commitFileSet`): kill -9 at
   // any point leaves the previous complete checkpoint or the new one, and a resume checks
   // the hashes. `dir` and its parents below the nearest existing folder must be real
   // folders: a planted link is refused, never written through.

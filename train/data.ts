@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { E2eItem } from "../eval/data.ts";
+import type { E2eItem } from "../data/datasets.ts";
 import type { Example } from "./batch.ts";
 import { seededRandom } from "../model/random.ts";
 
@@ -116,6 +116,7 @@ export function splitItems<T>(
  *
  * @example
  * ```ts
+ * import { seededRandom } from "../model/random.ts";
  * const ex = [3, 9, 4, 8].map((n) => ({ prompt: [2], target: Array(n).fill(5) }));
  * const batches = lengthBatches(ex, 2, seededRandom(1));
  * // two batches: the lengths {3, 4} and {8, 9}, in random order
@@ -142,14 +143,12 @@ export function lengthBatches<T extends Example>(
   return shuffled(batches, random);
 }
 
-/** The project's seeded generator (mulberry32), defined in `model/random.ts`. */
-export { seededRandom };
-
 /**
  * A Fisher-Yates shuffled copy.
  *
  * @example
  * ```ts
+ * import { seededRandom } from "../model/random.ts";
  * shuffled([1, 2, 3], seededRandom(1)).length; // 3
  * ```
  */

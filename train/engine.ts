@@ -17,7 +17,7 @@ import {
   clipCoefficient,
   gradNorm,
 } from "./optim.ts";
-import { modelView, type ParamSet } from "./params.ts";
+import { modelView, type ParamSet } from "./param_set.ts";
 import { backward, forward } from "./reference.ts";
 import { blasLinearOps, type LinearOps, TYPESCRIPT_LINEAR } from "./blas.ts";
 
@@ -55,7 +55,7 @@ export interface TrainEngine {
  * ```ts
  * import { CpuEngine } from "./engine.ts";
  * import { collate } from "./batch.ts";
- * import { ParamSet } from "./params.ts";
+ * import { ParamSet } from "./param_set.ts";
  * import { TINY_OPT_SHAPE } from "../model/fixture.ts";
  * import { seededRandom } from "../model/random.ts";
  * import { fullPlanSets } from "../schedule/mod.ts";

@@ -6,7 +6,7 @@
  */
 import type { Example } from "./batch.ts";
 import { collate } from "./batch.ts";
-import { seededRandom } from "./data.ts";
+import { seededRandom } from "../model/random.ts";
 import type { TrainEngine } from "./engine.ts";
 import { planExamples, type PolicySource } from "./policies.ts";
 

@@ -14,14 +14,14 @@
 import { type GpuContext, requestGpu } from "../kernels/device.ts";
 import type { Binding } from "../kernels/encode.ts";
 import { Recorder } from "../kernels/encode.ts";
-import { ParamArena } from "../kernels/params.ts";
+import { ParamArena } from "../kernels/uniforms.ts";
 import { segments, TrainKernels } from "../kernels/train.ts";
 import type { TrainBatch } from "./batch.ts";
 import { packActive, type PackedActive } from "../schedule/active.ts";
 import type { StepReport, TrainEngine } from "./engine.ts";
 import { type AdamState, type AdamWConfig, adamWConfig, type AdamWOptions } from "./optim.ts";
-import { ParamSet } from "./params.ts";
-import { buildOptTree, type OptTree, type ParamKinds, type ParamSite } from "../model/params.ts";
+import { ParamSet } from "./param_set.ts";
+import { buildOptTree, type OptTree, type ParamKinds, type ParamSite } from "../model/tree.ts";
 
 /** Options of {@linkcode createGpuEngine}. */
 export interface GpuEngineOptions {
@@ -43,7 +43,7 @@ interface LnBufs {
   w: GPUBuffer;
   b: GPUBuffer;
 }
-/** Device buffers of the parameter tree (model/params.ts), one element type per kind. */
+/** Device buffers of the parameter tree (model/tree.ts), one element type per kind. */
 interface BufKinds extends ParamKinds {
   table: GPUBuffer;
   matrix: LinBufs;
@@ -863,7 +863,7 @@ function activeColumns(batch: TrainBatch, l: number): PackedActive {
  *
  * @example
  * ```ts
- * import type { ParamSet } from "./params.ts";
+ * import type { ParamSet } from "./param_set.ts";
  * import type { TrainBatch } from "./batch.ts";
  * declare const params: ParamSet, batch: TrainBatch; // see CpuEngine's example
  * const engine = await createGpuEngine(params, { weightDecay: 0.01 });

@@ -12,8 +12,7 @@
  *   the WGSL kernels of `kernels/train.ts`) own weights, gradients and optimizer state on
  *   a device; the CPU engine's linear maps run on OpenBLAS when the process may load it
  *   ({@linkcode blasLinearOps}, `--allow-ffi`), else on TypeScript loops.
- * - {@linkcode policyQuality} / {@linkcode finetuneExperiment}: BLEU, NLL and speedups per
- *   policy before and after fine-tuning.
+ * - Measuring a model before and after fine-tuning is in `experiments/` (`finetune.ts`).
  * - Pieces: {@linkcode collate} (left-padded batches with layer masks),
  *   {@linkcode adamWStep}, {@linkcode learningRate}, {@linkcode e2eExamples},
  *   {@linkcode planExamples}, {@linkcode evaluateNll}, {@linkcode saveCheckpoint}.
@@ -57,7 +56,6 @@ export { resolveTrainConfig, TRAIN_DEFAULTS, type TrainConfig, TrainError } from
 export {
   e2eExamples,
   lengthBatches,
-  seededRandom,
   shuffled,
   splitItems,
   type TextEncoder,
@@ -66,15 +64,6 @@ export {
 export { CpuEngine, type StepReport, type TrainEngine } from "./engine.ts";
 export { blasLinearOps, DEFAULT_BLAS_PATH, type LinearOps, TYPESCRIPT_LINEAR } from "./blas.ts";
 export { createGpuEngine, GpuEngine, type GpuEngineOptions } from "./gpu_engine.ts";
-export {
-  type ExperimentReport,
-  finetuneExperiment,
-  frontierPoints,
-  type PolicyQuality,
-  policyQuality,
-  type QualityOptions,
-  reportMarkdown,
-} from "./experiment.ts";
 export { evaluateNll, type TrainNllResult } from "./evaluate.ts";
 export {
   type AdamState,
@@ -103,7 +92,7 @@ export {
   paramSpecs,
   type Precision,
   weightsFromParams,
-} from "./params.ts";
+} from "./param_set.ts";
 export {
   checkRandomPlanOptions,
   parsePolicySource,

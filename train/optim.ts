@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { FloatArray, ParamSet } from "./params.ts";
+import type { FloatArray, ParamSet } from "./param_set.ts";
 
 /** AdamW hyper-parameters. */
 export interface AdamWOptions {
@@ -68,7 +68,7 @@ export function adamWConfig(o: AdamWOptions = {}): AdamWConfig {
  * @example
  * ```ts
  * import { adamState } from "./optim.ts";
- * import { ParamSet } from "./params.ts";
+ * import { ParamSet } from "./param_set.ts";
  * import { TINY_OPT_SHAPE } from "../model/fixture.ts";
  * const state = adamState(new ParamSet(TINY_OPT_SHAPE, "f32"));
  * console.log(state.step); // 0
@@ -84,7 +84,7 @@ export function adamState(params: ParamSet): AdamState {
  * @example
  * ```ts
  * import { gradNorm } from "./optim.ts";
- * import { ParamSet } from "./params.ts";
+ * import { ParamSet } from "./param_set.ts";
  * import { TINY_OPT_SHAPE } from "../model/fixture.ts";
  * const grads = new ParamSet(TINY_OPT_SHAPE, "f32");
  * grads.arrays[0][0] = 3;
@@ -123,7 +123,7 @@ export function clipCoefficient(norm: number, maxNorm: number): number {
  * @example
  * ```ts
  * import { adamState, adamWConfig, adamWStep, clipCoefficient, gradNorm } from "./optim.ts";
- * import { ParamSet } from "./params.ts";
+ * import { ParamSet } from "./param_set.ts";
  * import { TINY_OPT_SHAPE } from "../model/fixture.ts";
  * const params = new ParamSet(TINY_OPT_SHAPE, "f32");
  * const grads = new ParamSet(TINY_OPT_SHAPE, "f32");

@@ -117,7 +117,7 @@ export function policySourceToString(src: PolicySource): string {
  *
  * @example
  * ```ts
- * import { seededRandom } from "./data.ts";
+ * import { seededRandom } from "../model/random.ts";
  * const p = randomPolicy(RANDOM_PLAN_DEFAULTS, 12, seededRandom(3));
  * console.log(String(p));
  * ```

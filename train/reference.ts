@@ -32,7 +32,7 @@ import {
   scatterRows,
 } from "./ops.ts";
 import { type LinearOps, TYPESCRIPT_LINEAR } from "./blas.ts";
-import { allocLike, type FloatArray, type LinearArrays, type ModelArrays } from "./params.ts";
+import { allocLike, type FloatArray, type LinearArrays, type ModelArrays } from "./param_set.ts";
 
 /** The activations of one layer that the backward needs (`m` active columns). */
 export interface LayerSaved {
@@ -275,7 +275,7 @@ function headInput(
  * @example
  * ```ts
  * import { writeRandomCheckpoint, loadWeightsSync } from "../model/mod.ts";
- * import { paramsFromWeights, modelView } from "./params.ts";
+ * import { paramsFromWeights, modelView } from "./param_set.ts";
  * import { collate } from "./batch.ts";
  * const dir = Deno.makeTempDirSync();
  * writeRandomCheckpoint(dir, { seed: 1 });
@@ -347,7 +347,7 @@ export function forward(
  *
  * @example
  * ```ts
- * import { modelView, type ParamSet } from "./params.ts";
+ * import { modelView, type ParamSet } from "./param_set.ts";
  * import type { TrainBatch } from "./batch.ts";
  * declare const params: ParamSet, batch: TrainBatch; // see CpuEngine's example
  * const logits = forwardLogits(modelView(params), batch);
@@ -379,7 +379,7 @@ export function forwardLogits(m: ModelArrays, batch: TrainBatch): FloatArray {
  *
  * @example
  * ```ts
- * import { modelView, type ParamSet } from "./params.ts";
+ * import { modelView, type ParamSet } from "./param_set.ts";
  * import type { TrainBatch } from "./batch.ts";
  * declare const params: ParamSet, grads: ParamSet, batch: TrainBatch;
  * const s = forward(modelView(params), batch);

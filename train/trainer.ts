@@ -7,15 +7,16 @@
  *
  * @module
  */
-import { loadE2eCsv, readText } from "../eval/data.ts";
-import { atomicWrite, checkOutputPath, OutputFolder, withInterruptsHeld } from "../eval/output.ts";
+import { loadE2eCsv, readText } from "../data/datasets.ts";
+import { atomicWrite, checkOutputPath, OutputFolder, withInterruptsHeld } from "../io/output.ts";
 import { lossCurveChart } from "../plots/charts.ts";
 import { toHtml } from "../plots/html.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
 import { collate, type Example } from "./batch.ts";
 import { loadTrainingCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { resolveTrainConfig, type TrainConfig, TrainError } from "./config.ts";
-import { e2eExamples, lengthBatches, seededRandom, splitItems, textExamples } from "./data.ts";
+import { e2eExamples, lengthBatches, splitItems, textExamples } from "./data.ts";
+import { seededRandom } from "../model/random.ts";
 import { CpuEngine, type TrainEngine } from "./engine.ts";
 import { evaluateNll, type TrainNllResult } from "./evaluate.ts";
 import { learningRate } from "./optim.ts";
@@ -27,7 +28,7 @@ import {
   policySourceToString,
 } from "./policies.ts";
 import type { AdamState } from "./optim.ts";
-import type { ParamSet } from "./params.ts";
+import type { ParamSet } from "./param_set.ts";
 import { relative, resolve } from "node:path";
 
 /**

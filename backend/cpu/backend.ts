@@ -24,7 +24,7 @@ import { ReadoutBuilder } from "../readout.ts";
 import { checkFiniteLogits } from "../finite.ts";
 import { selectToken } from "../sampling.ts";
 import { columnsRunning, layerExtent } from "../../schedule/active.ts";
-import { validateDecodeRequest } from "../../schedule/requests.ts";
+import { validateDecodeRequest } from "../requests.ts";
 import { attendOne, topK } from "./ops.ts";
 import { applyHead, type CpuModel, embed, layerForward, loadCpuModel } from "./model.ts";
 import { CpuRowBatch } from "./rows.ts";

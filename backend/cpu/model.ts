@@ -22,7 +22,7 @@
  * @module
  */
 import type { OptConfig, OptWeights, Tensor } from "../../model/types.ts";
-import { mapOptTree, type OptTree, type ParamKinds, type TensorKinds } from "../../model/params.ts";
+import { mapOptTree, type OptTree, type ParamKinds, type TensorKinds } from "../../model/tree.ts";
 import { tensorToFloat32 } from "../../model/safetensors.ts";
 import { axpy, gatherRows, layerNorm, linear, relu } from "./ops.ts";
 
@@ -44,7 +44,7 @@ export interface Ln {
   /** `[d]` shift. */
   b: Float32Array;
 }
-/** The model's arrays, one field per entry of model/params.ts. */
+/** The model's arrays, one field per entry of model/tree.ts. */
 export interface CpuKinds extends ParamKinds {
   /** An embedding table. */
   table: Float32Array;
@@ -55,7 +55,7 @@ export interface CpuKinds extends ParamKinds {
   /** A LayerNorm. */
   layerNorm: Ln;
 }
-/** The model on the CPU: f32 arrays in `model/params.ts`'s tree. */
+/** The model on the CPU: f32 arrays in `model/tree.ts`'s tree. */
 export type CpuModel = OptTree<CpuKinds>;
 /** One decoder layer's arrays. */
 export type CpuLayer = CpuModel["layers"][number];

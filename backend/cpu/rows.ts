@@ -36,7 +36,7 @@
 import type { OptConfig } from "../../model/types.ts";
 import type { RowBatch, RowBatchOptions, RowBatchStats, RowResult, RowWork } from "../types.ts";
 import { NestingTracker, tokensRunning } from "../../schedule/active.ts";
-import { validateRowWork } from "../../schedule/requests.ts";
+import { validateRowWork } from "../requests.ts";
 import { selectToken } from "../sampling.ts";
 import { checkFiniteLogits } from "../finite.ts";
 import { attendOne, topK } from "./ops.ts";

@@ -38,12 +38,12 @@ import type { KernelClass } from "../../kernels/profile.ts";
 import { Recorder } from "../../kernels/encode.ts";
 import { createMatmulKernels, type MatmulKernels } from "../../kernels/matmul/mod.ts";
 import { type AdapterValidation, assertAdapterValid } from "../../kernels/validate.ts";
-import { ParamArena } from "../../kernels/params.ts";
+import { ParamArena } from "../../kernels/uniforms.ts";
 import { type FamilyTime, TimestampProfiler } from "../../kernels/profiler.ts";
 import type { OptConfig, OptWeights } from "../../model/types.ts";
 import { checkNesting } from "../../schedule/plan.ts";
 import { layerCapacity, layerPrefix } from "../../schedule/active.ts";
-import { validateDecodeRequest } from "../../schedule/requests.ts";
+import { validateDecodeRequest } from "../requests.ts";
 import { checkColumns } from "../batch.ts";
 import { ReadoutBuilder } from "../readout.ts";
 import type {

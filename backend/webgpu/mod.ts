@@ -62,7 +62,7 @@ export type {
   ParamKind,
   ParamKinds,
   TensorKinds,
-} from "../../model/params.ts";
+} from "../../model/tree.ts";
 export type { DeviceTable, TableFormat } from "../../kernels/tables.ts";
 export type { DeviceLinear, LinearArgs, MatmulKernels } from "../../kernels/matmul/mod.ts";
 export type {

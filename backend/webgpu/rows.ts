@@ -17,7 +17,7 @@
  * `(seed, row 0, step)`, the draw a solo decode of the same sequence makes.
  *
  * Every call is checked whole before anything is recorded or any state changes, by the
- * validator both backends share (`schedule/requests.ts` `validateRowWork`: slots, ids, sets,
+ * validator both backends share (`backend/requests.ts` `validateRowWork`: slots, ids, sets,
  * lengths, options) and the per-slot nesting tracker (`schedule/active.ts`
  * `NestingTracker`: a position may run layer `l` only if every earlier position of its slot
  * did; a break names the slot, the position and the layer). Which tokens run layer `l` is
@@ -42,7 +42,7 @@
 import { AllocationGroup, assertAlive, type GpuContext, GpuError } from "../../kernels/device.ts";
 import { createDeclaredKernel, type KernelSet } from "../../kernels/declare.ts";
 import { Recorder } from "../../kernels/encode.ts";
-import { ParamArena } from "../../kernels/params.ts";
+import { ParamArena } from "../../kernels/uniforms.ts";
 import {
   EMBEDDING_TRAIN_WGSL,
   encodeGatherRows,
@@ -59,7 +59,7 @@ import { allocateWorkspace, type Graph, type Workspace } from "./graph.ts";
 import type { DeviceModel } from "./weights.ts";
 import { KvPages } from "./kv_pages.ts";
 import { NestingTracker, tokensRunning } from "../../schedule/active.ts";
-import { validateRowWork } from "../../schedule/requests.ts";
+import { validateRowWork } from "../requests.ts";
 
 /** Kernels the per-row engine adds to the graph's: gather/scatter of rows, paged attention. */
 export interface RowKernels {

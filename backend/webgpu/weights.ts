@@ -30,7 +30,7 @@ import {
   type OptTree,
   type ParamKinds,
   type TensorKinds,
-} from "../../model/params.ts";
+} from "../../model/tree.ts";
 import type { LayerNormWeights, LinearWeights, OptWeights, Tensor } from "../../model/types.ts";
 
 /** A LayerNorm's f32 parameters on the device. */
@@ -53,7 +53,7 @@ export interface DeviceKinds extends ParamKinds {
   layerNorm: DeviceLayerNorm;
 }
 
-/** One decoder layer on the device (fields as in `model/params.ts`). */
+/** One decoder layer on the device (fields as in `model/tree.ts`). */
 export type DeviceLayer = OptLayerTree<DeviceKinds>;
 
 /** The whole model on the device: the parameter tree plus its size and a destructor. */

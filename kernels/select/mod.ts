@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { SamplingOptions } from "../../backend/types.ts";
+import type { SamplingOptions } from "./sampling.ts";
 import { createKernel, type GpuContext, type Kernel } from "../device.ts";
 import type { Recorder } from "../encode.ts";
 import { SELECT_WGSL } from "./wgsl.ts";

@@ -28,9 +28,9 @@
 import { cli, type CliResult, ROOT, sandbox } from "../cli_helpers.ts";
 import { writeRandomCheckpoint } from "../../model/fixture.ts";
 import { openSafetensors } from "../../model/safetensors.ts";
-import { OutputFolder } from "../../eval/output.ts";
+import { OutputFolder } from "../../io/output.ts";
 import { saveCheckpoint } from "../../train/checkpoint.ts";
-import { ParamSet } from "../../train/params.ts";
+import { ParamSet } from "../../train/param_set.ts";
 import { fixtureConfig } from "../../model/fixture.ts";
 
 type Verdict =
@@ -843,7 +843,7 @@ add("resume: optimizer.safetensors deleted after the save", async (box) => {
   );
 });
 add("an interrupt during a held save: exit 130 after the save", async () => {
-  const url = new URL("../../eval/output.ts", import.meta.url).href;
+  const url = new URL("../../io/output.ts", import.meta.url).href;
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "eval",

@@ -14,8 +14,9 @@
  *
  * @module
  */
-import { cli, sandbox, seeded, spawnCli } from "../cli_helpers.ts";
-import { sha256File } from "../../eval/output.ts";
+import { cli, sandbox, spawnCli } from "../cli_helpers.ts";
+import { rng } from "../helpers.ts";
+import { sha256File } from "../../io/output.ts";
 import { verifyCheckpointSet } from "../../train/checkpoint.ts";
 
 const TRIALS = Number(Deno.args[0] ?? 20);
@@ -59,7 +60,7 @@ if (import.meta.main) {
   const want = sha256File(`${box.dir}/ref/model.safetensors`);
   const first = await cli(args(`${box.rel}/run`), { task: "train" });
   if (first.code !== 0) throw new Error(first.stderr);
-  const rand = seeded(2020);
+  const rand = rng(2020);
   const counts = { resumedExactly: 0, refused: 0, wrong: 0, mixed: 0 };
   t0 = performance.now();
   for (let t = 0; t < TRIALS; t++) {

@@ -4,7 +4,7 @@
  *
  * @example
  * ```ts
- * import { applyTemplate, E2E_DEVSET_URL, E2E_TEMPLATE, loadE2eCsv } from "./data.ts";
+ * import { applyTemplate, E2E_DEVSET_URL, E2E_TEMPLATE, loadE2eCsv } from "./datasets.ts";
  * const items = await loadE2eCsv(E2E_DEVSET_URL);
  * const prompt = applyTemplate(E2E_TEMPLATE, items[0]); // "name[Alimentum], ...\n"
  * ```
@@ -33,7 +33,7 @@ export interface CsvRecord {
  *
  * @example
  * ```ts
- * import { applyTemplate, E2E_TEMPLATE } from "./data.ts";
+ * import { applyTemplate, E2E_TEMPLATE } from "./datasets.ts";
  * console.log(JSON.stringify(applyTemplate(E2E_TEMPLATE, { mr: "name[X]" }))); // "name[X]\n"
  * ```
  */
@@ -45,7 +45,7 @@ export const E2E_TEMPLATE = "{mr}\n";
  *
  * @example
  * ```ts
- * import { E2E_DEVSET_URL, loadE2eCsv } from "./data.ts";
+ * import { E2E_DEVSET_URL, loadE2eCsv } from "./datasets.ts";
  * const items = await loadE2eCsv(E2E_DEVSET_URL);
  * ```
  */
@@ -56,7 +56,7 @@ export const E2E_DEVSET_URL: URL = new URL("../bundled/data/e2e/devset.csv", imp
  *
  * @example
  * ```ts
- * import { DataError, parseE2eCsv } from "./data.ts";
+ * import { DataError, parseE2eCsv } from "./datasets.ts";
  * try {
  *   parseE2eCsv("mr,text\na,b\n", "x.csv");
  * } catch (e) {
@@ -90,7 +90,7 @@ export const MAX_TEXT_INPUT_BYTES = 256 << 20;
  * @returns the file's text
  * @example
  * ```ts
- * import { readText } from "./data.ts";
+ * import { readText } from "./datasets.ts";
  * const text = await readText("hyps.txt", "hypothesis file");
  * ```
  */
@@ -126,7 +126,7 @@ export async function readText(path: string | URL, what: string): Promise<string
  * @throws DataError naming `source`, the line and the byte offset of the first bad byte
  * @example
  * ```ts
- * import { decodeUtf8 } from "./data.ts";
+ * import { decodeUtf8 } from "./datasets.ts";
  * decodeUtf8(new Uint8Array([0xef, 0xbb, 0xbf, 0x68, 0x69]), "x"); // "hi"
  * ```
  */
@@ -173,7 +173,7 @@ export function decodeUtf8(bytes: Uint8Array, source: string): string {
  * @throws DataError naming `source` and the line of a stray or unterminated quote
  * @example
  * ```ts
- * import { parseCsv } from "./data.ts";
+ * import { parseCsv } from "./datasets.ts";
  * const recs = parseCsv('a,b\n"x, ""y""",z\n', "t.csv");
  * console.log(recs[1].fields); // ['x, "y"', "z"]
  * ```
@@ -263,7 +263,7 @@ export function parseCsv(text: string, source: string, delimiter = ","): CsvReco
  *   row (wrong field count, empty `mr` or `ref`, bad quoting), or a header without rows
  * @example
  * ```ts
- * import { parseE2eCsv } from "./data.ts";
+ * import { parseE2eCsv } from "./datasets.ts";
  * const items = parseE2eCsv('mr,ref\n"a[x]",one\n"a[x]",two\n', "t.csv");
  * console.log(items); // [{ mr: "a[x]", refs: ["one", "two"] }]
  * ```
@@ -316,7 +316,7 @@ export function parseE2eCsv(text: string, source: string): E2eItem[] {
  * @returns one item per distinct `mr`, in order of first appearance
  * @example
  * ```ts
- * import { E2E_DEVSET_URL, loadE2eCsv } from "./data.ts";
+ * import { E2E_DEVSET_URL, loadE2eCsv } from "./datasets.ts";
  * const items = await loadE2eCsv(E2E_DEVSET_URL);
  * console.log(items.length); // 1484 distinct MRs in the 4299-row devset
  * ```
@@ -332,7 +332,7 @@ export async function loadE2eCsv(path: string | URL): Promise<E2eItem[]> {
  * @returns its lines, without line breaks
  * @example
  * ```ts
- * import { splitLines } from "./data.ts";
+ * import { splitLines } from "./datasets.ts";
  * console.log(splitLines("a\r\nb\rc\n")); // ["a", "b", "c"]
  * ```
  */
@@ -354,7 +354,7 @@ export function splitLines(text: string): string[] {
  *   JSON array of strings, or holds no prompts
  * @example
  * ```ts
- * import { loadPrompts } from "./data.ts";
+ * import { loadPrompts } from "./datasets.ts";
  * const prompts = await loadPrompts("prompts.json"); // ["Hello", "Once upon a time"]
  * ```
  */
@@ -393,7 +393,7 @@ export async function loadPrompts(path: string | URL): Promise<string[]> {
  * @throws DataError naming a placeholder the item has no string field for
  * @example
  * ```ts
- * import { applyTemplate } from "./data.ts";
+ * import { applyTemplate } from "./datasets.ts";
  * console.log(applyTemplate("Data: {mr}\nText:", { mr: "name[X]" })); // "Data: name[X]\nText:"
  * ```
  */

@@ -19,8 +19,8 @@
  * @module
  */
 import { join } from "node:path";
-import { summarizeNll } from "./nll.ts";
-import { oracleSummary } from "./oracle.ts";
+import { summarizeNll } from "../eval/nll.ts";
+import { oracleSummary } from "../eval/oracle.ts";
 import {
   manifestDifference,
   readUnit,

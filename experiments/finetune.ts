@@ -2,14 +2,9 @@
  * Quality against speedup of a model in training, before and after fine-tuning: for each
  * policy, BLEU of greedy generations on E2E meaning representations (all references of an
  * `mr`), the layer and FLOP speedups those generations got, and teacher-forced NLL of
- * held-out pairs. Runnable as a script that fine-tunes a model for a policy and writes the
- * before/after report:
- *
- * ```sh
- * deno run --allow-read --allow-write --allow-env train/experiment.ts \
- *   --model bundled/models/tiny-opt-e2e --policy linear:max=6,min=2,warmup=1,horizon=16 \
- *   --steps 120 --batch-size 8 --lr 2e-4 --out out/ft-linear6
- * ```
+ * held-out pairs, in memory (a parameter set, no checkpoint written between). The command
+ * line's fine-tune-and-measure run is the paper's procedure (`skipdecode procedure`,
+ * `procedure.ts`), which fine-tunes one copy per policy and writes its report set.
  *
  * @module
  */
@@ -17,19 +12,19 @@ import { createBackend } from "../backend/mod.ts";
 import { generate } from "../decode/engine.ts";
 import { corpusBleu } from "../eval/bleu.ts";
 import { corpusRougeL } from "../eval/rouge.ts";
-import { type E2eItem, loadE2eCsv } from "../eval/data.ts";
-import { atomicWrite } from "../eval/output.ts";
-import { frontierChart, type FrontierPoint } from "../plots/charts.ts";
+import { type E2eItem, loadE2eCsv } from "../data/datasets.ts";
+import type { FrontierPoint } from "../plots/charts.ts";
 import { loadTokenizer, type OptTokenizer } from "../tokenizer/mod.ts";
-import type { Example } from "./batch.ts";
-import { loadTrainingCheckpoint } from "./checkpoint.ts";
-import { resolveTrainConfig, type TrainConfig } from "./config.ts";
-import { e2eExamples, seededRandom, shuffled, splitItems } from "./data.ts";
-import { evaluateNll } from "./evaluate.ts";
-import { modelView, type ParamSet, weightsFromParams } from "./params.ts";
-import { parsePolicySource } from "./policies.ts";
-import { forward } from "./reference.ts";
-import { SHARED_E2E_DEVSET, train, type TrainHooks } from "./trainer.ts";
+import type { Example } from "../train/batch.ts";
+import { loadTrainingCheckpoint } from "../train/checkpoint.ts";
+import type { TrainConfig } from "../train/config.ts";
+import { e2eExamples, shuffled, splitItems } from "../train/data.ts";
+import { seededRandom } from "../model/random.ts";
+import { evaluateNll } from "../train/evaluate.ts";
+import { modelView, type ParamSet, weightsFromParams } from "../train/param_set.ts";
+import { parsePolicySource } from "../train/policies.ts";
+import { forward } from "../train/reference.ts";
+import { SHARED_E2E_DEVSET, train, type TrainHooks } from "../train/trainer.ts";
 
 /** One policy's figures. */
 export interface PolicyQuality {
@@ -76,10 +71,10 @@ export interface QualityOptions {
  *
  * @example
  * ```ts
- * import type { ParamSet } from "./params.ts";
- * import type { Example } from "./batch.ts";
+ * import type { ParamSet } from "../train/param_set.ts";
+ * import type { Example } from "../train/batch.ts";
  * import type { OptTokenizer } from "../tokenizer/mod.ts";
- * import type { E2eItem } from "../eval/data.ts";
+ * import type { E2eItem } from "../data/datasets.ts";
  * declare const params: ParamSet, tok: OptTokenizer;
  * declare const heldOutItems: E2eItem[], heldOutPairs: Example[];
  * const policies = ["full", "linear:max=6,min=2,warmup=1,horizon=16"];
@@ -213,7 +208,7 @@ export interface ExperimentReport {
  *
  * @example
  * ```ts
- * import { resolveTrainConfig } from "./config.ts";
+ * import { resolveTrainConfig } from "../train/config.ts";
  * const policy = "linear:max=6,min=2,warmup=1,horizon=16";
  * const config = resolveTrainConfig([
  *   { model: "bundled/models/tiny-opt-e2e", out: "out/ft", policy, steps: 50 },
@@ -309,111 +304,4 @@ export function reportMarkdown(r: ExperimentReport): string {
     );
   });
   return lines.join("\n");
-}
-
-if (import.meta.main) {
-  const { parseArgs } = await import("node:util");
-  const USAGE =
-    "usage: deno run --allow-read --allow-env --allow-write=./out train/experiment.ts " +
-    "--model DIR --policy SPEC [--eval-policy SPEC ...] [--steps N] [--batch-size B] " +
-    "[--grad-accum K] [--lr X] [--warmup-steps N] [--held-out N] [--bleu-items N] " +
-    "[--nll-pairs N] [--seen-pairs N] [--eval-every N] [--backend cpu|webgpu] [--seed S] [--out DIR] " +
-    "[--overwrite]\n" +
-    "Fine-tunes with the policy active and reports BLEU/ROUGE-L/NLL per policy before and after.";
-  if (Deno.args.includes("--help")) {
-    console.log(USAGE);
-    Deno.exit(0);
-  }
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: Deno.args,
-      options: {
-        model: { type: "string" },
-        policy: { type: "string" },
-        "eval-policy": { type: "string", multiple: true },
-        steps: { type: "string" },
-        "batch-size": { type: "string" },
-        lr: { type: "string" },
-        "warmup-steps": { type: "string" },
-        "held-out": { type: "string" },
-        "bleu-items": { type: "string" },
-        "nll-pairs": { type: "string" },
-        backend: { type: "string" },
-        out: { type: "string" },
-        seed: { type: "string" },
-        "eval-every": { type: "string" },
-        "grad-accum": { type: "string" },
-        "seen-pairs": { type: "string" },
-        overwrite: { type: "boolean" },
-      },
-    });
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}\n${USAGE}`);
-    Deno.exit(2);
-  }
-  const { values } = parsed;
-  // Decimal numbers only (no 0x4, Infinity, blanks); ranges are checked by resolveTrainConfig.
-  const num = (v: string | undefined) => {
-    if (v === undefined) return undefined;
-    if (!/^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/.test(v)) {
-      console.error(`error: not a decimal number: "${v}"\n${USAGE}`);
-      Deno.exit(2);
-    }
-    return Number(v);
-  };
-  const config = resolveTrainConfig([{
-    model: values.model,
-    out: values.out ?? "out/finetune-experiment",
-    policy: values.policy,
-    steps: num(values.steps),
-    batchSize: num(values["batch-size"]),
-    gradAccum: num(values["grad-accum"]),
-    lr: num(values.lr),
-    warmupSteps: num(values["warmup-steps"]),
-    heldOut: num(values["held-out"]),
-    backend: values.backend,
-    seed: num(values.seed),
-    evalEvery: num(values["eval-every"]) ?? 0,
-    evalExamples: 64,
-  }], "flags");
-  const own = parsePolicySource(config.policy);
-  const policies = values["eval-policy"] ??
-    (own.kind === "fixed" && String(own.policy) !== "full"
-      ? ["full", String(own.policy)]
-      : ["full"]);
-  const t0 = performance.now();
-  const report = await finetuneExperiment(config, policies, {
-    bleuItems: num(values["bleu-items"]),
-    nllPairs: num(values["nll-pairs"]),
-    seenPairs: num(values["seen-pairs"]),
-    onNote: (l) => console.log(l),
-    hooks: {
-      overwrite: values.overwrite,
-      onStep: (s) => {
-        if (s.step % 10 === 0) {
-          console.log(
-            `step ${s.step}: loss ${s.loss.toFixed(4)}, ${
-              (s.tokens / (s.ms / 1000)).toFixed(1)
-            } tok/s`,
-          );
-        }
-      },
-      onEval: (e) =>
-        console.log(
-          `eval @ ${e.step}: ${e.results.map((r) => `${r.policy} ${r.nll.toFixed(4)}`).join(", ")}`,
-        ),
-    },
-  });
-  const md = reportMarkdown(report);
-  console.log(md);
-  console.log(`total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-  atomicWrite(`${config.out}/experiment.json`, JSON.stringify(report, null, 1) + "\n");
-  atomicWrite(`${config.out}/experiment.md`, md + "\n");
-  const { toHtml } = await import("../plots/html.ts");
-  const fig = frontierChart([
-    ...frontierPoints(report.before, "BLEU", "before "),
-    ...frontierPoints(report.after, "BLEU", "after "),
-  ], { title: "BLEU against layer speedup, before and after fine-tuning" });
-  atomicWrite(`${config.out}/frontier.html`, toHtml(fig, { title: "frontier" }));
 }

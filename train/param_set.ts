@@ -19,7 +19,7 @@ import {
   type ParamSite,
   type TensorKinds,
   treeEntries,
-} from "../model/params.ts";
+} from "../model/tree.ts";
 import { float32ToBytes, memoryTensor, tensorToFloat32 } from "../model/safetensors.ts";
 import type { OptConfig, OptWeights, Tensor } from "../model/types.ts";
 
@@ -270,12 +270,12 @@ export interface ArrayKinds extends ParamKinds {
   layerNorm: LnArrays;
 }
 
-/** One decoder layer's arrays (fields as in `model/params.ts`). */
+/** One decoder layer's arrays (fields as in `model/tree.ts`). */
 export type LayerArrays = OptLayerTree<ArrayKinds>;
 
 /**
  * Structured references into a {@linkcode ParamSet} (no copies): the parameter tree of
- * `model/params.ts`; a tied `lmHead.w` is the same array as `embedTokens`.
+ * `model/tree.ts`; a tied `lmHead.w` is the same array as `embedTokens`.
  */
 export type ModelArrays = OptTree<ArrayKinds>;
 

@@ -18,7 +18,7 @@
 import { join } from "node:path";
 import type { Model } from "../decode/model.ts";
 import { loadModel } from "../decode/mod.ts";
-import { atomicWrite, checkOutputPath } from "./output.ts";
+import { atomicWrite, checkOutputPath } from "../io/output.ts";
 import {
   checkUnitManifests,
   computeSweepUnit,

@@ -17,10 +17,10 @@
  *
  * @module
  */
-import type { DecodeRequest, RowWork, SamplingOptions } from "../backend/types.ts";
-import { checkColumns, checkTokenIds } from "../backend/batch.ts";
-import { validateSampling } from "../backend/sampling.ts";
-import { checkNesting } from "./plan.ts";
+import type { DecodeRequest, RowWork, SamplingOptions } from "./types.ts";
+import { checkColumns, checkTokenIds } from "./batch.ts";
+import { validateSampling } from "./sampling.ts";
+import { checkNesting } from "../schedule/plan.ts";
 
 /** The model sizes a request is checked against (any `OptConfig` has them). */
 export interface RequestLimits {

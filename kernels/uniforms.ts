@@ -9,7 +9,7 @@
  * @example
  * ```ts
  * import { requestGpu } from "./device.ts";
- * import { ParamArena } from "./params.ts";
+ * import { ParamArena } from "./uniforms.ts";
  * const gpu = await requestGpu();
  * const arena = new ParamArena(gpu, 64);
  * const offset = arena.push([3, 4], [0.5]); // u32 fields then f32 fields

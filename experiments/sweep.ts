@@ -28,7 +28,7 @@
  * @example
  * ```ts
  * import { loadModel } from "../decode/mod.ts";
- * import { E2E_DEVSET_URL, loadE2eCsv } from "./data.ts";
+ * import { E2E_DEVSET_URL, loadE2eCsv } from "../data/datasets.ts";
  * import { runSweep, sweepItemsFromE2e, sweepToMarkdown } from "./sweep.ts";
  * const model = await loadModel("bundled/models/tiny-opt-e2e", { backend: "cpu" });
  * const items = sweepItemsFromE2e((await loadE2eCsv(E2E_DEVSET_URL)).slice(0, 16));
@@ -44,21 +44,26 @@ import type { Model } from "../decode/model.ts";
 import { sourceKey } from "../model/convert.ts";
 import { generate, type GenerateOutput, resolvePolicy } from "../decode/engine.ts";
 import { parsePolicy, type Policy, setsForColumns } from "../schedule/mod.ts";
-import { corpusBleu } from "./bleu.ts";
-import { corpusRougeL } from "./rouge.ts";
-import { applyTemplate, E2E_TEMPLATE, type E2eItem } from "./data.ts";
-import { type NllResult, summarizeNll, teacherForcedNll } from "./nll.ts";
-import { tokenAgreement } from "./agreement.ts";
-import { oracleDepths, type OracleResult } from "./oracle.ts";
-import { bootstrapBleu, bootstrapRatio, bootstrapRougeL, type Interval } from "./bootstrap.ts";
-import { boundLayerSpeedup, boundPolicy, fixedTokenSpeedup, monotoneBound } from "./fit.ts";
-import { defaultCacheDir, hashKey, ResultCache } from "./cache.ts";
+import { corpusBleu } from "../eval/bleu.ts";
+import { corpusRougeL } from "../eval/rouge.ts";
+import { applyTemplate, E2E_TEMPLATE, type E2eItem } from "../data/datasets.ts";
+import { type NllResult, summarizeNll, teacherForcedNll } from "../eval/nll.ts";
+import { tokenAgreement } from "../eval/agreement.ts";
+import { oracleDepths, type OracleResult } from "../eval/oracle.ts";
+import {
+  bootstrapBleu,
+  bootstrapRatio,
+  bootstrapRougeL,
+  type Interval,
+} from "../eval/bootstrap.ts";
+import { boundLayerSpeedup, boundPolicy, fixedTokenSpeedup, monotoneBound } from "../eval/fit.ts";
+import { defaultCacheDir, hashKey, ResultCache } from "../io/cache.ts";
 import {
   createProgress,
   type ProgressDisplay,
   type ProgressMode,
   type ProgressState,
-} from "./progress.ts";
+} from "../io/progress.ts";
 
 /** One input of a sweep: the prompt text and the references its output is scored against. */
 export interface SweepItem {

@@ -25,7 +25,7 @@ import { toHtml } from "../plots/html.ts";
 import { renderFigurePng } from "../plots/png.ts";
 import { labelPolicy, parsePolicy } from "../schedule/mod.ts";
 import { type SweepResult, sweepToJson, sweepToMarkdown } from "./sweep.ts";
-import { OutputFolder } from "./output.ts";
+import { OutputFolder } from "../io/output.ts";
 import {
   buildManifest,
   ITEMS_CSV_FILE,
@@ -34,8 +34,8 @@ import {
   RUN_MANIFEST_FILE,
   toCsv,
 } from "./manifest.ts";
-import { sentenceBleu } from "./bleu.ts";
-import { rougeLMulti } from "./rouge.ts";
+import { sentenceBleu } from "../eval/bleu.ts";
+import { rougeLMulti } from "../eval/rouge.ts";
 
 /** Which quality figure the frontier plots. */
 export type FrontierMetric = "bleu" | "rougeL" | "nll" | "agreement";

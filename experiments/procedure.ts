@@ -29,14 +29,14 @@ import { loadModel } from "../decode/mod.ts";
 import { parsePolicy } from "../schedule/mod.ts";
 import { resolveTrainConfig } from "../train/config.ts";
 import { train } from "../train/trainer.ts";
-import { type E2eItem, loadE2eCsv } from "./data.ts";
-import { bootstrapMean, type Interval, positionIntervals } from "./bootstrap.ts";
-import type { ProgressMode } from "./progress.ts";
+import { type E2eItem, loadE2eCsv } from "../data/datasets.ts";
+import { bootstrapMean, type Interval, positionIntervals } from "../eval/bootstrap.ts";
+import type { ProgressMode } from "../io/progress.ts";
 import { frontierChart, intervalChart } from "../plots/charts.ts";
 import type { Figure } from "../plots/figure.ts";
 import { toHtml } from "../plots/html.ts";
 import { renderFigurePng } from "../plots/png.ts";
-import type { OutputFolder } from "./output.ts";
+import type { OutputFolder } from "../io/output.ts";
 import { policyLabel, SWEEP_ITEM_COLUMNS, sweepItemRows } from "./report.ts";
 import {
   buildManifest,

@@ -23,7 +23,7 @@
  *
  * @example
  * ```ts
- * import { LAYER_PARAMS, optTensorSpecs } from "./params.ts";
+ * import { LAYER_PARAMS, optTensorSpecs } from "./tree.ts";
  * import { OPT_SHAPES } from "./config.ts";
  * console.log(Object.keys(LAYER_PARAMS).length); // 8 groups per layer
  * console.log(optTensorSpecs(OPT_SHAPES["opt-125m"])[0].name); // "decoder.embed_tokens.weight"
@@ -63,7 +63,7 @@ export interface ParamDecl {
  *
  * @example
  * ```ts
- * import { hasFinalLayerNorm } from "./params.ts";
+ * import { hasFinalLayerNorm } from "./tree.ts";
  * import { OPT_SHAPES } from "./config.ts";
  * console.log(hasFinalLayerNorm(OPT_SHAPES["opt-350m"])); // false
  * ```
@@ -83,7 +83,7 @@ const SQUARE_WHY = "[hidden_size, hidden_size]";
  *
  * @example
  * ```ts
- * import { MODEL_PARAMS } from "./params.ts";
+ * import { MODEL_PARAMS } from "./tree.ts";
  * console.log(MODEL_PARAMS.projectIn.hf); // "decoder.project_in"
  * ```
  */
@@ -145,7 +145,7 @@ export const MODEL_PARAMS = {
  *
  * @example
  * ```ts
- * import { LAYER_PARAMS } from "./params.ts";
+ * import { LAYER_PARAMS } from "./tree.ts";
  * console.log(LAYER_PARAMS.qProj.hf); // "self_attn.q_proj"
  * ```
  */
@@ -293,7 +293,7 @@ export interface ParamSite {
  *
  * @example
  * ```ts
- * import { walkSites } from "./params.ts";
+ * import { walkSites } from "./tree.ts";
  * import { OPT_SHAPES } from "./config.ts";
  * for (const site of walkSites(OPT_SHAPES["opt-125m"])) {
  *   console.log(site.name); // "decoder.embed_tokens"
@@ -333,7 +333,7 @@ export function* walkSites(config: OptConfig): Generator<ParamSite> {
  *
  * @example
  * ```ts
- * import { paramSites } from "./params.ts";
+ * import { paramSites } from "./tree.ts";
  * import { OPT_SHAPES } from "./config.ts";
  * console.log(paramSites(OPT_SHAPES["opt-350m"]).some((s) => s.key === "finalLayerNorm" && s.layer === undefined)); // false
  * ```
@@ -362,7 +362,7 @@ export interface OptTensorSpec {
  *
  * @example
  * ```ts
- * import { paramSites, siteTensors } from "./params.ts";
+ * import { paramSites, siteTensors } from "./tree.ts";
  * import { OPT_SHAPES } from "./config.ts";
  * const fc1 = paramSites(OPT_SHAPES["opt-125m"]).find((s) => s.key === "fc1")!;
  * console.log(siteTensors(OPT_SHAPES["opt-125m"], fc1).map((t) => t.name));
@@ -396,7 +396,7 @@ export function siteTensors(config: OptConfig, site: ParamSite): OptTensorSpec[]
  *
  * @example
  * ```ts
- * import { optTensorSpecs } from "./params.ts";
+ * import { optTensorSpecs } from "./tree.ts";
  * import { OPT_SHAPES } from "./config.ts";
  * console.log(optTensorSpecs(OPT_SHAPES["opt-350m"]).length); // 2 + 2 + 24 * 16 = 388
  * ```
@@ -453,7 +453,7 @@ function place(tree: AnyTree, site: ParamSite, value: unknown): void {
  *
  * @example
  * ```ts
- * import { buildOptTree } from "./params.ts";
+ * import { buildOptTree } from "./tree.ts";
  * import { OPT_SHAPES } from "./config.ts";
  * const names = buildOptTree(OPT_SHAPES["opt-125m"], {
  *   table: (s) => s.name,
@@ -481,7 +481,7 @@ export function buildOptTree<K extends ParamKinds>(
  * @example
  * ```ts
  * import { loadWeightsSync } from "./checkpoint.ts";
- * import { mapOptTree, type ParamKinds, type TensorKinds } from "./params.ts";
+ * import { mapOptTree, type ParamKinds, type TensorKinds } from "./tree.ts";
  * interface Shapes extends ParamKinds {
  *   table: readonly number[];
  *   matrix: readonly number[];
@@ -520,7 +520,7 @@ export function mapOptTree<A extends ParamKinds, B extends ParamKinds>(
  * @example
  * ```ts
  * import { loadWeightsSync } from "./checkpoint.ts";
- * import { type TensorKinds, treeEntries } from "./params.ts";
+ * import { type TensorKinds, treeEntries } from "./tree.ts";
  * const w = loadWeightsSync("bundled/models/tiny-opt-e2e");
  * console.log(treeEntries<TensorKinds>(w).length); // 2 + 1 + 12 * 8 + 1 = 100
  * ```

@@ -31,7 +31,7 @@ import {
   bootstrapRatio,
   type Interval,
   positionIntervals,
-} from "./bootstrap.ts";
+} from "../eval/bootstrap.ts";
 
 /** Options of {@linkcode compareDrafts}. */
 export interface CompareDraftsOptions {

@@ -30,9 +30,9 @@ import { sha256File } from "../model/hash.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import type { Model } from "../decode/model.ts";
 import { generate } from "../decode/engine.ts";
-import type { ItemNll } from "./nll.ts";
-import { atomicWrite, checkOutputPath } from "./output.ts";
-import { oracleDepths } from "./oracle.ts";
+import type { ItemNll } from "../eval/nll.ts";
+import { atomicWrite, checkOutputPath } from "../io/output.ts";
+import { oracleDepths } from "../eval/oracle.ts";
 import {
   accumulateGen,
   boundDecodeItems,

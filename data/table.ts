@@ -22,7 +22,7 @@
  */
 import { parquetMetadata, parquetReadObjects } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
-import { DataError, MAX_TEXT_INPUT_BYTES, parseCsv, readText } from "./data.ts";
+import { DataError, MAX_TEXT_INPUT_BYTES, parseCsv, readText } from "./datasets.ts";
 import { PathRuleError, readInputFile } from "../model/paths.ts";
 import { parseDatasetId, resolveDataset, type ResolveModelOptions } from "../model/hub.ts";
 import { CheckpointError } from "../model/errors.ts";
