@@ -27,12 +27,12 @@ Deno.test("launchScope: named inputs are read, named output folders written, not
     "/p/mine.ts",
     "--out",
     "/results/r1",
-  ], "/work/x");
-  for (const p of ["/data/models/m", "/work/x/rel/data.csv", "/p/mine.ts", "/results/r1"]) {
+  ], "/srv/x");
+  for (const p of ["/data/models/m", "/srv/x/rel/data.csv", "/p/mine.ts", "/results/r1"]) {
     assert(s.read.includes(p), `reads ${p}`);
   }
   assert(s.write.includes("/results/r1"), "writes the named --out");
-  for (const p of ["/data/models/m", "/work/x/rel/data.csv", "/p/mine.ts", "/results"]) {
+  for (const p of ["/data/models/m", "/srv/x/rel/data.csv", "/p/mine.ts", "/results"]) {
     assert(!s.write.includes(p), `does not write ${p}`);
   }
   assert(!s.net.includes("127.0.0.1"), "only serve reaches 127.0.0.1");

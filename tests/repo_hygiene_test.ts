@@ -21,6 +21,8 @@ const OUTPUTS: Record<string, string> = {
   "decode.md": "written by deno task bench into its --out folder",
   "serve.md": "written by deno task bench --serve into its --out folder",
   "speculative.md": "written by sweep --speculative and deno task bench --speculative",
+  "train.md": "written by deno task bench --train into its --out folder",
+  "roofline.md": "written by bench/device_bench.sh into $OUT",
 };
 /** Folders that are not part of the tree (ignored outputs, caches, dependencies). */
 const SKIP_DIRS = new Set([".git", "node_modules", "out", "reports", ".cache", ".device"]);
@@ -41,6 +43,10 @@ const NOT_IN_TREE: Record<string, string> = {
   "rouge/tokenize.py": "rouge-score's source",
   "rouge/rouge_scorer_test.py": "rouge-score's tests",
   "plotly.py": "the Python Plotly library",
+  "my_policy.ts": "a user's policy file in the --policy-file examples",
+  "mine.ts": "a user's policy file in the --policy-file examples",
+  "FILE.ts": "the value name of --policy-file in help texts",
+  "my_study.ts": "a user's script importing mod.ts in the README",
 };
 
 interface TextFile {
