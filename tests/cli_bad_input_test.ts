@@ -26,6 +26,8 @@ interface Case {
   args: string[];
   pattern: RegExp;
   task?: "skipdecode" | "train" | "demo";
+  /** Run in a subprocess with the task's permissions (the answer depends on them). */
+  process?: true;
 }
 
 function writeFixtures(dir: string): void {
@@ -232,7 +234,12 @@ const CASES: Case[] = [
   { args: [...SW, "--out", "{box}/link/sweep"], pattern: /goes through the symbolic link/ },
   { args: [...SW, "--out", "{box}/afile"], pattern: /afile.* is not a folder/ },
   { args: [...SW, "--out", "{box}/afile/sub"], pattern: /afile exists and is not a folder/ },
-  { args: [...SW, "--png", "--out", "{box}/o"], pattern: /--png needs permission to run chromium/ },
+  // the task's permissions decide: this test process may run chromium, the skipdecode task not
+  {
+    args: [...SW, "--png", "--out", "{box}/o"],
+    pattern: /--png needs permission to run chromium/,
+    process: true,
+  },
   { args: [...SW, "--policy", "linear:max=abc", "--out", "{box}/o"], pattern: /"abc"/ },
   { args: [...SW, "--policy", "full", "--policy", "full", "--out", "{box}/o"], pattern: /twice/ },
   {
@@ -355,7 +362,7 @@ function needsProcess(c: Case, args: string[], seen: Set<string>): boolean {
   const command = c.task === "train" || c.task === "demo" ? c.task : args[0];
   const first = !seen.has(command);
   seen.add(command);
-  return first || c.task === "demo" ||
+  return first || c.task === "demo" || c.process === true ||
     args.some((a) => a.startsWith("/") && !a.startsWith(`${ROOT}/`));
 }
 
