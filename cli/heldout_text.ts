@@ -17,10 +17,13 @@
  */
 import { loadE2eCsv } from "../eval/data.ts";
 import type { SweepItem } from "../eval/sweep.ts";
-import { E2E_DEVSET, exists, SHARED_DIR } from "./paths.ts";
+import { BUNDLED_DIR, E2E_DEVSET, exists } from "./paths.ts";
 
-/** The E2E test split part the shared models were never trained on (in `../shared`). */
-export const E2E_HELD_OUT: string = `${SHARED_DIR}data/e2e/testset-part2.csv`;
+/**
+ * The E2E test split part the bundled models were never trained on (`bundled/data/e2e/`,
+ * the same file as `../shared/data/e2e/testset-part2.csv`).
+ */
+export const E2E_HELD_OUT: string = `${BUNDLED_DIR}data/e2e/testset-part2.csv`;
 
 /** `e2e`: E2E prompts, BLEU/ROUGE-L; `text`: held-out text, NLL and agreement. */
 export type DemoMeasures = "e2e" | "text";

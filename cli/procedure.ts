@@ -28,15 +28,22 @@ import {
 } from "./command.ts";
 import { checkOutputPath, OutputFolder } from "../eval/output.ts";
 import { parsePolicy, plan } from "../schedule/mod.ts";
-import { loadE2eCsv } from "../eval/data.ts";
-import { procedureToJson, runProcedure, writeProcedureReport } from "../eval/procedure.ts";
+import {
+  procedureData,
+  procedureToJson,
+  runProcedure,
+  writeProcedureReport,
+} from "../eval/procedure.ts";
 import { E2E_HELD_OUT } from "./heldout_text.ts";
-import { E2E_DEVSET, exists, SHARED_DIR } from "./paths.ts";
+import { BUNDLED_DIR, E2E_DEVSET, exists } from "./paths.ts";
 import { SLURM_OPTIONS } from "./slurm.ts";
 import { procedureShard, shardSettings, writeSlurmArray } from "./shard.ts";
 
-/** The dense checkpoint in `../shared` (every layer on every column in training). */
-export const DENSE_MODEL_DIR: string = `${SHARED_DIR}models/tiny-opt-e2e-dense`;
+/**
+ * The dense twin of the tiny checkpoint (every layer on every column in training), bundled
+ * in `bundled/models/tiny-opt-e2e-dense` (model card inside).
+ */
+export const DENSE_MODEL_DIR: string = `${BUNDLED_DIR}models/tiny-opt-e2e-dense`;
 
 /**
  * The procedure's default policies for `layers` layers and a horizon: `full`; linear
@@ -77,7 +84,7 @@ export const procedureCommand: Command = {
     model: {
       type: "string",
       value: "DIR",
-      description: "model folder (default: ../shared/models/tiny-opt-e2e-dense)",
+      description: "model folder (default: bundled/models/tiny-opt-e2e-dense)",
     },
     train: {
       type: "string",
@@ -87,7 +94,14 @@ export const procedureCommand: Command = {
     test: {
       type: "string",
       value: "CSV",
-      description: "test data, mr,ref CSV (default: ../shared/data/e2e/testset-part2.csv)",
+      description: "test data, mr,ref CSV (default: bundled/data/e2e/testset-part2.csv, " +
+        "held out from the bundled models)",
+    },
+    holdout: {
+      type: "string",
+      value: "N",
+      description: "test on N MRs held out of --train (a seeded split by MR) that fine-tuning " +
+        "never sees, instead of --test",
     },
     policy: {
       type: "string",
@@ -192,18 +206,22 @@ export const procedureCommand: Command = {
     const oracleItems = intOption(v, "oracle", 0);
     const resamples = intOption(v, "resamples", 1, 100_000)!;
     const afterOracle = intOption(v, "after-oracle", 0)!;
+    const holdout = intOption(v, "holdout", 1);
+    if (holdout !== undefined && v.test !== undefined) {
+      throw new UsageError("--holdout N and --test CSV both name the test data: give one");
+    }
     const png = pngOption(v.png);
     const model = (v.model as string | undefined) ?? DENSE_MODEL_DIR;
     if (!exists(`${model}/config.json`)) {
       throw new UsageError(
         v.model === undefined
-          ? `the dense model ${model} is missing (it lives in ../shared): pass --model DIR`
+          ? `the dense model ${model} is missing (bundled/ is incomplete): pass --model DIR`
           : `--model ${model}: no config.json there (a local checkpoint folder is needed: ` +
             `the procedure fine-tunes it)`,
       );
     }
     const trainFile = (v.train as string | undefined) ?? E2E_DEVSET;
-    const testFile = (v.test as string | undefined) ??
+    const testFile = holdout !== undefined ? trainFile : (v.test as string | undefined) ??
       (exists(E2E_HELD_OUT) ? E2E_HELD_OUT : undefined);
     if (testFile === undefined) {
       throw new UsageError(
@@ -213,9 +231,13 @@ export const procedureCommand: Command = {
     for (const [opt, file] of [["--train", trainFile], ["--test", testFile]]) {
       if (!exists(file)) throw new UsageError(`${opt} ${file} not found`);
     }
-    // Parsing now names a malformed file before any work.
-    await loadE2eCsv(trainFile);
-    await loadE2eCsv(testFile);
+    // Parsing now names a malformed file (or a --holdout too large for it) before any work.
+    try {
+      await procedureData({ train: trainFile, test: testFile, holdout, items });
+    } catch (e) {
+      if (e instanceof RangeError) throw new UsageError(e.message);
+      throw e;
+    }
     const given = v.policy as string[] | undefined;
     let layers = 12;
     try {
@@ -242,7 +264,7 @@ export const procedureCommand: Command = {
       "deno task skipdecode procedure",
       `--model ${model}`,
       `--train ${trainFile}`,
-      `--test ${testFile}`,
+      holdout !== undefined ? `--holdout ${holdout}` : `--test ${testFile}`,
       ...policies.map((p) => `--policy ${p}`),
       `--steps ${steps}`,
       `--items ${items}`,
@@ -252,6 +274,9 @@ export const procedureCommand: Command = {
       `--lr ${lr}`,
       ...(oracleItems !== undefined ? [`--oracle ${oracleItems}`] : []),
       `--after-oracle ${afterOracle}`,
+      `--resamples ${resamples}`,
+      `--backend ${backend}`,
+      `--models-dir ${modelsDir}`,
       `--out ${out}`,
     ].join(" \\\n  ");
     // What a single run and a shard compute from (the shard's units carry the same options).
@@ -259,6 +284,7 @@ export const procedureCommand: Command = {
       model,
       train: trainFile,
       test: testFile,
+      ...(holdout !== undefined ? { holdout } : {}),
       policies,
       steps,
       items,
