@@ -252,6 +252,10 @@ export const readoutCommand: Command = {
           top1Prob: transpose(gen.columns.map((col) => col.map((e) => e.top[0][1]))),
           entropy: transpose(gen.columns.map((col) => col.map((e) => e.entropy))),
           promptLength: gen.promptLength,
+          active: Array.from(
+            { length: L },
+            (_, l) => gen.layerSets.map((set) => set.includes(l)),
+          ),
         }, { color: color as "prob" | "entropy" });
         const stage = folder.staging();
         const title = `Logit lens (${gen.policy}, ${model.source})`;

@@ -149,14 +149,20 @@ export function sweepFigures(result: SweepResult, options: SweepFigureOptions = 
       higherIsBetter: metric !== "nll",
       ...(result.oracle && speedup === "layer"
         ? {
+          // the bound is decoded on the oracle items only: when those are a subset, it is
+          // drawn with full's figure on the same subset (an open star), and says so
           reference: {
-            name: "best monotone schedule (oracle bound)",
+            name: `best monotone schedule (oracle bound, ${result.oracle.depths.length} of ` +
+              `${result.items} items)`,
             speedup: result.oracle.boundLayerSpeedup,
             quality: metric === "bleu"
               ? result.oracle.boundDecode.bleu
               : metric === "agreement"
               ? result.oracle.boundDecode.agreement
               : undefined,
+            ...(metric === "bleu" && result.oracle.depths.length < result.items
+              ? { baseline: result.oracle.boundDecode.fullBleu }
+              : {}),
           },
         }
         : {}),
