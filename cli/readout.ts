@@ -37,7 +37,7 @@ import {
   readoutGeneration,
 } from "../eval/readout.ts";
 import { logitLensChart } from "../plots/lens.ts";
-import { toHtml } from "../plots/html.ts";
+import { PLOTLY_FILE, plotlyBundle, toHtml } from "../plots/html.ts";
 import { renderFigurePng } from "../plots/png.ts";
 import { E2E_DEVSET, exists, TINY_MODEL_DIR } from "./paths.ts";
 import { E2E_HELD_OUT } from "./heldout_text.ts";
@@ -260,7 +260,8 @@ export const readoutCommand: Command = {
         const stage = folder.staging();
         const title = `Logit lens (${gen.policy}, ${model.source})`;
         const files: Record<string, string> = {
-          "lens.html": toHtml(fig, { title }),
+          "lens.html": toHtml(fig, { title, plotlyJs: "file" }),
+          [PLOTLY_FILE]: plotlyBundle(),
           "readout.json": JSON.stringify(report) + "\n",
         };
         if (png !== false) {

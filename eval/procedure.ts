@@ -35,7 +35,7 @@ import { bootstrapMean, type Interval, positionIntervals } from "./bootstrap.ts"
 import type { ProgressMode } from "./progress.ts";
 import { frontierChart, intervalChart } from "../plots/charts.ts";
 import type { Figure } from "../plots/figure.ts";
-import { toHtml } from "../plots/html.ts";
+import { PLOTLY_FILE, plotlyBundle, toHtml } from "../plots/html.ts";
 import { renderFigurePng } from "../plots/png.ts";
 import type { OutputFolder } from "./output.ts";
 import { policyLabel } from "./report.ts";
@@ -650,7 +650,8 @@ export async function writeProcedureReport(
   const figs = procedureFigures(r);
   for (const [name, fig] of Object.entries(figs)) {
     const title = ((fig.layout.title as { text?: string })?.text) ?? name;
-    set[`${name}.html`] = toHtml(fig, { title });
+    set[`${name}.html`] = toHtml(fig, { title, plotlyJs: "file" });
+    set[PLOTLY_FILE] ??= plotlyBundle(); // one copy for every chart of the report
     html.push(`${name}.html`);
     if (pngMode !== false) {
       try {

@@ -21,7 +21,7 @@ import {
   oracleDepthChart,
 } from "../plots/charts.ts";
 import type { Figure } from "../plots/figure.ts";
-import { toHtml } from "../plots/html.ts";
+import { PLOTLY_FILE, plotlyBundle, toHtml } from "../plots/html.ts";
 import { renderFigurePng } from "../plots/png.ts";
 import { labelPolicy, parsePolicy } from "../schedule/mod.ts";
 import { type SweepResult, sweepToJson, sweepToMarkdown } from "./sweep.ts";
@@ -287,7 +287,8 @@ export async function writeSweepReport(
       if (!fig) continue;
       const base = CHART_FILES[name];
       const title = ((fig.layout.title as { text?: string })?.text) ?? base;
-      set[`${base}.html`] = toHtml(fig, { title });
+      set[`${base}.html`] = toHtml(fig, { title, plotlyJs: "file" });
+      set[PLOTLY_FILE] ??= plotlyBundle(); // one copy for every chart of the report
       files.html[name] = `${base}.html`;
       if (png !== false) {
         try {

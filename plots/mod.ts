@@ -45,7 +45,15 @@ export {
   paretoFront,
 } from "./charts.ts";
 export { type LensChartOptions, type LensData, logitLensChart, plotlyLabel } from "./lens.ts";
-export { type HtmlOptions, PLOTLY_VERSION, scriptJson, toHtml, toHtmlFragment } from "./html.ts";
+export {
+  type HtmlOptions,
+  PLOTLY_FILE,
+  PLOTLY_VERSION,
+  plotlyBundle,
+  scriptJson,
+  toHtml,
+  toHtmlFragment,
+} from "./html.ts";
 export { display, type DisplayBundle, displayBundle, PLOTLY_MIME } from "./display.ts";
 export { type PngOptions, renderFigurePng, renderPng } from "./png.ts";
 export { type NotebookSetup, notebookSetup } from "./notebook.ts";

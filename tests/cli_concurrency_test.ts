@@ -78,6 +78,7 @@ Deno.test(`cli: two sweeps into one --out, ${TRIALS} trials: one refuses, no mix
       "budgets.html",
       "frontier.html",
       "generations.jsonl",
+      "plotly.min.js", // one copy shared by the charts
       "report.md",
       "sweep.json",
     ]);

@@ -117,6 +117,7 @@ Deno.test("sweep: a new report replaces the old one as a whole; no PNG note with
     "frontier.html",
     "generations.jsonl",
     "my-notes.txt",
+    "plotly.min.js", // one copy shared by the charts
     "report.md",
     "sweep.json",
   ]);

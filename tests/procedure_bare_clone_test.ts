@@ -118,6 +118,10 @@ Deno.test("procedure from a bare clone: the README command writes a held-out rep
     const chart = Deno.readTextFileSync(`${clone}/${out}/frontier.html`);
     assertStringIncludes(chart, "Held-out BLEU");
     assert(!chart.includes("dense model"), "the chart calls the start a dense model");
+    // the charts share one plotly.js in the folder instead of inlining 4.8 MB each
+    assertStringIncludes(chart, '<script src="plotly.min.js"');
+    assert(chart.length < 200_000, `frontier.html is ${chart.length} chars`);
+    assert(Deno.statSync(`${clone}/${out}/plotly.min.js`).size > 4_000_000);
 
     // --holdout on a file that overlaps itself: the test MRs are split off and not trained on
     const rows = Deno.readTextFileSync(`${clone}/bundled/data/e2e/devset.csv`).split("\n");
