@@ -63,7 +63,7 @@ export function splitForContinuation(sentence: string): SweepItem | undefined {
 
 /**
  * Held-out text items: the first reference of each meaning representation of the E2E test
- * split part in `../shared` (never trained on), else of the E2E devset the repository
+ * split part in `bundled/` (never trained on), else of the E2E devset the repository
  * ships, split by {@linkcode splitForContinuation}.
  *
  * @param count items wanted

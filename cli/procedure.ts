@@ -9,10 +9,12 @@
  *
  * @example
  * ```sh
- * deno task skipdecode procedure --model ../shared/models/tiny-opt-e2e-dense \
- *   --train bundled/data/e2e/devset.csv --test ../shared/data/e2e/testset-part2.csv \
+ * deno task skipdecode procedure --model bundled/models/tiny-opt-e2e-dense \
+ *   --train bundled/data/e2e/devset.csv --test bundled/data/e2e/testset-part2.csv \
  *   --policy full --policy linear:max=10,min=2,warmup=1,horizon=24 --steps 40 --items 32 \
  *   --out reports/procedure
+ * # on your own data: test on 200 MRs split off the training file, never fine-tuned on
+ * deno task skipdecode procedure --model DIR --train my.csv --holdout 200 --items 64
  * ```
  * @module
  */

@@ -132,8 +132,8 @@ export const readoutCommand: Command = {
     data: {
       type: "string",
       value: "CSV",
-      description: "E2E-style mr,ref CSV for --calm (default: the held-out ../shared " +
-        "testset-part2 when present, else the bundled devset)",
+      description: "E2E-style mr,ref CSV for --calm (default: the bundled held-out " +
+        "testset-part2.csv)",
     },
     items: {
       type: "string",
@@ -287,7 +287,7 @@ export const readoutCommand: Command = {
         console.log(
           `\nCALM baseline on ${items.length} items of ${dataFile}` +
             `${
-              dataFile === E2E_HELD_OUT ? " (held out)" : " (not held out for the shared models)"
+              dataFile === E2E_HELD_OUT ? " (held out)" : " (not held out for the bundled models)"
             }:\n`,
         );
         console.log(calmTable(calm));

@@ -47,8 +47,8 @@ import { shardSettings, sweepShard, writeSlurmArray } from "./shard.ts";
 
 /**
  * The data file of a sweep or the demo when none is given: the E2E test split part in
- * `../shared` (no shared model was trained on it) when present, else the devset the
- * repository ships (which the shared models were trained on: not held out).
+ * `bundled/` (no bundled model was trained on it) when present, else the devset the
+ * repository ships (which the bundled models were trained on: not held out).
  *
  * @param path `--data`, when given
  * @returns the file
@@ -77,13 +77,13 @@ export function sweepDataFile(path?: string): string {
 export function dataHeldOut(file: string): { file: string; heldOut?: boolean; why?: string } {
   const name = file.split("/").pop();
   if (file === E2E_HELD_OUT || name === "testset-part2.csv") {
-    return { file, heldOut: true, why: "E2E test split part 2: no shared model saw it" };
+    return { file, heldOut: true, why: "E2E test split part 2: no bundled model saw it" };
   }
   if (file === E2E_DEVSET || file === `${SHARED_DIR}data/e2e/devset.csv` || name === "devset.csv") {
     return {
       file,
       heldOut: false,
-      why: "the E2E devset: the shared tiny models were trained on it",
+      why: "the E2E devset: the bundled tiny models were trained on it",
     };
   }
   return { file };
@@ -176,7 +176,7 @@ export function defaultPolicies(layers: number, horizon: number): string[] {
  * ({@linkcode loadSweepJsonl}), the first `count` of them.
  *
  * @param path the file (default {@linkcode sweepDataFile}: the held-out E2E test split part
- *   when `../shared` has it, else the devset the repository ships in `bundled/`)
+ *   in `bundled/`, else the devset the repository ships there)
  * @param count how many items (default all)
  * @param template prompt template (default `"{mr}\n"`)
  * @returns the items
@@ -305,7 +305,7 @@ export const sweepCommand: Command = {
       type: "string",
       value: "CSV",
       description: "E2E-style CSV with mr,ref columns, or JSONL with {mr or prompt, refs} " +
-        "(default: ../shared's held-out testset-part2.csv when present, else the bundled devset)",
+        "(default: the bundled held-out testset-part2.csv)",
     },
     template: {
       type: "string",

@@ -15,9 +15,9 @@
  * import { runProcedure } from "./procedure.ts";
  * // Minutes on a CPU: a model fine-tuned per policy.
  * // const r = await runProcedure({
- * //   model: "../shared/models/tiny-opt-e2e-dense",
+ * //   model: "bundled/models/tiny-opt-e2e-dense",
  * //   train: "bundled/data/e2e/devset.csv",
- * //   test: "../shared/data/e2e/testset-part2.csv",
+ * //   test: "bundled/data/e2e/testset-part2.csv", // or holdout: 64 (MRs split off train)
  * //   policies: ["full", "linear:max=8,min=2,warmup=1,horizon=16"],
  * //   steps: 4, items: 4, modelsDir: "out/procedure-models",
  * // });
