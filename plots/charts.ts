@@ -347,7 +347,7 @@ export function frontierChart(
       data.push({
         type: "scatter",
         mode: "markers",
-        name: `full on the items of "${ref.name}"`,
+        name: "full on the same items",
         x: [1],
         y: [ref.baseline],
         marker: { size: 14, symbol: "star-open", color: "#d62728" },
