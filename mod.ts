@@ -22,12 +22,15 @@
  * @example Write your own policy
  * ```ts
  * import { customPolicy, plan, skipDecodeSet } from "./mod.ts";
+ * // full depth for the first 8 generated tokens: token i comes from column P - 1 + i
  * const step = customPolicy({
  *   name: "step8",
  *   layerSet: ({ column, promptLength, layers }) =>
- *     skipDecodeSet(layers, column - promptLength < 8 ? layers : 6, 1),
+ *     skipDecodeSet(layers, column - promptLength + 1 < 8 ? layers : 6, 1),
  * });
- * console.log(plan(step, { layers: 12, promptLength: 4, maxNewTokens: 16 }).layerSpeedup);
+ * const p = plan(step, { layers: 12, promptLength: 4, maxNewTokens: 16 });
+ * console.log(p.generatedLayers.join(" ")); // 12 12 12 12 12 12 12 12 6 6 6 6 6 6 6 6
+ * console.log(p.layerSpeedup.toFixed(3)); // 1.333
  * ```
  * @module
  */

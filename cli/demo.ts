@@ -138,8 +138,8 @@ export async function chooseDemoModel(options: ChooseModelOptions = {}): Promise
 /** The report's paragraph for a pretrained model measured on held-out text. */
 function textIntro(file: string, n: number): string {
   const heldOut = file === E2E_HELD_OUT
-    ? "the E2E test split part no shared model was trained on"
-    : "the E2E devset the repository ships (the held-out test split is in ../shared, absent here)";
+    ? "the E2E test split part no bundled model was trained on"
+    : "the E2E devset the repository ships (not held out: the bundled models were trained on it)";
   return "**This model is pretrained, not fine-tuned on E2E**, so BLEU on E2E would say " +
     "little about it. The demo measures it on held-out text instead: " +
     `${n} sentences (the first reference of each meaning representation) from ${heldOut}, ` +

@@ -17,10 +17,13 @@
  */
 import { loadE2eCsv } from "../data/datasets.ts";
 import type { SweepItem } from "../experiments/sweep.ts";
-import { E2E_DEVSET, exists, SHARED_DIR } from "../data/bundled.ts";
+import { BUNDLED_DIR, E2E_DEVSET, exists } from "../data/bundled.ts";
 
-/** The E2E test split part the shared models were never trained on (in `../shared`). */
-export const E2E_HELD_OUT: string = `${SHARED_DIR}data/e2e/testset-part2.csv`;
+/**
+ * The E2E test split part the bundled models were never trained on (`bundled/data/e2e/`,
+ * the same file as `../shared/data/e2e/testset-part2.csv`).
+ */
+export const E2E_HELD_OUT: string = `${BUNDLED_DIR}data/e2e/testset-part2.csv`;
 
 /** `e2e`: E2E prompts, BLEU/ROUGE-L; `text`: held-out text, NLL and agreement. */
 export type DemoMeasures = "e2e" | "text";
@@ -60,7 +63,7 @@ export function splitForContinuation(sentence: string): SweepItem | undefined {
 
 /**
  * Held-out text items: the first reference of each meaning representation of the E2E test
- * split part in `../shared` (never trained on), else of the E2E devset the repository
+ * split part in `bundled/` (never trained on), else of the E2E devset the repository
  * ships, split by {@linkcode splitForContinuation}.
  *
  * @param count items wanted

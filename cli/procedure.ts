@@ -9,10 +9,12 @@
  *
  * @example
  * ```sh
- * deno task skipdecode procedure --model ../shared/models/tiny-opt-e2e-dense \
- *   --train bundled/data/e2e/devset.csv --test ../shared/data/e2e/testset-part2.csv \
+ * deno task skipdecode procedure --model bundled/models/tiny-opt-e2e-dense \
+ *   --train bundled/data/e2e/devset.csv --test bundled/data/e2e/testset-part2.csv \
  *   --policy full --policy linear:max=10,min=2,warmup=1,horizon=24 --steps 40 --items 32 \
  *   --out reports/procedure
+ * # on your own data: test on 200 MRs split off the training file, never fine-tuned on
+ * deno task skipdecode procedure --model DIR --train my.csv --holdout 200 --items 64
  * ```
  * @module
  */
@@ -33,16 +35,23 @@ import {
 import type { BackendName } from "../backend/mod.ts";
 import { checkOutputPath, OutputFolder } from "../io/output.ts";
 import { parsePolicy, plan } from "../schedule/mod.ts";
-import { loadE2eCsv } from "../data/datasets.ts";
+import {
+  procedureData,
+  procedureToJson,
+  runProcedure,
+  writeProcedureReport,
+} from "../experiments/procedure.ts";
 import { resolveModel } from "../model/hub.ts";
-import { procedureToJson, runProcedure, writeProcedureReport } from "../experiments/procedure.ts";
 import { E2E_HELD_OUT } from "./heldout_text.ts";
-import { E2E_DEVSET, exists, SHARED_DIR } from "../data/bundled.ts";
+import { BUNDLED_DIR, E2E_DEVSET, exists } from "../data/bundled.ts";
 import { SLURM_OPTIONS } from "./slurm.ts";
 import { procedureShard, shardSettings, writeSlurmArray } from "./shard.ts";
 
-/** The dense checkpoint in `../shared` (every layer on every column in training). */
-export const DENSE_MODEL_DIR: string = `${SHARED_DIR}models/tiny-opt-e2e-dense`;
+/**
+ * The dense twin of the tiny checkpoint (every layer on every column in training), bundled
+ * in `bundled/models/tiny-opt-e2e-dense` (model card inside).
+ */
+export const DENSE_MODEL_DIR: string = `${BUNDLED_DIR}models/tiny-opt-e2e-dense`;
 
 /**
  * The procedure's default policies for `layers` layers and a horizon: `full`; linear
@@ -82,7 +91,7 @@ export const procedureCommand: Command = {
   options: {
     ...withDefault(MODEL, undefined, {
       value: "DIR",
-      description: "model folder (default: ../shared/models/tiny-opt-e2e-dense)",
+      description: "model folder (default: bundled/models/tiny-opt-e2e-dense)",
     }),
     train: {
       kind: "path",
@@ -92,7 +101,15 @@ export const procedureCommand: Command = {
     test: {
       kind: "path",
       value: "CSV",
-      description: "test data, mr,ref CSV (default: ../shared/data/e2e/testset-part2.csv)",
+      description: "test data, mr,ref CSV (default: bundled/data/e2e/testset-part2.csv, " +
+        "held out from the bundled models)",
+    },
+    holdout: {
+      kind: "int",
+      min: 1,
+      value: "N",
+      description: "test on N MRs held out of --train (a seeded split by MR) that fine-tuning " +
+        "never sees, instead of --test",
     },
     ...withDefault(POLICIES, undefined, {
       description: "a policy (full is always added); default: 2x-5x linear with and without " +
@@ -195,18 +212,22 @@ export const procedureCommand: Command = {
     const oracleItems = v.oracle as number | undefined;
     const resamples = v.resamples as number;
     const afterOracle = v["after-oracle"] as number;
+    const holdout = v.holdout as number | undefined;
+    if (holdout !== undefined && v.test !== undefined) {
+      throw new UsageError("--holdout N and --test CSV both name the test data: give one");
+    }
     const png = pngOption(v.png);
     const model = (v.model as string | undefined) ?? DENSE_MODEL_DIR;
     if (!exists(`${model}/config.json`)) {
       throw new UsageError(
         v.model === undefined
-          ? `the dense model ${model} is missing (it lives in ../shared): pass --model DIR`
+          ? `the dense model ${model} is missing (bundled/ is incomplete): pass --model DIR`
           : `--model ${model}: no config.json there (a local checkpoint folder is needed: ` +
             `the procedure fine-tunes it)`,
       );
     }
     const trainFile = (v.train as string | undefined) ?? E2E_DEVSET;
-    const testFile = (v.test as string | undefined) ??
+    const testFile = holdout !== undefined ? trainFile : (v.test as string | undefined) ??
       (exists(E2E_HELD_OUT) ? E2E_HELD_OUT : undefined);
     if (testFile === undefined) {
       throw new UsageError(
@@ -216,9 +237,13 @@ export const procedureCommand: Command = {
     for (const [opt, file] of [["--train", trainFile], ["--test", testFile]]) {
       if (!exists(file)) throw new UsageError(`${opt} ${file} not found`);
     }
-    // Parsing now names a malformed file before any work.
-    await loadE2eCsv(trainFile);
-    await loadE2eCsv(testFile);
+    // Parsing now names a malformed file (or a --holdout too large for it) before any work.
+    try {
+      await procedureData({ train: trainFile, test: testFile, holdout, items });
+    } catch (e) {
+      if (e instanceof RangeError) throw new UsageError(e.message);
+      throw e;
+    }
     let layers = 12;
     try {
       layers = Number(JSON.parse(Deno.readTextFileSync(`${model}/config.json`)).num_hidden_layers);
@@ -254,7 +279,7 @@ export const procedureCommand: Command = {
       "deno task skipdecode procedure",
       `--model ${model}`,
       `--train ${trainFile}`,
-      `--test ${testFile}`,
+      holdout !== undefined ? `--holdout ${holdout}` : `--test ${testFile}`,
       ...(policyFile ? [`--policy-file ${policyFile}`] : []),
       ...policies.map((p) => `--policy ${p}`),
       `--steps ${steps}`,
@@ -265,6 +290,9 @@ export const procedureCommand: Command = {
       `--lr ${lr}`,
       ...(oracleItems !== undefined ? [`--oracle ${oracleItems}`] : []),
       `--after-oracle ${afterOracle}`,
+      `--resamples ${resamples}`,
+      `--backend ${backend}`,
+      `--models-dir ${modelsDir}`,
       `--out ${out}`,
     ].join(" \\\n  ");
     // What a single run and a shard compute from (the shard's units carry the same options).
@@ -272,6 +300,7 @@ export const procedureCommand: Command = {
       model,
       train: trainFile,
       test: testFile,
+      ...(holdout !== undefined ? { holdout } : {}),
       policies,
       steps,
       items,

@@ -48,7 +48,7 @@ import {
   readoutGeneration,
 } from "../eval/readout.ts";
 import { logitLensChart } from "../plots/lens.ts";
-import { toHtml } from "../plots/html.ts";
+import { PLOTLY_FILE, plotlyBundle, toHtml } from "../plots/html.ts";
 import { renderFigurePng } from "../plots/png.ts";
 import { E2E_DEVSET, exists } from "../data/bundled.ts";
 import { E2E_HELD_OUT } from "./heldout_text.ts";
@@ -129,7 +129,7 @@ export const readoutCommand: Command = {
       value: "FILE|hf:ID",
       description: "items for --calm: a .csv, .tsv, .jsonl or .parquet file or an " +
         "hf:OWNER/NAME[:CONFIG]:SPLIT dataset with mr,ref columns (see sweep --help; default: " +
-        "the held-out ../shared testset-part2 when present, else the bundled devset)",
+        "the bundled held-out testset-part2.csv)",
     },
     items: {
       kind: "int",
@@ -238,6 +238,10 @@ export const readoutCommand: Command = {
           top1Prob: transpose(gen.columns.map((col) => col.map((e) => e.top[0][1]))),
           entropy: transpose(gen.columns.map((col) => col.map((e) => e.entropy))),
           promptLength: gen.promptLength,
+          active: Array.from(
+            { length: L },
+            (_, l) => gen.layerSets.map((set) => set.includes(l)),
+          ),
         }, { color: color as "prob" | "entropy" });
         const stage = folder.staging();
         const title = `Logit lens (${gen.policy}, ${model.source})`;
@@ -250,7 +254,8 @@ export const readoutCommand: Command = {
           },
         );
         const files: Record<string, string> = {
-          "lens.html": toHtml(fig, { title }),
+          "lens.html": toHtml(fig, { title, plotlyJs: "file" }),
+          [PLOTLY_FILE]: plotlyBundle(),
           "readout.json": JSON.stringify(report) + "\n",
           [RUN_MANIFEST_FILE]: manifestJson(buildManifest({
             command: "readout",
@@ -288,7 +293,7 @@ export const readoutCommand: Command = {
           `\nCALM baseline of ${modelLabel(model)} on ${model.backend.name}, ${items.length} ` +
             `items of ${dataFile}` +
             `${
-              dataFile === E2E_HELD_OUT ? " (held out)" : " (not held out for the shared models)"
+              dataFile === E2E_HELD_OUT ? " (held out)" : " (not held out for the bundled models)"
             }:\n`,
         );
         console.log(calmTable(calm));

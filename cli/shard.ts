@@ -30,12 +30,11 @@ import { hubCacheDir } from "../model/hub.ts";
 import { exists } from "../data/bundled.ts";
 import { sbatchScript, SLURM_OPTION_NAMES, slurmResources, submitAndWait } from "./slurm.ts";
 import { mergeRunFolder } from "./merge.ts";
-import { loadE2eCsv } from "../data/datasets.ts";
 import { sweepItemsFromE2e } from "../experiments/sweep.ts";
 import { loadModel } from "../decode/mod.ts";
 import {
   isTunedPolicy,
-  overlappingItems,
+  procedureData,
   procedureOracle,
   procedurePolicyOrder,
 } from "../experiments/procedure.ts";
@@ -330,8 +329,7 @@ export interface ProcedureShardSettings {
  */
 export async function procedureShard(s: ProcedureShardSettings): Promise<number> {
   const o = s.options;
-  const trainItems = await loadE2eCsv(o.train);
-  const test = (await loadE2eCsv(o.test)).slice(0, o.items);
+  const { test, overlap } = await procedureData(o);
   const items = sweepItemsFromE2e(test);
   const policies = procedurePolicyOrder(o.policies);
   // The base model's description, configuration and backend, as the single run's sweep has them.
@@ -359,7 +357,7 @@ export async function procedureShard(s: ProcedureShardSettings): Promise<number>
         bootstrap: { resamples: o.resamples ?? 1000, seed: 0 },
         oracle: procedureOracle(o, items.length),
       },
-      overlap: overlappingItems(trainItems, test).length,
+      overlap: overlap.length,
     },
     hashes: {
       ...(await contentHashes(o.model, o.test)),

@@ -62,8 +62,8 @@ import { shardSettings, sweepShard, writeSlurmArray } from "./shard.ts";
 
 /**
  * The data file of a sweep or the demo when none is given: the E2E test split part in
- * `../shared` (no shared model was trained on it) when present, else the devset the
- * repository ships (which the shared models were trained on: not held out).
+ * `bundled/` (no bundled model was trained on it) when present, else the devset the
+ * repository ships (which the bundled models were trained on: not held out).
  *
  * @param path `--data`, when given
  * @returns the file
@@ -92,13 +92,13 @@ export function sweepDataFile(path?: string): string {
 export function dataHeldOut(file: string): { file: string; heldOut?: boolean; why?: string } {
   const name = file.split("/").pop();
   if (file === E2E_HELD_OUT || name === "testset-part2.csv") {
-    return { file, heldOut: true, why: "E2E test split part 2: no shared model saw it" };
+    return { file, heldOut: true, why: "E2E test split part 2: no bundled model saw it" };
   }
   if (file === E2E_DEVSET || file === `${SHARED_DIR}data/e2e/devset.csv` || name === "devset.csv") {
     return {
       file,
       heldOut: false,
-      why: "the E2E devset: the shared tiny models were trained on it",
+      why: "the E2E devset: the bundled tiny models were trained on it",
     };
   }
   return { file };
@@ -194,7 +194,7 @@ export const DATA_OPTIONS = {
     description: "items: a .csv, .tsv, .jsonl or .parquet file, or a Hugging Face dataset " +
       "split hf:OWNER/NAME[:CONFIG]:SPLIT (downloaded into the HF cache; --offline: cache " +
       "only); rows with the same input are one item with several references (default: " +
-      "../shared's held-out testset-part2.csv when present, else the bundled E2E devset)",
+      "the bundled held-out testset-part2.csv)",
   },
   "input-column": {
     kind: "text",
@@ -238,7 +238,7 @@ export interface SweepDataOptions {
  * ({@linkcode loadTable}), grouped by input ({@linkcode tableItems}), the first `count`.
  *
  * @param path the file (default {@linkcode sweepDataFile}: the held-out E2E test split part
- *   when `../shared` has it, else the devset the repository ships in `bundled/`)
+ *   in `bundled/`, else the devset the repository ships there)
  * @param count how many items (default all)
  * @param template prompt template (default `"{input}\n"`)
  * @param options the columns, offline mode

@@ -37,7 +37,7 @@ export interface AgreementResult {
   total: number;
   /** One entry per item. */
   items: ItemAgreement[];
-  /** Share of items agreeing at generated index `j` among those where either output has one. */
+  /** Share of items agreeing at generated token `i` among those where either output has one. */
   byPosition: number[];
   /** Items where either output has a token at index `j`. */
   positionCounts: number[];

@@ -92,7 +92,7 @@ export interface NllResult {
   perplexity: number;
   /** Tokens scored in all. */
   tokens: number;
-  /** Mean NLL at generated index `j` over the items that have a token there. */
+  /** Mean NLL at generated token `i` over the items that have a token there. */
   positionNll: number[];
   /** How many items have a token at index `j`. */
   positionCounts: number[];

@@ -60,7 +60,7 @@ export interface OracleOptions {
 export interface OracleResult {
   /** `depths[item][i]`: oracle depth of generated position `i` of that item. */
   depths: number[][];
-  /** `byPosition[j]`: the depths observed at generated index `j` (for `oracleDepthChart`). */
+  /** `byPosition[i]`: the depths observed at generated token `i` (for `oracleDepthChart`). */
   byPosition: number[][];
   /** Mean depth at each generated index. */
   meanByPosition: number[];

@@ -68,6 +68,8 @@ export interface ReadoutGeneration {
   columns: ReadoutEntry[][];
   /** Active layers of each column under the policy's plan. */
   activeLayers: number[];
+  /** `layerSets[c]`: the decoder layers (0-based) column `c` runs under the plan. */
+  layerSets: number[][];
   /** The policy's command-line form. */
   policy: string;
   /** Backend name. */
@@ -128,6 +130,7 @@ export async function readoutGeneration(
     promptLength: P,
     columns: readoutColumns(out.readout!, 0),
     activeLayers: sets.map((s) => s.length),
+    layerSets: sets.map((s) => [...s]),
     policy: String(policy),
     backend: model.backend.name,
   };

@@ -15,9 +15,9 @@
  * import { runProcedure } from "./procedure.ts";
  * // Minutes on a CPU: a model fine-tuned per policy.
  * // const r = await runProcedure({
- * //   model: "../shared/models/tiny-opt-e2e-dense",
+ * //   model: "bundled/models/tiny-opt-e2e-dense",
  * //   train: "bundled/data/e2e/devset.csv",
- * //   test: "../shared/data/e2e/testset-part2.csv",
+ * //   test: "bundled/data/e2e/testset-part2.csv", // or holdout: 64 (MRs split off train)
  * //   policies: ["full", "linear:max=8,min=2,warmup=1,horizon=16"],
  * //   steps: 4, items: 4, modelsDir: "out/procedure-models",
  * // });
@@ -29,12 +29,13 @@ import { loadModel } from "../decode/mod.ts";
 import { parsePolicy } from "../schedule/mod.ts";
 import { resolveTrainConfig } from "../train/config.ts";
 import { train } from "../train/trainer.ts";
+import { splitItems } from "../train/data.ts";
 import { type E2eItem, loadE2eCsv } from "../data/datasets.ts";
 import { bootstrapMean, type Interval, positionIntervals } from "../eval/bootstrap.ts";
 import type { ProgressMode } from "../io/progress.ts";
 import { frontierChart, intervalChart } from "../plots/charts.ts";
 import type { Figure } from "../plots/figure.ts";
-import { toHtml } from "../plots/html.ts";
+import { PLOTLY_FILE, plotlyBundle, toHtml } from "../plots/html.ts";
 import { renderFigurePng } from "../plots/png.ts";
 import type { OutputFolder } from "../io/output.ts";
 import { policyLabel, SWEEP_ITEM_COLUMNS, sweepItemRows } from "./report.ts";
@@ -56,12 +57,18 @@ import {
 
 /** What {@linkcode runProcedure} needs. */
 export interface ProcedureOptions {
-  /** The model folder (the dense checkpoint, as a pretrained OPT). */
+  /** The model folder (a dense checkpoint, as a pretrained OPT; the report says "base model"). */
   model: string;
   /** Training CSV (`mr,ref`). */
   train: string;
-  /** Test CSV (`mr,ref`); should share no MR with `train`. */
+  /** Test CSV (`mr,ref`); should share no MR with `train`. Unused with `holdout`. */
   test: string;
+  /**
+   * Hold out this many MRs of `train` (a seeded split by MR, {@linkcode HOLDOUT_SEED}) as
+   * the test data: they are never fine-tuned on, and `test` is not read. Default 0 (test
+   * on `test`).
+   */
+  holdout?: number;
   /** Policies; `full` is added when missing. */
   policies: readonly string[];
   /** Optimiser steps per fine-tuning. */
@@ -193,6 +200,42 @@ export function overlappingItems(
   return test.flatMap((t, i) => seen.has(norm(t.mr)) ? [i] : []);
 }
 
+/** The seed of `--holdout`'s split by MR (the trainer's default seed, so both agree). */
+export const HOLDOUT_SEED = 0;
+
+/**
+ * The procedure's data: the test items (the first `items` of `test`, or with `holdout` the
+ * first `items` of the MRs held out of `train`), the items fine-tuning sees, and which test
+ * items also appear there (none with `holdout`).
+ *
+ * @param o the procedure's options (`train`, `test`, `holdout`, `items`)
+ * @returns training items, test items and the indices of test items found in training
+ * @example
+ * ```ts
+ * import { procedureData } from "./procedure.ts";
+ * // const { test, overlap } = await procedureData({ train, test, holdout: 64, items: 64 });
+ * ```
+ */
+export async function procedureData(
+  o: Pick<ProcedureOptions, "train" | "test" | "holdout" | "items">,
+): Promise<{ train: E2eItem[]; test: E2eItem[]; overlap: number[] }> {
+  const all = await loadE2eCsv(o.train);
+  const n = o.holdout ?? 0;
+  if (n > 0) {
+    if (n >= all.length) {
+      throw new RangeError(
+        `--holdout ${n}: ${o.train} has only ${all.length} MRs (some must remain for fine-tuning)`,
+      );
+    }
+    // the trainer makes the same split (heldOut n, seed HOLDOUT_SEED) and never trains on it
+    const split = splitItems(all, n, HOLDOUT_SEED);
+    const test = split.heldOut.slice(0, o.items);
+    return { train: split.train, test, overlap: overlappingItems(split.train, test) };
+  }
+  const test = (await loadE2eCsv(o.test)).slice(0, o.items);
+  return { train: all, test, overlap: overlappingItems(all, test) };
+}
+
 /** Per-item NLL gap (policy − full) by position of one sweep, for one policy. */
 function gapValues(sweep: SweepResult, policy: string): number[][] | undefined {
   const full = sweep.nllItems.find((n) => n.policy === "full");
@@ -239,7 +282,7 @@ export function laterTokens(
   const depth: PositionSeries[] = [];
   if (before.oracle) {
     const d = before.oracle.depths;
-    depth.push(series("dense model", d, minItems(d.length), resamples));
+    depth.push(series("base model", d, minItems(d.length), resamples));
   }
   const nllGap: PositionSeries[] = [];
   let gaps = 0;
@@ -292,7 +335,7 @@ export function laterTokens(
         : "is not supported here: the oracle depth shows no clear trend by position";
       sentence = `"Later tokens are easier" ${what} (oracle depth at positions 1-4 minus ` +
         `positions ≥ 12: ${mean.toFixed(2)} of ${L} layers, 95% CI [${ci[0].toFixed(2)}, ` +
-        `${ci[1].toFixed(2)}], ${diffs.length} outputs of the dense model).`;
+        `${ci[1].toFixed(2)}], ${diffs.length} outputs of the base model).`;
     } else {
       sentence = "Too few outputs reach position 12 to compare early and late oracle depths.";
     }
@@ -317,10 +360,7 @@ export function laterTokens(
 export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult> {
   const t0 = performance.now();
   const note = o.onNote ?? ((l: string) => console.error(l));
-  const trainItems = await loadE2eCsv(o.train);
-  const testAll = await loadE2eCsv(o.test);
-  const test = testAll.slice(0, o.items);
-  const overlap = overlappingItems(trainItems, test);
+  const { test, overlap } = await procedureData(o);
   if (overlap.length > 0) {
     note(
       `WARNING: ${overlap.length} of ${test.length} test MRs of ${o.test} are also in the ` +
@@ -453,7 +493,8 @@ export async function fineTuneCopy(
       model: o.model,
       out: dir,
       data: o.train,
-      heldOut: 0,
+      heldOut: o.holdout ?? 0, // the MRs procedureData tests on are never trained on
+      seed: HOLDOUT_SEED,
       policy,
       steps: o.steps,
       batchSize: o.trainBatchSize ?? 8,
@@ -514,13 +555,15 @@ export function procedureFigures(r: ProcedureResult): Record<string, Figure> {
   const o = r.before.oracle;
   const figs: Record<string, Figure> = {
     frontier: frontierChart(pts, {
-      title: `Held-out BLEU against fixed-token layer speedup, before and after fine-tuning ` +
-        `(${r.before.items} items${r.heldOut ? "" : ", NOT held out"})`,
+      title: `${r.heldOut ? "Held-out BLEU" : "BLEU (NOT held out)"} against fixed-token ` +
+        `layer speedup, before and after fine-tuning (${r.before.items} items)`,
       speedupLabel: "layer speedup on the full model's own outputs (fixed tokens)",
       ...(o
         ? {
           reference: {
-            name: "best monotone schedule (dense model)",
+            name: `best monotone schedule (base model, ${o.depths.length} of ` +
+              `${r.before.items} items)`,
+            ...(o.depths.length < r.before.items ? { baseline: o.boundDecode.fullBleu } : {}),
             speedup: o.boundLayerSpeedup,
             quality: o.boundDecode.bleu,
           },
@@ -585,7 +628,7 @@ export function procedureTable(r: ProcedureResult): string {
   });
   lines.push(
     "",
-    "Fixed-token speedups: each policy's plan on the dense `full` model's own outputs, the " +
+    "Fixed-token speedups: each policy's plan on the base model's `full` outputs, the " +
       "same tokens for every policy (a fine-tuned copy's `full` writes other tokens; its " +
       "figures are in `procedure.json`).",
   );
@@ -621,7 +664,8 @@ export async function writeProcedureReport(
   const figs = procedureFigures(r);
   for (const [name, fig] of Object.entries(figs)) {
     const title = ((fig.layout.title as { text?: string })?.text) ?? name;
-    set[`${name}.html`] = toHtml(fig, { title });
+    set[`${name}.html`] = toHtml(fig, { title, plotlyJs: "file" });
+    set[PLOTLY_FILE] ??= plotlyBundle(); // one copy for every chart of the report
     html.push(`${name}.html`);
     if (pngMode !== false) {
       try {
@@ -644,14 +688,20 @@ export async function writeProcedureReport(
   set["procedure.json"] = JSON.stringify(procedureToJson(r), null, 1) + "\n";
   const o = r.options;
   const heldOutLine = r.heldOut
-    ? `**Held out**: no test MR appears in the training file.`
+    ? o.holdout
+      ? `**Held out**: the ${o.holdout} test MRs were split off the training file (seed ` +
+        `${HOLDOUT_SEED}) and never fine-tuned on.`
+      : `**Held out**: no test MR appears in the training file.`
     : `**NOT HELD OUT**: ${r.overlap} of ${r.before.items} test MRs are also in the training ` +
       `file, so these figures flatter the model.`;
   const out = [
     "# The SkipDecode procedure: before and after fine-tuning per policy",
     "",
     `- Model: \`${o.model}\` (${r.before.model.layers} layers, hidden ${r.before.model.hiddenSize})`,
-    `- Training data: \`${o.train}\`; test data: \`${o.test}\` (first ${r.before.items} MRs)`,
+    o.holdout
+      ? `- Training data: \`${o.train}\` less ${o.holdout} MRs held out; test data: the first ` +
+        `${r.before.items} of those held-out MRs`
+      : `- Training data: \`${o.train}\`; test data: \`${o.test}\` (first ${r.before.items} MRs)`,
     `- ${heldOutLine}`,
     `- Fine-tuning: ${o.steps} steps per SkipDecode policy, batch ${o.trainBatchSize ?? 8}, ` +
     `lr ${o.lr ?? 1e-4}, the policy active (CPU trainer); \`full\` and the early-exit ` +
@@ -677,7 +727,7 @@ export async function writeProcedureReport(
   const ob = r.before.oracle;
   if (ob) {
     out.push(
-      `Best monotone schedule of the dense model (suffix maximum of the oracle depths, ` +
+      `Best monotone schedule of the base model (suffix maximum of the oracle depths, ` +
         `${ob.depths.length} items): ${f2(ob.boundLayerSpeedup)}x layer speedup; decoded with ` +
         `it, agreement with full ${(100 * ob.boundDecode.agreement).toFixed(1)}%, BLEU ` +
         `${f2(ob.boundDecode.bleu)} (full: ${f2(ob.boundDecode.fullBleu)}) on those items.`,
@@ -737,6 +787,7 @@ export function procedureToJson(r: ProcedureResult): Record<string, unknown> {
     test: r.options.test,
     items: r.before.items,
     steps: r.options.steps,
+    ...(r.options.holdout ? { holdout: r.options.holdout, holdoutSeed: HOLDOUT_SEED } : {}),
     heldOut: r.heldOut,
     overlap: r.overlap,
     oracle: r.before.oracle

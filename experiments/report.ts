@@ -21,7 +21,7 @@ import {
   oracleDepthChart,
 } from "../plots/charts.ts";
 import type { Figure } from "../plots/figure.ts";
-import { toHtml } from "../plots/html.ts";
+import { PLOTLY_FILE, plotlyBundle, toHtml } from "../plots/html.ts";
 import { renderFigurePng } from "../plots/png.ts";
 import { labelPolicy, parsePolicy } from "../schedule/mod.ts";
 import { type SweepResult, sweepToJson, sweepToMarkdown } from "./sweep.ts";
@@ -159,14 +159,20 @@ export function sweepFigures(result: SweepResult, options: SweepFigureOptions = 
       higherIsBetter: metric !== "nll",
       ...(result.oracle && speedup === "layer"
         ? {
+          // the bound is decoded on the oracle items only: when those are a subset, it is
+          // drawn with full's figure on the same subset (an open star), and says so
           reference: {
-            name: "best monotone schedule (oracle bound)",
+            name: `best monotone schedule (oracle bound, ${result.oracle.depths.length} of ` +
+              `${result.items} items)`,
             speedup: result.oracle.boundLayerSpeedup,
             quality: metric === "bleu"
               ? result.oracle.boundDecode.bleu
               : metric === "agreement"
               ? result.oracle.boundDecode.agreement
               : undefined,
+            ...(metric === "bleu" && result.oracle.depths.length < result.items
+              ? { baseline: result.oracle.boundDecode.fullBleu }
+              : {}),
           },
         }
         : {}),
@@ -372,7 +378,8 @@ export async function writeSweepReport(
       if (!fig) continue;
       const base = CHART_FILES[name];
       const title = ((fig.layout.title as { text?: string })?.text) ?? base;
-      set[`${base}.html`] = toHtml(fig, { title });
+      set[`${base}.html`] = toHtml(fig, { title, plotlyJs: "file" });
+      set[PLOTLY_FILE] ??= plotlyBundle(); // one copy for every chart of the report
       files.html[name] = `${base}.html`;
       if (png !== false) {
         try {

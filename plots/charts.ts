@@ -2,7 +2,7 @@
  * The toolkit's charts as plain Plotly figures: layer budget per position, the
  * quality/speedup frontier, the per-position NLL gap to the full model, the oracle-depth
  * distribution, and training loss curves. Generated positions are docs/DESIGN.md §3's generated
- * index `j` (0 = first generated token).
+ * token `i` (0 = the first generated token, produced by column `P - 1 + i`).
  *
  * @example
  * ```ts
@@ -24,7 +24,7 @@ export interface ChartOptions {
 export interface BudgetSeries {
   /** Policy name, e.g. `"linear:max=12,min=4"`. */
   name: string;
-  /** Active layers for generated index j = 0, 1, ... (integers in 1..layers). */
+  /** Active layers for generated token i = 0, 1, ... (integers in 1..layers). */
   budgets: number[];
 }
 
@@ -49,7 +49,7 @@ function horizontalLine(y: number, dash: string, color = "#888"): Record<string,
  *
  * @param series one entry per policy
  * @param opts `layers` (the model's L) and an optional title
- * @returns the figure (x: generated index j, y: active layers)
+ * @returns the figure (x: generated token i, y: active layers)
  * @throws RangeError naming the series and index of a budget outside 1..layers
  * @example
  * ```ts
@@ -81,12 +81,12 @@ export function budgetChart(
       x: range(s.budgets.length),
       y: [...s.budgets],
       line: { shape: "hv", width: 2 },
-      hovertemplate: `${s.name}<br>j=%{x}<br>%{y} layers<extra></extra>`,
+      hovertemplate: `${s.name}<br>i=%{x}<br>%{y} layers<extra></extra>`,
     };
   });
   const layout = baseLayout(
     opts.title ?? "Layer budget per generated position",
-    "generated token index j",
+    "generated token i",
     "active layers",
   );
   return {
@@ -137,6 +137,12 @@ export interface FrontierReference {
   speedup: number;
   /** Its quality, when known (a diamond marker). */
   quality?: number;
+  /**
+   * The full model's quality on the reference's own items, when those are a subset of the
+   * points' items (e.g. the oracle subset): drawn as an open star at speedup 1 so that the
+   * reference is read against it, not against the points' `full`.
+   */
+  baseline?: number;
 }
 
 /**
@@ -178,7 +184,10 @@ export function paretoFront(
  * @param points one per policy, all with the same `metric`
  * @param opts title, `higherIsBetter` (default true), `speedupLabel` (x-axis title)
  * @returns the figure: trace 0 the policies (with error bars when the points have
- *   intervals), trace 1 the frontier, trace 2 the reference when given
+ *   intervals), trace 1 the frontier, trace 2 the reference when given (then the full
+ *   model on the reference's items when `baseline` is given); where labels beside the
+ *   markers would overlap ({@linkcode labelsOverlap}), the points carry no visible label
+ *   and one legend-only trace per point follows, in point order
  * @throws RangeError for a non-finite figure or mixed metrics, naming the point
  * @example
  * ```ts
@@ -213,19 +222,44 @@ export function frontierChart(
   });
   const front = paretoFront(points, opts.higherIsBetter ?? true);
   const isFull = (p: FrontierPoint) => p.speedup === 1;
+  // Explicit ranges with room for the labels above the markers (autorange ignores text).
+  const pad = (lo: number, hi: number, below: number, above: number): number[] => {
+    const span = hi - lo || Math.abs(hi) * 0.2 || 1;
+    return [lo - below * span, hi + above * span];
+  };
+  const ref = opts.reference;
+  const xs = points.flatMap((p) => [p.speedup, ...(p.speedupCI ?? [])]).concat([1])
+    .concat(ref ? [ref.speedup] : []).filter(Number.isFinite);
+  const ys = points.flatMap((p) => [p.quality, ...(p.qualityCI ?? [])])
+    .concat(ref?.quality !== undefined ? [ref.quality] : [])
+    .concat(ref?.baseline !== undefined ? [ref.baseline] : []).filter(Number.isFinite);
+  const xRange = pad(Math.min(...xs), Math.max(...xs), 0.08, 0.12);
+  const yRange = ys.length > 0 ? pad(Math.min(...ys), Math.max(...ys), 0.1, 0.18) : undefined;
+  // Labels beside the markers only where none would overlap another; else a legend entry
+  // per point (same colour and symbol), the names staying in the hover text.
+  const legend = yRange !== undefined && labelsOverlap(points, xRange, yRange);
+  const colour = (p: FrontierPoint, i: number) =>
+    legend ? PALETTE[i % PALETTE.length] : front.includes(p) ? "#1f77b4" : "#aaaaaa";
+  const symbol = (p: FrontierPoint, i: number) =>
+    isFull(p)
+      ? "star"
+      : legend
+      ? SYMBOLS[Math.floor(i / PALETTE.length) % SYMBOLS.length]
+      : "circle";
   const data: Trace[] = [
     {
       type: "scatter",
-      mode: "markers+text",
+      mode: legend ? "markers" : "markers+text",
       name: "policies",
+      showlegend: false,
       x: points.map((p) => p.speedup),
       y: points.map((p) => p.quality),
       text: points.map((p) => p.name),
-      textposition: "top center",
+      ...(legend ? {} : { textposition: "top center" }),
       marker: {
         size: points.map((p) => (isFull(p) ? 16 : 11)),
-        symbol: points.map((p) => (isFull(p) ? "star" : "circle")),
-        color: points.map((p) => (front.includes(p) ? "#1f77b4" : "#aaaaaa")),
+        symbol: points.map(symbol),
+        color: points.map(colour),
         line: { width: 1, color: "#333" },
       },
       hovertemplate: `%{text}<br>speedup %{x:.2f}x<br>${metric} %{y:.4g}<extra></extra>`,
@@ -272,16 +306,6 @@ export function frontierChart(
     opts.speedupLabel ?? "speedup over the full model",
     metric,
   );
-  // Explicit ranges with room for the labels above the markers (autorange ignores text).
-  const pad = (lo: number, hi: number, below: number, above: number): number[] => {
-    const span = hi - lo || Math.abs(hi) * 0.2 || 1;
-    return [lo - below * span, hi + above * span];
-  };
-  const ref = opts.reference;
-  const xs = points.flatMap((p) => [p.speedup, ...(p.speedupCI ?? [])]).concat([1])
-    .concat(ref ? [ref.speedup] : []).filter(Number.isFinite);
-  const ys = points.flatMap((p) => [p.quality, ...(p.qualityCI ?? [])])
-    .concat(ref?.quality !== undefined ? [ref.quality] : []).filter(Number.isFinite);
   const shapes: Record<string, unknown>[] = [{
     type: "line",
     xref: "x",
@@ -316,6 +340,34 @@ export function frontierChart(
       line: { dash: "dash", color: "#d62728" },
       hovertemplate: `${ref.name}<br>speedup %{x:.2f}x<extra></extra>`,
     });
+    if (ref.baseline !== undefined) {
+      if (!Number.isFinite(ref.baseline)) {
+        throw new RangeError(`frontierChart: reference "${ref.name}" has baseline ${ref.baseline}`);
+      }
+      data.push({
+        type: "scatter",
+        mode: "markers",
+        name: "full on the same items",
+        x: [1],
+        y: [ref.baseline],
+        marker: { size: 14, symbol: "star-open", color: "#d62728" },
+        hovertemplate: `full on the reference's items<br>%{y:.4g}<extra></extra>`,
+      });
+    }
+  }
+  if (legend) {
+    // one legend entry per point (no marker of its own on the plot: trace 0 draws them)
+    points.forEach((p, i) =>
+      data.push({
+        type: "scatter",
+        mode: "markers",
+        name: p.name,
+        x: [null],
+        y: [null],
+        marker: { size: 11, symbol: symbol(p, i), color: colour(p, i) },
+        hoverinfo: "skip",
+      })
+    );
   }
   return {
     data,
@@ -324,15 +376,67 @@ export function frontierChart(
       xaxis: {
         ...(layout.xaxis as object),
         ticksuffix: "x",
-        range: pad(Math.min(...xs), Math.max(...xs), 0.08, 0.12),
+        range: xRange,
       },
       yaxis: {
         ...(layout.yaxis as object),
-        ...(ys.length > 0 ? { range: pad(Math.min(...ys), Math.max(...ys), 0.1, 0.18) } : {}),
+        ...(yRange ? { range: yRange } : {}),
       },
       shapes,
+      ...(legend ? { legend: { orientation: "v", x: 1.02, xanchor: "left", y: 1 } } : {}),
     },
   };
+}
+
+/** Marker colours of the per-point legend (Plotly's default sequence). */
+const PALETTE = [
+  "#1f77b4",
+  "#ff7f0e",
+  "#2ca02c",
+  "#9467bd",
+  "#8c564b",
+  "#e377c2",
+  "#7f7f7f",
+  "#bcbd22",
+  "#17becf",
+];
+/** Marker symbols, one per round through the palette. */
+const SYMBOLS = ["circle", "square", "triangle-up", "diamond-open", "cross"];
+
+/**
+ * Whether two points' labels, drawn centred above their markers, would overlap on a chart
+ * of about 900 x 550 pixels with these axis ranges (about 7 pixels per character, 16 per
+ * line): the frontier then names its points in a legend instead.
+ *
+ * @param points the labelled points
+ * @param xRange the x axis range
+ * @param yRange the y axis range
+ * @returns true when some pair of labels overlaps
+ * @example
+ * ```ts
+ * import { labelsOverlap } from "./charts.ts";
+ * const p = (name: string, speedup: number, quality: number) =>
+ *   ({ name, speedup, quality, metric: "BLEU" });
+ * labelsOverlap([p("linear a", 2, 30), p("linear b", 2.05, 30.2)], [1, 3], [0, 40]); // true
+ * ```
+ */
+export function labelsOverlap(
+  points: readonly FrontierPoint[],
+  xRange: readonly number[],
+  yRange: readonly number[],
+): boolean {
+  const W = 800, H = 420; // plot area in pixels
+  const px = (x: number) => ((x - xRange[0]) / (xRange[1] - xRange[0] || 1)) * W;
+  const py = (y: number) => ((y - yRange[0]) / (yRange[1] - yRange[0] || 1)) * H;
+  for (let a = 0; a < points.length; a++) {
+    for (let b = a + 1; b < points.length; b++) {
+      const wa = 7 * points[a].name.length, wb = 7 * points[b].name.length;
+      const dx = Math.abs(px(points[a].speedup) - px(points[b].speedup));
+      const dy = Math.abs(py(points[a].quality) - py(points[b].quality));
+      if (dx < (wa + wb) / 2 && dy < 16) return true;
+    }
+  }
+  return false;
 }
 
 /** One line with a 95% band of {@linkcode intervalChart}. */
@@ -413,7 +517,7 @@ export function intervalChart(
 export interface GapSeries {
   /** Policy name. */
   name: string;
-  /** NLL(policy) - NLL(full) in nats, for generated index j = 0, 1, ... */
+  /** NLL(policy) - NLL(full) in nats, for generated token i = 0, 1, ... */
   gap: number[];
 }
 
@@ -423,7 +527,7 @@ export interface GapSeries {
  *
  * @param series one entry per policy
  * @param opts optional title
- * @returns the figure (x: generated index j, y: NLL gap in nats)
+ * @returns the figure (x: generated token i, y: NLL gap in nats)
  * @example
  * ```ts
  * import { nllGapChart } from "./charts.ts";
@@ -440,12 +544,12 @@ export function nllGapChart(series: readonly GapSeries[], opts: ChartOptions = {
       x: range(s.gap.length),
       y: [...s.gap],
       marker: { size: 5 },
-      hovertemplate: `${s.name}<br>j=%{x}<br>gap %{y:.4f} nats<extra></extra>`,
+      hovertemplate: `${s.name}<br>i=%{x}<br>gap %{y:.4f} nats<extra></extra>`,
     };
   });
   const layout = baseLayout(
     opts.title ?? "NLL gap to the full model per position",
-    "generated token index j",
+    "generated token i",
     "NLL(policy) - NLL(full) (nats)",
   );
   return { data, layout: { ...layout, shapes: [horizontalLine(0, "dash")] } };
@@ -456,10 +560,10 @@ export function nllGapChart(series: readonly GapSeries[], opts: ChartOptions = {
  * generated position: a box per position plus the mean line (`kind: "box"`, default), or
  * a heatmap of the share of samples at each depth (`kind: "heatmap"`).
  *
- * @param depths per generated index j, the oracle depths observed there (one per
+ * @param depths per generated token i, the oracle depths observed there (one per
  *   sequence); an empty list leaves a gap
  * @param opts `layers` (L), optional `kind` and title
- * @returns the figure (x: generated index j, y: oracle depth in layers)
+ * @returns the figure (x: generated token i, y: oracle depth in layers)
  * @throws RangeError naming the position of a depth outside 1..layers
  * @example
  * ```ts
@@ -485,7 +589,7 @@ export function oracleDepthChart(
   });
   const layout = baseLayout(
     opts.title ?? "Oracle depth by generated position",
-    "generated token index j",
+    "generated token i",
     "oracle depth (layers)",
   );
   if ((opts.kind ?? "box") === "heatmap") {
@@ -507,7 +611,7 @@ export function oracleDepthChart(
         zmin: 0,
         zmax: 1,
         colorbar: { title: { text: "share" } },
-        hovertemplate: "j=%{x}<br>depth %{y}<br>share %{z:.2f}<extra></extra>",
+        hovertemplate: "i=%{x}<br>depth %{y}<br>share %{z:.2f}<extra></extra>",
       }],
       layout: { ...layout, yaxis: { ...(layout.yaxis as object), dtick: L > 24 ? 4 : 1 } },
     };

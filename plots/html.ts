@@ -31,9 +31,11 @@ export interface HtmlOptions {
   title?: string;
   /**
    * `"inline"` (default) embeds plotly.js; `"cdn"` loads it from cdn.plot.ly instead
-   * (small files, needs the network when viewed).
+   * (small files, needs the network when viewed); `"file"` loads {@linkcode PLOTLY_FILE}
+   * from the page's own folder (small files, offline: a report folder holds that file
+   * once, written from {@linkcode plotlyBundle}, for all its charts).
    */
-  plotlyJs?: "inline" | "cdn";
+  plotlyJs?: "inline" | "cdn" | "file";
   /** CSS height of a fluid chart, default `"600px"` (fragment) or `"100vh"` (page). */
   height?: string;
   /**
@@ -44,6 +46,28 @@ export interface HtmlOptions {
 }
 
 /** The plotly.js source, with `</script` made safe for an inline script element. */
+/** The file name of plotly.js beside charts written with `plotlyJs: "file"`. */
+export const PLOTLY_FILE = "plotly.min.js";
+
+/**
+ * The plotly.js bundle (about 4.8 MB), to write once into a report folder as
+ * {@linkcode PLOTLY_FILE} beside charts written with `plotlyJs: "file"`.
+ *
+ * @returns the bundle's source text
+ * @example
+ * ```ts
+ * import { PLOTLY_FILE, plotlyBundle, toHtml } from "./html.ts";
+ * const files = {
+ *   [PLOTLY_FILE]: plotlyBundle(),
+ *   "a.html": toHtml({ data: [{ type: "scatter", y: [1, 2] }], layout: {} }, { plotlyJs: "file" }),
+ * };
+ * console.log(Object.keys(files).length); // 2
+ * ```
+ */
+export function plotlyBundle(): string {
+  return plotlySource;
+}
+
 function safeBundle(): string {
   return plotlySource.replace(/<\/(script)/gi, "<\\/$1");
 }
@@ -71,7 +95,8 @@ function escapeHtml(s: string): string {
   );
 }
 
-function plotlyScript(mode: "inline" | "cdn"): string {
+function plotlyScript(mode: "inline" | "cdn" | "file"): string {
+  if (mode === "file") return `<script src="${PLOTLY_FILE}" charset="utf-8"></script>`;
   if (mode === "cdn") {
     return `<script src="https://cdn.plot.ly/plotly-${PLOTLY_VERSION}.min.js" charset="utf-8"></script>`;
   }

@@ -1,7 +1,8 @@
 /**
  * The logit-lens chart: a heatmap of layers against sequence columns, coloured by the
  * top-1 probability (or the entropy) of each layer's readout, with the top-1 token written
- * in each cell. Built from {@linkcode LensData} (plain arrays), so it does not depend on
+ * in each cell (token text escaped, so `</s>` shows as written, not as markup) and the
+ * layers a column skipped drawn as grey cells marked `skip`. Built from {@linkcode LensData} (plain arrays), so it does not depend on
  * a backend.
  *
  * @example
@@ -31,6 +32,30 @@ export interface LensData {
   entropy: number[][];
   /** Column where the generated tokens start (`P`), drawn as a line; optional. */
   promptLength?: number;
+  /**
+   * `active[l][c]`: whether column `c` ran decoder layer `l + 1` under the plan; a skipped
+   * layer is the identity, so its cell repeats the last active layer's readout and is
+   * drawn grey, marked `skip`. Optional (default: every layer active).
+   */
+  active?: boolean[][];
+}
+
+/**
+ * Token text made safe for Plotly labels, which read a subset of HTML: `&`, `<` and `>`
+ * become entities (so `</s>` is shown, not taken for a tag), control characters and
+ * newlines their escapes (`\n`).
+ *
+ * @param text a token's text
+ * @returns the label
+ * @example
+ * ```ts
+ * import { plotlyLabel } from "./lens.ts";
+ * plotlyLabel("</s>"); // "&lt;/s&gt;"
+ * ```
+ */
+export function plotlyLabel(text: string): string {
+  return JSON.stringify(text).slice(1, -1).replaceAll('\\"', '"')
+    .replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
 }
 
 /** Options of {@linkcode logitLensChart}. */
@@ -64,6 +89,7 @@ export function logitLensChart(data: LensData, opts: LensChartOptions = {}): Fig
     ["top1", data.top1],
     ["top1Prob", data.top1Prob],
     ["entropy", data.entropy],
+    ...(data.active ? [["active", data.active] as [string, boolean[][]]] : []),
   ];
   for (const [name, arr] of tables) {
     if (arr.length !== L) {
@@ -75,12 +101,18 @@ export function logitLensChart(data: LensData, opts: LensChartOptions = {}): Fig
           `logitLensChart: ${name}[${l}] has ${row.length} columns, expected ${C}`,
         );
       }
-      if (name !== "top1") checkFinite(row as number[], `logitLensChart: ${name}[${l}]`);
+      if (name !== "top1" && name !== "active") {
+        checkFinite(row as number[], `logitLensChart: ${name}[${l}]`);
+      }
     });
   }
-  const z = color === "prob" ? data.top1Prob : data.entropy;
+  const on = (l: number, c: number) => data.active?.[l][c] ?? true;
+  // skipped cells have no colour (the grey background shows) and read "skip"
+  const z = (color === "prob" ? data.top1Prob : data.entropy)
+    .map((r, l) => r.map((v, c) => on(l, c) ? v : null));
+  const text = data.top1.map((r, l) => r.map((t, c) => on(l, c) ? plotlyLabel(t) : "skip"));
   // Column labels must be unique for a categorical axis: number them.
-  const x = data.columns.map((t, c) => `${c}:${t}`);
+  const x = data.columns.map((t, c) => `${c}:${plotlyLabel(t)}`);
   const y = Array.from({ length: L }, (_, l) => l + 1);
   const layout = baseLayout(
     opts.title ??
@@ -108,8 +140,8 @@ export function logitLensChart(data: LensData, opts: LensChartOptions = {}): Fig
       type: "heatmap",
       x,
       y,
-      z: z.map((r) => [...r]),
-      text: data.top1.map((r) => r.map((t) => JSON.stringify(t).slice(1, -1))),
+      z,
+      text,
       texttemplate: "%{text}",
       textfont: { size: 9 },
       colorscale: color === "prob" ? "Viridis" : "Viridis",
@@ -125,6 +157,7 @@ export function logitLensChart(data: LensData, opts: LensChartOptions = {}): Fig
       xaxis: { ...(layout.xaxis as object), type: "category", tickangle: -60 },
       yaxis: { ...(layout.yaxis as object), dtick: 1 },
       shapes,
+      plot_bgcolor: "#d9d9d9",
       margin: { l: 70, r: 30, t: 90, b: 120 },
     },
   };

@@ -37,14 +37,23 @@ export {
   type GapSeries,
   intervalChart,
   type IntervalSeries,
+  labelsOverlap,
   lossCurveChart,
   type LossSeries,
   nllGapChart,
   oracleDepthChart,
   paretoFront,
 } from "./charts.ts";
-export { type LensChartOptions, type LensData, logitLensChart } from "./lens.ts";
-export { type HtmlOptions, PLOTLY_VERSION, scriptJson, toHtml, toHtmlFragment } from "./html.ts";
+export { type LensChartOptions, type LensData, logitLensChart, plotlyLabel } from "./lens.ts";
+export {
+  type HtmlOptions,
+  PLOTLY_FILE,
+  PLOTLY_VERSION,
+  plotlyBundle,
+  scriptJson,
+  toHtml,
+  toHtmlFragment,
+} from "./html.ts";
 export { display, type DisplayBundle, displayBundle, PLOTLY_MIME } from "./display.ts";
 export { type PngOptions, renderFigurePng, renderPng } from "./png.ts";
 export { type NotebookSetup, notebookSetup } from "./notebook.ts";

@@ -12,6 +12,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
+import { relative } from "node:path";
 import type { Figure } from "./figure.ts";
 import { display } from "./display.ts";
 
@@ -19,17 +20,21 @@ import { display } from "./display.ts";
 export interface NotebookSetup {
   /** The repository root (absolute, ending in `/`). */
   repo: string;
-  /** The tiny checkpoint the repository ships (`bundled/models/tiny-opt-e2e`). */
+  /**
+   * The tiny checkpoint the repository ships (`bundled/models/tiny-opt-e2e`). This path and
+   * the other file paths below are relative to the working folder (a notebook's own folder
+   * under Jupyter), so saved outputs never hold a path of the machine that ran them.
+   */
   tinyModel: string;
-  /** The dense checkpoint in `../shared`, when present. */
+  /** The dense twin the repository ships (`bundled/models/tiny-opt-e2e-dense`), when present. */
   denseModel?: string;
-  /** The E2E devset the repository ships (the shared models were trained on it). */
+  /** The E2E devset the repository ships (the bundled models were trained on it). */
   devset: string;
-  /** The E2E test split part in `../shared` (never trained on), when present. */
+  /** The E2E test split part the repository ships (never trained on), when present. */
   heldOut?: string;
   /** The data to measure on: `heldOut` when present, else `devset`. */
   dataFile: string;
-  /** Whether `dataFile` is held out from the shared models' training. */
+  /** Whether `dataFile` is held out from the bundled models' training. */
   dataHeldOut: boolean;
   /** `SKIPDECODE_BACKEND` (default `"auto"`: WebGPU when an adapter exists, else the CPU). */
   backend: "auto" | "cpu" | "webgpu";
@@ -74,11 +79,18 @@ export function notebookSetup(
   options: { require?: readonly ("tiny" | "dense" | "heldOut")[] } = {},
 ): NotebookSetup {
   const repo = fileURLToPath(new URL("../", import.meta.url));
-  const shared = fileURLToPath(new URL("../../shared/", import.meta.url));
-  const tinyModel = `${repo}bundled/models/tiny-opt-e2e`;
-  const dense = `${shared}models/tiny-opt-e2e-dense`;
-  const devset = `${repo}bundled/data/e2e/devset.csv`;
-  const held = `${shared}data/e2e/testset-part2.csv`;
+  // relative to the working folder (absolute where it cannot be read)
+  const rel = (path: string) => {
+    try {
+      return relative(Deno.cwd(), path) || ".";
+    } catch {
+      return path;
+    }
+  };
+  const tinyModel = rel(`${repo}bundled/models/tiny-opt-e2e`);
+  const dense = rel(`${repo}bundled/models/tiny-opt-e2e-dense`);
+  const devset = rel(`${repo}bundled/data/e2e/devset.csv`);
+  const held = rel(`${repo}bundled/data/e2e/testset-part2.csv`);
   const has = {
     tiny: isFile(`${tinyModel}/config.json`),
     dense: isFile(`${dense}/config.json`),
@@ -89,8 +101,8 @@ export function notebookSetup(
       const what = r === "tiny"
         ? `${tinyModel}/config.json (the repository ships it in bundled/)`
         : r === "dense"
-        ? `${dense}/config.json (the dense checkpoint in ../shared)`
-        : `${held} (the held-out E2E split in ../shared)`;
+        ? `${dense}/config.json (the dense checkpoint the repository ships in bundled/)`
+        : `${held} (the held-out E2E part the repository ships in bundled/)`;
       throw new Error(`this notebook needs ${what}, which is missing`);
     }
   }
@@ -140,8 +152,8 @@ export function notebookSetup(
       [Symbol.for("Jupyter.display")]: () => ({ "text/markdown": md, "text/plain": md }),
     }),
     dataNote: has.heldOut
-      ? `Data: ${held} — held out (no shared model was trained on it).`
-      : `Data: ${devset} — NOT held out (the shared models were trained on the devset; ` +
-        `../shared's testset-part2.csv is absent).`,
+      ? `Data: ${held} — held out (no bundled model was trained on it).`
+      : `Data: ${devset} — NOT held out (the bundled models were trained on the devset; ` +
+        `bundled/data/e2e/testset-part2.csv is absent).`,
   };
 }

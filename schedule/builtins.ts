@@ -69,8 +69,13 @@ export const CONSTANT: ScheduleDescriptor<typeof CONSTANT_PARAMS> = defineSchedu
 
 /** The parameters of {@linkcode LINEAR} (their keys type its options and JSON). */
 export const LINEAR_PARAMS = [
-  { key: "max", type: "int", min: 1, doc: "budget at j = 0 (<= L)" },
-  { key: "min", type: "int", min: 1, doc: "budget from j = H - 1 on (warmup < min <= max)" },
+  { key: "max", type: "int", min: 1, doc: "budget at j = 0, i.e. generated token i = 1 (<= L)" },
+  {
+    key: "min",
+    type: "int",
+    min: 1,
+    doc: "budget from j = H - 1 (token i = H) on (warmup < min <= max)",
+  },
   { key: "warmup", type: "int", min: 0, default: 0, doc: "bottom warm-up layers w" },
   {
     key: "horizon",
@@ -89,7 +94,7 @@ export const LINEAR_PARAMS = [
 export const LINEAR: ScheduleDescriptor<typeof LINEAR_PARAMS> = defineSchedule({
   form: "schedule",
   name: "linear",
-  summary: "budget falls linearly from max at j = 0 to min at j = H - 1",
+  summary: "budget falls linearly from max at j = 0 to min at j = H - 1 (j = c - P = i - 1)",
   params: LINEAR_PARAMS,
   promptMode: true,
   example: "linear:max=12,min=4,warmup=1,horizon=64",
@@ -106,7 +111,7 @@ export const LINEAR: ScheduleDescriptor<typeof LINEAR_PARAMS> = defineSchedule({
 
 /** The parameters of {@linkcode POWERLAW} (their keys type its options and JSON). */
 export const POWERLAW_PARAMS = [
-  { key: "max", type: "int", min: 1, doc: "budget at j = 0 (<= L)" },
+  { key: "max", type: "int", min: 1, doc: "budget at j = 0, i.e. generated token i = 1 (<= L)" },
   { key: "min", type: "int", min: 1, doc: "asymptotic budget (warmup < min <= max)" },
   { key: "warmup", type: "int", min: 0, default: 0, doc: "bottom warm-up layers w" },
   { key: "alpha", type: "number", min: 0, doc: "decay exponent (finite, >= 0)" },
@@ -117,7 +122,7 @@ export const POWERLAW_PARAMS = [
 export const POWERLAW: ScheduleDescriptor<typeof POWERLAW_PARAMS> = defineSchedule({
   form: "schedule",
   name: "powerlaw",
-  summary: "budget decays from max towards min as (1 + j / tau) ** -alpha",
+  summary: "budget decays from max towards min as (1 + j / tau) ** -alpha (j = c - P = i - 1)",
   params: POWERLAW_PARAMS,
   promptMode: true,
   example: "powerlaw:max=12,min=2,warmup=1,alpha=1,tau=8",

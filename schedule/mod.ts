@@ -26,14 +26,15 @@
  * ```ts
  * import { customPolicy, plan, skipDecodeSet } from "./mod.ts";
  * // A step schedule: full depth for the first 8 generated tokens, then 6 layers
- * // (1 warm-up layer plus the top 5). Prompt columns run all layers (prompt mode "full").
+ * // (1 warm-up layer plus the top 5). Generated token i comes from column P - 1 + i
+ * // (docs/DESIGN.md §3), so "the first 8 tokens" is i < 8. Prompt columns run all layers.
  * const step = customPolicy({
  *   name: "step8",
  *   layerSet: ({ column, promptLength, layers }) =>
- *     skipDecodeSet(layers, column - promptLength < 8 ? layers : 6, 1),
+ *     skipDecodeSet(layers, column - promptLength + 1 < 8 ? layers : 6, 1),
  * });
  * const p = plan(step, { layers: 12, promptLength: 4, maxNewTokens: 16 });
- * console.log(p.generatedLayers); // [12 x 9, 6 x 7]
+ * console.log(p.generatedLayers.join(" ")); // 12 12 12 12 12 12 12 12 6 6 6 6 6 6 6 6
  * // A policy whose budgets grow again is refused, naming the column and layer:
  * const bad = customPolicy({
  *   name: "grows",

@@ -155,14 +155,15 @@ function register<D extends PolicyDescriptor>(d: D): D {
  * const STEP = defineSchedule({
  *   form: "schedule",
  *   name: "stepdoc",
- *   summary: "full depth for k tokens, then n layers",
+ *   summary: "full depth for the first k generated tokens, then n layers",
  *   params: [
  *     { key: "n", type: "int", min: 1, doc: "budget after the step" },
- *     { key: "k", type: "int", min: 0, default: 4, doc: "tokens at full depth" },
+ *     { key: "k", type: "int", min: 1, default: 4, doc: "generated tokens at full depth" },
  *   ],
  *   promptMode: true,
  *   example: "stepdoc:n=6,k=4",
- *   budget: (p, j, _H, L) => (j < p.k ? L : p.n),
+ *   // j = c - P; generated token i = j + 1 (token 0 comes from the last prompt column)
+ *   budget: (p, j, _H, L) => (j + 1 < p.k ? L : p.n),
  *   label: (p) => `step ${p.n} k${p.k}`,
  * });
  * console.log(String(schedulePolicy(STEP, { n: 6 }))); // "stepdoc:n=6,k=4"

@@ -98,6 +98,7 @@ Deno.test(`cli: ${RACERS} sweeps into one --out, ${TRIALS} races: all but one re
       "generations.jsonl",
       "items.csv",
       "manifest.json",
+      "plotly.min.js", // one copy shared by the charts
       "report.md",
       "sweep.json",
     ]);

@@ -16,10 +16,10 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { fileURLToPath } from "node:url";
-import { pool } from "./cli_helpers.ts";
+import { pool, sandbox } from "./cli_helpers.ts";
+import { executeNotebook, installKernel as installDenoKernel } from "../notebooks/run.ts";
 
 const NOTEBOOKS = fileURLToPath(new URL("../notebooks/", import.meta.url));
-const TESTS = fileURLToPath(new URL("./", import.meta.url));
 const PLOTLY = "application/vnd.plotly.v1+json";
 /** The notebooks this test runs (others in the folder have their own tests). */
 const NAMES = [
@@ -60,15 +60,7 @@ async function jupyterAvailable(): Promise<void> {
 
 /** kernel.json as `deno jupyter --install` writes it, with this deno binary, under `tmp`. */
 async function installKernel(tmp: string): Promise<void> {
-  await Deno.mkdir(`${tmp}/jupyter/kernels/deno`, { recursive: true });
-  await Deno.writeTextFile(
-    `${tmp}/jupyter/kernels/deno/kernel.json`,
-    JSON.stringify({
-      argv: [Deno.execPath(), "jupyter", "--kernel", "--conn", "{connection_file}"],
-      display_name: "Deno",
-      language: "typescript",
-    }),
-  );
+  await installDenoKernel(`${tmp}/jupyter`, Deno.execPath());
 }
 
 async function execute(name: string, tmp: string): Promise<Cell[]> {
@@ -92,9 +84,10 @@ async function execute(name: string, tmp: string): Promise<Cell[]> {
 }
 
 /**
- * `jupyter nbconvert --execute` with `tests/notebook_execute.py`'s preprocessor, which puts
- * every output into the cell whose request it answers: Deno's kernel can publish an output
- * after its cell's idle status, and plain nbclient then drops it (see that file).
+ * `jupyter nbconvert --execute` with `notebooks/notebook_execute.py`'s preprocessor (what
+ * `deno task notebooks` runs, `notebooks/run.ts`), which puts every output into the cell
+ * whose request it answers: Deno's kernel can publish an output after its cell's idle
+ * status, and plain nbclient then drops it (see that file).
  */
 async function nbconvert(
   input: string,
@@ -102,33 +95,14 @@ async function nbconvert(
   cwd: string,
   env: Record<string, string>,
 ): Promise<Cell[]> {
-  const res = await new Deno.Command("jupyter", {
-    args: [
-      "nbconvert",
-      "--to",
-      "notebook",
-      "--NotebookExporter.preprocessors",
-      "notebook_execute.RoutingExecutePreprocessor",
-      "--RoutingExecutePreprocessor.kernel_name=deno",
-      "--RoutingExecutePreprocessor.timeout=600",
-      "--RoutingExecutePreprocessor.startup_timeout=300",
-      "--output",
-      out,
-      input,
-    ],
+  const { cells, late } = await executeNotebook(input, out, {
+    jupyterPath: env.JUPYTER_PATH,
     cwd,
-    env: { ...env, PYTHONPATH: TESTS },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(res.stderr).trim();
-  if (!res.success) {
-    const err = stderr.split("\n").slice(-25).join("\n");
-    throw new Error(`executing ${input} failed (exit ${res.code}):\n${err}`);
-  }
-  const late = stderr.match(/(\d+) outputs arrived after their cell's idle status/);
-  if (late) console.log(`  ${input.split("/").at(-1)}: ${late[1]} outputs arrived late, kept`);
-  return JSON.parse(await Deno.readTextFile(out)).cells as Cell[];
+    env,
+    cellTimeout: 600,
+  });
+  if (late) console.log(`  ${input.split("/").at(-1)}: ${late} outputs arrived late, kept`);
+  return cells as Cell[];
 }
 
 function checkNotebook(name: string, cells: Cell[]): void {
@@ -287,6 +261,54 @@ Deno.test("notebook outputs stay in their cell even when they arrive after its i
       .filter(([i, out]) => !out.includes(`${kinds[i % 3]}-${Math.floor(i / 3)}`))
       .map(([i]) => i);
     assertEquals(missing, [], "cells whose output is missing");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("a mistyped import in a cell is an error in that cell, not undefined", async () => {
+  // Deno's kernel turns imports into dynamic ones (a missing name is silently undefined);
+  // notebooks/notebook_execute.py checks the names first. The run fails at that cell, and
+  // the cells before it keep their outputs.
+  await jupyterAvailable();
+  const tmp = await Deno.makeTempDir({ prefix: "skipdecode-nbimport-" });
+  try {
+    await installKernel(tmp);
+    const cell = (i: number, source: string) => ({
+      cell_type: "code",
+      id: `c${i}`,
+      metadata: {},
+      execution_count: null,
+      outputs: [],
+      source,
+    });
+    const nb = {
+      nbformat: 4,
+      nbformat_minor: 5,
+      metadata: { kernelspec: { name: "deno", display_name: "Deno", language: "typescript" } },
+      cells: [
+        cell(0, 'import { plan, type Policy } from "../../mod.ts";\nconsole.log(typeof plan);'),
+        cell(
+          1,
+          'import { budgetChrt, budgetChart as b } from "../../mod.ts";\nconsole.log(budgetChrt);',
+        ),
+      ],
+    };
+    // the kernel runs in the notebook's folder: one inside the repository (out/.test-*/)
+    using box = sandbox("nbimport");
+    await Deno.writeTextFile(`${box.dir}/imports.ipynb`, JSON.stringify(nb));
+    const env = {
+      JUPYTER_PATH: `${tmp}/jupyter`,
+      NO_COLOR: "1",
+      XDG_RUNTIME_DIR: tmp,
+    };
+    const err = await nbconvert(`${box.dir}/imports.ipynb`, `${tmp}/out.ipynb`, box.dir, env)
+      .then(() => "", (e: Error) => e.message);
+    assert(
+      err.includes("does not provide an export named 'budgetChrt'"),
+      `no import error: ${err}`,
+    );
+    assert(!err.includes("undefined\n"), err);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

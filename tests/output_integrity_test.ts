@@ -119,6 +119,7 @@ Deno.test("sweep: a new report replaces the old one as a whole; no PNG note with
     "items.csv",
     "manifest.json",
     "my-notes.txt",
+    "plotly.min.js", // one copy shared by the charts
     "report.md",
     "sweep.json",
   ]);

@@ -6,6 +6,7 @@ import {
   frontierChart,
   type FrontierPoint,
   intervalChart,
+  labelsOverlap,
   lossCurveChart,
   nllGapChart,
   oracleDepthChart,
@@ -28,7 +29,7 @@ Deno.test("budgetChart: one step line per policy, full depth marked", () => {
   assertEquals(fig.data[1].x, [0, 1, 2, 3]);
   assertEquals(fig.data[1].y, [12, 9, 6, 4]);
   assertEquals((fig.data[1].line as Any).shape, "hv"); // step line
-  assertEquals(axisTitle(fig, "xaxis"), "generated token index j");
+  assertEquals(axisTitle(fig, "xaxis"), "generated token i");
   assertEquals(axisTitle(fig, "yaxis"), "active layers");
   assertEquals((fig.layout.yaxis as Any).range, [0, 12.5]);
   assertEquals((fig.layout.shapes as Any)[0].y0, 12);
@@ -172,7 +173,7 @@ Deno.test("summarizeFigure: title, traces and axis titles", () => {
   assertEquals(
     s,
     'Layer budget per generated position: 1 trace (scatter "c6", 2 points); ' +
-      "x: generated token index j, y: active layers",
+      "x: generated token i, y: active layers",
   );
 });
 
@@ -209,6 +210,50 @@ Deno.test("frontierChart: asymmetric error bars from intervals, a reference line
   assertEquals(
     frontierChart([{ name: "x", speedup: 1, quality: 1, metric: "m" }]).data[0].error_y,
     undefined,
+  );
+});
+
+Deno.test("frontierChart: close points are named in a legend, not by overlapping labels", () => {
+  const pts = [
+    { name: "full", speedup: 1, quality: 30, metric: "BLEU" },
+    { name: "linear 12→4 w1 H24", speedup: 2.01, quality: 27.1, metric: "BLEU" },
+    { name: "linear 12→4 w0 H24", speedup: 2.03, quality: 27.3, metric: "BLEU" },
+    { name: "early exit", speedup: 3.5, quality: 5, metric: "BLEU" },
+  ];
+  const fig = frontierChart(pts);
+  const t0 = fig.data[0] as Any;
+  assertEquals(t0.mode, "markers", "no visible labels when two would overlap");
+  assertEquals(t0.text, pts.map((p) => p.name), "names stay in the hover text");
+  const entries = fig.data.slice(2) as Any[];
+  assertEquals(entries.map((e) => e.name), pts.map((p) => p.name));
+  // each legend entry has its point's colour and symbol, and the colours differ
+  entries.forEach((e, i) => {
+    assertEquals(e.marker.color, t0.marker.color[i]);
+    assertEquals(e.marker.symbol, t0.marker.symbol[i]);
+  });
+  assertEquals(new Set(t0.marker.color).size, pts.length);
+  // far-apart points keep their labels
+  assertEquals((frontierChart([pts[0], pts[1], pts[3]]).data[0] as Any).mode, "markers+text");
+  assert(labelsOverlap([pts[1], pts[2]], [0.9, 4], [0, 35]));
+  assert(!labelsOverlap([pts[1], pts[3]], [0.9, 4], [0, 35]));
+});
+
+Deno.test("frontierChart: a reference measured on a subset is drawn with full's figure there", () => {
+  const fig = frontierChart([
+    { name: "full", speedup: 1, quality: 30, metric: "BLEU" },
+    { name: "a", speedup: 2, quality: 20, metric: "BLEU" },
+  ], { reference: { name: "bound (8 of 16 items)", speedup: 1.5, quality: 21, baseline: 22 } });
+  const base = fig.data[3] as Any;
+  assertEquals([base.x, base.y], [[1], [22]]);
+  assertEquals(base.name, "full on the same items"); // listed right after the bound
+  assertEquals(fig.data[2].name, "bound (8 of 16 items)");
+  assertThrows(
+    () =>
+      frontierChart([{ name: "full", speedup: 1, quality: 1, metric: "m" }], {
+        reference: { name: "r", speedup: 2, baseline: NaN },
+      }),
+    RangeError,
+    "baseline",
   );
 });
 

@@ -2,7 +2,14 @@
 // figure JSON embedded, safe escaping) and Jupyter display bundles.
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { budgetChart } from "../plots/charts.ts";
-import { PLOTLY_VERSION, scriptJson, toHtml, toHtmlFragment } from "../plots/html.ts";
+import {
+  PLOTLY_FILE,
+  PLOTLY_VERSION,
+  plotlyBundle,
+  scriptJson,
+  toHtml,
+  toHtmlFragment,
+} from "../plots/html.ts";
 import { display, displayBundle, PLOTLY_MIME } from "../plots/display.ts";
 import type { Figure } from "../plots/figure.ts";
 
@@ -14,6 +21,16 @@ function embeddedFigure(html: string): Figure {
   assert(m, "no embedded figure");
   return JSON.parse(m[1]);
 }
+
+Deno.test("toHtml plotlyJs file: a small page loading plotly.min.js from its own folder", () => {
+  const html = toHtml(FIG, { title: "b", plotlyJs: "file" });
+  assert(html.length < 20_000, `page is ${html.length} chars: bundle inlined?`);
+  assertStringIncludes(html, `<script src="${PLOTLY_FILE}" charset="utf-8"></script>`);
+  assert(!/src="(https?:)?\/\//.test(html), "nothing from the network");
+  assertEquals(embeddedFigure(html).data, FIG.data);
+  assertStringIncludes(plotlyBundle(), `plotly.js v${PLOTLY_VERSION}`);
+  assert(plotlyBundle().length > 4_000_000);
+});
 
 Deno.test("toHtml: a complete page with plotly.js inlined and the figure JSON", () => {
   const html = toHtml(FIG, { title: "Budgets <1>" });

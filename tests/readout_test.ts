@@ -221,8 +221,27 @@ Deno.test("logit-lens chart: heatmap shape, text, colour choice, bad shapes", ()
   const t = fig.data[0] as { z: number[][]; text: string[][]; y: number[]; x: string[] };
   assertEquals(t.z, data.top1Prob);
   assertEquals(t.y, [1, 2]);
-  assertEquals(t.x, ["0:</s>", "1:a", "2:b"]);
+  // Plotly reads labels as HTML: "</s>" must arrive escaped, or it is taken for a tag
+  assertEquals(t.x, ["0:&lt;/s&gt;", "1:a", "2:b"]);
   assertEquals(t.text[1][2], "\\n", "newlines shown escaped");
+  const marked = logitLensChart({
+    ...data,
+    top1: [["</s>", "a&b", '"q"'], ["x", "q", "y"]],
+    active: [[true, false, false], [true, true, true]],
+  }).data[0] as { z: (number | null)[][]; text: string[][] };
+  assertEquals(marked.text[0], ["&lt;/s&gt;", "skip", "skip"], "skipped layers are marked");
+  assertEquals(marked.z[0], [0.1, null, null], "skipped cells carry no colour");
+  assertEquals(marked.text[1], ["x", "q", "y"]);
+  assertEquals(
+    (logitLensChart({ ...data, top1: [["a&b", '"q"', "<b>"], ["x", "q", "y"]] })
+      .data[0] as { text: string[][] }).text[0],
+    ["a&amp;b", '"q"', "&lt;b&gt;"],
+  );
+  assertThrows(
+    () => logitLensChart({ ...data, active: [[true, true, true], [true]] }),
+    RangeError,
+    "active[1]",
+  );
   assertEquals(
     (logitLensChart(data, { color: "entropy" }).data[0] as { z: number[][] }).z,
     data.entropy,

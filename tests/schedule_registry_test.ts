@@ -189,12 +189,12 @@ Deno.test("a new built-in is one defineSchedule call: parse, print, JSON, errors
   const STEP = defineSchedule({
     form: "schedule",
     name: "steptest",
-    summary: "full depth for k tokens, then the top n layers",
+    summary: "full depth for the first k generated tokens, then the top n layers",
     params,
     promptMode: true,
     example: "steptest:n=6,k=4",
     top: "n",
-    budget: (p, j, _H, L) => (j < p.k ? L : p.n),
+    budget: (p, j, _H, L) => (j + 1 < p.k ? L : p.n), // token i = j + 1 (docs/DESIGN.md §3)
     label: (p) => `step ${p.n} k${p.k}`,
   });
   assertStrictEquals(builtinPolicy("STEPTEST"), STEP);
@@ -203,8 +203,9 @@ Deno.test("a new built-in is one defineSchedule call: parse, print, JSON, errors
   assertEquals(p.toJSON(), { kind: "steptest", n: 5, k: 2, promptMode: "full" });
   assertEquals(String(policyFromJson({ kind: "steptest", n: 5 })), "steptest:n=5,k=4");
   const pl = plan(p, { layers: 12, promptLength: 3, maxNewTokens: 6 });
-  // token 0 comes from the last prompt column (all layers), token i from j = i - 1
-  assertEquals(pl.generatedLayers, [12, 12, 12, 5, 5, 5]);
+  // token 0 comes from the last prompt column (all layers), token i from j = i - 1: k = 2
+  // keeps exactly the first 2 tokens at full depth
+  assertEquals(pl.generatedLayers, [12, 12, 5, 5, 5, 5]);
   assertEquals(labelPolicy(p), "step 5 k2");
   assertEquals(String(earlyExit(p)), "earlyexit:steptest:n=5,k=2");
   assertThrows(() => parsePolicy("steptest:k=2"), PolicyError, 'needs key "n" (e.g. steptest');

@@ -1,9 +1,19 @@
-"""nbconvert's ExecutePreprocessor, but every output lands in the cell that produced it.
+"""nbconvert's ExecutePreprocessor, but every output lands in the cell that produced it, and
+a mistyped import name is an error in its cell.
 
-Used by tests/notebooks_test.ts (PYTHONPATH=tests, `jupyter nbconvert --to notebook
+Used by `deno task notebooks` (notebooks/run.ts) and tests/notebooks_test.ts
+(PYTHONPATH=notebooks, `jupyter nbconvert --to notebook
 --NotebookExporter.preprocessors='["notebook_execute.RoutingExecutePreprocessor"]'`).
 
-Why: Deno's Jupyter kernel publishes a cell's outputs (console output, `Deno.jupyter.display`,
+Mistyped imports: Deno's kernel turns a cell's `import { a } from "m"` into a dynamic import,
+so a name that `m` does not export is silently `undefined` (measured with Deno 2.9.6: the
+cell printed `undefined`, no error). While a cell runs, this preprocessor sends the kernel a
+guard before the cell's code that imports each module a named import names and throws
+`SyntaxError: The requested module 'm' does not provide an export named 'a'` (the
+message of a static ES import) when one is missing. The saved notebook keeps the cell's
+own source; type-only imports (`import type`, `type X`) are not checked (no value exists).
+
+Late outputs: Deno's Jupyter kernel publishes a cell's outputs (console output, `Deno.jupyter.display`,
 the cell's result) and the cell's `status: idle` from different threads onto one IOPub
 socket, so an output can reach the client after the idle of its cell (measured with
 nbclient 0.7.2 and Deno 2.9.6: in a notebook of 180 one-line cells, 2 to 6 outputs per run
@@ -16,6 +26,8 @@ a message for an earlier cell is added to that cell, and after the last cell the
 channel is drained until it has been quiet for a moment.
 """
 
+import json
+import re
 from queue import Empty
 
 from jupyter_client.utils import ensure_async
@@ -23,6 +35,36 @@ from nbclient.exceptions import CellExecutionComplete
 from nbclient.util import run_sync
 from nbconvert.preprocessors import ExecutePreprocessor
 from traitlets import Bool, Float
+
+
+_IMPORT = re.compile(
+    r"^\s*import\s+(?!type\b)(?:[A-Za-z_$][\w$]*\s*,\s*)?\{([^}]*)\}\s*from\s*(['\"])([^'\"]+)\2",
+    re.MULTILINE,
+)
+
+
+def import_guard(source):
+    """TypeScript that throws when a named import of `source` names no export of its module."""
+    checks = []
+    for names, _, module in _IMPORT.findall(source):
+        wanted = []
+        for part in names.split(","):
+            part = part.strip()
+            if not part or part.startswith("type "):
+                continue
+            wanted.append(part.split(" as ")[0].strip())
+        if wanted:
+            checks.append((module, wanted))
+    if not checks:
+        return ""
+    lines = []
+    for module, wanted in checks:
+        lines.append(
+            "{ const m = await import(%s); for (const n of %s) if (!(n in m)) "
+            "throw new SyntaxError(`The requested module '%s' does not provide an export "
+            "named '${n}'`); }" % (json.dumps(module), json.dumps(wanted), module.replace("`", ""))
+        )
+    return "\n".join(lines) + "\n"
 
 
 class RoutingExecutePreprocessor(ExecutePreprocessor):
@@ -74,7 +116,17 @@ class RoutingExecutePreprocessor(ExecutePreprocessor):
     drain = run_sync(_async_drain)
 
     def preprocess_cell(self, cell, resources, index):
-        cell, resources = super().preprocess_cell(cell, resources, index)
+        guard = import_guard(cell.source) if cell.cell_type == "code" else ""
+        if guard:
+            # the kernel runs the guard first; the saved cell keeps its own source
+            source = cell.source
+            cell.source = guard + source
+            try:
+                cell, resources = super().preprocess_cell(cell, resources, index)
+            finally:
+                cell.source = source
+        else:
+            cell, resources = super().preprocess_cell(cell, resources, index)
         if index == len(self.nb.cells) - 1:
             self.drain()
             if self.late_outputs:
