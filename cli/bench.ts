@@ -22,6 +22,14 @@ import { runServeBench, serveBenchMarkdown } from "../bench/serve_bench.ts";
 
 const HELP =
   `deno task bench [--quick] [--backend cpu|webgpu|both] [--skip-kernels] [--no-torch] [--out DIR]
+deno task bench --scale [--quick] [--sizes 125m,350m,1.3b,2.7b,6.7b] [--cpu-sizes LIST]
+                        [--backend cpu|webgpu|both] [--max-gflop N] [--repeats N]
+  --scale         only the scale benchmark (bench/scale_bench.ts): random f16 checkpoints of the
+                  paper's OPT shapes written under .cache/scale (removed after), each backend in
+                  a fresh process: load time, peak resident memory, tokens/s, top-k agreement
+  --sizes         scale: shapes to measure (default all five; --quick 125m)
+  --cpu-sizes     scale: shapes the CPU backend also runs (default 125m,350m,1.3b,2.7b)
+  --max-gflop N   scale: skip batch 8 where its full decode exceeds N GFLOP (default 100)
 deno task bench --serve [--quick] [--backend cpu|webgpu] [--requests N] [--rate R] [--batch-size B]
                         [--repeats N]
   --serve         only the serving benchmark (bench/serve_bench.ts): static, aligned and per-row
@@ -62,6 +70,10 @@ export async function benchMain(args: string[]): Promise<number> {
     best: { type: "boolean" },
     help: { type: "boolean" },
     serve: { type: "boolean" },
+    scale: { type: "boolean" },
+    sizes: { type: "string" },
+    "cpu-sizes": { type: "string" },
+    "max-gflop": { type: "string" },
     requests: { type: "string" },
     rate: { type: "string" },
     "batch-size": { type: "string" },
@@ -92,6 +104,10 @@ export async function benchMain(args: string[]): Promise<number> {
     return 2;
   }
   quietVulkanRuntimeDir();
+  if (values.scale) {
+    const { scaleBenchMain } = await import("../bench/scale_bench.ts");
+    return await scaleBenchMain(values, out);
+  }
   if (values.serve) {
     return await serveBench(values, quick, out, which === "both" ? "cpu" : which);
   }

@@ -164,3 +164,27 @@ Deno.test("CPU apply on f16 halves: several row blocks and one row equal the f32
     assertEquals(got, want, `m = ${m}`);
   }
 });
+
+Deno.test("random f16 fixtures (the scale bench's checkpoints) are the rounded fixture values, fast path or not", async () => {
+  const { fixtureConfig, fixtureTensors, fixtureValues } = await import("../model/fixture.ts");
+  const { optTensorSpecs } = await import("../model/checkpoint.ts");
+  const { float32ToBytes } = await import("../model/mod.ts");
+  const config = fixtureConfig({
+    hiddenSize: 45,
+    wordEmbedProjDim: 45,
+    numAttentionHeads: 5,
+    ffnDim: 73,
+    vocabSize: 101,
+  });
+  const specs = optTensorSpecs(config, false);
+  const tensors = fixtureTensors(config, { seed: 5, dtype: "F16" });
+  assertEquals(tensors.length, specs.length);
+  let odd = 0;
+  specs.forEach((spec, i) => {
+    const want = float32ToBytes(fixtureValues(config, spec, 5), "F16");
+    const data = tensors[i].data;
+    assertEquals(typeof data === "function" ? data() : data, want, spec.name);
+    if (want.byteLength % 4 !== 0) odd++; // an odd number of halves
+  });
+  assert(odd > 0, "an odd element count is covered");
+});
