@@ -348,23 +348,27 @@ export function scaleBenchMarkdown(rows: ScaleBenchRow[]): string {
     return t ? t.tokensPerSecond.toFixed(2) : "-";
   };
   const lines = [
-    "| shape | backend | weights GB | load s | peak GB (load / end) | peak - weights GB | " +
-    "tok/s b1 full | b1 2x | b8 full | b8 2x | top-k vs CPU |",
-    "| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --- |",
+    "| shape | backend | checkpoint GB | held GB | load s | peak GB (load / end) | " +
+    "peak - checkpoint GB | tok/s b1 full | b1 2x | b8 full | b8 2x | top-k vs CPU |",
+    "| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |",
   ];
   for (const r of rows) {
     if (r.error) {
-      lines.push(`| ${r.shape} | ${r.backend} | | | | | | | | | failed: ${r.error} |`);
+      lines.push(
+        `| ${r.shape} | ${r.backend} | ${
+          gb(r.checkpointBytes)
+        } | | | | | | | | | failed: ${r.error} |`,
+      );
       continue;
     }
     const topk = r.topkEqual === undefined
       ? "-"
       : `${r.topkEqual ? "equal" : "DIFFERENT"} (max diff ${r.topkMaxDiff!.toExponential(1)})`;
     lines.push(
-      `| ${r.shape} | ${r.backend} | ${gb(r.weightBytes)} | ${(r.loadMs / 1000).toFixed(1)} | ` +
-        `${gb(r.peakAfterLoad)} / ${gb(r.peakEnd)} | ${gb(r.peakEnd - r.weightBytes)} | ` +
-        `${tps(r, 1, true)} | ${tps(r, 1, false)} | ${tps(r, 8, true)} | ${tps(r, 8, false)} | ` +
-        `${topk} |`,
+      `| ${r.shape} | ${r.backend} | ${gb(r.checkpointBytes)} | ${gb(r.weightBytes)} | ` +
+        `${(r.loadMs / 1000).toFixed(1)} | ${gb(r.peakAfterLoad)} / ${gb(r.peakEnd)} | ` +
+        `${gb(r.peakEnd - r.checkpointBytes)} | ${tps(r, 1, true)} | ${tps(r, 1, false)} | ` +
+        `${tps(r, 8, true)} | ${tps(r, 8, false)} | ${topk} |`,
     );
   }
   return lines.join("\n");
