@@ -106,9 +106,9 @@ export interface UploadOptions {
  * ```
  */
 export function checkDeviceFit(gpu: GpuContext, weights: OptWeights): void {
-  const desc = `${gpu.info.description ?? ""} ${gpu.info.device ?? ""}`.trim();
+  const desc = gpu.info.description || gpu.info.device || "";
   const software = gpu.info.isFallbackAdapter === true ||
-    /llvmpipe|lavapipe|swiftshader/i.test(desc);
+    /llvmpipe|lavapipe|swiftshader/i.test(`${desc} ${gpu.info.device ?? ""}`);
   const offer = memoryOnOffer();
   if (!offer || (!software && offer.source !== MEMORY_LIMIT_ENV)) return;
   const cfg = weights.config;
