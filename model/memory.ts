@@ -164,7 +164,7 @@ export function peakResidentBytes(): number {
 }
 
 /** Options of {@linkcode checkModelFits}. */
-export interface FitOptions {
+export interface ModelFitOptions {
   /** What is being loaded, for the message (e.g. `"opt-6.7b on the webgpu backend"`). */
   what: string;
   /**
@@ -223,7 +223,7 @@ export function memoryOnOffer(): { bytes: number; source: string } | undefined {
  * }
  * ```
  */
-export function checkModelFits(neededBytes: number, options: FitOptions): void {
+export function checkModelFits(neededBytes: number, options: ModelFitOptions): void {
   const offer = options.limitBytes !== undefined
     ? { bytes: options.limitBytes, source: options.limitSource ?? "the given limit" }
     : memoryOnOffer();

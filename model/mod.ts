@@ -59,10 +59,10 @@ export type { OptShapeName } from "./config.ts";
 export * from "./dtype.ts";
 export {
   checkModelFits,
-  type FitOptions,
   memAvailableBytes,
   MEMORY_LIMIT_ENV,
   memoryOnOffer,
+  type ModelFitOptions,
   ModelTooLargeError,
   parseMemorySize,
   peakResidentBytes,
