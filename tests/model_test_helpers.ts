@@ -129,20 +129,3 @@ export function countingReads(w: OptWeights): { weights: OptWeights; reads: () =
   });
   return { weights, reads: () => reads };
 }
-
-/** Runs `fn` (sync or async) with environment variable `name` set to `value`, then restores it. */
-export function withEnv<T>(name: string, value: string, fn: () => T): T {
-  const old = Deno.env.get(name);
-  Deno.env.set(name, value);
-  const restore = () => old === undefined ? Deno.env.delete(name) : Deno.env.set(name, old);
-  let r: T;
-  try {
-    r = fn();
-  } catch (e) {
-    restore();
-    throw e;
-  }
-  if (r instanceof Promise) return r.finally(restore) as T;
-  restore();
-  return r;
-}

@@ -1,35 +1,34 @@
 /**
  * The WebGPU backend refuses a model that cannot fit before it reads a single tensor (on a
- * software adapter its memory is the host's: `MemAvailable` or `SKIPDECODE_MEMORY_LIMIT`),
+ * software adapter its memory is the host's: `MemAvailable`, `SKIPDECODE_MEMORY_LIMIT`, or
+ * here the `memoryLimitBytes` option, since the variable is process-wide),
  * and the streamed upload (largest tensor first, staging released as it goes) gives the same
  * logits as the CPU reference.
  */
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { createWebGpuBackend } from "../backend/webgpu/mod.ts";
 import { createCpuBackend } from "../backend/mod.ts";
-import { MEMORY_LIMIT_ENV, ModelTooLargeError, residentWeightBytes } from "../model/mod.ts";
+import { ModelTooLargeError, residentWeightBytes } from "../model/mod.ts";
+import { uploadModel } from "../backend/webgpu/weights.ts";
+import { createMatmulKernels } from "../kernels/matmul/mod.ts";
 import { GPU_TEST, relL2, testGpu } from "./webgpu_helpers.ts";
-import { awkwardWeights, countingReads, withEnv } from "./model_test_helpers.ts";
+import { awkwardWeights, countingReads } from "./model_test_helpers.ts";
 
 Deno.test({
-  name: "WebGPU: SKIPDECODE_MEMORY_LIMIT refuses the model in one line before any read",
+  name: "WebGPU: a memory limit refuses the model in one line before any read",
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
     if (!gpu) return;
     const { weights, reads } = countingReads(await awkwardWeights());
-    const e = await withEnv(
-      MEMORY_LIMIT_ENV,
-      "2k",
-      () =>
-        assertRejects(
-          () => createWebGpuBackend(weights, { gpu, validate: false }),
-          ModelTooLargeError,
-        ),
+    const mm = createMatmulKernels(gpu.device, { adapterInfo: gpu.info });
+    const e = await assertRejects(
+      () => uploadModel(gpu, mm, weights, { memoryLimitBytes: 2048 }),
+      ModelTooLargeError,
     );
     assert(!e.message.includes("\n"), e.message);
     assert(e.message.includes(`${residentWeightBytes(weights, "webgpu")} bytes`), e.message);
-    assert(e.message.includes("2048 bytes") && e.message.includes(MEMORY_LIMIT_ENV), e.message);
+    assert(e.message.includes("2048 bytes"), e.message);
     assert(e.message.includes(gpu.info.description || "WebGPU"), e.message);
     assertEquals(reads(), 0);
   },
@@ -42,11 +41,7 @@ Deno.test({
     const gpu = await testGpu();
     if (!gpu) return;
     const { weights, reads } = countingReads(await awkwardWeights());
-    const backend = await withEnv(
-      MEMORY_LIMIT_ENV,
-      "1G",
-      () => createWebGpuBackend(weights, { gpu, validate: false }),
-    );
+    const backend = await createWebGpuBackend(weights, { gpu, validate: false });
     const cpu = createCpuBackend(weights);
     try {
       // each tensor read once by the upload (the tied head twice: table and matrix)

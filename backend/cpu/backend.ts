@@ -72,6 +72,8 @@ export class CpuBackend implements Backend {
     this.config = weights.config;
     const widen = options.widenF16 ?? false;
     checkModelFits(residentWeightBytes(weights, widen ? "cpu-f32" : "cpu"), {
+      limitBytes: options.memoryLimitBytes,
+      limitSource: "memoryLimitBytes",
       what:
         `the model (${weights.config.numHiddenLayers} layers, d = ${weights.config.hiddenSize}) on the CPU backend`,
     });
@@ -345,4 +347,6 @@ export interface CpuBackendOptions {
    * backend) instead of block by block in every product (the default). Same results.
    */
   widenF16?: boolean;
+  /** Memory on offer in bytes, instead of `SKIPDECODE_MEMORY_LIMIT` or `MemAvailable`. */
+  memoryLimitBytes?: number;
 }

@@ -33,12 +33,7 @@ import {
   treeEntries,
 } from "../../model/params.ts";
 import type { LayerNormWeights, LinearWeights, OptWeights, Tensor } from "../../model/types.ts";
-import {
-  checkModelFits,
-  MEMORY_LIMIT_ENV,
-  memoryOnOffer,
-  residentWeightBytes,
-} from "../../model/memory.ts";
+import { checkModelFits, memoryOnOffer, residentWeightBytes } from "../../model/memory.ts";
 
 /** A LayerNorm's f32 parameters on the device. */
 export interface DeviceLayerNorm {
@@ -85,6 +80,8 @@ function entryBytes(v: TensorKinds[keyof TensorKinds]): number {
 export interface UploadOptions {
   /** Largest bytes per table buffer (forces the split path in tests). */
   maxBindingBytes?: number;
+  /** Memory on offer in bytes for {@linkcode checkDeviceFit} (tests), instead of the default. */
+  memoryLimitBytes?: number;
 }
 
 /**
@@ -105,12 +102,18 @@ export interface UploadOptions {
  * checkDeviceFit(gpu, await loadWeights("bundled/models/tiny-opt-e2e"));
  * ```
  */
-export function checkDeviceFit(gpu: GpuContext, weights: OptWeights): void {
+export function checkDeviceFit(
+  gpu: GpuContext,
+  weights: OptWeights,
+  limitBytes?: number,
+): void {
   const desc = gpu.info.description || gpu.info.device || "";
   const software = gpu.info.isFallbackAdapter === true ||
     /llvmpipe|lavapipe|swiftshader/i.test(`${desc} ${gpu.info.device ?? ""}`);
-  const offer = memoryOnOffer();
-  if (!offer || (!software && offer.source !== MEMORY_LIMIT_ENV)) return;
+  const offer = limitBytes !== undefined
+    ? { bytes: limitBytes, source: "memoryLimitBytes" }
+    : memoryOnOffer();
+  if (!offer || (!software && offer.source === "MemAvailable of /proc/meminfo")) return;
   const cfg = weights.config;
   checkModelFits(residentWeightBytes(weights, "webgpu"), {
     what: `the model (${cfg.numHiddenLayers} layers, d = ${cfg.hiddenSize}) on the WebGPU ` +
@@ -146,7 +149,7 @@ export async function uploadModel(
   weights: OptWeights,
   options: UploadOptions = {},
 ): Promise<DeviceModel> {
-  checkDeviceFit(gpu, weights);
+  checkDeviceFit(gpu, weights, options.memoryLimitBytes);
   const group = new AllocationGroup(gpu);
   const owned: { destroy(): void }[] = [];
   let bytes = 0;
