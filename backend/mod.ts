@@ -17,7 +17,7 @@ import { createCpuBackend } from "./cpu/backend.ts";
 import type { WebGpuBackendOptions } from "./webgpu/backend.ts";
 
 export type * from "./types.ts";
-export { CpuBackend, createCpuBackend } from "./cpu/backend.ts";
+export { CpuBackend, type CpuBackendOptions, createCpuBackend } from "./cpu/backend.ts";
 // The CPU reference ops under one name: `linear` here is the matmul reference, while
 // `linear` at the top level (mod.ts) is the exit policy of schedule/.
 export * as cpuOps from "./cpu/ops.ts";

@@ -60,6 +60,29 @@ export const benchCommand: Command = {
     ...withDefault(OUT, "out/bench", {
       description: "where to write decode.json / decode.md (serve.*, speculative.*)",
     }),
+    scale: {
+      kind: "flag",
+      description: "only the scale benchmark (bench/scale_bench.ts): random f16 checkpoints of " +
+        "the paper's OPT shapes written under .cache/scale (removed after), each backend in a " +
+        "fresh process: load time, peak resident memory, tokens/s, top-k agreement",
+    },
+    sizes: {
+      kind: "text",
+      value: "LIST",
+      description: "scale: shapes to measure, e.g. 125m,350m,1.3b,2.7b,6.7b (default all " +
+        "five; --quick 125m)",
+    },
+    "cpu-sizes": {
+      kind: "text",
+      value: "LIST",
+      description: "scale: shapes the CPU backend also runs (default 125m,350m,1.3b,2.7b)",
+    },
+    "max-gflop": {
+      kind: "decimal",
+      range: { above: 0 },
+      value: "N",
+      description: "scale: skip batch 8 where its full decode exceeds N GFLOP (default 100)",
+    },
     train: {
       kind: "flag",
       description: "only the training benchmark (bench/train_bench.ts): one fine-tuning step " +
@@ -138,6 +161,10 @@ async function runBench(values: Record<string, unknown>): Promise<number> {
     return 2;
   }
   quietVulkanRuntimeDir();
+  if (values.scale) {
+    const { scaleBenchMain } = await import("../bench/scale_bench.ts");
+    return await scaleBenchMain(values, out);
+  }
   if (values.serve) {
     return await serveBench(values, quick, out, which === "both" ? "cpu" : which);
   }

@@ -147,6 +147,7 @@ export function launchFlags(args: string[], cwd: string): string[] {
     `--allow-env=${TOOLKIT_ENV.join(",")}`,
     "--allow-run=sbatch,squeue",
     `--allow-ffi=${DEFAULT_BLAS_PATH}`, // the CPU trainer's OpenBLAS (train/blas.ts)
+    "--allow-sys=systemMemoryInfo", // the fit check before loading (model/memory.ts)
   ];
 }
 

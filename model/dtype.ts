@@ -72,6 +72,29 @@ export function f16BitsToFloat32(bits: number): number {
 }
 
 /**
+ * Widens `count` IEEE halves of `src` from `offset` into `out[0 .. count)` (exact), by table
+ * lookup: the block conversion of the CPU backend, which keeps f16 weights as halves.
+ *
+ * @example
+ * ```ts
+ * import { halvesToFloat32 } from "./dtype.ts";
+ * const out = new Float32Array(2);
+ * halvesToFloat32(new Uint16Array([0x3c00, 0xc000, 0x3800]), 1, 2, out);
+ * console.log(out); // Float32Array [-2, 0.5]
+ * ```
+ */
+export function halvesToFloat32(
+  src: Uint16Array,
+  offset: number,
+  count: number,
+  out: Float32Array,
+): Float32Array {
+  const table = f16Table ??= buildF16Table();
+  for (let i = 0; i < count; i++) out[i] = table[src[offset + i]];
+  return out;
+}
+
+/**
  * Rounds a number to the nearest IEEE half (ties to even; overflow gives infinity, NaN
  * stays NaN) and returns its 16 bits.
  *

@@ -57,6 +57,18 @@ export type { CheckpointErrorDetails, CheckpointErrorKind } from "./errors.ts";
 export { OPT_SHAPES, optConfigToJson, parseOptConfig, readOptConfig } from "./config.ts";
 export type { OptShapeName } from "./config.ts";
 export * from "./dtype.ts";
+export {
+  checkModelFits,
+  memAvailableBytes,
+  MEMORY_LIMIT_ENV,
+  memoryOnOffer,
+  type ModelFitOptions,
+  ModelTooLargeError,
+  parseMemorySize,
+  peakResidentBytes,
+  residentWeightBytes,
+  type WeightLayout,
+} from "./memory.ts";
 export * from "./tensor.ts";
 export {
   MAX_HEADER_BYTES,

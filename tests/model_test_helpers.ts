@@ -7,6 +7,9 @@
 import { CheckpointError, type CheckpointErrorKind } from "../model/errors.ts";
 import { assert, assertStringIncludes } from "@std/assert";
 import { sharedPath } from "./helpers.ts";
+import { loadWeights, writeRandomCheckpoint } from "../model/mod.ts";
+import { mapOptTree, type TensorKinds } from "../model/tree.ts";
+import type { OptWeights, Tensor } from "../model/types.ts";
 
 /** Runs `fn` with a fresh temp folder, removed afterwards. */
 export async function withTempDir<T>(fn: (dir: string) => T | Promise<T>): Promise<T> {
@@ -82,4 +85,47 @@ export async function assertCheckpointError(
 /** The trained tiny checkpoint the repository ships (`bundled/models/tiny-opt-e2e`). */
 export function sharedModelDir(): string {
   return sharedPath("models/tiny-opt-e2e");
+}
+
+/** A random checkpoint of awkward sizes (d = 40, 5 heads, f = 72, V = 101, 3 layers, tied). */
+export async function awkwardWeights(dtype: "F16" | "F32" = "F16"): Promise<OptWeights> {
+  const dir = Deno.makeTempDirSync({ prefix: "skipdecode-model-" });
+  writeRandomCheckpoint(dir, {
+    shape: {
+      vocabSize: 101,
+      hiddenSize: 40,
+      numAttentionHeads: 5,
+      ffnDim: 72,
+      numHiddenLayers: 3,
+      wordEmbedProjDim: 40,
+    },
+    dtype,
+    seed: 11,
+  });
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  return await loadWeights(dir);
+}
+
+/** The same weights, counting every tensor read (`bytes()`). */
+export function countingReads(w: OptWeights): { weights: OptWeights; reads: () => number } {
+  let reads = 0;
+  const wrapped = new Map<Tensor, Tensor>();
+  const wrap = (t: Tensor): Tensor => {
+    if (!wrapped.has(t)) {
+      wrapped.set(t, {
+        name: t.name,
+        dtype: t.dtype,
+        shape: t.shape,
+        bytes: () => (reads++, t.bytes()),
+      });
+    }
+    return wrapped.get(t)!;
+  };
+  const weights = mapOptTree<TensorKinds, TensorKinds>(w, {
+    table: wrap,
+    matrix: wrap,
+    linear: (l) => ({ weight: wrap(l.weight), bias: l.bias && wrap(l.bias) }),
+    layerNorm: (n) => ({ weight: wrap(n.weight), bias: wrap(n.bias) }),
+  });
+  return { weights, reads: () => reads };
 }

@@ -30,8 +30,10 @@ import {
   type OptTree,
   type ParamKinds,
   type TensorKinds,
+  treeEntries,
 } from "../../model/tree.ts";
 import type { LayerNormWeights, LinearWeights, OptWeights, Tensor } from "../../model/types.ts";
+import { checkModelFits, memoryOnOffer, residentWeightBytes } from "../../model/memory.ts";
 
 /** A LayerNorm's f32 parameters on the device. */
 export interface DeviceLayerNorm {
@@ -64,15 +66,69 @@ export type DeviceModel = OptTree<DeviceKinds> & {
   destroy(): void;
 };
 
+/** Bytes uploaded between waits for the queue (which let wgpu free staging copies). */
+const WAIT_EVERY_BYTES = 256 << 20;
+
+function entryBytes(v: TensorKinds[keyof TensorKinds]): number {
+  const one = (t: Tensor) => t.shape.reduce((a, b) => a * b, 1) * (t.dtype === "F32" ? 4 : 2);
+  if ("dtype" in v) return one(v);
+  const g = v as { weight: Tensor; bias?: Tensor }; // linear or LayerNorm
+  return one(g.weight) + (g.bias ? one(g.bias) : 0);
+}
+
 /** Options of {@linkcode uploadModel}. */
 export interface UploadOptions {
   /** Largest bytes per table buffer (forces the split path in tests). */
   maxBindingBytes?: number;
+  /** Memory on offer in bytes for {@linkcode checkDeviceFit} (tests), instead of the default. */
+  memoryLimitBytes?: number;
 }
 
 /**
- * Uploads all weights; one awaited check of the allocation scopes at the end.
+ * Refuses, before any tensor is read, weights that cannot fit: on a software adapter
+ * (llvmpipe, SwiftShader: its memory is the host's) against `MemAvailable` or
+ * `SKIPDECODE_MEMORY_LIMIT`; on a hardware adapter, which does not report its memory,
+ * against `SKIPDECODE_MEMORY_LIMIT` when set. Single tensors larger than the adapter's
+ * buffer and binding limits are split by the uploads, not refused.
  *
+ * @throws {ModelTooLargeError} one line naming the bytes needed and available.
+ *
+ * @example
+ * ```ts
+ * import { requestGpu } from "../../kernels/device.ts";
+ * import { loadWeights } from "../../model/mod.ts";
+ * import { checkDeviceFit } from "./weights.ts";
+ * const gpu = await requestGpu();
+ * checkDeviceFit(gpu, await loadWeights("bundled/models/tiny-opt-e2e"));
+ * ```
+ */
+export function checkDeviceFit(
+  gpu: GpuContext,
+  weights: OptWeights,
+  limitBytes?: number,
+): void {
+  const desc = gpu.info.description || gpu.info.device || "";
+  const software = gpu.info.isFallbackAdapter === true ||
+    /llvmpipe|lavapipe|swiftshader/i.test(`${desc} ${gpu.info.device ?? ""}`);
+  const offer = limitBytes !== undefined
+    ? { bytes: limitBytes, source: "memoryLimitBytes" }
+    : memoryOnOffer();
+  if (!offer || (!software && offer.source === "MemAvailable of /proc/meminfo")) return;
+  const cfg = weights.config;
+  checkModelFits(residentWeightBytes(weights, "webgpu"), {
+    what: `the model (${cfg.numHiddenLayers} layers, d = ${cfg.hiddenSize}) on the WebGPU ` +
+      `adapter "${desc || "unknown"}"${software ? " (software: its memory is the host's)" : ""}`,
+    limitBytes: offer.bytes,
+    limitSource: offer.source,
+  });
+}
+
+/**
+ * Uploads all weights, one tensor at a time (read by range, converted, uploaded, its host
+ * copy released), after {@linkcode checkDeviceFit}; one awaited check of the allocation
+ * scopes at the end.
+ *
+ * @throws {ModelTooLargeError} before anything is read when the model cannot fit.
  * @throws {GpuError} naming the tensor that does not fit (too large for the device limits,
  *   or out of memory).
  *
@@ -93,9 +149,15 @@ export async function uploadModel(
   weights: OptWeights,
   options: UploadOptions = {},
 ): Promise<DeviceModel> {
+  checkDeviceFit(gpu, weights, options.memoryLimitBytes);
   const group = new AllocationGroup(gpu);
   const owned: { destroy(): void }[] = [];
   let bytes = 0;
+  // Hands the staged writes to the queue after each large tensor: wgpu keeps a write's
+  // staging copy until a submission carries it, and reclaims it when the device is polled
+  // after that submission, so without this every staged byte of the model lives until the
+  // first decode (on a software adapter the host then holds the weights twice).
+  const flush = () => gpu.device.queue.submit([]);
   const table = (t: Tensor): DeviceTable => {
     const [rows, cols] = t.shape;
     const dt = uploadTable(
@@ -106,6 +168,7 @@ export async function uploadModel(
     );
     owned.push(dt);
     bytes += dt.bytes;
+    flush();
     return dt;
   };
   const f32 = (t: Tensor): GPUBuffer => {
@@ -126,15 +189,47 @@ export async function uploadModel(
     const lin = group.run(weight.name, () => mm.uploadLinear(weight, bias, weight.name));
     owned.push(lin);
     bytes += lin.bytes;
+    flush();
     return lin;
   };
   try {
+    // Largest first: a tensor's transient host copies (its bytes, the repacked layout, the
+    // staging copy) then sit on top of little resident data; the tied LM head and the
+    // embedding of an OPT-6.7b are 412 MB each. Every upload is keyed by kind and object
+    // (a tied head is uploaded twice: once as a table, once as a matrix).
+    const mappers: { [K in keyof DeviceKinds]: (v: TensorKinds[K]) => DeviceKinds[K] } = {
+      table,
+      matrix: linear,
+      linear,
+      layerNorm: ln,
+    };
+    const done = new Map<string, Map<unknown, unknown>>();
+    const jobs = treeEntries<TensorKinds>(weights).map(({ site, value }) => ({
+      kind: site.decl.kind,
+      value,
+      size: entryBytes(value),
+    })).sort((a, b) => b.size - a.size);
+    let sinceWait = 0;
+    for (const job of jobs) {
+      const byKind = done.get(job.kind) ?? new Map<unknown, unknown>();
+      done.set(job.kind, byKind);
+      if (byKind.has(job.value)) continue;
+      byKind.set(job.value, (mappers[job.kind] as (v: unknown) => unknown)(job.value));
+      sinceWait += job.size;
+      if (sinceWait >= WAIT_EVERY_BYTES) {
+        // let the device finish the copies so wgpu frees their staging memory
+        await gpu.device.queue.onSubmittedWorkDone();
+        sinceWait = 0;
+      }
+    }
+    const uploaded = <K extends keyof DeviceKinds>(kind: K) => (v: TensorKinds[K]) =>
+      done.get(kind)!.get(v) as DeviceKinds[K];
     const model: DeviceModel = {
       ...mapOptTree<TensorKinds, DeviceKinds>(weights, {
-        table,
-        matrix: linear,
-        linear,
-        layerNorm: ln,
+        table: uploaded("table"),
+        matrix: uploaded("matrix"),
+        linear: uploaded("linear"),
+        layerNorm: uploaded("layerNorm"),
       }),
       bytes: 0,
       destroy: () => owned.forEach((o) => o.destroy()),
