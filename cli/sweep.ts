@@ -584,8 +584,9 @@ export const sweepCommand: Command = {
       // The choices made for the user spelled out: the policies and the backend.
       const chosen = {
         ...v,
-        // the --policy strings (a --policy-file's policies come back through that option)
-        policy: policies.filter((p) => typeof p === "string"),
+        // the --policy strings as given (a --policy-file's policies come back through that
+        // option), else the default set the run chose
+        policy: given ? v.policy : policies,
         backend: model.backend.name === "cpu" ? "cpu" : "webgpu",
       };
       const reproduce = reproduceCommand(

@@ -103,7 +103,7 @@ Deno.test("sweep run folder: manifest.json, items.csv, Reproduce block reruns to
   assertEquals(m.command, "sweep");
   assertEquals(m.argv, [...args, "--out", `${box.rel}/a`]);
   assertStringIncludes(m.commandLine, "deno task skipdecode sweep");
-  assertEquals(m.config.items, "2");
+  assertEquals(m.config.items, 2); // typed options: numbers stay numbers
   assertEquals(m.config["input-column"], "source");
   assertEquals(m.config.policy, ["full", "linear:max=8,min=2,warmup=1,horizon=6"]);
   assertEquals(m.toolkit.name, "@skipdecode/skipdecode");
