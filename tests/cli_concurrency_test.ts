@@ -104,7 +104,7 @@ Deno.test(`cli: ${RACERS} sweeps into one --out, ${TRIALS} races: all but one re
     ]);
     // the manifest and the per-item table are the winner's too; the lock is gone
     const manifest = JSON.parse(Deno.readTextFileSync(`${dir}/manifest.json`));
-    assertEquals(manifest.config.items, String(items), `trial ${t}: manifest.json`);
+    assertEquals(manifest.config.items, items, `trial ${t}: manifest.json`);
     const csv = parseCsv(Deno.readTextFileSync(`${dir}/items.csv`), "items.csv");
     assertEquals(csv.length - 1, items * json.rows.length, `trial ${t}: items.csv`);
     assert(

@@ -20,7 +20,8 @@ const XDG = Deno.makeTempDirSync({ prefix: "cli-xdg-" }); // quiets Mesa's Vulka
 Deno.chmodSync(XDG, 0o700);
 
 /**
- * The `--allow-*` flags of a `deno.json` task (`$HOME` expanded, quotes removed).
+ * The `--allow-*` flags of a `deno.json` task (`$HOME` and the task's
+ * `$(deno eval 'console.log(Deno.execPath())')` expanded, quotes removed).
  *
  * @example
  * ```ts
@@ -35,7 +36,8 @@ export function taskPermissions(task: string): string[] {
   try {
     home = Deno.env.get("HOME") ?? home;
   } catch { /* default */ }
-  return line.split(/\s+/).filter((w) => w.startsWith("--allow-"))
+  return line.replaceAll(`"$(deno eval 'console.log(Deno.execPath())')"`, Deno.execPath())
+    .split(/\s+/).filter((w) => w.startsWith("--allow-"))
     .map((w) => w.replaceAll("$HOME", home).replaceAll('"', ""));
 }
 

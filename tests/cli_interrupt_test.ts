@@ -130,7 +130,8 @@ async function sweepTrials(): Promise<void> {
       const json = JSON.parse(text(`${dir}/sweep.json`));
       const md = text(`${dir}/report.md`);
       assert(md.includes(`Run ${json.startedAt}`), `trial ${t}: mixed report`);
-      assert(md.trimEnd().endsWith("and item"), `trial ${t}: report.md cut`);
+      // the report ends with its Reproduce block, the command in a closed fence
+      assert(/## Reproduce\n\n```sh\n.+\n```$/.test(md.trimEnd()), `trial ${t}: report.md cut`);
       text(`${dir}/generations.jsonl`).trim().split("\n").forEach((l) => JSON.parse(l));
       for (const n of names.filter((n) => n.endsWith(".html"))) {
         assert(text(`${dir}/${n}`).trimEnd().endsWith("</html>"), `trial ${t}: ${n} cut`);

@@ -39,7 +39,8 @@ function readmeCommand(): string[] {
 
 async function run(clone: string, args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...taskPermissions("skipdecode"), "cli/main.ts", ...args],
+    // exactly `deno task skipdecode`: the clone's own launcher with the task's flags
+    args: ["run", ...taskPermissions("skipdecode"), "cli/launch.ts", ...args],
     cwd: clone,
     env: { NO_COLOR: "1", HF_HUB_OFFLINE: "1", XDG_RUNTIME_DIR: `${clone}/..` },
     stdout: "piped",
