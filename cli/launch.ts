@@ -28,6 +28,7 @@ import { optionKind, parseCommandArgs } from "./command.ts";
 import { COMMANDS } from "./main.ts";
 import { hubCacheDir } from "../model/hub.ts";
 import { DEFAULT_BLAS_PATH } from "../train/blas.ts";
+import { TOOLKIT_ENV } from "./options.ts";
 
 /** The repository root. */
 const ROOT = fileURLToPath(new URL("../", import.meta.url)).replace(/\/$/, "");
@@ -38,24 +39,6 @@ export const HUB_HOSTS: readonly string[] = [
   "cdn-lfs.huggingface.co",
   "cdn-lfs-us-1.huggingface.co",
   "cas-bridge.xethub.hf.co",
-];
-
-/** The environment variables the toolkit reads. */
-export const TOOLKIT_ENV: readonly string[] = [
-  "HOME",
-  "USERPROFILE",
-  "XDG_CACHE_HOME",
-  "XDG_RUNTIME_DIR",
-  "HF_HUB_CACHE",
-  "HF_HOME",
-  "HF_HUB_OFFLINE",
-  "HF_ENDPOINT",
-  "SKIPDECODE_*",
-  "SLURM_ARRAY_TASK_ID",
-  "SLURM_ARRAY_TASK_COUNT",
-  "SLURM_ARRAY_TASK_MIN",
-  "JOB_COMPLETION_INDEX",
-  "VK_ICD_FILENAMES",
 ];
 
 function envGet(name: string): string | undefined {

@@ -317,3 +317,30 @@ export function horizonNote(policy: Policy, maxNewTokens: number): string {
   const h = implicitHorizon(policy, maxNewTokens);
   return h?.implicit ? ` (horizon ${h.value} = --max-new-tokens)` : "";
 }
+
+/**
+ * The environment variables the toolkit reads: the `--allow-env` of the launcher
+ * (`cli/launch.ts`) and of Slurm tasks (`cli/shard.ts`).
+ *
+ * @example
+ * ```ts
+ * import { TOOLKIT_ENV } from "./options.ts";
+ * TOOLKIT_ENV.includes("HF_HOME"); // true
+ * ```
+ */
+export const TOOLKIT_ENV: readonly string[] = [
+  "HOME",
+  "USERPROFILE",
+  "XDG_CACHE_HOME",
+  "XDG_RUNTIME_DIR",
+  "HF_HUB_CACHE",
+  "HF_HOME",
+  "HF_HUB_OFFLINE",
+  "HF_ENDPOINT",
+  "SKIPDECODE_*",
+  "SLURM_ARRAY_TASK_ID",
+  "SLURM_ARRAY_TASK_COUNT",
+  "SLURM_ARRAY_TASK_MIN",
+  "JOB_COMPLETION_INDEX",
+  "VK_ICD_FILENAMES",
+];

@@ -29,6 +29,7 @@ import {
 import { hubCacheDir } from "../model/hub.ts";
 import { exists } from "../data/bundled.ts";
 import { sbatchScript, SLURM_OPTION_NAMES, slurmResources, submitAndWait } from "./slurm.ts";
+import { TOOLKIT_ENV } from "./options.ts";
 import { mergeRunFolder } from "./merge.ts";
 import { sweepItemsFromE2e } from "../experiments/sweep.ts";
 import { loadModel } from "../decode/mod.ts";
@@ -190,22 +191,6 @@ export async function sweepShard(
   return 0;
 }
 
-const TASK_ENV = [
-  "HOME",
-  "USERPROFILE",
-  "XDG_CACHE_HOME",
-  "XDG_RUNTIME_DIR",
-  "HF_HUB_CACHE",
-  "HF_HOME",
-  "HF_HUB_OFFLINE",
-  "HF_ENDPOINT",
-  "SKIPDECODE_*",
-  "SLURM_ARRAY_TASK_ID",
-  "SLURM_ARRAY_TASK_COUNT",
-  "SLURM_ARRAY_TASK_MIN",
-  "JOB_COMPLETION_INDEX",
-];
-
 /**
  * `--slurm`: writes `out/<command>.sbatch` (an array of one task per shard running this
  * command with the same options, least privilege: it reads the repository, the model and
@@ -279,7 +264,7 @@ export async function writeSlurmArray(
       "run",
       `--allow-read=${reads.join(",")}`,
       `--allow-write=${writes.join(",")}`,
-      `--allow-env=${TASK_ENV.join(",")}`,
+      `--allow-env=${TOOLKIT_ENV.join(",")}`,
       join(root, "cli", "main.ts"),
       cmd.name,
       ...args,
