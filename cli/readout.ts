@@ -32,7 +32,7 @@ import {
 } from "./options.ts";
 import { loadModel } from "../decode/mod.ts";
 import type { BackendName } from "../backend/mod.ts";
-import { loadSweepItems } from "./sweep.ts";
+import { DATA_OPTIONS, loadSweepItems } from "./sweep.ts";
 import { checkOutputPath, OutputFolder } from "../io/output.ts";
 import {
   buildManifest,
@@ -125,8 +125,7 @@ export const readoutCommand: Command = {
       default: 1,
     },
     data: {
-      kind: "path",
-      value: "FILE|hf:ID",
+      ...DATA_OPTIONS.data,
       description: "items for --calm: a .csv, .tsv, .jsonl or .parquet file or an " +
         "hf:OWNER/NAME[:CONFIG]:SPLIT dataset with mr,ref columns (see sweep --help; default: " +
         "the bundled held-out testset-part2.csv)",

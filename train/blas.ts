@@ -75,33 +75,9 @@ export interface LinearOps {
  */
 export const TYPESCRIPT_LINEAR: LinearOps = Object.freeze({
   name: "typescript",
-  forward: (
-    x: FloatArray,
-    w: FloatArray,
-    b: FloatArray | undefined,
-    m: number,
-    k: number,
-    n: number,
-  ) => linearForward(x, w, b, m, k, n),
-  backwardInput: (
-    dy: FloatArray,
-    w: FloatArray,
-    m: number,
-    k: number,
-    n: number,
-    dx: FloatArray,
-  ) => {
-    linearBackwardInput(dy, w, m, k, n, dx);
-  },
-  backwardParams: (
-    dy: FloatArray,
-    x: FloatArray,
-    m: number,
-    k: number,
-    n: number,
-    dw: FloatArray,
-    db?: FloatArray,
-  ) => linearBackwardParams(dy, x, m, k, n, dw, db),
+  forward: linearForward,
+  backwardInput: linearBackwardInput,
+  backwardParams: linearBackwardParams,
 });
 
 /** Where Debian's and most distributions' OpenBLAS lives. */
