@@ -175,6 +175,22 @@ export function blasLinearOps(): LinearOps | undefined {
   }
   const f32 = (...a: (FloatArray | undefined)[]) =>
     a.every((x) => x === undefined || x instanceof Float32Array);
+  // BLAS reads and writes through raw pointers, past a typed array's end as readily as inside
+  // it (the TypeScript loops would drop such a write silently, BLAS corrupts the heap): every
+  // operand's length is checked against the product's shape before the call.
+  const fits = (
+    op: string,
+    shape: string,
+    ...operands: (readonly [string, FloatArray, number])[]
+  ) => {
+    for (const [name, a, need] of operands) {
+      if (a.length < need) {
+        throw new RangeError(
+          `BLAS ${op} (${shape}): ${name} holds ${a.length} values, the product needs ${need}`,
+        );
+      }
+    }
+  };
   loaded = Object.freeze({
     name: path,
     forward(
@@ -186,6 +202,14 @@ export function blasLinearOps(): LinearOps | undefined {
       n: number,
     ) {
       if (!f32(x, w, b) || m === 0) return linearForward(x, w, b, m, k, n);
+      const shape = `M=${m}, K=${k}, N=${n}`;
+      fits(
+        "forward",
+        shape,
+        ["x", x, m * k],
+        ["w", w, n * k],
+        ...(b ? [["b", b, n]] as const : []),
+      );
       const y = new Float32Array(m * n);
       if (b) { for (let i = 0; i < m; i++) y.set(b as Float32Array, i * n); }
       sgemm(
@@ -209,6 +233,11 @@ export function blasLinearOps(): LinearOps | undefined {
     backwardInput(dy: FloatArray, w: FloatArray, m: number, k: number, n: number, dx: FloatArray) {
       if (!f32(dy, w, dx)) return void linearBackwardInput(dy, w, m, k, n, dx);
       if (m === 0) return;
+      fits("backwardInput", `M=${m}, K=${k}, N=${n}`, ["dy", dy, m * n], ["w", w, n * k], [
+        "dx",
+        dx,
+        m * k,
+      ]);
       sgemm(
         ROW_MAJOR,
         NO_TRANS,
@@ -237,6 +266,11 @@ export function blasLinearOps(): LinearOps | undefined {
     ) {
       if (!f32(dy, x, dw, db)) return linearBackwardParams(dy, x, m, k, n, dw, db);
       if (m === 0) return;
+      fits("backwardParams", `M=${m}, K=${k}, N=${n}`, ["dy", dy, m * n], ["x", x, m * k], [
+        "dw",
+        dw,
+        n * k,
+      ], ...(db ? [["db", db, n]] as const : []));
       sgemm(
         ROW_MAJOR,
         TRANS,
