@@ -10,7 +10,8 @@
  *
  * @module
  */
-import { createKernel, type GpuContext, type Kernel } from "../device.ts";
+import { createDeclaredKernel } from "../declare.ts";
+import type { GpuContext, Kernel } from "../device.ts";
 import type { Recorder } from "../encode.ts";
 import { layerNormWgsl } from "./wgsl.ts";
 
@@ -60,21 +61,24 @@ export async function createLayerNorm(
   ctx: GpuContext,
   wg = ctx.profile.kernels === "software" ? 8 : 64,
 ): Promise<LayerNormKernel> {
-  const kernel = await createKernel(ctx, `layernorm(wg=${wg})`, layerNormWgsl(wg), [
-    "uniform",
-    "read",
-    "read",
-    "read",
-    "storage",
-  ]);
+  // bindings x, w, b, out and Params m, d, inRow, outRow, eps as `wgsl.ts` declares them
+  const ln = await createDeclaredKernel(ctx, `layernorm(wg=${wg})`, layerNormWgsl(wg));
   return {
-    kernel,
+    kernel: ln.kernel,
     encode(rec, a) {
-      rec.dispatch(
-        kernel,
-        [a.x, a.w, a.b, a.out],
-        [a.m, a.d, a.inRow ?? 0, a.outRow ?? 0],
-        [a.eps ?? 1e-5],
+      ln.dispatch(
+        rec,
+        {
+          x: a.x,
+          w: a.w,
+          b: a.b,
+          out: a.out,
+          m: a.m,
+          d: a.d,
+          inRow: a.inRow ?? 0,
+          outRow: a.outRow ?? 0,
+          eps: a.eps ?? 1e-5,
+        },
         [a.m],
         a.family ?? "layernorm",
       );
