@@ -11,7 +11,8 @@
  * @module
  */
 import type { SamplingOptions } from "./sampling.ts";
-import { createKernel, type GpuContext, type Kernel } from "../device.ts";
+import { createDeclaredKernel } from "../declare.ts";
+import type { GpuContext, Kernel } from "../device.ts";
 import type { Recorder } from "../encode.ts";
 import { SELECT_WGSL } from "./wgsl.ts";
 export { NONFINITE_ID } from "./wgsl.ts";
@@ -58,34 +59,33 @@ export interface SelectKernel {
  * ```
  */
 export async function createSelect(ctx: GpuContext): Promise<SelectKernel> {
-  const kernel = await createKernel(ctx, "select", SELECT_WGSL, [
-    "uniform",
-    "read",
-    "storage",
-    "storage",
-    "storage",
-  ]);
+  // bindings logits, ids, done, probs and the Params fields as `wgsl.ts` declares them
+  const select = await createDeclaredKernel(ctx, "select", SELECT_WGSL);
   return {
-    kernel,
+    kernel: select.kernel,
     encode(rec, a) {
       const s = a.sampling ?? {};
       const temperature = s.temperature ?? 0;
       const sample = temperature > 0 ? 1 : 0;
       const topK = s.topK && s.topK > 0 ? Math.min(s.topK, a.vocab) : 0;
-      rec.dispatch(
-        kernel,
-        [a.logits, a.ids, a.done, a.probs],
-        [
-          a.batch,
-          a.vocab,
-          a.outIndex,
-          a.step,
-          s.seed ?? 0,
-          a.eos ?? 0xffffffff,
+      select.dispatch(
+        rec,
+        {
+          logits: a.logits,
+          ids: a.ids,
+          done: a.done,
+          probs: a.probs,
+          batch: a.batch,
+          vocab: a.vocab,
+          outIndex: a.outIndex,
+          step: a.step,
+          seed: s.seed ?? 0,
+          eos: a.eos ?? 0xffffffff,
           sample,
           topK,
-        ],
-        [sample ? temperature : 1, s.topP ?? 1],
+          temperature: sample ? temperature : 1,
+          topP: s.topP ?? 1,
+        },
         [a.batch],
         "select",
       );
