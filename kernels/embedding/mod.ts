@@ -11,7 +11,8 @@
  *
  * @module
  */
-import { createKernel, type GpuContext, GpuError, type Kernel } from "../device.ts";
+import { createDeclaredKernel, type DispatchArgs } from "../declare.ts";
+import { type GpuContext, GpuError, type Kernel } from "../device.ts";
 import type { Recorder } from "../encode.ts";
 import { embeddingWgsl } from "./wgsl.ts";
 import { type DeviceTable, tableKey } from "../tables.ts";
@@ -82,17 +83,15 @@ export async function createEmbedding(
     );
   }
   const name = `embedding(${tableKey(tok)};${tableKey(pos)})`;
-  const bindings = [
-    "uniform",
-    "read",
-    "read",
-    "storage",
-    ...tok.chunks.map(() => "read" as const),
-    ...pos.chunks.map(() => "read" as const),
-  ] as const;
-  const kernel = await createKernel(ctx, name, embeddingWgsl(shape(tok), shape(pos)), bindings);
+  // bindings ids, pad, out, tok_0.., pos_0.. and Params m, width, batch, colStart, mode as
+  // `wgsl.ts` (and `tableWgsl` for the chunks) declares them
+  const emb = await createDeclaredKernel(ctx, name, embeddingWgsl(shape(tok), shape(pos)));
+  const chunks: DispatchArgs = Object.fromEntries([
+    ...tok.chunks.map((c, i) => [`tok_${i}`, c]),
+    ...pos.chunks.map((c, i) => [`pos_${i}`, c]),
+  ]);
   return {
-    kernel,
+    kernel: emb.kernel,
     encode(rec, a) {
       const width = a.mode === "token" ? tok.cols : pos.cols;
       if (a.mode === "sum" && tok.cols !== pos.cols) {
@@ -102,11 +101,19 @@ export async function createEmbedding(
         );
       }
       const m = a.columns * a.batch;
-      rec.dispatch(
-        kernel,
-        [a.ids, a.pad, a.out, ...tok.chunks, ...pos.chunks],
-        [m, width, a.batch, a.colStart, MODES[a.mode] | (a.positions ? 4 : 0)],
-        [],
+      emb.dispatch(
+        rec,
+        {
+          ids: a.ids,
+          pad: a.pad,
+          out: a.out,
+          ...chunks,
+          m,
+          width,
+          batch: a.batch,
+          colStart: a.colStart,
+          mode: MODES[a.mode] | (a.positions ? 4 : 0),
+        },
         [Math.ceil(width / 64), m],
         "embedding",
       );
