@@ -10,7 +10,8 @@
  *
  * @module
  */
-import { createKernel, type GpuContext, GpuError, type Kernel } from "../device.ts";
+import { createDeclaredKernel } from "../declare.ts";
+import { type GpuContext, GpuError, type Kernel } from "../device.ts";
 import type { Recorder } from "../encode.ts";
 import { attentionLanesWgsl, attentionVec4Wgsl, attentionWgsl, MAX_HEAD_DIM } from "./wgsl.ts";
 
@@ -104,17 +105,17 @@ export async function createAttention(
       "too-large",
     );
   }
-  const bindings = ["uniform", "read", "read", "read", "read", "storage"] as const;
-  const [kernel, vec4, ...laneKernels] = await Promise.all([
-    createKernel(ctx, `attention(maxKeys=${keys})`, attentionWgsl(keys), bindings),
-    createKernel(
+  // bindings q, k, v, pad, out and Params m, d, headDim, batch, colStart, scale, as each
+  // variant in `wgsl.ts` declares them
+  const [scalar, vec4, ...laneKernels] = await Promise.all([
+    createDeclaredKernel(ctx, `attention(maxKeys=${keys})`, attentionWgsl(keys)),
+    createDeclaredKernel(
       ctx,
       `attention-vec4(maxKeys=${keys}, wg=${wg})`,
       attentionVec4Wgsl(keys, wg),
-      bindings,
     ),
     ...laneDims.map((hd) =>
-      createKernel(ctx, `attention-lanes(headDim=${hd})`, attentionLanesWgsl(hd / 4), bindings)
+      createDeclaredKernel(ctx, `attention-lanes(headDim=${hd})`, attentionLanesWgsl(hd / 4))
     ),
   ]);
   const lanes = new Map(laneDims.map((hd, i) => [hd, laneKernels[i]]));
@@ -125,9 +126,9 @@ export async function createAttention(
       ? "lanes" as const
       : "vec4" as const;
   return {
-    kernel,
-    vec4,
-    lanes,
+    kernel: scalar.kernel,
+    vec4: vec4.kernel,
+    lanes: new Map([...lanes].map(([hd, k]) => [hd, k.kernel])),
     kindFor,
     maxKeys: keys,
     encode(rec, a) {
@@ -146,25 +147,26 @@ export async function createAttention(
         );
       }
       const kind = kindFor(hd, a.d);
-      const buffers = [a.q, a.k, a.v, a.pad, a.out];
-      const params = [a.m, a.d, hd, a.batch, a.colStart];
+      const args = {
+        q: a.q,
+        k: a.k,
+        v: a.v,
+        pad: a.pad,
+        out: a.out,
+        m: a.m,
+        d: a.d,
+        headDim: hd,
+        batch: a.batch,
+        colStart: a.colStart,
+        scale: 1 / Math.sqrt(hd),
+      };
       if (kind === "lanes") {
         const groups = Math.ceil((a.m * a.heads) / 8);
         const x = Math.min(groups, 32768);
-        rec.dispatch(lanes.get(hd)!, buffers, params, [1 / Math.sqrt(hd)], [
-          x,
-          Math.ceil(groups / x),
-        ], "attention");
+        lanes.get(hd)!.dispatch(rec, args, [x, Math.ceil(groups / x)], "attention");
         return;
       }
-      rec.dispatch(
-        kind === "vec4" ? vec4 : kernel,
-        buffers,
-        params,
-        [1 / Math.sqrt(hd)],
-        [a.heads, a.m],
-        "attention",
-      );
+      (kind === "vec4" ? vec4 : scalar).dispatch(rec, args, [a.heads, a.m], "attention");
     },
   };
 }
