@@ -2,8 +2,8 @@
  * Experiments: the runs that turn a model, policies and data into reports. Sweeps
  * ({@linkcode runSweep}, split into work units by {@linkcode runSweepShard} and put back by
  * {@linkcode mergeSweepUnits}), their reports ({@linkcode writeSweepReport}), the paper's
- * procedure (before, fine-tune per policy, after: {@linkcode runProcedure}), fine-tune and
- * measure ({@linkcode finetuneExperiment}) and the comparison of speculative drafts
+ * procedure, the one runner that fine-tunes and measures again (before, fine-tune per
+ * policy, after: {@linkcode runProcedure}), and the comparison of speculative drafts
  * ({@linkcode compareDrafts}). They build on the metrics of `eval/`, the data of `data/` and
  * the output files of `io/`.
  *
@@ -134,16 +134,6 @@ export {
   runProcedure,
   writeProcedureReport,
 } from "./procedure.ts";
-// Fine-tune and measure: BLEU, NLL and speedups per policy before and after fine-tuning.
-export {
-  type ExperimentReport,
-  finetuneExperiment,
-  frontierPoints,
-  type PolicyQuality,
-  policyQuality,
-  type QualityOptions,
-  reportMarkdown,
-} from "./finetune.ts";
 // Provenance of run folders: manifest.json, items.csv, Reproduce commands.
 export {
   buildManifest,

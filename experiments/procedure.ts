@@ -28,7 +28,7 @@
 import { loadModel } from "../decode/mod.ts";
 import { parsePolicy } from "../schedule/mod.ts";
 import { resolveTrainConfig } from "../train/config.ts";
-import { train } from "../train/trainer.ts";
+import { type StepLog, train } from "../train/trainer.ts";
 import { splitItems } from "../train/data.ts";
 import { type E2eItem, loadE2eCsv } from "../data/datasets.ts";
 import { bootstrapMean, type Interval, positionIntervals } from "../eval/bootstrap.ts";
@@ -85,6 +85,12 @@ export interface ProcedureOptions {
   trainBatchSize?: number;
   /** Peak learning rate (default 1e-4). */
   lr?: number;
+  /** Warm-up steps of each fine-tuning (default a tenth of `steps`, 1 to 10). */
+  warmupSteps?: number;
+  /** Backend of the trainer (default `"cpu"`). */
+  trainBackend?: "cpu" | "webgpu";
+  /** Called after every optimiser step of each fine-tuning, with the policy being tuned. */
+  onStep?: (policy: string, log: StepLog) => void;
   /** Oracle items (default: all test items, at most 32). */
   oracleItems?: number;
   /**
@@ -114,6 +120,8 @@ export interface ProcedureAfter {
   modelDir?: string;
   /** Training wall seconds. */
   trainSeconds?: number;
+  /** The fine-tuning's steps (loss, learning rate, tokens, wall time of each). */
+  history?: StepLog[];
 }
 
 /** Per-position mean and interval. */
@@ -394,7 +402,7 @@ export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult
       after.push({ row: { ...row0, fineTuned: false } });
       continue;
     }
-    const { dir, trainSeconds } = await fineTuneCopy(o, k, policy);
+    const { dir, trainSeconds, history } = await fineTuneCopy(o, k, policy);
     const tuned = await loadModel(dir, { backend: o.backend ?? "auto", onNote: note });
     try {
       const withOracle = tunedCount++ < (o.afterOracle ?? 2);
@@ -403,7 +411,13 @@ export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult
         oracle: withOracle ? sweepOpts.oracle : false,
       });
       const row = sweep.rows.find((r) => r.policy === policy)!;
-      after.push({ row: { ...row, fineTuned: true }, sweep, modelDir: dir, trainSeconds });
+      after.push({
+        row: { ...row, fineTuned: true },
+        sweep,
+        modelDir: dir,
+        trainSeconds,
+        history,
+      });
       note(
         `after: ${policy}: BLEU ${row0.bleu.toFixed(2)} -> ${row.bleu.toFixed(2)} ` +
           `(${trainSeconds.toFixed(0)} s of training)`,
@@ -466,13 +480,14 @@ export function procedureOracle(
 }
 
 /**
- * Fine-tunes one copy of the model for a policy (CPU trainer, the policy active) into
- * `modelsDir/<k>-<policy>`, replacing what a previous run left there.
+ * Fine-tunes one copy of the model for a policy (the policy active; the CPU trainer unless
+ * `trainBackend` says otherwise) into `modelsDir/<k>-<policy>`, replacing what a previous
+ * run left there.
  *
  * @param o the procedure's options
  * @param k the policy's index in the procedure's order
  * @param policy the policy's command-line form
- * @returns the copy's folder and the training wall seconds
+ * @returns the copy's folder, the training wall seconds and the steps' log
  * @example
  * ```ts
  * import { fineTuneCopy } from "./procedure.ts";
@@ -483,12 +498,12 @@ export async function fineTuneCopy(
   o: ProcedureOptions,
   k: number,
   policy: string,
-): Promise<{ dir: string; trainSeconds: number }> {
+): Promise<{ dir: string; trainSeconds: number; history: StepLog[] }> {
   const note = o.onNote ?? ((l: string) => console.error(l));
   const dir = `${o.modelsDir}/${String(k).padStart(2, "0")}-${slug(policy)}`;
   note(`fine-tuning for ${policy}: ${o.steps} steps on ${o.train} -> ${dir}`);
   const t = performance.now();
-  await train(
+  const result = await train(
     resolveTrainConfig([{
       model: o.model,
       out: dir,
@@ -499,13 +514,17 @@ export async function fineTuneCopy(
       steps: o.steps,
       batchSize: o.trainBatchSize ?? 8,
       lr: o.lr ?? 1e-4,
-      warmupSteps: Math.min(10, Math.max(1, Math.floor(o.steps / 10))),
+      warmupSteps: o.warmupSteps ?? Math.min(10, Math.max(1, Math.floor(o.steps / 10))),
       evalEvery: 0,
-      backend: "cpu",
+      backend: o.trainBackend ?? "cpu",
     }]),
-    { overwrite: true, onNote: note },
+    { overwrite: true, onNote: note, onStep: o.onStep && ((log) => o.onStep!(policy, log)) },
   );
-  return { dir, trainSeconds: (performance.now() - t) / 1000 };
+  return {
+    dir,
+    trainSeconds: (performance.now() - t) / 1000,
+    history: result.state.history,
+  };
 }
 
 /** Options of {@linkcode writeProcedureReport}. */

@@ -50,7 +50,7 @@ import {
 /** The configuration part of a procedure unit's manifest. */
 export interface ProcedureUnitConfig {
   /** The procedure's options (model, data files, policies, sizes), as `runProcedure` takes them. */
-  options: Omit<ProcedureOptions, "onNote" | "progress" | "cacheDir">;
+  options: Omit<ProcedureOptions, "onNote" | "onStep" | "progress" | "cacheDir">;
   /** The policies in the procedure's order, `full` first when it was added. */
   policies: string[];
   /** Indices (in `policies`) of the SkipDecode policies fine-tuned, in order. */

@@ -12,7 +12,8 @@
  *   the WGSL kernels of `kernels/train.ts`) own weights, gradients and optimizer state on
  *   a device; the CPU engine's linear maps run on OpenBLAS when the process may load it
  *   ({@linkcode blasLinearOps}, `--allow-ffi`), else on TypeScript loops.
- * - Measuring a model before and after fine-tuning is in `experiments/` (`finetune.ts`).
+ * - Measuring a model before and after fine-tuning is the procedure of `experiments/`
+ *   (`procedure.ts`: before, fine-tune per policy, after).
  * - Pieces: {@linkcode collate} (left-padded batches with layer masks),
  *   {@linkcode adamWStep}, {@linkcode learningRate}, {@linkcode e2eExamples},
  *   {@linkcode planExamples}, {@linkcode evaluateNll}, {@linkcode saveCheckpoint}.
