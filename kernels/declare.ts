@@ -130,8 +130,69 @@ export async function createDeclaredKernel(
 ): Promise<DeclaredKernel> {
   const iface = wgslInterface(name, code);
   const kernel = await createKernel(gpu, name, code, iface.bindings.map((b) => b.kind));
-  const buffers = iface.bindings.slice(1).map((b) => b.name);
-  const number = (args: DispatchArgs, field: string): number => {
+  return {
+    kernel,
+    iface,
+    dispatch(rec, args, workgroups, family) {
+      const bound = declaredBindings(name, iface, args);
+      const { ints, floats } = declaredParams(name, iface, args);
+      rec.dispatch(kernel, bound, ints, floats, workgroups, family);
+    },
+  };
+}
+
+/**
+ * The buffers of bindings 1, 2, ... (binding 0 is the `Params` uniform) of a declared
+ * interface, taken from `args` by the names the WGSL declares.
+ *
+ * @throws {Error} naming the kernel and the binding that `args` lacks.
+ *
+ * @example
+ * ```ts
+ * import { declaredBindings, wgslInterface } from "./declare.ts";
+ * declare const x: GPUBuffer, y: GPUBuffer;
+ * const iface = wgslInterface("k", `struct Params { n: u32, }
+ * @group(0) @binding(0) var<uniform> p: Params;
+ * @group(0) @binding(1) var<storage, read> x: array<f32>;
+ * @group(0) @binding(2) var<storage, read_write> y: array<f32>;`);
+ * declaredBindings("k", iface, { y, x, n: 4 }); // [x, y]
+ * ```
+ */
+export function declaredBindings<T = Binding>(
+  name: string,
+  iface: WgslInterface,
+  args: Record<string, T | number | boolean | undefined>,
+): T[] {
+  return iface.bindings.slice(1).map((b) => {
+    const v = args[b.name];
+    if (v === undefined || typeof v === "number" || typeof v === "boolean") {
+      throw new Error(`kernel "${name}": no buffer for binding ${b.name}`);
+    }
+    return v;
+  });
+}
+
+/**
+ * The `Params` values of a declared interface, taken from `args` by field name (booleans
+ * become 1/0): the integer fields, then the float fields, in the struct's order.
+ *
+ * @throws {Error} naming the kernel and the field that `args` lacks.
+ *
+ * @example
+ * ```ts
+ * import { declaredParams, wgslInterface } from "./declare.ts";
+ * const iface = wgslInterface("k", `struct Params { n: u32, relu: u32, alpha: f32, }
+ * @group(0) @binding(0) var<uniform> p: Params;`);
+ * declaredParams("k", iface, { alpha: 0.5, n: 4, relu: true });
+ * // { ints: [4, 1], floats: [0.5] }
+ * ```
+ */
+export function declaredParams(
+  name: string,
+  iface: WgslInterface,
+  args: Record<string, unknown>,
+): { ints: number[]; floats: number[] } {
+  const number = (field: string): number => {
     const v = args[field];
     if (typeof v === "boolean") return v ? 1 : 0;
     if (typeof v !== "number") {
@@ -139,27 +200,7 @@ export async function createDeclaredKernel(
     }
     return v;
   };
-  return {
-    kernel,
-    iface,
-    dispatch(rec, args, workgroups, family) {
-      const bound = buffers.map((b) => {
-        const v = args[b];
-        if (v === undefined || typeof v === "number" || typeof v === "boolean") {
-          throw new Error(`kernel "${name}": no buffer for binding ${b}`);
-        }
-        return v;
-      });
-      rec.dispatch(
-        kernel,
-        bound,
-        iface.ints.map((f) => number(args, f)),
-        iface.floats.map((f) => number(args, f)),
-        workgroups,
-        family,
-      );
-    },
-  };
+  return { ints: iface.ints.map(number), floats: iface.floats.map(number) };
 }
 
 /** Compiled declared kernels by name, plus a spare buffer for optional bindings left unused. */

@@ -102,7 +102,9 @@ export { createSelect, NONFINITE_ID, type SelectArgs, type SelectKernel } from "
 export { SELECT_WGSL } from "./select/wgsl.ts";
 export {
   createDeclaredKernel,
+  declaredBindings,
   type DeclaredKernel,
+  declaredParams,
   type DispatchArgs,
   grid,
   type KernelSet,

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { type WgslInterface, wgslInterface } from "../declare.ts";
 import { shaderSource } from "../device.ts";
 
 const ids = new WeakMap<GPUBuffer, number>();
@@ -195,4 +196,40 @@ export function compilePipeline(
   const compiled = { pipeline, check, failure: () => failed };
   perDevice.set(key, compiled);
   return compiled;
+}
+
+/** A compiled kernel with the interface its WGSL declares (storage and uniform buffers only). */
+export interface DeclaredPipeline extends CompiledPipeline {
+  /** The kernel's name (in errors). */
+  readonly name: string;
+  /** Bindings and `Params` fields as the WGSL declares them. */
+  readonly iface: WgslInterface;
+}
+
+/**
+ * {@linkcode compilePipeline} of `snippet + code` (a storage kernel's weight reader first, as
+ * the kernel uses it), with the interface read from `code + snippet` by `wgslInterface`
+ * (`kernels/declare.ts`; bindings in order: the kernel's 0-4, the reader's 5), so that
+ * bind groups and parameters are built by the names the WGSL declares.
+ *
+ * @example
+ * ```ts
+ * import { declaredPipeline } from "./common.ts";
+ * declare const device: GPUDevice, code: string; // binding 0 the Params uniform
+ * const pipe = declaredPipeline(device, "repack_rows", code);
+ * console.log(pipe.iface.bindings.map((b) => b.name));
+ * ```
+ */
+export function declaredPipeline(
+  device: GPUDevice,
+  name: string,
+  code: string,
+  snippet = "",
+): DeclaredPipeline {
+  const compiled = compilePipeline(device, name, snippet ? snippet + "\n" + code : code);
+  return {
+    ...compiled,
+    name,
+    iface: wgslInterface(name, snippet ? code + "\n" + snippet : code),
+  };
 }

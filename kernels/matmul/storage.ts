@@ -10,12 +10,13 @@ import { type HostLinear, splitColumns } from "./host.ts";
 import {
   BindGroupCache,
   bufferId,
-  type CompiledPipeline,
-  compilePipeline,
+  type DeclaredPipeline,
+  declaredPipeline,
   ParamCache,
   window,
 } from "./common.ts";
 import type { ResolvedArgs, Variant, VariantContext, VariantLinear } from "./types.ts";
+import { declaredBindings, declaredParams } from "../declare.ts";
 import wF32 from "./w_storage_f32.wgsl" with { type: "text" };
 import wF16 from "./w_storage_f16.wgsl" with { type: "text" };
 import { GEMV_COLS, GEMV_ROW_BUCKETS, gemvRows, gemvWgsl } from "./v4_storage_gemv.ts";
@@ -115,10 +116,10 @@ export class StorageVariant implements Variant {
   readonly name: string;
   #ctx: VariantContext;
   #spec: StorageKernelSpec;
-  #pipes: Record<"f16" | "f32", CompiledPipeline>;
+  #pipes: Record<"f16" | "f32", DeclaredPipeline>;
   #params: ParamCache;
   #dummy: GPUBuffer;
-  #gemv = new Map<string, CompiledPipeline>();
+  #gemv = new Map<string, DeclaredPipeline>();
   /** Takes a LayerNorm prologue (variants with the GEMV; then every product runs it). */
   readonly layerNorm: boolean;
 
@@ -129,8 +130,8 @@ export class StorageVariant implements Variant {
     this.name = spec.name;
     this.layerNorm = !!spec.gemvMaxRows;
     this.#pipes = {
-      f32: compilePipeline(ctx.device, `${spec.name} (f32 weights)`, wF32 + "\n" + spec.code),
-      f16: compilePipeline(ctx.device, `${spec.name} (f16 weights)`, wF16 + "\n" + spec.code),
+      f32: declaredPipeline(ctx.device, `${spec.name} (f32 weights)`, spec.code, wF32),
+      f16: declaredPipeline(ctx.device, `${spec.name} (f16 weights)`, spec.code, wF16),
     };
     this.#params = new ParamCache(ctx.device, spec.name);
     this.#dummy = ctx.device.createBuffer({
@@ -163,13 +164,13 @@ export class StorageVariant implements Variant {
   }
 
   /** The GEMV pipeline for `rows` rows (compiled at first use, shared per device). */
-  #gemvPipe(f16: boolean, m: number, ln: boolean): { pipe: CompiledPipeline; rows: number } {
+  #gemvPipe(f16: boolean, m: number, ln: boolean): { pipe: DeclaredPipeline; rows: number } {
     const rows = gemvRows(m);
     const subgroups = this.#ctx.subgroups ?? false;
     const key = `${f16}:${rows}:${ln}`;
     let pipe = this.#gemv.get(key);
     if (!pipe) {
-      pipe = compilePipeline(
+      pipe = declaredPipeline(
         this.#ctx.device,
         `${this.name} gemv (${f16 ? "f16" : "f32"} weights, ${rows} rows${
           subgroups ? ", subgroups" : ""
@@ -306,43 +307,45 @@ export class StorageVariant implements Variant {
           gemv ? gemv.rows : 0, // auto layouts: one bind group per pipeline
           ln ? `${bufferId(ln.w)}:${bufferId(ln.b)}:${ln.eps}` : "-",
         ].join(":");
-        const group = lin.groups.get(key, () =>
-          dev.createBindGroup({
+        const group = lin.groups.get(key, () => {
+          // bindings and Params by the names the kernel's WGSL declares (eps rides in pad0)
+          const args = {
+            x: { buffer: a.x, offset: xw.offset, size: xw.size },
+            bias: { buffer: part.b },
+            y: { buffer: a.y, offset: yw.offset, size: yw.size },
+            r: { buffer: res, offset: rw.offset, size: rw.size },
+            w: { buffer: part.w },
+            ...(ln ? { lnw: { buffer: ln.w }, lnb: { buffer: ln.b } } : {}),
+            m: rows,
+            n: part.n,
+            k,
+            ldy: n,
+            n0: part.n0,
+            flags,
+            kw: lin.kw,
+            xe: xw.elem,
+            ye: yw.elem,
+            re: rw.elem,
+            pad0: ln ? epsBits(ln.eps) : 0,
+            pad1: 0,
+          };
+          return dev.createBindGroup({
             label: `${lin.label} part ${pi} (${this.name})`,
             layout,
             entries: [
               {
                 binding: 0,
                 resource: {
-                  buffer: this.#params.get([
-                    rows,
-                    part.n,
-                    k,
-                    n,
-                    part.n0,
-                    flags,
-                    lin.kw,
-                    xw.elem,
-                    yw.elem,
-                    rw.elem,
-                    ln ? epsBits(ln.eps) : 0,
-                    0,
-                  ]),
+                  buffer: this.#params.get(declaredParams(pipe.name, pipe.iface, args).ints),
                 },
               },
-              { binding: 1, resource: { buffer: a.x, offset: xw.offset, size: xw.size } },
-              { binding: 2, resource: { buffer: part.b } },
-              { binding: 3, resource: { buffer: a.y, offset: yw.offset, size: yw.size } },
-              { binding: 4, resource: { buffer: res, offset: rw.offset, size: rw.size } },
-              { binding: 5, resource: { buffer: part.w } },
-              ...(ln
-                ? [
-                  { binding: 6, resource: { buffer: ln.w } },
-                  { binding: 7, resource: { buffer: ln.b } },
-                ]
-                : []),
+              ...declaredBindings<GPUBufferBinding>(pipe.name, pipe.iface, args).map((
+                resource,
+                i,
+              ) => ({ binding: i + 1, resource })),
             ],
-          }));
+          });
+        });
         pass.setBindGroup(0, group);
         pass.dispatchWorkgroups(Math.ceil(part.n / cols), Math.ceil(rows / rowsPer));
       }

@@ -18,10 +18,13 @@ import {
   bufferId,
   type CompiledPipeline,
   compilePipeline,
+  type DeclaredPipeline,
+  declaredPipeline,
   ParamCache,
   window,
 } from "./common.ts";
 import type { ResolvedArgs, Variant, VariantContext, VariantLinear } from "./types.ts";
+import { declaredBindings, declaredParams } from "../declare.ts";
 import { type TextureKernelShape, textureUniformWgsl } from "./v2_texture_uniform.ts";
 import repackCode from "./repack_rows.wgsl" with { type: "text" };
 import repackLnCode from "./repack_ln_rows.wgsl" with { type: "text" };
@@ -101,9 +104,9 @@ export class TextureVariant implements Variant {
   /** Takes a LayerNorm prologue (folded into the repack of X, `repack_ln_rows.wgsl`). */
   readonly layerNorm = true;
   #ctx: VariantContext;
-  #repackLn: CompiledPipeline;
+  #repackLn: DeclaredPipeline;
   #pipes = new Map<string, CompiledPipeline>();
-  #repack: CompiledPipeline;
+  #repack: DeclaredPipeline;
   #params: ParamCache;
   #groups = new BindGroupCache();
   #scratch: GPUBuffer | null = null;
@@ -118,8 +121,8 @@ export class TextureVariant implements Variant {
   constructor(ctx: VariantContext) {
     this.#ctx = ctx;
     this.#params = new ParamCache(ctx.device, this.name);
-    this.#repack = compilePipeline(ctx.device, "repack_rows", repackCode);
-    this.#repackLn = compilePipeline(ctx.device, "repack_ln_rows", repackLnCode);
+    this.#repack = declaredPipeline(ctx.device, "repack_rows", repackCode);
+    this.#repackLn = declaredPipeline(ctx.device, "repack_ln_rows", repackLnCode);
     for (const perTexel of [4, 8] as const) {
       for (const rows of [1, 2, 4, 8]) this.#pipeline({ rows, perTexel, ...TEXTURE_SHAPES[rows] });
     }
@@ -309,29 +312,35 @@ export class TextureVariant implements Variant {
       const reuse = a.xUnchanged && rows === a.m && last?.encoder === encoder &&
         last.key === rkey;
       if (!reuse) {
-        const repackGroup = this.#groups.get(rkey, () =>
-          dev.createBindGroup({
-            label: `${ln ? "repack_ln_rows" : "repack_rows"} ${lin.label}`,
+        const repackGroup = this.#groups.get(rkey, () => {
+          // bindings and Params by the names repack_rows.wgsl / repack_ln_rows.wgsl declare
+          const args = {
+            src: { buffer: a.x, offset: xw.offset, size: xw.size },
+            dst: { buffer: scratch, offset: 0, size: rows * kp * 4 },
+            ...(ln ? { w: { buffer: ln.w }, b: { buffer: ln.b } } : {}),
+            m: rows,
+            k,
+            kp,
+            xe: xw.elem,
+            eps_bits: epsBits,
+          };
+          return dev.createBindGroup({
+            label: `${repack.name} ${lin.label}`,
             layout: repack.pipeline.getBindGroupLayout(0),
             entries: [
               {
                 binding: 0,
                 resource: {
-                  buffer: this.#params.get(
-                    ln ? [rows, k, kp, xw.elem, epsBits] : [rows, k, kp, xw.elem],
-                  ),
+                  buffer: this.#params.get(declaredParams(repack.name, repack.iface, args).ints),
                 },
               },
-              { binding: 1, resource: { buffer: a.x, offset: xw.offset, size: xw.size } },
-              { binding: 2, resource: { buffer: scratch, offset: 0, size: rows * kp * 4 } },
-              ...(ln
-                ? [{ binding: 3, resource: { buffer: ln.w } }, {
-                  binding: 4,
-                  resource: { buffer: ln.b },
-                }]
-                : []),
+              ...declaredBindings<GPUBufferBinding>(repack.name, repack.iface, args).map((
+                resource,
+                i,
+              ) => ({ binding: i + 1, resource })),
             ],
-          }));
+          });
+        });
         pass.setPipeline(repack.pipeline);
         pass.setBindGroup(0, repackGroup);
         if (ln) pass.dispatchWorkgroups(rows);
