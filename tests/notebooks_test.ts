@@ -7,7 +7,7 @@
  * this test (`kernel.json` as `deno jupyter --install` writes it). The sweeps run small:
  * `SKIPDECODE_SWEEP_ITEMS=2`, `SKIPDECODE_SWEEP_TOKENS=12`, `SKIPDECODE_FT_STEPS=2`,
  * `SKIPDECODE_FT_ITEMS=2`, `SKIPDECODE_FT_MRS=4` (the fine-tuning notebook's held-out items
- * and tuned MRs, whose NLL it measures before and after), `SKIPDECODE_PROC_POLICIES=4` (the
+ * and the MRs it fine-tunes on), `SKIPDECODE_PROC_POLICIES=4` (the
  * procedure notebook's first four policies, `full` and three fine-tuned), a fresh result
  * cache, the CPU backend unless `SKIPDECODE_BACKEND` says otherwise. The notebooks execute two at a time
  * (each in its own kernel and temporary folder; most of a kernel's time is one core's), and
