@@ -29,7 +29,9 @@ import {
   type RandomCheckpointOptions,
   writeRandomCheckpoint,
 } from "../model/mod.ts";
-import { fullPlanSets } from "../schedule/mod.ts";
+import { fullPlanSets, parsePolicy } from "../schedule/mod.ts";
+import { generate } from "../decode/mod.ts";
+import { loadTokenizer } from "../tokenizer/mod.ts";
 import { BUNDLED, missingShared, sharedPath } from "./helpers.ts";
 import { driveRows, mixedPolicies, randomPrompts } from "./rows_helpers.ts";
 import { GPU_TEST, relL2, rng, skipPlan, testGpu } from "./webgpu_helpers.ts";
@@ -333,4 +335,22 @@ Deno.test({
     assert(line.includes("KV bytes 0.50x"), line);
     assert(/top-3 ids equal in \d+\/6 steps/.test(line), line);
   },
+});
+
+Deno.test("kv dtype: the engine's KV accounting counts the backend's bytes per element", async () => {
+  const dir = new URL("models/tiny-opt-e2e", BUNDLED).pathname;
+  const weights = await loadWeights(dir);
+  const tokenizer = await loadTokenizer(dir);
+  const kv = async (kvDtype: "f32" | "f16") => {
+    const backend = createCpuBackend(weights, { kvDtype });
+    const out = await generate({ backend, tokenizer, config: weights.config }, ["name[Zizzi]"], {
+      policy: parsePolicy("linear:max=4,min=2,warmup=1"),
+      maxNewTokens: 3,
+      stopAtEos: false,
+    });
+    return [out.kvBytes, out.kvBytesFull];
+  };
+  const [f32, f16] = [await kv("f32"), await kv("f16")];
+  assert(f16[0] > 0);
+  assertEquals(f16.map((x) => 2 * x), f32);
 });
