@@ -12,8 +12,8 @@
  */
 import type { OptConfig } from "../model/types.ts";
 import type { SamplingOptions } from "../kernels/select/sampling.ts";
-import type { KvDtype } from "../kernels/attention/kv_dtype.ts";
-export type { SamplingOptions };
+import type { KvDtype, KvDtypeOption } from "../kernels/attention/kv_dtype.ts";
+export type { KvDtype, KvDtypeOption, SamplingOptions };
 
 /** Active layer indices of each column, ascending; `sets[c]` is column `c`'s set. */
 export type ColumnLayerSets = readonly (readonly number[])[];
