@@ -354,3 +354,34 @@ Deno.test("kv dtype: the engine's KV accounting counts the backend's bytes per e
   assert(f16[0] > 0);
   assertEquals(f16.map((x) => 2 * x), f32);
 });
+
+Deno.test({
+  name: "webgpu f16 KV: a device without shader-f16 is refused in one line naming the adapter",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    if (!gpu) return;
+    // the same device, profiled as if the adapter lacked shader-f16
+    const noF16 = Object.create(gpu) as typeof gpu;
+    Object.defineProperty(noF16, "profile", { value: { ...gpu.profile, f16: false } });
+    const weights = await loadWeights(new URL("models/tiny-opt-e2e", BUNDLED).pathname);
+    const e = await assertRejects(
+      () => createWebGpuBackend(weights, { gpu: noF16, kvDtype: "f16" }),
+      GpuError,
+      '"shader-f16"',
+    );
+    assert(e.message.includes(gpu.profile.description) && !e.message.includes("\n"), e.message);
+    await assertRejects(
+      () => createWebGpuBackend(weights, { gpu, kvDtype: "bf16" as "f16" }),
+      RangeError,
+      'kvDtype must be "f32" or "f16"',
+    );
+    // "auto" on a software adapter keeps f32
+    const auto = await createWebGpuBackend(weights, { gpu, kvDtype: "auto" });
+    try {
+      assertEquals(auto.kvDtype, gpu.profile.software ? "f32" : auto.kvDtype);
+    } finally {
+      auto.dispose();
+    }
+  },
+});
