@@ -114,7 +114,10 @@ export interface CompletionRequest {
   speculative?: number;
 }
 
-/** Why a request ended. `cancelled`: aborted by its signal or by shutdown. */
+/**
+ * Why a request ended. `cancelled`: aborted by its signal, by shutdown, or by a failed step
+ * (then the completion's `error` says why).
+ */
 export type FinishReason = "eos" | "stop" | "length" | "cancelled";
 
 /** A streamed event of one request. */
@@ -138,6 +141,8 @@ export type CompletionEvent =
     text: string;
     /** Why it ended. */
     finish: FinishReason;
+    /** A step failed and cancelled the request: the failure's message. */
+    error?: string;
   };
 
 /** The finished request. */
@@ -150,6 +155,8 @@ export interface Completion {
   text: string;
   /** Why it ended. */
   finish: FinishReason;
+  /** A step failed and cancelled the request (`finish: "cancelled"`): the failure's message. */
+  error?: string;
   /** `layers[i]`: layers run to produce generated token `i`. */
   layers: number[];
   /** The policy's command-line form. */
@@ -527,7 +534,9 @@ export class Scheduler {
     console.error(`scheduler: a step failed, every request is cancelled: ${this.#failure.message}`);
     const running = this.#slots.filter((e): e is Entry => e !== undefined);
     this.#slots.fill(undefined);
-    for (const e of [...this.#queue.splice(0), ...running]) this.#finish(e, "cancelled");
+    for (const e of [...this.#queue.splice(0), ...running]) {
+      this.#finish(e, "cancelled", this.#failure.message);
+    }
   }
 
   /** Fills free slots from the queue according to the admission mode. */
@@ -666,18 +675,19 @@ export class Scheduler {
     this.#finish(e, finish);
   }
 
-  #finish(e: Entry, finish: FinishReason): void {
+  #finish(e: Entry, finish: FinishReason, error?: string): void {
     if (e.onAbort) e.signal?.removeEventListener("abort", e.onAbort);
     if (finish !== "stop") e.stop.push(e.decoder.flush());
     const now = performance.now();
     this.#m.finished[finish]++;
-    e.events.push({ type: "done", text: e.stop.take(true), finish });
+    e.events.push({ type: "done", text: e.stop.take(true), finish, ...(error ? { error } : {}) });
     e.events.end();
     e.resolve({
       promptIds: e.promptIds,
       ids: e.ids,
       text: e.stop.text,
       finish,
+      ...(error ? { error } : {}),
       layers: e.generatedLayers.slice(0, e.ids.length),
       policy: String(e.policy),
       timing: {

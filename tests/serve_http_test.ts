@@ -354,3 +354,66 @@ Deno.test("serve: a client that disconnects (mid-stream or waiting for JSON) fre
     await s.shutdown();
   }
 });
+
+Deno.test("serve: a step that fails mid-decode is an error to its clients, not a 'length' completion", async () => {
+  // The backend's third row-batch call throws (a lost GPU device, say): the rows it was running
+  // were cut; before, plain and streamed clients got their partial text with finish "length".
+  let calls = 0;
+  const failing = {
+    ...model,
+    backend: {
+      openRows(o: Parameters<typeof model.backend.openRows>[0]) {
+        const rows = model.backend.openRows(o);
+        return new Proxy(rows, {
+          get(target, key) {
+            if (key === "run") {
+              return (...a: Parameters<typeof rows.run>) => {
+                if (++calls === 3) throw new Error("device lost (test)");
+                return target.run(...a);
+              };
+            }
+            const v = Reflect.get(target, key);
+            return typeof v === "function" ? v.bind(target) : v;
+          },
+        });
+      },
+    },
+  };
+  const s = startServer({
+    scheduler: new Scheduler(failing, { capacity: 4 }),
+    tokenizer: model.tokenizer,
+    config: model.config,
+    modelName: NAME,
+    port: 0,
+  });
+  try {
+    const post = (stream: boolean) =>
+      fetch(`${s.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: NAME, prompt: PROMPTS[0], max_tokens: 20, stream }),
+      });
+    const [plain, streamed] = await Promise.all([post(false), post(true)]);
+    const j = await plain.json();
+    assertEquals(j.choices, undefined, `a cut completion was sent: ${JSON.stringify(j)}`);
+    assertEquals(j.error.type, "server_error");
+    assertMatch(j.error.message, /device lost \(test\)/);
+    const events = (await streamed.text()).split("\n\n").filter((c) => c.startsWith("data: {"))
+      .map((c) => JSON.parse(c.slice(6)));
+    const last = events.at(-1);
+    assert(
+      !events.some((e) => e.choices?.[0]?.finish_reason),
+      `a streamed choice ended as if complete: ${JSON.stringify(last)}`,
+    );
+    assertEquals(last.error?.type, "server_error", JSON.stringify(last));
+    // The openai client raises on the streamed error.
+    const c = new OpenAI({ apiKey: "none", baseURL: `${s.url}/v1`, maxRetries: 0 });
+    const err = await c.completions.create({ model: NAME, prompt: "x", max_tokens: 2 }).then(
+      () => undefined,
+      (e) => e as Error,
+    );
+    assert(err, "a request after the failure succeeded");
+  } finally {
+    await s.shutdown();
+  }
+});
