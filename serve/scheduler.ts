@@ -64,7 +64,10 @@ export interface SchedulerOptions {
   capacity?: number;
   /** Admission mode; default `"per-row"`. */
   mode?: AdmissionMode;
-  /** Requests that may wait; `submit` refuses more with {@linkcode QueueFullError}. Default 64. */
+  /**
+   * Requests that may wait (at least 1: a request waits until the next step admits it);
+   * `submit` refuses more with {@linkcode QueueFullError}. Default 64.
+   */
   maxQueue?: number;
   /** Policy of requests that name none; default `"full"`. */
   policy?: Policy | string;
@@ -320,8 +323,9 @@ export class Scheduler {
       );
     }
     this.#maxQueue = options.maxQueue ?? 64;
-    if (!Number.isInteger(this.#maxQueue) || this.#maxQueue < 0) {
-      throw new RangeError(`maxQueue must be an integer >= 0, got ${options.maxQueue}`);
+    if (!Number.isInteger(this.#maxQueue) || this.#maxQueue < 1) {
+      // every request waits in the queue until a step admits it: 0 would refuse them all
+      throw new RangeError(`maxQueue must be an integer >= 1, got ${options.maxQueue}`);
     }
     this.#policy = resolve(options.policy ?? "full");
     this.#maxLength = options.maxLength ?? model.config.maxPositionEmbeddings;
@@ -373,7 +377,8 @@ export class Scheduler {
     if (!this.canAccept(count)) {
       this.#m.rejected++;
       throw new QueueFullError(
-        `the queue is full (${this.#queue.length} requests waiting, ${this.#capacity} rows ` +
+        `the queue is full (${this.#queue.length} requests waiting, ` +
+          `${this.#slots.filter((e) => e !== undefined).length} of ${this.#capacity} rows ` +
           `running): retry later`,
         this.#retryAfter(),
       );
