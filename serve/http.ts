@@ -224,6 +224,15 @@ async function completions(req: Request, options: ServerOptions): Promise<Respon
       throw new ApiError(400, `policy: ${(e as Error).message}`, "policy");
     }
   });
+  if (prompts.length > scheduler.maxQueue) {
+    // never admissible: a 429 would have the client retry it forever
+    throw new ApiError(
+      400,
+      `prompt: ${prompts.length} prompts, more than this server queues at once ` +
+        `(--max-queue ${scheduler.maxQueue}): send fewer per request`,
+      "prompt",
+    );
+  }
   try {
     scheduler.assertAccepts(prompts.length); // all of the request's prompts, or none
   } catch (e) {

@@ -347,6 +347,11 @@ export class Scheduler {
     return this.#capacity;
   }
 
+  /** Requests that may wait (a request of more prompts can never be accepted). */
+  get maxQueue(): number {
+    return this.#maxQueue;
+  }
+
   /** The admission mode. */
   get mode(): AdmissionMode {
     return this.#mode;
