@@ -65,7 +65,7 @@ export const serveCommand: Command = {
     },
     "max-queue": {
       kind: "int",
-      min: 0,
+      min: 1,
       max: 1_000_000,
       value: "N",
       description: "requests that may wait; more get 429 with Retry-After",

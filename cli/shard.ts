@@ -70,7 +70,8 @@ const env = (k: string): string | undefined => {
  * @param v parsed option values
  * @param batchSize rows per batch (a unit holds whole batches)
  * @returns the split
- * @throws UsageError naming the option
+ * @throws UsageError naming the option (`--policy-file` does not go with a split: merge
+ *   cannot rebuild its policies)
  * @example
  * ```ts
  * import { shardSettings } from "./shard.ts";
@@ -87,6 +88,15 @@ export function shardSettings(v: Record<string, unknown>, batchSize: number): Sp
     );
   }
   const shards = v.shards as number | undefined;
+  const policyFile = v["policy-file"] as string | undefined;
+  const split = v.slurm ? "--slurm" : v.shard !== undefined ? "--shard" : undefined;
+  if (policyFile !== undefined && split) {
+    // merge rebuilds the policies from their names: a file's schedules are unknown there
+    throw new UsageError(
+      `--policy-file ${policyFile} does not go with ${split}: merge rebuilds the policies ` +
+        `from their names and cannot load the file; run the sweep in one process`,
+    );
+  }
   if (v.slurm || v.submit) {
     if (!v.slurm) throw new UsageError("--submit goes with --slurm");
     if (v.shard !== undefined) throw new UsageError("--slurm sets each task's shard: drop --shard");

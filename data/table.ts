@@ -430,8 +430,9 @@ export function fillTemplate(
  * @param options columns and template
  * @returns one item per distinct input
  * @throws DataError naming the file and: a missing column (listing those present), an
- *   unknown template placeholder (listing the names it may use), or the row with an empty
- *   or non-text input or reference
+ *   unknown template placeholder (listing the names it may use), the row with an empty
+ *   or non-text input or reference, or the row and column of a template placeholder whose
+ *   cell is missing, null or not a text (an empty CSV cell is the text "")
  * @example
  * ```ts
  * import { parseDelimited, tableItems } from "./table.ts";
@@ -481,16 +482,20 @@ export function tableItems(table: Table, options: TableItemOptions = {}): TableI
     const item = byInput.get(input);
     if (item) item.refs.push(...(refs as string[]));
     else {
+      const others = names.filter((n) => n !== "input" && n !== inputCol);
+      // a missing key (JSONL), null (Parquet) or list cell would fill the prompt with ""
+      const blank = others.find((n) => cellText(row[n]) === undefined);
+      if (blank !== undefined) {
+        throw new DataError(
+          `${at}: the --template placeholder {${blank}} has no text here: "${blank}" is ` +
+            `${row[blank] === undefined ? "missing" : row[blank] === null ? "null" : "not a text"}`,
+        );
+      }
       byInput.set(input, {
         input,
         refs: refs as string[],
         prompt: fillTemplate(own, input, row),
-        fields: Object.fromEntries(
-          names.filter((n) => n !== "input" && n !== inputCol).map((n) => [
-            n,
-            cellText(row[n]) ?? "",
-          ]),
-        ),
+        fields: Object.fromEntries(others.map((n) => [n, cellText(row[n])!])),
         template: own,
       });
     }

@@ -31,7 +31,7 @@ import denoJson from "../deno.json" with { type: "json" };
 import type { Model } from "../decode/model.ts";
 import { generate } from "../decode/engine.ts";
 import type { ItemNll } from "../eval/nll.ts";
-import { atomicWrite, checkOutputPath } from "../io/output.ts";
+import { atomicWrite, checkOutputPath, openLock } from "../io/output.ts";
 import { oracleDepths } from "../eval/oracle.ts";
 import {
   accumulateGen,
@@ -579,7 +579,8 @@ export async function computeSweepUnit(
  * @param dir the run folder (its `units/` exists)
  * @param shard the shard
  * @returns the locked file; unlock and close it when the shard ends
- * @throws UnitError when another process runs the same shard into the folder
+ * @throws UnitError when another process runs the same shard into the folder; OutputError
+ *   when `units/` goes through a symbolic link or the lock file is a planted link
  * @example
  * ```ts
  * import { holdShardLock } from "./units.ts";
@@ -589,7 +590,8 @@ export async function computeSweepUnit(
 export function holdShardLock(dir: string, shard: Shard): Deno.FsFile {
   const udir = join(dir, UNITS_DIR);
   const lockName = `.shard-${shard.index}-of-${shard.count}.lock`;
-  const lock = Deno.openSync(join(udir, lockName), { read: true, write: true, create: true });
+  checkOutputPath(udir, "--out"); // a linked units/ would carry the lock and units away
+  const lock = openLock(join(udir, lockName), "--out"); // a planted link is not truncated
   if (!lock.tryLockSync(true)) {
     let who = "";
     try {

@@ -392,7 +392,24 @@ export interface OpenOutputOptions {
  * non-regular file or a file with other hard links at its place is refused, and the file
  * opened must be the one at the path (no swap in between).
  */
-function openLock(path: string, option: string): Deno.FsFile {
+/**
+ * Opens (creating it when absent) a lock file for reading and writing, refusing a planted
+ * link: a symbolic link, a non-file, a file hard-linked elsewhere or swapped while opened
+ * (truncating such a file would truncate its target).
+ *
+ * @param path the lock file
+ * @param option the option that named its folder, for messages (e.g. `"--out"`)
+ * @returns the open file (not locked yet)
+ * @throws OutputError naming the option and the path
+ * @example
+ * ```ts
+ * import { openLock } from "./output.ts";
+ * Deno.mkdirSync("out/x", { recursive: true });
+ * const f = openLock("out/x/.example.lock", "--out");
+ * f.close();
+ * ```
+ */
+export function openLock(path: string, option: string): Deno.FsFile {
   for (let attempt = 0; attempt < 5; attempt++) {
     const before = lstat(path);
     if (before && !before.isFile) {

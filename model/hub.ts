@@ -28,6 +28,7 @@ import {
 } from "./checkpoint.ts";
 import { OPTIONAL_MODEL_FILES } from "./convert.ts";
 import { CheckpointError } from "./errors.ts";
+import { PathRuleError, refuseLink } from "./paths.ts";
 export { OPTIONAL_MODEL_FILES };
 
 /** Options of {@linkcode resolveModel}. */
@@ -395,6 +396,7 @@ async function saveBody(
   const start = partial ? resumeFrom : 0;
   const total = length !== null && !encoded ? Number(length) + start : undefined;
   const tmp = `${dest}.incomplete`;
+  refuseCacheLink(tmp); // opening a planted link would truncate or append to its target
   const out = await Deno.open(
     tmp,
     partial ? { write: true, append: true } : { write: true, create: true, truncate: true },
@@ -502,6 +504,16 @@ function stderrProgress(): { update: (p: DownloadProgress) => void; finish: () =
  * resumes from its `.incomplete` file when the server honours a range. Returns false on
  * 404 when not `required`.
  */
+/** A file this toolkit writes in the cache must not be a planted link (it would be followed). */
+function refuseCacheLink(path: string): void {
+  try {
+    refuseLink(path, "cache file");
+  } catch (e) {
+    if (!(e instanceof PathRuleError)) throw e;
+    throw new CheckpointError(`${e.message}: remove it`, { file: path, kind: "format" });
+  }
+}
+
 async function fetchInto(
   s: Session,
   snap: string,
@@ -634,6 +646,7 @@ async function download(
       // refs/<revision> names the snapshot: the commit, or the revision itself if unknown.
       const ref = `${repoDir}/refs/${revision}`;
       Deno.mkdirSync(ref.slice(0, ref.lastIndexOf("/")), { recursive: true });
+      refuseCacheLink(ref);
       Deno.writeTextFileSync(ref, snapName);
     }
     return { dir: snap, source: "download", repoId, revision, commit, downloaded };
@@ -878,8 +891,10 @@ export async function resolveDataset(
     const snap = `${repoDir}/snapshots/${sha}`;
     const downloaded: string[] = [];
     for (const f of names) await fetchInto(s, snap, sha, f, true, downloaded);
+    refuseCacheLink(`${snap}/${sub}/${LISTING}`);
     Deno.writeTextFileSync(`${snap}/${sub}/${LISTING}`, JSON.stringify(names));
     Deno.mkdirSync(refPath.slice(0, refPath.lastIndexOf("/")), { recursive: true });
+    refuseCacheLink(refPath);
     Deno.writeTextFileSync(refPath, sha);
     return {
       ...id,

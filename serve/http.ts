@@ -3,7 +3,8 @@
  * Routes: `POST /v1/completions` (JSON, or server-sent events with `stream: true` ending in
  * `data: [DONE]`), `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus text). Bad
  * requests get 400 `{"error": {message, type, param}}` naming the field, a full queue 429 and
- * a shutting-down server 503, both with `Retry-After`; with an API key, `/v1/*` and `/metrics`
+ * a shutting-down server 503, both with `Retry-After`; a decode step that fails cuts the
+ * requests it ran, which get a `server_error` body (or streamed event) instead of a choice; with an API key, `/v1/*` and `/metrics`
  * need `Authorization: Bearer KEY` (401 otherwise). A client that disconnects (streamed or
  * not) cancels the response body, which aborts its requests and frees their rows before the
  * next step.
@@ -223,6 +224,15 @@ async function completions(req: Request, options: ServerOptions): Promise<Respon
       throw new ApiError(400, `policy: ${(e as Error).message}`, "policy");
     }
   });
+  if (prompts.length > scheduler.maxQueue) {
+    // never admissible: a 429 would have the client retry it forever
+    throw new ApiError(
+      400,
+      `prompt: ${prompts.length} prompts, more than this server queues at once ` +
+        `(--max-queue ${scheduler.maxQueue}): send fewer per request`,
+      "prompt",
+    );
+  }
   try {
     scheduler.assertAccepts(prompts.length); // all of the request's prompts, or none
   } catch (e) {
@@ -271,7 +281,8 @@ async function completions(req: Request, options: ServerOptions): Promise<Respon
     const body = new ReadableStream<Uint8Array>({
       async start(controller) {
         const done = await Promise.all(handles.map((h) => h.done));
-        const payload = {
+        const failed = done.find((c) => c.error !== undefined);
+        const payload = failed ? stepFailure(failed.error!).body() : {
           ...head,
           choices: done.map((c, index) => ({
             index,
@@ -306,9 +317,15 @@ async function completions(req: Request, options: ServerOptions): Promise<Respon
           abort.abort(); // the client is gone
         }
       };
+      let failed: string | undefined;
       await Promise.all(handles.map(async (h, index) => {
         for await (const e of h.events) {
           if (e.type === "token" && e.text === "") continue;
+          if (e.type === "done" && e.error !== undefined) {
+            failed ??= e.error; // the choice was cut: an error event, not a finish_reason
+            continue;
+          }
+          if (failed !== undefined) continue;
           send({
             ...head,
             choices: [{
@@ -320,7 +337,8 @@ async function completions(req: Request, options: ServerOptions): Promise<Respon
           });
         }
       }));
-      if (p.includeUsage) {
+      if (failed !== undefined) send(stepFailure(failed).body());
+      else if (p.includeUsage) {
         send({ ...head, choices: [], usage: usage(await Promise.all(handles.map((h) => h.done))) });
       }
       try {
@@ -335,6 +353,16 @@ async function completions(req: Request, options: ServerOptions): Promise<Respon
   return new Response(stream, {
     headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
   });
+}
+
+/** A decode step failed and cut the request's rows: a server error, never a completion. */
+function stepFailure(message: string): ApiError {
+  return new ApiError(
+    500,
+    `a decode step failed and cancelled this request: ${message}`,
+    null,
+    "server_error",
+  );
 }
 
 function samplingOf(p: CompletionParams) {

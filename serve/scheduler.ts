@@ -64,7 +64,10 @@ export interface SchedulerOptions {
   capacity?: number;
   /** Admission mode; default `"per-row"`. */
   mode?: AdmissionMode;
-  /** Requests that may wait; `submit` refuses more with {@linkcode QueueFullError}. Default 64. */
+  /**
+   * Requests that may wait (at least 1: a request waits until the next step admits it);
+   * `submit` refuses more with {@linkcode QueueFullError}. Default 64.
+   */
   maxQueue?: number;
   /** Policy of requests that name none; default `"full"`. */
   policy?: Policy | string;
@@ -114,7 +117,10 @@ export interface CompletionRequest {
   speculative?: number;
 }
 
-/** Why a request ended. `cancelled`: aborted by its signal or by shutdown. */
+/**
+ * Why a request ended. `cancelled`: aborted by its signal, by shutdown, or by a failed step
+ * (then the completion's `error` says why).
+ */
 export type FinishReason = "eos" | "stop" | "length" | "cancelled";
 
 /** A streamed event of one request. */
@@ -138,6 +144,8 @@ export type CompletionEvent =
     text: string;
     /** Why it ended. */
     finish: FinishReason;
+    /** A step failed and cancelled the request: the failure's message. */
+    error?: string;
   };
 
 /** The finished request. */
@@ -150,6 +158,8 @@ export interface Completion {
   text: string;
   /** Why it ended. */
   finish: FinishReason;
+  /** A step failed and cancelled the request (`finish: "cancelled"`): the failure's message. */
+  error?: string;
   /** `layers[i]`: layers run to produce generated token `i`. */
   layers: number[];
   /** The policy's command-line form. */
@@ -313,8 +323,9 @@ export class Scheduler {
       );
     }
     this.#maxQueue = options.maxQueue ?? 64;
-    if (!Number.isInteger(this.#maxQueue) || this.#maxQueue < 0) {
-      throw new RangeError(`maxQueue must be an integer >= 0, got ${options.maxQueue}`);
+    if (!Number.isInteger(this.#maxQueue) || this.#maxQueue < 1) {
+      // every request waits in the queue until a step admits it: 0 would refuse them all
+      throw new RangeError(`maxQueue must be an integer >= 1, got ${options.maxQueue}`);
     }
     this.#policy = resolve(options.policy ?? "full");
     this.#maxLength = options.maxLength ?? model.config.maxPositionEmbeddings;
@@ -334,6 +345,11 @@ export class Scheduler {
   /** Slots. */
   get capacity(): number {
     return this.#capacity;
+  }
+
+  /** Requests that may wait (a request of more prompts can never be accepted). */
+  get maxQueue(): number {
+    return this.#maxQueue;
   }
 
   /** The admission mode. */
@@ -366,7 +382,8 @@ export class Scheduler {
     if (!this.canAccept(count)) {
       this.#m.rejected++;
       throw new QueueFullError(
-        `the queue is full (${this.#queue.length} requests waiting, ${this.#capacity} rows ` +
+        `the queue is full (${this.#queue.length} requests waiting, ` +
+          `${this.#slots.filter((e) => e !== undefined).length} of ${this.#capacity} rows ` +
           `running): retry later`,
         this.#retryAfter(),
       );
@@ -527,7 +544,9 @@ export class Scheduler {
     console.error(`scheduler: a step failed, every request is cancelled: ${this.#failure.message}`);
     const running = this.#slots.filter((e): e is Entry => e !== undefined);
     this.#slots.fill(undefined);
-    for (const e of [...this.#queue.splice(0), ...running]) this.#finish(e, "cancelled");
+    for (const e of [...this.#queue.splice(0), ...running]) {
+      this.#finish(e, "cancelled", this.#failure.message);
+    }
   }
 
   /** Fills free slots from the queue according to the admission mode. */
@@ -666,18 +685,19 @@ export class Scheduler {
     this.#finish(e, finish);
   }
 
-  #finish(e: Entry, finish: FinishReason): void {
+  #finish(e: Entry, finish: FinishReason, error?: string): void {
     if (e.onAbort) e.signal?.removeEventListener("abort", e.onAbort);
     if (finish !== "stop") e.stop.push(e.decoder.flush());
     const now = performance.now();
     this.#m.finished[finish]++;
-    e.events.push({ type: "done", text: e.stop.take(true), finish });
+    e.events.push({ type: "done", text: e.stop.take(true), finish, ...(error ? { error } : {}) });
     e.events.end();
     e.resolve({
       promptIds: e.promptIds,
       ids: e.ids,
       text: e.stop.text,
       finish,
+      ...(error ? { error } : {}),
       layers: e.generatedLayers.slice(0, e.ids.length),
       policy: String(e.policy),
       timing: {

@@ -136,6 +136,53 @@ Deno.test("own data: list references, defaults, format mismatches get a helpful 
   });
 });
 
+Deno.test("own data: a template column missing, null or not text in a row is an error naming the row and column", async () => {
+  await withTempDir(async (dir) => {
+    // An empty CSV cell is a text (""): the placeholder is filled with it.
+    Deno.writeTextFileSync(`${dir}/ok.csv`, "input,ref,title\na,x,\n");
+    const ok = tableItems(await loadTable(`${dir}/ok.csv`), { template: "[{title}] {input}" });
+    assertEquals(ok.map((i) => i.prompt), ["[] a"]);
+    const cases: [string, string | Uint8Array, RegExp][] = [
+      [
+        "missing.jsonl",
+        '{"input": "a", "ref": "x", "title": "T"}\n{"input": "b", "ref": "y"}\n',
+        /missing\.jsonl: line 2: .*\{title\}.*"title"/,
+      ],
+      [
+        "list.jsonl",
+        '{"input": "a", "ref": "x", "title": ["T"]}\n',
+        /list\.jsonl: line 1: .*"title"/,
+      ],
+      [
+        "null.parquet",
+        new Uint8Array(parquetWriteBuffer({
+          columnData: [
+            { name: "input", data: ["a", "b"], type: "STRING" },
+            { name: "ref", data: ["x", "y"], type: "STRING" },
+            { name: "title", data: ["T", null], type: "STRING" },
+          ],
+        })),
+        /null\.parquet: row 2: .*"title"/,
+      ],
+    ];
+    for (const [name, body, pattern] of cases) {
+      const path = `${dir}/${name}`;
+      if (typeof body === "string") Deno.writeTextFileSync(path, body);
+      else Deno.writeFileSync(path, body);
+      const table = await loadTable(path);
+      const err = (() => {
+        try {
+          tableItems(table, { template: "[{title}] {input}" });
+        } catch (e) {
+          return e as Error;
+        }
+      })();
+      assert(err instanceof DataError, `${name}: no error (a prompt got "" for the cell)`);
+      assert(pattern.test(err.message), `${name}: ${err.message}`);
+    }
+  });
+});
+
 Deno.test("own data: truncation keeps the start (right) or end (left), or names the item", () => {
   // A character tokenizer with a BOS of 0, like the model's (BOS on every encode).
   const tok = {

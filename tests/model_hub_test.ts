@@ -383,3 +383,37 @@ Deno.test("hub: a stalled download times out (readTimeoutMs) and leaves no file"
     }
   });
 });
+
+Deno.test("hub: a link planted in the cache (refs/main, a partial download) is refused, its target untouched", async () => {
+  await withTempDir(async (tmp) => {
+    const repo = `${tmp}/repo`;
+    writeRandomCheckpoint(repo, { seed: 4, tokenizerDir: tokenizerDir() });
+    const hub = fakeHub({ "test-org/tiny-opt": repo });
+    const victim = `${tmp}/victim.txt`;
+    Deno.writeTextFileSync(victim, "precious\n");
+    const get = (cacheDir: string) =>
+      resolveModel("test-org/tiny-opt", {
+        endpoint: hub.endpoint,
+        cacheDir,
+        offline: false,
+        progress: false,
+      });
+    try {
+      // A partial download of config.json that is a link: it was truncated (or appended to).
+      const a = `${tmp}/a`;
+      const snap = `${a}/models--test-org--tiny-opt/snapshots/${COMMIT}`;
+      Deno.mkdirSync(snap, { recursive: true });
+      Deno.symlinkSync(victim, `${snap}/config.json.incomplete`);
+      await assertCheckpointError(() => get(a), "format", "config.json.incomplete");
+      assertEquals(Deno.readTextFileSync(victim), "precious\n");
+      // refs/main that is a link: it was overwritten with the commit.
+      const b = `${tmp}/b`;
+      Deno.mkdirSync(`${b}/models--test-org--tiny-opt/refs`, { recursive: true });
+      Deno.symlinkSync(victim, `${b}/models--test-org--tiny-opt/refs/main`);
+      await assertCheckpointError(() => get(b), "format", "refs/main");
+      assertEquals(Deno.readTextFileSync(victim), "precious\n");
+    } finally {
+      await hub.close();
+    }
+  });
+});

@@ -20,6 +20,7 @@ import { ParamSet } from "../train/param_set.ts";
 import { TINY_OPT_SHAPE } from "../model/fixture.ts";
 import { TINY_MODEL_DIR } from "../data/bundled.ts";
 import { plantFifo, plantSymlink } from "./plant_helpers.ts";
+import { holdShardLock } from "../experiments/units.ts";
 
 const SECRET = "TOP-SECRET-abc123";
 
@@ -49,6 +50,32 @@ Deno.test("output lock: a planted symlink at .skipdecode.lock is refused, its ta
   const h = assertThrows(() => OutputFolder.open(`${root}/out`), OutputError);
   assertMatch(h.message, /hard-linked elsewhere/);
   assertEquals(Deno.readTextFileSync(victim), "precious\n");
+});
+
+Deno.test("shard lock: a planted link at units/.shard-I-of-N.lock or at units/ is refused, its target untouched", () => {
+  using root = tmp();
+  const victim = `${root}/victim.txt`;
+  Deno.writeTextFileSync(victim, "precious\n");
+  const shard = { index: 0, count: 2, from: "--shard" };
+  Deno.mkdirSync(`${root}/run/units`, { recursive: true });
+  plantSymlink(victim, `${root}/run/units/.shard-0-of-2.lock`);
+  const e = assertThrows(() => holdShardLock(`${root}/run`, shard), OutputError);
+  assertMatch(e.message, /\.shard-0-of-2\.lock is a symbolic link; refused/);
+  assertEquals(Deno.readTextFileSync(victim), "precious\n", "the lock's target was truncated");
+  Deno.removeSync(`${root}/run/units/.shard-0-of-2.lock`);
+  Deno.linkSync(victim, `${root}/run/units/.shard-0-of-2.lock`);
+  assertThrows(() => holdShardLock(`${root}/run`, shard), OutputError, "hard-linked elsewhere");
+  assertEquals(Deno.readTextFileSync(victim), "precious\n");
+  // procedure --shard made units/ without checking it: a linked units/ took the lock there
+  Deno.mkdirSync(`${root}/elsewhere`);
+  Deno.mkdirSync(`${root}/run2`);
+  plantSymlink(`${root}/elsewhere`, `${root}/run2/units`);
+  const l = assertThrows(() => holdShardLock(`${root}/run2`, shard), OutputError);
+  assertMatch(l.message, /goes through the symbolic link/);
+  assertEquals([...Deno.readDirSync(`${root}/elsewhere`)], []);
+  // A real folder still works.
+  Deno.mkdirSync(`${root}/run3/units`, { recursive: true });
+  holdShardLock(`${root}/run3`, shard).close();
 });
 
 Deno.test("atomicWrite: a symlink where the file goes is refused, not replaced or followed", () => {

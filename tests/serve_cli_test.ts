@@ -94,6 +94,7 @@ Deno.test("serve command: bad options are one line naming the option, exit 2", a
     [["--policy", "linear:max=99,min=4", "--backend", "cpu"], /--policy/],
     [["--policy", "bogus"], /--policy/],
     [["--api-key", ""], /--api-key/],
+    [["--max-queue", "0"], /--max-queue/], // it refused every request with 429
   ];
   for (const [args, pattern] of cases) {
     const r = await cli(["serve", "--model", TINY, "--offline", ...args], { task: "serve" });

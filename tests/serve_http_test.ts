@@ -267,9 +267,12 @@ Deno.test("serve: a full queue answers 429 with Retry-After", async () => {
         max_tokens: 2,
       }),
     });
-    assertEquals(res.status, 429);
-    assert(Number(res.headers.get("retry-after")) >= 1, "Retry-After missing");
-    assertEquals((await res.json()).error.type, "rate_limit_error");
+    // More prompts than the queue ever holds: a 400 naming prompt (a 429 with Retry-After
+    // had the client retry a request that can never be admitted).
+    assertEquals(res.status, 400);
+    const big = await res.json();
+    assertEquals(big.error.param, "prompt");
+    assertMatch(big.error.message, /3 prompts.*--max-queue 2/);
     // Concurrent single requests: one runs, two wait, the rest are refused.
     const bodies = [0, 1, 2, 3, 4].map((i) => ({
       model: NAME,
@@ -283,12 +286,15 @@ Deno.test("serve: a full queue answers 429 with Retry-After", async () => {
         headers: { "content-type": "application/json" },
         body: JSON.stringify(b),
       });
-      await r.body?.cancel();
+      if (r.status === 429) {
+        assert(Number(r.headers.get("retry-after")) >= 1, "Retry-After missing");
+        assertEquals((await r.json()).error.type, "rate_limit_error");
+      } else await r.body?.cancel();
       return r.status;
     }));
     assertEquals(answers.filter((x) => x === 200).length, 3, `statuses ${answers}`);
     assertEquals(answers.filter((x) => x === 429).length, 2, `statuses ${answers}`);
-    assertEquals(await metric(s, "requests_rejected_total"), 3);
+    assertEquals(await metric(s, "requests_rejected_total"), 2);
   } finally {
     await s.shutdown();
   }
@@ -350,6 +356,69 @@ Deno.test("serve: a client that disconnects (mid-stream or waiting for JSON) fre
       /skipdecode_requests_finished_total\{reason="cancelled"\} 2\n/,
     );
     console.log(`  streamed: freed after ${tokens} of 200 tokens; plain: after ${tokens2}`);
+  } finally {
+    await s.shutdown();
+  }
+});
+
+Deno.test("serve: a step that fails mid-decode is an error to its clients, not a 'length' completion", async () => {
+  // The backend's third row-batch call throws (a lost GPU device, say): the rows it was running
+  // were cut; before, plain and streamed clients got their partial text with finish "length".
+  let calls = 0;
+  const failing = {
+    ...model,
+    backend: {
+      openRows(o: Parameters<typeof model.backend.openRows>[0]) {
+        const rows = model.backend.openRows(o);
+        return new Proxy(rows, {
+          get(target, key) {
+            if (key === "run") {
+              return (...a: Parameters<typeof rows.run>) => {
+                if (++calls === 3) throw new Error("device lost (test)");
+                return target.run(...a);
+              };
+            }
+            const v = Reflect.get(target, key);
+            return typeof v === "function" ? v.bind(target) : v;
+          },
+        });
+      },
+    },
+  };
+  const s = startServer({
+    scheduler: new Scheduler(failing, { capacity: 4 }),
+    tokenizer: model.tokenizer,
+    config: model.config,
+    modelName: NAME,
+    port: 0,
+  });
+  try {
+    const post = (stream: boolean) =>
+      fetch(`${s.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: NAME, prompt: PROMPTS[0], max_tokens: 20, stream }),
+      });
+    const [plain, streamed] = await Promise.all([post(false), post(true)]);
+    const j = await plain.json();
+    assertEquals(j.choices, undefined, `a cut completion was sent: ${JSON.stringify(j)}`);
+    assertEquals(j.error.type, "server_error");
+    assertMatch(j.error.message, /device lost \(test\)/);
+    const events = (await streamed.text()).split("\n\n").filter((c) => c.startsWith("data: {"))
+      .map((c) => JSON.parse(c.slice(6)));
+    const last = events.at(-1);
+    assert(
+      !events.some((e) => e.choices?.[0]?.finish_reason),
+      `a streamed choice ended as if complete: ${JSON.stringify(last)}`,
+    );
+    assertEquals(last.error?.type, "server_error", JSON.stringify(last));
+    // The openai client raises on the streamed error.
+    const c = new OpenAI({ apiKey: "none", baseURL: `${s.url}/v1`, maxRetries: 0 });
+    const err = await c.completions.create({ model: NAME, prompt: "x", max_tokens: 2 }).then(
+      () => undefined,
+      (e) => e as Error,
+    );
+    assert(err, "a request after the failure succeeded");
   } finally {
     await s.shutdown();
   }

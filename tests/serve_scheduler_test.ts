@@ -280,6 +280,9 @@ Deno.test("scheduler: bad requests name the field", () => {
     "max",
   );
   assertThrows(() => new Scheduler(model, { mode: "bogus" as AdmissionMode }), RangeError, "mode");
+  // Every request waits in the queue until a step admits it: maxQueue 0 refused every request
+  // ("the queue is full") while every row was free.
+  assertThrows(() => new Scheduler(model, { maxQueue: 0 }), RangeError, "maxQueue");
 });
 
 Deno.test("StopText: holds back a possible stop-string start, cuts at the first stop", () => {

@@ -231,7 +231,38 @@ Deno.test("sweep --shard/--slurm and merge: bad input is one line naming the opt
     ],
     [["merge"], /merge takes one folder/],
     [["merge", `${box.rel}/none`], /has no units\/ folder/],
+    // merge rebuilds policies from their names and cannot load a --policy-file: every shard
+    // ran to its end and merge then failed with "unknown policy"
+    [
+      ["sweep", "--policy-file", `${box.rel}/desc.ts`, "--shard", "0/2", "--out", `${box.rel}/a`],
+      /--policy-file .*desc\.ts does not go with --shard/,
+    ],
+    [
+      [
+        "sweep",
+        "--policy-file",
+        `${box.rel}/desc.ts`,
+        "--slurm",
+        "--shards",
+        "2",
+        "--out",
+        `${box.rel}/a`,
+      ],
+      /--policy-file .*desc\.ts does not go with --slurm/,
+    ],
   ];
+  Deno.writeTextFileSync(
+    `${box.dir}/desc.ts`,
+    `import { defineSchedule } from "../../schedule/mod.ts";
+export const HALFWAY = defineSchedule({
+  form: "schedule", name: "halfwayshard", summary: "L, then n after k tokens",
+  params: [{ key: "n", type: "int", min: 1, default: 6, doc: "budget" },
+           { key: "k", type: "int", min: 0, default: 2, doc: "j below k runs all layers" }],
+  promptMode: true, example: "halfwayshard:n=6,k=2",
+  budget: (p, j, _H, L) => (j < p.k ? L : p.n),
+});
+`,
+  );
   for (const [args, pattern] of cases) {
     const r = await cli(args, { env: { JOB_COMPLETION_INDEX: "" } });
     assertEquals(r.code, 2, `${args.join(" ")}: exit ${r.code}, ${r.stderr}`);
