@@ -591,6 +591,8 @@ export async function createWebGpuBackend(
     });
     const model = await uploadModel(gpu, mm, weights, {
       maxBindingBytes: options.maxBindingBytes,
+      // the GPU path's GEMV runs q/k/v as one product (kernels/matmul/qkv.ts)
+      fuseQkv: mm.variant === "v4_storage_gemv",
     });
     try {
       const graph = await createGraph(gpu, mm, model);

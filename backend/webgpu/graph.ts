@@ -29,6 +29,8 @@ import { type GpuContext, GpuError } from "../../kernels/device.ts";
 import type { Recorder } from "../../kernels/encode.ts";
 import { createLayerNorm, type LayerNormKernel } from "../../kernels/layernorm/mod.ts";
 import type { DeviceLinear, LinearArgs, MatmulKernels } from "../../kernels/matmul/mod.ts";
+import { createQkvKernel } from "../../kernels/matmul/qkv.ts";
+import { storageLayout } from "../../kernels/matmul/storage.ts";
 import { createSelect, type SelectKernel } from "../../kernels/select/mod.ts";
 import type { SamplingOptions } from "../types.ts";
 import type { DeviceModel } from "./weights.ts";
@@ -171,6 +173,11 @@ export async function createGraph(
       createSelect(gpu),
     ]);
   await mm.ready();
+  // the GPU path's q/k/v: one product (with LN1 in its prologue on pre-LN layers)
+  const qkvLinears = model.qkv;
+  const qkv = qkvLinears
+    ? await createQkvKernel(gpu, { f16: storageLayout(qkvLinears[0])?.f16 ?? false, ln: pre })
+    : undefined;
 
   const matmul = (rec: Recorder, family: string, args: LinearArgs) =>
     rec.foreign(family, (enc) => mm.encode(enc, args));
@@ -187,7 +194,9 @@ export async function createGraph(
   // fc1) where the matmul variant can (the texture variant normalises while it repacks X):
   // two dispatches fewer per layer, and ws.hn is not written.
   const fuseLn = pre &&
-    model.layers.every((W) => mm.canNormalise(W.qProj) && mm.canNormalise(W.fc1));
+    model.layers.every((W, l) =>
+      mm.canNormalise(qkvLinears ? qkvLinears[l] : W.qProj) && mm.canNormalise(W.fc1)
+    );
 
   const layerWith = (
     rec: Recorder,
@@ -210,10 +219,24 @@ export async function createGraph(
     }
     const src = pre && !fuseLn ? ws.hn : ws.h;
     const ln1 = fuseLn ? { layerNorm: W.selfAttnLayerNorm } : {};
-    lin(rec, W.qProj, src, ws.q, m, ln1);
-    // k and v read the same X as q: the texture matmul reuses its repacked copy
-    lin(rec, W.kProj, src, kv.k, m, { yOffset: kv.offset, xUnchanged: true, ...ln1 });
-    lin(rec, W.vProj, src, kv.v, m, { yOffset: kv.offset, xUnchanged: true, ...ln1 });
+    if (qkv) {
+      // one dispatch: columns 0..d-1 to ws.q, d..2d-1 to the keys, 2d..3d-1 to the values
+      qkv.encode(rec, {
+        x: src,
+        q: ws.q,
+        k: kv.k,
+        v: kv.v,
+        kvOffset: kv.offset,
+        m,
+        linear: qkvLinears![l],
+        ...ln1,
+      });
+    } else {
+      lin(rec, W.qProj, src, ws.q, m, ln1);
+      // k and v read the same X as q: the texture matmul reuses its repacked copy
+      lin(rec, W.kProj, src, kv.k, m, { yOffset: kv.offset, xUnchanged: true, ...ln1 });
+      lin(rec, W.vProj, src, kv.v, m, { yOffset: kv.offset, xUnchanged: true, ...ln1 });
+    }
     attend(); // q, kv -> ws.att
     lin(rec, W.outProj, ws.att, ws.h, m, { residual: ws.h }); // h += attn
     if (pre && fuseLn) {
@@ -241,7 +264,8 @@ export async function createGraph(
   return {
     model,
     maxColumns,
-    slicesPerStep: 2 + 3 * cfg.numHiddenLayers + 2,
+    // per layer: up to 3 LayerNorms and the attention, plus the fused q/k/v on the GPU path
+    slicesPerStep: 2 + (qkv ? 5 : 3) * cfg.numHiddenLayers + 2,
 
     embed(rec, ws, colStart, columns, positions = false) {
       const base = { ids: ws.ids, pad: ws.pad, batch: ws.batch, colStart, columns, positions };
