@@ -111,6 +111,11 @@ export interface WebGpuDecodeOutput extends DecodeOutput {
   /** Host milliseconds spent recording and submitting commands (prefill and chunks). */
   encodeMs: number;
   /**
+   * Host milliseconds spent recording each decode chunk, in order (the prefill excluded):
+   * with `chunkSize: 1`, entry `j - 1` is decode step `j`'s recording time.
+   */
+  chunkEncodeMs: number[];
+  /**
    * GPU milliseconds per kernel family (embedding, layernorm, attention, matmul, lm head,
    * select, readback) of the prefill submission and of the decode chunks, when the backend
    * was created with `profile`.
