@@ -88,7 +88,23 @@ export {
 export { embeddingWgsl, type TableShape } from "./embedding/wgsl.ts";
 export { createLayerNorm, type LayerNormArgs, type LayerNormKernel } from "./layernorm/mod.ts";
 export { layerNormWgsl } from "./layernorm/wgsl.ts";
-export { type AttentionArgs, type AttentionKernel, createAttention } from "./attention/mod.ts";
+export {
+  type AttentionArgs,
+  type AttentionKernel,
+  createAttention,
+  createKvPack,
+  type KvPackArgs,
+  type KvPackKernel,
+} from "./attention/mod.ts";
+export {
+  checkKvDtype,
+  KV_ALIAS,
+  type KvDtype,
+  kvElementBytes,
+  resolveKvDtype,
+  roundKv,
+  withKvDtype,
+} from "./attention/kv_dtype.ts";
 export { attentionVec4Wgsl, attentionWgsl, balancedSum, MAX_HEAD_DIM } from "./attention/wgsl.ts";
 export {
   createPagedAttention,

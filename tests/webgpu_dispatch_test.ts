@@ -13,27 +13,38 @@
 import { assert, assertEquals } from "@std/assert";
 import { createWebGpuBackend } from "../backend/webgpu/mod.ts";
 import { loadWeights, type RandomCheckpointOptions, writeRandomCheckpoint } from "../model/mod.ts";
+import type { KvDtype } from "../kernels/attention/kv_dtype.ts";
 import { fullPlan, GPU_TEST, testGpu } from "./webgpu_helpers.ts";
 
-const FIXTURES: [string, RandomCheckpointOptions, number][] = [
-  ["pre-LN f16", {
-    shape: { hiddenSize: 40, numAttentionHeads: 5, ffnDim: 72, numHiddenLayers: 4, vocabSize: 203 },
-    dtype: "F16",
-    seed: 11,
-  }, 5],
-  ["opt-350m-style f32 (post-LN, project_in/out)", {
-    shape: {
-      hiddenSize: 48,
-      wordEmbedProjDim: 20,
-      doLayerNormBefore: false,
-      numAttentionHeads: 4,
-      ffnDim: 70,
-      numHiddenLayers: 4,
-      vocabSize: 203,
+const PRE_LN: RandomCheckpointOptions = {
+  shape: { hiddenSize: 40, numAttentionHeads: 5, ffnDim: 72, numHiddenLayers: 4, vocabSize: 203 },
+  dtype: "F16",
+  seed: 11,
+};
+
+// name, checkpoint, dispatches per layer, KV cache type
+const FIXTURES: [string, RandomCheckpointOptions, number, KvDtype][] = [
+  ["pre-LN f16", PRE_LN, 5, "f32"],
+  // the fused q/k/v writes the f16 caches itself: no pack dispatch
+  ["pre-LN f16, f16 KV cache", PRE_LN, 5, "f16"],
+  [
+    "opt-350m-style f32 (post-LN, project_in/out)",
+    {
+      shape: {
+        hiddenSize: 48,
+        wordEmbedProjDim: 20,
+        doLayerNormBefore: false,
+        numAttentionHeads: 4,
+        ffnDim: 70,
+        numHiddenLayers: 4,
+        vocabSize: 203,
+      },
+      dtype: "F32",
+      seed: 12,
     },
-    dtype: "F32",
-    seed: 12,
-  }, 7],
+    7,
+    "f32",
+  ],
 ];
 
 /** Counts dispatches (with their workgroups), bind groups, buffers and encoders while on. */
@@ -80,7 +91,7 @@ class Counter {
   }
 }
 
-for (const [name, options, perLayer] of FIXTURES) {
+for (const [name, options, perLayer, kvDtype] of FIXTURES) {
   Deno.test({
     name:
       `GPU kernels decode step: ${name}: ${perLayer} dispatches per layer, workgroups >= N/8, ` +
@@ -96,9 +107,13 @@ for (const [name, options, perLayer] of FIXTURES) {
         const weights = await loadWeights(dir);
         const cfg = weights.config;
         const L = cfg.numHiddenLayers, d = cfg.hiddenSize, f = cfg.ffnDim, V = cfg.vocabSize;
-        const wg = await createWebGpuBackend(weights, { gpu, kernels: "gpu" });
+        if (kvDtype === "f16" && !gpu.features.has("shader-f16")) {
+          console.log(`${name}: skipped, the adapter has no shader-f16`);
+          return;
+        }
+        const wg = await createWebGpuBackend(weights, { gpu, kernels: "gpu", kvDtype });
         try {
-          assertEquals(wg.matmul.variant, "v4_storage_gemv");
+          assertEquals([wg.matmul.variant, wg.kvDtype], ["v4_storage_gemv", kvDtype]);
           const prompts = [[2, 5, 9, 33], [2, 60, 3, 7], [2, 8, 8, 1]];
           const P = 4, B = prompts.length;
           const req = (N: number, sets: number[][]) => ({

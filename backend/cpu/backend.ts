@@ -26,6 +26,7 @@ import { selectToken } from "../sampling.ts";
 import { columnsRunning, layerExtent } from "../../schedule/active.ts";
 import { validateDecodeRequest } from "../requests.ts";
 import { attendOne, topK } from "./ops.ts";
+import { checkKvDtype, type KvDtype, roundKv } from "../../kernels/attention/kv_dtype.ts";
 import { applyHead, type CpuModel, embed, layerForward, loadCpuModel } from "./model.ts";
 import { checkModelFits, residentWeightBytes } from "../../model/memory.ts";
 import { CpuRowBatch } from "./rows.ts";
@@ -59,6 +60,8 @@ export class CpuBackend implements Backend {
   readonly name = "cpu";
   /** The model configuration. */
   readonly config: OptConfig;
+  /** Storage type of the KV cache (see {@linkcode CpuBackendOptions.kvDtype}). */
+  readonly kvDtype: KvDtype;
   #model: CpuModel;
 
   /**
@@ -70,6 +73,7 @@ export class CpuBackend implements Backend {
    */
   constructor(weights: OptWeights, options: CpuBackendOptions = {}) {
     this.config = weights.config;
+    this.kvDtype = checkKvDtype(options.kvDtype, "kvDtype") ?? "f32";
     const widen = options.widenF16 ?? false;
     checkModelFits(residentWeightBytes(weights, widen ? "cpu-f32" : "cpu"), {
       limitBytes: options.memoryLimitBytes,
@@ -148,7 +152,7 @@ export class CpuBackend implements Backend {
    * allocated as each slot's plan runs that layer (`rows.ts`).
    */
   openRows(options: RowBatchOptions): RowBatch {
-    return new CpuRowBatch(this.#model, this.config, options);
+    return new CpuRowBatch(this.#model, this.config, options, this.kvDtype);
   }
 
   /** Nothing to free on the CPU. */
@@ -280,6 +284,8 @@ export class CpuBackend implements Backend {
             const src = (b * cols.length + i) * d, dst = (b * cache.cap + c) * d;
             cache.k.set(k.subarray(src, src + d), dst);
             cache.v.set(v.subarray(src, src + d), dst);
+            roundKv(cache.k.subarray(dst, dst + d), this.kvDtype); // what an f16 cache holds
+            roundKv(cache.v.subarray(dst, dst + d), this.kvDtype);
             cache.ran[c] = 1;
           });
         }
@@ -349,4 +355,9 @@ export interface CpuBackendOptions {
   widenF16?: boolean;
   /** Memory on offer in bytes, instead of `SKIPDECODE_MEMORY_LIMIT` or `MemAvailable`. */
   memoryLimitBytes?: number;
+  /**
+   * Storage type of the KV cache (default `"f32"`): `"f16"` rounds every stored key and value
+   * to the nearest f16 (arithmetic stays f32), the reference of the WebGPU backend's f16 KV.
+   */
+  kvDtype?: KvDtype;
 }

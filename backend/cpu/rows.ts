@@ -40,6 +40,7 @@ import { validateRowWork } from "../requests.ts";
 import { selectToken } from "../sampling.ts";
 import { checkFiniteLogits } from "../finite.ts";
 import { attendOne, topK } from "./ops.ts";
+import { type KvDtype, kvElementBytes, roundKv } from "../../kernels/attention/kv_dtype.ts";
 import { applyHead, type CpuModel, embed, layerForward } from "./model.ts";
 
 /** Positions per KV page of one (slot, layer). */
@@ -75,9 +76,16 @@ export class CpuRowBatch implements RowBatch {
   #pages = 0;
   #peakPages = 0;
   #disposed = false;
+  #kvDtype: KvDtype;
 
   /** Checks the options and prepares empty slots (no KV allocated yet). */
-  constructor(model: CpuModel, cfg: OptConfig, options: RowBatchOptions) {
+  constructor(
+    model: CpuModel,
+    cfg: OptConfig,
+    options: RowBatchOptions,
+    kvDtype: KvDtype = "f32",
+  ) {
+    this.#kvDtype = kvDtype;
     if (typeof options !== "object" || options === null) {
       throw new RangeError("openRows: options { capacity, maxLength } are required");
     }
@@ -136,7 +144,7 @@ export class CpuRowBatch implements RowBatch {
 
   /** Counters since the batch was opened. */
   stats(): RowBatchStats {
-    const page = 2 * KV_PAGE * this.#cfg.hiddenSize * 4;
+    const page = 2 * KV_PAGE * this.#cfg.hiddenSize * kvElementBytes(this.#kvDtype);
     return {
       ...this.#tracker.counters(),
       kvBytes: this.#pages * page,
@@ -273,6 +281,8 @@ export class CpuRowBatch implements RowBatch {
     const at = (p % KV_PAGE) * d;
     kv.k[page].set(k, at);
     kv.v[page].set(v, at);
+    roundKv(kv.k[page].subarray(at, at + k.length), this.#kvDtype); // what an f16 page holds
+    roundKv(kv.v[page].subarray(at, at + v.length), this.#kvDtype);
     this.#tracker.noteWrite(slot, l, p);
   }
 

@@ -35,6 +35,7 @@ import {
   withKernels,
 } from "../../kernels/device.ts";
 import type { KernelClass } from "../../kernels/profile.ts";
+import { type KvDtype, resolveKvDtype } from "../../kernels/attention/kv_dtype.ts";
 import { Recorder } from "../../kernels/encode.ts";
 import { createMatmulKernels, type MatmulKernels } from "../../kernels/matmul/mod.ts";
 import { type AdapterValidation, assertAdapterValid } from "../../kernels/validate.ts";
@@ -100,6 +101,14 @@ export interface WebGpuBackendOptions {
    * computes a wrong number is refused with a {@linkcode GpuError} of kind `"adapter"`.
    */
   validate?: boolean;
+  /**
+   * Storage type of the KV cache (both the column decode and `openRows`' pages): `"f16"`
+   * halves its bytes (keys and values rounded to f16 when stored, attention still in f32;
+   * needs `shader-f16`, else a {@linkcode GpuError} naming the adapter), `"f32"` keeps them
+   * exact. Default: f16 on hardware adapters with `shader-f16`, f32 on software ones
+   * (llvmpipe), see `resolveKvDtype` in `kernels/attention/kv_dtype.ts`.
+   */
+  kvDtype?: KvDtype;
 }
 
 /** A decode's output with WebGPU-specific details. */
@@ -108,6 +117,8 @@ export interface WebGpuDecodeOutput extends DecodeOutput {
   columnsRun: number;
   /** Decode submissions (chunks) after the prefill. */
   chunks: number;
+  /** Bytes of the KV caches this decode allocated (halved with `kvDtype: "f16"`). */
+  kvCacheBytes: number;
   /** Host milliseconds spent recording and submitting commands (prefill and chunks). */
   encodeMs: number;
   /**
@@ -135,6 +146,10 @@ export class WebGpuBackend implements Backend {
   readonly matmul: MatmulKernels;
   /** The weights on the device. */
   readonly model: DeviceModel;
+  /** Storage type of the KV cache (see {@linkcode WebGpuBackendOptions.kvDtype}). */
+  get kvDtype(): KvDtype {
+    return this.#graph.kvDtype;
+  }
   /** The adapter validation this backend relied on (absent with `validate: false`). */
   validation?: AdapterValidation;
   #graph: Graph;
@@ -288,6 +303,7 @@ export class WebGpuBackend implements Backend {
       headRows: B,
       slots: this.#slots(req.sets, plan.columns),
       sampling: !plan.greedy,
+      kvDtype: this.kvDtype,
     });
     let profiler: TimestampProfiler | undefined;
     let loop: DecodeLoop | undefined;
@@ -315,6 +331,7 @@ export class WebGpuBackend implements Backend {
       const out = await loop.run(t0);
       return {
         ...out,
+        kvCacheBytes: ws.kvBytes,
         profile: profiler
           ? { prefill: profiler.totals("prefill"), decode: profiler.totals("decode") }
           : undefined,
@@ -415,6 +432,7 @@ export class WebGpuBackend implements Backend {
       headRows: block,
       slots: this.#slots(req.sets, T),
       sampling: false,
+      kvDtype: this.kvDtype,
     });
     const maxStaging = Math.max(block * V * 4, Math.min(this.gpu.limits.maxBufferSize, 1 << 28));
     const chunkRows = Math.max(block, Math.floor(maxStaging / (V * 4 * block)) * block);
@@ -533,7 +551,11 @@ export class WebGpuBackend implements Backend {
   openRows(options: RowBatchOptions): RowBatch {
     this.#check("openRows");
     const cfg = this.config;
-    this.#rowKernels ??= createRowKernels(this.gpu, cfg.hiddenSize / cfg.numAttentionHeads);
+    this.#rowKernels ??= createRowKernels(
+      this.gpu,
+      cfg.hiddenSize / cfg.numAttentionHeads,
+      this.kvDtype,
+    );
     return new WebGpuRowBatch(
       this.gpu,
       this.#graph,
@@ -585,6 +607,7 @@ export async function createWebGpuBackend(
     );
   }
   try {
+    const kvDtype = resolveKvDtype(gpu.profile, options.kvDtype);
     const validation = options.validate === false
       ? undefined
       : await assertAdapterValid(gpu, { matmulVariant: options.matmulVariant ?? "auto" });
@@ -600,7 +623,7 @@ export async function createWebGpuBackend(
       fuseQkv: mm.variant === "v4_storage_gemv",
     });
     try {
-      const graph = await createGraph(gpu, mm, model);
+      const graph = await createGraph(gpu, mm, model, kvDtype);
       const backend = new WebGpuBackend(gpu, mm, model, graph, owns, options);
       backend.validation = validation;
       if (options.warmup) {

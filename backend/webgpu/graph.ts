@@ -23,7 +23,13 @@
  *
  * @module
  */
-import { type AttentionKernel, createAttention } from "../../kernels/attention/mod.ts";
+import {
+  type AttentionKernel,
+  createAttention,
+  createKvPack,
+  type KvPackKernel,
+} from "../../kernels/attention/mod.ts";
+import { type KvDtype, kvElementBytes } from "../../kernels/attention/kv_dtype.ts";
 import { createEmbedding, type EmbeddingKernel } from "../../kernels/embedding/mod.ts";
 import { type GpuContext, GpuError } from "../../kernels/device.ts";
 import type { Recorder } from "../../kernels/encode.ts";
@@ -67,10 +73,16 @@ export interface Workspace {
   logits: GPUBuffer;
   /** f32 sampling scratch `[B, V]` (a small buffer when greedy). */
   probs: GPUBuffer;
-  /** f32 KV caches `[slots_l, B, d]` per layer. */
+  /** KV caches `[slots_l, B, d]` per layer (f32, or f16 with `kvDtype: "f16"`). */
   k: GPUBuffer[];
   /** See {@linkcode k}. */
   v: GPUBuffer[];
+  /** f32 fresh keys `[rows, d]` before the f16 cache store (f16 caches only). */
+  kNew?: GPUBuffer;
+  /** f32 fresh values `[rows, d]` (f16 caches only). */
+  vNew?: GPUBuffer;
+  /** Bytes of the KV caches `k` and `v` together. */
+  kvBytes: number;
 }
 
 /** Where a layer's `k`/`v` projections go: two buffers and a byte offset into both. */
@@ -81,6 +93,8 @@ export interface KvTarget {
   v: GPUBuffer;
   /** Byte offset of row 0. */
   offset: number;
+  /** The targets hold f16 (the f16 caches; only the GPU path's fused q/k/v writes them). */
+  f16?: boolean;
 }
 
 /** Where the input of the LM head lives: a buffer and its first row. */
@@ -97,6 +111,8 @@ export interface Graph {
   model: DeviceModel;
   /** Largest column count the attention kernel accepts. */
   maxColumns: number;
+  /** Storage type of the KV caches this graph's kernels read and write. */
+  kvDtype: KvDtype;
   /** Arena slices one column block uses at most (embedding + layers + head + select). */
   slicesPerStep: number;
   /**
@@ -143,7 +159,9 @@ export interface Graph {
 
 /**
  * Compiles the kernels a model needs (attention for up to `maxPositionEmbeddings` columns,
- * capped by workgroup memory) and returns its graph.
+ * capped by workgroup memory) and returns its graph. With `kvDtype` `"f16"` (a device with
+ * `shader-f16`; see `resolveKvDtype`) the caches hold f16: the k/v products write f32 rows to
+ * `ws.kNew`/`ws.vNew` and `kv_pack` rounds them into the caches (one dispatch more per layer).
  *
  * @example
  * ```ts
@@ -158,6 +176,7 @@ export async function createGraph(
   gpu: GpuContext,
   mm: MatmulKernels,
   model: DeviceModel,
+  kvDtype: KvDtype = "f32",
 ): Promise<Graph> {
   const cfg = model.config;
   const d = cfg.hiddenSize, dp = cfg.wordEmbedProjDim, V = cfg.vocabSize;
@@ -165,18 +184,31 @@ export async function createGraph(
   // Largest score array that fits workgroup memory next to the head and reduction arrays.
   const fit = Math.floor(gpu.limits.maxComputeWorkgroupStorageSize / 4) - 256 - 64;
   const maxColumns = Math.min(cfg.maxPositionEmbeddings, Math.floor(fit / 64) * 64);
-  const [emb, ln, att, sel]: [EmbeddingKernel, LayerNormKernel, AttentionKernel, SelectKernel] =
-    await Promise.all([
-      createEmbedding(gpu, model.embedTokens, model.embedPositions),
-      createLayerNorm(gpu),
-      createAttention(gpu, maxColumns, undefined, { headDims: [d / cfg.numAttentionHeads] }),
-      createSelect(gpu),
-    ]);
+  const [emb, ln, att, sel, pack]: [
+    EmbeddingKernel,
+    LayerNormKernel,
+    AttentionKernel,
+    SelectKernel,
+    KvPackKernel | undefined,
+  ] = await Promise.all([
+    createEmbedding(gpu, model.embedTokens, model.embedPositions),
+    createLayerNorm(gpu),
+    createAttention(gpu, maxColumns, undefined, {
+      headDims: [d / cfg.numAttentionHeads],
+      kvDtype,
+    }),
+    createSelect(gpu),
+    kvDtype === "f32" ? undefined : createKvPack(gpu, kvDtype),
+  ]);
   await mm.ready();
   // the GPU path's q/k/v: one product (with LN1 in its prologue on pre-LN layers)
   const qkvLinears = model.qkv;
   const qkv = qkvLinears
-    ? await createQkvKernel(gpu, { f16: storageLayout(qkvLinears[0])?.f16 ?? false, ln: pre })
+    ? await createQkvKernel(gpu, {
+      f16: storageLayout(qkvLinears[0])?.f16 ?? false,
+      ln: pre,
+      kv16: kvDtype === "f16",
+    })
     : undefined;
 
   const matmul = (rec: Recorder, family: string, args: LinearArgs) =>
@@ -222,6 +254,7 @@ export async function createGraph(
     if (qkv) {
       // one dispatch: columns 0..d-1 to ws.q, d..2d-1 to the keys, 2d..3d-1 to the values
       qkv.encode(rec, {
+        kv16: kv.f16,
         x: src,
         q: ws.q,
         k: kv.k,
@@ -264,8 +297,10 @@ export async function createGraph(
   return {
     model,
     maxColumns,
+    kvDtype,
     // per layer: up to 3 LayerNorms and the attention, plus the fused q/k/v on the GPU path
-    slicesPerStep: 2 + (qkv ? 5 : 3) * cfg.numHiddenLayers + 2,
+    // or the f16 pack
+    slicesPerStep: 2 + (qkv || pack ? 5 : 3) * cfg.numHiddenLayers + 2,
 
     embed(rec, ws, colStart, columns, positions = false) {
       const base = { ids: ws.ids, pad: ws.pad, batch: ws.batch, colStart, columns, positions };
@@ -286,8 +321,24 @@ export async function createGraph(
     },
 
     layer(rec, ws, l, m, colStart) {
-      const kv = { k: ws.k[l], v: ws.v[l], offset: colStart * ws.batch * d * 4 };
-      layerWith(rec, ws, l, m, kv, () =>
+      const offset = colStart * ws.batch * d; // elements
+      // f32 caches: the products write into them; f16: into kNew/vNew, packed before attention
+      // (the GPU path's fused q/k/v writes f16 caches itself: no pack dispatch)
+      const direct = !pack || !!qkv;
+      const kv = direct
+        ? { k: ws.k[l], v: ws.v[l], offset: offset * kvElementBytes(kvDtype), f16: !!pack }
+        : { k: ws.kNew!, v: ws.vNew!, offset: 0 };
+      layerWith(rec, ws, l, m, kv, () => {
+        if (!direct) {
+          pack!.encode(rec, {
+            kin: ws.kNew!,
+            vin: ws.vNew!,
+            kout: ws.k[l],
+            vout: ws.v[l],
+            n: m * d,
+            offset,
+          });
+        }
         att.encode(rec, {
           q: ws.q,
           k: ws.k[l],
@@ -299,7 +350,8 @@ export async function createGraph(
           heads: cfg.numAttentionHeads,
           batch: ws.batch,
           colStart,
-        }));
+        });
+      });
     },
 
     layerWith,
@@ -353,6 +405,8 @@ export interface WorkspaceShape {
   slots: number[];
   /** Whether the sampler needs its scratch buffer. */
   sampling: boolean;
+  /** Storage type of the KV caches (default `"f32"`). */
+  kvDtype?: KvDtype;
 }
 
 /**
@@ -379,11 +433,15 @@ export function allocateWorkspace(
   const d = cfg.hiddenSize, dp = cfg.wordEmbedProjDim, V = cfg.vocabSize, f = cfg.ffnDim;
   const { batch: B, rows, headRows } = shape;
   const all: GPUBuffer[] = [];
-  const buf = (label: string, elements: number): GPUBuffer => {
-    const b = group.buffer({ label, size: Math.max(1, elements) * 4, bindWhole: true });
+  const buf = (label: string, elements: number, bytes = 4): GPUBuffer => {
+    // storage bindings are whole 4-byte words (an odd count of f16 rounds up)
+    const size = Math.ceil((Math.max(1, elements) * bytes) / 4) * 4;
+    const b = group.buffer({ label, size, bindWhole: true });
     all.push(b);
     return b;
   };
+  const kvDtype = shape.kvDtype ?? "f32";
+  const kvb = kvElementBytes(kvDtype);
   if (shape.columns * B > gpu.limits.maxStorageBufferBindingSize / 4) {
     throw new GpuError(`id grid of ${shape.columns} columns x ${B} rows is too large`, "too-large");
   }
@@ -405,8 +463,16 @@ export function allocateWorkspace(
       : undefined,
     logits: buf(`logits [${headRows}, ${V}]`, headRows * V),
     probs: buf(`sampling scratch [${B}, ${V}]`, shape.sampling ? B * V : 1),
-    k: shape.slots.map((s, l) => buf(`layer ${l} key cache [${s}, ${B}, ${d}]`, s * B * d)),
-    v: shape.slots.map((s, l) => buf(`layer ${l} value cache [${s}, ${B}, ${d}]`, s * B * d)),
+    k: shape.slots.map((s, l) =>
+      buf(`layer ${l} ${kvDtype} key cache [${s}, ${B}, ${d}]`, s * B * d, kvb)
+    ),
+    v: shape.slots.map((s, l) =>
+      buf(`layer ${l} ${kvDtype} value cache [${s}, ${B}, ${d}]`, s * B * d, kvb)
+    ),
+    kNew: kvDtype === "f32" ? undefined : buf(`fresh keys [${rows}, ${d}]`, rows * d),
+    vNew: kvDtype === "f32" ? undefined : buf(`fresh values [${rows}, ${d}]`, rows * d),
+    kvBytes: 0,
   };
+  ws.kvBytes = [...ws.k, ...ws.v].reduce((s, b) => s + b.size, 0);
   return { ws, destroy: () => all.forEach((b) => b.destroy()) };
 }

@@ -1,6 +1,7 @@
 /**
  * The paged KV memory of the per-row engine (`rows.ts`): per decoder layer, a pool of
- * fixed-size pages (`pageSize` positions x `d` floats, keys and values in two GPU buffers)
+ * fixed-size pages (`pageSize` positions x `d` elements, f32 or f16 (`elementBytes` 4 or 2),
+ * keys and values in two GPU buffers)
  * and, per slot, a page table listing the pages that hold the slot's filled prefix at that
  * layer. A slot takes a page when its prefix at a layer grows past its last page, and gives
  * pages back on `truncate` and `release`. Why pages and not a slab per slot: a slot's
@@ -43,6 +44,8 @@ export interface KvPagesShape {
   width: number;
   /** Positions per page (default {@linkcode KV_PAGE_SIZE}). */
   pageSize?: number;
+  /** Bytes per stored element: 4 (f32, the default) or 2 (f16 KV). */
+  elementBytes?: number;
 }
 
 /** One layer's pool. */
@@ -104,7 +107,8 @@ export class KvPages {
       { length: shape.capacity },
       () => Array.from({ length: shape.layers }, () => []),
     );
-    this.#pageBytes = this.pageSize * shape.width * 4;
+    // whole 4-byte words per page (f16 pages of an odd width round up)
+    this.#pageBytes = Math.ceil((this.pageSize * shape.width * (shape.elementBytes ?? 4)) / 4) * 4;
   }
 
   /** Pages slot `slot` holds at layer `l`. */

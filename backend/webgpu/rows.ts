@@ -58,6 +58,7 @@ import type { RowBatch, RowBatchOptions, RowBatchStats, RowResult, RowWork } fro
 import { allocateWorkspace, type Graph, type Workspace } from "./graph.ts";
 import type { DeviceModel } from "./weights.ts";
 import { KvPages } from "./kv_pages.ts";
+import { type KvDtype, kvElementBytes } from "../../kernels/attention/kv_dtype.ts";
 import { NestingTracker, tokensRunning } from "../../schedule/active.ts";
 import { validateRowWork } from "../requests.ts";
 
@@ -79,12 +80,16 @@ export interface RowKernels {
  * const kernels = await createRowKernels(gpu, 32);
  * ```
  */
-export async function createRowKernels(gpu: GpuContext, headDim: number): Promise<RowKernels> {
+export async function createRowKernels(
+  gpu: GpuContext,
+  headDim: number,
+  kvDtype: KvDtype = "f32",
+): Promise<RowKernels> {
   const names = ["train_gather_rows", "train_scatter_rows"];
   const [gather, scatter, paged] = await Promise.all([
     createDeclaredKernel(gpu, names[0], EMBEDDING_TRAIN_WGSL[names[0]]),
     createDeclaredKernel(gpu, names[1], EMBEDDING_TRAIN_WGSL[names[1]]),
-    createPagedAttention(gpu, headDim),
+    createPagedAttention(gpu, headDim, kvDtype),
   ]);
   const spare = gpu.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
   const byName = new Map([[names[0], gather], [names[1], scatter]]);
@@ -194,7 +199,13 @@ export class WebGpuRowBatch implements RowBatch {
     this.#alive = alive;
     const L = cfg.numHiddenLayers;
     this.#tracker = new NestingTracker(capacity, L, maxLength);
-    this.#pages = new KvPages(gpu, { layers: L, capacity, maxLength, width: cfg.hiddenSize });
+    this.#pages = new KvPages(gpu, {
+      layers: L,
+      capacity,
+      maxLength,
+      width: cfg.hiddenSize,
+      elementBytes: kvElementBytes(graph.kvDtype),
+    });
     this.#tableBuf = gpu.device.createBuffer({
       label: `KV page tables [${L}, ${capacity}, ${this.#pages.maxPages}]`,
       size: this.#pages.table.byteLength,

@@ -12,15 +12,18 @@
  */
 import { createKernel, type GpuContext, GpuError, type Kernel } from "../device.ts";
 import type { Recorder } from "../encode.ts";
+import { createDeclaredKernel, grid } from "../declare.ts";
+import { type KvDtype, withKvDtype } from "./kv_dtype.ts";
+import kvPackCode from "./kv_pack.wgsl" with { type: "text" };
 import { attentionLanesWgsl, attentionVec4Wgsl, attentionWgsl, MAX_HEAD_DIM } from "./wgsl.ts";
 
 /** Arguments of one attention dispatch. */
 export interface AttentionArgs {
   /** f32 queries `[m, d]`, as `q_proj` wrote them (unscaled). */
   q: GPUBuffer;
-  /** f32 key cache `[slots, B, d]`. */
+  /** Key cache `[slots, B, d]` (f32, or f16 for a kernel built with `kvDtype: "f16"`). */
   k: GPUBuffer;
-  /** f32 value cache `[slots, B, d]`. */
+  /** Value cache `[slots, B, d]`, as `k`. */
   v: GPUBuffer;
   /** u32 left padding per row `[B]`. */
   pad: GPUBuffer;
@@ -66,6 +69,8 @@ export interface AttentionOptions {
   headDims?: number[];
   /** Use the lanes kernel for `headDims` (default: on software adapters). */
   lanes?: boolean;
+  /** Storage type of the KV cache the kernels read (default `"f32"`; see `kv_dtype.ts`). */
+  kvDtype?: KvDtype;
 }
 
 /**
@@ -105,16 +110,28 @@ export async function createAttention(
     );
   }
   const bindings = ["uniform", "read", "read", "read", "read", "storage"] as const;
+  const kv = options.kvDtype ?? "f32";
+  const tag = kv === "f32" ? "" : `, kv=${kv}`;
   const [kernel, vec4, ...laneKernels] = await Promise.all([
-    createKernel(ctx, `attention(maxKeys=${keys})`, attentionWgsl(keys), bindings),
     createKernel(
       ctx,
-      `attention-vec4(maxKeys=${keys}, wg=${wg})`,
-      attentionVec4Wgsl(keys, wg),
+      `attention(maxKeys=${keys}${tag})`,
+      withKvDtype(attentionWgsl(keys), kv),
+      bindings,
+    ),
+    createKernel(
+      ctx,
+      `attention-vec4(maxKeys=${keys}, wg=${wg}${tag})`,
+      withKvDtype(attentionVec4Wgsl(keys, wg), kv),
       bindings,
     ),
     ...laneDims.map((hd) =>
-      createKernel(ctx, `attention-lanes(headDim=${hd})`, attentionLanesWgsl(hd / 4), bindings)
+      createKernel(
+        ctx,
+        `attention-lanes(headDim=${hd}${tag})`,
+        withKvDtype(attentionLanesWgsl(hd / 4), kv),
+        bindings,
+      )
     ),
   ]);
   const lanes = new Map(laneDims.map((hd, i) => [hd, laneKernels[i]]));
@@ -165,6 +182,56 @@ export async function createAttention(
         [a.heads, a.m],
         "attention",
       );
+    },
+  };
+}
+
+/** Arguments of {@linkcode KvPackKernel.encode}. */
+export interface KvPackArgs {
+  /** f32 keys `[n]` (rows `[n / d, d]` a `k` product wrote). */
+  kin: GPUBuffer;
+  /** f32 values `[n]`. */
+  vin: GPUBuffer;
+  /** Key cache `[slots, B, d]` of the kernel's `KV` type. */
+  kout: GPUBuffer;
+  /** Value cache, as `kout`. */
+  vout: GPUBuffer;
+  /** Elements to store. */
+  n: number;
+  /** First cache element written (`colStart * B * d`). */
+  offset: number;
+}
+
+/** The KV pack kernel (`kv_pack.wgsl`) of one storage type. */
+export interface KvPackKernel {
+  /** Records the store of `n` keys and values into the caches from `offset`, rounded. */
+  encode(rec: Recorder, a: KvPackArgs): void;
+}
+
+/**
+ * Compiles `kv_pack.wgsl` for a KV storage type: the store of a layer's fresh f32 keys and
+ * values into an f16 (or f32) column cache, for the column-batched decode with `kvDtype`
+ * `"f16"` (the k/v products write f32 rows; this rounds them into the cache).
+ *
+ * @example
+ * ```ts
+ * import { createKvPack } from "./mod.ts";
+ * import type { GpuContext } from "../device.ts";
+ * declare const gpu: GpuContext;
+ * const pack = await createKvPack(gpu, "f16");
+ * ```
+ */
+export async function createKvPack(ctx: GpuContext, kvDtype: KvDtype): Promise<KvPackKernel> {
+  const k = await createDeclaredKernel(
+    ctx,
+    `kv_pack(${kvDtype})`,
+    withKvDtype(kvPackCode, kvDtype),
+  );
+  return {
+    encode(rec, a) {
+      if (a.n === 0) return;
+      const g = grid(a.n, 64);
+      k.dispatch(rec, { ...a, stride: g.stride }, g.groups, "attention");
     },
   };
 }

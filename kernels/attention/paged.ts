@@ -14,7 +14,8 @@
  * Shapes: `q`, `kin`, `vin`, `out` `[m, d]` f32 (compact rows of the layer's active tokens);
  * `rows [m]` u32: the call's token index of each compact row; `slot`, `pos` `[tokens]` u32;
  * `table [capacity, maxPages]` u32 (page ids of this layer); pools
- * `[pages * pageSize, d]` f32. CPU references: `pagedAttentionReference`,
+ * `[pages * pageSize, d]` of `KV` (f32, or f16 with `kvDtype: "f16"`: keys and values rounded
+ * when written, read back as f32; see `kv_dtype.ts`). CPU references: `pagedAttentionReference`,
  * `kvWriteReference` in `reference.ts`.
  *
  * @example
@@ -28,6 +29,7 @@
 import { createDeclaredKernel, type DeclaredKernel, grid } from "../declare.ts";
 import type { GpuContext } from "../device.ts";
 import type { Binding, Recorder } from "../encode.ts";
+import { KV_ALIAS, type KvDtype, withKvDtype } from "./kv_dtype.ts";
 import { balancedSum, MAX_HEAD_DIM } from "./wgsl.ts";
 import kvWriteCode from "./kv_write.wgsl" with { type: "text" };
 
@@ -62,13 +64,15 @@ export function pagedAttentionWgsl(headDim: number): string {
   const n = headDim / w;
   const T = w === 4 ? "vec4<f32>" : "f32";
   const idx = Array.from({ length: n }, (_, i) => i);
-  const dot = balancedSum(idx.map((i) => `q${i} * kpool[ko + ${i}u]`));
+  const dot = balancedSum(idx.map((i) => `q${i} * ${T}(kpool[ko + ${i}u])`));
+  const KT = w === 4 ? "vec4<KV>" : "KV";
   const score = w === 4
     ? `let s4 = ${dot};\n      let s = (s4.x + s4.y) + (s4.z + s4.w);`
     : `let s = ${dot};`;
   return /* wgsl */ `
 // paged attention (head size ${headDim}, ${T} registers): one invocation per (row, head),
 // online softmax over the slot's own keys 0..pos through its page table; see paged.ts
+${KV_ALIAS}
 struct Params {
   m: u32,
   d: u32,
@@ -79,8 +83,8 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<${T}>;
-@group(0) @binding(2) var<storage, read> kpool: array<${T}>;
-@group(0) @binding(3) var<storage, read> vpool: array<${T}>;
+@group(0) @binding(2) var<storage, read> kpool: array<${KT}>;
+@group(0) @binding(3) var<storage, read> vpool: array<${KT}>;
 @group(0) @binding(4) var<storage, read> rows: array<u32>;
 @group(0) @binding(5) var<storage, read> slot: array<u32>;
 @group(0) @binding(6) var<storage, read> pos: array<u32>;
@@ -116,7 +120,7 @@ ${idx.map((i) => `  var a${i} = ${T}(0.0);`).join("\n")}
       let e = exp(s - mn);
       l = l * corr + e;
       mx = mn;
-${idx.map((i) => `      a${i} = a${i} * corr + e * vpool[ko + ${i}u];`).join("\n")}
+${idx.map((i) => `      a${i} = a${i} * corr + e * ${T}(vpool[ko + ${i}u]);`).join("\n")}
   }
   let inv = select(0.0, 1.0 / l, l > 0.0);
 ${idx.map((i) => `  out[qo + ${i}u] = a${i} * inv;`).join("\n")}
@@ -179,7 +183,8 @@ export interface PagedAttentionKernels {
 }
 
 /**
- * Compiles the paged kernels for one head size.
+ * Compiles the paged kernels for one head size and KV storage type (`kvDtype` `"f16"` needs a
+ * device with `shader-f16`; check it with `resolveKvDtype` first).
  *
  * @example
  * ```ts
@@ -192,10 +197,16 @@ export interface PagedAttentionKernels {
 export async function createPagedAttention(
   gpu: GpuContext,
   headDim: number,
+  kvDtype: KvDtype = "f32",
 ): Promise<PagedAttentionKernels> {
+  const tag = kvDtype === "f32" ? "" : `, kv=${kvDtype}`;
   const [kv, att]: DeclaredKernel[] = await Promise.all([
-    createDeclaredKernel(gpu, "kv_write", kvWriteCode),
-    createDeclaredKernel(gpu, `paged_attention(headDim=${headDim})`, pagedAttentionWgsl(headDim)),
+    createDeclaredKernel(gpu, `kv_write(${kvDtype})`, withKvDtype(kvWriteCode, kvDtype)),
+    createDeclaredKernel(
+      gpu,
+      `paged_attention(headDim=${headDim}${tag})`,
+      withKvDtype(pagedAttentionWgsl(headDim), kvDtype),
+    ),
   ]);
   return {
     write(rec, a) {

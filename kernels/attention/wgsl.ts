@@ -2,8 +2,12 @@
  * WGSL of the attention kernel (a template over the longest key range it accepts, which
  * sizes a workgroup array).
  *
+ * Each kernel declares its KV element type with the `alias KV = f32;` line of `kv_dtype.ts`
+ * (loads convert to f32): pass the source through `withKvDtype` for an f16 cache.
+ *
  * @module
  */
+import { KV_ALIAS } from "./kv_dtype.ts";
 
 /** Largest head size the kernel accepts. */
 export const MAX_HEAD_DIM = 256;
@@ -13,7 +17,7 @@ export const MAX_HEAD_DIM = 256;
  * prefill (a block of columns from `colStart = 0`) and decode (one column).
  *
  * Bindings: 0 params; 1 `q: array<f32>` `[m, d]` (unscaled `q_proj` output); 2 `k` and
- * 3 `v: array<f32>` `[slots, B, d]` (slot = column); 4 `pad: array<u32>` `[B]`;
+ * 3 `v: array<KV>` `[slots, B, d]` (slot = column; `KV` f32 or f16, see `kv_dtype.ts`); 4 `pad: array<u32>` `[B]`;
  * 5 `out: array<f32>` `[m, d]`.
  *
  * Query row `r` is column `c = colStart + r / B` of batch row `b = r % B`; it attends keys
@@ -29,6 +33,7 @@ export const MAX_HEAD_DIM = 256;
 export function attentionWgsl(maxKeys: number): string {
   return /* wgsl */ `
 // attention: out[r, h] = softmax(q[r, h] * scale . k[pad..c, h]) v[pad..c, h]; see kernels/attention/wgsl.ts
+${KV_ALIAS}
 struct Params {
   m: u32,
   d: u32,
@@ -39,8 +44,8 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<KV>;
+@group(0) @binding(3) var<storage, read> v: array<KV>;
 @group(0) @binding(4) var<storage, read> pad: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
@@ -82,7 +87,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: v
   for (var j = lid; j < n; j += 64u) {
     let ko = ((start + j) * p.batch + b) * p.d + ho;
     var s = 0.0;
-    for (var i = 0u; i < p.headDim; i++) { s += qs[i] * k[ko + i]; }
+    for (var i = 0u; i < p.headDim; i++) { s += qs[i] * f32(k[ko + i]); }
     scores[j] = s;
     mx = max(mx, s);
   }
@@ -99,7 +104,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: v
   for (var i = lid; i < p.headDim; i += 64u) {
     var acc = 0.0;
     for (var j = 0u; j < n; j++) {
-      acc += scores[j] * v[((start + j) * p.batch + b) * p.d + ho + i];
+      acc += scores[j] * f32(v[((start + j) * p.batch + b) * p.d + ho + i]);
     }
     out[qo + i] = acc;
   }
@@ -119,6 +124,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: v
 export function attentionVec4Wgsl(maxKeys: number, wg = 64): string {
   return /* wgsl */ `
 // attention (vec4): out[r, h] = softmax(q[r, h] * scale . k[pad..c, h]) v[pad..c, h]; see kernels/attention/wgsl.ts
+${KV_ALIAS}
 struct Params {
   m: u32,
   d: u32,
@@ -129,8 +135,8 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> k: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> v: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> k: array<vec4<KV>>;
+@group(0) @binding(3) var<storage, read> v: array<vec4<KV>>;
 @group(0) @binding(4) var<storage, read> pad: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
 
@@ -175,7 +181,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: v
   for (var j = lid; j < n; j += WG) {
     let ko = ((start + j) * p.batch + b) * d4 + ho;
     var s4 = vec4<f32>(0.0);
-    for (var i = 0u; i < h4; i++) { s4 += qs[i] * k[ko + i]; }
+    for (var i = 0u; i < h4; i++) { s4 += qs[i] * vec4<f32>(k[ko + i]); }
     let s = (s4.x + s4.y) + (s4.z + s4.w);
     scores[j] = s;
     mx = max(mx, s);
@@ -198,7 +204,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: v
     for (var i = lid % h4; i < h4; i += WG) {
       var acc = vec4<f32>(0.0);
       for (var j = g; j < n; j += groups) {
-        acc += scores[j] * v[((start + j) * p.batch + b) * d4 + ho + i];
+        acc += scores[j] * vec4<f32>(v[((start + j) * p.batch + b) * d4 + ho + i]);
       }
       part[g * h4 + i] = acc;
     }
@@ -256,6 +262,7 @@ export function attentionLanesWgsl(h4: number): string {
 // attention-lanes (H4=${h4}, headDim ${
     4 * h4
   }): one invocation per (row, head), online softmax; see kernels/attention/wgsl.ts
+${KV_ALIAS}
 struct Params {
   m: u32,
   d: u32,
@@ -266,8 +273,8 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> k: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> v: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> k: array<vec4<KV>>;
+@group(0) @binding(3) var<storage, read> v: array<vec4<KV>>;
 @group(0) @binding(4) var<storage, read> pad: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
 @compute @workgroup_size(8)
@@ -294,14 +301,14 @@ ${idx.map((i) => `  var a${i} = vec4<f32>(0.0);`).join("\n")}
   if (c >= start) {
     for (var t = start; t <= c; t = t + 1u) {
       let ko = (t * p.batch + b) * d4 + ho;
-      let s4 = ${tree(idx.map((i) => `q${i} * k[ko + ${i}u]`))};
+      let s4 = ${tree(idx.map((i) => `q${i} * vec4<f32>(k[ko + ${i}u])`))};
       let s = (s4.x + s4.y) + (s4.z + s4.w);
       let mn = max(mx, s);
       let corr = exp(mx - mn);
       let e = exp(s - mn);
       l = l * corr + e;
       mx = mn;
-${idx.map((i) => `      a${i} = a${i} * corr + e * v[ko + ${i}u];`).join("\n")}
+${idx.map((i) => `      a${i} = a${i} * corr + e * vec4<f32>(v[ko + ${i}u]);`).join("\n")}
     }
   }
   let inv = select(0.0, 1.0 / l, l > 0.0);

@@ -41,8 +41,10 @@ export interface QkvArgs {
   k: GPUBuffer;
   /** f32 values, as `k`. */
   v: GPUBuffer;
-  /** Byte offset of row 0 in `k` and `v` (a multiple of 4). */
+  /** Byte offset of row 0 in `k` and `v` (a multiple of the element size). */
   kvOffset: number;
+  /** `k` and `v` hold f16 (values rounded to nearest; the kernel must be made with `kv16`). */
+  kv16?: boolean;
   /** Rows. */
   m: number;
   /** The `[3 d, K]` linear from `fuseLinears`, uploaded by a storage variant. */
@@ -73,17 +75,20 @@ export interface QkvKernel {
  */
 export async function createQkvKernel(
   gpu: GpuContext,
-  shape: { f16: boolean; ln: boolean },
+  shape: { f16: boolean; ln: boolean; kv16?: boolean },
 ): Promise<QkvKernel> {
   const subgroups = gpu.profile?.subgroups ?? false;
-  const kernels = new Map<number, DeclaredKernel>();
-  await Promise.all(GEMV_ROW_BUCKETS.map(async (rows) => {
-    const name = `qkv gemv (${shape.f16 ? "f16" : "f32"} weights, ${rows} rows${
-      shape.ln ? ", LayerNorm prologue" : ""
-    })`;
-    const code = gemvWgsl({ rows, f16: shape.f16, subgroups, ln: shape.ln, split: true });
-    kernels.set(rows, await createDeclaredKernel(gpu, name, code));
-  }));
+  const kernels = new Map<string, DeclaredKernel>();
+  const kvTypes = shape.kv16 ? [false, true] : [false];
+  await Promise.all(GEMV_ROW_BUCKETS.flatMap((rows) =>
+    kvTypes.map(async (kv16) => {
+      const name = `qkv gemv (${shape.f16 ? "f16" : "f32"} weights, ${rows} rows${
+        shape.ln ? ", LayerNorm prologue" : ""
+      }${kv16 ? ", f16 KV" : ""})`;
+      const code = gemvWgsl({ rows, f16: shape.f16, subgroups, ln: shape.ln, split: true, kv16 });
+      kernels.set(`${rows}:${kv16}`, await createDeclaredKernel(gpu, name, code));
+    })
+  ));
   const layoutOf = (linear: unknown) => {
     const lay = storageLayout(linear);
     if (!lay) throw new Error("qkv: the fused linear was not uploaded by a storage variant");
@@ -113,8 +118,12 @@ export async function createQkvKernel(
           `qkv ${lay.label}: layerNorm ${a.layerNorm ? "given to" : "missing for"} this kernel`,
         );
       }
-      if (a.kvOffset % 4 !== 0 || a.kvOffset < 0) {
-        throw new Error(`qkv ${lay.label}: kvOffset must be a non-negative multiple of 4`);
+      const kvBytes = a.kv16 ? 2 : 4;
+      if (a.kv16 && !shape.kv16) throw new Error(`qkv ${lay.label}: kernel made without kv16`);
+      if (a.kvOffset % kvBytes !== 0 || a.kvOffset < 0) {
+        throw new Error(
+          `qkv ${lay.label}: kvOffset must be a non-negative multiple of ${kvBytes}`,
+        );
       }
       const need = (buf: GPUBuffer, bytes: number, what: string) => {
         if (bytes > buf.size) {
@@ -127,13 +136,13 @@ export async function createQkvKernel(
       };
       need(a.x, m * K * 4, `x [${m}, ${K}]`);
       need(a.q, m * d * 4, `q [${m}, ${d}]`);
-      need(a.k, a.kvOffset + m * d * 4, `keys [${m}, ${d}] at byte ${a.kvOffset}`);
-      need(a.v, a.kvOffset + m * d * 4, `values [${m}, ${d}] at byte ${a.kvOffset}`);
+      need(a.k, a.kvOffset + m * d * kvBytes, `keys [${m}, ${d}] at byte ${a.kvOffset}`);
+      need(a.v, a.kvOffset + m * d * kvBytes, `values [${m}, ${d}] at byte ${a.kvOffset}`);
       const rows = gemvRows(m);
       const groupsY = Math.ceil(m / rows);
       if (groupsY > 65535) throw new Error(`qkv ${lay.label}: ${m} rows exceed one dispatch`);
-      const kernel = kernels.get(rows)!;
-      const kvElem = a.kvOffset / 4;
+      const kernel = kernels.get(`${rows}:${!!a.kv16}`)!;
+      const kvElem = a.kvOffset / kvBytes;
       for (const part of lay.parts) {
         kernel.dispatch(
           rec,

@@ -73,9 +73,9 @@ const SPLIT_FINISH = `fn finish(i: u32, j: u32, s: f32) {
   if (part == 0u) {
     y[p.ye + o] = v;
   } else if (part == 1u) {
-    yk[p.re + o] = v;
+    yk[p.re + o] = KV(v);
   } else {
-    yv[p.ve + o] = v;
+    yv[p.ve + o] = KV(v);
   }
 }
 `;
@@ -101,6 +101,8 @@ export interface GemvShape {
    * then `yv`.
    */
   split?: boolean;
+  /** With `split`: `yk`/`yv` are f16 caches (`array<f16>`, values rounded to nearest). */
+  kv16?: boolean;
 }
 
 /**
@@ -134,6 +136,7 @@ export function gemvWgsl(shape: GemvShape): string {
   const lines: string[] = [];
   const add = (s: string) => lines.push(s);
   if (shape.subgroups) add("enable subgroups;");
+  if (shape.split && shape.kv16) add("enable f16;");
   add(
     `// v4_storage_gemv (${shape.f16 ? "f16" : "f32"} weights, ${R} rows, ${C} columns, ` +
       `${shape.subgroups ? "subgroupAdd" : "shared-memory tree"}); see v4_storage_gemv.ts`,
@@ -153,7 +156,7 @@ const SLOTS: u32 = ${R * C}u;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 ${
     shape.split
-      ? "@group(0) @binding(4) var<storage, read_write> yk: array<f32>;"
+      ? `@group(0) @binding(4) var<storage, read_write> yk: array<${shape.kv16 ? "f16" : "f32"}>;`
       : "@group(0) @binding(4) var<storage, read> r: array<f32>;"
   }
 @group(0) @binding(5) var<storage, read> w: array<vec4<${shape.f16 ? "u32" : "f32"}>>;
@@ -166,7 +169,9 @@ ${
       : ""
   }${
     shape.split
-      ? `@group(0) @binding(${shape.ln ? 8 : 6}) var<storage, read_write> yv: array<f32>;
+      ? `@group(0) @binding(${shape.ln ? 8 : 6}) var<storage, read_write> yv: array<${
+        shape.kv16 ? "f16" : "f32"
+      }>;
 `
       : ""
   }
@@ -195,7 +200,7 @@ fn xv(base: u32, k: u32, mean: f32, rstd: f32) -> f32 {
   return select(0.0, v, k < p.k);
 }
 
-${shape.split ? SPLIT_FINISH : FINISH}`);
+${shape.split ? SPLIT_FINISH.replaceAll("KV(", shape.kv16 ? "f16(" : "(") : FINISH}`);
   const sgArgs = shape.subgroups
     ? `,\n  @builtin(subgroup_invocation_id) sgi: u32, @builtin(subgroup_size) sgs: u32`
     : "";
