@@ -21,6 +21,9 @@
  *   N/8 a GPU needs to fill its SMs at decode sizes); more than 8 rows are walked in chunks
  *   of 8 (one read of `W` per chunk).
  *
+ * - Split mode (`split`, used by `qkv.ts`): q/k/v as one `[3 d, K]` product whose epilogue
+ *   routes column `g` to `y` (queries), `yk` or `yv` (the KV cache, f32 or f16 with `kv16`).
+ *
  * Sums run in another order than the CPU reference (16-byte chunks, then a tree): within
  * 1e-5 relative, not bit-identical as v1/v3 are.
  *
