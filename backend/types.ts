@@ -12,7 +12,8 @@
  */
 import type { OptConfig } from "../model/types.ts";
 import type { SamplingOptions } from "../kernels/select/sampling.ts";
-export type { SamplingOptions };
+import type { KvDtype, KvDtypeOption } from "../kernels/attention/kv_dtype.ts";
+export type { KvDtype, KvDtypeOption, SamplingOptions };
 
 /** Active layer indices of each column, ascending; `sets[c]` is column `c`'s set. */
 export type ColumnLayerSets = readonly (readonly number[])[];
@@ -142,6 +143,8 @@ export interface Backend {
   readonly name: string;
   /** The model's configuration. */
   readonly config: OptConfig;
+  /** Storage type of the KV cache (`"f32"` when absent). */
+  readonly kvDtype?: KvDtype;
   /** Prefill plus token loop with a KV cache sized by the plan. */
   decode(request: DecodeRequest): Promise<DecodeOutput>;
   /** Uncached forward, every column's logits. */

@@ -89,6 +89,11 @@ export const benchCommand: Command = {
         "on the CPU engine (OpenBLAS and TypeScript loops), the WebGPU engine and PyTorch " +
         "eager, interleaved, as steps/s and ratios to PyTorch (dense fixture, batch 16, 2x plan)",
     },
+    "kv-dtype": {
+      kind: "flag",
+      description: "only the KV storage benchmark (bench/kv_dtype_bench.ts): WebGPU decode " +
+        "with an f32 vs an f16 KV cache, interleaved: tokens/s, KV bytes, top-3 agreement",
+    },
     speculative: {
       kind: "flag",
       description: "only the speculative-decoding benchmark (full vs SkipDecode/early-exit drafts)",
@@ -179,6 +184,7 @@ async function runBench(values: Record<string, unknown>): Promise<number> {
   if (adapter) console.log(`adapter: ${adapter.info.description || adapter.info.vendor}`);
   Deno.mkdirSync(out, { recursive: true });
   if (values.train) return await trainBench(out, backends, quick, values.torch !== false, threads);
+  if (values["kv-dtype"]) return await kvDtypeBenchMain(out, quick, !!adapter);
   if (values.speculative) {
     const { speculativeBenchMain } = await import("../bench/speculative_bench.ts");
     await speculativeBenchMain({
@@ -273,6 +279,40 @@ async function runBench(values: Record<string, unknown>): Promise<number> {
   atomicWrite(`${out}/decode.json`, JSON.stringify(rows, null, 2));
   atomicWrite(`${out}/decode.md`, decodeBenchMarkdown(rows) + "\n" + summary + "\n");
   console.log(`\nwrote ${out}/decode.json and ${out}/decode.md`);
+  return 0;
+}
+
+/** `--kv-dtype`: f32 vs f16 KV cache on the WebGPU backend, printed and written as kv_dtype.md. */
+async function kvDtypeBenchMain(out: string, quick: boolean, adapter: boolean): Promise<number> {
+  if (!adapter) {
+    console.error("error: --kv-dtype needs a WebGPU adapter (with shader-f16)");
+    return 2;
+  }
+  const { kvDtypeBench } = await import("../bench/kv_dtype_bench.ts");
+  const load = () => Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
+  const lines = [
+    "WebGPU decode, f32 vs f16 KV cache (greedy, full plan, interleaved; tokens/s incl. prefill)",
+    `load average at start: ${load()}`,
+  ];
+  console.log(lines.join("\n"));
+  const models = [{ label: "tiny-opt-e2e", dir: TINY_MODEL_DIR }];
+  if (!quick) models.push({ label: "opt-125m-shaped", dir: ensureOpt125mFixture(".cache/bench") });
+  for (const m of models) {
+    const rows = await kvDtypeBench(m.dir, {
+      batches: quick ? [1, 4] : [1, 8],
+      repeats: quick ? 2 : 3,
+      promptLength: quick ? 16 : 64,
+      tokens: quick ? 8 : 32,
+    });
+    for (const r of rows) {
+      lines.push(`${m.label}, ${r}`);
+      console.log(lines.at(-1));
+    }
+  }
+  lines.push(`load average at end: ${load()}`);
+  console.log(lines.at(-1));
+  atomicWrite(`${out}/kv_dtype.md`, lines.join("\n") + "\n");
+  console.log(`\nwrote ${out}/kv_dtype.md`);
   return 0;
 }
 

@@ -11,6 +11,7 @@
 import { checkGenerateArguments } from "./options.ts";
 import type { DecodeOutput, SamplingOptions } from "../backend/types.ts";
 import { checkTokenIds } from "../backend/batch.ts";
+import { kvElementBytes } from "../kernels/attention/kv_dtype.ts";
 import {
   dimsFromConfig,
   kvBytes as planKvBytes,
@@ -244,7 +245,10 @@ export async function generate(
     const P = Math.max(...rows.map((r) => r.length));
     const p = makePlan(policy, { ...dimsFromConfig(config), promptLength: P, maxNewTokens: N });
     plans.push(p);
-    const kv = planKvBytes(p, { batch: rows.length });
+    const kv = planKvBytes(p, {
+      batch: rows.length,
+      bytesPerElement: kvElementBytes(backend.kvDtype ?? "f32"),
+    });
     kvBytes = Math.max(kvBytes, kv.bytes);
     kvBytesFull = Math.max(kvBytesFull, kv.fullBytes);
     const out: DecodeOutput = await backend.decode({

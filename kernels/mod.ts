@@ -100,6 +100,7 @@ export {
   checkKvDtype,
   KV_ALIAS,
   type KvDtype,
+  type KvDtypeOption,
   kvElementBytes,
   resolveKvDtype,
   roundKv,

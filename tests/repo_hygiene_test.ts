@@ -24,6 +24,7 @@ const OUTPUTS: Record<string, string> = {
   "train.md": "written by deno task bench --train into its --out folder",
   "roofline.md": "written by bench/device_bench.sh into $OUT",
   "scale.md": "written by deno task bench --scale into its --out folder",
+  "kv_dtype.md": "written by deno task bench --kv-dtype into its --out folder",
 };
 /** Folders that are not part of the tree (ignored outputs, caches, dependencies). */
 const SKIP_DIRS = new Set([".git", "node_modules", "out", "reports", ".cache", ".device"]);

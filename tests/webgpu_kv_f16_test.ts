@@ -21,7 +21,7 @@ import {
 } from "../kernels/attention/kv_dtype.ts";
 import { attentionLanesWgsl, attentionVec4Wgsl, attentionWgsl } from "../kernels/attention/wgsl.ts";
 import { pagedAttentionWgsl } from "../kernels/attention/paged.ts";
-import { adapterProfile } from "../kernels/profile.ts";
+import { adapterProfile, withKernelClass } from "../kernels/profile.ts";
 import { GpuError } from "../kernels/device.ts";
 import {
   loadWeights,
@@ -29,8 +29,10 @@ import {
   type RandomCheckpointOptions,
   writeRandomCheckpoint,
 } from "../model/mod.ts";
-import { fullPlanSets } from "../schedule/mod.ts";
-import { missingShared, sharedPath } from "./helpers.ts";
+import { fullPlanSets, parsePolicy } from "../schedule/mod.ts";
+import { generate } from "../decode/mod.ts";
+import { loadTokenizer } from "../tokenizer/mod.ts";
+import { BUNDLED, missingShared, sharedPath } from "./helpers.ts";
 import { driveRows, mixedPolicies, randomPrompts } from "./rows_helpers.ts";
 import { GPU_TEST, relL2, rng, skipPlan, testGpu } from "./webgpu_helpers.ts";
 
@@ -46,7 +48,7 @@ const profile = (f16: boolean, description: string, vendor = "4318") =>
     info: { description, vendor },
     features: new Set(f16 ? ["shader-f16"] : []),
     limits: {},
-  }, "software");
+  }, "gpu");
 
 Deno.test("kv dtype: f16 rounding reference, WGSL alias, option checks and the default", () => {
   const x = Float32Array.of(0.1, 1 / 3, 65519, 1e-8, -2.5, 70000);
@@ -72,9 +74,13 @@ Deno.test("kv dtype: f16 rounding reference, WGSL alias, option checks and the d
   }
   assertThrows(() => withKvDtype("struct Params {}", "f16"), Error, KV_ALIAS);
   assertThrows(() => checkKvDtype("bf16", "kvDtype"), RangeError, 'kvDtype must be "f32" or "f16"');
-  assertEquals(resolveKvDtype(profile(true, "NVIDIA H100")), "f16", "hardware with shader-f16");
-  assertEquals(resolveKvDtype(profile(false, "Old GPU")), "f32", "no shader-f16");
-  assertEquals(resolveKvDtype(profile(true, "llvmpipe (LLVM 15)", "65541")), "f32", "software");
+  // default f32 everywhere (f16 moves logits beyond the CPU/GPU tolerance); "auto": by profile
+  assertEquals(resolveKvDtype(profile(true, "NVIDIA H100")), "f32", "the default");
+  assertEquals(resolveKvDtype(profile(true, "NVIDIA H100"), "auto"), "f16", "hardware, f16");
+  assertEquals(resolveKvDtype(profile(false, "Old GPU"), "auto"), "f32", "no shader-f16");
+  const sw = profile(true, "llvmpipe (LLVM 15)", "65541");
+  assertEquals(resolveKvDtype(sw, "auto"), "f32", "software");
+  assertEquals(resolveKvDtype(withKernelClass(profile(true, "H100"), "software"), "auto"), "f32");
   assertEquals(resolveKvDtype(profile(false, "Old GPU"), "f32"), "f32");
   const e = assertThrows(() => resolveKvDtype(profile(false, "Old GPU"), "f16"), GpuError);
   assert(e.message.includes('"shader-f16"') && e.message.includes('"Old GPU"'), e.message);
@@ -308,6 +314,74 @@ Deno.test({
           wg.dispose();
         }
       }
+    }
+  },
+});
+
+Deno.test({
+  name: "webgpu f16 KV: the interleaved bench reports halved KV bytes and equal top-3 ids",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    if (!gpu || !gpu.profile.f16) return;
+    const { kvDtypeBench } = await import("../bench/kv_dtype_bench.ts");
+    const [line] = await kvDtypeBench(new URL("models/tiny-opt-e2e", BUNDLED).pathname, {
+      batches: [2],
+      repeats: 1,
+      promptLength: 5,
+      tokens: 3,
+    });
+    assert(/f32 KV [\d.]+ tok\/s \(\d+ bytes\), f16 KV [\d.]+ tok\/s/.test(line), line);
+    assert(line.includes("KV bytes 0.50x"), line);
+    assert(/top-3 ids equal in \d+\/6 steps/.test(line), line);
+  },
+});
+
+Deno.test("kv dtype: the engine's KV accounting counts the backend's bytes per element", async () => {
+  const dir = new URL("models/tiny-opt-e2e", BUNDLED).pathname;
+  const weights = await loadWeights(dir);
+  const tokenizer = await loadTokenizer(dir);
+  const kv = async (kvDtype: "f32" | "f16") => {
+    const backend = createCpuBackend(weights, { kvDtype });
+    const out = await generate({ backend, tokenizer, config: weights.config }, ["name[Zizzi]"], {
+      policy: parsePolicy("linear:max=4,min=2,warmup=1"),
+      maxNewTokens: 3,
+      stopAtEos: false,
+    });
+    return [out.kvBytes, out.kvBytesFull];
+  };
+  const [f32, f16] = [await kv("f32"), await kv("f16")];
+  assert(f16[0] > 0);
+  assertEquals(f16.map((x) => 2 * x), f32);
+});
+
+Deno.test({
+  name: "webgpu f16 KV: a device without shader-f16 is refused in one line naming the adapter",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    if (!gpu) return;
+    // the same device, profiled as if the adapter lacked shader-f16
+    const noF16 = Object.create(gpu) as typeof gpu;
+    Object.defineProperty(noF16, "profile", { value: { ...gpu.profile, f16: false } });
+    const weights = await loadWeights(new URL("models/tiny-opt-e2e", BUNDLED).pathname);
+    const e = await assertRejects(
+      () => createWebGpuBackend(weights, { gpu: noF16, kvDtype: "f16" }),
+      GpuError,
+      '"shader-f16"',
+    );
+    assert(e.message.includes(gpu.profile.description) && !e.message.includes("\n"), e.message);
+    await assertRejects(
+      () => createWebGpuBackend(weights, { gpu, kvDtype: "bf16" as "f16" }),
+      RangeError,
+      'kvDtype must be "f32" or "f16"',
+    );
+    // "auto" on a software adapter keeps f32
+    const auto = await createWebGpuBackend(weights, { gpu, kvDtype: "auto" });
+    try {
+      assertEquals(auto.kvDtype, gpu.profile.software ? "f32" : auto.kvDtype);
+    } finally {
+      auto.dispose();
     }
   },
 });

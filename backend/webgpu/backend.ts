@@ -35,7 +35,11 @@ import {
   withKernels,
 } from "../../kernels/device.ts";
 import type { KernelClass } from "../../kernels/profile.ts";
-import { type KvDtype, resolveKvDtype } from "../../kernels/attention/kv_dtype.ts";
+import {
+  type KvDtype,
+  type KvDtypeOption,
+  resolveKvDtype,
+} from "../../kernels/attention/kv_dtype.ts";
 import { Recorder } from "../../kernels/encode.ts";
 import { createMatmulKernels, type MatmulKernels } from "../../kernels/matmul/mod.ts";
 import { type AdapterValidation, assertAdapterValid } from "../../kernels/validate.ts";
@@ -104,11 +108,11 @@ export interface WebGpuBackendOptions {
   /**
    * Storage type of the KV cache (both the column decode and `openRows`' pages): `"f16"`
    * halves its bytes (keys and values rounded to f16 when stored, attention still in f32;
-   * needs `shader-f16`, else a {@linkcode GpuError} naming the adapter), `"f32"` keeps them
-   * exact. Default: f16 on hardware adapters with `shader-f16`, f32 on software ones
-   * (llvmpipe), see `resolveKvDtype` in `kernels/attention/kv_dtype.ts`.
+   * needs `shader-f16`, else a {@linkcode GpuError} naming the adapter), `"f32"` (the
+   * default) keeps them exact, `"auto"` takes f16 on hardware adapters running the GPU
+   * kernels with `shader-f16` (see `resolveKvDtype` in `kernels/attention/kv_dtype.ts`).
    */
-  kvDtype?: KvDtype;
+  kvDtype?: KvDtypeOption;
 }
 
 /** A decode's output with WebGPU-specific details. */

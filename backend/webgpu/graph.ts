@@ -6,7 +6,8 @@
  * Activations are laid out column-major over the batch: row `c * B + b` is column `c` of
  * batch row `b`. By the nesting invariant the columns that run layer `l` are a prefix, so
  * a layer over columns `0 .. Q-1` is one product over rows `0 .. Q*B - 1`, and layer `l`'s
- * KV cache `[slots, B, d]` is written by the `k`/`v` products directly at `colStart * B`.
+ * KV cache `[slots, B, d]` is written by the `k`/`v` products directly at `colStart * B` (an
+ * f16 cache, `kvDtype: "f16"`, through `kv_pack`).
  *
  * @example
  * ```ts
