@@ -7,7 +7,8 @@
  * batch row `b`. By the nesting invariant the columns that run layer `l` are a prefix, so
  * a layer over columns `0 .. Q-1` is one product over rows `0 .. Q*B - 1`, and layer `l`'s
  * KV cache `[slots, B, d]` is written by the `k`/`v` products directly at `colStart * B` (an
- * f16 cache, `kvDtype: "f16"`, through `kv_pack`).
+ * f16 cache, `kvDtype: "f16"`, through `kv_pack`; on the GPU path q/k/v are one product,
+ * `kernels/matmul/qkv.ts`, whose epilogue writes f32 or f16 caches itself).
  *
  * @example
  * ```ts
