@@ -200,13 +200,15 @@ export function decodeRoofline(shape: DecodeShape, batch: number, ctx: number): 
     // the GPU kernels fold the two LayerNorms of a pre-LN layer into the GEMV prologue of
     // q/k/v and fc1 (their parameters are counted there): only the final one dispatches
     rowsOnly("layernorm (final)", "layernorm", 1, 2 * B * d * F + 2 * d * F, B),
-    product("q/k/v (3 per layer, LN prologue)", "matmul", 3 * L, d, d, false, true),
-    // keys and values of the new column written to the cache, then every cached column read
+    // q, k and v as one product of 3d columns routed to q and the KV cache (qkv.ts)
+    product("q/k/v (one split product, LN prologue)", "matmul", L, d, 3 * d, false, true),
+    // the new column's keys and values are written by the q/k/v product (its output bytes);
+    // attention reads the query, every cached column's keys and values, writes its output
     rowsOnly(
-      "attention (KV write + read)",
+      "attention (KV read)",
       "attention",
       L,
-      L * (2 * B * d * F + 2 * B * ctx * d * F + 2 * B * d * F),
+      L * (2 * B * ctx * d * F + 2 * B * d * F),
       B * H,
     ),
     product("out proj", "matmul", L, d, d, true),
@@ -489,6 +491,9 @@ export async function rooflineBenchMain(argv: string[]): Promise<void> {
     }
   }
   if (!adapter || values.quick) return; // the measured decode takes half a minute on llvmpipe
+  // host recording per decode step at steps 1, 64 and 256, both kernel families
+  const { recordingBenchMain } = await import("./recording_bench.ts");
+  await recordingBenchMain();
   // measured on this adapter: the bundled tiny model (OPT architecture, d = 128), batch 1,
   // with its own kernels and with the GPU kernels forced
   const { TINY_MODEL_DIR } = await import("../data/bundled.ts");

@@ -118,8 +118,9 @@ Deno.test("roofline: GEMV workgroups >= N/8 per product, bytes = weights + activ
         );
         assert(r.workgroupsTiled! < r.n! / 8, "the old tiled product did not reach N/8");
       }
-      // 7 per layer (LayerNorms folded into the GEMV prologue), embedding, final LN, head, select
-      assertEquals(rows.reduce((s, r) => s + r.perStep, 0), 7 * shape.layers + 4);
+      // 5 per layer (LayerNorms folded into the GEMV prologue, q/k/v one product), embedding,
+      // final LN, head, select
+      assertEquals(rows.reduce((s, r) => s + r.perStep, 0), 5 * shape.layers + 4);
       const fc1 = rows.find((r) => r.kernel.startsWith("fc1"))!;
       const d = shape.hidden, f = shape.ffn;
       assertEquals(

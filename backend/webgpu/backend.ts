@@ -126,6 +126,11 @@ export interface WebGpuDecodeOutput extends DecodeOutput {
   /** Host milliseconds spent recording and submitting commands (prefill and chunks). */
   encodeMs: number;
   /**
+   * Host milliseconds spent recording each decode chunk, in order (the prefill excluded):
+   * with `chunkSize: 1`, entry `j - 1` is decode step `j`'s recording time.
+   */
+  chunkEncodeMs: number[];
+  /**
    * GPU milliseconds per kernel family (embedding, layernorm, attention, matmul, lm head,
    * select, readback) of the prefill submission and of the decode chunks, when the backend
    * was created with `profile`.
@@ -618,6 +623,8 @@ export async function createWebGpuBackend(
     });
     const model = await uploadModel(gpu, mm, weights, {
       maxBindingBytes: options.maxBindingBytes,
+      // the GPU path's GEMV runs q/k/v as one product (kernels/matmul/qkv.ts)
+      fuseQkv: mm.variant === "v4_storage_gemv",
     });
     try {
       const graph = await createGraph(gpu, mm, model, kvDtype);

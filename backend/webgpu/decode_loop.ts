@@ -68,6 +68,8 @@ export interface DecodeLoopOutput extends DecodeOutput {
   chunks: number;
   /** Host milliseconds spent recording and submitting commands. */
   encodeMs: number;
+  /** Host milliseconds spent recording each decode chunk (the prefill excluded), in order. */
+  chunkEncodeMs: number[];
 }
 
 /** Recorded work (a command buffer) and where its results will be read. */
@@ -105,6 +107,8 @@ export class DecodeLoop {
   readonly logits?: Float32Array[][];
   /** Host milliseconds spent recording. */
   encodeMs = 0;
+  /** Host milliseconds spent recording each decode chunk, in order. */
+  readonly chunkEncodeMs: number[] = [];
   #finished: boolean[];
   #stagings = new Set<GPUBuffer>();
   #next = 1; // next token index to record (decode step j = next - 1 runs at column P + j)
@@ -187,7 +191,9 @@ export class DecodeLoop {
       families = profiler.takeFamilies();
     }
     const commands = rec.finish();
-    this.encodeMs += performance.now() - te;
+    const ms = performance.now() - te;
+    this.encodeMs += ms;
+    if (first > 0) this.chunkEncodeMs.push(ms);
     return { commands, staging, first, count, doneOffset, logitsOffset, stampsOffset, families };
   }
 
@@ -346,6 +352,7 @@ export class DecodeLoop {
       columnsRun: current.first + current.count - 1,
       chunks,
       encodeMs: this.encodeMs,
+      chunkEncodeMs: this.chunkEncodeMs,
     };
   }
 

@@ -7,7 +7,8 @@
  * batch row `b`. By the nesting invariant the columns that run layer `l` are a prefix, so
  * a layer over columns `0 .. Q-1` is one product over rows `0 .. Q*B - 1`, and layer `l`'s
  * KV cache `[slots, B, d]` is written by the `k`/`v` products directly at `colStart * B` (an
- * f16 cache, `kvDtype: "f16"`, through `kv_pack`).
+ * f16 cache, `kvDtype: "f16"`, through `kv_pack`; on the GPU path q/k/v are one product,
+ * `kernels/matmul/qkv.ts`, whose epilogue writes f32 or f16 caches itself).
  *
  * @example
  * ```ts
@@ -36,6 +37,8 @@ import { type GpuContext, GpuError } from "../../kernels/device.ts";
 import type { Recorder } from "../../kernels/encode.ts";
 import { createLayerNorm, type LayerNormKernel } from "../../kernels/layernorm/mod.ts";
 import type { DeviceLinear, LinearArgs, MatmulKernels } from "../../kernels/matmul/mod.ts";
+import { createQkvKernel } from "../../kernels/matmul/qkv.ts";
+import { storageLayout } from "../../kernels/matmul/storage.ts";
 import { createSelect, type SelectKernel } from "../../kernels/select/mod.ts";
 import type { SamplingOptions } from "../types.ts";
 import type { DeviceModel } from "./weights.ts";
@@ -92,6 +95,8 @@ export interface KvTarget {
   v: GPUBuffer;
   /** Byte offset of row 0. */
   offset: number;
+  /** The targets hold f16 (the f16 caches; only the GPU path's fused q/k/v writes them). */
+  f16?: boolean;
 }
 
 /** Where the input of the LM head lives: a buffer and its first row. */
@@ -198,6 +203,15 @@ export async function createGraph(
     kvDtype === "f32" ? undefined : createKvPack(gpu, kvDtype),
   ]);
   await mm.ready();
+  // the GPU path's q/k/v: one product (with LN1 in its prologue on pre-LN layers)
+  const qkvLinears = model.qkv;
+  const qkv = qkvLinears
+    ? await createQkvKernel(gpu, {
+      f16: storageLayout(qkvLinears[0])?.f16 ?? false,
+      ln: pre,
+      kv16: kvDtype === "f16",
+    })
+    : undefined;
 
   const matmul = (rec: Recorder, family: string, args: LinearArgs) =>
     rec.foreign(family, (enc) => mm.encode(enc, args));
@@ -214,7 +228,9 @@ export async function createGraph(
   // fc1) where the matmul variant can (the texture variant normalises while it repacks X):
   // two dispatches fewer per layer, and ws.hn is not written.
   const fuseLn = pre &&
-    model.layers.every((W) => mm.canNormalise(W.qProj) && mm.canNormalise(W.fc1));
+    model.layers.every((W, l) =>
+      mm.canNormalise(qkvLinears ? qkvLinears[l] : W.qProj) && mm.canNormalise(W.fc1)
+    );
 
   const layerWith = (
     rec: Recorder,
@@ -237,10 +253,25 @@ export async function createGraph(
     }
     const src = pre && !fuseLn ? ws.hn : ws.h;
     const ln1 = fuseLn ? { layerNorm: W.selfAttnLayerNorm } : {};
-    lin(rec, W.qProj, src, ws.q, m, ln1);
-    // k and v read the same X as q: the texture matmul reuses its repacked copy
-    lin(rec, W.kProj, src, kv.k, m, { yOffset: kv.offset, xUnchanged: true, ...ln1 });
-    lin(rec, W.vProj, src, kv.v, m, { yOffset: kv.offset, xUnchanged: true, ...ln1 });
+    if (qkv) {
+      // one dispatch: columns 0..d-1 to ws.q, d..2d-1 to the keys, 2d..3d-1 to the values
+      qkv.encode(rec, {
+        kv16: kv.f16,
+        x: src,
+        q: ws.q,
+        k: kv.k,
+        v: kv.v,
+        kvOffset: kv.offset,
+        m,
+        linear: qkvLinears![l],
+        ...ln1,
+      });
+    } else {
+      lin(rec, W.qProj, src, ws.q, m, ln1);
+      // k and v read the same X as q: the texture matmul reuses its repacked copy
+      lin(rec, W.kProj, src, kv.k, m, { yOffset: kv.offset, xUnchanged: true, ...ln1 });
+      lin(rec, W.vProj, src, kv.v, m, { yOffset: kv.offset, xUnchanged: true, ...ln1 });
+    }
     attend(); // q, kv -> ws.att
     lin(rec, W.outProj, ws.att, ws.h, m, { residual: ws.h }); // h += attn
     if (pre && fuseLn) {
@@ -269,7 +300,9 @@ export async function createGraph(
     model,
     maxColumns,
     kvDtype,
-    slicesPerStep: 2 + (pack ? 4 : 3) * cfg.numHiddenLayers + 2,
+    // per layer: up to 3 LayerNorms and the attention, plus the fused q/k/v on the GPU path
+    // or the f16 pack
+    slicesPerStep: 2 + (qkv || pack ? 5 : 3) * cfg.numHiddenLayers + 2,
 
     embed(rec, ws, colStart, columns, positions = false) {
       const base = { ids: ws.ids, pad: ws.pad, batch: ws.batch, colStart, columns, positions };
@@ -292,18 +325,22 @@ export async function createGraph(
     layer(rec, ws, l, m, colStart) {
       const offset = colStart * ws.batch * d; // elements
       // f32 caches: the products write into them; f16: into kNew/vNew, packed before attention
-      const kv = pack
-        ? { k: ws.kNew!, v: ws.vNew!, offset: 0 }
-        : { k: ws.k[l], v: ws.v[l], offset: offset * 4 };
+      // (the GPU path's fused q/k/v writes f16 caches itself: no pack dispatch)
+      const direct = !pack || !!qkv;
+      const kv = direct
+        ? { k: ws.k[l], v: ws.v[l], offset: offset * kvElementBytes(kvDtype), f16: !!pack }
+        : { k: ws.kNew!, v: ws.vNew!, offset: 0 };
       layerWith(rec, ws, l, m, kv, () => {
-        pack?.encode(rec, {
-          kin: ws.kNew!,
-          vin: ws.vNew!,
-          kout: ws.k[l],
-          vout: ws.v[l],
-          n: m * d,
-          offset,
-        });
+        if (!direct) {
+          pack!.encode(rec, {
+            kin: ws.kNew!,
+            vin: ws.vNew!,
+            kout: ws.k[l],
+            vout: ws.v[l],
+            n: m * d,
+            offset,
+          });
+        }
         att.encode(rec, {
           q: ws.q,
           k: ws.k[l],

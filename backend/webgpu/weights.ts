@@ -33,6 +33,7 @@ import {
   treeEntries,
 } from "../../model/tree.ts";
 import type { LayerNormWeights, LinearWeights, OptWeights, Tensor } from "../../model/types.ts";
+import { fuseLinears } from "../../kernels/matmul/qkv.ts";
 import { checkModelFits, memoryOnOffer, residentWeightBytes } from "../../model/memory.ts";
 
 /** A LayerNorm's f32 parameters on the device. */
@@ -60,6 +61,11 @@ export type DeviceLayer = OptLayerTree<DeviceKinds>;
 
 /** The whole model on the device: the parameter tree plus its size and a destructor. */
 export type DeviceModel = OptTree<DeviceKinds> & {
+  /**
+   * With `fuseQkv`: each layer's q, k and v as one `[3 d, d]` linear (rows q, then k, then
+   * v); the layer's `qProj`/`kProj`/`vProj` are then views without weights of their own.
+   */
+  qkv?: DeviceLinear[];
   /** Device bytes held. */
   bytes: number;
   /** Frees everything. */
@@ -76,12 +82,23 @@ function entryBytes(v: TensorKinds[keyof TensorKinds]): number {
   return one(g.weight) + (g.bias ? one(g.bias) : 0);
 }
 
+/** A q, k or v linear held inside a fused q/k/v upload (no weights of its own). */
+function fusedView(part: LinearWeights, fused: DeviceLinear): DeviceLinear {
+  const [n, k] = part.weight.shape;
+  return { n, k, variant: `${fused.variant} (fused q/k/v)`, bytes: 0, destroy() {} };
+}
+
 /** Options of {@linkcode uploadModel}. */
 export interface UploadOptions {
   /** Largest bytes per table buffer (forces the split path in tests). */
   maxBindingBytes?: number;
   /** Memory on offer in bytes for {@linkcode checkDeviceFit} (tests), instead of the default. */
   memoryLimitBytes?: number;
+  /**
+   * Upload each layer's q, k and v as one stacked linear (`DeviceModel.qkv`, for the fused
+   * q/k/v kernel of the GPU path, `kernels/matmul/qkv.ts`) instead of three: same bytes.
+   */
+  fuseQkv?: boolean;
 }
 
 /**
@@ -204,6 +221,17 @@ export async function uploadModel(
       layerNorm: ln,
     };
     const done = new Map<string, Map<unknown, unknown>>();
+    const qkv = options.fuseQkv
+      ? weights.layers.map((W, l) => {
+        const fused = linear(
+          fuseLinears(`decoder.layers.${l}.self_attn.qkv_proj`, [W.qProj, W.kProj, W.vProj]),
+        );
+        const views = done.get("linear") ?? new Map<unknown, unknown>();
+        done.set("linear", views);
+        for (const part of [W.qProj, W.kProj, W.vProj]) views.set(part, fusedView(part, fused));
+        return fused;
+      })
+      : undefined;
     const jobs = treeEntries<TensorKinds>(weights).map(({ site, value }) => ({
       kind: site.decl.kind,
       value,
@@ -231,6 +259,7 @@ export async function uploadModel(
         linear: uploaded("linear"),
         layerNorm: uploaded("layerNorm"),
       }),
+      qkv,
       bytes: 0,
       destroy: () => owned.forEach((o) => o.destroy()),
     };

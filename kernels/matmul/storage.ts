@@ -52,14 +52,53 @@ export interface DispatchShape {
   readonly workgroups: number[];
 }
 
-interface StoragePart {
+/** One binding's share of a storage linear: output columns `n0 .. n0 + n - 1`. */
+export interface StoragePart {
+  /** First output column. */
   readonly n0: number;
+  /** Output columns. */
   readonly n: number;
+  /** Weights `[n, kw]` words. */
   readonly w: GPUBuffer;
+  /** Bias `[n]` f32. */
   readonly b: GPUBuffer;
 }
 
-class StorageLinear implements VariantLinear {
+/** A storage-layout linear's device parts, for kernels that read its weights directly. */
+export interface StorageLayout {
+  /** Output width `N`. */
+  readonly n: number;
+  /** Input width `K`. */
+  readonly k: number;
+  /** f16 pairs (else f32). */
+  readonly f16: boolean;
+  /** 32-bit words per padded weight row. */
+  readonly kw: number;
+  /** Parts by output columns: `W[n0 .. n0 + n)` and its bias, each one binding. */
+  readonly parts: readonly StoragePart[];
+  /** Elements of `K` each weight row is padded to a multiple of. */
+  readonly kAlign: number;
+  /** The linear's label. */
+  readonly label: string;
+}
+
+/**
+ * The layout of a linear uploaded by a storage variant, or `null` for another variant's
+ * (the texture one) or a destroyed linear.
+ *
+ * @example
+ * ```ts
+ * import { storageLayout } from "./storage.ts";
+ * import type { DeviceLinear } from "./mod.ts";
+ * declare const lin: DeviceLinear;
+ * console.log(storageLayout(lin)?.parts.length ?? "not a storage linear");
+ * ```
+ */
+export function storageLayout(linear: unknown): StorageLayout | null {
+  return linear instanceof StorageLinear && !linear.destroyed ? linear : null;
+}
+
+class StorageLinear implements VariantLinear, StorageLayout {
   destroyed = false;
   readonly groups = new BindGroupCache();
   constructor(
@@ -71,6 +110,7 @@ class StorageLinear implements VariantLinear {
     readonly parts: StoragePart[],
     readonly bytes: number,
     readonly label: string,
+    readonly kAlign: number,
   ) {}
   destroy(): void {
     if (this.destroyed) return;
@@ -258,7 +298,7 @@ export class StorageVariant implements Variant {
       bytes += w.size + b.size;
       parts.push({ n0: part.n0, n: part.n, w, b });
     }
-    return new StorageLinear(this.name, n, k, f16, kw, parts, bytes, label);
+    return new StorageLinear(this.name, n, k, f16, kw, parts, bytes, label, this.#spec.kAlign);
   }
 
   encode(encoder: GPUCommandEncoder, linear: VariantLinear, a: ResolvedArgs): void {

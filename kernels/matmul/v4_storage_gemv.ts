@@ -21,6 +21,9 @@
  *   N/8 a GPU needs to fill its SMs at decode sizes); more than 8 rows are walked in chunks
  *   of 8 (one read of `W` per chunk).
  *
+ * - Split mode (`split`, used by `qkv.ts`): q/k/v as one `[3 d, K]` product whose epilogue
+ *   routes column `g` to `y` (queries), `yk` or `yv` (the KV cache, f32 or f16 with `kv16`).
+ *
  * Sums run in another order than the CPU reference (16-byte chunks, then a tree): within
  * 1e-5 relative, not bit-identical as v1/v3 are.
  *
@@ -41,6 +44,45 @@ export const GEMV_THREADS = 64;
 /** Row counts a pipeline is specialised for; larger `M` is walked in chunks of the last. */
 export const GEMV_ROW_BUCKETS: readonly number[] = [1, 2, 4, 8];
 
+// The epilogue of column j (of this part) of row i: bias, ReLU, residual or accumulation.
+const FINISH = `fn finish(i: u32, j: u32, s: f32) {
+  if (i >= p.m || j >= p.n) {
+    return;
+  }
+  var v = s + bias[j];
+  if ((p.flags & RELU) != 0u) {
+    v = max(v, 0.0);
+  }
+  let o = i * p.ldy + p.n0 + j;
+  if ((p.flags & RESIDUAL) != 0u) {
+    v = v + r[p.re + o];
+  }
+  if ((p.flags & ACCUMULATE) != 0u) {
+    v = v + y[p.ye + o];
+  }
+  y[p.ye + o] = v;
+}
+`;
+
+// The split epilogue: bias, then global column g = n0 + j goes to q, the key or the value block.
+const SPLIT_FINISH = `fn finish(i: u32, j: u32, s: f32) {
+  if (i >= p.m || j >= p.n) {
+    return;
+  }
+  let v = s + bias[j];
+  let g = p.n0 + j;
+  let part = g / p.ldy;
+  let o = i * p.ldy + (g - part * p.ldy);
+  if (part == 0u) {
+    y[p.ye + o] = v;
+  } else if (part == 1u) {
+    yk[p.re + o] = KV(v);
+  } else {
+    yv[p.ve + o] = KV(v);
+  }
+}
+`;
+
 /** What one specialisation of the template is for. */
 export interface GemvShape {
   /** Rows per workgroup (1, 2, 4 or 8). */
@@ -54,6 +96,16 @@ export interface GemvShape {
    * passes, eps from `p.pad0` as f32 bits) with `lnw`/`lnb` at bindings 6 and 7.
    */
   ln?: boolean;
+  /**
+   * Split output (q/k/v as one product): global column `g = p.n0 + j` of the `[3 d, K]`
+   * weight goes to `y` (`g < d`, from element `p.ye`), `yk` (`g < 2 d`, from `p.re`) or `yv`
+   * (from `p.ve`), each a `[m, d]` row-major block with `d = p.ldy`; no ReLU or residual.
+   * Bindings: 3 `y`, 4 `yk` (in place of the residual), 5 `w`, then `lnw`/`lnb` with `ln`,
+   * then `yv`.
+   */
+  split?: boolean;
+  /** With `split`: `yk`/`yv` are f16 caches (`array<f16>`, values rounded to nearest). */
+  kv16?: boolean;
 }
 
 /**
@@ -87,6 +139,7 @@ export function gemvWgsl(shape: GemvShape): string {
   const lines: string[] = [];
   const add = (s: string) => lines.push(s);
   if (shape.subgroups) add("enable subgroups;");
+  if (shape.split && shape.kv16) add("enable f16;");
   add(
     `// v4_storage_gemv (${shape.f16 ? "f16" : "f32"} weights, ${R} rows, ${C} columns, ` +
       `${shape.subgroups ? "subgroupAdd" : "shared-memory tree"}); see v4_storage_gemv.ts`,
@@ -94,7 +147,7 @@ export function gemvWgsl(shape: GemvShape): string {
   add(`struct Params {
   m: u32, n: u32, k: u32, ldy: u32,
   n0: u32, flags: u32, kw: u32, xe: u32,
-  ye: u32, re: u32, pad0: u32, pad1: u32,
+  ye: u32, re: u32, pad0: u32, ve: u32,
 }
 const RELU: u32 = 1u;
 const RESIDUAL: u32 = 2u;
@@ -104,13 +157,24 @@ const SLOTS: u32 = ${R * C}u;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<storage, read> r: array<f32>;
+${
+    shape.split
+      ? `@group(0) @binding(4) var<storage, read_write> yk: array<${shape.kv16 ? "f16" : "f32"}>;`
+      : "@group(0) @binding(4) var<storage, read> r: array<f32>;"
+  }
 @group(0) @binding(5) var<storage, read> w: array<vec4<${shape.f16 ? "u32" : "f32"}>>;
 var<workgroup> red: array<f32, ${R * C * T}>; // [slot][invocation or subgroup]
 ${
     shape.ln
       ? `@group(0) @binding(6) var<storage, read> lnw: array<f32>;
 @group(0) @binding(7) var<storage, read> lnb: array<f32>;
+`
+      : ""
+  }${
+    shape.split
+      ? `@group(0) @binding(${shape.ln ? 8 : 6}) var<storage, read_write> yv: array<${
+        shape.kv16 ? "f16" : "f32"
+      }>;
 `
       : ""
   }
@@ -139,24 +203,7 @@ fn xv(base: u32, k: u32, mean: f32, rstd: f32) -> f32 {
   return select(0.0, v, k < p.k);
 }
 
-fn finish(i: u32, j: u32, s: f32) {
-  if (i >= p.m || j >= p.n) {
-    return;
-  }
-  var v = s + bias[j];
-  if ((p.flags & RELU) != 0u) {
-    v = max(v, 0.0);
-  }
-  let o = i * p.ldy + p.n0 + j;
-  if ((p.flags & RESIDUAL) != 0u) {
-    v = v + r[p.re + o];
-  }
-  if ((p.flags & ACCUMULATE) != 0u) {
-    v = v + y[p.ye + o];
-  }
-  y[p.ye + o] = v;
-}
-`);
+${shape.split ? SPLIT_FINISH.replaceAll("KV(", shape.kv16 ? "f16(" : "(") : FINISH}`);
   const sgArgs = shape.subgroups
     ? `,\n  @builtin(subgroup_invocation_id) sgi: u32, @builtin(subgroup_size) sgs: u32`
     : "";
