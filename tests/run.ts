@@ -16,10 +16,16 @@
  * Tiers (`tests/tiers.ts` decides each file's from its code, so new files need no list):
  * `unit` (in-process, CPU only), `gpu` (asks for a WebGPU device), `e2e` (starts processes:
  * the command line, notebooks). `--tier=unit,gpu` runs those tiers' files (no JSDoc steps);
- * `--quick` is `--tier=unit` (`deno task test:quick`, the edit loop). The files run with
- * `deno test --parallel` (one isolate per file, as without it; `DENO_JOBS` workers, the
- * number of cores by default), the end-to-end files first: they are the longest, and most of
- * their time is spent waiting for a child process, so the other worker keeps the cores busy.
+ * `--quick` is `--tier=unit` (`deno task test:quick`, the edit loop).
+ *
+ * Processes: the files run in two `deno test --parallel` processes started together (one
+ * isolate per file, as without `--parallel`), split by `processOf` (`tests/tiers.ts`): the files
+ * that open a WebGPU device in their own process (Mesa's driver; `DENO_JOBS` half the cores)
+ * without `--allow-ffi`, and the rest (unit and end-to-end files; OpenBLAS may load; `DENO_JOBS`
+ * the number of cores), the end-to-end files first: they are the longest, and most of their
+ * time is spent waiting for a child process. Mesa and OpenBLAS never share a heap, and a run that
+ * ends by a signal names the process that died. The type check `deno test` does is done once,
+ * by `deno check` over every file beside the tests (the test processes run with `--no-check`).
  *
  * Counting the assertions a run executes: `SKIPDECODE_ASSERT_COUNT=/tmp/asserts.txt deno task
  * test` makes every test isolate append `N<TAB>module` to that file when it ends
@@ -28,7 +34,7 @@
  *
  * @module
  */
-import { classifyTests, type Tier, TIERS } from "./tiers.ts";
+import { classifyTests, processOf, type Tier, TIERS } from "./tiers.ts";
 
 // Least privilege: what the tests read, write, look up and run, and no more.
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
@@ -164,22 +170,102 @@ if (!files.length) {
   const counts = order.map((t) => `${all.filter(([, x]) => x === t).length} ${t}`);
   console.log(`tests/run.ts: ${targets.length} test files (${counts.join(", ")}), in parallel`);
 }
-const args = ["test", "--parallel", ...PERMISSIONS, ...targets];
-const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" })
-  .spawn();
-const decoder = new TextDecoder();
-let tail = "";
-for await (const chunk of child.stdout) {
-  await Deno.stdout.write(chunk);
-  tail = (tail + decoder.decode(chunk, { stream: true })).slice(-8000);
+
+/**
+ * One `deno test` process of the run. The files that open a WebGPU device in their own process
+ * (Mesa's driver) run in one, without `--allow-ffi`; the rest in the other, where OpenBLAS may
+ * load (the CPU trainer, `train/blas.ts`): the two native libraries never share a heap, so an
+ * abort at exit (glibc heap corruption was seen twice in CI after every test had passed) names
+ * the process and the library it holds. Both start at once; `jobs` is its `DENO_JOBS`.
+ */
+interface TestProcessRun {
+  /** The name in messages. */
+  name: string;
+  /** Its test files, in start order. */
+  files: string[];
+  /** Its permission flags. */
+  permissions: string[];
+  /** Parallel workers (`DENO_JOBS`). */
+  jobs: number;
 }
-const status = await child.status;
-const docsCode = await docs;
-if (status.success) Deno.exit(docsCode);
-if (status.signal) {
+const cores = Number(envOr("DENO_JOBS", "")) || navigator.hardwareConcurrency || 2;
+const runs: TestProcessRun[] = [
+  {
+    name: "the CPU process (unit and end-to-end files; OpenBLAS may load)",
+    files: targets.filter((f) => processOf(f) === "cpu"),
+    permissions: PERMISSIONS,
+    jobs: cores,
+  },
+  {
+    name: "the GPU process (files that open a WebGPU device: Mesa)",
+    files: targets.filter((f) => processOf(f) === "gpu"),
+    permissions: PERMISSIONS.filter((p) => !p.startsWith("--allow-ffi")),
+    // A GPU file keeps the cores busy by itself (llvmpipe runs a dispatch on every core).
+    jobs: Math.max(1, Math.floor(cores / 2)),
+  },
+].filter((r) => r.files.length > 0);
+
+// The type check `deno test` would do in each process, done once for all files beside the
+// tests (one core's work while the first files run); the test processes skip it.
+const check = new Deno.Command(Deno.execPath(), {
+  args: ["check", ...targets],
+  stdout: "piped",
+  stderr: "piped",
+}).output();
+
+/** Passes a child's stdout through whole lines at a time (two children share the terminal). */
+async function relay(child: Deno.ChildProcess, keep: (text: string) => void): Promise<void> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of child.stdout) {
+    pending += decoder.decode(chunk, { stream: true });
+    const cut = pending.lastIndexOf("\n") + 1;
+    if (cut > 0) {
+      const lines = pending.slice(0, cut);
+      pending = pending.slice(cut);
+      await Deno.stdout.write(new TextEncoder().encode(lines));
+      keep(lines);
+    }
+  }
+  if (pending) {
+    await Deno.stdout.write(new TextEncoder().encode(pending + "\n"));
+    keep(pending);
+  }
+}
+
+/** Runs one test process; resolves to its exit status and the summary line it printed. */
+async function runProcess(run: TestProcessRun) {
+  const args = ["test", "--parallel", "--no-check", ...run.permissions, ...run.files];
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    stdout: "piped",
+    stderr: "inherit",
+    env: { DENO_JOBS: String(run.jobs) },
+  }).spawn();
+  let tail = "";
+  await relay(child, (text) => tail = (tail + text).slice(-8000));
+  const status = await child.status;
   // deno-lint-ignore no-control-regex
   const plain = tail.replace(/\x1b\[[0-9;]*m/g, "");
   const summary = plain.match(/^(ok|FAILED) \| [^\n]*/m)?.[0] ?? "no summary line";
-  console.error(`\ntests/run.ts: deno test was killed by ${status.signal} (${summary}).`);
+  return { run, status, summary };
 }
-Deno.exit(status.code || 1);
+
+const results = await Promise.all(runs.map(runProcess));
+const checked = await check;
+const docsCode = await docs;
+let code = 0;
+if (!checked.success) {
+  const text = new TextDecoder().decode(checked.stdout) + new TextDecoder().decode(checked.stderr);
+  console.error(`${text}\ntests/run.ts: the type check failed (deno check ${targets.join(" ")})`);
+  code = checked.code || 1;
+}
+console.log("");
+for (const { run, status, summary } of results) {
+  const what = `${run.name}, ${run.files.length} files`;
+  if (status.signal) {
+    console.error(`tests/run.ts: ${what}: deno test was killed by ${status.signal} (${summary}).`);
+  } else console.log(`tests/run.ts: ${what}: ${summary}`);
+  if (!status.success) code ||= status.code || 1;
+}
+Deno.exit(code || docsCode);
