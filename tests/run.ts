@@ -20,9 +20,9 @@
  *
  * Processes: the files run in two `deno test --parallel` processes started together (one
  * isolate per file, as without `--parallel`), split by `processOf` (`tests/tiers.ts`): the files
- * that open a WebGPU device in their own process (Mesa's driver; `DENO_JOBS` half the cores)
- * without `--allow-ffi`, and the rest (unit and end-to-end files; OpenBLAS may load; `DENO_JOBS`
- * the number of cores), the end-to-end files first: they are the longest, and most of their
+ * that open a WebGPU device in their own process (Mesa's driver) without `--allow-ffi`, and the
+ * rest (unit and end-to-end files; OpenBLAS may load), each with `DENO_JOBS` workers (the number
+ * of cores by default), the end-to-end files first: they are the longest, and most of their
  * time is spent waiting for a child process. Mesa and OpenBLAS never share a heap, and a run that
  * ends by a signal names the process that died. The type check `deno test` does is done once,
  * by `deno check` over every file beside the tests (the test processes run with `--no-check`).
@@ -200,8 +200,9 @@ const runs: TestProcessRun[] = [
     name: "the GPU process (files that open a WebGPU device: Mesa)",
     files: targets.filter((f) => processOf(f) === "gpu"),
     permissions: PERMISSIONS.filter((p) => !p.startsWith("--allow-ffi")),
-    // A GPU file keeps the cores busy by itself (llvmpipe runs a dispatch on every core).
-    jobs: Math.max(1, Math.floor(cores / 2)),
+    // As many workers as the other process: when one process ends first, the other still
+    // keeps every core busy.
+    jobs: cores,
   },
 ].filter((r) => r.files.length > 0);
 
