@@ -1,6 +1,6 @@
 /**
- * The test command (`deno task test`): runs `deno test` over `tests/` with the permissions
- * the tests need and passes its output and exit code through. A run that ends by a signal
+ * The test command (`deno task test`): runs `deno test` over `tests/` (in two processes, see
+ * below) with the permissions the tests need and passes their output and exit codes through. A run that ends by a signal
  * fails, and says which signal after which summary: an earlier version treated a SIGABRT
  * after a summary with `0 failed` as a pass (glibc "double free or corruption" while WebGPU
  * devices were torn down at exit, seen once in CI). Test modules now destroy their devices
@@ -11,7 +11,8 @@
  * reported at the end) or with `--docs` alone: every example of the repository type-checks
  * (`deno check --doc-only .`, in the full run `deno check --doc .`, which checks the code too;
  * examples that need a GPU, the network, a checkpoint or a file on disk are only type-checked),
- * and the examples of the pure modules in {@linkcode RUN_DOCS} run (`deno test --doc`). `deno task test FILES` runs just those test files.
+ * and the examples of the pure modules in {@linkcode RUN_DOCS} run (`deno test --doc`).
+ * `deno task test FILES` runs just those test files.
  *
  * Tiers (`tests/tiers.ts` decides each file's from its code, so new files need no list):
  * `unit` (in-process, CPU only), `gpu` (asks for a WebGPU device), `e2e` (starts processes:
