@@ -1,7 +1,8 @@
 /**
  * The test command (`deno task test`): runs `deno test` over `tests/` (in two processes, see
- * below) with the permissions the tests need and passes their output and exit codes through. A run that ends by a signal
- * fails, and says which signal after which summary: an earlier version treated a SIGABRT
+ * below) with the permissions the tests need and passes their output and exit codes through.
+ * A run that ends by a signal fails, and says which process, which signal and after which
+ * summary: an earlier version treated a SIGABRT
  * after a summary with `0 failed` as a pass (glibc "double free or corruption" while WebGPU
  * devices were torn down at exit, seen once in CI). Test modules now destroy their devices
  * when they end (`tests/webgpu_helpers.ts`), with no GPU work left in flight, instead of
