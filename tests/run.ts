@@ -1,7 +1,8 @@
 /**
- * The test command (`deno task test`): runs `deno test` over `tests/` with the permissions
- * the tests need and passes its output and exit code through. A run that ends by a signal
- * fails, and says which signal after which summary: an earlier version treated a SIGABRT
+ * The test command (`deno task test`): runs `deno test` over `tests/` (in two processes, see
+ * below) with the permissions the tests need and passes their output and exit codes through.
+ * A run that ends by a signal fails, and says which process, which signal and after which
+ * summary: an earlier version treated a SIGABRT
  * after a summary with `0 failed` as a pass (glibc "double free or corruption" while WebGPU
  * devices were torn down at exit, seen once in CI). Test modules now destroy their devices
  * when they end (`tests/webgpu_helpers.ts`), with no GPU work left in flight, instead of
@@ -9,17 +10,25 @@
  *
  * The examples in the JSDoc are checked in the full run (no arguments; beside the test files,
  * reported at the end) or with `--docs` alone: every example of the repository type-checks
- * (`deno check --doc-only .`; examples that need a GPU, the network, a checkpoint or a file on
- * disk are only type-checked), and the examples of the pure modules in {@linkcode RUN_DOCS}
- * run (`deno test --doc`). `deno task test FILES` runs just those test files.
+ * (`deno check --doc-only .`, in the full run `deno check --doc .`, which checks the code too;
+ * examples that need a GPU, the network, a checkpoint or a file on disk are only type-checked),
+ * and the examples of the pure modules in {@linkcode RUN_DOCS} run (`deno test --doc`).
+ * `deno task test FILES` runs just those test files.
  *
  * Tiers (`tests/tiers.ts` decides each file's from its code, so new files need no list):
  * `unit` (in-process, CPU only), `gpu` (asks for a WebGPU device), `e2e` (starts processes:
  * the command line, notebooks). `--tier=unit,gpu` runs those tiers' files (no JSDoc steps);
- * `--quick` is `--tier=unit` (`deno task test:quick`, the edit loop). The files run with
- * `deno test --parallel` (one isolate per file, as without it; `DENO_JOBS` workers, the
- * number of cores by default), the end-to-end files first: they are the longest, and most of
- * their time is spent waiting for a child process, so the other worker keeps the cores busy.
+ * `--quick` is `--tier=unit` (`deno task test:quick`, the edit loop).
+ *
+ * Processes: the files run in two `deno test --parallel` processes started together (one
+ * isolate per file, as without `--parallel`), split by `processOf` (`tests/tiers.ts`): the files
+ * that open a WebGPU device in their own process (Mesa's driver) without `--allow-ffi`, and the
+ * rest (unit and end-to-end files; OpenBLAS may load), each with `DENO_JOBS` workers (the number
+ * of cores by default), the end-to-end files first: they are the longest, and most of their
+ * time is spent waiting for a child process. Mesa and OpenBLAS never share a heap, and a run that
+ * ends by a signal names the process that died. The type check `deno test` does is done once,
+ * beside the tests (the test processes run with `--no-check`): `deno check` of the chosen files,
+ * or in the full run `deno check --doc .`, the code and every JSDoc example in one program.
  *
  * Counting the assertions a run executes: `SKIPDECODE_ASSERT_COUNT=/tmp/asserts.txt deno task
  * test` makes every test isolate append `N<TAB>module` to that file when it ends
@@ -28,7 +37,7 @@
  *
  * @module
  */
-import { classifyTests, type Tier, TIERS } from "./tiers.ts";
+import { classifyTests, processOf, type Tier, TIERS } from "./tiers.ts";
 
 // Least privilege: what the tests read, write, look up and run, and no more.
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
@@ -113,8 +122,14 @@ if (tiers && files.length) {
   console.error("tests/run.ts: give test files or a tier, not both");
   Deno.exit(2);
 }
+const full = Deno.args.length === 0;
+// In the full run the first step also type-checks the code, test files included (one program
+// instead of a `deno check` of the tests and another of the examples: 15 s of CPU against 24,
+// cold, measured 2026-12-08); the test processes skip their own check.
 const DOC_STEPS: [string, string[]][] = [
-  ["every JSDoc example type-checks", ["check", "--doc-only", "."]],
+  full
+    ? ["the code and every JSDoc example type-check", ["check", "--doc", "."]]
+    : ["every JSDoc example type-checks", ["check", "--doc-only", "."]],
   ["the pure modules' examples run", ["test", "--doc", `--allow-read=${ROOT}`, ...RUN_DOCS]],
 ];
 if (docsOnly) {
@@ -148,7 +163,7 @@ async function docSteps(): Promise<number> {
   }
   return 0;
 }
-const docs = Deno.args.length === 0 ? docSteps() : Promise.resolve(0);
+const docs = full ? docSteps() : Promise.resolve(0);
 let targets = files;
 if (!files.length) {
   // Every test file, the end-to-end tier first (longest first keeps both workers busy).
@@ -164,22 +179,104 @@ if (!files.length) {
   const counts = order.map((t) => `${all.filter(([, x]) => x === t).length} ${t}`);
   console.log(`tests/run.ts: ${targets.length} test files (${counts.join(", ")}), in parallel`);
 }
-const args = ["test", "--parallel", ...PERMISSIONS, ...targets];
-const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" })
-  .spawn();
-const decoder = new TextDecoder();
-let tail = "";
-for await (const chunk of child.stdout) {
-  await Deno.stdout.write(chunk);
-  tail = (tail + decoder.decode(chunk, { stream: true })).slice(-8000);
+
+/**
+ * One `deno test` process of the run. The files that open a WebGPU device in their own process
+ * (Mesa's driver) run in one, without `--allow-ffi`; the rest in the other, where OpenBLAS may
+ * load (the CPU trainer, `train/blas.ts`): the two native libraries never share a heap, so an
+ * abort at exit (glibc heap corruption was seen twice in CI after every test had passed) names
+ * the process and the library it holds. Both start at once; `jobs` is its `DENO_JOBS`.
+ */
+interface TestProcessRun {
+  /** The name in messages. */
+  name: string;
+  /** Its test files, in start order. */
+  files: string[];
+  /** Its permission flags. */
+  permissions: string[];
+  /** Parallel workers (`DENO_JOBS`). */
+  jobs: number;
 }
-const status = await child.status;
-const docsCode = await docs;
-if (status.success) Deno.exit(docsCode);
-if (status.signal) {
+const cores = Number(envOr("DENO_JOBS", "")) || navigator.hardwareConcurrency || 2;
+const runs: TestProcessRun[] = [
+  {
+    name: "the CPU process (unit and end-to-end files; OpenBLAS may load)",
+    files: targets.filter((f) => processOf(f) === "cpu"),
+    permissions: PERMISSIONS,
+    jobs: cores,
+  },
+  {
+    name: "the GPU process (files that open a WebGPU device: Mesa)",
+    files: targets.filter((f) => processOf(f) === "gpu"),
+    permissions: PERMISSIONS.filter((p) => !p.startsWith("--allow-ffi")),
+    // As many workers as the other process: when one process ends first, the other still
+    // keeps every core busy.
+    jobs: cores,
+  },
+].filter((r) => r.files.length > 0);
+
+// The type check `deno test` would do in each process, done once for all files beside the
+// tests (one core's work while the first files run); the test processes skip it. The full run
+// checks them in its first JSDoc step (`deno check --doc .`).
+const check = full ? null : new Deno.Command(Deno.execPath(), {
+  args: ["check", ...targets],
+  stdout: "piped",
+  stderr: "piped",
+}).output();
+
+/** Passes a child's stdout through whole lines at a time (two children share the terminal). */
+async function relay(child: Deno.ChildProcess, keep: (text: string) => void): Promise<void> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of child.stdout) {
+    pending += decoder.decode(chunk, { stream: true });
+    const cut = pending.lastIndexOf("\n") + 1;
+    if (cut > 0) {
+      const lines = pending.slice(0, cut);
+      pending = pending.slice(cut);
+      await Deno.stdout.write(new TextEncoder().encode(lines));
+      keep(lines);
+    }
+  }
+  if (pending) {
+    await Deno.stdout.write(new TextEncoder().encode(pending + "\n"));
+    keep(pending);
+  }
+}
+
+/** Runs one test process; resolves to its exit status and the summary line it printed. */
+async function runProcess(run: TestProcessRun) {
+  const args = ["test", "--parallel", "--no-check", ...run.permissions, ...run.files];
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    stdout: "piped",
+    stderr: "inherit",
+    env: { DENO_JOBS: String(run.jobs) },
+  }).spawn();
+  let tail = "";
+  await relay(child, (text) => tail = (tail + text).slice(-8000));
+  const status = await child.status;
   // deno-lint-ignore no-control-regex
   const plain = tail.replace(/\x1b\[[0-9;]*m/g, "");
   const summary = plain.match(/^(ok|FAILED) \| [^\n]*/m)?.[0] ?? "no summary line";
-  console.error(`\ntests/run.ts: deno test was killed by ${status.signal} (${summary}).`);
+  return { run, status, summary };
 }
-Deno.exit(status.code || 1);
+
+const results = await Promise.all(runs.map(runProcess));
+const checked = await check;
+const docsCode = await docs;
+let code = 0;
+if (checked && !checked.success) {
+  const text = new TextDecoder().decode(checked.stdout) + new TextDecoder().decode(checked.stderr);
+  console.error(`${text}\ntests/run.ts: the type check failed (deno check ${targets.join(" ")})`);
+  code = checked.code || 1;
+}
+console.log("");
+for (const { run, status, summary } of results) {
+  const what = `${run.name}, ${run.files.length} files`;
+  if (status.signal) {
+    console.error(`tests/run.ts: ${what}: deno test was killed by ${status.signal} (${summary}).`);
+  } else console.log(`tests/run.ts: ${what}: ${summary}`);
+  if (!status.success) code ||= status.code || 1;
+}
+Deno.exit(code || docsCode);

@@ -4,7 +4,7 @@
  */
 // @tier unit (the test data below names the e2e and GPU signals in strings)
 import { assertEquals } from "@std/assert";
-import { classifyTest, classifyTests, stripComments } from "./tiers.ts";
+import { classifyTest, classifyTests, processOf, stripComments, testSignals } from "./tiers.ts";
 
 const TESTS = decodeURIComponent(new URL("./", import.meta.url).pathname).replace(/\/$/, "");
 
@@ -44,4 +44,24 @@ Deno.test("tiers: helpers are followed, comments ignored, a @tier line wins", ()
   assertEquals(classifyTest("t/d_test.ts", read), "e2e", "the @tier line");
   assertEquals(classifyTest("t/e_test.ts", read), "unit", "missing and outside helpers");
   assertEquals(stripComments('a("http://x"); // b()'), 'a("http://x"); ');
+});
+
+Deno.test("tiers: the process of a file: Mesa's (an in-process device) or OpenBLAS's", () => {
+  const files: Record<string, string> = {
+    "t/a_test.ts": 'import { g } from "./g.ts";\nnew Deno.Command("x"); g();',
+    "t/g.ts": "export const g = () => navigator.gpu;",
+    "t/b_test.ts": 'new Deno.Command("x");',
+    "t/c_test.ts": '// @tier unit\nconst s = "navigator.gpu";',
+    "t/d_test.ts": "// @tier e2e\nawait navigator.gpu.requestAdapter();",
+  };
+  const read = (p: string) => files[p];
+  assertEquals(testSignals("t/a_test.ts", read), { spawns: true, gpu: true });
+  assertEquals(processOf("t/a_test.ts", read), "gpu", "spawns, and opens a device itself");
+  assertEquals(processOf("t/b_test.ts", read), "cpu", "spawns only");
+  assertEquals(processOf("t/c_test.ts", read), "cpu", "@tier unit: the signals are data");
+  assertEquals(processOf("t/d_test.ts", read), "gpu", "@tier e2e does not hide a device");
+  const cpu = ["train_loop_test.ts", "train_blas_test.ts", "cli_interrupt_test.ts"];
+  for (const f of cpu) assertEquals(processOf(`${TESTS}/${f}`), "cpu", f);
+  const gpu = ["kernels_matmul_test.ts", "train_gpu_test.ts", "sweep_shard_test.ts"];
+  for (const f of gpu) assertEquals(processOf(`${TESTS}/${f}`), "gpu", f);
 });
