@@ -14,7 +14,13 @@
 import { createKernel, type GpuContext, GpuError, type Kernel } from "../device.ts";
 import type { Recorder } from "../encode.ts";
 import { embeddingWgsl } from "./wgsl.ts";
-import { type DeviceTable, tableKey } from "../tables.ts";
+import {
+  type RowTable,
+  tableBindingKinds,
+  tableBindings,
+  tableKey,
+  tableShape,
+} from "../tables.ts";
 
 /** What to write: token + position, the token row only, or the position row only. */
 export type EmbeddingMode = "sum" | "token" | "position";
@@ -63,21 +69,26 @@ const MODES: Record<EmbeddingMode, number> = { sum: 0, token: 1, position: 2 };
  */
 export async function createEmbedding(
   ctx: GpuContext,
-  tok: DeviceTable,
-  pos: DeviceTable,
+  tok: RowTable,
+  pos: RowTable,
 ): Promise<EmbeddingKernel> {
-  const shape = (t: DeviceTable) => ({
-    format: t.format,
-    rowWords: t.rowWords,
-    rowsPerChunk: t.rowsPerChunk,
-    chunks: t.chunks.length,
-  });
-  const storage = 3 + tok.chunks.length + pos.chunks.length;
+  const tables = [tok, pos];
+  const count = (kind: "read" | "texture") =>
+    tables.flatMap(tableBindingKinds).filter((k) => k.startsWith(kind)).length;
+  const storage = 3 + count("read");
+  const textures = count("texture");
+  const say = (t: RowTable) => `${t.label} (${tableBindings(t).length} bindings)`;
   if (storage > ctx.limits.maxStorageBuffersPerShaderStage) {
     throw new GpuError(
-      `embedding: ${tok.label} (${tok.chunks.length} buffers) and ${pos.label} ` +
-        `(${pos.chunks.length}) need ${storage} storage bindings; "${ctx.info.description}" ` +
-        `allows ${ctx.limits.maxStorageBuffersPerShaderStage}`,
+      `embedding: ${say(tok)} and ${say(pos)} need ${storage} storage bindings; ` +
+        `"${ctx.info.description}" allows ${ctx.limits.maxStorageBuffersPerShaderStage}`,
+      "too-large",
+    );
+  }
+  if (textures > ctx.limits.maxSampledTexturesPerShaderStage) {
+    throw new GpuError(
+      `embedding: ${say(tok)} and ${say(pos)} need ${textures} textures; ` +
+        `"${ctx.info.description}" allows ${ctx.limits.maxSampledTexturesPerShaderStage}`,
       "too-large",
     );
   }
@@ -87,10 +98,16 @@ export async function createEmbedding(
     "read",
     "read",
     "storage",
-    ...tok.chunks.map(() => "read" as const),
-    ...pos.chunks.map(() => "read" as const),
+    ...tableBindingKinds(tok),
+    ...tableBindingKinds(pos),
   ] as const;
-  const kernel = await createKernel(ctx, name, embeddingWgsl(shape(tok), shape(pos)), bindings);
+  const kernel = await createKernel(
+    ctx,
+    name,
+    embeddingWgsl(tableShape(tok), tableShape(pos)),
+    bindings,
+  );
+  const tableViews = [...tableBindings(tok), ...tableBindings(pos)];
   return {
     kernel,
     encode(rec, a) {
@@ -104,7 +121,7 @@ export async function createEmbedding(
       const m = a.columns * a.batch;
       rec.dispatch(
         kernel,
-        [a.ids, a.pad, a.out, ...tok.chunks, ...pos.chunks],
+        [a.ids, a.pad, a.out, ...tableViews],
         [m, width, a.batch, a.colStart, MODES[a.mode] | (a.positions ? 4 : 0)],
         [],
         [Math.ceil(width / 64), m],
