@@ -44,6 +44,8 @@ export const TEXTURE_SHAPES: Record<number, { cols: number; unroll: number }> = 
 };
 /** Texture widths are padded to a multiple of this many texels (8 lanes x the largest cols). */
 const WIDTH_ALIGN = 32;
+/** Power-of-two widths below this many texels are padded to a non-power of two (see upload). */
+const POT_PAD_MAX_TEXELS = 512;
 /** Rows of X are padded to a multiple of this many floats (256-byte aligned windows). */
 const ROW_ALIGN = 64;
 /** Floats in one uniform window (64 KiB). */
@@ -263,8 +265,14 @@ export class TextureVariant implements Variant {
     for (const part of splitColumns(n, maxTexels * P, P)) {
       let width = Math.ceil(part.n / P / WIDTH_ALIGN) * WIDTH_ALIGN;
       // llvmpipe compiles a new shader variant (seconds) per power-of-two-ness of texture
-      // sides: keep widths non-powers of two where the limit allows.
-      while ((width & (width - 1)) === 0 && width + WIDTH_ALIGN <= this.#ctx.maxTextureDim) {
+      // sides: keep widths non-powers of two where the limit allows, but only narrow ones,
+      // where the padding is small in bytes. From POT_PAD_MAX_TEXELS on, one more WIDTH_ALIGN
+      // would add about 6 % or less to a large matrix (OPT-6.7b: 0.5 GB over its 32 layers) for a
+      // one-time compile of seconds.
+      while (
+        (width & (width - 1)) === 0 && width < POT_PAD_MAX_TEXELS &&
+        width + WIDTH_ALIGN <= this.#ctx.maxTextureDim
+      ) {
         width += WIDTH_ALIGN;
       }
       const texture = dev.createTexture({
