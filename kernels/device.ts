@@ -350,8 +350,12 @@ export function shaderSource(device: GPUDevice, kernel: string, code: string): s
   return transform ? transform(kernel, code) : code;
 }
 
-/** How a kernel binding is used. */
-export type BindingKind = "uniform" | "read" | "storage";
+/**
+ * How a kernel binding is used: a uniform, a read-only or read-write storage buffer, or a
+ * `texture_2d_array<u32>` / `texture_2d_array<f32>` read with `textureLoad` (a weight
+ * texture of the matmul kernels that another kernel reads, e.g. a tied embedding).
+ */
+export type BindingKind = "uniform" | "read" | "storage" | "texture-uint" | "texture-float";
 
 /** A compiled compute kernel with its explicit bind group layout. */
 export interface Kernel {
@@ -404,13 +408,24 @@ export async function createKernel(
   }
   const layout = device.createBindGroupLayout({
     label: name,
-    entries: bindings.map((kind, binding) => ({
-      binding,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: kind === "uniform"
-        ? { type: "uniform" as const, hasDynamicOffset: binding === 0 }
-        : { type: kind === "read" ? "read-only-storage" as const : "storage" as const },
-    })),
+    entries: bindings.map((kind, binding): GPUBindGroupLayoutEntry =>
+      kind === "texture-uint" || kind === "texture-float"
+        ? {
+          binding,
+          visibility: GPUShaderStage.COMPUTE,
+          texture: {
+            sampleType: kind === "texture-uint" ? "uint" : "unfilterable-float",
+            viewDimension: "2d-array",
+          },
+        }
+        : {
+          binding,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: kind === "uniform"
+            ? { type: "uniform" as const, hasDynamicOffset: binding === 0 }
+            : { type: kind === "read" ? "read-only-storage" as const : "storage" as const },
+        }
+    ),
   });
   const pipeline = device.createComputePipeline({
     label: name,

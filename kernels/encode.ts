@@ -24,9 +24,9 @@ import { PARAM_BINDING_BYTES, type ParamArena } from "./uniforms.ts";
 import type { TimestampProfiler } from "./profiler.ts";
 
 let nextBufferId = 1;
-const bufferIds = new WeakMap<GPUBuffer, number>();
+const bufferIds = new WeakMap<GPUBuffer | GPUTextureView, number>();
 
-function idOf(buffer: GPUBuffer): number {
+function idOf(buffer: GPUBuffer | GPUTextureView): number {
   let id = bufferIds.get(buffer);
   if (id === undefined) {
     id = nextBufferId++;
@@ -35,8 +35,13 @@ function idOf(buffer: GPUBuffer): number {
   return id;
 }
 
-/** A buffer binding: a whole buffer, or a range of it. */
-export type Binding = GPUBuffer | { buffer: GPUBuffer; offset: number; size: number };
+/**
+ * A binding: a whole buffer, a range of one, or a texture view (for `texture-*` bindings).
+ */
+export type Binding =
+  | GPUBuffer
+  | GPUTextureView
+  | { buffer: GPUBuffer; offset: number; size: number };
 
 /** Records dispatches of the kernels into one command encoder at a time. */
 export class Recorder {
@@ -84,7 +89,9 @@ export class Recorder {
     }
     let key = kernel.name;
     for (const b of buffers) {
-      key += b instanceof GPUBuffer ? `|${idOf(b)}` : `|${idOf(b.buffer)}@${b.offset}+${b.size}`;
+      key += b instanceof GPUBuffer || b instanceof GPUTextureView
+        ? `|${idOf(b)}`
+        : `|${idOf(b.buffer)}@${b.offset}+${b.size}`;
     }
     let group = this.#groups.get(key);
     if (!group) {

@@ -72,11 +72,16 @@ export { type Binding, Recorder } from "./encode.ts";
 export { type FamilyTime, TimestampProfiler } from "./profiler.ts";
 export {
   type DeviceTable,
+  type RowTable,
+  tableBindingKinds,
+  tableBindings,
   type TableFormat,
   tableKey,
   type TableOptions,
+  tableShape,
   type TableSource,
   tableWgsl,
+  type TextureTable,
   uploadTable,
 } from "./tables.ts";
 export {

@@ -53,6 +53,66 @@ export interface DeviceTable {
   destroy(): void;
 }
 
+/**
+ * A `[rows, cols]` table read from a matmul weight texture (a tied LM head uploaded once, see
+ * `MatmulKernels.rowTable`): row `r` of part `p` (`n0 <= r < n0 + n`) is texel column
+ * `(r - n0) / perTexel`, lane `(r - n0) % perTexel`; column `c` is texel row `c % height` of
+ * array layer `c / height`. f16: 8 halves per `rgba32uint` texel (lane `i` is half `i % 2` of
+ * word `i / 2`); f32: 4 floats per `rgba32float` texel. The textures belong to the matmul
+ * linear: `destroy` is a no-op and `bytes` is 0.
+ *
+ * @example
+ * ```ts
+ * import type { TextureTable } from "./tables.ts";
+ * declare const t: TextureTable;
+ * console.log(t.format, t.parts.length); // "tex-f16" 1
+ * ```
+ */
+export interface TextureTable {
+  /** Name used in errors. */
+  label: string;
+  /** Rows. */
+  rows: number;
+  /** Columns. */
+  cols: number;
+  /** Storage format: `tex-f16` (`rgba32uint`) or `tex-f32` (`rgba32float`). */
+  format: "tex-f16" | "tex-f32";
+  /** Texel rows per array layer. */
+  height: number;
+  /** The parts, in row order: first row and `2d-array` view. */
+  parts: { n0: number; view: GPUTextureView }[];
+  /** 0: the textures are counted by the linear that owns them. */
+  bytes: number;
+  /** Does nothing (the linear frees its textures). */
+  destroy(): void;
+}
+
+/**
+ * A table as the embedding kernel reads it: in storage buffers, or in a weight texture.
+ *
+ * @example
+ * ```ts
+ * import type { RowTable } from "./tables.ts";
+ * declare const t: RowTable;
+ * const inBuffers = "chunks" in t;
+ * ```
+ */
+export type RowTable = DeviceTable | TextureTable;
+
+/**
+ * The bindings of a table, in binding order (its buffers, or its texture views).
+ *
+ * @example
+ * ```ts
+ * import { type RowTable, tableBindings } from "./tables.ts";
+ * declare const t: RowTable;
+ * const resources = tableBindings(t); // what the embedding kernel binds after its own
+ * ```
+ */
+export function tableBindings(t: RowTable): (GPUBuffer | GPUTextureView)[] {
+  return "chunks" in t ? t.chunks : t.parts.map((p) => p.view);
+}
+
 /** The data of a table to upload. */
 export interface TableSource {
   /** Name used in errors. */
@@ -159,6 +219,57 @@ export function uploadTable(
 }
 
 /**
+ * What {@linkcode tableWgsl} needs of a table (its layout, not its buffers).
+ *
+ * @example
+ * ```ts
+ * import type { TableShape } from "./tables.ts";
+ * const s: TableShape = { format: "tex-f16", height: 40, partRows: [0, 256] };
+ * ```
+ */
+export type TableShape =
+  | { format: TableFormat; rowWords: number; rowsPerChunk: number; chunks: number }
+  | { format: "tex-f16" | "tex-f32"; height: number; partRows: number[] };
+
+/**
+ * The layout of a table for {@linkcode tableWgsl} and {@linkcode tableKey}.
+ *
+ * @example
+ * ```ts
+ * import { type DeviceTable, tableShape } from "./tables.ts";
+ * declare const t: DeviceTable;
+ * const shape = tableShape(t); // { format, rowWords, rowsPerChunk, chunks }
+ * ```
+ */
+export function tableShape(t: RowTable): TableShape {
+  return "chunks" in t
+    ? {
+      format: t.format,
+      rowWords: t.rowWords,
+      rowsPerChunk: t.rowsPerChunk,
+      chunks: t.chunks.length,
+    }
+    : { format: t.format, height: t.height, partRows: t.parts.map((p) => p.n0) };
+}
+
+/**
+ * The binding kind of each of a table's bindings (see {@linkcode tableBindings}).
+ *
+ * @example
+ * ```ts
+ * import { type RowTable, tableBindingKinds } from "./tables.ts";
+ * declare const t: RowTable;
+ * const kinds = tableBindingKinds(t); // ["read", ...] or ["texture-uint", ...]
+ * ```
+ */
+export function tableBindingKinds(t: RowTable): ("read" | "texture-uint" | "texture-float")[] {
+  if ("chunks" in t) return t.chunks.map(() => "read" as const);
+  return t.parts.map(
+    () => (t.format === "tex-f16" ? "texture-uint" as const : "texture-float" as const),
+  );
+}
+
+/**
  * WGSL declarations for a table bound at `firstBinding ..` of group 0 and its accessor
  * `NAME_at(row: u32, col: u32) -> f32`.
  *
@@ -169,11 +280,8 @@ export function uploadTable(
  * console.log(code.includes("fn tok_at")); // true
  * ```
  */
-export function tableWgsl(
-  name: string,
-  table: { format: TableFormat; rowWords: number; rowsPerChunk: number; chunks: number },
-  firstBinding: number,
-): string {
+export function tableWgsl(name: string, table: TableShape, firstBinding: number): string {
+  if (!("chunks" in table)) return textureTableWgsl(name, table, firstBinding);
   const { format, rowWords, rowsPerChunk, chunks } = table;
   const lines: string[] = [];
   for (let i = 0; i < chunks; i++) {
@@ -212,7 +320,59 @@ export function tableWgsl(
   return lines.join("\n");
 }
 
-/** Shape key of a table for pipeline caches. */
-export function tableKey(t: DeviceTable): string {
-  return `${t.format}:${t.rowWords}:${t.rowsPerChunk}:${t.chunks.length}`;
+/** The texture form of {@linkcode tableWgsl} (layout in {@linkcode TextureTable}). */
+function textureTableWgsl(
+  name: string,
+  table: { format: "tex-f16" | "tex-f32"; height: number; partRows: number[] },
+  firstBinding: number,
+): string {
+  const f16 = table.format === "tex-f16";
+  const P = f16 ? 8 : 4;
+  const texel = f16 ? "vec4<u32>" : "vec4<f32>";
+  const lines: string[] = [];
+  table.partRows.forEach((_, i) => {
+    lines.push(
+      `@group(0) @binding(${firstBinding + i}) var ${name}_${i}: texture_2d_array<${
+        f16 ? "u32" : "f32"
+      }>;`,
+    );
+  });
+  lines.push(`fn ${name}_at(row: u32, col: u32) -> f32 {`);
+  lines.push(`  let y = col % ${table.height}u;`);
+  lines.push(`  let layer = col / ${table.height}u;`);
+  lines.push(`  var t: ${texel};`);
+  lines.push(`  var r = row;`);
+  for (let i = table.partRows.length - 1; i >= 0; i--) {
+    const n0 = table.partRows[i];
+    const test = i === 0 ? "" : `if (row >= ${n0}u) `;
+    const open = i === table.partRows.length - 1 ? "  " : " else ";
+    lines.push(
+      `${open}${test}{ r = row - ${n0}u; t = textureLoad(${name}_${i}, vec2<u32>(r / ${P}u, y), layer, 0); }`,
+    );
+  }
+  lines.push(`  let i = r % ${P}u;`);
+  if (f16) {
+    lines.push(`  let v = unpack2x16float(t[i >> 1u]);`);
+    lines.push(`  return select(v.x, v.y, (i & 1u) == 1u);`);
+  } else {
+    lines.push(`  return t[i];`);
+  }
+  lines.push(`}`);
+  return lines.join("\n");
+}
+
+/**
+ * Shape key of a table for pipeline caches.
+ *
+ * @example
+ * ```ts
+ * import { type RowTable, tableKey } from "./tables.ts";
+ * declare const t: RowTable;
+ * const key = tableKey(t); // e.g. "f16:64:1000:2"
+ * ```
+ */
+export function tableKey(t: RowTable): string {
+  return "chunks" in t
+    ? `${t.format}:${t.rowWords}:${t.rowsPerChunk}:${t.chunks.length}`
+    : `${t.format}:${t.height}:${t.parts.map((p) => p.n0).join(",")}`;
 }

@@ -93,23 +93,23 @@ export type WeightLayout = "cpu" | "cpu-f32" | "webgpu";
 
 /**
  * Bytes a backend holds for the weights: F16 stays f16 and F32 f32 in matrices and tables,
- * BF16 matrices become f32, biases and LayerNorms are f32. On WebGPU a tied LM head is a
- * second upload of the embedding (the table is gathered, the head multiplied), on the CPU it
- * shares the table. Activations and the KV cache are not included.
+ * BF16 matrices become f32, biases and LayerNorms are f32. A tied LM head is held once (on
+ * WebGPU the embedding kernel reads its rows from the head's weights). Activations and the KV
+ * cache are not included.
  *
  * @example
  * ```ts
  * import { residentWeightBytes } from "./memory.ts";
  * import { loadWeights } from "./checkpoint.ts";
  * const w = await loadWeights("bundled/models/tiny-opt-e2e");
- * console.log(residentWeightBytes(w, "webgpu") > residentWeightBytes(w, "cpu")); // true
+ * console.log(residentWeightBytes(w, "cpu-f32") > residentWeightBytes(w, "cpu")); // true
  * ```
  */
 export function residentWeightBytes(weights: OptWeights, layout: WeightLayout): number {
   const seen = new Set<Tensor>();
   let total = 0;
   const matrix = (t: Tensor) => {
-    if (layout !== "webgpu" && seen.has(t)) return;
+    if (seen.has(t)) return;
     seen.add(t);
     const size = layout === "cpu-f32" || t.dtype === "BF16" ? 4 : DTYPE_SIZES[t.dtype];
     total += shapeSize(t.shape) * size;

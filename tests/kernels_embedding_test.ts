@@ -3,6 +3,8 @@ import { positionIds } from "../kernels/embedding/reference.ts";
 import { AllocationGroup } from "../kernels/device.ts";
 import { createEmbedding } from "../kernels/embedding/mod.ts";
 import { uploadTable } from "../kernels/tables.ts";
+import { createMatmulKernels, MATMUL_VARIANTS } from "../kernels/matmul/mod.ts";
+import { memoryTensor } from "../model/tensor.ts";
 import { bytesToFloat32, float32ToBytes } from "../model/safetensors.ts";
 import type { DType } from "../model/types.ts";
 import {
@@ -125,5 +127,84 @@ Deno.test({
         pt.destroy();
       }
     }
+  },
+});
+
+Deno.test({
+  name:
+    "embedding kernel: token rows read from a tied LM head's matmul weights (every variant, F16/F32/BF16, split parts and texture layers)",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    if (!gpu) return;
+    const VH = 301, EH = 45; // rows and columns not multiples of any tile or texel
+    const r = rng(11);
+    const n = 13;
+    const ids = Uint32Array.from(
+      { length: n },
+      (_, i) => i < 3 ? [0, VH - 1, 7][i] : Math.floor(r() * VH),
+    );
+    const rowPos = Uint32Array.from({ length: n }, () => Math.floor(r() * (POS - 2)));
+    const posBytes = float32ToBytes(randomF32(POS * EH, 3), "F32");
+    const posT = bytesToFloat32(posBytes, "F32");
+    const group = new AllocationGroup(gpu);
+    const pt = uploadTable(gpu, group, {
+      label: "pos",
+      rows: POS,
+      cols: EH,
+      dtype: "F32",
+      bytes: posBytes,
+    });
+    await group.check();
+    for (const variant of MATMUL_VARIANTS) {
+      // small limits split the head into several parts (and texture layers)
+      for (const limits of [{}, { maxBindingBytes: 4096, maxTextureDim: 32 }]) {
+        const mm = createMatmulKernels(gpu.device, { variant, ...limits });
+        for (const dtype of ["F16", "F32", "BF16"] as DType[]) {
+          const bytes = float32ToBytes(randomF32(VH * EH, 4), dtype);
+          const tok = bytesToFloat32(bytes, dtype);
+          const lin = mm.uploadLinear(memoryTensor("head", dtype, [VH, EH], bytes));
+          const tt = mm.rowTable(lin, "head");
+          if (!tt) throw new Error(`${variant}: no row table for its weights`);
+          assertEquals([tt.rows, tt.cols], [VH, EH]);
+          const parts: number = "chunks" in tt ? tt.chunks.length : tt.parts.length;
+          const emb = await createEmbedding(gpu, tt, pt);
+          for (const mode of ["sum", "token"] as const) {
+            const out = poisoned(gpu, n * EH);
+            const rec = recorder(gpu);
+            rec.begin();
+            emb.encode(rec, {
+              ids: upload(gpu, ids),
+              pad: upload(gpu, rowPos),
+              out,
+              batch: n,
+              colStart: 0,
+              columns: 1,
+              mode,
+              positions: true,
+            });
+            gpu.device.queue.submit([rec.finish()]);
+            const got = await readF32(gpu, out);
+            const want = new Float32Array(n * EH);
+            for (let row = 0; row < n; row++) {
+              for (let i = 0; i < EH; i++) {
+                const p = mode === "token" ? 0 : posT[(rowPos[row] + 2) * EH + i];
+                want[row * EH + i] = Math.fround(tok[ids[row] * EH + i] + p);
+              }
+            }
+            assertEquals(
+              maxAbsDiff(got, want),
+              0,
+              `${variant} ${JSON.stringify(limits)} ${dtype} ${mode} (${parts} parts)`,
+            );
+          }
+          if (Object.keys(limits).length > 0) {
+            assertLess(1, parts, `${variant} ${dtype}: the small limits split the head`);
+          }
+          lin.destroy();
+        }
+      }
+    }
+    pt.destroy();
   },
 });

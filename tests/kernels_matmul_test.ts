@@ -287,6 +287,17 @@ for (const variant of MATMUL_VARIANTS) {
     );
   });
 
+  Deno.test(`matmul ${variant}: wide weights (power-of-two texture widths, unpadded)`, async () => {
+    const mm = createMatmulKernels(device, { variant });
+    // N = 4096 f16 gives a 512-texel texture, kept at a power of two (one row: one more
+    // llvmpipe compile, the texture variant's only one for that width class)
+    const cases: Case[] = [
+      { m: 1, k: 77, n: 4096, dtype: "F16", bias: true, mode: "plain", xOffset: 0, yOffset: 0 },
+    ];
+    const worst = await runCases(mm, cases, 3000);
+    console.log(`  ${variant}: N 4096, max rel error ${worst.toExponential(2)}`);
+  });
+
   Deno.test(`matmul ${variant}: many encodes of one linear in one submission`, async () => {
     const mm = createMatmulKernels(device, { variant });
     const next = rng(7);

@@ -63,7 +63,7 @@ export type {
   ParamKinds,
   TensorKinds,
 } from "../../model/tree.ts";
-export type { DeviceTable, TableFormat } from "../../kernels/tables.ts";
+export type { DeviceTable, RowTable, TableFormat, TextureTable } from "../../kernels/tables.ts";
 export type { DeviceLinear, LinearArgs, MatmulKernels } from "../../kernels/matmul/mod.ts";
 export type {
   Backend,

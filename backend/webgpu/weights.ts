@@ -2,8 +2,9 @@
  * An OPT model's weights on the GPU: embedding tables in checkpoint precision (split across
  * bindings when needed), LayerNorm parameters as f32 buffers, and every linear map (q, k, v,
  * out, fc1, fc2, project_in/out, the LM head) uploaded by the matmul kernels, which keep f16
- * weights f16 and split large ones (the tied LM head) themselves. Allocation failures name
- * the tensor at fault.
+ * weights f16 and split large ones (the tied LM head) themselves. A tied LM head is uploaded
+ * once: the embedding kernel reads the token rows from the head's weights
+ * (`MatmulKernels.rowTable`). Allocation failures name the tensor at fault.
  *
  * @example
  * ```ts
@@ -22,7 +23,7 @@
  */
 import { AllocationGroup, type GpuContext } from "../../kernels/device.ts";
 import type { DeviceLinear, MatmulKernels } from "../../kernels/matmul/mod.ts";
-import { type DeviceTable, uploadTable } from "../../kernels/tables.ts";
+import { type RowTable, uploadTable } from "../../kernels/tables.ts";
 import { tensorToFloat32 } from "../../model/safetensors.ts";
 import {
   mapOptTree,
@@ -46,9 +47,9 @@ export interface DeviceLayerNorm {
 
 /** The element types of the model on the device, one per kind of parameter group. */
 export interface DeviceKinds extends ParamKinds {
-  /** Embedding tables in checkpoint precision. */
-  table: DeviceTable;
-  /** `project_in`, `project_out` and the LM head (a separate upload of a tied embedding). */
+  /** Embedding tables in checkpoint precision (a tied one: the LM head's weights). */
+  table: RowTable;
+  /** `project_in`, `project_out` and the LM head (a tied one also serves the embedding). */
   matrix: DeviceLinear;
   /** Linear maps with their biases. */
   linear: DeviceLinear;
@@ -170,14 +171,20 @@ export async function uploadModel(
   const group = new AllocationGroup(gpu);
   const owned: { destroy(): void }[] = [];
   let bytes = 0;
+  /** What is uploaded, by kind and source object. */
+  const done = new Map<string, Map<unknown, unknown>>();
   // Hands the staged writes to the queue after each large tensor: wgpu keeps a write's
   // staging copy until a submission carries it, and reclaims it when the device is polled
   // after that submission, so without this every staged byte of the model lives until the
   // first decode (on a software adapter the host then holds the weights twice).
   const flush = () => gpu.device.queue.submit([]);
-  const table = (t: Tensor): DeviceTable => {
+  const table = (t: Tensor): RowTable => {
     const [rows, cols] = t.shape;
-    const dt = uploadTable(
+    // A tied LM head (uploaded before, see the order below) holds these very rows.
+    const head = done.get("matrix")?.get(t) as DeviceLinear | undefined;
+    const shared = head && mm.rowTable(head, t.name);
+    if (shared && shared.rows === rows && shared.cols === cols) return shared;
+    const dt: RowTable = uploadTable(
       gpu,
       group,
       { label: t.name, rows, cols, dtype: t.dtype, bytes: t.bytes() },
@@ -210,17 +217,16 @@ export async function uploadModel(
     return lin;
   };
   try {
-    // Largest first: a tensor's transient host copies (its bytes, the repacked layout, the
-    // staging copy) then sit on top of little resident data; the tied LM head and the
-    // embedding of an OPT-6.7b are 412 MB each. Every upload is keyed by kind and object
-    // (a tied head is uploaded twice: once as a table, once as a matrix).
+    // Largest first: a tensor's transient host copies (its bytes, the staging blocks) then
+    // sit on top of little resident data; the tied LM head of an OPT-6.7b is 412 MB. Every
+    // upload is keyed by kind and object; a tied head goes first as a matrix, and the table
+    // of the same tensor then reads its rows from it instead of uploading them again.
     const mappers: { [K in keyof DeviceKinds]: (v: TensorKinds[K]) => DeviceKinds[K] } = {
       table,
       matrix: linear,
       linear,
       layerNorm: ln,
     };
-    const done = new Map<string, Map<unknown, unknown>>();
     const qkv = options.fuseQkv
       ? weights.layers.map((W, l) => {
         const fused = linear(
@@ -236,7 +242,9 @@ export async function uploadModel(
       kind: site.decl.kind,
       value,
       size: entryBytes(value),
-    })).sort((a, b) => b.size - a.size);
+    })).sort((a, b) =>
+      b.size - a.size || Number(a.kind !== "matrix") - Number(b.kind !== "matrix")
+    );
     let sinceWait = 0;
     for (const job of jobs) {
       const byKind = done.get(job.kind) ?? new Map<unknown, unknown>();

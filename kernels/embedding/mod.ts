@@ -11,11 +11,16 @@
  *
  * @module
  */
-import { createDeclaredKernel, type DispatchArgs } from "../declare.ts";
-import { type GpuContext, GpuError, type Kernel } from "../device.ts";
+import { createKernel, type GpuContext, GpuError, type Kernel } from "../device.ts";
 import type { Recorder } from "../encode.ts";
 import { embeddingWgsl } from "./wgsl.ts";
-import { type DeviceTable, tableKey } from "../tables.ts";
+import {
+  type RowTable,
+  tableBindingKinds,
+  tableBindings,
+  tableKey,
+  tableShape,
+} from "../tables.ts";
 
 /** What to write: token + position, the token row only, or the position row only. */
 export type EmbeddingMode = "sum" | "token" | "position";
@@ -64,34 +69,47 @@ const MODES: Record<EmbeddingMode, number> = { sum: 0, token: 1, position: 2 };
  */
 export async function createEmbedding(
   ctx: GpuContext,
-  tok: DeviceTable,
-  pos: DeviceTable,
+  tok: RowTable,
+  pos: RowTable,
 ): Promise<EmbeddingKernel> {
-  const shape = (t: DeviceTable) => ({
-    format: t.format,
-    rowWords: t.rowWords,
-    rowsPerChunk: t.rowsPerChunk,
-    chunks: t.chunks.length,
-  });
-  const storage = 3 + tok.chunks.length + pos.chunks.length;
+  const tables = [tok, pos];
+  const count = (kind: "read" | "texture") =>
+    tables.flatMap(tableBindingKinds).filter((k) => k.startsWith(kind)).length;
+  const storage = 3 + count("read");
+  const textures = count("texture");
+  const say = (t: RowTable) => `${t.label} (${tableBindings(t).length} bindings)`;
   if (storage > ctx.limits.maxStorageBuffersPerShaderStage) {
     throw new GpuError(
-      `embedding: ${tok.label} (${tok.chunks.length} buffers) and ${pos.label} ` +
-        `(${pos.chunks.length}) need ${storage} storage bindings; "${ctx.info.description}" ` +
-        `allows ${ctx.limits.maxStorageBuffersPerShaderStage}`,
+      `embedding: ${say(tok)} and ${say(pos)} need ${storage} storage bindings; ` +
+        `"${ctx.info.description}" allows ${ctx.limits.maxStorageBuffersPerShaderStage}`,
+      "too-large",
+    );
+  }
+  if (textures > ctx.limits.maxSampledTexturesPerShaderStage) {
+    throw new GpuError(
+      `embedding: ${say(tok)} and ${say(pos)} need ${textures} textures; ` +
+        `"${ctx.info.description}" allows ${ctx.limits.maxSampledTexturesPerShaderStage}`,
       "too-large",
     );
   }
   const name = `embedding(${tableKey(tok)};${tableKey(pos)})`;
-  // bindings ids, pad, out, tok_0.., pos_0.. and Params m, width, batch, colStart, mode as
-  // `wgsl.ts` (and `tableWgsl` for the chunks) declares them
-  const emb = await createDeclaredKernel(ctx, name, embeddingWgsl(shape(tok), shape(pos)));
-  const chunks: DispatchArgs = Object.fromEntries([
-    ...tok.chunks.map((c, i) => [`tok_${i}`, c]),
-    ...pos.chunks.map((c, i) => [`pos_${i}`, c]),
-  ]);
+  const bindings = [
+    "uniform",
+    "read",
+    "read",
+    "storage",
+    ...tableBindingKinds(tok),
+    ...tableBindingKinds(pos),
+  ] as const;
+  const kernel = await createKernel(
+    ctx,
+    name,
+    embeddingWgsl(tableShape(tok), tableShape(pos)),
+    bindings,
+  );
+  const tableViews = [...tableBindings(tok), ...tableBindings(pos)];
   return {
-    kernel: emb.kernel,
+    kernel,
     encode(rec, a) {
       const width = a.mode === "token" ? tok.cols : pos.cols;
       if (a.mode === "sum" && tok.cols !== pos.cols) {
@@ -101,19 +119,11 @@ export async function createEmbedding(
         );
       }
       const m = a.columns * a.batch;
-      emb.dispatch(
-        rec,
-        {
-          ids: a.ids,
-          pad: a.pad,
-          out: a.out,
-          ...chunks,
-          m,
-          width,
-          batch: a.batch,
-          colStart: a.colStart,
-          mode: MODES[a.mode] | (a.positions ? 4 : 0),
-        },
+      rec.dispatch(
+        kernel,
+        [a.ids, a.pad, a.out, ...tableViews],
+        [m, width, a.batch, a.colStart, MODES[a.mode] | (a.positions ? 4 : 0)],
+        [],
         [Math.ceil(width / 64), m],
         "embedding",
       );

@@ -4,18 +4,13 @@
  *
  * @module
  */
-import { type TableFormat, tableWgsl } from "../tables.ts";
+import { type TableShape, tableWgsl } from "../tables.ts";
 
-/** Shape of a table as the template needs it. */
-export interface TableShape {
-  /** Storage format. */
-  format: TableFormat;
-  /** Words per row. */
-  rowWords: number;
-  /** Rows per chunk. */
-  rowsPerChunk: number;
-  /** Chunk count. */
-  chunks: number;
+export type { TableShape };
+
+/** Bindings a table takes (its buffers or its texture views). */
+function bindingCount(t: TableShape): number {
+  return "chunks" in t ? t.chunks : t.partRows.length;
 }
 
 /**
@@ -23,7 +18,8 @@ export interface TableShape {
  *
  * Bindings: 0 params; 1 `ids: array<u32>` laid out `[column, B]` (the batch's id grid);
  * 2 `pad: array<u32>` `[B]` (left-padding length of each row); 3 `out: array<f32>`
- * `[m, width]`; then the token table chunks, then the position table chunks.
+ * `[m, width]`; then the token table's bindings (its buffers, or the texture views of a tied
+ * LM head's weights, see `TextureTable` in `kernels/tables.ts`), then the position table's.
  *
  * Row `r` of the output is column `col = colStart + r / B`, batch row `b = r % B`. Its OPT
  * position is `col - pad[b]` (`cumsum(mask) * mask - 1`), or `-1` in padding; the position
@@ -49,7 +45,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> pad: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 ${tableWgsl("tok", tok, 4)}
-${tableWgsl("pos", pos, 4 + tok.chunks)}
+${tableWgsl("pos", pos, 4 + bindingCount(tok))}
 
 @compute @workgroup_size(64, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {

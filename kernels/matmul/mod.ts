@@ -30,6 +30,7 @@
  * @module
  */
 import type { Tensor } from "../../model/types.ts";
+import type { RowTable } from "../tables.ts";
 import { type AdapterProfile, adapterProfile } from "../profile.ts";
 import { hostLinear } from "./host.ts";
 import type { ResolvedArgs, Variant, VariantContext, VariantLinear } from "./types.ts";
@@ -97,6 +98,13 @@ export interface MatmulKernels {
    * F32 stays f32, BF16 is converted to f32 exactly. Too-large weights are split by rows.
    */
   uploadLinear(weight: Tensor, bias?: Tensor, label?: string): DeviceLinear;
+  /**
+   * The weights `W[N, K]` of `linear` read as a `[N, K]` row table by the embedding kernel,
+   * without a second copy (a tied LM head is then uploaded and held once): the texture
+   * variant's textures or the storage variants' buffers. The table stays valid as long as
+   * `linear`; `null` where the variant's layout is not readable so.
+   */
+  rowTable(linear: DeviceLinear, label?: string): RowTable | null;
   /**
    * Records the product into `encoder` (one or more passes). Any number of encodes may share
    * one submission: per-call parameters live in immutable cached uniforms.
@@ -357,6 +365,12 @@ export function createMatmulKernels(device: GPUDevice, options: MatmulOptions = 
         resolved.layerNorm = { w, b, eps: args.layerNorm.eps ?? 1e-5 };
       }
       v.encode(encoder, lin, resolved);
+    },
+    rowTable(linear: DeviceLinear, label?: string): RowTable | null {
+      const v = owner.get(linear as VariantLinear);
+      if (!v) throw new Error("matmul: linear was not uploaded by this kernels object");
+      const name = label ?? (linear as { label?: string }).label ?? "linear";
+      return v.rowTable?.(linear as VariantLinear, name) ?? null;
     },
     canNormalise(linear: DeviceLinear): boolean {
       return !!owner.get(linear as VariantLinear)?.layerNorm;

@@ -15,6 +15,7 @@ import {
   ParamCache,
   window,
 } from "./common.ts";
+import type { DeviceTable } from "../tables.ts";
 import type { ResolvedArgs, Variant, VariantContext, VariantLinear } from "./types.ts";
 import { declaredBindings, declaredParams } from "../declare.ts";
 import wF32 from "./w_storage_f32.wgsl" with { type: "text" };
@@ -252,6 +253,28 @@ export class StorageVariant implements Variant {
     const out = [];
     for (let r0 = 0; r0 < m; r0 += rowsMax) out.push({ r0, rows: Math.min(rowsMax, m - r0) });
     return out;
+  }
+
+  /**
+   * The weight buffers as a `[N, K]` table: row `j` of part `p` is words
+   * `[(j - n0) * kw, ... + kw)` of its buffer, as in `kernels/tables.ts` (f16 as pairs).
+   * `null` when the parts are not of equal size (all but the last), which the table needs.
+   */
+  rowTable(linear: VariantLinear, label: string): DeviceTable | null {
+    const lin = linear as StorageLinear;
+    const step = lin.parts[0].n;
+    if (lin.parts.some((p, i) => p.n0 !== i * step)) return null;
+    return {
+      label,
+      rows: lin.n,
+      cols: lin.k,
+      format: lin.f16 ? "f16" : "f32",
+      rowWords: lin.kw,
+      rowsPerChunk: step,
+      chunks: lin.parts.map((p) => p.w),
+      bytes: 0,
+      destroy: () => {},
+    };
   }
 
   upload(host: HostLinear): VariantLinear {

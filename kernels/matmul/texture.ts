@@ -25,6 +25,7 @@ import {
 } from "./common.ts";
 import type { ResolvedArgs, Variant, VariantContext, VariantLinear } from "./types.ts";
 import { declaredBindings, declaredParams } from "../declare.ts";
+import type { TextureTable } from "../tables.ts";
 import { type TextureKernelShape, textureUniformWgsl } from "./v2_texture_uniform.ts";
 import repackCode from "./repack_rows.wgsl" with { type: "text" };
 import repackLnCode from "./repack_ln_rows.wgsl" with { type: "text" };
@@ -46,6 +47,8 @@ export const TEXTURE_SHAPES: Record<number, { cols: number; unroll: number }> = 
 };
 /** Texture widths are padded to a multiple of this many texels (8 lanes x the largest cols). */
 const WIDTH_ALIGN = 32;
+/** Power-of-two widths below this many texels are padded to a non-power of two (see upload). */
+const POT_PAD_MAX_TEXELS = 512;
 /** Rows of X are padded to a multiple of this many floats (256-byte aligned windows). */
 const ROW_ALIGN = 64;
 /** Floats in one uniform window (64 KiB). */
@@ -83,6 +86,68 @@ class TextureLinear implements VariantLinear {
       p.bias.destroy();
     }
     this.groups.clear();
+  }
+}
+
+/** Bytes of one repacked block handed to `writeTexture` (bounds the upload's host copies). */
+const UPLOAD_BLOCK_BYTES = 8 << 20;
+
+/**
+ * Writes `W[part.n0 : part.n0 + part.n, 0 : k]` into `texture` (`[width, height, layers]`
+ * texels) a block of texel columns at a time, so that the host holds the repacked layout and
+ * wgpu's staging copy of at most {@linkcode UPLOAD_BLOCK_BYTES} (plus one texel column) at
+ * once instead of the whole texture twice (an OPT-6.7b LM head: 412 MB each).
+ *
+ * Texel `(x, y, layer)` holds `W[n0 + P*x + i, layer * height + y]`, `i < P` (P = 4 f32 or
+ * 8 f16 per texel); block texel `(x - x0, y, layer)` is element
+ * `((layer * height + y) * bx + (x - x0)) * P + i` of the block. Columns past `part.n` and
+ * rows past `k` are zeros.
+ */
+function writeTextureBlocks(
+  dev: GPUDevice,
+  texture: GPUTexture,
+  host: HostLinear,
+  part: { n0: number; n: number },
+  t: { width: number; height: number; layers: number; perTexel: 4 | 8 },
+): void {
+  const { width, height, layers, perTexel: P } = t;
+  const k = host.k;
+  const columnBytes = height * layers * 16;
+  // whole WIDTH_ALIGN groups of texels (width is a multiple): 512-byte aligned rows
+  const bx = Math.min(
+    width,
+    Math.max(WIDTH_ALIGN, Math.floor(UPLOAD_BLOCK_BYTES / columnBytes / WIDTH_ALIGN) * WIDTH_ALIGN),
+  );
+  const words = new Uint32Array(bx * height * layers * 4);
+  for (let x0 = 0; x0 < width; x0 += bx) {
+    const w = Math.min(bx, width - x0);
+    const block = w === bx ? words : words.subarray(0, w * height * layers * 4);
+    block.fill(0);
+    const j0 = x0 * P, j1 = Math.min(part.n, (x0 + w) * P); // columns of the part
+    const step = w * P;
+    if (host.f16) {
+      const dst = new Uint16Array(block.buffer, 0, block.length * 2);
+      const src = host.f16;
+      for (let j = j0; j < j1; j++) {
+        const so = (part.n0 + j) * k;
+        for (let tk = 0, d = j - j0; tk < k; tk++, d += step) dst[d] = src[so + tk];
+      }
+    } else {
+      const dst = new Float32Array(block.buffer, 0, block.length);
+      const src = host.f32!;
+      for (let j = j0; j < j1; j++) {
+        const so = (part.n0 + j) * k;
+        for (let tk = 0, d = j - j0; tk < k; tk++, d += step) dst[d] = src[so + tk];
+      }
+    }
+    dev.queue.writeTexture(
+      { texture, origin: [x0, 0, 0] },
+      block,
+      { bytesPerRow: w * 16, rowsPerImage: height },
+      [w, height, layers],
+    );
+    // hand the staged block to the queue, so that wgpu can free it once the copy is done
+    dev.queue.submit([]);
   }
 }
 
@@ -203,31 +268,15 @@ export class TextureVariant implements Variant {
     for (const part of splitColumns(n, maxTexels * P, P)) {
       let width = Math.ceil(part.n / P / WIDTH_ALIGN) * WIDTH_ALIGN;
       // llvmpipe compiles a new shader variant (seconds) per power-of-two-ness of texture
-      // sides: keep widths non-powers of two where the limit allows.
-      while ((width & (width - 1)) === 0 && width + WIDTH_ALIGN <= this.#ctx.maxTextureDim) {
+      // sides: keep widths non-powers of two where the limit allows, but only narrow ones,
+      // where the padding is small in bytes. From POT_PAD_MAX_TEXELS on, one more WIDTH_ALIGN
+      // would add about 6 % or less to a large matrix (OPT-6.7b: 0.5 GB over its 32 layers) for a
+      // one-time compile of seconds.
+      while (
+        (width & (width - 1)) === 0 && width < POT_PAD_MAX_TEXELS &&
+        width + WIDTH_ALIGN <= this.#ctx.maxTextureDim
+      ) {
         width += WIDTH_ALIGN;
-      }
-      // Texel (x, y, layer) = W[n0 + P*x + i, layer * height + y], i < P; row index of the
-      // whole stack is k itself, so element (k * width + x) * P + i.
-      const words = new Uint32Array(width * height * layers * 4);
-      if (f16) {
-        const dst = new Uint16Array(words.buffer);
-        const src = host.f16!;
-        for (let j = 0; j < part.n; j++) {
-          const so = (part.n0 + j) * k;
-          let d = (j >> 3) * 8 + (j & 7);
-          const step = width * 8;
-          for (let t = 0; t < k; t++, d += step) dst[d] = src[so + t];
-        }
-      } else {
-        const dst = new Float32Array(words.buffer);
-        const src = host.f32!;
-        for (let j = 0; j < part.n; j++) {
-          const so = (part.n0 + j) * k;
-          let d = (j >> 2) * 4 + (j & 3);
-          const step = width * 4;
-          for (let t = 0; t < k; t++, d += step) dst[d] = src[so + t];
-        }
       }
       const texture = dev.createTexture({
         label: `${label} W[${part.n0}:${part.n0 + part.n}] (${this.name})`,
@@ -235,12 +284,7 @@ export class TextureVariant implements Variant {
         format: f16 ? "rgba32uint" : "rgba32float",
         usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
       });
-      dev.queue.writeTexture(
-        { texture },
-        words,
-        { bytesPerRow: width * 16, rowsPerImage: height },
-        [width, height, layers],
-      );
+      writeTextureBlocks(dev, texture, host, part, { width, height, layers, perTexel: P });
       const biasData = host.bias
         ? host.bias.subarray(part.n0, part.n0 + part.n)
         : new Float32Array(part.n);
@@ -250,7 +294,7 @@ export class TextureVariant implements Variant {
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
       });
       dev.queue.writeBuffer(bias, 0, biasData);
-      bytes += words.byteLength + bias.size;
+      bytes += width * height * layers * 16 + bias.size;
       parts.push({
         n0: part.n0,
         n: part.n,
@@ -261,6 +305,21 @@ export class TextureVariant implements Variant {
       });
     }
     return new TextureLinear(this.name, n, k, P, kp, height, layers, parts, bytes, label);
+  }
+
+  /** The weight textures as a `[N, K]` table (layout in `TextureTable`). */
+  rowTable(linear: VariantLinear, label: string): TextureTable {
+    const lin = linear as TextureLinear;
+    return {
+      label,
+      rows: lin.n,
+      cols: lin.k,
+      format: lin.perTexel === 8 ? "tex-f16" : "tex-f32",
+      height: lin.height,
+      parts: lin.parts.map((p) => ({ n0: p.n0, view: p.view })),
+      bytes: 0,
+      destroy: () => {},
+    };
   }
 
   #scratchFor(bytes: number): GPUBuffer {

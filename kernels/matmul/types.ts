@@ -4,6 +4,7 @@
  * @module
  */
 import type { HostLinear } from "./host.ts";
+import type { RowTable } from "../tables.ts";
 
 /** Encode arguments after validation (see `LinearArgs` in `mod.ts`). */
 export interface ResolvedArgs {
@@ -71,6 +72,8 @@ export interface Variant {
   ready(): Promise<void>;
   /** Whether `encode` takes a LayerNorm prologue (`ResolvedArgs.layerNorm`). */
   readonly layerNorm?: boolean;
+  /** `W[N, K]` of a linear it uploaded as a row table (`N` rows of `K`), or `null`. */
+  rowTable?(linear: VariantLinear, label: string): RowTable | null;
   /** What `encode` dispatches for `m` rows (storage variants; for benchmarks). */
   dispatchShape?(linear: VariantLinear, m: number): {
     kernel: string;
