@@ -220,6 +220,12 @@ export async function writeSlurmArray(
   // Files and folders the task reads or writes: absolute, and granted by name.
   for (const [list, named] of [[reads, paths.read], [writes, paths.write]] as const) {
     for (const [name, path] of Object.entries(named ?? {})) {
+      if (path.startsWith("hf:")) {
+        // a hub dataset id stays an id (fetched into the HF cache before the array is written)
+        reads.push(hubCacheDir());
+        args.push(`--${name}`, path);
+        continue;
+      }
       list.push(resolve(path));
       args.push(`--${name}`, resolve(path));
     }

@@ -5,7 +5,8 @@
  * (every reference on one side) and the held-out inputs are never in the training items; a
  * test file in another format is compared with the training file by input; a missing column
  * is named. The trainer fine-tunes on those items as given (`hooks.items`): the prompts the
- * template made, the references of the training inputs only.
+ * template made, the references of the training inputs only. With `--slurm`, an `hf:` id
+ * stays an id in the array's command line (the tasks read the HF cache).
  */
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { fileURLToPath } from "node:url";
@@ -14,6 +15,9 @@ import { DataError } from "../data/datasets.ts";
 import { HOLDOUT_SEED, procedureData, procedureItems } from "../experiments/procedure.ts";
 import { resolveTrainConfig, train } from "../train/mod.ts";
 import { BUNDLED } from "./helpers.ts";
+import { writeSlurmArray } from "../cli/shard.ts";
+import { procedureCommand } from "../cli/procedure.ts";
+import { hubCacheDir } from "../model/hub.ts";
 import { withTempDir } from "./model_test_helpers.ts";
 
 /** Ten inputs with one to three references each, under non-default column names. */
@@ -135,5 +139,23 @@ Deno.test("procedure data: fine-tuning reads the items as given, held-out inputs
     const pairs = ROWS.length - held.reduce((a, t) => a + t.refs.length, 0);
     assertEquals(line?.startsWith(`data: ${pairs} training pairs from 7 MRs`), true, line);
     assert(Deno.statSync(`${dir}/tuned/config.json`).isFile);
+  });
+});
+
+Deno.test("procedure --slurm: an hf: --train stays a dataset id in the array's command", async () => {
+  await withTempDir(async (dir) => {
+    const out = `${dir}/run`;
+    const code = await writeSlurmArray(
+      { out, train: "hf:acme/e2e_mini:train", test: "hf:acme/e2e_mini:test", steps: 1 },
+      { unitItems: 8, slurm: { shards: 2, maxParallel: 2, resources: [], submit: false } },
+      procedureCommand,
+      { read: { train: "hf:acme/e2e_mini:train", test: "hf:acme/e2e_mini:test" } },
+    );
+    assertEquals(code, 0);
+    const script = Deno.readTextFileSync(`${out}/procedure.sbatch`).replace(/ \\\n\s+/g, " ");
+    assert(script.includes(" --train hf:acme/e2e_mini:train "), script);
+    assert(script.includes(" --test hf:acme/e2e_mini:test "), script);
+    assert(!/\/hf:acme/.test(script), "the id was resolved as a path");
+    assert(script.includes(hubCacheDir()), "the tasks may read the HF cache");
   });
 });
