@@ -47,9 +47,9 @@ const FILE_LIKE = /[\\/]|\.(?:[cm]?[jt]s|tsx|jsx)$/i;
  * ```ts
  * import { servedPolicy } from "./policies.ts";
  * try {
- *   servedPolicy("other.ts", []);
+ *   servedPolicy("my_policy.ts", []);
  * } catch (e) {
- *   console.log((e as Error).message); // policy file other.ts was not loaded at server start ...
+ *   console.log((e as Error).message); // policy file my_policy.ts was not loaded at server start ...
  * }
  * ```
  */
