@@ -15,6 +15,9 @@
  *   --out reports/procedure
  * # on your own data: test on 200 MRs split off the training file, never fine-tuned on
  * deno task skipdecode procedure --model DIR --train my.csv --holdout 200 --items 64
+ * # any format a sweep reads, with its column mapping and template
+ * deno task skipdecode procedure --model DIR --train my.parquet --input-column article \
+ *   --ref-column highlights --template 'Article: {input}\nSummary:' --holdout 50
  * ```
  * @module
  */
@@ -26,6 +29,7 @@ import {
   JSON_OUTPUT,
   MAX_NEW_TOKENS,
   MODEL,
+  OFFLINE,
   OUT,
   POLICIES,
   policiesOption,
@@ -44,7 +48,8 @@ import {
 import { resolveModel } from "../model/hub.ts";
 import { E2E_HELD_OUT } from "./heldout_text.ts";
 import { BUNDLED_DIR, E2E_DEVSET, exists } from "../data/bundled.ts";
-import { SLURM_OPTIONS } from "./slurm.ts";
+import { shellQuote, SLURM_OPTIONS } from "./slurm.ts";
+import { DATA_OPTIONS, templateOption } from "./sweep.ts";
 import { procedureShard, shardSettings, writeSlurmArray } from "./shard.ts";
 
 /**
@@ -95,15 +100,23 @@ export const procedureCommand: Command = {
     }),
     train: {
       kind: "path",
-      value: "CSV",
-      description: "fine-tuning data, mr,ref CSV (default: the bundled E2E devset)",
+      value: "FILE|hf:ID",
+      description: "fine-tuning data: a .csv, .tsv, .jsonl or .parquet file, or a Hugging " +
+        "Face dataset split hf:OWNER/NAME[:CONFIG]:SPLIT, as sweep --data (default: the " +
+        "bundled E2E devset)",
     },
     test: {
       kind: "path",
-      value: "CSV",
-      description: "test data, mr,ref CSV (default: bundled/data/e2e/testset-part2.csv, " +
-        "held out from the bundled models)",
+      value: "FILE|hf:ID",
+      description: "test data, in the forms --train takes (default: " +
+        "bundled/data/e2e/testset-part2.csv, held out from the bundled models)",
     },
+    "input-column": {
+      ...DATA_OPTIONS["input-column"],
+      description: DATA_OPTIONS["input-column"].description + ", of --train and --test",
+    },
+    "ref-column": DATA_OPTIONS["ref-column"],
+    template: DATA_OPTIONS.template,
     holdout: {
       kind: "int",
       min: 1,
@@ -197,6 +210,7 @@ export const procedureCommand: Command = {
       value: "B",
       description: "items per before-sweep unit, a multiple of --batch-size (default 4 batches)",
     },
+    ...OFFLINE,
     ...SLURM_OPTIONS,
   },
   async run(v) {
@@ -214,7 +228,7 @@ export const procedureCommand: Command = {
     const afterOracle = v["after-oracle"] as number;
     const holdout = v.holdout as number | undefined;
     if (holdout !== undefined && v.test !== undefined) {
-      throw new UsageError("--holdout N and --test CSV both name the test data: give one");
+      throw new UsageError("--holdout N and --test FILE both name the test data: give one");
     }
     const png = pngOption(v.png);
     const model = (v.model as string | undefined) ?? DENSE_MODEL_DIR;
@@ -231,15 +245,35 @@ export const procedureCommand: Command = {
       (exists(E2E_HELD_OUT) ? E2E_HELD_OUT : undefined);
     if (testFile === undefined) {
       throw new UsageError(
-        `no --test given and the held-out ${E2E_HELD_OUT} is missing: pass --test CSV`,
+        `no --test given and the held-out ${E2E_HELD_OUT} is missing: pass --test FILE`,
       );
     }
     for (const [opt, file] of [["--train", trainFile], ["--test", testFile]]) {
-      if (!exists(file)) throw new UsageError(`${opt} ${file} not found`);
+      if (!file.startsWith("hf:") && !exists(file)) {
+        throw new UsageError(`${opt} ${file} not found`);
+      }
     }
-    // Parsing now names a malformed file (or a --holdout too large for it) before any work.
+    const template = templateOption(v.template as string | undefined);
+    const inputColumn = v["input-column"] as string | undefined;
+    const refColumn = v["ref-column"] as string | undefined;
+    const columns = {
+      ...(inputColumn !== undefined ? { inputColumn } : {}),
+      ...(refColumn !== undefined ? { refColumn } : {}),
+      ...(template !== undefined ? { template } : {}),
+    };
+    const offline = v.offline ? true : undefined;
+    // Parsing now names a malformed file, a missing column or placeholder (or a --holdout too
+    // large for the data) before any work; an hf: split is downloaded here (once, cached).
+    let dataFiles: string[];
     try {
-      await procedureData({ train: trainFile, test: testFile, holdout, items });
+      dataFiles = (await procedureData({
+        train: trainFile,
+        test: testFile,
+        holdout,
+        items,
+        columns,
+        offline,
+      })).files;
     } catch (e) {
       if (e instanceof RangeError) throw new UsageError(e.message);
       throw e;
@@ -280,6 +314,10 @@ export const procedureCommand: Command = {
       `--model ${model}`,
       `--train ${trainFile}`,
       holdout !== undefined ? `--holdout ${holdout}` : `--test ${testFile}`,
+      ...(inputColumn !== undefined ? [`--input-column ${shellQuote(inputColumn)}`] : []),
+      ...(refColumn !== undefined ? [`--ref-column ${shellQuote(refColumn)}`] : []),
+      ...(v.template !== undefined ? [`--template ${shellQuote(v.template as string)}`] : []),
+      ...(offline ? ["--offline"] : []),
       ...(policyFile ? [`--policy-file ${policyFile}`] : []),
       ...policies.map((p) => `--policy ${p}`),
       `--steps ${steps}`,
@@ -301,6 +339,8 @@ export const procedureCommand: Command = {
       train: trainFile,
       test: testFile,
       ...(holdout !== undefined ? { holdout } : {}),
+      ...(Object.keys(columns).length ? { columns } : {}),
+      ...(offline ? { offline } : {}),
       policies,
       steps,
       items,
@@ -352,7 +392,7 @@ export const procedureCommand: Command = {
           commandLine: command.replaceAll(" \\\n  ", " "),
           config: { ...v, ...procedureOptions },
           model: { source: model, dir: dir ?? model },
-          data: { source: testFile, files: [trainFile, testFile], items: result.before.items },
+          data: { source: testFile, files: dataFiles, items: result.before.items },
           backend: { name: result.before.backend },
           startedAt,
         },

@@ -2,7 +2,8 @@
  * `skipdecode serve` (`deno task serve`): an OpenAI-compatible completions server on
  * `127.0.0.1` over the continuous-batching scheduler of `serve/`. SIGTERM (or SIGINT) stops
  * admitting, lets running rows finish for `--shutdown-timeout` seconds, cancels the rest and
- * exits 0.
+ * exits 0. `--policy-file FILE.ts` (repeatable) loads policies at start; a request's `policy`
+ * field may then name them (or a loaded file with one policy): a request never loads code.
  *
  * @example
  * ```sh
@@ -21,14 +22,28 @@ import {
   OFFLINE,
   POLICY,
   POLICY_FILE,
-  policyOption,
   PROMPT_MODE,
   withDefault,
 } from "./options.ts";
 import { loadModel } from "../decode/mod.ts";
 import type { BackendName } from "../backend/mod.ts";
-import { ADMISSION_MODES, type AdmissionMode, Scheduler, startServer } from "../serve/mod.ts";
-import { dimsFromConfig, plan } from "../schedule/mod.ts";
+import {
+  ADMISSION_MODES,
+  type AdmissionMode,
+  assertDistinctNames,
+  Scheduler,
+  servedPolicy,
+  type ServedPolicyFile,
+  startServer,
+} from "../serve/mod.ts";
+import {
+  dimsFromConfig,
+  plan,
+  type Policy,
+  type PromptMode,
+  withPromptMode,
+} from "../schedule/mod.ts";
+import { loadPolicyFile } from "../schedule/policy_file.ts";
 
 /** The `serve` command. */
 export const serveCommand: Command = {
@@ -51,9 +66,14 @@ export const serveCommand: Command = {
     },
     ...withDefault(POLICY, undefined, {
       description: "default exit policy, full unless given (a request's `policy` field " +
-        "overrides it)",
+        "overrides it; may name a --policy-file policy)",
     }),
-    ...POLICY_FILE,
+    ...withDefault(POLICY_FILE, undefined, {
+      multiple: true,
+      description: "policies of your own, loaded at start (a module exporting defineSchedule " +
+        "descriptors or policy functions): a request's `policy` may name them, or the file " +
+        "when it holds one; the default policy when it is the only one and --policy is absent",
+    }),
     ...withDefault(PROMPT_MODE, undefined, { description: "prompt mode of the default policy" }),
     ...BACKEND,
     ...withDefault(BATCH_SIZE, 8, { description: "rows decoded at once" }),
@@ -100,7 +120,7 @@ export const serveCommand: Command = {
     const maxTokensLimit = v["max-tokens-limit"] as number;
     const graceS = v["shutdown-timeout"] as number;
     const mode = v.mode as AdmissionMode;
-    const policy = await policyOption(v); // errors name --policy or the policy file
+    const { policy, policyFiles } = await servedPolicies(v); // errors name the option or file
     let apiKey = v["api-key"] as string | undefined;
     try {
       apiKey ??= Deno.env.get("SKIPDECODE_API_KEY") || undefined;
@@ -128,11 +148,18 @@ export const serveCommand: Command = {
         apiKey,
         maxTokensLimit,
         port,
+        policyFiles,
       });
       console.log(
         `skipdecode serve: listening on ${server.url} (model "${modelName}" = ` +
           `${modelLabel(model)} on ` +
-          `${model.backend.name}, ${capacity} rows, ${mode} admission, policy ${policy})`,
+          `${model.backend.name}, ${capacity} rows, ${mode} admission, policy ${policy}` +
+          (policyFiles.length
+            ? `; requests may name ${
+              policyFiles.flatMap((f) => f.policies.map((p) => `${p.name} (${f.file})`)).join(", ")
+            }`
+            : "") +
+          ")",
       );
       let stopping = false;
       const stop = () => {
@@ -154,3 +181,33 @@ export const serveCommand: Command = {
     }
   },
 };
+
+/**
+ * The server's default policy and the policy files requests may name: every `--policy-file`
+ * loaded (no two exporting the same name); the default is `--policy` (built-in or a loaded
+ * file's), else the files' policy when there is exactly one, else `full`.
+ */
+async function servedPolicies(
+  v: Record<string, unknown>,
+): Promise<{ policy: Policy; policyFiles: ServedPolicyFile[] }> {
+  const files = (v["policy-file"] as string[] | undefined) ?? [];
+  const spec = v.policy as string | undefined;
+  const mode = v["prompt-mode"] as PromptMode | undefined;
+  const policyFiles: ServedPolicyFile[] = [];
+  for (const file of files) policyFiles.push({ file, policies: await loadPolicyFile(file) });
+  try {
+    assertDistinctNames(policyFiles);
+  } catch (e) {
+    throw new UsageError(`--policy-file: ${(e as Error).message}`);
+  }
+  const custom = policyFiles.flatMap((f) => f.policies);
+  let policy = custom.length === 1 ? custom[0] : undefined;
+  try {
+    if (spec !== undefined || policy === undefined) {
+      policy = servedPolicy(spec ?? "full", policyFiles);
+    }
+  } catch (e) {
+    throw new UsageError(`--policy ${spec}: ${(e as Error).message}`);
+  }
+  return { policy: withPromptMode(policy, mode), policyFiles };
+}

@@ -31,7 +31,6 @@ import { exists } from "../data/bundled.ts";
 import { sbatchScript, SLURM_OPTION_NAMES, slurmResources, submitAndWait } from "./slurm.ts";
 import { TOOLKIT_ENV } from "./options.ts";
 import { mergeRunFolder } from "./merge.ts";
-import { sweepItemsFromE2e } from "../experiments/sweep.ts";
 import { loadModel } from "../decode/mod.ts";
 import {
   isTunedPolicy,
@@ -231,6 +230,12 @@ export async function writeSlurmArray(
   // Files and folders the task reads or writes: absolute, and granted by name.
   for (const [list, named] of [[reads, paths.read], [writes, paths.write]] as const) {
     for (const [name, path] of Object.entries(named ?? {})) {
+      if (path.startsWith("hf:")) {
+        // a hub dataset id stays an id (fetched into the HF cache before the array is written)
+        reads.push(hubCacheDir());
+        args.push(`--${name}`, path);
+        continue;
+      }
       list.push(resolve(path));
       args.push(`--${name}`, resolve(path));
     }
@@ -325,7 +330,7 @@ export interface ProcedureShardSettings {
 export async function procedureShard(s: ProcedureShardSettings): Promise<number> {
   const o = s.options;
   const { test, overlap } = await procedureData(o);
-  const items = sweepItemsFromE2e(test);
+  const items = test;
   const policies = procedurePolicyOrder(o.policies);
   // The base model's description, configuration and backend, as the single run's sweep has them.
   const base = await loadModel(o.model, { backend: o.backend ?? "auto" });

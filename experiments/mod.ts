@@ -116,6 +116,7 @@ export {
   writeSweepReport,
 } from "./report.ts";
 export {
+  type DataItem,
   fineTuneCopy,
   isTunedPolicy,
   type LaterTokens,
@@ -123,7 +124,9 @@ export {
   overlappingItems,
   type PositionSeries,
   type ProcedureAfter,
+  procedureData,
   procedureFigures,
+  procedureItems,
   type ProcedureOptions,
   procedureOracle,
   procedurePolicyOrder,

@@ -30,7 +30,7 @@ import { parsePolicy } from "../schedule/mod.ts";
 import { resolveTrainConfig } from "../train/config.ts";
 import { type StepLog, train } from "../train/trainer.ts";
 import { splitItems } from "../train/data.ts";
-import { type E2eItem, loadE2eCsv } from "../data/datasets.ts";
+import { loadTable, type TableItemOptions, tableItems } from "../data/table.ts";
 import { bootstrapMean, type Interval, positionIntervals } from "../eval/bootstrap.ts";
 import type { ProgressMode } from "../io/progress.ts";
 import { frontierChart, intervalChart } from "../plots/charts.ts";
@@ -47,22 +47,26 @@ import {
   RUN_MANIFEST_FILE,
   toCsv,
 } from "./manifest.ts";
-import {
-  runSweep,
-  type SweepItem,
-  sweepItemsFromE2e,
-  type SweepResult,
-  type SweepRow,
-} from "./sweep.ts";
+import { runSweep, type SweepItem, type SweepResult, type SweepRow } from "./sweep.ts";
 
 /** What {@linkcode runProcedure} needs. */
 export interface ProcedureOptions {
   /** The model folder (a dense checkpoint, as a pretrained OPT; the report says "base model"). */
   model: string;
-  /** Training CSV (`mr,ref`). */
+  /**
+   * Training data: a CSV, TSV, JSONL or Parquet file, or a Hugging Face dataset split
+   * `hf:OWNER/NAME[:CONFIG]:SPLIT` (read as a sweep's `--data`, `data/table.ts`).
+   */
   train: string;
-  /** Test CSV (`mr,ref`); should share no MR with `train`. Unused with `holdout`. */
+  /** Test data, in any of those forms; should share no input with `train`. Unused with `holdout`. */
   test: string;
+  /**
+   * The columns and prompt template of both files (as a sweep's `--input-column`,
+   * `--ref-column`, `--template`; default the E2E form: `mr`, `ref`, `"{input}\n"`).
+   */
+  columns?: TableItemOptions;
+  /** Never download an `hf:` dataset (default: `$HF_HUB_OFFLINE`). */
+  offline?: boolean;
   /**
    * Hold out this many MRs of `train` (a seeded split by MR, {@linkcode HOLDOUT_SEED}) as
    * the test data: they are never fine-tuned on, and `test` is not read. Default 0 (test
@@ -199,13 +203,44 @@ export function isTunedPolicy(policy: string): boolean {
  * overlappingItems([{ mr: "a", refs: ["x"] }], [{ mr: "a", refs: ["y"] }, { mr: "b", refs: ["z"] }]); // [0]
  * ```
  */
-export function overlappingItems(
-  train: readonly E2eItem[],
-  test: readonly E2eItem[],
+export function overlappingItems<T extends DataItem, U extends DataItem>(
+  train: readonly T[],
+  test: readonly U[],
 ): number[] {
-  const norm = (s: string) => s.trim().replace(/\s+/g, " ");
-  const seen = new Set(train.map((t) => norm(t.mr)));
-  return test.flatMap((t, i) => seen.has(norm(t.mr)) ? [i] : []);
+  const norm = (t: DataItem) => ("input" in t ? t.input : t.mr).trim().replace(/\s+/g, " ");
+  const seen = new Set(train.map(norm));
+  return test.flatMap((t, i) => seen.has(norm(t)) ? [i] : []);
+}
+
+/** An item of a data table (its `input` column) or of an E2E file (its `mr`). */
+export type DataItem = { input: string } | { mr: string };
+
+/**
+ * The items of one of the procedure's data files (any format a sweep reads), grouped by
+ * input, with the prompts its columns and template make.
+ *
+ * @param file a CSV, TSV, JSONL or Parquet file, or `hf:OWNER/NAME[:CONFIG]:SPLIT`
+ * @param o the columns, template and offline mode
+ * @returns the items (`prompt`, `refs`, `input`), with `files`: the files read
+ * @throws DataError naming the file and the column, placeholder or row at fault
+ * @example
+ * ```ts
+ * import { procedureItems } from "./procedure.ts";
+ * const items = await procedureItems("bundled/data/e2e/testset-part2.csv", {});
+ * items[0].prompt.endsWith("\n"); // true
+ * ```
+ */
+export async function procedureItems(
+  file: string,
+  o: Pick<ProcedureOptions, "columns" | "offline">,
+): Promise<(SweepItem & { input: string })[] & { files: string[] }> {
+  const table = await loadTable(file, { offline: o.offline });
+  const items = tableItems(table, o.columns ?? {}).map((t) => ({
+    prompt: t.prompt,
+    refs: t.refs,
+    input: t.input,
+  }));
+  return Object.assign(items, { files: table.files });
 }
 
 /** The seed of `--holdout`'s split by MR (the trainer's default seed, so both agree). */
@@ -225,9 +260,9 @@ export const HOLDOUT_SEED = 0;
  * ```
  */
 export async function procedureData(
-  o: Pick<ProcedureOptions, "train" | "test" | "holdout" | "items">,
-): Promise<{ train: E2eItem[]; test: E2eItem[]; overlap: number[] }> {
-  const all = await loadE2eCsv(o.train);
+  o: Pick<ProcedureOptions, "train" | "test" | "holdout" | "items" | "columns" | "offline">,
+): Promise<{ train: SweepItem[]; test: SweepItem[]; overlap: number[]; files: string[] }> {
+  const all = await procedureItems(o.train, o);
   const n = o.holdout ?? 0;
   if (n > 0) {
     if (n >= all.length) {
@@ -238,10 +273,21 @@ export async function procedureData(
     // the trainer makes the same split (heldOut n, seed HOLDOUT_SEED) and never trains on it
     const split = splitItems(all, n, HOLDOUT_SEED);
     const test = split.heldOut.slice(0, o.items);
-    return { train: split.train, test, overlap: overlappingItems(split.train, test) };
+    return {
+      train: split.train,
+      test,
+      overlap: overlappingItems(split.train, test),
+      files: all.files,
+    };
   }
-  const test = (await loadE2eCsv(o.test)).slice(0, o.items);
-  return { train: all, test, overlap: overlappingItems(all, test) };
+  const tests = await procedureItems(o.test, o);
+  const test = tests.slice(0, o.items);
+  return {
+    train: all,
+    test,
+    overlap: overlappingItems(all, test),
+    files: [...new Set([...all.files, ...tests.files])],
+  };
 }
 
 /** Per-item NLL gap (policy − full) by position of one sweep, for one policy. */
@@ -376,7 +422,7 @@ export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult
     );
   }
   const policies = procedurePolicyOrder(o.policies);
-  const items: SweepItem[] = sweepItemsFromE2e(test);
+  const items: SweepItem[] = test;
   const sweepOpts = {
     maxNewTokens: o.maxNewTokens ?? 64,
     batchSize: o.batchSize ?? 8,
@@ -503,6 +549,7 @@ export async function fineTuneCopy(
   const dir = `${o.modelsDir}/${String(k).padStart(2, "0")}-${slug(policy)}`;
   note(`fine-tuning for ${policy}: ${o.steps} steps on ${o.train} -> ${dir}`);
   const t = performance.now();
+  const items = await procedureItems(o.train, o); // split below as procedureData splits them
   const result = await train(
     resolveTrainConfig([{
       model: o.model,
@@ -518,7 +565,12 @@ export async function fineTuneCopy(
       evalEvery: 0,
       backend: o.trainBackend ?? "cpu",
     }]),
-    { overwrite: true, onNote: note, onStep: o.onStep && ((log) => o.onStep!(policy, log)) },
+    {
+      overwrite: true,
+      onNote: note,
+      items,
+      onStep: o.onStep && ((log) => o.onStep!(policy, log)),
+    },
   );
   return {
     dir,
@@ -767,7 +819,8 @@ export async function writeProcedureReport(
   }
   set["report.md"] = out.join("\n");
   if (options.manifest) {
-    const test = sweepItemsFromE2e((await loadE2eCsv(o.test)).slice(0, r.before.items));
+    // the items measured: the first of --test, or of the MRs held out of --train
+    const test = (await procedureData(o)).test.slice(0, r.before.items);
     const rows = [
       ...sweepItemRows(r.before, test).map((x) => ({ phase: "before", ...x })),
       ...r.after.flatMap((a) =>

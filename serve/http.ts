@@ -29,6 +29,7 @@ import type { OptTokenizer } from "../tokenizer/mod.ts";
 import { dimsFromConfig, plan } from "../schedule/mod.ts";
 import { ApiError, type CompletionParams, parseCompletionBody } from "./openai.ts";
 import { prometheusText } from "./metrics.ts";
+import type { ServedPolicyFile } from "./policies.ts";
 import {
   type Completion,
   type CompletionHandle,
@@ -52,6 +53,11 @@ export interface ServerOptions {
   apiKey?: string;
   /** Largest `max_tokens` (default 256). */
   maxTokensLimit?: number;
+  /**
+   * Policy files loaded at start (`serve --policy-file`): a request's `policy` may name their
+   * policies, or a file with one policy (`servedPolicy` in `policies.ts`).
+   */
+  policyFiles?: readonly ServedPolicyFile[];
   /** Port on 127.0.0.1; 0 (default) picks a free one. */
   port?: number;
 }
@@ -193,6 +199,7 @@ async function completions(req: Request, options: ServerOptions): Promise<Respon
   const p = parseCompletionBody(body, {
     model: modelName,
     maxTokensLimit: options.maxTokensLimit ?? 256,
+    policyFiles: options.policyFiles,
   });
   const prompts = p.prompts.map((x) => typeof x === "string" ? tokenizer.encode(x) : x);
   const policy = p.policy ?? scheduler.policy;

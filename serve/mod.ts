@@ -41,4 +41,5 @@ export {
   parseCompletionBody,
 } from "./openai.ts";
 export { prometheusText } from "./metrics.ts";
+export { assertDistinctNames, servedPolicy, type ServedPolicyFile } from "./policies.ts";
 export { completionsHandler, type RunningServer, type ServerOptions, startServer } from "./http.ts";

@@ -6,7 +6,7 @@
  * ids or a list of such lists), `max_tokens`, `temperature` (0 = greedy, the default here,
  * unlike OpenAI's 1, so that a bare request equals `generate`), `top_p`, `seed`, `stop`,
  * `stream`, `stream_options.include_usage`, `n` (1 only), `user`, the SkipDecode extensions `policy` (the
- * `--policy` syntax) and `speculative` (draft length K: the policy drafts, all layers verify) and vLLM's extension `ignore_eos`. Fields of OpenAI's API that the server cannot honour
+ * `--policy` syntax, or a policy of a file the server loaded at start: {@linkcode servedPolicy}) and `speculative` (draft length K: the policy drafts, all layers verify) and vLLM's extension `ignore_eos`. Fields of OpenAI's API that the server cannot honour
  * (`echo`, `logprobs`, `best_of` > 1, penalties, `logit_bias`, `suffix`) and unknown fields
  * are refused, not ignored.
  *
@@ -20,7 +20,8 @@
  * ```
  * @module
  */
-import { parsePolicy, type Policy } from "../schedule/mod.ts";
+import type { Policy } from "../schedule/mod.ts";
+import { servedPolicy, type ServedPolicyFile } from "./policies.ts";
 
 /** An API error: HTTP status, message, OpenAI error type and the field at fault. */
 export class ApiError extends Error {
@@ -91,6 +92,11 @@ export interface CompletionLimits {
   model: string;
   /** Largest `max_tokens`. */
   maxTokensLimit: number;
+  /**
+   * Policy files loaded at server start (`serve --policy-file`): a request's `policy` may name
+   * one of their policies, or a file itself (its only policy). Absent: built-in policies only.
+   */
+  policyFiles?: readonly ServedPolicyFile[];
 }
 
 const KNOWN = new Set([
@@ -230,7 +236,7 @@ export function parseCompletionBody(body: unknown, limits: CompletionLimits): Co
   const policy = optional(b.policy, undefined as Policy | undefined, (v) => {
     if (typeof v !== "string") throw bad("policy", 'must be a policy string such as "full"');
     try {
-      return parsePolicy(v);
+      return servedPolicy(v, limits.policyFiles ?? []);
     } catch (e) {
       throw bad("policy", (e as Error).message);
     }

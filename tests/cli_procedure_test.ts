@@ -197,3 +197,74 @@ Deno.test("procedure: a tiny run on overlapping data warns, is marked not held o
   assertEquals(tuned.length, 1, String(tuned));
   assert(Deno.statSync(`${box.dir}/models/${tuned[0]}/config.json`).isFile);
 });
+
+Deno.test("procedure: --train in another format, with a column mapping, template and --holdout", async () => {
+  using box = sandbox("procedure-formats");
+  // 30 E2E rows (8 MRs) as JSONL under other column names
+  const rows = Deno.readTextFileSync(new URL("../bundled/data/e2e/devset.csv", import.meta.url))
+    .split("\n").slice(0, 31).join("\n") + "\n";
+  const parsed = parseCsv(rows, "devset.csv").slice(1);
+  Deno.writeTextFileSync(
+    `${box.dir}/d.jsonl`,
+    parsed.map((r) => JSON.stringify({ meaning: r.fields[0], text: r.fields[1] })).join("\n") +
+      "\n",
+  );
+  const lin = "linear:max=8,min=2,warmup=1,horizon=6";
+  const args = [
+    "procedure",
+    "--model",
+    TINY,
+    "--train",
+    `${box.rel}/d.jsonl`,
+    "--holdout",
+    "2",
+    "--input-column",
+    "meaning",
+    "--ref-column",
+    "text",
+    "--template",
+    "{input}\\n",
+    "--policy",
+    lin,
+    "--steps",
+    "1",
+    "--train-batch-size",
+    "2",
+    "--items",
+    "2",
+    "--max-new-tokens",
+    "4",
+    "--batch-size",
+    "2",
+    "--oracle",
+    "0",
+    "--resamples",
+    "20",
+    "--backend",
+    "cpu",
+    "--no-cache",
+    "--json",
+    "--out",
+    `${box.rel}/report`,
+    "--models-dir",
+    `${box.rel}/models`,
+  ];
+  const r = await cli(args);
+  assertEquals(r.code, 0, r.stderr);
+  assert(!r.stderr.includes("WARNING"), r.stderr);
+  const j = JSON.parse(r.stdout);
+  assertEquals([j.heldOut, j.overlap], [true, 0]);
+  assertEquals(j.before.map((x: { policy: string }) => x.policy), ["full", lin]);
+  const report = Deno.readTextFileSync(`${box.dir}/report/report.md`);
+  for (const part of ["--input-column meaning", "--ref-column text", "--template '{input}\\n'"]) {
+    assertStringIncludes(report, part, "the Reproduce block");
+  }
+  const m = JSON.parse(Deno.readTextFileSync(`${box.dir}/report/manifest.json`));
+  assertEquals(m.data.items, 2);
+  assertStringIncludes(JSON.stringify(m.data), "d.jsonl");
+  // a column the file does not have: one line naming the option, before any work
+  oneLineError(
+    await cli([...args.slice(0, 7), "--input-column", "mr", "--out", `${box.rel}/r2`]),
+    "--input-column",
+  );
+});

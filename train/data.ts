@@ -37,10 +37,37 @@ export function e2eExamples(
   tokenizer: TextEncoder,
   maxLength = Infinity,
 ): { examples: Example[]; dropped: number } {
+  return promptExamples(
+    items.map((it) => ({ prompt: `${it.mr}\n`, refs: it.refs })),
+    tokenizer,
+    maxLength,
+  );
+}
+
+/**
+ * One example per (prompt, reference) pair of items whose prompts are made already (e.g. a
+ * data table's items through a template): prompt = BOS + tokens of the prompt, target =
+ * tokens of the reference + EOS. Pairs longer than `maxLength` tokens in all are dropped
+ * (count returned).
+ *
+ * @example
+ * ```ts
+ * import { loadTokenizer } from "../tokenizer/mod.ts";
+ * import { promptExamples } from "./data.ts";
+ * const tok = await loadTokenizer("bundled/models/tiny-opt-e2e");
+ * const { examples } = promptExamples([{ prompt: "Summary: x\n", refs: ["x ."] }], tok);
+ * console.log(examples.length); // 1
+ * ```
+ */
+export function promptExamples(
+  items: readonly { prompt: string; refs: readonly string[] }[],
+  tokenizer: TextEncoder,
+  maxLength = Infinity,
+): { examples: Example[]; dropped: number } {
   const examples: Example[] = [];
   let dropped = 0;
   for (const item of items) {
-    const prompt = tokenizer.encode(`${item.mr}\n`);
+    const prompt = tokenizer.encode(item.prompt);
     if (prompt[0] !== tokenizer.bosTokenId) prompt.unshift(tokenizer.bosTokenId);
     for (const ref of item.refs) {
       const target = [...tokenizer.encode(ref, { addBos: false }), tokenizer.eosTokenId];

@@ -57,6 +57,7 @@ export { resolveTrainConfig, TRAIN_DEFAULTS, type TrainConfig, TrainError } from
 export {
   e2eExamples,
   lengthBatches,
+  promptExamples,
   shuffled,
   splitItems,
   type TextEncoder,

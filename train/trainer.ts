@@ -11,11 +11,11 @@ import { loadE2eCsv, readText } from "../data/datasets.ts";
 import { atomicWrite, checkOutputPath, OutputFolder, withInterruptsHeld } from "../io/output.ts";
 import { lossCurveChart } from "../plots/charts.ts";
 import { toHtml } from "../plots/html.ts";
-import { loadTokenizer } from "../tokenizer/mod.ts";
+import { loadTokenizer, type OptTokenizer } from "../tokenizer/mod.ts";
 import { collate, type Example } from "./batch.ts";
 import { loadTrainingCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { resolveTrainConfig, type TrainConfig, TrainError } from "./config.ts";
-import { e2eExamples, lengthBatches, splitItems, textExamples } from "./data.ts";
+import { lengthBatches, promptExamples, splitItems, textExamples } from "./data.ts";
 import { seededRandom } from "../model/random.ts";
 import { CpuEngine, type TrainEngine } from "./engine.ts";
 import { evaluateNll, type TrainNllResult } from "./evaluate.ts";
@@ -95,6 +95,12 @@ export interface TrainHooks {
    * folder is refused, unless it holds the checkpoint being resumed).
    */
   overwrite?: boolean;
+  /**
+   * The training items, prompts made (e.g. a data table's items through a template; the
+   * procedure's `--train` in any format): used instead of reading `config.data`, which then
+   * only names them. Split by item with `config.heldOut` and `config.seed` as an E2E file is.
+   */
+  items?: readonly { prompt: string; refs: readonly string[] }[];
   /** Builds the engine (default: the CPU engine, or the WebGPU one for `backend: "webgpu"`). */
   engine?: (params: ParamSet, config: TrainConfig, adam?: AdamState) => Promise<TrainEngine>;
 }
@@ -161,8 +167,10 @@ async function loadData(
   config: TrainConfig,
   tokenizerDir: string,
   note: (s: string) => void,
+  given?: readonly { prompt: string; refs: readonly string[] }[],
 ): Promise<{ train: Example[]; heldOut: Example[] }> {
   const tok = await loadTokenizer(tokenizerDir);
+  if (given !== undefined) return itemExamples(given, config, tok, note, "data");
   const isText = config.data !== "e2e" && !config.data.endsWith(".csv");
   if (isText) {
     const text = await readText(config.data, "training text");
@@ -176,10 +184,22 @@ async function loadData(
     return { train, heldOut };
   }
   const items = await loadE2eCsv(config.data === "e2e" ? SHARED_E2E_DEVSET : config.data);
+  const prompted = items.map((it) => ({ prompt: `${it.mr}\n`, refs: it.refs }));
+  return itemExamples(prompted, config, tok, note, "E2E data");
+}
+
+/** Examples of prompted items: split by item (heldOut, seed), one per (prompt, reference). */
+function itemExamples(
+  items: readonly { prompt: string; refs: readonly string[] }[],
+  config: TrainConfig,
+  tok: OptTokenizer,
+  note: (s: string) => void,
+  what: string,
+): { train: Example[]; heldOut: Example[] } {
   const split = splitItems(items, Math.min(config.heldOut, items.length - 1), config.seed);
-  const train = e2eExamples(split.train, tok, config.maxLength);
+  const train = promptExamples(split.train, tok, config.maxLength);
   // held-out examples: the first reference of each held-out mr, then the second, ...
-  const perMr = split.heldOut.map((it) => e2eExamples([it], tok, config.maxLength).examples);
+  const perMr = split.heldOut.map((it) => promptExamples([it], tok, config.maxLength).examples);
   const heldOut: Example[] = [];
   for (let k = 0; heldOut.length < config.evalExamples; k++) {
     const round = perMr.filter((e) => e.length > k).map((e) => e[k]);
@@ -187,7 +207,7 @@ async function loadData(
     heldOut.push(...round.slice(0, config.evalExamples - heldOut.length));
   }
   note(
-    `E2E data: ${train.examples.length} training pairs from ${split.train.length} MRs` +
+    `${what}: ${train.examples.length} training pairs from ${split.train.length} MRs` +
       `${
         train.dropped ? ` (${train.dropped} longer than ${config.maxLength} tokens dropped)` : ""
       }` +
@@ -314,7 +334,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const modelCfg = ck.params.config;
   const L = modelCfg.numHiddenLayers, pad = modelCfg.padTokenId;
   const maxLength = Math.min(config.maxLength, modelCfg.maxPositionEmbeddings + 1);
-  const data = await loadData({ ...config, maxLength }, source, note);
+  const data = await loadData({ ...config, maxLength }, source, note, hooks.items);
   if (data.train.length === 0) throw new TrainError(`no training examples in ${config.data}`);
   const policySource = parsePolicySource(config.policy);
   if (policySource.kind === "random") {
