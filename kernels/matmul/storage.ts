@@ -390,7 +390,8 @@ export class StorageVariant implements Variant {
             ye: yw.elem,
             re: rw.elem,
             pad0: ln ? epsBits(ln.eps) : 0,
-            pad1: 0,
+            pad1: 0, // v1/v3's last word
+            ve: 0, // the GEMV's value-cache offset, used only by its split q/k/v mode (qkv.ts)
           };
           return dev.createBindGroup({
             label: `${lin.label} part ${pi} (${this.name})`,
