@@ -9,6 +9,7 @@ import { writeRandomCheckpoint } from "../model/fixture.ts";
 import { type DownloadProgress, hubCacheDir, resolveModel } from "../model/hub.ts";
 import { assertCheckpointError, sharedModelDir, withTempDir } from "./model_test_helpers.ts";
 import { sharedPath } from "./helpers.ts";
+import { plantSymlink } from "./plant_helpers.ts";
 
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 
@@ -403,13 +404,13 @@ Deno.test("hub: a link planted in the cache (refs/main, a partial download) is r
       const a = `${tmp}/a`;
       const snap = `${a}/models--test-org--tiny-opt/snapshots/${COMMIT}`;
       Deno.mkdirSync(snap, { recursive: true });
-      Deno.symlinkSync(victim, `${snap}/config.json.incomplete`);
+      plantSymlink(victim, `${snap}/config.json.incomplete`);
       await assertCheckpointError(() => get(a), "format", "config.json.incomplete");
       assertEquals(Deno.readTextFileSync(victim), "precious\n");
       // refs/main that is a link: it was overwritten with the commit.
       const b = `${tmp}/b`;
       Deno.mkdirSync(`${b}/models--test-org--tiny-opt/refs`, { recursive: true });
-      Deno.symlinkSync(victim, `${b}/models--test-org--tiny-opt/refs/main`);
+      plantSymlink(victim, `${b}/models--test-org--tiny-opt/refs/main`);
       await assertCheckpointError(() => get(b), "format", "refs/main");
       assertEquals(Deno.readTextFileSync(victim), "precious\n");
     } finally {

@@ -151,7 +151,7 @@ Deno.test("procedure from a bare clone: the README command writes a held-out rep
     // --holdout and --test together are refused
     const both = await run(clone, ["procedure", "--holdout", "3", "--test", "out/small.csv"]);
     assertEquals(both.code, 2);
-    assertStringIncludes(both.stderr, "--holdout N and --test CSV");
+    assertStringIncludes(both.stderr, "--holdout N and --test FILE");
   } finally {
     Deno.removeSync(tmp, { recursive: true });
   }
