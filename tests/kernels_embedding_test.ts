@@ -22,6 +22,48 @@ import {
 const V = 37, E = 45, POS = 30, B = 3, COLS = 9;
 const PADS = [0, 2, 5];
 
+type Gpu = NonNullable<Awaited<ReturnType<typeof testGpu>>>;
+type Embedding = Awaited<ReturnType<typeof createEmbedding>>;
+type Mode = "sum" | "token" | "position";
+
+/**
+ * Rows at their own positions (the per-row engine: `pad[b]` is row b's position): the kernel's
+ * `[n, width]` output, and the CPU's (`tok`/`posT` the tables as f32, OPT's +2 position offset).
+ */
+async function rowsAtPositions(
+  gpu: Gpu,
+  emb: Embedding,
+  o: { ids: Uint32Array; pos: Uint32Array; mode: Mode; width: number },
+  tok: Float32Array,
+  posT: Float32Array,
+): Promise<{ got: Float32Array; want: Float32Array }> {
+  const n = o.ids.length, W = o.width;
+  const out = poisoned(gpu, n * W);
+  const rec = recorder(gpu);
+  rec.begin();
+  emb.encode(rec, {
+    ids: upload(gpu, o.ids),
+    pad: upload(gpu, o.pos),
+    out,
+    batch: n,
+    colStart: 0,
+    columns: 1,
+    mode: o.mode,
+    positions: true,
+  });
+  gpu.device.queue.submit([rec.finish()]);
+  const got = await readF32(gpu, out);
+  const want = new Float32Array(n * W);
+  for (let row = 0; row < n; row++) {
+    for (let i = 0; i < W; i++) {
+      const t = o.mode === "position" ? 0 : tok[o.ids[row] * W + i];
+      const p = o.mode === "token" ? 0 : posT[(o.pos[row] + 2) * W + i];
+      want[row * W + i] = Math.fround(t + p);
+    }
+  }
+  return { got, want };
+}
+
 Deno.test({
   name:
     "embedding kernel: token + position rows with left padding or at given positions, every dtype, split tables",
@@ -97,29 +139,13 @@ Deno.test({
         const rowIds = Uint32Array.from({ length: n }, () => Math.floor(r() * V));
         const rowPos = Uint32Array.from({ length: n }, () => Math.floor(r() * (POS - 2)));
         for (const mode of ["sum", "token", "position"] as const) {
-          const out = poisoned(gpu, n * E);
-          const rec = recorder(gpu);
-          rec.begin();
-          emb.encode(rec, {
-            ids: upload(gpu, rowIds),
-            pad: upload(gpu, rowPos),
-            out,
-            batch: n,
-            colStart: 0,
-            columns: 1,
-            mode,
-            positions: true,
-          });
-          gpu.device.queue.submit([rec.finish()]);
-          const got = await readF32(gpu, out);
-          const want = new Float32Array(n * E);
-          for (let row = 0; row < n; row++) {
-            for (let i = 0; i < E; i++) {
-              const t = mode === "position" ? 0 : tok[rowIds[row] * E + i];
-              const p = mode === "token" ? 0 : posT[(rowPos[row] + 2) * E + i];
-              want[row * E + i] = Math.fround(t + p);
-            }
-          }
+          const { got, want } = await rowsAtPositions(
+            gpu,
+            emb,
+            { ids: rowIds, pos: rowPos, mode, width: E },
+            tok,
+            posT,
+          );
           assertEquals(maxAbsDiff(got, want), 0, `${dtype} ${mode} at own positions`);
         }
         if (maxBindingBytes) assertLess(1, tt.chunks.length);
@@ -170,28 +196,13 @@ Deno.test({
           const parts: number = "chunks" in tt ? tt.chunks.length : tt.parts.length;
           const emb = await createEmbedding(gpu, tt, pt);
           for (const mode of ["sum", "token"] as const) {
-            const out = poisoned(gpu, n * EH);
-            const rec = recorder(gpu);
-            rec.begin();
-            emb.encode(rec, {
-              ids: upload(gpu, ids),
-              pad: upload(gpu, rowPos),
-              out,
-              batch: n,
-              colStart: 0,
-              columns: 1,
-              mode,
-              positions: true,
-            });
-            gpu.device.queue.submit([rec.finish()]);
-            const got = await readF32(gpu, out);
-            const want = new Float32Array(n * EH);
-            for (let row = 0; row < n; row++) {
-              for (let i = 0; i < EH; i++) {
-                const p = mode === "token" ? 0 : posT[(rowPos[row] + 2) * EH + i];
-                want[row * EH + i] = Math.fround(tok[ids[row] * EH + i] + p);
-              }
-            }
+            const { got, want } = await rowsAtPositions(
+              gpu,
+              emb,
+              { ids, pos: rowPos, mode, width: EH },
+              tok,
+              posT,
+            );
             assertEquals(
               maxAbsDiff(got, want),
               0,
