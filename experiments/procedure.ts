@@ -35,10 +35,8 @@ import { bootstrapMean, type Interval, positionIntervals } from "../eval/bootstr
 import type { ProgressMode } from "../io/progress.ts";
 import { frontierChart, intervalChart } from "../plots/charts.ts";
 import type { Figure } from "../plots/figure.ts";
-import { PLOTLY_FILE, plotlyBundle, toHtml } from "../plots/html.ts";
-import { renderFigurePng } from "../plots/png.ts";
 import type { OutputFolder } from "../io/output.ts";
-import { policyLabel, SWEEP_ITEM_COLUMNS, sweepItemRows } from "./report.ts";
+import { policyLabel, SWEEP_ITEM_COLUMNS, sweepItemRows, writeCharts } from "./report.ts";
 import {
   buildManifest,
   ITEMS_CSV_FILE,
@@ -730,32 +728,13 @@ export async function writeProcedureReport(
   const note = options.onNote ?? ((n: string) => console.error(`note: ${n}`));
   const stage = folder.staging();
   const set: Record<string, string> = {};
-  const html: string[] = [], png: string[] = [];
-  let pngMode = options.png ?? "auto";
   const figs = procedureFigures(r);
-  for (const [name, fig] of Object.entries(figs)) {
-    const title = ((fig.layout.title as { text?: string })?.text) ?? name;
-    set[`${name}.html`] = toHtml(fig, { title, plotlyJs: "file" });
-    set[PLOTLY_FILE] ??= plotlyBundle(); // one copy for every chart of the report
-    html.push(`${name}.html`);
-    if (pngMode !== false) {
-      try {
-        const ok = await renderFigurePng(fig, `${stage}/${name}.png`, {
-          title,
-          width: 1100,
-          height: 650,
-        });
-        if (ok) png.push(`${name}.png`);
-        else {
-          if (pngMode === true) note("chromium is not installed: no PNG pictures");
-          pngMode = false;
-        }
-      } catch (e) {
-        note(`no PNG for ${name}: ${(e as Error).message.split("\n")[0]}`);
-        pngMode = false;
-      }
-    }
-  }
+  const { html, png } = await writeCharts(Object.entries(figs), set, stage, {
+    png: options.png ?? "auto",
+    width: 1100,
+    height: 650,
+    note,
+  });
   set["procedure.json"] = JSON.stringify(procedureToJson(r), null, 1) + "\n";
   const o = r.options;
   const heldOutLine = r.heldOut

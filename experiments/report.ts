@@ -373,31 +373,18 @@ export async function writeSweepReport(
       generations: "generations.jsonl",
     };
     const set: Record<string, string> = {};
-    let png = options.png ?? "auto";
-    for (const [name, fig] of Object.entries(figs) as [keyof SweepFigures, Figure][]) {
-      if (!fig) continue;
+    const charts = await writeCharts(
+      (Object.entries(figs) as [keyof SweepFigures, Figure | undefined][])
+        .filter((e): e is [keyof SweepFigures, Figure] => !!e[1])
+        .map(([name, fig]) => [CHART_FILES[name], fig]),
+      set,
+      stage,
+      { png: options.png ?? "auto", width: 1000, height: 620, note },
+    );
+    for (const name of Object.keys(figs) as (keyof SweepFigures)[]) {
       const base = CHART_FILES[name];
-      const title = ((fig.layout.title as { text?: string })?.text) ?? base;
-      set[`${base}.html`] = toHtml(fig, { title, plotlyJs: "file" });
-      set[PLOTLY_FILE] ??= plotlyBundle(); // one copy for every chart of the report
-      files.html[name] = `${base}.html`;
-      if (png !== false) {
-        try {
-          const ok = await renderFigurePng(fig, `${stage}/${base}.png`, {
-            title,
-            width: 1000,
-            height: 620,
-          });
-          if (ok) files.png[name] = `${base}.png`;
-          else {
-            if (png === true) note("chromium is not installed: no PNG pictures");
-            png = false;
-          }
-        } catch (e) {
-          note(`no PNG for ${base}: ${(e as Error).message.split("\n")[0]}`);
-          png = false;
-        }
-      }
+      if (charts.html.includes(`${base}.html`)) files.html[name] = `${base}.html`;
+      if (charts.png.includes(`${base}.png`)) files.png[name] = `${base}.png`;
     }
     set["sweep.json"] = JSON.stringify(sweepToJson(result), null, 2) + "\n";
     const lines: string[] = [];
@@ -527,4 +514,57 @@ function reportMarkdown(
     out.push("## Reproduce", "", "```sh", options.reproduce, "```", "");
   }
   return out.join("\n");
+}
+
+/**
+ * Writes a report's charts into its file set: each figure as `<base>.html` (beside one shared
+ * `plotly.min.js`) and, unless `png` is `false`, as `<base>.png` rendered into the staging
+ * folder with headless Chromium. Without Chromium the PNGs are left out (a note when `png` is
+ * `true`); a PNG that fails is a note, and no more are tried.
+ *
+ * @param charts `[file base, figure]` pairs, in order
+ * @param set the report set's text files (name -> contents), added to
+ * @param stage the staging folder the PNGs are rendered into
+ * @param o PNG mode (`true`, `false`, `"auto"`), picture size, where notes go
+ * @returns the HTML and PNG file names written
+ * @example
+ * ```ts
+ * import { writeCharts } from "./report.ts";
+ * import type { Figure } from "../plots/mod.ts";
+ * declare const fig: Figure;
+ * const set: Record<string, string> = {};
+ * await writeCharts([["frontier", fig]], set, "/tmp/stage", { png: false, width: 900, height: 600, note: console.error });
+ * ```
+ */
+export async function writeCharts(
+  charts: readonly (readonly [string, Figure])[],
+  set: Record<string, string>,
+  stage: string,
+  o: { png: boolean | "auto"; width: number; height: number; note: (n: string) => void },
+): Promise<{ html: string[]; png: string[] }> {
+  const html: string[] = [], png: string[] = [];
+  let mode = o.png;
+  for (const [base, fig] of charts) {
+    const title = ((fig.layout.title as { text?: string })?.text) ?? base;
+    set[`${base}.html`] = toHtml(fig, { title, plotlyJs: "file" });
+    set[PLOTLY_FILE] ??= plotlyBundle(); // one copy for every chart of the report
+    html.push(`${base}.html`);
+    if (mode === false) continue;
+    try {
+      const ok = await renderFigurePng(fig, `${stage}/${base}.png`, {
+        title,
+        width: o.width,
+        height: o.height,
+      });
+      if (ok) png.push(`${base}.png`);
+      else {
+        if (mode === true) o.note("chromium is not installed: no PNG pictures");
+        mode = false;
+      }
+    } catch (e) {
+      o.note(`no PNG for ${base}: ${(e as Error).message.split("\n")[0]}`);
+      mode = false;
+    }
+  }
+  return { html, png };
 }
